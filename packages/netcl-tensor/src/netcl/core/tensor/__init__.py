@@ -1,0 +1,31 @@
+"""netcl.core.tensor: Tensor, Parameter, dtypes and the op system."""
+
+from netcl.core.tensor import ops
+from netcl.core.tensor._version import __version__
+from netcl.core.tensor.creation import (
+    arange,
+    empty_like,
+    empty_tensor as empty,
+    from_array,
+    from_buffer,
+    from_numpy,
+    full,
+    full_like,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from netcl.core.tensor.dtypes import bool_, float16, float32, int32, int64
+from netcl.core.tensor.tensor import Parameter, Tensor
+
+__all__ = [
+    "Parameter", "Tensor", "__version__", "arange", "bool_", "empty", "empty_like",
+    "float16", "float32", "from_array", "from_buffer", "from_numpy", "full", "full_like",
+    "int32", "int64", "manual_seed", "ones", "ones_like", "ops", "rand", "randn", "tensor",
+    "zeros", "zeros_like",
+]

@@ -1,0 +1,188 @@
+"""Making tensors: from host data, filled, random, or around another framework's buffers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cl_array
+
+from netcl.core.tensor import dtypes
+from netcl.core.tensor.dispatch import DeviceLike, empty, resolve_device
+from netcl.core.tensor.tensor import Scalar, Shape, Tensor
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator ``rand``/``randn`` use when given none."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+
+
+def _shape(shape: int | Sequence[int]) -> Shape:
+    return (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
+
+
+def from_numpy(array: np.ndarray[Any, Any], device: DeviceLike = None) -> Tensor:
+    """A device copy of ``array`` (fp64 becomes fp32, as netcl holds no fp64)."""
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    dtype = dtypes.as_dtype(array.dtype)
+    target = resolve_device(device)
+    host = np.ascontiguousarray(array)
+    out = empty(host.shape, dtype, target)
+    if host.size:
+        # Blocking, so the caller may reuse or free ``array`` at once.
+        cl.enqueue_copy(target.queue, out.buffer, host, is_blocking=True)
+    return out
+
+
+def tensor(
+    data: Any,
+    device: DeviceLike = None,
+    dtype: dtypes.DTypeLike | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """A tensor holding ``data`` (a number, nested lists, or a numpy array)."""
+    array = np.asarray(data)
+    if dtype is not None:
+        array = array.astype(dtypes.as_dtype(dtype))
+    elif array.dtype == np.float64:
+        array = array.astype(np.float32)
+    out = from_numpy(array, device)
+    out.requires_grad = requires_grad
+    return out
+
+
+def full(
+    shape: int | Sequence[int],
+    value: Scalar,
+    dtype: dtypes.DTypeLike = dtypes.float32,
+    device: DeviceLike = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    out = empty(_shape(shape), dtype, resolve_device(device))
+    out.fill_(value)
+    out.requires_grad = requires_grad
+    return out
+
+
+def zeros(
+    shape: int | Sequence[int],
+    dtype: dtypes.DTypeLike = dtypes.float32,
+    device: DeviceLike = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    return full(shape, 0, dtype, device, requires_grad)
+
+
+def ones(
+    shape: int | Sequence[int],
+    dtype: dtypes.DTypeLike = dtypes.float32,
+    device: DeviceLike = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    return full(shape, 1, dtype, device, requires_grad)
+
+
+def empty_tensor(
+    shape: int | Sequence[int], dtype: dtypes.DTypeLike = dtypes.float32, device: DeviceLike = None
+) -> Tensor:
+    """Uninitialised memory from the pool (exported as ``empty``)."""
+    return empty(_shape(shape), dtype, resolve_device(device))
+
+
+def arange(
+    start: float, stop: float | None = None, step: float = 1,
+    dtype: dtypes.DTypeLike | None = None, device: DeviceLike = None,
+) -> Tensor:
+    if stop is None:
+        start, stop = 0, start
+    values = np.arange(start, stop, step)
+    if dtype is None:
+        dtype = dtypes.int64 if values.dtype.kind in "iu" else dtypes.float32
+    return from_numpy(values.astype(dtypes.as_dtype(dtype)), device)
+
+
+def rand(
+    shape: int | Sequence[int],
+    dtype: dtypes.DTypeLike = dtypes.float32,
+    device: DeviceLike = None,
+    generator: np.random.Generator | None = None,
+) -> Tensor:
+    """Uniform on [0, 1), drawn on the host from ``generator`` (seeded by ``manual_seed``)."""
+    values = (generator or _generator).random(_shape(shape), dtype=np.float32)
+    return from_numpy(values.astype(dtypes.as_dtype(dtype)), device)
+
+
+def randn(
+    shape: int | Sequence[int],
+    dtype: dtypes.DTypeLike = dtypes.float32,
+    device: DeviceLike = None,
+    generator: np.random.Generator | None = None,
+) -> Tensor:
+    """Standard normal, drawn on the host from ``generator`` (seeded by ``manual_seed``)."""
+    values = (generator or _generator).standard_normal(_shape(shape), dtype=np.float32)
+    return from_numpy(values.astype(dtypes.as_dtype(dtype)), device)
+
+
+def zeros_like(t: Tensor, dtype: dtypes.DTypeLike | None = None) -> Tensor:
+    return full(t.shape, 0, dtype or t.dtype, t.device)
+
+
+def ones_like(t: Tensor, dtype: dtypes.DTypeLike | None = None) -> Tensor:
+    return full(t.shape, 1, dtype or t.dtype, t.device)
+
+
+def full_like(t: Tensor, value: Scalar, dtype: dtypes.DTypeLike | None = None) -> Tensor:
+    return full(t.shape, value, dtype or t.dtype, t.device)
+
+
+def empty_like(t: Tensor, dtype: dtypes.DTypeLike | None = None) -> Tensor:
+    return empty(t.shape, dtype or t.dtype, t.device)
+
+
+def from_buffer(
+    buffer: cl.MemoryObject,
+    shape: Sequence[int],
+    dtype: dtypes.DTypeLike,
+    queue: cl.CommandQueue,
+    offset: int = 0,
+    strides: Sequence[int] | None = None,
+) -> Tensor:
+    """Wrap another framework's pyopencl buffer without a copy.
+
+    ``offset`` and ``strides`` are in elements. The tensor does not own the
+    memory: the caller keeps ``buffer`` alive and works on ``queue`` (or waits
+    for it) so that netcl's kernels see its writes in order.
+    """
+    dtype = dtypes.as_dtype(dtype)
+    device = resolve_device(queue)
+    if buffer.context != device.context:
+        raise ValueError("from_buffer: the buffer belongs to a different OpenCL context than queue")
+    out = Tensor(buffer, shape, dtype, device, strides, offset)
+    last = out.offset + sum((s - 1) * st for s, st in zip(out.shape, out.strides, strict=True))
+    if out.size and (last + 1) * dtype.itemsize > buffer.size:
+        raise ValueError(
+            f"from_buffer: shape {out.shape} at offset {offset} needs "
+            f"{(last + 1) * dtype.itemsize} bytes, the buffer has {buffer.size}"
+        )
+    return out
+
+
+def from_array(array: cl_array.Array) -> Tensor:
+    """Wrap a ``pyopencl.array.Array`` without a copy (its strides must be whole elements)."""
+    itemsize = array.dtype.itemsize
+    if array.offset % itemsize or any(s % itemsize for s in array.strides):
+        raise ValueError("from_array: offset and strides must be multiples of the item size")
+    return from_buffer(
+        array.base_data,
+        array.shape,
+        array.dtype,
+        array.queue,
+        offset=array.offset // itemsize,
+        strides=[s // itemsize for s in array.strides],
+    )

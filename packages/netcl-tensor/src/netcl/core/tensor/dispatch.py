@@ -1,0 +1,82 @@
+"""The one path every op takes: check, allocate from the pool, enqueue, record."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyopencl as cl
+
+from netcl.core.device import Device, manager
+from netcl.core.tensor import dtypes, recorder
+from netcl.core.tensor.tensor import Tensor
+
+DeviceLike = Device | cl.CommandQueue | None
+
+# How many work-items a 1-D launch is rounded up to: a multiple of every
+# vendor's warp/wavefront, so the driver never picks a tiny work-group size.
+LAUNCH_ALIGN = 64
+
+
+def resolve_device(where: DeviceLike) -> Device:
+    """None: the default device; a pyopencl queue: the Device that owns it."""
+    if where is None:
+        return manager.default("auto")
+    if isinstance(where, Device):
+        return where
+    if isinstance(where, cl.CommandQueue):
+        return manager.for_queue(where)
+    raise TypeError(f"expected a Device, a pyopencl CommandQueue or None, got {type(where).__name__}")
+
+
+def common_device(op: str, tensors: Sequence[Tensor]) -> Device:
+    """The device every tensor is on, or a ValueError naming both devices."""
+    device = tensors[0].device
+    for other in tensors[1:]:
+        if other.device is not device:
+            raise ValueError(
+                f"{op}: tensors are on different devices ({device!r} and {other.device!r}); "
+                "move them to one device first"
+            )
+    return device
+
+
+def empty(shape: Sequence[int], dtype: dtypes.DTypeLike, device: Device) -> Tensor:
+    """An uninitialised contiguous tensor whose memory comes from the device's pool."""
+    dtype = dtypes.as_dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"negative dimension in shape {shape}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return Tensor(device.pool.allocate(nbytes), shape, dtype, device)
+
+
+def launch(
+    device: Device,
+    kernel: cl.Kernel,
+    work_items: int,
+    *args: Any,
+    local_size: int | None = None,
+) -> None:
+    """Enqueue ``kernel`` over ``work_items`` (rounded up; kernels check their bound)."""
+    if work_items == 0:
+        return
+    align = local_size or LAUNCH_ALIGN
+    global_size = -(-work_items // align) * align
+    kernel(device.queue, (global_size,), None if local_size is None else (local_size,), *args)
+
+
+def needs_grad(inputs: Sequence[Tensor]) -> bool:
+    return recorder.current() is not None and any(t.requires_grad for t in inputs)
+
+
+def record(op: str, inputs: Sequence[Tensor], output: Tensor, **saved: Any) -> Tensor:
+    """Tell the installed recorder of ``op`` when an input needs a gradient; returns ``output``."""
+    if needs_grad(inputs):
+        output.requires_grad = True
+        output.is_leaf = False
+        active = recorder.current()
+        assert active is not None
+        active.record(op, inputs, output, saved)
+    return output

@@ -1,0 +1,45 @@
+// One strided, broadcasting elementwise kernel for every unary, binary and
+// ternary op. elementwise.py supplies, as #defines:
+//   NDIM            0 when every operand is contiguous with the output's shape
+//                   (flat index), else the number of collapsed dimensions (<= 8)
+//   CT              the C type the expression is computed in
+//   EXPR            the expression, in terms of a, b, c (each of type CT)
+//   OUT_T, STORE    the output's storage type and how to store v at element i
+//   PARAMS_X, LOAD_X for each operand X in A, B, C that exists: its kernel
+//                   parameters (pointer, offset, strides; or one scalar) and
+//                   how to read it at element i
+
+#if NDIM > 0
+// The element offset of linear index i for one operand, walking the
+// output's shape from the innermost dimension out.
+inline int strided_offset(int i, const int *shape, int8 strides_vec) {
+    int strides[8];
+    vstore8(strides_vec, 0, strides);
+    int offset = 0;
+    for (int d = NDIM - 1; d >= 0; --d) {
+        offset += (i % shape[d]) * strides[d];
+        i /= shape[d];
+    }
+    return offset;
+}
+#define OFFSET(i, strides) strided_offset(i, shape, strides)
+#else
+#define OFFSET(i, strides) (i)
+#endif
+
+__kernel void elementwise(const int n, const int8 shape_vec,
+                          __global OUT_T *out, const int out_offset, const int8 out_strides
+                          PARAMS_A PARAMS_B PARAMS_C)
+{
+    const int i = get_global_id(0);
+    if (i >= n) return;
+#if NDIM > 0
+    int shape[8];
+    vstore8(shape_vec, 0, shape);
+#endif
+    const CT a = LOAD_A;
+    const CT b = LOAD_B;
+    const CT c = LOAD_C;
+    const int out_index = out_offset + OFFSET(i, out_strides);
+    STORE(out_index, (EXPR));
+}

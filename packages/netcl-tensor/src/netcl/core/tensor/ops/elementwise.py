@@ -1,0 +1,324 @@
+"""Elementwise ops: one broadcasting, strided kernel (elementwise.cl) serves them all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyopencl.cltypes as cltypes
+
+from netcl.core.tensor import dtypes
+from netcl.core.tensor.dispatch import common_device, empty, launch, needs_grad, record
+from netcl.core.tensor.tensor import Scalar, Shape, Tensor
+
+KERNEL_FILE = Path(__file__).with_name("elementwise.cl")
+MAX_DIMS = 8
+Operand = Tensor | Scalar
+
+
+def broadcast_shapes(op: str, shapes: Sequence[Shape]) -> Shape:
+    """numpy's broadcasting rule, with an error naming every shape."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        listed = " and ".join(str(s) for s in shapes)
+        raise ValueError(f"{op}: shapes {listed} cannot be broadcast together") from None
+
+
+def broadcast_strides(t: Tensor, shape: Shape) -> Shape:
+    """``t``'s strides seen from ``shape``: 0 along every broadcast dimension."""
+    lead = len(shape) - t.ndim
+    return (0,) * lead + tuple(
+        0 if size == 1 and want != 1 else stride
+        for size, stride, want in zip(t.shape, t.strides, shape[lead:], strict=True)
+    )
+
+
+def _collapse(shape: Shape, all_strides: list[Shape]) -> tuple[Shape, list[Shape]]:
+    """Drop size-1 dimensions and merge neighbours every operand walks contiguously.
+
+    Fewer dimensions means fewer divisions per element, and the common case
+    (everything contiguous) becomes one flat dimension.
+    """
+    keep = [d for d in range(len(shape)) if shape[d] != 1]
+    dims = [shape[d] for d in keep]
+    strides = [[s[d] for d in keep] for s in all_strides]
+    d = len(dims) - 1
+    while d > 0:
+        if all(s[d - 1] == s[d] * dims[d] for s in strides):
+            dims[d - 1] *= dims[d]
+            del dims[d]
+            for s in strides:
+                s[d - 1] = s[d]
+                del s[d]
+        d -= 1
+    return tuple(dims), [tuple(s) for s in strides]
+
+
+def _int8(values: Shape) -> np.ndarray[Any, Any]:
+    return cltypes.make_int8(*values, *([0] * (MAX_DIMS - len(values))))  # type: ignore[no-any-return]
+
+
+def _load(slot: str, dtype: np.dtype[Any], ct: str) -> str:
+    if dtype == dtypes.float16:
+        return f"(({ct})vload_half({slot}_offset + OFFSET(i, {slot}_strides), {slot}_data))"
+    return f"(({ct}){slot}_data[{slot}_offset + OFFSET(i, {slot}_strides)])"
+
+
+def _store(dtype: np.dtype[Any]) -> str:
+    if dtype == dtypes.float16:
+        return "vstore_half((float)(v), (idx), out)"
+    if dtype == dtypes.bool_:
+        return "out[idx] = (uchar)((v) != 0)"
+    return f"out[idx] = ({dtypes.STORAGE_C_TYPE[dtype]})(v)"
+
+
+def elementwise(
+    op: str,
+    expr: str,
+    operands: Sequence[Operand],
+    out_dtype: np.dtype[Any] | None = None,
+    float_op: bool = False,
+    out: Tensor | None = None,
+) -> Tensor:
+    """Apply ``expr`` (in ``a``, ``b``, ``c``) elementwise over broadcast ``operands``.
+
+    The compute dtype is the operands' promoted dtype (float32 for a
+    ``float_op`` on integers); the result has ``out_dtype`` or that dtype. With
+    ``out`` the result is written into that tensor (a view is respected).
+    """
+    tensors = [x for x in operands if isinstance(x, Tensor)]
+    anchor = tensors or ([out] if out is not None else [])
+    if not anchor:
+        raise TypeError(f"{op}: needs at least one tensor operand")
+    device = common_device(op, [*tensors, *([out] if out is not None else [])])
+
+    compute = anchor[0].dtype if not tensors else tensors[0].dtype
+    for t in tensors[1:]:
+        compute = dtypes.promote(compute, t.dtype)
+    for x in operands:
+        if not isinstance(x, Tensor):
+            compute = dtypes.promote_with_scalar(compute, x)
+    if float_op and not dtypes.is_floating(compute):
+        compute = dtypes.float32
+    result_dtype = out_dtype or compute
+
+    shape = broadcast_shapes(op, [t.shape for t in tensors]) if tensors else ()
+    if out is not None:
+        if broadcast_shapes(op, [shape, out.shape]) != out.shape:
+            raise ValueError(f"{op}: a result of shape {shape} does not fit output {out.shape}")
+        shape = out.shape
+    else:
+        out = empty(shape, result_dtype, device)
+
+    ct = dtypes.COMPUTE_C_TYPE[compute]
+    scalar_type = np.dtype({"float": np.float32, "int": np.int32, "long": np.int64}[ct])
+    strides_in = [broadcast_strides(t, shape) for t in tensors]
+    dims, collapsed = _collapse(shape, [out.strides, *strides_in])
+    if len(dims) > MAX_DIMS:
+        raise ValueError(f"{op}: more than {MAX_DIMS} non-contiguous dimensions in shape {shape}")
+    flat = len(dims) <= 1 and all(s == (1,) or s == () for s in collapsed)
+
+    defines: dict[str, str | int] = {
+        "NDIM": 0 if flat else len(dims),
+        "CT": ct,
+        "EXPR": expr,
+        "OUT_T": dtypes.STORAGE_C_TYPE[out.dtype],
+        "STORE(idx, v)": _store(out.dtype),
+    }
+    args: list[Any] = []
+    tensor_index = 0
+    for slot, x in zip("abc", operands, strict=False):
+        upper = slot.upper()
+        if isinstance(x, Tensor):
+            c_type = dtypes.STORAGE_C_TYPE[x.dtype]
+            defines[f"PARAMS_{upper}"] = (
+                f", __global const {c_type} *{slot}_data, const int {slot}_offset, "
+                f"const int8 {slot}_strides"
+            )
+            defines[f"LOAD_{upper}"] = _load(slot, x.dtype, ct)
+            args += [x.buffer, np.int32(x.offset), _int8(collapsed[1 + tensor_index])]
+            tensor_index += 1
+        else:
+            defines[f"PARAMS_{upper}"] = f", const {ct} {slot}_scalar"
+            defines[f"LOAD_{upper}"] = f"{slot}_scalar"
+            args.append(scalar_type.type(x))
+    for slot in "ABC"[len(operands):]:
+        defines[f"PARAMS_{slot}"] = ""
+        defines[f"LOAD_{slot}"] = "0"
+
+    kernel = device.kernels.kernel(KERNEL_FILE, "elementwise", defines)
+    n = int(np.prod(shape, dtype=np.int64))
+    launch(
+        device, kernel, n,
+        np.int32(n), _int8(dims), out.buffer, np.int32(out.offset), _int8(collapsed[0]), *args,
+    )
+    return out
+
+
+def _binary(op: str, expr: str, a: Operand, b: Operand, **kwargs: Any) -> Tensor:
+    out = elementwise(op, expr, [a, b], **kwargs)
+    return record(op, [x for x in (a, b) if isinstance(x, Tensor)], out, operands=(a, b))
+
+
+def _unary(op: str, expr: str, a: Tensor, float_op: bool = False) -> Tensor:
+    out = elementwise(op, expr, [a], float_op=float_op)
+    return record(op, [a], out, operands=(a,))
+
+
+def add(a: Operand, b: Operand) -> Tensor:
+    return _binary("add", "a + b", a, b)
+
+
+def sub(a: Operand, b: Operand) -> Tensor:
+    return _binary("sub", "a - b", a, b)
+
+
+def mul(a: Operand, b: Operand) -> Tensor:
+    return _binary("mul", "a * b", a, b)
+
+
+def div(a: Operand, b: Operand) -> Tensor:
+    """True division: integers divide as float32."""
+    return _binary("div", "a / b", a, b, float_op=True)
+
+
+def pow(a: Operand, b: Operand) -> Tensor:
+    return _binary("pow", "pow(a, b)", a, b, float_op=True)
+
+
+def maximum(a: Operand, b: Operand) -> Tensor:
+    return _binary("maximum", "(a >= b ? a : b)", a, b)
+
+
+def minimum(a: Operand, b: Operand) -> Tensor:
+    return _binary("minimum", "(a <= b ? a : b)", a, b)
+
+
+def _compare(op: str, expr: str, a: Operand, b: Operand) -> Tensor:
+    # Comparisons have no gradient, so they are never recorded.
+    return elementwise(op, expr, [a, b], out_dtype=dtypes.bool_)
+
+
+def lt(a: Operand, b: Operand) -> Tensor:
+    return _compare("lt", "a < b", a, b)
+
+
+def le(a: Operand, b: Operand) -> Tensor:
+    return _compare("le", "a <= b", a, b)
+
+
+def gt(a: Operand, b: Operand) -> Tensor:
+    return _compare("gt", "a > b", a, b)
+
+
+def ge(a: Operand, b: Operand) -> Tensor:
+    return _compare("ge", "a >= b", a, b)
+
+
+def eq(a: Operand, b: Operand) -> Tensor:
+    return _compare("eq", "a == b", a, b)
+
+
+def ne(a: Operand, b: Operand) -> Tensor:
+    return _compare("ne", "a != b", a, b)
+
+
+def neg(a: Tensor) -> Tensor:
+    return _unary("neg", "-a", a)
+
+
+def abs(a: Tensor) -> Tensor:
+    return _unary("abs", "(a < 0 ? -a : a)", a)
+
+
+def exp(a: Tensor) -> Tensor:
+    return _unary("exp", "exp(a)", a, float_op=True)
+
+
+def log(a: Tensor) -> Tensor:
+    return _unary("log", "log(a)", a, float_op=True)
+
+
+def sqrt(a: Tensor) -> Tensor:
+    return _unary("sqrt", "sqrt(a)", a, float_op=True)
+
+
+def relu(a: Tensor) -> Tensor:
+    return _unary("relu", "(a > 0 ? a : 0)", a)
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    return _unary("sigmoid", "1.0f / (1.0f + exp(-a))", a, float_op=True)
+
+
+def tanh(a: Tensor) -> Tensor:
+    return _unary("tanh", "tanh(a)", a, float_op=True)
+
+
+def where(condition: Tensor, a: Operand, b: Operand) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b``; ``condition`` must be bool."""
+    if condition.dtype != dtypes.bool_:
+        raise TypeError(f"where: condition must be bool, got {condition.dtype}")
+    # The condition is an operand like the others; computing in the values'
+    # dtype turns it into 0 or 1, so promote on the values alone.
+    values = [x for x in (a, b) if isinstance(x, Tensor)]
+    dtype = values[0].dtype if values else dtypes.float32
+    for t in values[1:]:
+        dtype = dtypes.promote(dtype, t.dtype)
+    for x in (a, b):
+        if not isinstance(x, Tensor):
+            dtype = dtypes.promote_with_scalar(dtype, x)
+    out = elementwise("where", "(a != 0 ? b : c)", [condition, a, b], out_dtype=dtype)
+    return record("where", values, out, operands=(condition, a, b))
+
+
+def cast(a: Tensor, dtype: dtypes.DTypeLike) -> Tensor:
+    target = dtypes.as_dtype(dtype)
+    if target == a.dtype:
+        return copy(a)
+    out = elementwise("cast", "a", [a], out_dtype=target)
+    if dtypes.is_floating(target):
+        return record("cast", [a], out, operands=(a,))
+    return out
+
+
+def copy(a: Tensor) -> Tensor:
+    """A contiguous copy of ``a``."""
+    out = elementwise("copy", "a", [a])
+    return record("copy", [a], out, operands=(a,))
+
+
+def _check_inplace(op: str, target: Tensor) -> None:
+    if needs_grad([target]):
+        raise RuntimeError(
+            f"{op}: in-place update of a tensor that requires grad while a Tape records; "
+            "do it outside the tape or under no_grad()"
+        )
+
+
+def add_(target: Tensor, other: Operand, alpha: Scalar = 1) -> Tensor:
+    """``target += alpha * other``, in place (into the view ``target`` is)."""
+    _check_inplace("add_", target)
+    if alpha == 1:
+        return elementwise("add_", "a + b", [target, other], out=target)
+    # alpha is an argument, not part of the source, so a new alpha builds nothing.
+    return elementwise("add_", "a + c * b", [target, other, alpha], out=target)
+
+
+def mul_(target: Tensor, other: Operand) -> Tensor:
+    _check_inplace("mul_", target)
+    return elementwise("mul_", "a * b", [target, other], out=target)
+
+
+def copy_(target: Tensor, source: Tensor) -> Tensor:
+    """Copy ``source`` (broadcast, cast) into ``target``'s memory."""
+    _check_inplace("copy_", target)
+    return elementwise("copy_", "a", [source], out=target)
+
+
+def fill_(target: Tensor, value: Scalar) -> Tensor:
+    _check_inplace("fill_", target)
+    return elementwise("fill_", "a", [value], out=target)

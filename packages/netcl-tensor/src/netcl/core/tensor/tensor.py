@@ -1,0 +1,331 @@
+"""Tensor and Parameter: typed, strided views onto pooled OpenCL buffers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cl_array
+
+from netcl.core.device import Device
+from netcl.core.tensor import dtypes
+
+Shape = tuple[int, ...]
+Scalar = float | int | bool
+
+
+def contiguous_strides(shape: Sequence[int]) -> Shape:
+    """Row-major strides, in elements, for ``shape``."""
+    strides = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        strides[d] = strides[d + 1] * max(shape[d + 1], 1)
+    return tuple(strides)
+
+
+class Tensor:
+    """An n-dimensional array on an OpenCL device.
+
+    A tensor is a view: ``shape``, ``strides`` and ``offset`` (in elements) onto
+    ``buffer``, a device buffer usually taken from the device's BufferPool.
+    Ops enqueue kernels on the device's in-order queue and return at once;
+    only reading a value back (``numpy()``, ``item()``) waits for the device.
+    """
+
+    def __init__(
+        self,
+        buffer: cl.MemoryObject,
+        shape: Sequence[int],
+        dtype: dtypes.DTypeLike,
+        device: Device,
+        strides: Sequence[int] | None = None,
+        offset: int = 0,
+        requires_grad: bool = False,
+    ) -> None:
+        self.buffer = buffer
+        self.shape: Shape = tuple(int(s) for s in shape)
+        self.dtype = dtypes.as_dtype(dtype)
+        self.device = device
+        self.strides: Shape = (
+            contiguous_strides(self.shape) if strides is None else tuple(int(s) for s in strides)
+        )
+        self.offset = int(offset)
+        self.grad: Tensor | None = None
+        # False once an op that needs a gradient produced this tensor.
+        self.is_leaf = True
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def queue(self) -> cl.CommandQueue:
+        return self.device.queue
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and not dtypes.is_floating(self.dtype):
+            raise TypeError(f"only floating tensors can require grad, this one is {self.dtype}")
+        self._requires_grad = bool(value)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return math.prod(self.shape)
+
+    def numel(self) -> int:
+        return self.size
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.itemsize
+
+    @property
+    def is_contiguous(self) -> bool:
+        expected = contiguous_strides(self.shape)
+        return all(
+            size == 1 or stride == want
+            for size, stride, want in zip(self.shape, self.strides, expected, strict=True)
+        )
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 (numpy's and PyTorch's name)
+        return self.transpose(-1, -2) if self.ndim >= 2 else self
+
+    # -- reading back -------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray[Any, Any]:
+        """A host copy; waits for every op enqueued before it."""
+        source = self if self.is_contiguous else self.contiguous()
+        host = np.empty(self.shape, dtype=self.dtype)
+        if host.size:
+            cl.enqueue_copy(
+                self.queue, host, source.buffer, src_offset=source.offset * self.itemsize
+            )
+        return host
+
+    def item(self) -> Scalar:
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor of one element, this one has shape {self.shape}")
+        value: Scalar = self.numpy().reshape(()).item()
+        return value
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def to_array(self) -> cl_array.Array:
+        """This tensor as a ``pyopencl.array.Array`` over the same memory (no copy)."""
+        return cl_array.Array(
+            self.queue,
+            self.shape,
+            self.dtype,
+            strides=tuple(s * self.itemsize for s in self.strides),
+            data=self.buffer,
+            offset=self.offset * self.itemsize,
+        )
+
+    # -- autograd-facing ----------------------------------------------------------------------
+    def detach(self) -> Tensor:
+        """The same memory, cut off from any gradient."""
+        return Tensor(self.buffer, self.shape, self.dtype, self.device, self.strides, self.offset)
+
+    def requires_grad_(self, value: bool = True) -> Tensor:
+        self.requires_grad = value
+        return self
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.numpy(), separator=", ", threshold=20)
+        return f"Tensor({body}, dtype={self.dtype}{grad})"
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    # Hash by identity, as PyTorch does, so tensors key dicts and sets; == is elementwise.
+    __hash__ = object.__hash__
+
+    # -- ops: each defers to netcl.core.tensor.ops ----------------------------------------------
+    def __add__(self, other: Tensor | Scalar) -> Tensor:
+        return ops.add(self, other)
+
+    def __radd__(self, other: Scalar) -> Tensor:
+        return ops.add(other, self)
+
+    def __sub__(self, other: Tensor | Scalar) -> Tensor:
+        return ops.sub(self, other)
+
+    def __rsub__(self, other: Scalar) -> Tensor:
+        return ops.sub(other, self)
+
+    def __mul__(self, other: Tensor | Scalar) -> Tensor:
+        return ops.mul(self, other)
+
+    def __rmul__(self, other: Scalar) -> Tensor:
+        return ops.mul(other, self)
+
+    def __truediv__(self, other: Tensor | Scalar) -> Tensor:
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other: Scalar) -> Tensor:
+        return ops.div(other, self)
+
+    def __pow__(self, other: Tensor | Scalar) -> Tensor:
+        return ops.pow(self, other)
+
+    def __rpow__(self, other: Scalar) -> Tensor:
+        return ops.pow(other, self)
+
+    def __neg__(self) -> Tensor:
+        return ops.neg(self)
+
+    def __matmul__(self, other: Tensor) -> Tensor:
+        return ops.matmul(self, other)
+
+    def __lt__(self, other: Tensor | Scalar) -> Tensor:
+        return ops.lt(self, other)
+
+    def __le__(self, other: Tensor | Scalar) -> Tensor:
+        return ops.le(self, other)
+
+    def __gt__(self, other: Tensor | Scalar) -> Tensor:
+        return ops.gt(self, other)
+
+    def __ge__(self, other: Tensor | Scalar) -> Tensor:
+        return ops.ge(self, other)
+
+    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
+        if not isinstance(other, Tensor | float | int | bool):
+            return NotImplemented
+        return ops.eq(self, other)
+
+    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
+        if not isinstance(other, Tensor | float | int | bool):
+            return NotImplemented
+        return ops.ne(self, other)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.getitem(self, index)
+
+    def exp(self) -> Tensor:
+        return ops.exp(self)
+
+    def log(self) -> Tensor:
+        return ops.log(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.sqrt(self)
+
+    def relu(self) -> Tensor:
+        return ops.relu(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.sigmoid(self)
+
+    def tanh(self) -> Tensor:
+        return ops.tanh(self)
+
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.max(self, axis, keepdims)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        return ops.argmax(self, axis, keepdims)
+
+    def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.logsumexp(self, axis, keepdims)
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        return ops.reshape(self, _shape_args(shape))
+
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
+        return ops.view(self, _shape_args(shape))
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        return ops.transpose(self, dim0, dim1)
+
+    def permute(self, *dims: int | Sequence[int]) -> Tensor:
+        return ops.permute(self, _shape_args(dims))
+
+    def expand(self, *shape: int | Sequence[int]) -> Tensor:
+        return ops.expand(self, _shape_args(shape))
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        return ops.flatten(self, start_dim, end_dim)
+
+    def contiguous(self) -> Tensor:
+        return self if self.is_contiguous else ops.copy(self)
+
+    def clone(self) -> Tensor:
+        return ops.copy(self)
+
+    def astype(self, dtype: dtypes.DTypeLike) -> Tensor:
+        return ops.cast(self, dtype)
+
+    def add_(self, other: Tensor | Scalar, alpha: Scalar = 1) -> Tensor:
+        return ops.add_(self, other, alpha)
+
+    def mul_(self, other: Tensor | Scalar) -> Tensor:
+        return ops.mul_(self, other)
+
+    def copy_(self, source: Tensor) -> Tensor:
+        return ops.copy_(self, source)
+
+    def fill_(self, value: Scalar) -> Tensor:
+        return ops.fill_(self, value)
+
+    def zero_(self) -> Tensor:
+        return ops.fill_(self, 0)
+
+
+class Parameter(Tensor):
+    """A leaf tensor that a module trains: ``requires_grad`` is True by default."""
+
+    def __init__(self, data: Tensor, requires_grad: bool = True) -> None:
+        super().__init__(
+            data.buffer,
+            data.shape,
+            data.dtype,
+            data.device,
+            data.strides,
+            data.offset,
+            requires_grad=requires_grad,
+        )
+
+    def __repr__(self) -> str:
+        return "Parameter(" + super().__repr__().removeprefix("Tensor(")
+
+
+def _shape_args(args: tuple[int | Sequence[int], ...]) -> Shape:
+    """Accept both ``t.reshape(2, 3)`` and ``t.reshape((2, 3))``."""
+    if len(args) == 1 and not isinstance(args[0], int):
+        return tuple(int(a) for a in args[0])
+    return tuple(int(a) for a in args)  # type: ignore[arg-type]
+
+
+# Imported last: the ops build Tensors, and Tensor's methods call the ops.
+from netcl.core.tensor import ops  # noqa: E402
