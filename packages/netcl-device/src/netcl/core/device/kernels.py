@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pyopencl as cl
-
 from netcl.core.device.errors import KernelBuildError
 
 Defines = Mapping[str, str | int | float]

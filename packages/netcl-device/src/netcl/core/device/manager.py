@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pyopencl as cl
-
 from netcl.core.device.device import Device, DeviceInfo, device_type_name
 from netcl.core.device.errors import DeviceError
 
@@ -86,7 +85,9 @@ class DeviceManager:
                 f"asked for device {kind!r} but no OpenCL platform was found; install "
                 "pocl-binary-distribution (CPU) or a GPU vendor's OpenCL driver"
             )
-        listing = ", ".join(f"{spec} {device_type_name(d)} {d.name.strip()}" for spec, d in available)
+        listing = ", ".join(
+            f"{spec} {device_type_name(d)} {d.name.strip()}" for spec, d in available
+        )
         if ":" in kind:
             for spec, cl_device in available:
                 if spec == kind.replace(" ", ""):

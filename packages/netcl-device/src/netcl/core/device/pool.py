@@ -38,7 +38,7 @@ class BufferPool:
         self._allocations = 0
         self._hits = 0
 
-    def allocate(self, nbytes: int) -> cl.MemoryObject:
+    def allocate(self, nbytes: int) -> cl.MemoryObjectHolder:
         """A buffer of at least ``nbytes`` bytes (at least 1), from the pool when one fits."""
         if nbytes < 0:
             raise ValueError(f"BufferPool.allocate: nbytes must be >= 0, got {nbytes}")

@@ -146,7 +146,7 @@ def empty_like(t: Tensor, dtype: dtypes.DTypeLike | None = None) -> Tensor:
 
 
 def from_buffer(
-    buffer: cl.MemoryObject,
+    buffer: cl.MemoryObjectHolder,
     shape: Sequence[int],
     dtype: dtypes.DTypeLike,
     queue: cl.CommandQueue,

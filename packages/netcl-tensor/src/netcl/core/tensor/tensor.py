@@ -36,7 +36,7 @@ class Tensor:
 
     def __init__(
         self,
-        buffer: cl.MemoryObject,
+        buffer: cl.MemoryObjectHolder,
         shape: Sequence[int],
         dtype: dtypes.DTypeLike,
         device: Device,
