@@ -56,7 +56,9 @@ def main() -> None:
     manual_seed(args.seed)
     device = manager.default("auto")
     q = device.queue
-    print(f"device: {device.name} ({device.type}); {len(x_train)} train / {len(x_test)} test digits")
+    print(
+        f"device: {device.name} ({device.type}); {len(x_train)} train / {len(x_test)} test digits"
+    )
 
     model = Sequential(Linear(q, 64, 256), ReLU(), Linear(q, 256, 10))
     optimizer = Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
