@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import time
 
-import netcl.autograd as ag
 import numpy as np
 import pyopencl as cl
+from sklearn.datasets import load_digits
+
+import netcl.autograd as ag
 from netcl.core.device import manager
 from netcl.core.tensor import Tensor, from_numpy, manual_seed
 from netcl.nn import Linear, ReLU, Sequential, cross_entropy
 from netcl.optim import Adam, CosineAnnealingLR
-from sklearn.datasets import load_digits
 
 
 def batches(

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyopencl as cl
 import pytest
+
 from netcl.core.device import (
     Device,
     DeviceError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyopencl as cl
+
 from netcl.core.device.kernels import KernelCache
 from netcl.core.device.pool import BufferPool
 

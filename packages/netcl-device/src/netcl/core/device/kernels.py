@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import pyopencl as cl
+
 from netcl.core.device.errors import KernelBuildError
 
 Defines = Mapping[str, str | int | float]
@@ -74,7 +76,12 @@ class KernelCache:
 
     def _build(self, source: str, origin: str, options: tuple[str, ...]) -> dict[str, cl.Kernel]:
         try:
-            program = cl.Program(self._context, source).build(options=list(options))
+            with warnings.catch_warnings():
+                # NVIDIA's compiler logs a note for every kernel ("overriding
+                # noinline attribute"), which pyopencl turns into a warning per
+                # build; a failed build still raises, with the whole log.
+                warnings.simplefilter("ignore", cl.CompilerWarning)
+                program = cl.Program(self._context, source).build(options=list(options))
         except cl.RuntimeError as error:
             raise KernelBuildError(f"building {origin} failed:\n{error}") from error
         return {kernel.function_name: kernel for kernel in program.all_kernels()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pyopencl as cl
+
 from netcl.core.device.device import Device, DeviceInfo, device_type_name
 from netcl.core.device.errors import DeviceError
 

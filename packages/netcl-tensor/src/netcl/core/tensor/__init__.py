@@ -5,7 +5,6 @@ from netcl.core.tensor._version import __version__
 from netcl.core.tensor.creation import (
     arange,
     empty_like,
-    empty_tensor as empty,
     from_array,
     from_buffer,
     from_numpy,
@@ -19,6 +18,9 @@ from netcl.core.tensor.creation import (
     tensor,
     zeros,
     zeros_like,
+)
+from netcl.core.tensor.creation import (
+    empty_tensor as empty,
 )
 from netcl.core.tensor.dtypes import bool_, float16, float32, int32, int64
 from netcl.core.tensor.tensor import Parameter, Tensor

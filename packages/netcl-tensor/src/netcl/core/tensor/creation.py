@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyopencl as cl
@@ -32,11 +32,13 @@ def from_numpy(array: np.ndarray[Any, Any], device: DeviceLike = None) -> Tensor
         array = array.astype(np.float32)
     dtype = dtypes.as_dtype(array.dtype)
     target = resolve_device(device)
-    host = np.ascontiguousarray(array)
+    # ascontiguousarray turns a 0-d array into shape (1,); the reshape keeps it 0-d.
+    host = np.ascontiguousarray(array).reshape(array.shape)
     out = empty(host.shape, dtype, target)
     if host.size:
         # Blocking, so the caller may reuse or free ``array`` at once.
-        cl.enqueue_copy(target.queue, out.buffer, host, is_blocking=True)
+        # pyopencl's stubs name Buffer; a pooled buffer copies the same way.
+        cl.enqueue_copy(target.queue, cast(cl.Buffer, out.buffer), host, is_blocking=True)
     return out
 
 
@@ -175,6 +177,10 @@ def from_buffer(
 
 def from_array(array: cl_array.Array) -> Tensor:
     """Wrap a ``pyopencl.array.Array`` without a copy (its strides must be whole elements)."""
+    if array.base_data is None or array.queue is None:
+        raise ValueError("from_array: the array needs device memory and a queue")
+    if not isinstance(array.base_data, cl.MemoryObjectHolder):
+        raise ValueError("from_array: SVM-backed arrays are not supported")
     itemsize = array.dtype.itemsize
     if array.offset % itemsize or any(s % itemsize for s in array.strides):
         raise ValueError("from_array: offset and strides must be multiples of the item size")

@@ -27,7 +27,9 @@ def resolve_device(where: DeviceLike) -> Device:
         return where
     if isinstance(where, cl.CommandQueue):
         return manager.for_queue(where)
-    raise TypeError(f"expected a Device, a pyopencl CommandQueue or None, got {type(where).__name__}")
+    raise TypeError(
+        f"expected a Device, a pyopencl CommandQueue or None, got {type(where).__name__}"
+    )
 
 
 def common_device(op: str, tensors: Sequence[Tensor]) -> Device:

@@ -41,6 +41,9 @@ def promote(a: np.dtype[Any], b: np.dtype[Any]) -> np.dtype[Any]:
     """The result dtype of a binary op between two tensors, as PyTorch promotes."""
     if a == b:
         return a
+    if is_floating(a) != is_floating(b):
+        # An integer never widens a float (numpy would make int32 + float32 float64).
+        return a if is_floating(a) else b
     return as_dtype(np.promote_types(a, b))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyopencl as cl
@@ -12,6 +12,7 @@ import pyopencl.array as cl_array
 
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
+from netcl.core.tensor.recorder import recording
 
 Shape = tuple[int, ...]
 Scalar = float | int | bool
@@ -102,23 +103,32 @@ class Tensor:
         )
 
     @property
-    def T(self) -> Tensor:  # noqa: N802 (numpy's and PyTorch's name)
+    def T(self) -> Tensor:
         return self.transpose(-1, -2) if self.ndim >= 2 else self
 
     # -- reading back -------------------------------------------------------------------------
     def numpy(self) -> np.ndarray[Any, Any]:
         """A host copy; waits for every op enqueued before it."""
-        source = self if self.is_contiguous else self.contiguous()
+        if self.is_contiguous:
+            source = self
+        else:
+            # Reading back is not an op of the model: keep the copy off any tape.
+            with recording(None):
+                source = ops.copy(self)
         host = np.empty(self.shape, dtype=self.dtype)
         if host.size:
+            # pyopencl's stubs name Buffer; a pooled buffer copies the same way.
+            device_buffer = cast(cl.Buffer, source.buffer)
             cl.enqueue_copy(
-                self.queue, host, source.buffer, src_offset=source.offset * self.itemsize
+                self.queue, host, device_buffer, src_offset=source.offset * self.itemsize
             )
         return host
 
     def item(self) -> Scalar:
         if self.size != 1:
-            raise ValueError(f"item() needs a tensor of one element, this one has shape {self.shape}")
+            raise ValueError(
+                f"item() needs a tensor of one element, this one has shape {self.shape}"
+            )
         value: Scalar = self.numpy().reshape(()).item()
         return value
 

@@ -58,7 +58,7 @@ def _collapse(shape: Shape, all_strides: list[Shape]) -> tuple[Shape, list[Shape
 
 
 def _int8(values: Shape) -> np.ndarray[Any, Any]:
-    return cltypes.make_int8(*values, *([0] * (MAX_DIMS - len(values))))  # type: ignore[no-any-return]
+    return cltypes.make_int8(*values, *([0] * (MAX_DIMS - len(values))))  # type: ignore[attr-defined,no-any-return]
 
 
 def _load(slot: str, dtype: np.dtype[Any], ct: str) -> str:
@@ -258,6 +258,11 @@ def tanh(a: Tensor) -> Tensor:
     return _unary("tanh", "tanh(a)", a, float_op=True)
 
 
+def erf(a: Tensor) -> Tensor:
+    """The error function (OpenCL's erf), as exact GELU needs."""
+    return _unary("erf", "erf(a)", a, float_op=True)
+
+
 def where(condition: Tensor, a: Operand, b: Operand) -> Tensor:
     """``a`` where ``condition`` holds, else ``b``; ``condition`` must be bool."""
     if condition.dtype != dtypes.bool_:
@@ -265,7 +270,8 @@ def where(condition: Tensor, a: Operand, b: Operand) -> Tensor:
     # The condition is an operand like the others; computing in the values'
     # dtype turns it into 0 or 1, so promote on the values alone.
     values = [x for x in (a, b) if isinstance(x, Tensor)]
-    dtype = values[0].dtype if values else dtypes.float32
+    # With two scalars, start from bool so they promote as numpy's do (1, 0 -> int64).
+    dtype = values[0].dtype if values else dtypes.bool_
     for t in values[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
     for x in (a, b):

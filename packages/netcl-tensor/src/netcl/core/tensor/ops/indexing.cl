@@ -1,0 +1,76 @@
+// Gather and scatter-add along one axis, for index_select, take_along_axis,
+// index_add and scatter_add. Both kernels walk a shape of up to 8 dimensions
+// (ndim, a runtime argument, so one build serves every rank) and find, for
+// each element, the index to use along `axis` at idx[idx_offset + coord .
+// idx_strides]: index_select passes a stride only along `axis` (one index per
+// slice), take_along_axis/scatter_add pass the index tensor's own strides.
+// Indices arrive non-negative and range-checked by indexing.py.
+
+// The offset of linear index i of `shape` in an operand with `strides`,
+// leaving dimension `skip` out (-1: none); the caller adds the looked-up
+// index along it.
+inline int offset_of(int i, const int ndim, const int skip, const int *shape,
+                     const int *strides)
+{
+    int offset = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+        if (d != skip) offset += (i % shape[d]) * strides[d];
+        i /= shape[d];
+    }
+    return offset;
+}
+
+#ifdef WORD_T
+// out (contiguous, of `shape`) [i] = src[... idx ...]. Elements are copied as
+// raw words of their size (WORD_T), so one build serves every dtype of a size,
+// fp16 included.
+__kernel void gather(const int n, const int ndim, const int axis, const int8 shape_vec,
+                     __global WORD_T *out,
+                     __global const WORD_T *src, const int src_offset, const int8 src_strides_vec,
+                     __global const long *idx, const int idx_offset, const int8 idx_strides_vec)
+{
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    int shape[8], src_strides[8], idx_strides[8];
+    vstore8(shape_vec, 0, shape);
+    vstore8(src_strides_vec, 0, src_strides);
+    vstore8(idx_strides_vec, 0, idx_strides);
+    const long k = idx[idx_offset + offset_of(i, ndim, -1, shape, idx_strides)];
+    out[i] = src[src_offset + offset_of(i, ndim, axis, shape, src_strides) + (int)k * src_strides[axis]];
+}
+#endif
+
+#ifdef ACC_T
+// OpenCL 1.2 has atomic add for 32-bit integers only; a float add is a
+// compare-and-exchange loop on the float's bit pattern, retried until no
+// other work-item wrote the word between our read and our write.
+inline void atomic_add_float(volatile __global float *p, const float v)
+{
+    union { unsigned int u; float f; } seen, next;
+    do {
+        seen.f = *p;
+        next.f = seen.f + v;
+    } while (atomic_cmpxchg((volatile __global unsigned int *)p, seen.u, next.u) != seen.u);
+}
+
+// out (contiguous, of out_strides) [... idx ...] += src[i] for every element i
+// of src's `shape`. Duplicate indices meet at one address, hence atomics.
+__kernel void scatter_add(const int n, const int ndim, const int axis, const int8 shape_vec,
+                          __global ACC_T *out, const int8 out_strides_vec,
+                          __global const SRC_T *src, const int src_offset,
+                          const int8 src_strides_vec,
+                          __global const long *idx, const int idx_offset,
+                          const int8 idx_strides_vec)
+{
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    int shape[8], out_strides[8], src_strides[8], idx_strides[8];
+    vstore8(shape_vec, 0, shape);
+    vstore8(out_strides_vec, 0, out_strides);
+    vstore8(src_strides_vec, 0, src_strides);
+    vstore8(idx_strides_vec, 0, idx_strides);
+    const long k = idx[idx_offset + offset_of(i, ndim, -1, shape, idx_strides)];
+    const int out_pos = offset_of(i, ndim, axis, shape, out_strides) + (int)k * out_strides[axis];
+    ATOMIC_ADD(out + out_pos, LOAD(src_offset + offset_of(i, ndim, -1, shape, src_strides)));
+}
+#endif

@@ -1,0 +1,216 @@
+"""Gathers and scatter-adds along one axis (indexing.cl).
+
+``index_select`` and ``take_along_axis`` read; ``index_add`` and
+``scatter_add`` are their adjoints, which their backward passes need.
+Indices may be negative (counted from the end, as in numpy); every index is
+checked on the host before anything is enqueued or allocated for the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netcl.core.device import Device
+from netcl.core.tensor import dtypes
+from netcl.core.tensor.creation import from_numpy
+from netcl.core.tensor.dispatch import empty, launch, record
+from netcl.core.tensor.ops.elementwise import MAX_DIMS, _int8, elementwise
+from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
+
+KERNEL_FILE = Path(__file__).with_name("indexing.cl")
+IndexLike = Tensor | np.ndarray[Any, Any] | Sequence[int]
+
+_WORDS = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong"}
+
+
+def _axis(op: str, shape: Shape, axis: int) -> int:
+    ndim = len(shape)
+    if not -ndim <= axis < ndim:
+        raise IndexError(f"{op}: axis {axis} is out of range for shape {shape} ({ndim} dimensions)")
+    if ndim > MAX_DIMS:
+        raise ValueError(f"{op}: at most {MAX_DIMS} dimensions are supported, shape is {shape}")
+    return axis % ndim
+
+
+def _index_shape(indices: IndexLike) -> Shape:
+    return indices.shape if isinstance(indices, Tensor) else np.shape(indices)
+
+
+def _check_range(op: str, host: np.ndarray[Any, Any], axis: int, size: int) -> None:
+    if host.size == 0:
+        return
+    low, high = int(host.min()), int(host.max())
+    if low < -size or high >= size:
+        raise IndexError(
+            f"{op}: indices range from {low} to {high}, but axis {axis} has size {size} "
+            f"(valid indices are {-size} to {size - 1})"
+        )
+
+
+def as_indices(op: str, indices: IndexLike, axis: int, size: int, device: Device) -> Tensor:
+    """``indices`` as a non-negative int64 tensor on ``device``, each checked against ``size``.
+
+    A Tensor of indices is read back to check it. That waits for the queue,
+    but an out-of-range index would make a kernel read or write outside its
+    buffer, silently; the error belongs at this call. Indices are usually far
+    smaller than the data they select, so the transfer is cheap next to it.
+    """
+    if isinstance(indices, Tensor):
+        if indices.dtype not in (dtypes.int32, dtypes.int64):
+            raise TypeError(f"{op}: indices must be int32 or int64, got {indices.dtype}")
+        if indices.device is not device:
+            raise ValueError(
+                f"{op}: indices are on {indices.device!r} but the data is on {device!r}"
+            )
+        host = indices.numpy()
+        _check_range(op, host, axis, size)
+        if indices.dtype == dtypes.int64 and (host.size == 0 or host.min() >= 0):
+            return indices
+    else:
+        host = np.asarray(indices)
+        # An empty list comes out as float64; it selects nothing, whatever its dtype.
+        if host.dtype.kind not in "iu" and host.size:
+            raise TypeError(f"{op}: indices must be integers, got an array of {host.dtype}")
+        _check_range(op, host, axis, size)
+    normalized = np.where(host < 0, host + size, host).astype(np.int64)
+    return from_numpy(normalized.reshape(host.shape), device)
+
+
+def _gather(a: Tensor, axis: int, indices: Tensor, shape: Shape, idx_strides: Shape) -> Tensor:
+    out = empty(shape, a.dtype, a.device)
+    word = _WORDS[a.dtype.itemsize]
+    kernel = a.device.kernels.kernel(KERNEL_FILE, "gather", {"WORD_T": word})
+    launch(
+        a.device, kernel, out.size,
+        np.int32(out.size), np.int32(len(shape)), np.int32(axis), _int8(shape),
+        out.buffer, a.buffer, np.int32(a.offset), _int8(a.strides),
+        indices.buffer, np.int32(indices.offset), _int8(idx_strides),
+    )
+    return out
+
+
+def _one_axis_strides(ndim: int, axis: int, indices: Tensor) -> Shape:
+    """Index strides that give every slice along ``axis`` the same index."""
+    return tuple(indices.strides[0] if d == axis else 0 for d in range(ndim))
+
+
+def index_select(a: Tensor, axis: int, indices: IndexLike) -> Tensor:
+    """The slices of ``a`` at ``indices`` (1-D) along ``axis``, in that order.
+
+    The result has ``a``'s shape with ``axis`` replaced by ``len(indices)``.
+    Recorded as ``index_select`` with the non-negative int64 ``indices``.
+    """
+    axis = _axis("index_select", a.shape, axis)
+    if len(_index_shape(indices)) != 1:
+        raise ValueError(
+            f"index_select: indices must be 1-D, got shape {_index_shape(indices)}"
+        )
+    idx = as_indices("index_select", indices, axis, a.shape[axis], a.device)
+    shape = (*a.shape[:axis], idx.shape[0], *a.shape[axis + 1 :])
+    out = _gather(a, axis, idx, shape, _one_axis_strides(a.ndim, axis, idx))
+    return record("index_select", [a], out, axis=axis, indices=idx)
+
+
+def take_along_axis(a: Tensor, indices: IndexLike, axis: int) -> Tensor:
+    """``out[..., i, ...] = a[..., indices[..., i, ...], ...]`` along ``axis`` (torch.gather).
+
+    ``indices`` has ``a``'s number of dimensions and sizes no larger than
+    ``a``'s off ``axis``; the result has ``indices``' shape. Recorded as
+    ``take_along_axis`` with the non-negative int64 ``indices``.
+    """
+    axis = _axis("take_along_axis", a.shape, axis)
+    _check_along_shape("take_along_axis", a.shape, _index_shape(indices), axis, "input")
+    idx = as_indices("take_along_axis", indices, axis, a.shape[axis], a.device)
+    out = _gather(a, axis, idx, idx.shape, idx.strides)
+    return record("take_along_axis", [a], out, axis=axis, indices=idx)
+
+
+def _check_along_shape(op: str, shape: Shape, idx_shape: Shape, axis: int, name: str) -> None:
+    if len(idx_shape) != len(shape) or any(
+        i > s for d, (i, s) in enumerate(zip(idx_shape, shape, strict=True)) if d != axis
+    ):
+        raise ValueError(
+            f"{op}: indices of shape {idx_shape} do not fit the {name} of shape {shape}: "
+            f"they need its number of dimensions and no larger sizes off axis {axis}"
+        )
+
+
+def _check_source(op: str, source: Tensor) -> None:
+    if source.dtype not in (dtypes.float32, dtypes.float16, dtypes.int32):
+        raise TypeError(f"{op}: source must be float32, float16 or int32, got {source.dtype}")
+
+
+def _scatter(
+    op: str, shape: Shape, axis: int, idx: Tensor, source: Tensor, idx_strides: Shape
+) -> Tensor:
+    device = source.device
+    # fp16 accumulates in a float32 buffer: there is no 16-bit atomic, and the
+    # sum of many fp16 rows is better rounded once at the end.
+    acc = dtypes.int32 if source.dtype == dtypes.int32 else dtypes.float32
+    out = empty(shape, acc, device)
+    elementwise(op, "a", [0], out=out)
+    is_half = source.dtype == dtypes.float16
+    is_int = acc == dtypes.int32
+    defines = {
+        "ACC_T": dtypes.STORAGE_C_TYPE[acc],
+        "SRC_T": dtypes.STORAGE_C_TYPE[source.dtype],
+        "LOAD(i)": "vload_half((i), src)" if is_half else "src[(i)]",
+        "ATOMIC_ADD(p, v)": "atomic_add(p, v)" if is_int else "atomic_add_float(p, v)",
+    }
+    kernel = device.kernels.kernel(KERNEL_FILE, "scatter_add", defines)
+    launch(
+        device, kernel, source.size,
+        np.int32(source.size), np.int32(source.ndim), np.int32(axis), _int8(source.shape),
+        out.buffer, _int8(contiguous_strides(shape)),
+        source.buffer, np.int32(source.offset), _int8(source.strides),
+        idx.buffer, np.int32(idx.offset), _int8(idx_strides),
+    )
+    return out if acc == source.dtype else elementwise(op, "a", [out], out_dtype=source.dtype)
+
+
+def index_add(shape: Sequence[int], axis: int, indices: IndexLike, source: Tensor) -> Tensor:
+    """A new tensor of ``shape``, zero but for ``source``'s slices added at ``indices``.
+
+    ``out[..., indices[j], ...] += source[..., j, ...]`` along ``axis``;
+    duplicate indices accumulate. The adjoint of ``index_select``; not recorded.
+    """
+    shape = tuple(int(s) for s in shape)
+    axis = _axis("index_add", shape, axis)
+    _check_source("index_add", source)
+    idx_shape = _index_shape(indices)
+    if len(idx_shape) != 1:
+        raise ValueError(f"index_add: indices must be 1-D, got shape {idx_shape}")
+    expected = (*shape[:axis], *idx_shape, *shape[axis + 1 :])
+    if source.shape != expected:
+        raise ValueError(
+            f"index_add: source has shape {source.shape}; {idx_shape[0]} indices into "
+            f"shape {shape} along axis {axis} need {expected}"
+        )
+    idx = as_indices("index_add", indices, axis, shape[axis], source.device)
+    return _scatter("index_add", shape, axis, idx, source, _one_axis_strides(len(shape), axis, idx))
+
+
+def scatter_add(shape: Sequence[int], axis: int, indices: IndexLike, source: Tensor) -> Tensor:
+    """A new tensor of ``shape``, zero but for ``source`` added where ``indices`` point.
+
+    ``out[..., indices[..., i, ...], ...] += source[..., i, ...]`` along
+    ``axis``; ``indices`` has ``source``'s shape. The adjoint of
+    ``take_along_axis``; not recorded.
+    """
+    shape = tuple(int(s) for s in shape)
+    axis = _axis("scatter_add", shape, axis)
+    _check_source("scatter_add", source)
+    idx_shape = _index_shape(indices)
+    if idx_shape != source.shape:
+        raise ValueError(
+            f"scatter_add: indices of shape {idx_shape} and source of shape {source.shape} "
+            "must have the same shape"
+        )
+    _check_along_shape("scatter_add", shape, idx_shape, axis, "output")
+    idx = as_indices("scatter_add", indices, axis, shape[axis], source.device)
+    return _scatter("scatter_add", shape, axis, idx, source, idx.strides)
+

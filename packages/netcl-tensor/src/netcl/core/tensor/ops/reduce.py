@@ -1,0 +1,220 @@
+"""Reductions: sum, mean, max, min, argmax, argmin, logsumexp over any axes (reduce.cl)."""
+
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netcl.core.tensor import dtypes
+from netcl.core.tensor.dispatch import empty, launch, record
+from netcl.core.tensor.ops.elementwise import _store, elementwise
+from netcl.core.tensor.tensor import Shape, Tensor
+
+# This module defines sum, max and min; the builtins are reached as builtins.*.
+KERNEL_FILE = Path(__file__).with_name("reduce.cl")
+Axis = int | Sequence[int] | None
+
+# Work-items per row at most: a power of two so the local-memory tree halves
+# evenly, enough to fill a GPU's compute unit, and the static size of the
+# kernel's local buffers.
+GROUP = 256
+# Short rows get SHORT work-items, rows of LONG_ROW or more get GROUP: every
+# distinct local size is a separate work-group function for PoCL to compile
+# (~0.2 s each), so a program sees two sizes, not one per power of two.
+SHORT = 16
+LONG_ROW = 4 * GROUP
+# Groups launched at most; past that each group walks several rows, so a
+# huge row count is still one launch of bounded size.
+MAX_GROUPS = 16384
+
+_MODES = {"sum": 0, "extremum": 1, "arg": 2, "lse": 3}
+_LOWEST = {"float": "(-INFINITY)", "int": "INT_MIN", "long": "LONG_MIN"}
+_HIGHEST = {"float": "INFINITY", "int": "INT_MAX", "long": "LONG_MAX"}
+
+
+def normalize_axes(op: str, shape: Shape, axis: Axis) -> tuple[int, ...]:
+    """``axis`` as a sorted tuple of distinct non-negative axes (None: all of them)."""
+    ndim = len(shape)
+    if axis is None:
+        return tuple(range(ndim))
+    items = (axis,) if isinstance(axis, int) else tuple(axis)
+    normalized: list[int] = []
+    for item in items:
+        ax = operator.index(item)
+        if not -ndim <= ax < ndim:
+            raise IndexError(
+                f"{op}: axis {ax} is out of range for shape {shape} ({ndim} dimensions)"
+            )
+        ax %= ndim
+        if ax in normalized:
+            raise ValueError(f"{op}: axis {ax} appears twice in axis={axis!r}")
+        normalized.append(ax)
+    return tuple(sorted(normalized))
+
+
+def _load(dtype: np.dtype[Any], acc: str) -> str:
+    if dtype == dtypes.float16:
+        return "vload_half((i), in)"
+    return f"(({acc})in[(i)])"
+
+
+def _rows(a: Tensor, kept: Sequence[int], axes: Sequence[int]) -> Tensor:
+    """``a`` with the reduced axes innermost, contiguous: a [rows, row_len] matrix.
+
+    The copy, when one is needed, is not recorded: the reduction's own record
+    is what autograd differentiates.
+    """
+    order = [*kept, *axes]
+    view = Tensor(
+        a.buffer,
+        [a.shape[d] for d in order],
+        a.dtype,
+        a.device,
+        [a.strides[d] for d in order],
+        a.offset,
+    )
+    return view if view.is_contiguous else elementwise("copy", "a", [view])
+
+
+def _local_size(row_len: int, max_work_group: int) -> int:
+    size = GROUP if row_len >= LONG_ROW else SHORT
+    # A device with smaller work-groups still gets a power of two that fits.
+    while size > max_work_group:
+        size //= 2
+    return size
+
+
+def _reduce(
+    op: str,
+    a: Tensor,
+    axis: Axis,
+    keepdims: bool,
+    mode: str,
+    acc: str,
+    out_dtype: np.dtype[Any],
+    beats: str = ">",
+    finish: str = "(x)",
+) -> tuple[Tensor, tuple[int, ...]]:
+    axes = normalize_axes(op, a.shape, axis)
+    kept = [d for d in range(a.ndim) if d not in axes]
+    rows = math.prod(a.shape[d] for d in kept)
+    row_len = math.prod(a.shape[d] for d in axes)
+    if row_len == 0 and mode in ("extremum", "arg"):
+        raise ValueError(
+            f"{op}: cannot reduce shape {a.shape} over axes {axes}: they hold no elements "
+            "and this reduction has no identity"
+        )
+    if keepdims:
+        out_shape = tuple(1 if d in axes else size for d, size in enumerate(a.shape))
+    else:
+        out_shape = tuple(a.shape[d] for d in kept)
+
+    device = a.device
+    source = _rows(a, kept, axes)
+    out = empty(out_shape, out_dtype, device)
+    if rows == 0:
+        return out, axes
+    is_float = acc == "float"
+    extremes = _LOWEST if beats == ">" else _HIGHEST
+    defines: dict[str, str | int] = {
+        "MODE": _MODES[mode],
+        "IN_T": dtypes.STORAGE_C_TYPE[a.dtype],
+        "ACC_T": acc,
+        "LOAD(i)": _load(a.dtype, acc),
+        "KAHAN": int(is_float),
+        "BEATS(v, b)": f"((v) {beats} (b))",
+        "IDENTITY": extremes[acc],
+        "IS_NAN(x)": "isnan(x)" if is_float else "0",
+        "FINISH(x)": finish,
+        "OUT_T": dtypes.STORAGE_C_TYPE[out_dtype],
+        "STORE(idx, v)": _store(out_dtype),
+        "GROUP": GROUP,
+    }
+    kernel = device.kernels.kernel(KERNEL_FILE, "reduce_rows", defines)
+    local = _local_size(row_len, device.max_work_group_size)
+    scale = 1.0 / row_len if row_len else math.nan
+    launch(
+        device, kernel, builtins.min(rows, MAX_GROUPS) * local,
+        np.int32(rows), np.int32(row_len), source.buffer, np.int32(source.offset),
+        out.buffer, np.int32(0), np.float32(scale),
+        local_size=local,
+    )
+    return out, axes
+
+
+def _sum_acc(dtype: np.dtype[Any]) -> str:
+    # Integers and bools sum in 64 bits, so an int32 sum does not wrap.
+    return "float" if dtypes.is_floating(dtype) else "long"
+
+
+def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axis`` (an int, a tuple of ints, or None for all).
+
+    Floats accumulate in float32 (Kahan within a work-item, a tree across
+    work-items) and keep their dtype; ints and bools sum to int64 as in numpy.
+    An empty reduction is 0.
+    """
+    out_dtype = a.dtype if dtypes.is_floating(a.dtype) else dtypes.int64
+    out, axes = _reduce("sum", a, axis, keepdims, "sum", _sum_acc(a.dtype), out_dtype)
+    return record("sum", [a], out, axis=axes, keepdims=keepdims)
+
+
+def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over ``axis``; ints and bools give float32, an empty mean NaN."""
+    out_dtype = a.dtype if dtypes.is_floating(a.dtype) else dtypes.float32
+    out, axes = _reduce(
+        "mean", a, axis, keepdims, "sum", _sum_acc(a.dtype), out_dtype, finish="((x) * scale)"
+    )
+    return record("mean", [a], out, axis=axes, keepdims=keepdims)
+
+
+def _compute_acc(dtype: np.dtype[Any]) -> str:
+    return dtypes.COMPUTE_C_TYPE[dtype]
+
+
+def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Largest element over ``axis``, NaN if any is NaN; ValueError on an empty reduction."""
+    out, axes = _reduce("max", a, axis, keepdims, "extremum", _compute_acc(a.dtype), a.dtype)
+    return record("max", [a], out, axis=axes, keepdims=keepdims)
+
+
+def min(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Smallest element over ``axis``, NaN if any is NaN; ValueError on an empty reduction."""
+    out, axes = _reduce(
+        "min", a, axis, keepdims, "extremum", _compute_acc(a.dtype), a.dtype, beats="<"
+    )
+    return record("min", [a], out, axis=axes, keepdims=keepdims)
+
+
+def _arg(op: str, a: Tensor, axis: int | None, keepdims: bool, beats: str) -> Tensor:
+    if axis is not None and not isinstance(axis, int | np.integer):
+        raise TypeError(f"{op}: axis must be an int or None, got {axis!r}")
+    # Not recorded: an index has no gradient.
+    out, _ = _reduce(op, a, axis, keepdims, "arg", _compute_acc(a.dtype), dtypes.int64, beats)
+    return out
+
+
+def argmax(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Index (int64) of the first maximum along ``axis`` (None: of the flattened tensor)."""
+    return _arg("argmax", a, axis, keepdims, ">")
+
+
+def argmin(a: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Index (int64) of the first minimum along ``axis`` (None: of the flattened tensor)."""
+    return _arg("argmin", a, axis, keepdims, "<")
+
+
+def logsumexp(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """``m + log(sum(exp(a - m)))`` with ``m`` the max over ``axis``: never overflows.
+
+    Computed in float32 (ints give float32); an empty reduction is -inf.
+    """
+    out_dtype = a.dtype if dtypes.is_floating(a.dtype) else dtypes.float32
+    out, axes = _reduce("logsumexp", a, axis, keepdims, "lse", "float", out_dtype)
+    return record("logsumexp", [a], out, axis=axes, keepdims=keepdims)

@@ -1,0 +1,186 @@
+"""Reductions against float64 numpy: axes, keepdims, dtypes, views, NaN, empties, records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import RecordLog
+
+from netcl.core.device import Device
+from netcl.core.tensor import from_numpy, ops, tensor
+
+Array = np.ndarray[Any, Any]
+AxisArg = int | tuple[int, ...] | None
+
+
+def logsumexp_ref(x: Array, axis: AxisArg, keepdims: bool = False) -> Array:
+    x = x.astype(np.float64)
+    m = np.max(x, axis=axis, keepdims=True)
+    out: Array = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+REFERENCES: dict[str, Callable[..., Array]] = {
+    "sum": np.sum,
+    "mean": np.mean,
+    "max": np.max,
+    "min": np.min,
+    "logsumexp": logsumexp_ref,
+}
+CASES: list[AxisArg] = [None, 0, -1, 1, (0, 2), (2, 0, 1)]
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_float32_over_every_axis_choice(
+    name: str, keepdims: bool, rng: np.random.Generator
+) -> None:
+    x = rng.standard_normal((5, 7, 3)).astype(np.float32)
+    t = from_numpy(x)
+    for axis in CASES:
+        got = getattr(ops, name)(t, axis, keepdims)
+        want = REFERENCES[name](x.astype(np.float64), axis=axis, keepdims=keepdims)
+        assert got.shape == np.shape(want) and got.dtype == np.float32, (axis, got.shape)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6, err_msg=str(axis))
+
+
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+def test_arg_reductions_give_int64_first_occurrence(name: str, rng: np.random.Generator) -> None:
+    # Few distinct values, so ties are everywhere and the first index must win.
+    x = rng.integers(0, 3, (6, 40)).astype(np.float32)
+    t = from_numpy(x)
+    for axis in (None, 0, 1, -1):
+        got = getattr(ops, name)(t, axis)
+        assert got.dtype == np.int64
+        assert np.array_equal(got.numpy(), getattr(np, name)(x, axis=axis)), axis
+    kept = getattr(ops, name)(t, 1, keepdims=True)
+    assert np.array_equal(kept.numpy(), getattr(np, name)(x, axis=1, keepdims=True))
+
+
+def test_non_contiguous_input(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((6, 9)).astype(np.float32)
+    view = from_numpy(x).T[::2]
+    ref = x.T[::2].astype(np.float64)
+    np.testing.assert_allclose(ops.sum(view, 0).numpy(), ref.sum(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ops.max(view, 1).numpy(), ref.max(1))
+    assert np.array_equal(ops.argmax(view, 1).numpy(), ref.argmax(1))
+
+
+def test_long_rows_and_many_rows(rng: np.random.Generator) -> None:
+    # Rows past the long-row threshold use wide work-groups; more rows than
+    # groups make each group walk several rows.
+    long_rows = rng.standard_normal((3, 5000)).astype(np.float32)
+    got = ops.logsumexp(from_numpy(long_rows), 1)
+    np.testing.assert_allclose(got.numpy(), logsumexp_ref(long_rows, 1), rtol=1e-5)
+    many_rows = rng.standard_normal((20000, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        ops.sum(from_numpy(many_rows), 1).numpy(), many_rows.astype(np.float64).sum(1),
+        rtol=1e-5, atol=1e-6,
+    )
+
+
+def test_float32_sum_keeps_small_terms() -> None:
+    # A plain float32 running sum drops every 1e-8 added to 1.0; the
+    # compensated sum keeps them.
+    x = np.full(1_000_000, 1e-8, np.float32)
+    x[0] = 1.0
+    got = ops.sum(from_numpy(x)).item()
+    assert got == pytest.approx(x.astype(np.float64).sum(), rel=1e-6)
+
+
+def test_fp16_accumulates_in_float(rng: np.random.Generator) -> None:
+    x = rng.uniform(0, 1, 4096).astype(np.float16)
+    t = from_numpy(x)
+    total = ops.sum(t)
+    assert total.dtype == np.float16
+    # 4096 fp16 additions in fp16 would be off by far more than fp16 rounding of the result.
+    assert total.item() == pytest.approx(x.astype(np.float64).sum(), rel=1e-3)
+    assert ops.max(t).item() == x.max()
+    assert ops.mean(t.reshape(64, 64), 1).numpy() == pytest.approx(
+        x.astype(np.float64).reshape(64, 64).mean(1), rel=1e-3
+    )
+    assert ops.logsumexp(t).item() == pytest.approx(logsumexp_ref(x, None), rel=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_])
+def test_integer_and_bool_dtypes(dtype: type, rng: np.random.Generator) -> None:
+    x: Array = rng.integers(0, 2 if dtype is np.bool_ else 1000, (4, 50)).astype(dtype)
+    t = from_numpy(x)
+    total = ops.sum(t, 1)
+    assert total.dtype == np.int64 and np.array_equal(total.numpy(), x.sum(1))
+    average = ops.mean(t, 0)
+    assert average.dtype == np.float32
+    np.testing.assert_allclose(average.numpy(), x.mean(0), rtol=1e-6)
+    assert ops.max(t, 1).dtype == dtype and np.array_equal(ops.max(t, 1).numpy(), x.max(1))
+    assert np.array_equal(ops.min(t, 0).numpy(), x.min(0))
+    assert np.array_equal(ops.argmin(t, 1).numpy(), x.argmin(1))
+
+
+def test_int32_sum_does_not_wrap() -> None:
+    x = np.full(8, 2**30, np.int32)
+    assert ops.sum(from_numpy(x)).item() == 2**33
+
+
+def test_nan_propagates_and_argmax_finds_it() -> None:
+    x = np.array([[1.0, np.nan, 3.0, np.nan], [1.0, 2.0, 3.0, 0.0]], np.float32)
+    t = from_numpy(x)
+    assert np.array_equal(ops.max(t, 1).numpy(), np.max(x, 1), equal_nan=True)
+    assert np.array_equal(ops.min(t, 1).numpy(), np.min(x, 1), equal_nan=True)
+    assert ops.argmax(t, 1).tolist() == [1, 2]
+    assert ops.argmin(t, 1).tolist() == [1, 3]
+
+
+def test_logsumexp_is_stable() -> None:
+    big = tensor([1000.0, 1000.0, -1000.0])
+    assert ops.logsumexp(big).item() == pytest.approx(1000.0 + np.log(2.0))
+    assert ops.logsumexp(tensor([-np.inf, -np.inf])).item() == -np.inf
+    assert ops.logsumexp(tensor([np.inf, 1.0])).item() == np.inf
+
+
+def test_empty_reductions() -> None:
+    empty = from_numpy(np.zeros((3, 0), np.float32))
+    assert ops.sum(empty, 1).tolist() == [0.0, 0.0, 0.0]
+    assert ops.sum(empty).item() == 0.0
+    assert np.isnan(ops.mean(empty, 1).numpy()).all()
+    assert ops.logsumexp(empty, 1).tolist() == [-np.inf] * 3
+    assert ops.max(empty, 0).shape == (0,)  # nothing is reduced over an empty axis here
+    for name in ("max", "min", "argmax", "argmin"):
+        with pytest.raises(ValueError, match=r"no elements"):
+            getattr(ops, name)(empty, 1)
+
+
+def test_bad_axes_are_refused_before_anything_is_allocated(device: Device) -> None:
+    t = from_numpy(np.zeros((2, 3), np.float32))
+    before = device.pool.stats().bytes_in_use
+    with pytest.raises(IndexError, match=r"axis 2 is out of range for shape \(2, 3\)"):
+        ops.sum(t, 2)
+    with pytest.raises(ValueError, match="appears twice"):
+        ops.max(t, (1, -1))
+    with pytest.raises(TypeError, match="axis must be an int"):
+        ops.argmax(t, (0, 1))  # type: ignore[arg-type]
+    assert device.pool.stats().bytes_in_use == before
+
+
+def test_tensor_methods_reach_the_ops() -> None:
+    t = tensor([[1.0, 5.0], [3.0, 2.0]])
+    assert t.sum().item() == 11.0 and t.mean(0).tolist() == [2.0, 3.5]
+    assert t.max(1, keepdims=True).tolist() == [[5.0], [3.0]]
+    assert t.argmax().item() == 1
+
+
+def test_reductions_are_recorded_with_normalized_axes(tape: RecordLog) -> None:
+    t = tensor(np.ones((2, 3, 4)), requires_grad=True)
+    for name in ("sum", "mean", "max", "min", "logsumexp"):
+        out = getattr(ops, name)(t, (-1, 0), True)
+        call = tape.calls[-1]
+        assert (call.op, call.inputs[0], call.output) == (name, t, out)
+        assert call.saved == {"axis": (0, 2), "keepdims": True}
+        assert out.requires_grad and not out.is_leaf
+    ops.sum(t)
+    assert tape.calls[-1].saved["axis"] == (0, 1, 2)
+    count = len(tape.calls)
+    index = ops.argmax(t, 1)
+    assert len(tape.calls) == count and not index.requires_grad

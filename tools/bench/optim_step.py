@@ -1,0 +1,153 @@
+"""Optimizer step time: netcl (fused and per-parameter) against torch.optim, in one run.
+
+For Adam, AdamW, SGD with momentum and RMSProp, on (a) one big tensor and
+(b) 200 tensors of the same total size, times one optimizer step of:
+netcl fused (one launch per group), netcl per-parameter (one launch per
+tensor), torch fused, torch foreach and torch for-loop. Each row prints its
+ratio to torch fused (below 1.0: faster than torch fused) and, for Adam and
+AdamW, the effective bandwidth at 28 bytes a parameter.
+
+    python tools/bench/optim_step.py                 # CPU: PoCL against torch CPU
+    NETCL_DEVICE=gpu python tools/bench/optim_step.py --params 100000000   # GPU
+
+Timing is wall time around many steps, ended by ``queue.finish()`` for
+netcl and ``torch.cuda.synchronize()`` for torch CUDA: the same method on
+both sides, so the ratio means what it says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from netcl.core.device import manager
+from netcl.core.tensor import Parameter, Tensor, from_numpy
+from netcl.optim import SGD, Adam, AdamW, Momentum, RMSProp
+
+ALGORITHMS: dict[str, tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {
+    # name: (netcl class, torch class, netcl kwargs, torch kwargs)
+    "adam": (Adam, torch.optim.Adam, {"lr": 1e-3}, {"lr": 1e-3}),
+    "adamw": (AdamW, torch.optim.AdamW, {"lr": 1e-3}, {"lr": 1e-3}),
+    "sgd-momentum": (
+        Momentum, torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}, {"lr": 1e-2, "momentum": 0.9},
+    ),
+    "rmsprop": (RMSProp, torch.optim.RMSprop, {"lr": 1e-2}, {"lr": 1e-2}),
+}
+BYTES_PER_PARAM = {"adam": 28, "adamw": 28}
+assert SGD is not None  # imported so a missing class fails at import, not mid-run
+
+
+def time_steps(
+    step: Callable[[], None], sync: Callable[[], None], steps: int, repeats: int
+) -> float:
+    """Median seconds per step over ``repeats`` runs of ``steps`` steps, after a warm-up."""
+    for _ in range(3):
+        step()
+    sync()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        samples.append((time.perf_counter() - start) / steps)
+    return statistics.median(samples)
+
+
+def netcl_params(sizes: list[int], device: Any, rng: np.random.Generator) -> list[Tensor]:
+    params: list[Tensor] = []
+    for size in sizes:
+        p = Parameter(from_numpy(rng.standard_normal(size, dtype=np.float32), device))
+        p.grad = from_numpy(rng.standard_normal(size, dtype=np.float32), device)
+        params.append(p)
+    return params
+
+
+def torch_params(sizes: list[int], device: str) -> list[torch.Tensor]:
+    params = []
+    for size in sizes:
+        p = torch.randn(size, device=device, requires_grad=True)
+        p.grad = torch.randn(size, device=device)
+        params.append(p)
+    return params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=int, default=20_000_000, help="parameters in all")
+    parser.add_argument("--tensors", type=int, default=200, help="tensors in case (b)")
+    parser.add_argument("--steps", type=int, default=0, help="steps per sample (0: auto)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    args = parser.parse_args()
+
+    device = manager.default("auto")
+    torch_device = "cuda" if device.type == "gpu" and torch.cuda.is_available() else "cpu"
+    steps = args.steps or (20 if device.type == "gpu" else 3)
+    sync_torch = torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
+    if torch_device == "cuda":
+        peer = torch.cuda.get_device_name()
+    else:
+        peer = f"torch CPU, {torch.get_num_threads()} threads"
+    print(f"netcl device: {device.name} ({device.type}); peer: {peer}")
+    print(f"{args.params:,} fp32 parameters; {steps} steps x {args.repeats} samples, median\n")
+
+    rng = np.random.default_rng(0)
+    cases = {
+        "1 tensor": [args.params],
+        f"{args.tensors} tensors": [args.params // args.tensors] * args.tensors,
+    }
+    header = (
+        f"{'algorithm':<13} {'case':<12} {'implementation':<20} "
+        f"{'ms/step':>9} {'x torch fused':>14} {'GB/s':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in args.algorithms.split(","):
+        netcl_cls, torch_cls, netcl_kwargs, torch_kwargs = ALGORITHMS[name]
+        for case, sizes in cases.items():
+            results: dict[str, float | None] = {}
+            tparams = torch_params(sizes, torch_device)
+            torch_variants = (
+                ("torch fused", {"fused": True}),
+                ("torch foreach", {"foreach": True}),
+                ("torch for-loop", {"foreach": False}),
+            )
+            for label, flags in torch_variants:
+                try:
+                    opt = torch_cls(tparams, **torch_kwargs, **flags)
+                except (RuntimeError, TypeError, ValueError):
+                    results[label] = None  # e.g. no fused RMSprop in this torch
+                    continue
+                results[label] = time_steps(opt.step, sync_torch, steps, args.repeats)
+                del opt
+            del tparams
+            nparams = netcl_params(sizes, device, rng)
+            for label, fused in (("netcl fused", True), ("netcl per-parameter", False)):
+                opt = netcl_cls(nparams, **netcl_kwargs, fused=fused)
+                results[label] = time_steps(opt.step, device.synchronize, steps, args.repeats)
+                del opt
+            del nparams
+            reference = results.get("torch fused")
+            for label, seconds in results.items():
+                if seconds is None:
+                    print(f"{name:<13} {case:<12} {label:<20} {'n/a':>9}")
+                    continue
+                ratio = f"{seconds / reference:.2f}" if reference else "n/a"
+                per_param = BYTES_PER_PARAM.get(name)
+                bandwidth = f"{per_param * args.params / seconds / 1e9:.0f}" if per_param else ""
+                print(
+                    f"{name:<13} {case:<12} {label:<20} "
+                    f"{seconds * 1e3:9.3f} {ratio:>14} {bandwidth:>8}"
+                )
+        print()
+
+
+if __name__ == "__main__":
+    main()
