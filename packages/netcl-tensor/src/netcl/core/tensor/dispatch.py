@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pyopencl as cl
+import pyopencl.cltypes as cltypes
 
 from netcl.core.device import Device, manager
 from netcl.core.tensor import dtypes, recorder
@@ -17,6 +18,17 @@ DeviceLike = Device | cl.CommandQueue | None
 # How many work-items a 1-D launch is rounded up to: a multiple of every
 # vendor's warp/wavefront, so the driver never picks a tiny work-group size.
 LAUNCH_ALIGN = 64
+# Kernels take shapes and strides as one OpenCL int8 vector each.
+MAX_DIMS = 8
+_INT8: np.dtype[Any] = cltypes.int8
+
+
+def int8_vector(values: Sequence[int]) -> np.ndarray[Any, Any]:
+    """``values`` (at most 8, zero-padded) as an OpenCL ``int8`` kernel argument."""
+    # np.array with cltypes' dtype, not cltypes.make_int8, which evals code on
+    # every call (~15x slower, and this runs for every operand of every op).
+    padded = tuple(values) + (0,) * (MAX_DIMS - len(values))
+    return np.array(padded, dtype=_INT8)
 
 
 def resolve_device(where: DeviceLike) -> Device:

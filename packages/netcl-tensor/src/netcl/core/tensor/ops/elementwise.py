@@ -7,14 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyopencl.cltypes as cltypes
 
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.dispatch import common_device, empty, launch, needs_grad, record
+from netcl.core.tensor.dispatch import (
+    MAX_DIMS,
+    common_device,
+    empty,
+    int8_vector,
+    launch,
+    needs_grad,
+    record,
+)
 from netcl.core.tensor.tensor import Scalar, Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("elementwise.cl")
-MAX_DIMS = 8
 Operand = Tensor | Scalar
 
 
@@ -55,10 +61,6 @@ def _collapse(shape: Shape, all_strides: list[Shape]) -> tuple[Shape, list[Shape
                 del s[d]
         d -= 1
     return tuple(dims), [tuple(s) for s in strides]
-
-
-def _int8(values: Shape) -> np.ndarray[Any, Any]:
-    return cltypes.make_int8(*values, *([0] * (MAX_DIMS - len(values))))  # type: ignore[attr-defined,no-any-return]
 
 
 def _load(slot: str, dtype: np.dtype[Any], ct: str) -> str:
@@ -139,7 +141,7 @@ def elementwise(
                 f"const int8 {slot}_strides"
             )
             defines[f"LOAD_{upper}"] = _load(slot, x.dtype, ct)
-            args += [x.buffer, np.int32(x.offset), _int8(collapsed[1 + tensor_index])]
+            args += [x.buffer, np.int32(x.offset), int8_vector(collapsed[1 + tensor_index])]
             tensor_index += 1
         else:
             defines[f"PARAMS_{upper}"] = f", const {ct} {slot}_scalar"
@@ -151,10 +153,8 @@ def elementwise(
 
     kernel = device.kernels.kernel(KERNEL_FILE, "elementwise", defines)
     n = int(np.prod(shape, dtype=np.int64))
-    launch(
-        device, kernel, n,
-        np.int32(n), _int8(dims), out.buffer, np.int32(out.offset), _int8(collapsed[0]), *args,
-    )
+    out_args = [out.buffer, np.int32(out.offset), int8_vector(collapsed[0])]
+    launch(device, kernel, n, np.int32(n), int8_vector(dims), *out_args, *args)
     return out
 
 

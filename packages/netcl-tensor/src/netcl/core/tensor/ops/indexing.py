@@ -17,8 +17,8 @@ import numpy as np
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.creation import from_numpy
-from netcl.core.tensor.dispatch import empty, launch, record
-from netcl.core.tensor.ops.elementwise import MAX_DIMS, _int8, elementwise
+from netcl.core.tensor.dispatch import MAX_DIMS, empty, int8_vector, launch, record
+from netcl.core.tensor.ops.elementwise import elementwise
 from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
 
 KERNEL_FILE = Path(__file__).with_name("indexing.cl")
@@ -86,9 +86,9 @@ def _gather(a: Tensor, axis: int, indices: Tensor, shape: Shape, idx_strides: Sh
     kernel = a.device.kernels.kernel(KERNEL_FILE, "gather", {"WORD_T": word})
     launch(
         a.device, kernel, out.size,
-        np.int32(out.size), np.int32(len(shape)), np.int32(axis), _int8(shape),
-        out.buffer, a.buffer, np.int32(a.offset), _int8(a.strides),
-        indices.buffer, np.int32(indices.offset), _int8(idx_strides),
+        np.int32(out.size), np.int32(len(shape)), np.int32(axis), int8_vector(shape),
+        out.buffer, a.buffer, np.int32(a.offset), int8_vector(a.strides),
+        indices.buffer, np.int32(indices.offset), int8_vector(idx_strides),
     )
     return out
 
@@ -164,10 +164,10 @@ def _scatter(
     kernel = device.kernels.kernel(KERNEL_FILE, "scatter_add", defines)
     launch(
         device, kernel, source.size,
-        np.int32(source.size), np.int32(source.ndim), np.int32(axis), _int8(source.shape),
-        out.buffer, _int8(contiguous_strides(shape)),
-        source.buffer, np.int32(source.offset), _int8(source.strides),
-        idx.buffer, np.int32(idx.offset), _int8(idx_strides),
+        np.int32(source.size), np.int32(source.ndim), np.int32(axis), int8_vector(source.shape),
+        out.buffer, int8_vector(contiguous_strides(shape)),
+        source.buffer, np.int32(source.offset), int8_vector(source.strides),
+        idx.buffer, np.int32(idx.offset), int8_vector(idx_strides),
     )
     return out if acc == source.dtype else elementwise(op, "a", [out], out_dtype=source.dtype)
 

@@ -1,0 +1,27 @@
+"""netcl.autograd: tape-based reverse-mode automatic differentiation for netcl tensors.
+
+``with Tape() as tape: loss = f(x)`` records the ops; ``tape.backward(loss)``
+accumulates d(loss)/d(leaf) into each leaf's ``.grad``. ``no_grad()``
+records nothing; ``grad(outputs, inputs)`` returns gradients instead;
+``gradcheck`` compares every rule with finite differences.
+"""
+
+from netcl.autograd._version import __version__
+from netcl.autograd.functional import grad
+from netcl.autograd.grad_mode import is_recording, no_grad
+from netcl.autograd.gradcheck import GradcheckError, gradcheck
+from netcl.autograd.rules import RULES, Rule
+from netcl.autograd.tape import Node, Tape
+
+__all__ = [
+    "RULES",
+    "GradcheckError",
+    "Node",
+    "Rule",
+    "Tape",
+    "__version__",
+    "grad",
+    "gradcheck",
+    "is_recording",
+    "no_grad",
+]

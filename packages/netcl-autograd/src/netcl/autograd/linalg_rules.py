@@ -1,0 +1,77 @@
+"""Backward rules of matmul (ops/matmul.py) and the convolution ops (ops/conv.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netcl.autograd.broadcasting import sum_to_shape
+from netcl.autograd.tape import Node
+from netcl.core.tensor import Tensor, ops
+
+Grad = Tensor | None
+
+
+def _view(t: Tensor, shape: tuple[int, ...], strides: tuple[int, ...]) -> Tensor:
+    return Tensor(t.buffer, shape, t.dtype, t.device, strides, t.offset)
+
+
+def _swap_last(t: Tensor) -> Tensor:
+    """The transpose of the last two axes, as a view (matmul reads any strides)."""
+    shape = (*t.shape[:-2], t.shape[-1], t.shape[-2])
+    return _view(t, shape, (*t.strides[:-2], t.strides[-1], t.strides[-2]))
+
+
+def _insert_unit(t: Tensor, axis: int) -> Tensor:
+    """``t`` with a size-1 axis inserted before position ``axis`` (negative: from the end)."""
+    axis %= t.ndim + 1
+    shape = (*t.shape[:axis], 1, *t.shape[axis:])
+    return _view(t, shape, (*t.strides[:axis], 0, *t.strides[axis:]))
+
+
+def _drop_unit(t: Tensor, axis: int) -> Tensor:
+    """``t`` without its size-1 axis ``axis``."""
+    axis %= t.ndim
+    return _view(t, t.shape[:axis] + t.shape[axis + 1 :], t.strides[:axis] + t.strides[axis + 1 :])
+
+
+def matmul(g: Tensor, node: Node) -> list[Grad]:
+    """C = A @ B:  dA = dC @ B^T,  dB = A^T @ dC, each summed over broadcast batch axes.
+
+    A 1-D operand is seen as the (1, K) row or (K, 1) column matmul made of
+    it; ``g`` gets back the axis the forward removed for it, and the operand's
+    gradient loses it again.
+    """
+    a, b = node.inputs
+    a2 = _insert_unit(a, 0) if a.ndim == 1 else a
+    b2 = _insert_unit(b, 1) if b.ndim == 1 else b
+    g2 = _insert_unit(g, g.ndim - (b.ndim != 1)) if a.ndim == 1 else g
+    g2 = _insert_unit(g2, g2.ndim) if b.ndim == 1 else g2
+    ga = gb = None
+    if a.requires_grad:
+        ga = sum_to_shape(ops.matmul(g2, _swap_last(b2)), a2.shape)
+        ga = _drop_unit(ga, 0) if a.ndim == 1 else ga
+    if b.requires_grad:
+        gb = sum_to_shape(ops.matmul(_swap_last(a2), g2), b2.shape)
+        gb = _drop_unit(gb, 1) if b.ndim == 1 else gb
+    return [ga, gb]
+
+
+def _geometry(node: Node) -> tuple[Any, Any, Any, Any]:
+    """kernel_size, stride, padding, dilation as the op recorded them."""
+    saved = node.saved
+    return saved["kernel_size"], saved["stride"], saved["padding"], saved["dilation"]
+
+
+def unfold(g: Tensor, node: Node) -> list[Grad]:
+    # fold is unfold's adjoint: every column entry goes back to the pixel it was read from.
+    height, width = node.saved["input_shape"][2:]
+    return [ops.fold(g, (height, width), *_geometry(node))]
+
+
+def fold(g: Tensor, node: Node) -> list[Grad]:
+    return [ops.unfold(g, *_geometry(node))]
+
+
+def max_pool2d(g: Tensor, node: Node) -> list[Grad]:
+    indices, shape = node.saved["indices"], node.saved["input_shape"]
+    return [ops.max_pool2d_backward(g, indices, shape, *_geometry(node))]

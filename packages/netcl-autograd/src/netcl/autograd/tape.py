@@ -1,0 +1,301 @@
+"""Tape: records ops while installed in the tensor layer's recorder slot, then runs backward."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from netcl.core.tensor import Tensor, ones_like, ops, recorder
+
+
+@dataclass(eq=False)
+class Node:
+    """One recorded op: what backward needs to push a gradient from ``output`` to ``inputs``.
+
+    ``saved`` is exactly what the op handed to the recorder (operands, axes,
+    shapes, indices); the rule for ``op`` in ``netcl.autograd.rules`` reads it.
+    """
+
+    op: str
+    inputs: tuple[Tensor, ...]
+    output: Tensor
+    saved: Mapping[str, Any]
+
+
+# Tapes that may still hold a record, newest last, so that ``grad(outputs, inputs)``
+# can find the one that recorded ``outputs`` without the tensors pointing at a tape.
+_live_tapes: list[weakref.ref[Tape]] = []
+# The tape that closed last, held so that ``with Tape(): ...`` then ``grad(...)``
+# works without naming the tape; at most one record is kept alive this way.
+_last_closed: Tape | None = None
+
+
+class Tape:
+    """Reverse-mode autodiff over the ops run inside ``with Tape() as tape:``.
+
+    While the block runs, the tape is the tensor layer's recorder: every op
+    with an input that requires grad is appended to its record. After (or
+    inside) the block, ``tape.backward(loss)`` walks the record in reverse,
+    applies each op's backward rule with no recorder installed, and
+    accumulates into ``.grad`` of every leaf with ``requires_grad``:
+    ``leaf.grad = g`` (a fresh contiguous tensor) when it is None, else
+    ``leaf.grad.add_(g)`` in place, so grads that live as views into a larger
+    buffer stay there.
+
+    A backward pass frees the record (the saved tensors with it); a second
+    backward then raises ``RuntimeError``. ``Tape(retain=True)``, or
+    ``backward(..., retain_graph=True)`` on the earlier call, keeps it.
+
+    Nesting: a tape entered while another recorder is installed forwards each
+    op to it as well, so an outer tape can differentiate through an inner
+    block. ``no_grad()`` inside a tape stops both from recording. A tape
+    differentiates only through ops it recorded: a tensor computed before the
+    tape was entered is a constant to it unless it is a leaf.
+
+    A tape records one ``with`` block; entering it again raises ``RuntimeError``.
+    """
+
+    def __init__(self, retain: bool = False) -> None:
+        self.retain = retain
+        self._nodes: list[Node | None] = []
+        self._parent: recorder.Recorder | None = None
+        self._installed: AbstractContextManager[None] | None = None
+        self._entered = False
+        self._freed = False
+
+    # -- recording ----------------------------------------------------------------------------
+    def __enter__(self) -> Tape:
+        if self._entered:
+            raise RuntimeError("this Tape already recorded a block; use a new Tape for another")
+        self._entered = True
+        self._parent = recorder.current()
+        self._installed = recorder.recording(self)
+        self._installed.__enter__()
+        _live_tapes.append(weakref.ref(self))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        global _last_closed
+        assert self._installed is not None
+        self._installed.__exit__(exc_type, exc, tb)
+        self._installed = None
+        _last_closed = self
+
+    def record(
+        self, op: str, inputs: Sequence[Tensor], output: Tensor, saved: Mapping[str, Any]
+    ) -> None:
+        """Called by the tensor layer for each op whose inputs need a gradient."""
+        if not self._freed:
+            self._nodes.append(Node(op, tuple(inputs), output, saved))
+        if self._parent is not None:
+            self._parent.record(op, inputs, output, saved)
+
+    def __len__(self) -> int:
+        """The number of ops recorded (0 once a backward pass freed the record)."""
+        return sum(node is not None for node in self._nodes)
+
+    def nodes(self) -> Iterator[Node]:
+        """The recorded ops, in the order they ran."""
+        return (node for node in self._nodes if node is not None)
+
+    def recorded(self, tensor: Tensor) -> bool:
+        """Whether ``tensor`` is the output of an op this tape still holds."""
+        return any(node.output is tensor for node in self.nodes())
+
+    # -- differentiating ----------------------------------------------------------------------
+    def backward(
+        self, output: Tensor, grad: Tensor | None = None, retain_graph: bool | None = None
+    ) -> None:
+        """Accumulate d(output)/d(leaf), seeded with ``grad``, into each leaf's ``.grad``.
+
+        ``grad`` may be left out only when ``output`` has one element (a loss);
+        otherwise it is the gradient of some scalar with respect to ``output``
+        and has ``output``'s shape. Only leaves with ``requires_grad`` receive
+        a ``.grad``; gradients of intermediate tensors are dropped as soon as
+        they have been pushed further back.
+        """
+        grads, tensors = self._run([output], [grad], (), retain_graph)
+        with recorder.recording(None):
+            for key, g in grads.items():
+                leaf = tensors[key]
+                if leaf.is_leaf and leaf.requires_grad:
+                    _accumulate_into_leaf(leaf, g)
+
+    def grad(
+        self,
+        outputs: Tensor | Sequence[Tensor],
+        inputs: Sequence[Tensor],
+        grad_outputs: Sequence[Tensor | None] | None = None,
+        retain_graph: bool | None = None,
+        allow_unused: bool = False,
+    ) -> list[Tensor | None]:
+        """d(outputs)/d(inputs), returned instead of accumulated; no ``.grad`` is touched.
+
+        ``inputs`` may be leaves or intermediate tensors this tape recorded.
+        An input that ``outputs`` do not depend on raises ``ValueError``
+        unless ``allow_unused``, when its entry is None.
+        """
+        outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+        seeds = list(grad_outputs) if grad_outputs is not None else [None] * len(outs)
+        if len(seeds) != len(outs):
+            raise ValueError(f"grad: {len(outs)} outputs but {len(seeds)} grad_outputs")
+        keep = {id(x) for x in inputs}
+        grads, _ = self._run(outs, seeds, keep, retain_graph)
+        result: list[Tensor | None] = []
+        with recorder.recording(None):
+            for i, x in enumerate(inputs):
+                g = grads.get(id(x))
+                if g is None and not allow_unused:
+                    raise ValueError(
+                        f"grad: input {i} (shape {x.shape}) is not used to compute the outputs "
+                        "on this tape; pass allow_unused=True to get None for it"
+                    )
+                # A copy: a rule may pass a gradient through unchanged, so g can
+                # alias a seed or another input's gradient.
+                result.append(None if g is None else ops.copy(g))
+        return result
+
+    def _free(self) -> None:
+        global _last_closed
+        self._nodes = []
+        self._freed = True
+        if _last_closed is self:
+            _last_closed = None
+
+    def _run(
+        self,
+        outputs: Sequence[Tensor],
+        seeds: Sequence[Tensor | None],
+        keep: set[int] | tuple[()],
+        retain_graph: bool | None,
+    ) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
+        """The reverse walk: gradients of every tensor reached, keyed by ``id``.
+
+        Intermediate gradients are dropped once pushed back unless their id is
+        in ``keep``. ``tensors`` maps the same ids to the tensors (the record
+        holds them alive, so an id cannot be reused during the walk).
+        """
+        from netcl.autograd.rules import RULES  # the rules import ops that import this module
+
+        if self._freed:
+            raise RuntimeError(
+                "this Tape's record was already used by a backward pass and freed; to run "
+                "backward more than once create Tape(retain=True) or pass retain_graph=True "
+                "to every backward call but the last"
+            )
+        retain = self.retain if retain_graph is None else retain_graph
+        grads: dict[int, Tensor] = {}
+        tensors: dict[int, Tensor] = {}
+        with recorder.recording(None):
+            for out, seed in zip(outputs, seeds, strict=True):
+                _add(grads, tensors, out, _seed(out, seed))
+            try:
+                for i in range(len(self._nodes) - 1, -1, -1):
+                    node = self._nodes[i]
+                    if node is None:
+                        continue
+                    g = grads.get(id(node.output))
+                    if g is not None:
+                        if id(node.output) not in keep:
+                            # Every consumer of this output ran later: its gradient is complete.
+                            del grads[id(node.output)]
+                        _push(RULES, node, g, grads, tensors)
+                    if not retain:
+                        self._nodes[i] = None  # frees the saved tensors as the walk goes
+            finally:
+                # Also after a failed walk: a half-freed record must not be walked again.
+                if not retain:
+                    self._free()
+        return grads, tensors
+
+
+def _seed(output: Tensor, seed: Tensor | None) -> Tensor:
+    if not output.requires_grad:
+        raise RuntimeError(
+            f"backward: the output (shape {output.shape}) does not require grad: no input of "
+            "the ops that made it requires grad, or it was computed outside the Tape "
+            "(or under no_grad)"
+        )
+    if seed is None:
+        if output.size != 1:
+            raise RuntimeError(
+                f"backward: a gradient can be left out only for a one-element output (a loss); "
+                f"this output has shape {output.shape}: pass grad= of that shape"
+            )
+        return ones_like(output)
+    if seed.shape != output.shape:
+        raise ValueError(
+            f"backward: grad has shape {seed.shape} but the output has shape {output.shape}"
+        )
+    return seed if seed.dtype == output.dtype else ops.cast(seed, output.dtype)
+
+
+def _push(
+    rules: Mapping[str, Any],
+    node: Node,
+    g: Tensor,
+    grads: dict[int, Tensor],
+    tensors: dict[int, Tensor],
+) -> None:
+    """Apply ``node``'s rule to ``g`` and add what it gives to its inputs' gradients."""
+    rule = rules.get(node.op)
+    if rule is None:
+        raise NotImplementedError(f"backward: no rule for op {node.op!r} in netcl.autograd.rules")
+    input_grads = rule(g, node)
+    if len(input_grads) != len(node.inputs):
+        raise RuntimeError(
+            f"backward rule of {node.op!r} gave {len(input_grads)} gradients "
+            f"for {len(node.inputs)} inputs"
+        )
+    for x, gx in zip(node.inputs, input_grads, strict=True):
+        if gx is None or not x.requires_grad:
+            continue
+        if gx.shape != x.shape:
+            raise RuntimeError(
+                f"backward rule of {node.op!r} gave a gradient of shape {gx.shape} "
+                f"for an input of shape {x.shape}"
+            )
+        _add(grads, tensors, x, gx)
+
+
+def _add(grads: dict[int, Tensor], tensors: dict[int, Tensor], x: Tensor, g: Tensor) -> None:
+    key = id(x)
+    previous = grads.get(key)
+    grads[key] = g if previous is None else ops.add(previous, g)
+    tensors[key] = x
+
+
+def _accumulate_into_leaf(leaf: Tensor, g: Tensor) -> None:
+    if g.dtype != leaf.dtype:
+        g = ops.cast(g, leaf.dtype)
+    if leaf.grad is None:
+        # Its own contiguous memory: g may be a broadcast view or shared with another input.
+        leaf.grad = ops.copy(g)
+    else:
+        leaf.grad.add_(g)
+
+
+def live_tape_for(output: Tensor) -> Tape | None:
+    """The newest live tape that recorded ``output``, or None."""
+    alive: list[weakref.ref[Tape]] = []
+    found: Tape | None = None
+    for ref in _live_tapes:
+        tape = ref()
+        if tape is not None and not tape._freed:
+            alive.append(ref)
+    _live_tapes[:] = alive
+    for ref in reversed(alive):
+        tape = ref()
+        if tape is not None and tape.recorded(output):
+            found = tape
+            break
+    return found

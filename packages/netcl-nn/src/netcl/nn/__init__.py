@@ -1,0 +1,58 @@
+"""netcl.nn: modules, layers, losses and initializers for netcl.
+
+Layers that own parameters take the queue first, as in
+``Linear(q, 784, 256)``: a pyopencl CommandQueue, a netcl Device, or None
+for the default device. Losses and the functional forms of the layers are
+in ``netcl.nn.functional``; the losses are re-exported here.
+"""
+
+from netcl.core.tensor import Parameter
+from netcl.nn import functional, init
+from netcl.nn._version import __version__
+from netcl.nn.activation import GELU, ReLU, Sigmoid, Tanh
+from netcl.nn.container import ModuleList, Sequential
+from netcl.nn.conv import Conv2d
+from netcl.nn.dropout import Dropout
+from netcl.nn.embedding import Embedding
+from netcl.nn.flatten import Flatten
+from netcl.nn.functional import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    log_softmax,
+    mse_loss,
+    nll_loss,
+    softmax,
+)
+from netcl.nn.linear import Linear
+from netcl.nn.module import LoadResult, Module, StateDictError
+from netcl.nn.normalization import LayerNorm
+from netcl.nn.pooling import MaxPool2d
+
+__all__ = [
+    "GELU",
+    "Conv2d",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "LayerNorm",
+    "Linear",
+    "LoadResult",
+    "MaxPool2d",
+    "Module",
+    "ModuleList",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "StateDictError",
+    "Tanh",
+    "__version__",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "functional",
+    "init",
+    "log_softmax",
+    "mse_loss",
+    "nll_loss",
+    "softmax",
+]

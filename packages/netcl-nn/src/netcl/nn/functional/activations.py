@@ -1,0 +1,50 @@
+"""Activation functions and (log-)softmax, composed from the tensor layer's ops."""
+
+from __future__ import annotations
+
+import math
+
+from netcl.core.tensor import Tensor, ops
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0); its gradient at 0 is 0."""
+    return ops.relu(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x))."""
+    return ops.sigmoid(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return ops.tanh(x)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU(x) = x * Phi(x), Phi the standard normal CDF (Hendrycks and Gimpel, 2016).
+
+    ``approximate="none"`` (PyTorch's default) is exact: 0.5 x (1 + erf(x / sqrt 2)).
+    ``"tanh"`` is 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    """
+    if approximate == "none":
+        inner = ops.erf(ops.mul(x, _SQRT1_2))
+    elif approximate == "tanh":
+        cubic = ops.add(x, ops.mul(ops.mul(ops.mul(x, x), x), 0.044715))
+        inner = ops.tanh(ops.mul(cubic, _SQRT_2_OVER_PI))
+    else:
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return ops.mul(ops.mul(x, 0.5), ops.add(inner, 1.0))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``axis``: stable for any magnitude of x."""
+    return ops.sub(x, ops.logsumexp(x, axis, keepdims=True))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, as exp(log_softmax(x)) so it never overflows."""
+    return ops.exp(log_softmax(x, axis))

@@ -1,0 +1,132 @@
+"""Functional forms of the layers: the modules in netcl.nn hold parameters and call these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from netcl.core.tensor import Tensor, dtypes, from_numpy, ops, rand
+from netcl.core.tensor.ops.conv import IntPair, output_size, pair
+
+IndexLike = Tensor | np.ndarray[Any, Any] | Sequence[int]
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias: x (..., in), weight (out, in), bias (out,)."""
+    if x.shape[-1:] != weight.shape[1:]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+            f"(its last dimension must be {weight.shape[1]})"
+        )
+    out = ops.matmul(x, ops.transpose(weight, 0, 1))
+    return out if bias is None else ops.add(out, bias)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout).
+
+    The mask is drawn from the tensor layer's seeded generator
+    (``netcl.core.tensor.manual_seed``), fresh on every call. Identity when
+    not ``training`` or ``p == 0``.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return ops.mul(x, 0.0)
+    keep = ops.ge(rand(x.shape, dtypes.float32, x.device), p)
+    scale = ops.where(keep, 1.0 / (1.0 - p), 0.0)
+    return ops.mul(x, scale if scale.dtype == x.dtype else ops.cast(scale, x.dtype))
+
+
+def layer_norm(
+    x: Tensor,
+    normalized_shape: Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last ``len(normalized_shape)`` axes.
+
+    The variance is the biased one (divided by the count), as in PyTorch.
+    """
+    shape = tuple(normalized_shape)
+    if x.shape[x.ndim - len(shape) :] != shape:
+        raise ValueError(
+            f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}"
+        )
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    centered = ops.sub(x, ops.mean(x, axes, keepdims=True))
+    variance = ops.mean(ops.mul(centered, centered), axes, keepdims=True)
+    out = ops.div(centered, ops.sqrt(ops.add(variance, eps)))
+    if weight is not None:
+        out = ops.mul(out, weight)
+    if bias is not None:
+        out = ops.add(out, bias)
+    return out
+
+
+def embedding(indices: IndexLike, weight: Tensor) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, dim) at integer ``indices``: shape (*indices.shape, dim).
+
+    The gradient of a row used several times is the sum of its uses.
+    """
+    if not isinstance(indices, Tensor):
+        indices = from_numpy(np.asarray(indices, dtype=np.int64), weight.device)
+    rows = ops.index_select(weight, 0, ops.reshape(indices, (-1,)))
+    return ops.reshape(rows, (*indices.shape, weight.shape[1]))
+
+
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+) -> Tensor:
+    """2-D cross-correlation, as PyTorch's conv2d: x (N, C, H, W), weight (O, C, KH, KW).
+
+    Computed as im2col and one batched matmul: ``unfold(x)`` is
+    (N, C*KH*KW, OH*OW), and weight seen as (O, C*KH*KW) times it is
+    (N, O, OH*OW). Memory is C*KH*KW*OH*OW per image, fine for small CNNs.
+    """
+    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"conv2d: input {x.shape} and weight {weight.shape} must be (N, C, H, W) and "
+            "(O, C, KH, KW) with the same C"
+        )
+    n, _, height, width = x.shape
+    out_channels, channels, kh, kw = weight.shape
+    sh, sw = pair("conv2d", "stride", stride, 1)
+    ph, pw = pair("conv2d", "padding", padding, 0)
+    dh, dw = pair("conv2d", "dilation", dilation, 1)
+    cols = ops.unfold(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    out = ops.matmul(ops.reshape(weight, (out_channels, channels * kh * kw)), cols)
+    if bias is not None:
+        out = ops.add(out, ops.reshape(bias, (1, out_channels, 1)))
+    oh = output_size(height, kh, sh, ph, dh)
+    ow = output_size(width, kw, sw, pw, dw)
+    return ops.reshape(out, (n, out_channels, oh, ow))
+
+
+def max_pool2d(
+    x: Tensor,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+) -> Tensor:
+    """The max over each window of x (N, C, H, W); ``stride`` defaults to ``kernel_size``."""
+    out, _ = ops.max_pool2d(x, kernel_size, stride, padding, dilation)
+    return out
+
+
+def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+    """Axes ``start_dim`` to ``end_dim`` merged into one (by default all but the batch axis)."""
+    return ops.flatten(x, start_dim, end_dim)
+
+

@@ -1,0 +1,149 @@
+"""Losses: cross-entropy, mean squared error, binary cross-entropy on logits.
+
+Each takes ``reduction``: "mean" (the default) averages the per-element
+losses, "sum" adds them, "none" returns them unreduced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from netcl.autograd import no_grad
+from netcl.core.tensor import Tensor, dtypes, from_numpy, ops
+from netcl.nn.functional.activations import log_softmax
+
+TargetLike = Tensor | np.ndarray[Any, Any]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return ops.mean(loss)
+    if reduction == "sum":
+        return ops.sum(loss)
+    return loss
+
+
+def _check_reduction(op: str, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _classes_last(x: Tensor) -> Tensor:
+    """(N, C, d1, ...) as (N * d1 * ..., C): classes on the last axis, one row per sample."""
+    if x.ndim == 2:
+        return x
+    order = (0, *range(2, x.ndim), 1)
+    return ops.reshape(ops.permute(x, order), (-1, x.shape[1]))
+
+
+def cross_entropy(
+    logits: Tensor,
+    targets: TargetLike,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against ``targets``.
+
+    With integer class ``targets`` (N) or (N, d1, ...) (int64 or int32, a
+    Tensor or a numpy array), the loss of sample i is
+    ``-(1 - s) * logp[i, y_i] - s * mean_c logp[i, c]``, ``s`` the
+    ``label_smoothing``; with float ``targets`` of ``logits``' shape (class
+    probabilities) it is ``-sum_c q[i, c] logp[i, c]`` with
+    ``q = (1 - s) * targets + s / C``. ``logp = log_softmax(logits)`` over
+    the class axis, through logsumexp, so large logits do not overflow.
+    """
+    _check_reduction("cross_entropy", reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if logits.ndim < 2:
+        raise ValueError(f"cross_entropy: logits must be (N, C, ...), got shape {logits.shape}")
+    if not isinstance(targets, Tensor):
+        targets = from_numpy(np.asarray(targets), logits.device)
+    classes = logits.shape[1]
+    logp = log_softmax(_classes_last(logits), axis=-1)  # (M, C)
+
+    if dtypes.is_floating(targets.dtype):
+        if targets.shape != logits.shape:
+            raise ValueError(
+                f"cross_entropy: probability targets must have the logits' shape {logits.shape}, "
+                f"got {targets.shape}"
+            )
+        q = _classes_last(targets)
+        if label_smoothing:
+            q = ops.add(ops.mul(q, 1.0 - label_smoothing), label_smoothing / classes)
+        loss = ops.neg(ops.sum(ops.mul(q, logp), -1))
+        sample_shape = (logits.shape[0], *logits.shape[2:])
+    else:
+        sample_shape = (logits.shape[0], *logits.shape[2:])
+        if targets.shape != sample_shape:
+            raise ValueError(
+                f"cross_entropy: class targets for logits of shape {logits.shape} must have "
+                f"shape {sample_shape}, got {targets.shape}"
+            )
+        picked = ops.take_along_axis(logp, ops.reshape(targets, (-1, 1)), 1)
+        loss = ops.neg(ops.reshape(picked, (-1,)))
+        if label_smoothing:
+            smooth = ops.neg(ops.mean(logp, -1))
+            loss = ops.add(ops.mul(loss, 1.0 - label_smoothing), ops.mul(smooth, label_smoothing))
+    if reduction == "none":
+        return ops.reshape(loss, sample_shape)
+    return _reduce(loss, reduction)
+
+
+def nll_loss(log_probs: Tensor, targets: TargetLike, reduction: str = "mean") -> Tensor:
+    """-log_probs[i, y_i] for log-probabilities (N, C) and class targets (N)."""
+    _check_reduction("nll_loss", reduction)
+    if not isinstance(targets, Tensor):
+        targets = from_numpy(np.asarray(targets), log_probs.device)
+    if log_probs.ndim != 2 or targets.shape != log_probs.shape[:1]:
+        raise ValueError(
+            f"nll_loss: expected log_probs (N, C) and targets (N,), got {log_probs.shape} "
+            f"and {targets.shape}"
+        )
+    picked = ops.take_along_axis(log_probs, ops.reshape(targets, (-1, 1)), 1)
+    return _reduce(ops.neg(ops.reshape(picked, (-1,))), reduction)
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """(input - target)^2 elementwise (broadcast), then reduced."""
+    _check_reduction("mse_loss", reduction)
+    diff = ops.sub(input, target)
+    return _reduce(ops.mul(diff, diff), reduction)
+
+
+def binary_cross_entropy_with_logits(
+    logits: Tensor,
+    targets: Tensor,
+    reduction: str = "mean",
+    pos_weight: Tensor | float | None = None,
+) -> Tensor:
+    """-[p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] for logits x and targets y in [0, 1].
+
+    Written as ``(1 - y) x + (1 + (p - 1) y) softplus(-x)``, ``p`` the
+    ``pos_weight`` (1 by default), with softplus(-x) = log(1 + exp(-x)) taken
+    as ``m + log(exp(-m) + exp(-x - m))``, ``m = max(-x, 0)``: no exp
+    overflows, and since the value does not depend on ``m``, ``m`` is held
+    constant (computed under no_grad) and the gradient is exactly
+    ``sigmoid(x) - y`` everywhere, x = 0 included.
+    """
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    if targets.shape != logits.shape:
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: targets {targets.shape} must have the logits' "
+            f"shape {logits.shape}"
+        )
+    with no_grad():
+        m = ops.maximum(ops.neg(logits), 0.0)
+    softplus = ops.add(
+        m, ops.log(ops.add(ops.exp(ops.neg(m)), ops.exp(ops.sub(ops.neg(logits), m))))
+    )
+    weight: Tensor | float = 1.0
+    if pos_weight is not None:
+        excess = ops.sub(pos_weight, 1.0) if isinstance(pos_weight, Tensor) else pos_weight - 1.0
+        weight = ops.add(ops.mul(targets, excess), 1.0)
+    loss = ops.add(ops.mul(ops.sub(1.0, targets), logits), ops.mul(softplus, weight))
+    return _reduce(loss, reduction)

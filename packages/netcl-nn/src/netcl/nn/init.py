@@ -1,0 +1,94 @@
+"""Initializers: fill a parameter in place, drawing from the tensor layer's seeded generator.
+
+Random draws come from ``netcl.core.tensor.rand``/``randn``, so
+``netcl.core.tensor.manual_seed`` makes a model's initial weights repeatable.
+Each runs under ``no_grad``: initializing is not part of any graph.
+"""
+
+from __future__ import annotations
+
+import math
+
+from netcl.autograd import no_grad
+from netcl.core.tensor import Tensor, ops, rand, randn
+
+
+def fans(tensor: Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) as PyTorch computes them: dims 1 and 0 times the receptive field.
+
+    A Linear weight (out, in) has fan_in = in; a Conv2d weight (out, in, kh, kw)
+    has fan_in = in * kh * kw.
+    """
+    if tensor.ndim < 2:
+        raise ValueError(f"fan in and fan out need at least 2 dimensions, got shape {tensor.shape}")
+    receptive = math.prod(tensor.shape[2:])
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """The standard deviation gain of ``nonlinearity`` (PyTorch's table)."""
+    if nonlinearity in ("linear", "conv2d", "sigmoid"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1 + slope**2))
+    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+
+def uniform_(tensor: Tensor, low: float = 0.0, high: float = 1.0) -> Tensor:
+    """Fill ``tensor`` with U(low, high)."""
+    with no_grad():
+        draw = rand(tensor.shape, tensor.dtype, tensor.device)
+        return tensor.copy_(ops.add(ops.mul(draw, high - low), low))
+
+
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    """Fill ``tensor`` with N(mean, std^2)."""
+    with no_grad():
+        draw = randn(tensor.shape, tensor.dtype, tensor.device)
+        return tensor.copy_(ops.add(ops.mul(draw, std), mean))
+
+
+def kaiming_uniform_(
+    tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
+) -> Tensor:
+    """He init: U(-b, b) with b = gain * sqrt(3 / fan), gain for ``nonlinearity`` (slope ``a``).
+
+    ``a=sqrt(5)`` with the leaky-ReLU gain gives b = 1/sqrt(fan_in), the
+    default of PyTorch's Linear and Conv2d weights.
+    """
+    fan_in, fan_out = fans(tensor)
+    fan = {"fan_in": fan_in, "fan_out": fan_out}.get(mode)
+    if fan is None:
+        raise ValueError(f"kaiming_uniform_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan) if fan else 0.0
+    return uniform_(tensor, -bound, bound)
+
+
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+    """Glorot init: U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out))."""
+    fan_in, fan_out = fans(tensor)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
+    return uniform_(tensor, -bound, bound)
+
+
+def zeros_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with 0."""
+    with no_grad():
+        return tensor.fill_(0)
+
+
+def ones_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with 1."""
+    with no_grad():
+        return tensor.fill_(1)
+
+
+def constant_(tensor: Tensor, value: float) -> Tensor:
+    """Fill ``tensor`` with ``value``."""
+    with no_grad():
+        return tensor.fill_(value)

@@ -1,0 +1,262 @@
+"""Module: the base of every layer; registers parameters and submodules by assignment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from netcl.autograd import no_grad
+from netcl.core.tensor import Parameter, Tensor, from_numpy
+
+
+class StateDictError(ValueError):
+    """``load_state_dict`` was given keys or shapes that do not fit the module."""
+
+
+class LoadResult(NamedTuple):
+    """Keys the module has but the state lacked, and keys the state had but the module lacks."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _forward_unimplemented(self: Module, *args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+
+class Module:
+    """A piece of a model: parameters, buffers and submodules, and a ``forward``.
+
+    Assigning a ``Parameter`` or a ``Module`` to an attribute registers it
+    (in assignment order), so ``parameters()``, ``named_parameters()``,
+    ``state_dict()`` and ``train()``/``eval()`` reach it; ``register_buffer``
+    adds state that is saved but not trained. Registered objects are plain
+    attributes too, so ``self.weight`` reads as it looks. Calling a module
+    calls its ``forward``.
+
+    ``state_dict()`` maps dotted names (``"0.weight"``) to numpy copies;
+    ``load_state_dict`` checks every key and shape before it copies
+    anything, so a bad state leaves the module unchanged.
+    """
+
+    # Declared as an attribute, as PyTorch does, so subclasses give forward
+    # whatever signature they need.
+    forward: Callable[..., Any] = _forward_unimplemented
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_persistent", set())
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    _parameters: dict[str, Parameter | None]
+    _buffers: dict[str, Tensor | None]
+    _persistent: set[str]
+    _modules: dict[str, Module]
+    training: bool
+
+    # -- registration --------------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() ran; call super().__init__() "
+                f"first in {type(self).__name__}.__init__"
+            )
+        if isinstance(value, Parameter):
+            self._unregister(name)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._unregister(name)
+            self._modules[name] = value
+        elif name in self._parameters:
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to parameter {name!r} of "
+                    f"{type(self).__name__}: expected a Parameter or None"
+                )
+            self._parameters[name] = None
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to buffer {name!r}: expected a Tensor"
+                )
+            self._buffers[name] = value
+        else:
+            self._modules.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._unregister(name)
+        object.__delattr__(self, name)
+
+    def _unregister(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
+        self._persistent.discard(name)
+        self._modules.pop(name, None)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` (None: a slot that holds no parameter, like a missing bias)."""
+        self._unregister(name)
+        self._parameters[name] = param
+        object.__setattr__(self, name, param)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """Register state that is not trained; ``persistent`` ones go into ``state_dict``."""
+        self._unregister(name)
+        self._buffers[name] = tensor
+        if persistent:
+            self._persistent.add(name)
+        object.__setattr__(self, name, tensor)
+
+    # -- traversal -----------------------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every submodule once, depth first, with dotted names."""
+        seen: set[int] = set()
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [
+                (f"{name}.{child_name}" if name else child_name, child)
+                for child_name, child in module._modules.items()
+            ]
+            stack.extend(reversed(children))
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """Every parameter once (a shared one under its first name), with dotted names."""
+        seen: set[int] = set()
+        owners = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for owner_name, module in owners:
+            for name, param in module._parameters.items():
+                if param is None or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                yield (f"{owner_name}.{name}" if owner_name else name), param
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for owner_name, module in self.named_modules(prefix):
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    yield (f"{owner_name}.{name}" if owner_name else name), buffer
+
+    # -- modes and calls -----------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (Dropout drops) on this module and every submodule."""
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: ``train(False)``."""
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to None (an optimizer's zero_grad may keep them)."""
+        for param in self.parameters():
+            param.grad = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # -- state ---------------------------------------------------------------------------------
+    def _state_tensors(self) -> dict[str, Tensor]:
+        """Every saved tensor by dotted name: parameters, then persistent buffers, per module."""
+        state: dict[str, Tensor] = {}
+        for owner_name, module in self.named_modules():
+            dotted = f"{owner_name}." if owner_name else ""
+            for name, param in module._parameters.items():
+                if param is not None:
+                    state[dotted + name] = param
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name in module._persistent:
+                    state[dotted + name] = buffer
+        return state
+
+    def state_dict(self) -> dict[str, np.ndarray[Any, Any]]:
+        """A host copy of every parameter and persistent buffer, by dotted name."""
+        return {name: tensor.numpy() for name, tensor in self._state_tensors().items()}
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> LoadResult:
+        """Copy ``state_dict``'s arrays (numpy arrays, Tensors, nested lists) into the module.
+
+        Every entry is checked first: a shape that differs from the target's,
+        or a value that cannot be cast to its dtype (same kind or safer), and
+        with ``strict`` any missing or unexpected key, raise ``StateDictError``
+        naming each key and both shapes, and nothing is copied. The copy goes
+        into the existing tensors' memory, so views (an optimizer's flat
+        buffer) stay valid.
+        """
+        targets = self._state_tensors()
+        missing = [name for name in targets if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in targets]
+        problems: list[str] = []
+        if strict:
+            problems += [f"missing key {name!r} (shape {targets[name].shape})" for name in missing]
+            problems += [f"unexpected key {name!r}" for name in unexpected]
+        staged: list[tuple[Tensor, np.ndarray[Any, Any]]] = []
+        for name, target in targets.items():
+            if name not in state_dict:
+                continue
+            value = state_dict[name]
+            array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+            if array.shape != target.shape:
+                problems.append(
+                    f"key {name!r}: the state has shape {array.shape}, "
+                    f"the module expects {target.shape}"
+                )
+            elif not np.can_cast(array.dtype, target.dtype, casting="same_kind"):
+                problems.append(
+                    f"key {name!r}: cannot cast the state's {array.dtype} to the module's "
+                    f"{target.dtype}"
+                )
+            else:
+                staged.append((target, array.astype(target.dtype, copy=False)))
+        if problems:
+            raise StateDictError(
+                f"load_state_dict into {type(self).__name__} failed, nothing was loaded:\n  "
+                + "\n  ".join(problems)
+            )
+        with no_grad():
+            for target, array in staged:
+                target.copy_(from_numpy(array, target.device))
+        return LoadResult(missing, unexpected)
+
+    # -- printing ------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """What goes between the parentheses of this module's one-line repr."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [
+            f"({name}): {child!r}".replace("\n", "\n  ") for name, child in self._modules.items()
+        ]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"

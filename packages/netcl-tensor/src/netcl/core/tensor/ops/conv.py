@@ -1,0 +1,213 @@
+"""2-D convolution building blocks over NCHW tensors: unfold/fold (im2col/col2im) and
+max pooling with its argmax (conv.cl). A convolution is ``unfold`` then a matmul."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyopencl.cltypes as cltypes
+
+from netcl.core.tensor import dtypes
+from netcl.core.tensor.dispatch import common_device, empty, launch, record
+from netcl.core.tensor.tensor import Shape, Tensor
+
+KERNEL_FILE = Path(__file__).with_name("conv.cl")
+IntPair = int | Sequence[int]
+# Index math in conv.cl is 32-bit.
+INT32_MAX = 2**31 - 1
+
+
+def pair(op: str, name: str, value: IntPair, minimum: int) -> tuple[int, int]:
+    """``value`` as (height, width): an int is used for both."""
+    items = (value, value) if isinstance(value, int) else tuple(value)
+    if len(items) != 2 or any(int(v) < minimum for v in items):
+        raise ValueError(
+            f"{op}: {name} must be an int or a pair of ints >= {minimum}, got {value!r}"
+        )
+    return int(items[0]), int(items[1])
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Positions a window takes along one axis: floor((size + 2p - d(k-1) - 1) / s) + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _geometry(
+    op: str, spatial: Shape, kernel_size: IntPair, stride: IntPair, padding: IntPair,
+    dilation: IntPair,
+) -> tuple[tuple[int, int], list[int]]:
+    """(OH, OW) and the kernel's geometry arguments KH, KW, SH, SW, PH, PW, DH, DW."""
+    kh, kw = pair(op, "kernel_size", kernel_size, 1)
+    sh, sw = pair(op, "stride", stride, 1)
+    ph, pw = pair(op, "padding", padding, 0)
+    dh, dw = pair(op, "dilation", dilation, 1)
+    oh = output_size(spatial[0], kh, sh, ph, dh)
+    ow = output_size(spatial[1], kw, sw, pw, dw)
+    if oh <= 0 or ow <= 0:
+        raise ValueError(
+            f"{op}: a {kh}x{kw} kernel (dilation {dh}x{dw}, padding {ph}x{pw}) does not fit "
+            f"an input of spatial size {spatial[0]}x{spatial[1]}"
+        )
+    return (oh, ow), [kh, kw, sh, sw, ph, pw, dh, dw]
+
+
+def _check(op: str, t: Tensor, ndim: int, what: str) -> None:
+    if t.ndim != ndim:
+        raise ValueError(f"{op}: expected a {ndim}-D {what}, got shape {t.shape}")
+    if t.dtype not in (dtypes.float32, dtypes.float16):
+        raise TypeError(f"{op}: supports float32 and float16, got {t.dtype}")
+    if t.size > INT32_MAX:
+        raise ValueError(f"{op}: tensors of more than {INT32_MAX} elements are not supported")
+
+
+def _kernel(t: Tensor, name: str) -> Any:
+    if t.dtype == dtypes.float16:
+        defines = {"T": "half", "LOAD(p, i)": "vload_half((i), (p))",
+                   "STORE(p, i, v)": "vstore_half((v), (i), (p))"}
+    else:
+        defines = {"T": "float", "LOAD(p, i)": "(p)[(i)]", "STORE(p, i, v)": "(p)[(i)] = (v)"}
+    return t.device.kernels.kernel(KERNEL_FILE, name, defines)
+
+
+def _strides4(t: Tensor) -> np.ndarray[Any, Any]:
+    # An int4 kernel argument: the strides, padded with zeros for 3-D tensors.
+    return np.array((*t.strides, 0, 0, 0, 0)[:4], dtype=cltypes.int4)
+
+
+def _ints(values: Sequence[int]) -> list[np.int32]:
+    return [np.int32(v) for v in values]
+
+
+def unfold(
+    x: Tensor, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0,
+    dilation: IntPair = 1,
+) -> Tensor:
+    """im2col: every kernel window of ``x`` (N, C, H, W) as a column.
+
+    The result has shape (N, C*KH*KW, OH*OW), with row ``(c*KH + kh)*KW + kw``
+    and column ``oh*OW + ow`` holding ``x[n, c, oh*SH - PH + kh*DH,
+    ow*SW - PW + kw*DW]`` (0 in the zero padding), as ``torch.nn.functional.unfold``.
+    ``OH = floor((H + 2 PH - DH (KH - 1) - 1) / SH) + 1``, likewise OW.
+    Recorded as ``unfold`` with ``input_shape`` and the geometry.
+    """
+    _check("unfold", x, 4, "input (N, C, H, W)")
+    n, c, h, w = x.shape
+    (oh, ow), geometry = _geometry("unfold", (h, w), kernel_size, stride, padding, dilation)
+    kh, kw = geometry[:2]
+    out = empty((n, c * kh * kw, oh * ow), x.dtype, x.device)
+    launch(
+        x.device, _kernel(x, "unfold"), out.size,
+        np.int32(out.size), out.buffer, x.buffer, np.int32(x.offset), _strides4(x),
+        *_ints([c, h, w, oh, ow, *geometry]),
+    )
+    return record(
+        "unfold", [x], out, input_shape=x.shape, kernel_size=(kh, kw), stride=stride,
+        padding=padding, dilation=dilation,
+    )
+
+
+def fold(
+    cols: Tensor, output_size: IntPair, kernel_size: IntPair, stride: IntPair = 1,
+    padding: IntPair = 0, dilation: IntPair = 1,
+) -> Tensor:
+    """col2im, the adjoint of ``unfold``: columns (N, C*KH*KW, L) summed back into images.
+
+    ``output_size`` is (H, W). Every column entry is added to the pixel
+    ``unfold`` would have read it from (entries that fall in the padding are
+    dropped), as ``torch.nn.functional.fold``; L must be OH*OW for that
+    geometry. Recorded as ``fold`` with ``output_size`` and the geometry.
+    """
+    _check("fold", cols, 3, "column tensor (N, C*KH*KW, L)")
+    h, w = pair("fold", "output_size", output_size, 1)
+    (oh, ow), geometry = _geometry("fold", (h, w), kernel_size, stride, padding, dilation)
+    kh, kw = geometry[:2]
+    n, rows, length = cols.shape
+    if rows % (kh * kw) or length != oh * ow:
+        raise ValueError(
+            f"fold: columns of shape {cols.shape} do not fit a {kh}x{kw} kernel over "
+            f"{h}x{w}: expected (N, C*{kh * kw}, {oh * ow})"
+        )
+    c = rows // (kh * kw)
+    out = empty((n, c, h, w), cols.dtype, cols.device)
+    launch(
+        cols.device, _kernel(cols, "fold"), out.size,
+        np.int32(out.size), out.buffer, cols.buffer, np.int32(cols.offset), _strides4(cols),
+        *_ints([c, h, w, oh, ow, *geometry]),
+    )
+    return record(
+        "fold", [cols], out, output_size=(h, w), kernel_size=(kh, kw), stride=stride,
+        padding=padding, dilation=dilation,
+    )
+
+
+def max_pool2d(
+    x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+    dilation: IntPair = 1,
+) -> tuple[Tensor, Tensor]:
+    """The max of every window of ``x`` (N, C, H, W), and where it was.
+
+    Returns ``(out, indices)``: ``out`` is (N, C, OH, OW) (``stride`` defaults
+    to ``kernel_size``; padding counts as -inf, and may be at most half the
+    kernel, as in PyTorch), ``indices`` int64 of the same shape holding
+    ``h * W + w`` of each max in its (n, c) plane (the first on ties; a NaN
+    wins). Recorded as ``max_pool2d`` with ``indices`` and the geometry.
+    """
+    _check("max_pool2d", x, 4, "input (N, C, H, W)")
+    stride = kernel_size if stride is None else stride
+    n, c, h, w = x.shape
+    (oh, ow), geometry = _geometry("max_pool2d", (h, w), kernel_size, stride, padding, dilation)
+    kh, kw, _, _, ph, pw = geometry[:6]
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(
+            f"max_pool2d: padding {ph}x{pw} must be at most half the kernel {kh}x{kw}"
+        )
+    out = empty((n, c, oh, ow), x.dtype, x.device)
+    indices = empty((n, c, oh, ow), dtypes.int64, x.device)
+    launch(
+        x.device, _kernel(x, "max_pool2d"), out.size,
+        np.int32(out.size), out.buffer, indices.buffer, x.buffer, np.int32(x.offset),
+        _strides4(x), *_ints([c, h, w, oh, ow, *geometry]),
+    )
+    record(
+        "max_pool2d", [x], out, indices=indices, input_shape=x.shape, kernel_size=(kh, kw),
+        stride=stride, padding=padding, dilation=dilation,
+    )
+    return out, indices
+
+
+def max_pool2d_backward(
+    grad: Tensor, indices: Tensor, input_shape: Sequence[int], kernel_size: IntPair,
+    stride: IntPair | None = None, padding: IntPair = 0, dilation: IntPair = 1,
+) -> Tensor:
+    """The gradient of ``max_pool2d`` for its input: each window's gradient goes to its max.
+
+    ``grad`` and ``indices`` are (N, C, OH, OW), ``indices`` as ``max_pool2d``
+    returned them (contiguous int64); the result has ``input_shape``, and a
+    pixel that is the max of several windows receives the sum. Not recorded.
+    """
+    _check("max_pool2d_backward", grad, 4, "gradient (N, C, OH, OW)")
+    stride = kernel_size if stride is None else stride
+    n, c, h, w = (int(s) for s in input_shape)
+    (oh, ow), geometry = _geometry(
+        "max_pool2d_backward", (h, w), kernel_size, stride, padding, dilation
+    )
+    if grad.shape != (n, c, oh, ow) or indices.shape != grad.shape:
+        raise ValueError(
+            f"max_pool2d_backward: grad {grad.shape} and indices {indices.shape} must both "
+            f"be {(n, c, oh, ow)} for input shape {tuple(input_shape)}"
+        )
+    if indices.dtype != dtypes.int64 or not indices.is_contiguous or indices.offset:
+        raise ValueError(
+            "max_pool2d_backward: indices must be the contiguous int64 tensor max_pool2d gave"
+        )
+    device = common_device("max_pool2d_backward", [grad, indices])
+    out = empty((n, c, h, w), grad.dtype, device)
+    launch(
+        device, _kernel(grad, "max_pool2d_backward"), out.size,
+        np.int32(out.size), out.buffer, grad.buffer, np.int32(grad.offset), _strides4(grad),
+        indices.buffer, *_ints([c, h, w, oh, ow, *geometry]),
+    )
+    return out

@@ -1,0 +1,332 @@
+// Matrix multiply C[z] = A[z] @ B[z] over a batch z, in two families chosen
+// by the device type (matmul.py picks one and supplies the #defines):
+//
+//   PANEL == 1  CPU (PoCL): no local memory. B is first packed into float
+//               panels 16 columns wide (pack_b), A into 6-row panels when it
+//               cannot be read in place (pack_a); each work-item then keeps a
+//               6x16 block of C in twelve float8 registers and streams one
+//               panel of B and six rows of A along K. PoCL runs a work-group
+//               as a loop on one thread, so "local memory" would only be a
+//               copy; the packed panels are what keep the loads in cache.
+//   PANEL == 0  GPU: a BM x BN tile of C per work-group, K walked BK at a time
+//               through double-buffered local-memory tiles; each work-item
+//               keeps a TM x TN block of C in registers.
+//
+// Always defined by matmul.py:
+//   A_T, B_T, C_T            storage C types ("float" or "half")
+//   LOAD_A(p, i), LOAD_B(p, i)  element i of an operand, as float
+//   STORE_C(p, i, v)         store float v at element i of C
+// A is read at a_off + m * a_sm + k * a_sk (B likewise at k * b_sk + n * b_sn),
+// so transposed and other strided views need no copy.
+//
+// Every kernel takes its scalars as one int16 and one long8 (see PARAMS):
+// PoCL spends ~9 us in clSetKernelArg per scalar argument, which for nine
+// separate scalars was more than the launch of a small multiply itself. C is contiguous:
+// (batch, M, N). Arithmetic is float for both dtypes: fp16 is only a storage
+// format here (vload_half / vstore_half need no cl_khr_fp16).
+//
+// FMAs are written `acc += a * b`: OpenCL C allows contracting that to one
+// fma instruction (FP_CONTRACT is on by default), and PoCL compiles the
+// builtin fma(float8, ...) to an out-of-line call, 4x slower than inline.
+
+// The element offset of batch entry z. The batch is at most three collapsed
+// dimensions, outermost first in s0..s2 (unused ones have size 1); a
+// broadcast dimension has stride 0. Strides are long: a batch of big
+// matrices passes 2^31 elements easily, one matrix does not (matmul.py checks).
+inline long batch_offset(int z, const int4 shape, const long4 strides)
+{
+    const int i2 = z % shape.s2;
+    z /= shape.s2;
+    const int i1 = z % shape.s1;
+    const int i0 = z / shape.s1;
+    return i0 * strides.s0 + i1 * strides.s1 + i2 * strides.s2;
+}
+
+// The scalar arguments, in the order matmul.py packs them (_params).
+#define PARAMS const int16 ip, const long8 lp
+#define UNPACK_PARAMS                                                           \
+    const int M = ip.s0, N = ip.s1, K = ip.s2;                                  \
+    const int a_sm = ip.s3, a_sk = ip.s4, b_sk = ip.s5, b_sn = ip.s6;           \
+    const int4 batch_shape = (int4)(ip.s7, ip.s8, ip.s9, 1);                    \
+    const long a_off = lp.s0, b_off = lp.s4;                                    \
+    const long4 a_bs = (long4)(lp.s1, lp.s2, lp.s3, 0);                         \
+    const long4 b_bs = (long4)(lp.s5, lp.s6, lp.s7, 0);
+
+#if PANEL
+
+#define MR 6
+#define NR 16
+
+// Unaligned float8 access. Dereferencing a float8 pointer (rather than calling
+// vload8/vstore8, which PoCL does not inline) is what lets the inner loop stay
+// in registers; C rows are only 4-byte aligned, hence the aligned(4) type.
+// This is a clang vector extension, which is fine: only PoCL builds PANEL.
+typedef float float8_unaligned __attribute__((ext_vector_type(8), aligned(4)));
+
+// Bp[z][panel][k][0..15] = B[z][k][panel * 16 + c], zero past column N, so the
+// multiply kernel reads one contiguous, 64-byte aligned stream per panel and
+// never tests a bound. Unpacked, B's rows lie N floats apart: at N = 1024
+// that is 4 KiB, every row of a panel lands in one L1 set, and the multiply
+// ran at 108 instead of 183 GFLOP/s (2-core EPYC, 1024^3).
+__kernel void pack_b(PARAMS, __global const B_T *B, __global float *Bp)
+{
+    UNPACK_PARAMS
+    const int k = get_global_id(0);
+    const int panel = get_global_id(1);
+    const int z = get_global_id(2);
+    if (k >= K) return;
+    const int panels = (N + NR - 1) / NR;
+    B += b_off + batch_offset(z, batch_shape, b_bs);
+    __global float *out = Bp + (((long)z * panels + panel) * K + k) * NR;
+    for (int c = 0; c < NR; ++c) {
+        const int n = panel * NR + c;
+        out[c] = n < N ? LOAD_B(B, k * b_sk + n * b_sn) : 0.0f;
+    }
+}
+
+// Ap[z][block][k][0..5] = A[z][block * 6 + r][k], zero past row M: the A
+// operand of matmul_panel when reading A in place would be slow. In place,
+// the kernel streams six rows of A along K; that is fast only when K is A's
+// unit stride. A transposed view (the weight gradient x.T @ g) would put
+// every k on another page (1024^3 ran at 100 instead of 170 GFLOP/s), and
+// fp16 would convert each element once per column panel instead of once.
+__kernel void pack_a(PARAMS, __global const A_T *A, __global float *Ap)
+{
+    UNPACK_PARAMS
+    const int k = get_global_id(0);
+    const int block = get_global_id(1);
+    const int z = get_global_id(2);
+    if (k >= K) return;
+    const int blocks = (M + MR - 1) / MR;
+    A += a_off + batch_offset(z, batch_shape, a_bs);
+    __global float *out = Ap + (((long)z * blocks + block) * K + k) * MR;
+    for (int r = 0; r < MR; ++r) {
+        const int m = block * MR + r;
+        out[r] = m < M ? LOAD_A(A, m * a_sm + k * a_sk) : 0.0f;
+    }
+}
+
+#if A_PACKED
+// Row r of the block at depth k, from the panel pack_a wrote.
+#define A_AT(r, k) a_panel[(k) * MR + (r)]
+#else
+#define A_AT(r, k) a##r[k]
+#endif
+
+#define ROW(r)                                                                  \
+    a = (float8)(A_AT(r, k));                                                   \
+    c##r##0 += a * b0;                                                          \
+    c##r##1 += a * b1;
+
+// One C row of the 6x16 block: two unaligned float8 stores when the row is
+// whole and C is float, element by element otherwise (edges, fp16).
+#define STORE_ROW(r)                                                            \
+    if (m0 + r < M) {                                                           \
+        __global C_T *row = C + (long)(m0 + r) * N + n0;                        \
+        if (VECTOR_STORE && full_width) {                                       \
+            *(__global float8_unaligned *)(row) = c##r##0;                      \
+            *(__global float8_unaligned *)(row + 8) = c##r##1;                  \
+        } else {                                                                \
+            float8 parts[2] = {c##r##0, c##r##1};                               \
+            const float *values = (const float *)parts;                         \
+            for (int c = 0; c < NR && n0 + c < N; ++c) STORE_C(row, c, values[c]); \
+        }                                                                       \
+    }
+
+// Work-item (panel, block, z) computes C[z][6 block .. +6][16 panel .. +16].
+// matmul.py launches work-groups of (1, G, 1): G blocks of rows share one
+// packed panel of B (16 K floats: 50 KiB at K = 784) while it sits in L2.
+// A_PACKED: A is the output of pack_a (`A` then points at it and the stride
+// arguments are unused); else A is float with unit stride along K.
+__kernel void matmul_panel(PARAMS, __global const float *A, __global const float *Bp,
+                           __global C_T *C)
+{
+    UNPACK_PARAMS
+    const int panel = get_global_id(0);
+    const int block = get_global_id(1);
+    const int z = get_global_id(2);
+    const int m0 = block * MR;
+    const int n0 = panel * NR;
+    if (m0 >= M) return;
+    const int panels = (N + NR - 1) / NR;
+    C += (long)z * M * N;
+#if A_PACKED
+    const int blocks = (M + MR - 1) / MR;
+    __global const float *a_panel = A + ((long)z * blocks + block) * K * MR;
+#else
+    A += a_off + batch_offset(z, batch_shape, a_bs);
+    // Rows past M read row M - 1 again (always in bounds) and are not
+    // stored, so the loop has no branch.
+    __global const float *a0 = A + min(m0 + 0, M - 1) * a_sm;
+    __global const float *a1 = A + min(m0 + 1, M - 1) * a_sm;
+    __global const float *a2 = A + min(m0 + 2, M - 1) * a_sm;
+    __global const float *a3 = A + min(m0 + 3, M - 1) * a_sm;
+    __global const float *a4 = A + min(m0 + 4, M - 1) * a_sm;
+    __global const float *a5 = A + min(m0 + 5, M - 1) * a_sm;
+#endif
+    __global const float8 *b = (__global const float8 *)(Bp + ((long)z * panels + panel) * K * NR);
+
+    // 12 accumulators + 2 of B + 1 broadcast of A: 15 of AVX2's 16 ymm registers.
+    float8 c00 = 0.0f, c01 = 0.0f, c10 = 0.0f, c11 = 0.0f, c20 = 0.0f, c21 = 0.0f;
+    float8 c30 = 0.0f, c31 = 0.0f, c40 = 0.0f, c41 = 0.0f, c50 = 0.0f, c51 = 0.0f;
+    float8 a;
+    for (int k = 0; k < K; ++k) {
+        const float8 b0 = b[0];
+        const float8 b1 = b[1];
+        b += 2;
+        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+    }
+
+    const bool full_width = n0 + NR <= N;
+    STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
+}
+
+#else  // PANEL == 0: the tiled GPU kernel
+
+// Supplied by matmul.py: BM, BN (tile of C), BK (depth of one local tile),
+// TM, TN (block of C per work-item, multiples of 4), A_K_MAJOR / B_K_MAJOR
+// (1 when the operand's unit stride runs along K; picks which of the tile's
+// two axes consecutive work-items walk, so global loads coalesce).
+#define THREADS_X (BN / TN)
+#define THREADS_Y (BM / TM)
+#define THREADS (THREADS_X * THREADS_Y)
+#define A_LOADS (BM * BK / THREADS)
+#define B_LOADS (BN * BK / THREADS)
+// Local rows are padded by 4 floats. A K-major operand is stored transposed
+// (k-th local row holds column k of the tile), and a warp writes 8 k's x 4
+// m's of it at once: with a stride of BM + 4 those 32 floats fall in 32
+// different banks, with BM they would share 4. A multiple of 4 keeps each
+// row float4-aligned for the fragment reads.
+#define AS_STRIDE (BM + 4)
+#define BS_STRIDE (BN + 4)
+
+// Element (m, k) of the A tile loaded by slot i of work-item tid.
+#if A_K_MAJOR
+#define A_TILE_M(e) ((e) / BK)
+#define A_TILE_K(e) ((e) % BK)
+#else
+#define A_TILE_M(e) ((e) % BM)
+#define A_TILE_K(e) ((e) / BM)
+#endif
+#if B_K_MAJOR
+#define B_TILE_N(e) ((e) / BK)
+#define B_TILE_K(e) ((e) % BK)
+#else
+#define B_TILE_N(e) ((e) % BN)
+#define B_TILE_K(e) ((e) / BN)
+#endif
+
+__kernel __attribute__((reqd_work_group_size(THREADS_X, THREADS_Y, 1)))
+void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global C_T *C)
+{
+    UNPACK_PARAMS
+    // Declared float4 so that every local row is 16-byte aligned for the
+    // vector fragment reads; written through float pointers.
+    __local float4 As[2][BK][AS_STRIDE / 4];
+    __local float4 Bs[2][BK][BS_STRIDE / 4];
+
+    const int tx = get_local_id(0);
+    const int ty = get_local_id(1);
+    const int tid = ty * THREADS_X + tx;
+    const int m0 = get_group_id(1) * BM;
+    const int n0 = get_group_id(0) * BN;
+    const int z = get_global_id(2);
+    A += a_off + batch_offset(z, batch_shape, a_bs);
+    B += b_off + batch_offset(z, batch_shape, b_bs);
+    C += (long)z * M * N;
+
+    float a_next[A_LOADS];
+    float b_next[B_LOADS];
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+
+// Global -> registers for the tile starting at depth k0 (zeros past M, N, K),
+// then registers -> local buffer `buf`. Split in two so the next tile's
+// global loads are in flight while the current tile is multiplied.
+#define FETCH(k0)                                                               \
+    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        const int m = m0 + A_TILE_M(e);                                         \
+        const int k = (k0) + A_TILE_K(e);                                       \
+        a_next[i] = (m < M && k < K) ? LOAD_A(A, m * a_sm + k * a_sk) : 0.0f;   \
+    }                                                                           \
+    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        const int n = n0 + B_TILE_N(e);                                         \
+        const int k = (k0) + B_TILE_K(e);                                       \
+        b_next[i] = (n < N && k < K) ? LOAD_B(B, k * b_sk + n * b_sn) : 0.0f;   \
+    }
+#define PUT(buf)                                                                \
+    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        ((__local float *)As[buf][A_TILE_K(e)])[A_TILE_M(e)] = a_next[i];       \
+    }                                                                           \
+    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        ((__local float *)Bs[buf][B_TILE_K(e)])[B_TILE_N(e)] = b_next[i];       \
+    }
+
+    FETCH(0)
+    PUT(0)
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    int buf = 0;
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        const bool more = k0 + BK < K;
+        if (more) {
+            FETCH(k0 + BK)
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            // Work-item (tx, ty) owns rows ty*4 + g*4*THREADS_Y + 0..3 and
+            // likewise for columns: its float4 reads of a local row are
+            // spread over the tile, so a warp reads each row without bank
+            // conflicts (all of a warp's ty share one A fragment: broadcast).
+            float a_frag[TM];
+            float b_frag[TN];
+#pragma unroll
+            for (int g = 0; g < TM / 4; ++g) {
+                const float4 v = As[buf][kk][g * THREADS_Y + ty];
+                a_frag[4 * g + 0] = v.x;
+                a_frag[4 * g + 1] = v.y;
+                a_frag[4 * g + 2] = v.z;
+                a_frag[4 * g + 3] = v.w;
+            }
+#pragma unroll
+            for (int g = 0; g < TN / 4; ++g) {
+                const float4 v = Bs[buf][kk][g * THREADS_X + tx];
+                b_frag[4 * g + 0] = v.x;
+                b_frag[4 * g + 1] = v.y;
+                b_frag[4 * g + 2] = v.z;
+                b_frag[4 * g + 3] = v.w;
+            }
+#pragma unroll
+            for (int i = 0; i < TM; ++i)
+#pragma unroll
+                for (int j = 0; j < TN; ++j) acc[i][j] += a_frag[i] * b_frag[j];
+        }
+        // The other buffer was last read before the previous barrier, so it
+        // may be overwritten now; one barrier per step suffices.
+        if (more) {
+            PUT(buf ^ 1)
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        buf ^= 1;
+    }
+
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        const int m = m0 + (i / 4) * 4 * THREADS_Y + ty * 4 + i % 4;
+        if (m >= M) continue;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            const int n = n0 + (j / 4) * 4 * THREADS_X + tx * 4 + j % 4;
+            if (n < N) STORE_C(C, (long)m * N + n, acc[i][j]);
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,254 @@
+"""matmul against a float64 numpy reference: both kernels, edges, views, batches, fp16, errors.
+
+Both kernels of matmul.cl run here on whatever device the session has: the
+"panel" (CPU) kernel and the "tiled" (GPU) kernel are plain OpenCL, so PoCL
+checks the GPU kernel's tiling, edges and layouts too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import RecordLog
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from netcl.core.device import Device
+from netcl.core.tensor import Tensor, from_numpy, ops
+from netcl.core.tensor.ops.matmul import TILE_CONFIGS, TileConfig, matmul_with
+
+Array = np.ndarray[Any, Any]
+
+# The tiled kernel's smallest shape builds fastest on PoCL; the big one is
+# checked separately below.
+SMALL_TILE = TILE_CONFIGS[-1]
+KERNELS: list[tuple[str, TileConfig | None]] = [("panel", None), ("tiled", SMALL_TILE)]
+KERNEL_IDS = ["panel", "tiled"]
+
+# (M, K, N): 1, 3, 17, 65 and 130 straddle the panel (6 x 16) and tile (64, 128) edges.
+SHAPES = [
+    (1, 1, 1),
+    (3, 17, 5),
+    (17, 3, 65),
+    (65, 130, 17),
+    (130, 65, 3),
+    (1, 130, 65),
+    (66, 8, 130),
+]
+
+
+def reference(a: Array, b: Array) -> Array:
+    product: Array = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    return product
+
+
+def check(got: Tensor, a: Array, b: Array) -> None:
+    """fp32: rounding grows with K; fp16: one fp16 rounding of the float32 sum."""
+    want = reference(a, b)
+    assert got.shape == want.shape
+    assert got.dtype == a.dtype
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    k = a.shape[-1]
+    tol = 1e-3 if a.dtype == np.float16 else 1e-6 * max(1.0, np.sqrt(k))
+    np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=tol, atol=tol * scale)
+
+
+def normal(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any = np.float32) -> Array:
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def transposed_view(host: Array, device: Device) -> Tensor:
+    """``host`` on the device as a transposed view over its transpose's memory.
+
+    Built from strides directly so this file tests matmul, not ops.transpose.
+    """
+    t = from_numpy(np.ascontiguousarray(np.swapaxes(host, -1, -2)), device)
+    shape = (*t.shape[:-2], t.shape[-1], t.shape[-2])
+    strides = (*t.strides[:-2], t.strides[-1], t.strides[-2])
+    return Tensor(t.buffer, shape, t.dtype, device, strides, t.offset)
+
+
+def strided_view(host: Array, device: Device) -> Tensor:
+    """``host`` as a view with an offset and every other column of a wider buffer."""
+    rows, cols = host.shape
+    wide = np.zeros((rows + 1, 2 * cols + 1), host.dtype)
+    wide[1:, 1::2] = host
+    t = from_numpy(wide, device)
+    return Tensor(t.buffer, (rows, cols), t.dtype, device, (2 * cols + 1, 2), 2 * cols + 2)
+
+
+LAYOUTS = ["nn", "tn", "nt", "tt", "strided"]
+
+
+def place(host: Array, layout: str, which: int, device: Device) -> Tensor:
+    """Operand ``which`` (0: a, 1: b) stored as ``layout`` says."""
+    if layout == "strided":
+        return strided_view(host, device)
+    if layout[which] == "t":
+        return transposed_view(host, device)
+    return from_numpy(host, device)
+
+
+@pytest.mark.parametrize(("kernel", "tile"), KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_2d_matches_numpy_at_every_edge(
+    kernel: str, tile: TileConfig | None, shape: tuple[int, int, int],
+    device: Device, rng: np.random.Generator,
+) -> None:
+    m, k, n = shape
+    a, b = normal(rng, (m, k)), normal(rng, (k, n))
+    check(matmul_with(from_numpy(a, device), from_numpy(b, device), kernel, tile), a, b)
+
+
+@pytest.mark.parametrize(("kernel", "tile"), KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_views_are_read_through_their_strides(
+    kernel: str, tile: TileConfig | None, layout: str, device: Device, rng: np.random.Generator
+) -> None:
+    a, b = normal(rng, (65, 130)), normal(rng, (130, 17))
+    ta, tb = place(a, layout, 0, device), place(b, layout, 1, device)
+    assert layout == "nn" or not (ta.is_contiguous and tb.is_contiguous)
+    check(matmul_with(ta, tb, kernel, tile), a, b)
+
+
+def test_the_large_gpu_tile_with_edges(device: Device, rng: np.random.Generator) -> None:
+    a, b = normal(rng, (130, 70)), normal(rng, (70, 129))
+    ta, tb = from_numpy(a, device), transposed_view(b, device)
+    check(matmul_with(ta, tb, "tiled", TILE_CONFIGS[0]), a, b)
+
+
+def test_the_public_op_and_the_operator(device: Device, rng: np.random.Generator) -> None:
+    a, b = normal(rng, (33, 20)), normal(rng, (20, 18))
+    ta, tb = from_numpy(a, device), from_numpy(b, device)
+    check(ops.matmul(ta, tb), a, b)
+    check(ta @ tb, a, b)
+
+
+@pytest.mark.parametrize(("kernel", "tile"), KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [
+        ((4, 17, 9), (4, 9, 13)),  # plain batch
+        ((2, 3, 17, 9), (9, 13)),  # 2-D B: folded into more rows of A
+        ((17, 9), (3, 9, 13)),  # 2-D A against a batch of B
+        ((2, 1, 17, 9), (3, 9, 13)),  # both broadcast
+        ((2, 1, 2, 1, 5, 9), (1, 2, 1, 2, 9, 7)),  # four batch dims that do not collapse
+    ],
+    ids=["batch", "fold", "a-2d", "broadcast", "materialise"],
+)
+def test_batches_broadcast_like_numpy(
+    kernel: str, tile: TileConfig | None, a_shape: tuple[int, ...], b_shape: tuple[int, ...],
+    device: Device, rng: np.random.Generator,
+) -> None:
+    a, b = normal(rng, a_shape), normal(rng, b_shape)
+    check(matmul_with(from_numpy(a, device), from_numpy(b, device), kernel, tile), a, b)
+
+
+@pytest.mark.parametrize(("kernel", "tile"), KERNELS, ids=KERNEL_IDS)
+def test_a_batch_of_transposed_views(
+    kernel: str, tile: TileConfig | None, device: Device, rng: np.random.Generator
+) -> None:
+    a, b = normal(rng, (3, 20, 17)), normal(rng, (3, 20, 13))
+    # a.T @ b, as a backward pass computes a weight gradient.
+    got = matmul_with(transposed_view(np.swapaxes(a, -1, -2), device), from_numpy(b, device),
+                      kernel, tile)
+    check(got, np.swapaxes(a, -1, -2), b)
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [((9,), (9, 5)), ((7, 9), (9,)), ((9,), (9,)), ((2, 7, 9), (9,)), ((9,), (3, 9, 4))],
+    ids=["vec-mat", "mat-vec", "dot", "batch-vec", "vec-batch"],
+)
+def test_1d_operands_as_numpy(
+    a_shape: tuple[int, ...], b_shape: tuple[int, ...], device: Device, rng: np.random.Generator
+) -> None:
+    a, b = normal(rng, a_shape), normal(rng, b_shape)
+    check(ops.matmul(from_numpy(a, device), from_numpy(b, device)), a, b)
+
+
+@pytest.mark.parametrize(("kernel", "tile"), KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [((5, 0), (0, 7)), ((0, 4), (4, 7)), ((5, 4), (4, 0)), ((0, 5, 4), (4, 3))],
+    ids=["k0-zeros", "m0", "n0", "batch0"],
+)
+def test_empty_dimensions(
+    kernel: str, tile: TileConfig | None, a_shape: tuple[int, ...], b_shape: tuple[int, ...],
+    device: Device, rng: np.random.Generator,
+) -> None:
+    a, b = normal(rng, a_shape), normal(rng, b_shape)
+    check(matmul_with(from_numpy(a, device), from_numpy(b, device), kernel, tile), a, b)
+
+
+@pytest.mark.parametrize(("kernel", "tile"), KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt"])
+def test_fp16_accumulates_in_float(
+    kernel: str, tile: TileConfig | None, layout: str, device: Device, rng: np.random.Generator
+) -> None:
+    # K = 300 of products around 1: an fp16 accumulator would be off by ~0.1.
+    a, b = normal(rng, (19, 300), np.float16), normal(rng, (300, 21), np.float16)
+    got = matmul_with(place(a, layout, 0, device), place(b, layout, 1, device), kernel, tile)
+    check(got, a, b)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    batch=st.lists(st.integers(1, 3), max_size=3),
+    a_ones=st.lists(st.booleans(), min_size=3, max_size=3),
+    b_ones=st.lists(st.booleans(), min_size=3, max_size=3),
+    b_rank=st.integers(0, 3),
+    mkn=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 20)),
+)
+def test_random_broadcast_batches(
+    batch: list[int], a_ones: list[bool], b_ones: list[bool], b_rank: int,
+    mkn: tuple[int, int, int], device: Device,
+) -> None:
+    m, k, n = mkn
+    # Each operand keeps a suffix of the batch, with some dimensions set to 1.
+    a_batch = [1 if one else size for size, one in zip(batch, a_ones, strict=False)]
+    b_batch = [1 if one else size for size, one in zip(batch, b_ones, strict=False)]
+    b_batch = b_batch[len(b_batch) - min(b_rank, len(b_batch)):]
+    rng = np.random.default_rng(len(batch) * 1000 + m * 100 + k * 10 + n)
+    a, b = normal(rng, (*a_batch, m, k)), normal(rng, (*b_batch, k, n))
+    check(ops.matmul(from_numpy(a, device), from_numpy(b, device)), a, b)
+
+
+def test_records_one_matmul_with_its_operands(device: Device, tape: RecordLog) -> None:
+    a = from_numpy(np.ones((2, 3), np.float32), device).requires_grad_()
+    b = from_numpy(np.ones((3, 4), np.float32), device)
+    out = ops.matmul(a, b)
+    assert tape.ops == ["matmul"]
+    assert tape.calls[0].inputs == [a, b] and tape.calls[0].output is out
+    assert out.requires_grad and not out.is_leaf
+
+
+def test_inner_dimension_mismatch_names_both_shapes(device: Device) -> None:
+    a = from_numpy(np.ones((2, 3), np.float32), device)
+    b = from_numpy(np.ones((4, 5), np.float32), device)
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 5\)"):
+        ops.matmul(a, b)
+
+
+def test_batch_mismatch_names_both_shapes(device: Device) -> None:
+    a = from_numpy(np.ones((2, 2, 3), np.float32), device)
+    b = from_numpy(np.ones((3, 3, 5), np.float32), device)
+    with pytest.raises(ValueError, match=r"\(2, 2, 3\).*\(3, 3, 5\)"):
+        ops.matmul(a, b)
+
+
+def test_dtype_mismatch_names_both_dtypes(device: Device) -> None:
+    a = from_numpy(np.ones((2, 3), np.float32), device)
+    b = from_numpy(np.ones((3, 5), np.float16), device)
+    with pytest.raises(TypeError, match=r"float32.*float16"):
+        ops.matmul(a, b)
+
+
+def test_integers_and_scalars_are_refused(device: Device) -> None:
+    ints = from_numpy(np.ones((2, 2), np.int32), device)
+    with pytest.raises(TypeError, match="int32"):
+        ops.matmul(ints, ints)
+    scalar = from_numpy(np.ones((), np.float32), device)
+    with pytest.raises(ValueError, match="at least one dimension"):
+        ops.matmul(scalar, scalar)
