@@ -12,10 +12,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import netcl.optim.lr_scheduler as nls
 import pytest
 import torch
 import torch.optim.lr_scheduler as tls
+
+import netcl.optim.lr_scheduler as nls
 from netcl.optim.lr_scheduler import (
     ChainedScheduler,
     CosineAnnealingLR,

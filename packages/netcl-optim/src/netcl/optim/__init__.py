@@ -1,0 +1,56 @@
+"""netcl.optim: Adam, AdamW, SGD, Momentum and RMSProp as OpenCL kernels, plus schedulers.
+
+Depends only on netcl.core.device and netcl.core.tensor. Three layers: the
+classes here (param groups, lazy float32 state, state dicts in PyTorch's
+layout), the functional forms in :mod:`netcl.optim.functional` (lists of
+device arrays, usable from another framework), and the kernels (one ``.cl``
+file per algorithm family, one fused launch per parameter).
+"""
+
+from netcl.optim._version import __version__
+from netcl.optim.adam import Adam
+from netcl.optim.adamw import AdamW
+from netcl.optim.clip_grad import clip_grad_norm_, clip_grad_value_
+from netcl.optim.lr_scheduler import (
+    ChainedScheduler,
+    CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
+    ExponentialLR,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    OneCycleLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+    StepLR,
+)
+from netcl.optim.momentum import Momentum
+from netcl.optim.optimizer import Optimizer, ParamState
+from netcl.optim.rmsprop import RMSProp
+from netcl.optim.sgd import SGD
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "ChainedScheduler",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "ExponentialLR",
+    "LRScheduler",
+    "LambdaLR",
+    "LinearLR",
+    "Momentum",
+    "MultiStepLR",
+    "OneCycleLR",
+    "Optimizer",
+    "ParamState",
+    "RMSProp",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
+    "__version__",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+]

@@ -1,0 +1,290 @@
+"""Optimizer: what every netcl optimizer shares (param groups, lazy state, state dicts).
+
+An algorithm is a small subclass: it validates its hyperparameters
+(``check_group``), names its state buffers (``state_keys``) and applies one
+step to a group through its functional form (``_update``). Everything else
+lives here once, with PyTorch's behaviour: ``torch/optim/optimizer.py`` is the
+reference for the contract, not for the code.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias
+
+from netcl.core.tensor import Tensor, float16, float32, zeros
+from netcl.optim import ownership
+from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
+
+ParamGroup: TypeAlias = dict[str, Any]
+ParamsLike: TypeAlias = "Iterable[Tensor] | Iterable[Mapping[str, Any]]"
+
+
+@dataclass
+class ParamState:
+    """One parameter's state: float32 buffers on the parameter's device, and its step count.
+
+    ``state[p]["exp_avg"]`` and ``state[p]["step"]`` read as in PyTorch. ``step``
+    is None for optimizers that count no steps (SGD, Momentum).
+    """
+
+    buffers: dict[str, Tensor] = field(default_factory=dict)
+    step: float | None = None
+
+    def __getitem__(self, key: str) -> Tensor | float:
+        if key == "step" and self.step is not None:
+            return self.step
+        return self.buffers[key]
+
+    def __contains__(self, key: object) -> bool:
+        return (key == "step" and self.step is not None) or key in self.buffers
+
+    def keys(self) -> list[str]:
+        return (["step"] if self.step is not None else []) + list(self.buffers)
+
+
+class Optimizer(abc.ABC):
+    """Base class: holds ``param_groups``, ``defaults`` and per-parameter ``state``.
+
+    Args:
+        params: an iterable of Tensors, or of dicts each with ``"params"`` (a
+            list of Tensors) and any hyperparameters that override ``defaults``
+            for that group.
+        defaults: every hyperparameter with its default value.
+        allow_shared: let a parameter that another live optimizer holds join
+            this one (refused by default: both would step it).
+
+    ``step()`` updates every parameter that has a ``grad`` and is a leaf; the
+    rest are skipped. State is created on a parameter's first step: float32
+    buffers on its device whatever its dtype, and its own step count, so a
+    parameter whose first gradient arrives late starts bias correction at 1.
+    """
+
+    #: Whether each parameter's state counts its steps (``"step"`` in the state dict).
+    counts_steps: ClassVar[bool] = True
+
+    def __init__(
+        self, params: ParamsLike, defaults: Mapping[str, Any], *, allow_shared: bool = False
+    ) -> None:
+        self.defaults: dict[str, Any] = dict(defaults)
+        self.state: dict[Tensor, ParamState] = {}
+        self.param_groups: list[ParamGroup] = []
+        self.allow_shared = allow_shared
+        # The defaults themselves, as PyTorch does: a bad default that every group
+        # overrides would otherwise surface only at a later add_param_group.
+        self.check_group(self.defaults, type(self).__name__)
+        groups = self._groups_from(params)
+        checked = [self._checked_group(group, i, len(groups)) for i, group in enumerate(groups)]
+        self._check_duplicates(checked)
+        ownership.claim([p for g in checked for p in g["params"]], self, allow_shared)
+        self.param_groups.extend(checked)
+
+    # -- what a subclass provides ----------------------------------------------------------
+    @abc.abstractmethod
+    def check_group(self, group: Mapping[str, Any], owner: str) -> None:
+        """Raise ValueError, naming ``owner``, for any bad hyperparameter in ``group``."""
+
+    def state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+        """The float32 buffers a parameter of ``group`` keeps (PyTorch's names)."""
+        return ()
+
+    @abc.abstractmethod
+    def _update(
+        self,
+        group: ParamGroup,
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[ParamState],
+        first_steps: list[bool],
+    ) -> None:
+        """Apply one step to ``params`` of ``group``; ``first_steps[i]``: state just created."""
+
+    # -- groups --------------------------------------------------------------------------
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a group; hyperparameters it does not give come from ``defaults``."""
+        group = self._checked_group(param_group, len(self.param_groups), None)
+        self._check_duplicates([group])
+        ownership.claim(group["params"], self, self.allow_shared)
+        self.param_groups.append(group)
+
+    def _groups_from(self, params: ParamsLike) -> list[Mapping[str, Any]]:
+        name = type(self).__name__
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{name}: params must be an iterable of Tensors or of param-group dicts, "
+                "got one Tensor; pass [tensor]"
+            )
+        try:
+            items = list(params)
+        except TypeError:
+            raise TypeError(
+                f"{name}: params must be an iterable of Tensors or of param-group dicts, "
+                f"got {type(params).__name__}"
+            ) from None
+        if not items:
+            raise ValueError(f"{name}: got an empty parameter list")
+        if all(isinstance(item, Mapping) for item in items):
+            return items  # type: ignore[return-value]
+        if any(isinstance(item, Mapping) for item in items):
+            raise TypeError(f"{name}: params mixes Tensors and param-group dicts")
+        return [{"params": items}]
+
+    def _checked_group(
+        self, group: object, index: int, count: int | None
+    ) -> ParamGroup:
+        """``group`` with defaults filled in, its params a list of float Tensors, all checked."""
+        name = type(self).__name__
+        where = name if count == 1 else f"{name} param group {index}"
+        if not isinstance(group, Mapping):
+            raise TypeError(f"{where}: a param group is a dict, got {type(group).__name__}")
+        if "params" not in group:
+            raise ValueError(f"{where}: the group has no 'params'")
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set | frozenset):
+            raise TypeError(f"{where}: params must be an ordered sequence, not a set")
+        else:
+            params = list(params)
+        if not params:
+            raise ValueError(f"{where}: got an empty parameter list")
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{where}: params[{i}] is a {type(p).__name__}, not a Tensor")
+            if p.dtype not in (float32, float16):
+                raise TypeError(
+                    f"{where}: params[{i}] has dtype {p.dtype}; optimizers take float32 or "
+                    "float16 parameters"
+                )
+        checked: ParamGroup = {**self.defaults, **group, "params": params}
+        self.check_group(checked, where)
+        return checked
+
+    def _check_duplicates(self, new_groups: Sequence[ParamGroup]) -> None:
+        # ids are stable here: every parameter is referenced by a group.
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        for g, group in enumerate(new_groups):
+            for i, p in enumerate(group["params"]):
+                if id(p) in seen:
+                    raise ValueError(
+                        f"{type(self).__name__}: parameter {i} of param group "
+                        f"{len(self.param_groups) + g} (shape {p.shape}) appears more than "
+                        "once in this optimizer; it would be stepped twice"
+                    )
+                seen.add(id(p))
+
+    # -- stepping ------------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's grad (``set_to_none``) or fill it with zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter with a grad; returns ``closure()``'s value if given.
+
+        ``closure`` re-evaluates the model and its gradients (it runs first, so
+        the update uses the grads it leaves).
+        """
+        loss = closure() if closure is not None else None
+        # Check every group before touching any, so bad grads leave everything as it was.
+        batches = [self._collect(group) for group in self.param_groups]
+        for group, (params, grads, states, created) in zip(
+            self.param_groups, batches, strict=True
+        ):
+            if not params:
+                continue
+            created_ids = {id(st) for st in created}
+            first_steps = [id(st) in created_ids for st in states]
+            keys = self.state_keys(group)
+            for p, st in zip(params, states, strict=True):
+                for key in keys:
+                    if key not in st.buffers:
+                        st.buffers[key] = zeros(p.shape, float32, device=p.device)
+            if self.counts_steps:
+                for st in states:
+                    st.step = (st.step or 0.0) + 1.0
+            try:
+                self._update(group, params, grads, states, first_steps)
+            except BaseException:
+                if self.counts_steps:
+                    for st in states:
+                        st.step = (st.step or 1.0) - 1.0
+                raise
+            if keys or self.counts_steps:
+                for p, st in zip(params, states, strict=True):
+                    if id(st) in created_ids:
+                        self.state[p] = st
+        return loss
+
+    def _collect(
+        self, group: ParamGroup
+    ) -> tuple[list[Tensor], list[Tensor], list[ParamState], list[ParamState]]:
+        """The group's steppable params, their grads and states (new ones not yet stored)."""
+        params: list[Tensor] = []
+        grads: list[Tensor] = []
+        states: list[ParamState] = []
+        created: list[ParamState] = []
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None or not p.is_leaf:
+                continue
+            if grad.shape != p.shape or grad.dtype != p.dtype:
+                raise ValueError(
+                    f"{type(self).__name__}.step: a parameter of shape {p.shape} and dtype "
+                    f"{p.dtype} has a grad of shape {grad.shape} and dtype {grad.dtype}"
+                )
+            if not (p.is_contiguous and grad.is_contiguous):
+                raise ValueError(
+                    f"{type(self).__name__}.step: parameters and grads must be contiguous "
+                    f"(shape {p.shape}: strides {p.strides}, grad strides {grad.strides})"
+                )
+            st = self.state.get(p)
+            if st is None:
+                st = ParamState(step=0.0 if self.counts_steps else None)
+                created.append(st)
+            params.append(p)
+            grads.append(grad)
+            states.append(st)
+        return params, grads, states, created
+
+    # -- state dicts ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The state as plain data, in PyTorch's layout.
+
+        ``{"state": {index: {"step": float, "exp_avg": ndarray, ...}},
+        "param_groups": [{hyperparameters..., "params": [index, ...]}]}``: indices
+        count parameters across groups in order; arrays are float32 numpy copies.
+        """
+        return pack_state(self.param_groups, self.state)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Take the state and hyperparameters of ``state_dict`` (from any device, or PyTorch).
+
+        Everything is checked before anything changes: a wrong group count,
+        group size, shape, key or dtype raises ValueError and leaves this
+        optimizer exactly as it was.
+        """
+        where = f"{type(self).__name__}.load_state_dict"
+        groups, id_map = unpack_groups(state_dict, self.param_groups, self.check_group, where)
+        state = unpack_state(
+            state_dict, id_map, groups, self.state_keys, self.counts_steps, where
+        )
+        for group, new in zip(self.param_groups, groups, strict=True):
+            group.clear()
+            group.update(new)
+        self.state.clear()
+        for p, (step, buffers) in state.items():
+            self.state[p] = ParamState(buffers, step)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join([*lines, ")"])

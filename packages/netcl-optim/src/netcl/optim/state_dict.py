@@ -1,0 +1,163 @@
+"""Optimizer state dicts: packing to plain data, and checking and unpacking it.
+
+The layout is PyTorch's, so a ``torch.optim`` state dict loads here (its
+tensors read through ``__array__``) and ours loads there once arrays become
+tensors::
+
+    {"state": {index: {"step": float, "exp_avg": ndarray, ...}},
+     "param_groups": [{hyperparameters..., "params": [index, ...]}]}
+
+Unpacking validates everything and builds the new state aside; the optimizer
+swaps it in only when nothing is wrong.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from netcl.core.tensor import Tensor, from_numpy
+
+if TYPE_CHECKING:
+    from netcl.optim.optimizer import ParamState
+
+GroupCheck = Callable[[Mapping[str, Any], str], None]
+StateKeys = Callable[[Mapping[str, Any]], tuple[str, ...]]
+
+
+def pack_state(
+    param_groups: Sequence[Mapping[str, Any]], state: Mapping[Tensor, ParamState]
+) -> dict[str, Any]:
+    """``param_groups`` and ``state`` as plain, picklable data (numpy arrays, floats)."""
+    index_of: dict[int, int] = {}
+    groups: list[dict[str, Any]] = []
+    for group in param_groups:
+        packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+        packed["params"] = [index_of.setdefault(id(p), len(index_of)) for p in group["params"]]
+        groups.append(packed)
+    packed_state: dict[int, dict[str, Any]] = {}
+    for p, st in state.items():
+        index = index_of.get(id(p))
+        if index is None:  # a group removed from param_groups by hand
+            continue
+        entry: dict[str, Any] = {} if st.step is None else {"step": st.step}
+        entry.update((key, tensor.numpy()) for key, tensor in st.buffers.items())
+        packed_state[index] = entry
+    return {"state": dict(sorted(packed_state.items())), "param_groups": groups}
+
+
+def unpack_groups(
+    state_dict: object,
+    param_groups: Sequence[Mapping[str, Any]],
+    check_group: GroupCheck,
+    where: str,
+) -> tuple[list[dict[str, Any]], dict[Any, Tensor]]:
+    """The new param groups (saved hyperparameters over current ones, current params)
+    and the map from saved parameter index to parameter. Nothing is changed."""
+    if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= state_dict.keys():
+        raise ValueError(f"{where}: expected a dict with 'state' and 'param_groups'")
+    saved_groups = state_dict["param_groups"]
+    if not _is_list(saved_groups):
+        raise ValueError(f"{where}: 'param_groups' must be a list of dicts")
+    if len(saved_groups) != len(param_groups):
+        raise ValueError(
+            f"{where}: the state dict has {len(saved_groups)} param groups, this optimizer "
+            f"has {len(param_groups)}"
+        )
+    id_map: dict[Any, Tensor] = {}
+    groups: list[dict[str, Any]] = []
+    for g, (group, saved) in enumerate(zip(param_groups, saved_groups, strict=True)):
+        if not isinstance(saved, Mapping) or not _is_list(saved.get("params")):
+            raise ValueError(f"{where}: param group {g} must be a dict with a 'params' list")
+        indices = saved["params"]
+        if len(indices) != len(group["params"]):
+            raise ValueError(
+                f"{where}: param group {g} has {len(indices)} params in the state dict, "
+                f"{len(group['params'])} in this optimizer"
+            )
+        for index, p in zip(indices, group["params"], strict=True):
+            if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+                raise ValueError(f"{where}: param group {g} lists {index!r}, not an index")
+            if index in id_map:
+                raise ValueError(f"{where}: parameter index {index} is listed twice")
+            id_map[index] = p
+        new = {k: v for k, v in group.items() if k != "params"}
+        new.update((k, copy.deepcopy(v)) for k, v in saved.items() if k != "params")
+        new["params"] = group["params"]
+        check_group(new, f"{where}: param group {g}")
+        groups.append(new)
+    return groups, id_map
+
+
+def unpack_state(
+    state_dict: Mapping[str, Any],
+    id_map: Mapping[Any, Tensor],
+    groups: Sequence[Mapping[str, Any]],
+    state_keys: StateKeys,
+    counts_steps: bool,
+    where: str,
+) -> dict[Tensor, tuple[float | None, dict[str, Tensor]]]:
+    """Each saved parameter's (step, buffers), checked, with buffers uploaded to its device."""
+    saved_state = state_dict["state"]
+    if not isinstance(saved_state, Mapping):
+        raise ValueError(f"{where}: 'state' must be a dict of per-parameter dicts")
+    group_of = {id(p): group for group in groups for p in group["params"]}
+    checked: list[tuple[Tensor, float | None, dict[str, np.ndarray[Any, Any]]]] = []
+    for index, entry in saved_state.items():
+        p = id_map.get(index)
+        if p is None:
+            raise ValueError(f"{where}: state for parameter index {index!r}, which no group lists")
+        at = f"{where}: state[{index!r}]"
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{at} must be a dict, got {type(entry).__name__}")
+        keys = state_keys(group_of[id(p)])
+        expected = {*keys, *(("step",) if counts_steps else ())}
+        missing, unexpected = expected - entry.keys(), entry.keys() - expected
+        if missing or unexpected:
+            raise ValueError(
+                f"{at} has keys {sorted(map(str, entry))}; expected {sorted(expected)} "
+                f"(missing {sorted(missing)}, unexpected {sorted(map(str, unexpected))})"
+            )
+        step = _step(entry["step"], at) if counts_steps else None
+        arrays = {key: _array(entry[key], p.shape, f"{at}[{key!r}]") for key in keys}
+        checked.append((p, step, arrays))
+    # Only now, with everything valid, touch a device.
+    return {
+        p: (step, {key: from_numpy(array, p.device) for key, array in arrays.items()})
+        for p, step, arrays in checked
+    }
+
+
+def _is_list(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def _step(value: object, where: str) -> float:
+    """A step count: a real number, or a 0-d numeric array (PyTorch keeps a tensor)."""
+    step: float | None = None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        step = float(value)
+    elif hasattr(value, "__array__"):
+        array = np.asarray(value)
+        if array.size == 1 and array.dtype.kind in "fiu":
+            step = float(array.reshape(-1)[0])
+    if step is None or not math.isfinite(step) or step < 0:
+        raise ValueError(f"{where}['step'] is {value!r}; expected a finite number >= 0")
+    return step
+
+
+def _array(value: object, shape: tuple[int, ...], where: str) -> np.ndarray[Any, Any]:
+    """A floating array of the parameter's shape, as contiguous float32."""
+    if not hasattr(value, "__array__"):
+        raise ValueError(f"{where} is a {type(value).__name__}; expected an array")
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise ValueError(f"{where} has dtype {array.dtype}; expected floating-point values")
+    if array.shape != shape:
+        raise ValueError(f"{where} has shape {array.shape}; the parameter has shape {shape}")
+    return np.ascontiguousarray(array, dtype=np.float32)

@@ -1,0 +1,59 @@
+// Loads and stores shared by the optimizer kernels (prepended to adam.cl, sgd.cl,
+// rmsprop.cl and clip_grad.cl by netcl/optim/functional/kernels.py).
+//
+// Defines from Python:
+//   VEC         elements per vector load: 1 on a GPU (one element per work-item,
+//               coalesced across the warp), 8 on a CPU (float8 maps onto AVX lanes)
+//   CHUNK       contiguous elements each work-item walks (a multiple of VEC); on
+//               PoCL fewer, longer-running work-items beat one element each
+//   PARAM_HALF  1 when parameters and gradients are stored as half. They are read
+//               and written only through vload_half/vstore_half, which OpenCL has
+//               without cl_khr_fp16; all arithmetic is float.
+//
+// Every pointer a kernel receives comes with an element offset, so an operand may
+// be a view into a bigger buffer; the macros below index from that view's start.
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+#if PARAM_HALF
+typedef half param_t;
+#else
+typedef float param_t;
+#endif
+
+// One element, for the tail of a chunk (and the whole chunk when VEC is 1).
+#define LOAD1_F(ptr, i) ((ptr)[i])
+#define STORE1_F(value, ptr, i) ((ptr)[i] = (value))
+#if PARAM_HALF
+#define LOAD1_P(ptr, i) vload_half((i), (ptr))
+#define STORE1_P(value, ptr, i) vstore_half((value), (i), (ptr))
+#else
+#define LOAD1_P(ptr, i) ((ptr)[i])
+#define STORE1_P(value, ptr, i) ((ptr)[i] = (value))
+#endif
+
+// VEC elements starting at element i. vloadN/vstoreN need only element alignment,
+// which is all a view at an arbitrary offset guarantees.
+#if VEC > 1
+typedef CAT(float, VEC) floatv;
+#define LOADV_F(ptr, i) CAT(vload, VEC)(0, (ptr) + (i))
+#define STOREV_F(value, ptr, i) CAT(vstore, VEC)((value), 0, (ptr) + (i))
+#if PARAM_HALF
+#define LOADV_P(ptr, i) CAT(vload_half, VEC)(0, (ptr) + (i))
+#define STOREV_P(value, ptr, i) CAT(vstore_half, VEC)((value), 0, (ptr) + (i))
+#else
+#define LOADV_P(ptr, i) CAT(vload, VEC)(0, (ptr) + (i))
+#define STOREV_P(value, ptr, i) CAT(vstore, VEC)((value), 0, (ptr) + (i))
+#endif
+#endif
+
+// The PyTorch CPU lerp: accurate at both ends (w = 1 gives b exactly), which the
+// one-line a + w * (b - a) is not. w is uniform, so the branch costs nothing.
+#define LERP(a, b, w) ((w) < 0.5f ? (a) + (w) * ((b) - (a)) : (b) - ((b) - (a)) * (1.0f - (w)))
+
+// The range [begin, end) of elements work-item get_global_id(0) owns.
+#define CHUNK_BOUNDS(n)                                   \
+    const long begin = (long)get_global_id(0) * CHUNK;   \
+    if (begin >= (n)) return;                             \
+    const long end = min(begin + (long)CHUNK, (n))
