@@ -7,6 +7,7 @@ checks the GPU kernel's tiling, edges and layouts too.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -14,11 +15,14 @@ import pytest
 from conftest import RecordLog
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from netcl.core.device import Device
 from netcl.core.tensor import Tensor, from_numpy, ops
 from netcl.core.tensor.ops.matmul import TILE_CONFIGS, TileConfig, matmul_with
 
 Array = np.ndarray[Any, Any]
+# The module itself: ops.matmul, the attribute, is the function.
+matmul_module = importlib.import_module("netcl.core.tensor.ops.matmul")
 
 # The tiled kernel's smallest shape builds fastest on PoCL; the big one is
 # checked separately below.
@@ -154,6 +158,19 @@ def test_a_batch_of_transposed_views(
     got = matmul_with(transposed_view(np.swapaxes(a, -1, -2), device), from_numpy(b, device),
                       kernel, tile)
     check(got, np.swapaxes(a, -1, -2), b)
+
+
+@pytest.mark.parametrize(("kernel", "tile"), KERNELS, ids=KERNEL_IDS)
+def test_long_batches_run_in_slices(
+    kernel: str, tile: TileConfig | None, device: Device, rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real slice is 65535 entries (NVIDIA's grid limit); 2 exercises the
+    # same path on five entries.
+    monkeypatch.setattr(matmul_module, "MAX_BATCH_SLICE", 2)
+    a, b = normal(rng, (5, 7, 9)), normal(rng, (5, 9, 3))
+    ta, tb = transposed_view(a, device), from_numpy(b, device)
+    check(matmul_with(ta, tb, kernel, tile), a, b)
 
 
 @pytest.mark.parametrize(

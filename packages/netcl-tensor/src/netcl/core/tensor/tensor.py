@@ -53,7 +53,8 @@ class Tensor:
             contiguous_strides(self.shape) if strides is None else tuple(int(s) for s in strides)
         )
         self.offset = int(offset)
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
+        self._grad_home: Tensor | None = None
         # False once an op that needs a gradient produced this tensor.
         self.is_leaf = True
         self._requires_grad = False
@@ -73,6 +74,55 @@ class Tensor:
         if value and not dtypes.is_floating(self.dtype):
             raise TypeError(f"only floating tensors can require grad, this one is {self.dtype}")
         self._requires_grad = bool(value)
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The accumulated gradient, or None; with a grad home, the home itself."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        # With a home, a gradient of the home's shape, dtype and device is copied in (one
+        # copy_), so whoever holds the home (an optimizer's flat grad buffer) sees it
+        # without a pointer chase. Anything else is kept as given: the consumer (an
+        # optimizer's step) reports the mismatch where it can name what was expected.
+        home = self._grad_home
+        if value is None or home is None or value is home or not _fits(value, home):
+            self._grad = value
+            return
+        with recording(None):  # storing a gradient is not an op of the model
+            ops.copy_(home, value)
+        self._grad = home
+
+    @property
+    def grad_home(self) -> Tensor | None:
+        """Where assigned gradients are stored, if someone set one (see ``set_grad_home``)."""
+        return self._grad_home
+
+    def set_grad_home(self, home: Tensor | None) -> None:
+        """Make ``home`` the memory this tensor's gradient lives in (None: no home).
+
+        Contract: ``home`` has this tensor's shape, dtype and device and is
+        contiguous. From then on ``t.grad = g`` (g of that shape, dtype and
+        device) copies g into ``home`` and ``t.grad`` returns ``home`` itself;
+        ``t.grad = None`` drops the gradient but keeps the home, so the next
+        assignment lands there again. A gradient already present is copied in
+        now. An optimizer with a flat layout sets homes that are views into
+        its one grad buffer, which is how autograd's ``leaf.grad = g`` lands
+        there. A ``g`` that does not match is stored as given, not copied.
+        """
+        if home is not None:
+            if not _fits(home, self) or not home.is_contiguous:
+                raise ValueError(
+                    f"set_grad_home: the home must be contiguous with this tensor's shape "
+                    f"{self.shape}, dtype {self.dtype} and device; got shape {home.shape}, "
+                    f"dtype {home.dtype}, strides {home.strides}"
+                )
+        current = self._grad
+        self._grad_home = home
+        self._grad = None
+        if current is not None:
+            self.grad = current
 
     @property
     def ndim(self) -> int:
@@ -328,6 +378,11 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter(" + super().__repr__().removeprefix("Tensor(")
+
+
+def _fits(value: Tensor, like: Tensor) -> bool:
+    """Whether ``value`` can be stored where ``like`` lives: same shape, dtype, device."""
+    return value.shape == like.shape and value.dtype == like.dtype and value.device is like.device
 
 
 def _shape_args(args: tuple[int | Sequence[int], ...]) -> Shape:

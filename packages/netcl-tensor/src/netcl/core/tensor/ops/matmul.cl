@@ -17,17 +17,19 @@
 //   LOAD_A(p, i), LOAD_B(p, i)  element i of an operand, as float
 //   STORE_C(p, i, v)         store float v at element i of C
 // A is read at a_off + m * a_sm + k * a_sk (B likewise at k * b_sk + n * b_sn),
-// so transposed and other strided views need no copy.
-//
-// Every kernel takes its scalars as one int16 and one long8 (see PARAMS):
-// PoCL spends ~9 us in clSetKernelArg per scalar argument, which for nine
-// separate scalars was more than the launch of a small multiply itself. C is contiguous:
+// so transposed and other strided views need no copy. C is contiguous:
 // (batch, M, N). Arithmetic is float for both dtypes: fp16 is only a storage
 // format here (vload_half / vstore_half need no cl_khr_fp16).
 //
-// FMAs are written `acc += a * b`: OpenCL C allows contracting that to one
-// fma instruction (FP_CONTRACT is on by default), and PoCL compiles the
-// builtin fma(float8, ...) to an out-of-line call, 4x slower than inline.
+// Every kernel takes its scalars as one int16 and one long8 (see PARAMS):
+// PoCL spends ~9 us in clSetKernelArg per scalar argument, which for nine
+// separate scalars was more than the launch of a small multiply itself.
+//
+// FMAs are written `acc += a * b`, which OpenCL C may contract to one fma
+// instruction (FP_CONTRACT is on by default). PoCL compiles the builtins
+// fma(float8, ...) and vload8 / vstore8 to out-of-line calls that spill every
+// accumulator: with them the CPU kernel ran 1024^3 at 18 GFLOP/s, without
+// them at 183.
 
 // The element offset of batch entry z. The batch is at most three collapsed
 // dimensions, outermost first in s0..s2 (unused ones have size 1); a
@@ -50,7 +52,18 @@ inline long batch_offset(int z, const int4 shape, const long4 strides)
     const int4 batch_shape = (int4)(ip.s7, ip.s8, ip.s9, 1);                    \
     const long a_off = lp.s0, b_off = lp.s4;                                    \
     const long4 a_bs = (long4)(lp.s1, lp.s2, lp.s3, 0);                         \
-    const long4 b_bs = (long4)(lp.s5, lp.s6, lp.s7, 0);
+    const long4 b_bs = (long4)(lp.s5, lp.s6, lp.s7, 0);                         \
+    const int z = get_global_id(2) + BATCH_BASE;
+
+// Batches past the grid's z limit run in slices, each told its first entry
+// (matmul.py builds such launches with BATCH_SLICED). Only then: reading the
+// base unconditionally made the NVIDIA compiler's tiled kernel 15% slower
+// (H100, 2048^3: 27.0 instead of 31.5 TFLOP/s).
+#if BATCH_SLICED
+#define BATCH_BASE ip.sa
+#else
+#define BATCH_BASE 0
+#endif
 
 #if PANEL
 
@@ -73,7 +86,6 @@ __kernel void pack_b(PARAMS, __global const B_T *B, __global float *Bp)
     UNPACK_PARAMS
     const int k = get_global_id(0);
     const int panel = get_global_id(1);
-    const int z = get_global_id(2);
     if (k >= K) return;
     const int panels = (N + NR - 1) / NR;
     B += b_off + batch_offset(z, batch_shape, b_bs);
@@ -95,7 +107,6 @@ __kernel void pack_a(PARAMS, __global const A_T *A, __global float *Ap)
     UNPACK_PARAMS
     const int k = get_global_id(0);
     const int block = get_global_id(1);
-    const int z = get_global_id(2);
     if (k >= K) return;
     const int blocks = (M + MR - 1) / MR;
     A += a_off + batch_offset(z, batch_shape, a_bs);
@@ -144,7 +155,6 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
     UNPACK_PARAMS
     const int panel = get_global_id(0);
     const int block = get_global_id(1);
-    const int z = get_global_id(2);
     const int m0 = block * MR;
     const int n0 = panel * NR;
     if (m0 >= M) return;
@@ -230,7 +240,6 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     const int tid = ty * THREADS_X + tx;
     const int m0 = get_group_id(1) * BM;
     const int n0 = get_group_id(0) * BN;
-    const int z = get_global_id(2);
     A += a_off + batch_offset(z, batch_shape, a_bs);
     B += b_off + batch_offset(z, batch_shape, b_bs);
     C += (long)z * M * N;

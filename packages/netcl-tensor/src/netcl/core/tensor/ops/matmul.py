@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyopencl as cl
 import pyopencl.cltypes as cltypes
+
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import common_device, empty, record
@@ -31,12 +32,16 @@ MAX_BATCH_DIMS = 3
 # Offsets inside one matrix are 32-bit ints in the kernels (faster index math
 # on GPUs); batch offsets are 64-bit.
 INT32_MAX = 2**31 - 1
+# The batch runs along the grid's third dimension, which NVIDIA limits to
+# 65535 work-groups; longer batches are launched in slices of this many.
+MAX_BATCH_SLICE = 65535
 
 # The CPU kernel's block of C per work-item (fixed in matmul.cl).
 PANEL_ROWS = 6
 PANEL_COLS = 16
 # Blocks of rows per CPU work-group: they share one packed panel of B while it
-# is in L2. 16 blocks (96 rows) measured best at 1024^3 on a 2-core EPYC.
+# is in L2. On a 2-core EPYC anything from 4 to 64 ran 1024^3 at ~172 GFLOP/s
+# and 128x784x256 within 6% of each other; 16 sits in the middle.
 PANEL_GROUP = 16
 
 
@@ -63,7 +68,8 @@ class TileConfig:
 # 2048^3 ran at 31.8 TFLOP/s with 128x128 and 28.5 with 64x64; 1024^3 (64
 # tiles of 128: half the 132 SMs idle) at 15.4 with 128x128 and 23.5 with
 # 64x64. A depth of 16 instead of 8, 128x64 tiles, 64x64 with 8x8 per item and
-# 32x32 tiles were slower or no faster at every size.
+# 32x32 tiles were slower from 1024^3 up; below that a call is bound by host
+# overhead, not by the tile.
 TILE_CONFIGS = (
     TileConfig(128, 128, 8, 8, 8),
     TileConfig(64, 64, 8, 4, 4),
@@ -263,6 +269,7 @@ class _Variant(NamedTuple):
     a_k_major: bool = False  # tiled: A's unit stride runs along K
     b_k_major: bool = False  # tiled: B's unit stride runs along K
     tile: TileConfig | None = None
+    sliced: bool = False  # the batch runs in slices (see _slices)
 
     def defines(self) -> dict[str, str | int]:
         defines: dict[str, str | int] = {
@@ -273,6 +280,7 @@ class _Variant(NamedTuple):
             "LOAD_B(p, i)": _load(self.b_dtype),
             "STORE_C(p, i, v)": _store(self.c_dtype),
             "PANEL": int(self.family == "panel"),
+            "BATCH_SLICED": int(self.sliced),
         }
         if self.family == "panel":
             defines["A_PACKED"] = int(self.a_packed)
@@ -347,8 +355,18 @@ def _params(a: _Operand, b: _Operand, m: int, n: int, k: int, dims: Shape) -> Pa
     batch_shape = (*((1,) * pad), *dims)
     a_bs = (*((0,) * pad), *a.batch_strides)
     b_bs = (*((0,) * pad), *b.batch_strides)
-    ints = (m, n, k, a.row_stride, a.col_stride, b.row_stride, b.col_stride, *batch_shape)
+    # Index 10 is the first batch entry of a slice (_slices fills it in).
+    ints = (m, n, k, a.row_stride, a.col_stride, b.row_stride, b.col_stride, *batch_shape, 0)
     return (*ints, *((0,) * (16 - len(ints)))), (a.offset, *a_bs, b.offset, *b_bs)
+
+
+def _slices(count: int, params: Params) -> list[tuple[int, Params]]:
+    """(entries, params) for each slice of at most MAX_BATCH_SLICE batch entries."""
+    ints, longs = params
+    return [
+        (min(MAX_BATCH_SLICE, count - first), ((*ints[:10], first, *ints[11:]), longs))
+        for first in range(0, count, MAX_BATCH_SLICE)
+    ]
 
 
 def _launch(device: Device, a: _Operand, b: _Operand, out: Tensor, dims: Shape,
@@ -367,7 +385,8 @@ def _launch_panel(device: Device, a: _Operand, b: _Operand, out: Tensor, m: int,
     # A is read in place only when it is float32 with unit stride along K;
     # otherwise pack_a first (see matmul.cl for the measurements).
     a_packed = not (a.tensor.dtype == dtypes.float32 and a.col_stride == 1)
-    variant = _Variant("panel", a.tensor.dtype, b.tensor.dtype, out.dtype, a_packed=a_packed)
+    variant = _Variant("panel", a.tensor.dtype, b.tensor.dtype, out.dtype, a_packed=a_packed,
+                       sliced=count > MAX_BATCH_SLICE)
     panels = -(-n // PANEL_COLS)
     blocks = -(-m // PANEL_ROWS)
     # Spread the row blocks evenly over as few work-groups as PANEL_GROUP allows.
@@ -375,14 +394,16 @@ def _launch_panel(device: Device, a: _Operand, b: _Operand, out: Tensor, m: int,
     a_buffer = a.tensor.buffer
     if a_packed:
         a_buffer = device.pool.allocate(count * blocks * k * PANEL_ROWS * 4)
-        _run(device, _kernel(device, "pack_a", variant), (k, blocks, count), None, *params,
-             a.tensor.buffer, a_buffer)
     packed_b = device.pool.allocate(count * panels * k * PANEL_COLS * 4)
-    _run(device, _kernel(device, "pack_b", variant), (k, panels, count), None, *params,
-         b.tensor.buffer, packed_b)
-    _run(device, _kernel(device, "matmul_panel", variant),
-         (panels, -(-blocks // group) * group, count), (1, group, 1), *params,
-         a_buffer, packed_b, out.buffer)
+    for entries, sliced in _slices(count, params):
+        if a_packed:
+            _run(device, _kernel(device, "pack_a", variant), (k, blocks, entries), None,
+                 *sliced, a.tensor.buffer, a_buffer)
+        _run(device, _kernel(device, "pack_b", variant), (k, panels, entries), None, *sliced,
+             b.tensor.buffer, packed_b)
+        _run(device, _kernel(device, "matmul_panel", variant),
+             (panels, -(-blocks // group) * group, entries), (1, group, 1), *sliced,
+             a_buffer, packed_b, out.buffer)
 
 
 def _tile_for(device: Device, m: int, n: int, count: int) -> TileConfig:
@@ -401,8 +422,10 @@ def _launch_tiled(device: Device, a: _Operand, b: _Operand, out: Tensor, m: int,
         a_k_major=a.col_stride == 1,
         b_k_major=b.row_stride == 1 and b.col_stride != 1,
         tile=tile,
+        sliced=count > MAX_BATCH_SLICE,
     )
+    kernel = _kernel(device, "matmul_tiled", variant)
     local = tile.local_size
-    grid = (-(-n // tile.bn) * local[0], -(-m // tile.bm) * local[1], count)
-    _run(device, _kernel(device, "matmul_tiled", variant), grid, local, *params,
-         a.tensor.buffer, b.tensor.buffer, out.buffer)
+    for entries, sliced in _slices(count, params):
+        grid = (-(-n // tile.bn) * local[0], -(-m // tile.bm) * local[1], entries)
+        _run(device, kernel, grid, local, *sliced, a.tensor.buffer, b.tensor.buffer, out.buffer)
