@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,7 +63,9 @@ def empty(shape: Sequence[int], dtype: dtypes.DTypeLike, device: Device) -> Tens
     shape = tuple(int(s) for s in shape)
     if any(s < 0 for s in shape):
         raise ValueError(f"negative dimension in shape {shape}")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # math.prod, not np.prod: this runs for every op output, and numpy's
+    # per-call overhead is most of the cost of a small op's dispatch.
+    nbytes = math.prod(shape) * dtype.itemsize
     return Tensor(device.pool.allocate(nbytes), shape, dtype, device)
 
 

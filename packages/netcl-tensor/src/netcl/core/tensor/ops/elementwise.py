@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,7 @@ def elementwise(
         defines[f"LOAD_{slot}"] = "0"
 
     kernel = device.kernels.kernel(KERNEL_FILE, "elementwise", defines)
-    n = int(np.prod(shape, dtype=np.int64))
+    n = math.prod(shape)
     out_args = [out.buffer, np.int32(out.offset), int8_vector(collapsed[0])]
     launch(device, kernel, n, np.int32(n), int8_vector(dims), *out_args, *args)
     return out
