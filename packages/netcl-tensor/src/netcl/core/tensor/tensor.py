@@ -111,13 +111,12 @@ class Tensor:
         its one grad buffer, which is how autograd's ``leaf.grad = g`` lands
         there. A ``g`` that does not match is stored as given, not copied.
         """
-        if home is not None:
-            if not _fits(home, self) or not home.is_contiguous:
-                raise ValueError(
-                    f"set_grad_home: the home must be contiguous with this tensor's shape "
-                    f"{self.shape}, dtype {self.dtype} and device; got shape {home.shape}, "
-                    f"dtype {home.dtype}, strides {home.strides}"
-                )
+        if home is not None and (not _fits(home, self) or not home.is_contiguous):
+            raise ValueError(
+                f"set_grad_home: the home must be contiguous with this tensor's shape "
+                f"{self.shape}, dtype {self.dtype} and device; got shape {home.shape}, "
+                f"dtype {home.dtype}, strides {home.strides}"
+            )
         current = self._grad
         self._grad_home = home
         self._grad = None
