@@ -113,7 +113,7 @@ def netcl_kwargs(case: Case) -> dict[str, Any]:
     signature = inspect.signature(CLASSES[case.algorithm])
     full = {
         name: p.default for name, p in signature.parameters.items()
-        if p.default is not inspect.Parameter.empty and name != "allow_shared"
+        if p.default is not inspect.Parameter.empty and name not in ("allow_shared", "fused")
     }
     return {**full, **case.kwargs}
 

@@ -132,7 +132,9 @@ def test_defaults_match_pytorch(ours: type, theirs: type, extra: dict[str, Any])
         if p.default is not inspect.Parameter.empty
     }
     for name, p in inspect.signature(ours).parameters.items():
-        if p.default is inspect.Parameter.empty or name == "allow_shared":
+        # netcl's own arguments (torch.optim.RMSprop has no fused; Adam's and SGD's
+        # fused=None mean "not fused" there, "fused where possible" here).
+        if p.default is inspect.Parameter.empty or name in ("allow_shared", "fused"):
             continue
         assert name in theirs_defaults, f"{ours.__name__}({name}) is not a torch argument"
         assert p.default == extra.get(name, theirs_defaults[name]), name

@@ -24,11 +24,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyopencl as cl
 import torch
 
 from netcl.core.device import manager
-from netcl.core.tensor import Parameter, Tensor, from_numpy
+from netcl.core.tensor import Parameter, Tensor, empty, float32, from_numpy
 from netcl.optim import SGD, Adam, AdamW, Momentum, RMSProp
+from netcl.optim.functional import kernels
 
 ALGORITHMS: dict[str, tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {
     # name: (netcl class, torch class, netcl kwargs, torch kwargs)
@@ -78,6 +80,17 @@ def torch_params(sizes: list[int], device: str) -> list[torch.Tensor]:
     return params
 
 
+def copy_bandwidth(device: Any, count: int, steps: int, repeats: int) -> float:
+    """Device-to-device copy of ``count`` floats in bytes per second, read plus written:
+    the ceiling a memory-bound step can reach, measured in this run."""
+    src, dst = empty((count,), float32, device), empty((count,), float32, device)
+
+    def copy() -> None:
+        cl.enqueue_copy(device.queue, dst.buffer, src.buffer, byte_count=count * 4)
+
+    return 2 * count * 4 / time_steps(copy, device.synchronize, steps, repeats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=int, default=20_000_000, help="parameters in all")
@@ -85,9 +98,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="steps per sample (0: auto)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument(
+        "--layout", metavar="VEC,CHUNK",
+        help="force the kernels' layout (elements per vector, per work-item) on this device",
+    )
     args = parser.parse_args()
 
     device = manager.default("auto")
+    if args.layout:
+        vec, chunk = (int(x) for x in args.layout.split(","))
+        kernels.layout_override[device.type] = kernels.Layout(vec, chunk)
     torch_device = "cuda" if device.type == "gpu" and torch.cuda.is_available() else "cpu"
     steps = args.steps or (20 if device.type == "gpu" else 3)
     sync_torch = torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
@@ -96,7 +116,10 @@ def main() -> None:
     else:
         peer = f"torch CPU, {torch.get_num_threads()} threads"
     print(f"netcl device: {device.name} ({device.type}); peer: {peer}")
-    print(f"{args.params:,} fp32 parameters; {steps} steps x {args.repeats} samples, median\n")
+    print(f"{args.params:,} fp32 parameters; {steps} steps x {args.repeats} samples, median")
+    print(f"kernel layout: {kernels.layout(device)}")
+    copy_rate = copy_bandwidth(device, args.params, steps, args.repeats)
+    print(f"netcl device-to-device copy: {copy_rate / 1e9:.0f} GB/s (read + written)\n")
 
     rng = np.random.default_rng(0)
     cases = {
@@ -105,7 +128,7 @@ def main() -> None:
     }
     header = (
         f"{'algorithm':<13} {'case':<12} {'implementation':<20} "
-        f"{'ms/step':>9} {'x torch fused':>14} {'GB/s':>8}"
+        f"{'ms/step':>9} {'x torch fused':>14} {'GB/s':>8} {'% copy':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -141,10 +164,13 @@ def main() -> None:
                     continue
                 ratio = f"{seconds / reference:.2f}" if reference else "n/a"
                 per_param = BYTES_PER_PARAM.get(name)
-                bandwidth = f"{per_param * args.params / seconds / 1e9:.0f}" if per_param else ""
+                bandwidth = percent = ""
+                if per_param:
+                    rate = per_param * args.params / seconds
+                    bandwidth, percent = f"{rate / 1e9:.0f}", f"{100 * rate / copy_rate:.0f}"
                 print(
                     f"{name:<13} {case:<12} {label:<20} "
-                    f"{seconds * 1e3:9.3f} {ratio:>14} {bandwidth:>8}"
+                    f"{seconds * 1e3:9.3f} {ratio:>14} {bandwidth:>8} {percent:>7}"
                 )
         print()
 

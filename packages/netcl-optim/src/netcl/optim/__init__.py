@@ -4,7 +4,8 @@ Depends only on netcl.core.device and netcl.core.tensor. Three layers: the
 classes here (param groups, lazy float32 state, state dicts in PyTorch's
 layout), the functional forms in :mod:`netcl.optim.functional` (lists of
 device arrays, usable from another framework), and the kernels (one ``.cl``
-file per algorithm family, one fused launch per parameter).
+file per algorithm family, one launch per param group and dtype over a flat
+layout, or one per parameter with ``fused=False``).
 """
 
 from netcl.optim._version import __version__

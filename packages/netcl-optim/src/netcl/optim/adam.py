@@ -29,7 +29,8 @@ class Adam(Optimizer):
     As in PyTorch, eps is added to sqrt(v_t) / sqrt(1 - beta2 ** t). The state
     (``exp_avg`` m, ``exp_avg_sq`` v, ``max_exp_avg_sq`` with amsgrad, ``step``)
     is float32 whatever the parameter's dtype: fp16 parameters are updated in
-    float32 and rounded once on store. One fused kernel per parameter.
+    float32 and rounded once on store. One kernel launch updates every parameter
+    of a param group that shares a dtype and device (``fused``, the default).
 
     Args:
         params: Tensors, or param-group dicts (see :class:`Optimizer`).
@@ -40,6 +41,9 @@ class Adam(Optimizer):
         amsgrad: use the running maximum of v_t (Reddi et al., 2018).
         maximize: ascend instead of descend.
         allow_shared: allow parameters another optimizer already updates.
+        fused: one launch per param group and dtype through a flat layout (None:
+            wherever it applies; True: required; False: one launch per
+            parameter). See :class:`Optimizer`.
     """
 
     #: AdamW sets this: weight decay multiplies theta by (1 - lr * wd) before the update.
@@ -56,12 +60,13 @@ class Adam(Optimizer):
         *,
         maximize: bool = False,
         allow_shared: bool = False,
+        fused: bool | None = None,
     ) -> None:
         defaults = {
             "lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
             "amsgrad": amsgrad, "maximize": maximize,
         }
-        super().__init__(params, defaults, allow_shared=allow_shared)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
     def check_group(self, group: Mapping[str, Any], owner: str) -> None:
         beta1, beta2 = check.betas(owner, group["betas"])

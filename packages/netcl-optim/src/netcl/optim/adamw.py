@@ -33,8 +33,9 @@ class AdamW(Adam):
         *,
         maximize: bool = False,
         allow_shared: bool = False,
+        fused: bool | None = None,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad,
-            maximize=maximize, allow_shared=allow_shared,
+            maximize=maximize, allow_shared=allow_shared, fused=fused,
         )

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
-from netcl.core.tensor import Tensor, float16, float32, zeros
-from netcl.optim import ownership
+from netcl.core.tensor import Tensor, float16, float32, from_numpy, zeros
+from netcl.optim import flat, ownership, step_plan
 from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
+from netcl.optim.step_plan import Plan, Slot
 
 ParamGroup: TypeAlias = dict[str, Any]
 ParamsLike: TypeAlias = "Iterable[Tensor] | Iterable[Mapping[str, Any]]"
@@ -55,31 +56,60 @@ class Optimizer(abc.ABC):
         defaults: every hyperparameter with its default value.
         allow_shared: let a parameter that another live optimizer holds join
             this one (refused by default: both would step it).
+        fused: None (the default) updates the parameters of each param group
+            that share a dtype and device with one kernel launch per step,
+            through a flat layout (see :mod:`netcl.optim.flat`) made here, at
+            construction; parameters that cannot be moved into one (not
+            contiguous, or another framework's memory) are stepped one by
+            one. True: the same, but such a parameter is an error. False: one
+            launch per parameter, nothing moved (the reference path).
 
     ``step()`` updates every parameter that has a ``grad`` and is a leaf; the
     rest are skipped. State is created on a parameter's first step: float32
     buffers on its device whatever its dtype, and its own step count, so a
     parameter whose first gradient arrives late starts bias correction at 1.
+
+    The flat layout moves parameters: the same Tensor objects are rebound to
+    views of one buffer, so a model's references keep working, but a view of
+    a parameter taken *before* the optimizer was built keeps the old memory
+    and no longer aliases it. Both paths compute the same per-element update
+    with the same kernel; their results are bit-identical.
     """
 
     #: Whether each parameter's state counts its steps (``"step"`` in the state dict).
     counts_steps: ClassVar[bool] = True
 
     def __init__(
-        self, params: ParamsLike, defaults: Mapping[str, Any], *, allow_shared: bool = False
+        self,
+        params: ParamsLike,
+        defaults: Mapping[str, Any],
+        *,
+        allow_shared: bool = False,
+        fused: bool | None = None,
     ) -> None:
+        if fused is not None and not isinstance(fused, bool):
+            raise ValueError(
+                f"{type(self).__name__}: invalid fused: {fused!r} (expected True, False or None)"
+            )
         self.defaults: dict[str, Any] = dict(defaults)
         self.state: dict[Tensor, ParamState] = {}
         self.param_groups: list[ParamGroup] = []
         self.allow_shared = allow_shared
+        self.fused = fused
+        # Where each arranged parameter sits in the flat layout, and every bucket.
+        self._slots: dict[Tensor, Slot] = {}
+        self._buckets: list[flat.FlatBucket] = []
         # The defaults themselves, as PyTorch does: a bad default that every group
         # overrides would otherwise surface only at a later add_param_group.
         self.check_group(self.defaults, type(self).__name__)
         groups = self._groups_from(params)
         checked = [self._checked_group(group, i, len(groups)) for i, group in enumerate(groups)]
         self._check_duplicates(checked)
+        self._check_fusable(checked, len(self.param_groups))
         ownership.claim([p for g in checked for p in g["params"]], self, allow_shared)
         self.param_groups.extend(checked)
+        for group in checked:
+            self._arrange(group)
 
     # -- what a subclass provides ----------------------------------------------------------
     @abc.abstractmethod
@@ -106,8 +136,10 @@ class Optimizer(abc.ABC):
         """Add a group; hyperparameters it does not give come from ``defaults``."""
         group = self._checked_group(param_group, len(self.param_groups), None)
         self._check_duplicates([group])
+        self._check_fusable([group], len(self.param_groups))
         ownership.claim(group["params"], self, self.allow_shared)
         self.param_groups.append(group)
+        self._arrange(group)
 
     def _groups_from(self, params: ParamsLike) -> list[Mapping[str, Any]]:
         name = type(self).__name__
@@ -175,14 +207,58 @@ class Optimizer(abc.ABC):
                     )
                 seen.add(id(p))
 
+    # -- the flat layout ----------------------------------------------------------------
+    def _check_fusable(self, groups: Sequence[ParamGroup], first_index: int) -> None:
+        """With ``fused=True``, refuse (before anything moves) a parameter that cannot be moved."""
+        if self.fused is not True:
+            return
+        for g, group in enumerate(groups):
+            for i, p in enumerate(group["params"]):
+                reason = flat.unmovable_reason(p)
+                if reason is not None:
+                    raise ValueError(
+                        f"{type(self).__name__}(fused=True): parameter {i} of param group "
+                        f"{first_index + g} (shape {p.shape}) {reason}; it cannot join the "
+                        "flat layout. Pass fused=None to step such parameters one by one."
+                    )
+
+    def _arrange(self, group: ParamGroup) -> None:
+        """Lay the group's movable parameters out flat (unless ``fused=False``)."""
+        if self.fused is False:
+            return
+        movable = [p for p in group["params"] if flat.unmovable_reason(p) is None]
+        for bucket in flat.arrange(movable):
+            self._buckets.append(bucket)
+            for index, p in enumerate(bucket.params):
+                self._slots[p] = Slot(bucket, index)
+
+    def _state_tensor(self, p: Tensor, key: str) -> Tensor:
+        """A zero float32 state buffer for ``p``: its view of the flat state if it has a slot."""
+        slot = self._slots.get(p)
+        if slot is None:
+            return zeros(p.shape, float32, device=p.device)
+        return slot.bucket.state_view(key, slot.position)
+
     # -- stepping ------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Drop every parameter's grad (``set_to_none``) or fill it with zeros."""
+        """Drop every parameter's grad (``set_to_none``) or fill it with zeros.
+
+        A parameter whose grad is None keeps None either way (PyTorch's rule). With
+        a flat layout, dropped grads come back into their home on the next
+        assignment, and a bucket whose every grad is in its home is zeroed by one fill.
+        """
+        zeroed: set[int] = set()
+        if not set_to_none:
+            for bucket in self._buckets:
+                homes = zip(bucket.params, bucket.grad_homes, strict=True)
+                if all(p.grad is home for p, home in homes):
+                    bucket.grad_flat.zero_()
+                    zeroed.update(id(p) for p in bucket.params)
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none:
                     p.grad = None
-                elif p.grad is not None:
+                elif p.grad is not None and id(p) not in zeroed:
                     p.grad.zero_()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -193,65 +269,70 @@ class Optimizer(abc.ABC):
         """
         loss = closure() if closure is not None else None
         # Check every group before touching any, so bad grads leave everything as it was.
-        batches = [self._collect(group) for group in self.param_groups]
-        for group, (params, grads, states, created) in zip(
-            self.param_groups, batches, strict=True
-        ):
-            if not params:
-                continue
-            created_ids = {id(st) for st in created}
-            first_steps = [id(st) in created_ids for st in states]
-            keys = self.state_keys(group)
-            for p, st in zip(params, states, strict=True):
-                for key in keys:
-                    if key not in st.buffers:
-                        st.buffers[key] = zeros(p.shape, float32, device=p.device)
-            if self.counts_steps:
-                for st in states:
-                    st.step = (st.step or 0.0) + 1.0
-            try:
-                self._update(group, params, grads, states, first_steps)
-            except BaseException:
-                if self.counts_steps:
-                    for st in states:
-                        st.step = (st.step or 1.0) - 1.0
-                raise
-            if keys or self.counts_steps:
-                for p, st in zip(params, states, strict=True):
-                    if id(st) in created_ids:
-                        self.state[p] = st
+        plans = [
+            step_plan.plan(group["params"], self.state, self._slots, self._new_state,
+                           self._check_grad)
+            for group in self.param_groups
+        ]
+        for group, plan in zip(self.param_groups, plans, strict=True):
+            self._apply(group, plan)
         return loss
 
-    def _collect(
-        self, group: ParamGroup
-    ) -> tuple[list[Tensor], list[Tensor], list[ParamState], list[ParamState]]:
-        """The group's steppable params, their grads and states (new ones not yet stored)."""
-        params: list[Tensor] = []
-        grads: list[Tensor] = []
-        states: list[ParamState] = []
-        created: list[ParamState] = []
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None or not p.is_leaf:
-                continue
-            if grad.shape != p.shape or grad.dtype != p.dtype:
-                raise ValueError(
-                    f"{type(self).__name__}.step: a parameter of shape {p.shape} and dtype "
-                    f"{p.dtype} has a grad of shape {grad.shape} and dtype {grad.dtype}"
-                )
-            if not (p.is_contiguous and grad.is_contiguous):
-                raise ValueError(
-                    f"{type(self).__name__}.step: parameters and grads must be contiguous "
-                    f"(shape {p.shape}: strides {p.strides}, grad strides {grad.strides})"
-                )
-            st = self.state.get(p)
-            if st is None:
-                st = ParamState(step=0.0 if self.counts_steps else None)
-                created.append(st)
-            params.append(p)
-            grads.append(grad)
-            states.append(st)
-        return params, grads, states, created
+    def _new_state(self) -> ParamState:
+        return ParamState(step=0.0 if self.counts_steps else None)
+
+    def _check_grad(self, p: Tensor, grad: Tensor) -> None:
+        """Raise ValueError unless ``grad`` fits ``p`` and both are contiguous."""
+        if grad.shape != p.shape or grad.dtype != p.dtype:
+            raise ValueError(
+                f"{type(self).__name__}.step: a parameter of shape {p.shape} and dtype "
+                f"{p.dtype} has a grad of shape {grad.shape} and dtype {grad.dtype}"
+            )
+        if not (p.is_contiguous and grad.is_contiguous):
+            raise ValueError(
+                f"{type(self).__name__}.step: parameters and grads must be contiguous "
+                f"(shape {p.shape}: strides {p.strides}, grad strides {grad.strides})"
+            )
+
+    def _apply(self, group: ParamGroup, plan: Plan) -> None:
+        """Create missing state, count the step and launch: one per loose entry and per run."""
+        if not plan.loose and not plan.runs:
+            return
+        keys = self.state_keys(group)
+        for entry in plan.loose:
+            for key in keys:
+                if key not in entry.state.buffers:
+                    entry.state.buffers[key] = self._state_tensor(entry.param, key)
+        for run in plan.runs:
+            for index, st in enumerate(run.states, run.start):
+                for key in keys:
+                    if key not in st.buffers:
+                        st.buffers[key] = run.bucket.state_view(key, index)
+        states = plan.states()
+        if self.counts_steps:
+            for st in states:
+                st.step = (st.step or 0.0) + 1.0
+        params = [entry.param for entry in plan.loose]
+        grads = [entry.grad for entry in plan.loose]
+        launch_states = [entry.state for entry in plan.loose]
+        first_steps = [entry.created for entry in plan.loose]
+        for run in plan.runs:
+            views = run.bucket.run_views(run.start, run.stop, keys)
+            params.append(views.param)
+            grads.append(views.grad)
+            # One state for the whole run: views of its range, its members' common step.
+            launch_states.append(ParamState(views.state, run.states[0].step))
+            first_steps.append(run.created)
+        try:
+            self._update(group, params, grads, launch_states, first_steps)
+        except BaseException:
+            if self.counts_steps:
+                for st in states:
+                    st.step = (st.step or 1.0) - 1.0
+            raise
+        if keys or self.counts_steps:
+            for p, st in plan.created():
+                self.state[p] = st
 
     # -- state dicts ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -268,7 +349,10 @@ class Optimizer(abc.ABC):
 
         Everything is checked before anything changes: a wrong group count,
         group size, shape, key or dtype raises ValueError and leaves this
-        optimizer exactly as it was.
+        optimizer exactly as it was. With a flat layout the values are copied
+        into the flat state buffers, so the state tensors handed out before
+        stay the live ones; a parameter the state dict has no state for
+        starts from zero again, as a fresh one does.
         """
         where = f"{type(self).__name__}.load_state_dict"
         groups, id_map = unpack_groups(state_dict, self.param_groups, self.check_group, where)
@@ -278,8 +362,22 @@ class Optimizer(abc.ABC):
         for group, new in zip(self.param_groups, groups, strict=True):
             group.clear()
             group.update(new)
+        # Only now, with everything valid, touch a device.
+        in_buckets: dict[flat.FlatBucket, dict[int, dict[str, Any]]] = {}
+        for p, (_, arrays) in state.items():
+            slot = self._slots.get(p)
+            if slot is not None:
+                in_buckets.setdefault(slot.bucket, {})[slot.position] = arrays
+        for bucket in self._buckets:
+            for key, image in flat.stage(bucket, in_buckets.get(bucket, {})).items():
+                bucket.load(key, image)
         self.state.clear()
-        for p, (step, buffers) in state.items():
+        for p, (step, arrays) in state.items():
+            slot = self._slots.get(p)
+            if slot is None:
+                buffers = {key: from_numpy(a, p.device) for key, a in arrays.items()}
+            else:
+                buffers = {key: slot.bucket.state_view(key, slot.position) for key in arrays}
             self.state[p] = ParamState(buffers, step)
 
     def __repr__(self) -> str:

@@ -34,6 +34,9 @@ class RMSProp(Optimizer):
         centered: normalise by the estimated variance instead of the raw second moment.
         maximize: ascend instead of descend.
         allow_shared: allow parameters another optimizer already updates.
+        fused: one launch per param group and dtype through a flat layout (None:
+            wherever it applies; True: required; False: one launch per
+            parameter). See :class:`Optimizer`.
     """
 
     def __init__(
@@ -48,12 +51,13 @@ class RMSProp(Optimizer):
         *,
         maximize: bool = False,
         allow_shared: bool = False,
+        fused: bool | None = None,
     ) -> None:
         defaults = {
             "lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
             "momentum": momentum, "centered": centered, "maximize": maximize,
         }
-        super().__init__(params, defaults, allow_shared=allow_shared)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
     def check_group(self, group: Mapping[str, Any], owner: str) -> None:
         F.RMSPropHyperparameters.checked(

@@ -25,6 +25,9 @@ class SGD(Optimizer):
         weight_decay: L2 coefficient, >= 0.
         maximize: ascend instead of descend.
         allow_shared: allow parameters another optimizer already updates.
+        fused: one launch per param group and dtype through a flat layout (None:
+            wherever it applies; True: required; False: one launch per
+            parameter). See :class:`Optimizer`.
     """
 
     counts_steps: ClassVar[bool] = False
@@ -37,9 +40,10 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
         allow_shared: bool = False,
+        fused: bool | None = None,
     ) -> None:
         defaults = {"lr": lr, "weight_decay": weight_decay, "maximize": maximize}
-        super().__init__(params, defaults, allow_shared=allow_shared)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
     def check_group(self, group: Mapping[str, Any], owner: str) -> None:
         F.SGDHyperparameters.checked(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netcl.core.tensor import Tensor, from_numpy
+from netcl.core.tensor import Tensor
 
 if TYPE_CHECKING:
     from netcl.optim.optimizer import ParamState
@@ -101,8 +101,9 @@ def unpack_state(
     state_keys: StateKeys,
     counts_steps: bool,
     where: str,
-) -> dict[Tensor, tuple[float | None, dict[str, Tensor]]]:
-    """Each saved parameter's (step, buffers), checked, with buffers uploaded to its device."""
+) -> dict[Tensor, tuple[float | None, dict[str, np.ndarray[Any, Any]]]]:
+    """Each saved parameter's (step, state arrays), checked; float32 host arrays in the
+    parameter's shape. Nothing touches a device: the optimizer places them."""
     saved_state = state_dict["state"]
     if not isinstance(saved_state, Mapping):
         raise ValueError(f"{where}: 'state' must be a dict of per-parameter dicts")
@@ -126,11 +127,7 @@ def unpack_state(
         step = _step(entry["step"], at) if counts_steps else None
         arrays = {key: _array(entry[key], p.shape, f"{at}[{key!r}]") for key in keys}
         checked.append((p, step, arrays))
-    # Only now, with everything valid, touch a device.
-    return {
-        p: (step, {key: from_numpy(array, p.device) for key, array in arrays.items()})
-        for p, step, arrays in checked
-    }
+    return {p: (step, arrays) for p, step, arrays in checked}
 
 
 def _is_list(value: object) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from netcl.optim import hyperparameters as check
-from netcl.optim.functional.kernels import launch_over, optimizer_kernel
+from netcl.optim.functional.kernels import launch_over, step_kernel
 from netcl.optim.functional.operands import ArrayLike, Span, check_param, spans
 
 
@@ -119,7 +119,10 @@ def rmsprop_per_tensor(
         # Buffers a variant does not use are never touched; any buffer fills the slot.
         avg = grad_avgs[i] if grad_avgs is not None else sq
         buf = momentum_buffers[i] if momentum_buffers is not None else sq
-        kernel, shape = optimizer_kernel(p.device, "rmsprop.cl", "rmsprop_step", p.dtype, flags)
+        kernel, shape = step_kernel(
+            p.device, "rmsprop.cl", "rmsprop_step", p.dtype, flags,
+            (p.offset, g.offset, sq.offset, avg.offset, buf.offset),
+        )
         launch_over(
             p.device, kernel, shape, p.count,
             p.buffer, np.int64(p.offset), g.buffer, np.int64(g.offset),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from netcl.optim import hyperparameters as check
-from netcl.optim.functional.kernels import launch_over, optimizer_kernel
+from netcl.optim.functional.kernels import launch_over, step_kernel
 from netcl.optim.functional.operands import ArrayLike, Span, check_param, spans
 
 
@@ -138,7 +138,9 @@ def sgd_per_tensor(
         g = grads[i]
         # Without momentum the kernel never touches the buffer; any buffer fills the slot.
         buf = momentum_buffers[i] if momentum_buffers is not None else g
-        kernel, shape = optimizer_kernel(p.device, "sgd.cl", "sgd_step", p.dtype, flags)
+        kernel, shape = step_kernel(
+            p.device, "sgd.cl", "sgd_step", p.dtype, flags, (p.offset, g.offset, buf.offset)
+        )
         launch_over(
             p.device, kernel, shape, p.count,
             p.buffer, np.int64(p.offset), g.buffer, np.int64(g.offset),
