@@ -324,3 +324,95 @@ def test_every_layout_gives_the_same_fused_step(
     optimizer.step()
     for p, q in zip(params, expected_params, strict=True):
         np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_fresh_state_in_a_bucket_starts_from_zero_after_state_is_cleared() -> None:
+    runs = []
+    for fused in (None, False):
+        params = small_params()
+        optimizer = no.Adam(params, lr=0.1, fused=fused)
+        for _ in range(3):
+            fill_grads(params)
+            optimizer.step()
+        optimizer.state.clear()  # the flat state still holds the old moments
+        fill_grads(params, -0.5)
+        optimizer.step()
+        runs.append([p.numpy() for p in params])
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_group_added_again_keeps_its_state() -> None:
+    runs = []
+    for fused in (None, False):
+        params = small_params()
+        optimizer = no.Adam(params[:2], lr=0.1, fused=fused)
+        optimizer.add_param_group({"params": params[2:]})
+        for _ in range(2):
+            fill_grads(params)
+            optimizer.step()
+        optimizer.add_param_group(optimizer.param_groups.pop())
+        fill_grads(params, -0.5)
+        optimizer.step()
+        runs.append(([p.numpy() for p in params], optimizer.state_dict()["state"]))
+    (a_params, a_state), (b_params, b_state) = runs
+    for a, b in zip(a_params, b_params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for index, entry in a_state.items():
+        np.testing.assert_array_equal(entry["exp_avg"], b_state[index]["exp_avg"])
+
+
+def test_a_second_optimizer_over_the_same_params_keeps_the_first_one_fused(
+    launches: list[int],
+) -> None:
+    params = small_params()
+    first = no.Adam(params, lr=0.1)
+    second = no.SGD(params, lr=0.1, allow_shared=True)
+    assert second._buckets[0].param_flat.buffer is first._buckets[0].param_flat.buffer
+    fill_grads(params)
+    first.step()
+    second.step()
+    assert launches == [sum(p.size for p in params)] * 2
+
+
+def test_a_grad_in_another_context_is_refused_before_any_group_steps() -> None:
+    params = small_params()
+    optimizer = no.Adam([{"params": params[:2]}, {"params": params[2:]}])
+    device = params[0].device
+    other = manager.for_queue(cl.CommandQueue(cl.Context([device.cl_device])))
+    fill_grads(params)
+    params[4].grad = from_numpy(np.ones(1000, np.float32), other)
+    before = [p.numpy() for p in params]
+    with pytest.raises(ValueError, match="grad in another OpenCL context"):
+        optimizer.step()
+    for p, values in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p.numpy(), values)
+    assert optimizer.state == {}
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_a_scalar_parameter_state_survives_two_loads(fused: bool | None) -> None:
+    params = small_params()
+    optimizer = no.Adam(params, fused=fused)
+    fill_grads(params)
+    optimizer.step()
+    optimizer.load_state_dict(optimizer.state_dict())
+    optimizer.load_state_dict(optimizer.state_dict())
+    assert optimizer.state[params[2]]["exp_avg"].shape == ()
+
+
+def test_memory_over_an_unaligned_host_pointer_is_not_read_as_whole_vectors() -> None:
+    device = manager.default("auto")
+    host = np.zeros(4097, np.float32)[1:]  # 4-byte aligned only
+    flags = cl.mem_flags.READ_WRITE | cl.mem_flags.USE_HOST_PTR
+    p = Parameter(from_buffer(cl.Buffer(device.context, flags, hostbuf=host), (4096,),
+                              np.float32, device))
+    p.grad = from_numpy(np.ones(4096, np.float32), device)
+    optimizer = no.Adam([p], lr=0.1)
+    optimizer.step()
+    np.testing.assert_allclose(p.numpy(), -0.1, rtol=1e-6)
+
+
+def test_a_layout_chunk_must_be_whole_vectors() -> None:
+    with pytest.raises(ValueError, match="chunk must be a positive multiple of vec"):
+        kernels.Layout(4, 6)

@@ -181,13 +181,16 @@ def _bucket(params: list[Tensor]) -> FlatBucket:
             p.buffer, p.offset = param_flat.buffer, param_flat.offset + start
             p.strides = contiguous_strides(p.shape)
     homes = [p.grad_home for p in params]
-    grad_flat = None
     if all(home is not None for home in homes):
         placed = [(h.buffer, h.offset, h.size) for h in homes if h is not None]
         grad_flat = _adopt(placed, first, total)
-    if grad_flat is None:
-        # Uninitialised: a range is read only after its parameter's grad was stored there.
-        grad_flat = empty((total,), first.dtype, first.device)
+        if grad_flat is not None:
+            # Keep the homes themselves: a step recognises a grad in place by identity,
+            # so new home objects would push the other optimizer onto its slow path.
+            return FlatBucket(params, starts, total, param_flat, grad_flat,
+                              [h for h in homes if h is not None])
+    # Uninitialised: a range is read only after its parameter's grad was stored there.
+    grad_flat = empty((total,), first.dtype, first.device)
     grad_homes = []
     for p, start in zip(params, starts, strict=True):
         home = Tensor(grad_flat.buffer, p.shape, p.dtype, p.device,

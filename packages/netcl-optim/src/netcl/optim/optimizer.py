@@ -231,13 +231,30 @@ class Optimizer(abc.ABC):
             self._buckets.append(bucket)
             for index, p in enumerate(bucket.params):
                 self._slots[p] = Slot(bucket, index)
+                # A parameter re-added after steps brings its state into the new bucket.
+                st = self.state.get(p)
+                if st is None:
+                    continue
+                for key, buffer in st.buffers.items():
+                    view = bucket.state_view(key, index)
+                    view.copy_(buffer)
+                    st.buffers[key] = view
+        # A bucket whose every parameter moved on steps nothing any more.
+        self._buckets = [
+            b for b in self._buckets
+            if any(self._slots[p].bucket is b for p in b.params)
+        ]
 
     def _state_tensor(self, p: Tensor, key: str) -> Tensor:
-        """A zero float32 state buffer for ``p``: its view of the flat state if it has a slot."""
+        """A zero float32 state buffer for ``p``: its view of the flat state if it has a slot.
+
+        The view is zeroed: its range may hold the state of an earlier life
+        (``optimizer.state`` cleared, a state dict loaded without this parameter).
+        """
         slot = self._slots.get(p)
         if slot is None:
             return zeros(p.shape, float32, device=p.device)
-        return slot.bucket.state_view(key, slot.position)
+        return slot.bucket.state_view(key, slot.position).fill_(0.0)
 
     # -- stepping ------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -282,11 +299,17 @@ class Optimizer(abc.ABC):
         return ParamState(step=0.0 if self.counts_steps else None)
 
     def _check_grad(self, p: Tensor, grad: Tensor) -> None:
-        """Raise ValueError unless ``grad`` fits ``p`` and both are contiguous."""
+        """Raise ValueError unless ``grad`` fits ``p`` (shape, dtype, OpenCL context) and both
+        are contiguous: everything the kernels' launch would refuse, found before any launch."""
         if grad.shape != p.shape or grad.dtype != p.dtype:
             raise ValueError(
                 f"{type(self).__name__}.step: a parameter of shape {p.shape} and dtype "
                 f"{p.dtype} has a grad of shape {grad.shape} and dtype {grad.dtype}"
+            )
+        if grad.device.context != p.device.context:
+            raise ValueError(
+                f"{type(self).__name__}.step: a parameter of shape {p.shape} on "
+                f"{p.device.name} has a grad in another OpenCL context ({grad.device.name})"
             )
         if not (p.is_contiguous and grad.is_contiguous):
             raise ValueError(
@@ -304,10 +327,14 @@ class Optimizer(abc.ABC):
                 if key not in entry.state.buffers:
                     entry.state.buffers[key] = self._state_tensor(entry.param, key)
         for run in plan.runs:
+            if run.created:  # one fill per key zeroes the whole run's fresh state
+                for flat_state in run.bucket.run_views(run.start, run.stop, keys).state.values():
+                    flat_state.fill_(0.0)
             for index, st in enumerate(run.states, run.start):
                 for key in keys:
                     if key not in st.buffers:
-                        st.buffers[key] = run.bucket.state_view(key, index)
+                        view = run.bucket.state_view(key, index)
+                        st.buffers[key] = view if run.created else view.fill_(0.0)
         states = plan.states()
         if self.counts_steps:
             for st in states:

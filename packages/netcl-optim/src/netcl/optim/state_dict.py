@@ -157,4 +157,5 @@ def _array(value: object, shape: tuple[int, ...], where: str) -> np.ndarray[Any,
         raise ValueError(f"{where} has dtype {array.dtype}; expected floating-point values")
     if array.shape != shape:
         raise ValueError(f"{where} has shape {array.shape}; the parameter has shape {shape}")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    # ascontiguousarray makes a 0-d array 1-d; the reshape keeps a scalar parameter's ().
+    return np.ascontiguousarray(array, dtype=np.float32).reshape(shape)

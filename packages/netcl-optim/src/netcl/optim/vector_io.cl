@@ -2,7 +2,7 @@
 // rmsprop.cl and clip_grad.cl by netcl/optim/functional/kernels.py).
 //
 // Defines from Python:
-//   VEC         elements per vector load: 1 on a GPU (one element per work-item,
+//   VEC         elements per vector load: 4 on a GPU (one float4 per work-item,
 //               coalesced across the warp), 8 on a CPU (float8 maps onto AVX lanes)
 //   CHUNK       contiguous elements each work-item walks (a multiple of VEC); on
 //               PoCL fewer, longer-running work-items beat one element each

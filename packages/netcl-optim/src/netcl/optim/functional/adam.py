@@ -1,10 +1,9 @@
 """Adam and AdamW as functions over lists of arrays (the layer under the classes).
 
-``adam`` checks its arguments and hands them to an implementation: today
-``adam_per_tensor`` (one fused kernel launch per parameter, the seed's path); a
-multi-tensor implementation, one launch over many parameters, sits beside it
-and shares ``AdamHyperparameters.kernel_scalars`` and the per-element math of
-``adam.cl``.
+``adam`` checks its arguments and hands them to ``adam_per_tensor``: one
+kernel launch per array. The optimizer classes' fused path calls it too, with
+each array a view over a whole run of parameters of a flat layout, so one
+launch steps many parameters (see :mod:`netcl.optim.flat`).
 """
 
 from __future__ import annotations
@@ -169,7 +168,7 @@ def adam_per_tensor(
         vmax = max_exp_avg_sqs[i] if max_exp_avg_sqs is not None else m
         kernel, shape = step_kernel(
             p.device, "adam.cl", "adam_step", p.dtype, flags,
-            (p.offset, g.offset, m.offset, v.offset, vmax.offset),
+            (p, g, m, v, vmax),
         )
         launch_over(
             p.device, kernel, shape, p.count,

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 import pyopencl as cl
+import pyopencl.tools as cl_tools
 
 from netcl.core.device import Device
 from netcl.core.tensor import float16
 from netcl.core.tensor.dispatch import launch
+from netcl.optim.functional.operands import Span
 
 KERNEL_DIR = Path(__file__).resolve().parent.parent
 # IEEE division and square root, as PyTorch's kernels compute them. OpenCL may
@@ -35,6 +37,14 @@ class Layout:
 
     vec: int
     chunk: int
+
+    def __post_init__(self) -> None:
+        # A chunk made of whole vectors keeps every vector of an aligned operand aligned.
+        if self.vec < 1 or self.chunk < 1 or self.chunk % self.vec:
+            raise ValueError(
+                f"Layout: chunk must be a positive multiple of vec; got vec={self.vec}, "
+                f"chunk={self.chunk}"
+            )
 
 
 # GPU: one float4 per work-item, so a warp reads 512 contiguous bytes in 128-bit
@@ -106,15 +116,17 @@ def step_kernel(
     name: str,
     param_dtype: np.dtype[Any],
     flags: Mapping[str, int],
-    offsets: Sequence[int],
+    operands: Sequence[Span],
 ) -> tuple[cl.Kernel, Layout]:
-    """:func:`optimizer_kernel` for a launch whose operands start at element ``offsets``:
-    the ALIGNED variant (whole-vector loads) when every offset is a multiple of the
-    layout's ``vec`` and the device aligns buffers at least that well, else vloadN.
+    """:func:`optimizer_kernel` for a launch over ``operands``: the ALIGNED variant
+    (whole-vector loads) when every operand is pool memory (which the device aligns
+    to its base alignment; a buffer over a host pointer need not be) starting at a
+    multiple of the layout's ``vec``, and that alignment covers a vector; else vloadN.
     """
     shape = layout(device)
     aligned = shape.vec > 1 and shape.vec * 4 <= _base_alignment(device) and all(
-        offset % shape.vec == 0 for offset in offsets
+        isinstance(x.buffer, cl_tools.PooledBuffer) and x.offset % shape.vec == 0
+        for x in operands
     )
     return optimizer_kernel(
         device, file, name, param_dtype, {**flags, "ALIGNED": int(aligned)}, shape

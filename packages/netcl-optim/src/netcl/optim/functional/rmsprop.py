@@ -1,9 +1,8 @@
 """RMSProp as a function over lists of arrays.
 
 ``rmsprop`` checks its arguments and hands them to ``rmsprop_per_tensor`` (one
-``rmsprop_step`` launch per parameter); a multi-tensor implementation sits
-beside it, sharing ``RMSPropHyperparameters.kernel_scalars`` and the
-per-element math of ``rmsprop.cl``.
+``rmsprop_step`` launch per array; with the classes' flat layout an array spans
+many parameters, see :mod:`netcl.optim.flat`).
 """
 
 from __future__ import annotations
@@ -121,7 +120,7 @@ def rmsprop_per_tensor(
         buf = momentum_buffers[i] if momentum_buffers is not None else sq
         kernel, shape = step_kernel(
             p.device, "rmsprop.cl", "rmsprop_step", p.dtype, flags,
-            (p.offset, g.offset, sq.offset, avg.offset, buf.offset),
+            (p, g, sq, avg, buf),
         )
         launch_over(
             p.device, kernel, shape, p.count,

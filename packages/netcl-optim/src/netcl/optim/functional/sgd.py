@@ -1,9 +1,8 @@
 """SGD and SGD with momentum as functions over lists of arrays.
 
 ``sgd`` and ``momentum`` check their arguments and hand them to
-``sgd_per_tensor`` (one ``sgd_step`` launch per parameter); a multi-tensor
-implementation sits beside it, sharing ``SGDHyperparameters.kernel_scalars``
-and the per-element math of ``sgd.cl``.
+``sgd_per_tensor`` (one ``sgd_step`` launch per array; with the classes' flat
+layout an array spans many parameters, see :mod:`netcl.optim.flat`).
 """
 
 from __future__ import annotations
@@ -139,7 +138,7 @@ def sgd_per_tensor(
         # Without momentum the kernel never touches the buffer; any buffer fills the slot.
         buf = momentum_buffers[i] if momentum_buffers is not None else g
         kernel, shape = step_kernel(
-            p.device, "sgd.cl", "sgd_step", p.dtype, flags, (p.offset, g.offset, buf.offset)
+            p.device, "sgd.cl", "sgd_step", p.dtype, flags, (p, g, buf)
         )
         launch_over(
             p.device, kernel, shape, p.count,
