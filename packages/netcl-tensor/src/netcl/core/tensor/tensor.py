@@ -110,6 +110,7 @@ class Tensor:
         now. An optimizer with a flat layout sets homes that are views into
         its one grad buffer, which is how autograd's ``leaf.grad = g`` lands
         there. A ``g`` that does not match is stored as given, not copied.
+        ``set_grad_home(None)`` keeps the gradient's values in a copy of its own.
         """
         if home is not None and (not _fits(home, self) or not home.is_contiguous):
             raise ValueError(
@@ -117,9 +118,14 @@ class Tensor:
                 f"{self.shape}, dtype {self.dtype} and device; got shape {home.shape}, "
                 f"dtype {home.dtype}, strides {home.strides}"
             )
-        current = self._grad
+        current, old_home = self._grad, self._grad_home
         self._grad_home = home
         self._grad = None
+        if current is not None and current is old_home and home is None:
+            # Leaving the home: the gradient gets memory of its own, so writing to it
+            # no longer writes into the home's owner (an optimizer's grad buffer).
+            with recording(None):
+                current = ops.copy(current)
         if current is not None:
             self.grad = current
 
