@@ -279,10 +279,9 @@ def _accumulate_into_leaf(leaf: Tensor, g: Tensor) -> None:
         g = ops.cast(g, leaf.dtype)
     if leaf.grad is None:
         # Its own contiguous memory: g may be a broadcast view or shared with another input.
-        # A leaf with a grad home (an optimizer's flat grad buffer) copies g in itself.
-        home = leaf.grad_home
-        fits_home = home is not None and g.shape == home.shape and g.device is home.device
-        leaf.grad = g if fits_home else ops.copy(g)
+        # A leaf with a grad home (an optimizer's flat grad buffer) copies g in itself:
+        # g has the leaf's shape, dtype and device here, which its home has too.
+        leaf.grad = g if leaf.grad_home is not None else ops.copy(g)
     else:
         leaf.grad.add_(g)
 
