@@ -27,7 +27,7 @@ from netcl.optim.lr_scheduler import (
     StepLR,
 )
 from netcl.optim.momentum import Momentum
-from netcl.optim.optimizer import Optimizer, ParamState
+from netcl.optim.optimizer import Optimizer, ParamState, StepBatch
 from netcl.optim.rmsprop import RMSProp
 from netcl.optim.sgd import SGD
 
@@ -50,6 +50,7 @@ __all__ = [
     "RMSProp",
     "ReduceLROnPlateau",
     "SequentialLR",
+    "StepBatch",
     "StepLR",
     "__version__",
     "clip_grad_norm_",

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from netcl.core.tensor import Tensor
 from netcl.optim import functional as F
 from netcl.optim import hyperparameters as check
-from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, ParamState
+from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, StepBatch
 
 
 class Adam(Optimizer):
@@ -81,19 +80,13 @@ class Adam(Optimizer):
             return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         return ("exp_avg", "exp_avg_sq")
 
-    def _update(
-        self,
-        group: ParamGroup,
-        params: list[Tensor],
-        grads: list[Tensor],
-        states: list[ParamState],
-        first_steps: list[bool],
-    ) -> None:
+    def _update(self, group: ParamGroup, batch: StepBatch) -> None:
         beta1, beta2 = group["betas"]
         amsgrad = group["amsgrad"]
+        states = batch.states
         F.adam(
-            params,
-            grads,
+            batch.params,
+            batch.grads,
             [st.buffers["exp_avg"] for st in states],
             [st.buffers["exp_avg_sq"] for st in states],
             [st.buffers["max_exp_avg_sq"] for st in states] if amsgrad else None,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from netcl.core.tensor import Tensor
 from netcl.optim import functional as F
-from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, ParamState
+from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, StepBatch
 
 
 class Momentum(Optimizer):
@@ -69,22 +68,16 @@ class Momentum(Optimizer):
         # PyTorch keeps no buffer while momentum is 0 (the step is then plain SGD).
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
-    def _update(
-        self,
-        group: ParamGroup,
-        params: list[Tensor],
-        grads: list[Tensor],
-        states: list[ParamState],
-        first_steps: list[bool],
-    ) -> None:
+    def _update(self, group: ParamGroup, batch: StepBatch) -> None:
         if group["momentum"] == 0:
             F.sgd(
-                params, grads, lr=group["lr"], weight_decay=group["weight_decay"],
+                batch.params, batch.grads, lr=group["lr"], weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
             )
             return
         F.momentum(
-            params, grads, [st.buffers["momentum_buffer"] for st in states], first_steps,
+            batch.params, batch.grads,
+            [st.buffers["momentum_buffer"] for st in batch.states], batch.first_steps,
             lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
             nesterov=group["nesterov"], weight_decay=group["weight_decay"],
             maximize=group["maximize"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, NamedTuple, TypeAlias
 
 from netcl.core.tensor import Tensor, float16, float32, from_numpy, zeros
 from netcl.optim import flat, ownership, step_plan
@@ -44,6 +44,16 @@ class ParamState:
 
     def keys(self) -> list[str]:
         return (["step"] if self.step is not None else []) + list(self.buffers)
+
+
+class StepBatch(NamedTuple):
+    """One step's launches for a group, entry i one launch: a parameter (or a run of a flat
+    bucket, as one 1-D view), its grad, its state and whether that state was just created."""
+
+    params: list[Tensor]
+    grads: list[Tensor]
+    states: list[ParamState]
+    first_steps: list[bool]
 
 
 class Optimizer(abc.ABC):
@@ -121,15 +131,8 @@ class Optimizer(abc.ABC):
         return ()
 
     @abc.abstractmethod
-    def _update(
-        self,
-        group: ParamGroup,
-        params: list[Tensor],
-        grads: list[Tensor],
-        states: list[ParamState],
-        first_steps: list[bool],
-    ) -> None:
-        """Apply one step to ``params`` of ``group``; ``first_steps[i]``: state just created."""
+    def _update(self, group: ParamGroup, batch: StepBatch) -> None:
+        """Apply one step to ``batch`` (one kernel launch per entry) of ``group``."""
 
     # -- groups --------------------------------------------------------------------------
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
@@ -339,19 +342,19 @@ class Optimizer(abc.ABC):
         if self.counts_steps:
             for st in states:
                 st.step = (st.step or 0.0) + 1.0
-        params = [entry.param for entry in plan.loose]
-        grads = [entry.grad for entry in plan.loose]
-        launch_states = [entry.state for entry in plan.loose]
-        first_steps = [entry.created for entry in plan.loose]
+        batch = StepBatch(
+            [entry.param for entry in plan.loose], [entry.grad for entry in plan.loose],
+            [entry.state for entry in plan.loose], [entry.created for entry in plan.loose],
+        )
         for run in plan.runs:
             views = run.bucket.run_views(run.start, run.stop, keys)
-            params.append(views.param)
-            grads.append(views.grad)
+            batch.params.append(views.param)
+            batch.grads.append(views.grad)
             # One state for the whole run: views of its range, its members' common step.
-            launch_states.append(ParamState(views.state, run.states[0].step))
-            first_steps.append(run.created)
+            batch.states.append(ParamState(views.state, run.states[0].step))
+            batch.first_steps.append(run.created)
         try:
-            self._update(group, params, grads, launch_states, first_steps)
+            self._update(group, batch)
         except BaseException:
             if self.counts_steps:
                 for st in states:

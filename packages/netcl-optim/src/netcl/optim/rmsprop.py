@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from netcl.core.tensor import Tensor
 from netcl.optim import functional as F
-from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, ParamState
+from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, StepBatch
 
 
 class RMSProp(Optimizer):
@@ -74,18 +73,12 @@ class RMSProp(Optimizer):
             keys.append("grad_avg")
         return tuple(keys)
 
-    def _update(
-        self,
-        group: ParamGroup,
-        params: list[Tensor],
-        grads: list[Tensor],
-        states: list[ParamState],
-        first_steps: list[bool],
-    ) -> None:
+    def _update(self, group: ParamGroup, batch: StepBatch) -> None:
         centered, momentum = group["centered"], group["momentum"]
+        states = batch.states
         F.rmsprop(
-            params,
-            grads,
+            batch.params,
+            batch.grads,
             [st.buffers["square_avg"] for st in states],
             [st.buffers["grad_avg"] for st in states] if centered else None,
             [st.buffers["momentum_buffer"] for st in states] if momentum > 0 else None,

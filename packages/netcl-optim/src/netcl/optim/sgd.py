@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from netcl.core.tensor import Tensor
 from netcl.optim import functional as F
-from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, ParamState
+from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, StepBatch
 
 
 class SGD(Optimizer):
@@ -51,15 +50,8 @@ class SGD(Optimizer):
             maximize=group["maximize"],
         )
 
-    def _update(
-        self,
-        group: ParamGroup,
-        params: list[Tensor],
-        grads: list[Tensor],
-        states: list[ParamState],
-        first_steps: list[bool],
-    ) -> None:
+    def _update(self, group: ParamGroup, batch: StepBatch) -> None:
         F.sgd(
-            params, grads, lr=group["lr"], weight_decay=group["weight_decay"],
+            batch.params, batch.grads, lr=group["lr"], weight_decay=group["weight_decay"],
             maximize=group["maximize"],
         )
