@@ -319,11 +319,11 @@ def adam_launches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     launches: list[int] = []
 
     def counting(*args: Any, **kwargs: Any) -> None:
-        launches.append(int(args[3]))
-        kernels.launch_over(*args, **kwargs)
+        launches.append(int(args[3][0].count))  # the parameter operand's elements
+        kernels.launch_step(*args, **kwargs)
 
     monkeypatch.setattr(
-        importlib.import_module("netcl.optim.functional.adam"), "launch_over", counting
+        importlib.import_module("netcl.optim.functional.adam"), "launch_step", counting
     )
     return launches
 

@@ -74,15 +74,16 @@ def test_fused_matches_per_parameter(case: Case) -> None:
 
 @pytest.fixture
 def launches(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Counts every optimizer kernel launch (each algorithm module's ``launch_over``)."""
+    """Counts every optimizer kernel launch (each algorithm module's ``launch_step``), by
+    the elements it covers."""
     counted: list[int] = []
 
     def counting(*args: Any, **kwargs: Any) -> None:
-        counted.append(args[3])  # elements covered
-        kernels.launch_over(*args, **kwargs)
+        counted.append(args[3][0].count)  # the parameter operand's elements
+        kernels.launch_step(*args, **kwargs)
 
     for module in FAMILIES:
-        monkeypatch.setattr(module, "launch_over", counting)
+        monkeypatch.setattr(module, "launch_step", counting)
     yield counted
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from netcl.optim import hyperparameters as check
-from netcl.optim.functional.kernels import launch_over, step_kernel
+from netcl.optim.functional.kernels import launch_step
 from netcl.optim.functional.operands import ArrayLike, Span, check_param, spans
 
 
@@ -166,14 +166,6 @@ def adam_per_tensor(
         g, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
         # Without amsgrad the kernel never touches vmax; any buffer fills the slot.
         vmax = max_exp_avg_sqs[i] if max_exp_avg_sqs is not None else m
-        kernel, shape = step_kernel(
-            p.device, "adam.cl", "adam_step", p.dtype, flags,
-            (p, g, m, v, vmax),
-        )
-        launch_over(
-            p.device, kernel, shape, p.count,
-            p.buffer, np.int64(p.offset), g.buffer, np.int64(g.offset),
-            m.buffer, np.int64(m.offset), v.buffer, np.int64(v.offset),
-            vmax.buffer, np.int64(vmax.offset),
-            *hyper.kernel_scalars(steps[i]),
+        launch_step(
+            "adam.cl", "adam_step", flags, (p, g, m, v, vmax), hyper.kernel_scalars(steps[i])
         )

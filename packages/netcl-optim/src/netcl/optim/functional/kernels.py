@@ -151,6 +151,22 @@ def work_items(count: int, shape: Layout) -> int:
     return -(-count // shape.chunk)
 
 
+def launch_step(
+    file: str,
+    name: str,
+    flags: Mapping[str, int],
+    operands: Sequence[Span],
+    scalars: Sequence[Any],
+) -> None:
+    """Enqueue one optimizer step kernel over ``operands`` (the parameter first, each passed
+    as buffer and element offset), followed by ``scalars``: the variant comes from
+    :func:`step_kernel`, the range from the parameter's count."""
+    p = operands[0]
+    kernel, shape = step_kernel(p.device, file, name, p.dtype, flags, operands)
+    buffers_and_offsets = [arg for x in operands for arg in (x.buffer, np.int64(x.offset))]
+    launch_over(p.device, kernel, shape, p.count, *buffers_and_offsets, *scalars)
+
+
 def launch_over(device: Device, kernel: cl.Kernel, shape: Layout, count: int, *args: Any) -> None:
     """Enqueue ``kernel(count, *args)`` with enough work-items for ``count`` elements."""
     launch(device, kernel, work_items(count, shape), np.int64(count), *args)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from netcl.optim import hyperparameters as check
-from netcl.optim.functional.kernels import launch_over, step_kernel
+from netcl.optim.functional.kernels import launch_step
 from netcl.optim.functional.operands import ArrayLike, Span, check_param, spans
 
 
@@ -118,14 +118,4 @@ def rmsprop_per_tensor(
         # Buffers a variant does not use are never touched; any buffer fills the slot.
         avg = grad_avgs[i] if grad_avgs is not None else sq
         buf = momentum_buffers[i] if momentum_buffers is not None else sq
-        kernel, shape = step_kernel(
-            p.device, "rmsprop.cl", "rmsprop_step", p.dtype, flags,
-            (p, g, sq, avg, buf),
-        )
-        launch_over(
-            p.device, kernel, shape, p.count,
-            p.buffer, np.int64(p.offset), g.buffer, np.int64(g.offset),
-            sq.buffer, np.int64(sq.offset), avg.buffer, np.int64(avg.offset),
-            buf.buffer, np.int64(buf.offset),
-            *scalars,
-        )
+        launch_step("rmsprop.cl", "rmsprop_step", flags, (p, g, sq, avg, buf), scalars)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from netcl.optim import hyperparameters as check
-from netcl.optim.functional.kernels import launch_over, step_kernel
+from netcl.optim.functional.kernels import launch_step
 from netcl.optim.functional.operands import ArrayLike, Span, check_param, spans
 
 
@@ -137,12 +137,6 @@ def sgd_per_tensor(
         g = grads[i]
         # Without momentum the kernel never touches the buffer; any buffer fills the slot.
         buf = momentum_buffers[i] if momentum_buffers is not None else g
-        kernel, shape = step_kernel(
-            p.device, "sgd.cl", "sgd_step", p.dtype, flags, (p, g, buf)
-        )
-        launch_over(
-            p.device, kernel, shape, p.count,
-            p.buffer, np.int64(p.offset), g.buffer, np.int64(g.offset),
-            buf.buffer, np.int64(buf.offset),
-            *hyper.kernel_scalars(bool(first_steps[i])),
+        launch_step(
+            "sgd.cl", "sgd_step", flags, (p, g, buf), hyper.kernel_scalars(bool(first_steps[i]))
         )
