@@ -466,7 +466,9 @@ class TiedLanguageModel(nn.Module):
 
 def test_a_tied_weight_gets_both_grads_in_its_home() -> None:
     rng = np.random.default_rng(0)
-    idx, target = nt.tensor(rng.integers(0, 20, 32)), nt.tensor(rng.integers(0, 20, 32))
+    # Each token once: the embedding's backward adds rows with float atomics, whose order
+    # (and so the last bit of a row hit twice) varies between runs on a GPU, fused or not.
+    idx, target = nt.tensor(rng.permutation(20)), nt.tensor(rng.integers(0, 20, 20))
     results = []
     for fused in (None, False):
         model = TiedLanguageModel()
