@@ -225,3 +225,48 @@ def test_every_op_the_tensor_layer_records_has_a_rule() -> None:
     recorded = {m for path in ops_dir.glob("*.py") for m in pattern.findall(path.read_text())}
     assert {"add", "where", "sum", "reshape", "getitem", "matmul", "unfold"} <= recorded
     assert recorded - set(ag.RULES) == set()
+
+
+def test_post_accumulate_grad_hooks_fire_once_per_leaf_as_soon_as_its_grad_is_complete() -> None:
+    x, w1, w2, unused = leaf(2, 3, requires_grad=False), leaf(3, 4), leaf(4, 1), leaf(5)
+    seen: list[tuple[str, bool, np.ndarray]] = []
+
+    def hook(name: str) -> ag.RemovableHandle:
+        tensor = {"w1": w1, "w2": w2, "unused": unused}[name]
+        return ag.register_post_accumulate_grad_hook(
+            tensor,
+            lambda t: seen.append((name, w1.grad is None, t.grad.numpy())),  # type: ignore[union-attr]
+        )
+
+    hook("w1"), hook("w2"), hook("unused")
+    with ag.Tape() as tape:
+        h = ops.relu(ops.matmul(x, w1))
+        # w2 is used twice: its hook must see both contributions, once.
+        loss = ops.sum(ops.add(ops.matmul(h, w2), ops.matmul(h, w2)))
+    tape.backward(loss)
+    # w2 is complete first (its uses come last in the record), while w1 still has no grad.
+    assert [(name, w1_missing) for name, w1_missing, _ in seen] == [("w2", True), ("w1", False)]
+    assert w2.grad is not None and w1.grad is not None
+    np.testing.assert_array_equal(seen[0][2], w2.grad.numpy())
+    hv = np.maximum(x.numpy() @ w1.numpy(), 0)
+    np.testing.assert_allclose(seen[0][2], 2 * hv.sum(0)[:, None], rtol=1e-5)
+
+
+def test_a_removed_hook_is_not_called_and_hooks_need_a_leaf_that_requires_grad() -> None:
+    w = leaf(3)
+    calls: list[int] = []
+    handle = ag.register_post_accumulate_grad_hook(w, lambda t: calls.append(1))
+    for _ in range(2):
+        with ag.Tape() as tape:
+            loss = ops.sum(ops.mul(w, w))
+        tape.backward(loss)
+    assert calls == [1, 1]
+    handle.remove()
+    with ag.Tape() as tape:
+        loss = ops.sum(ops.mul(w, w))
+    tape.backward(loss)
+    assert calls == [1, 1]
+    with pytest.raises(ValueError, match="leaf that requires grad"):
+        ag.register_post_accumulate_grad_hook(leaf(3, requires_grad=False), print)
+    with pytest.raises(TypeError, match="expected a Tensor"):
+        ag.register_post_accumulate_grad_hook(np.zeros(3), print)  # type: ignore[arg-type]

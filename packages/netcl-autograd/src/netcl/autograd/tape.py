@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from netcl.autograd.hooks import run_post_accumulate_grad_hooks
 from netcl.core.tensor import Tensor, ones_like, ops, recorder
 
 
@@ -44,7 +45,10 @@ class Tape:
     accumulates into ``.grad`` of every leaf with ``requires_grad``:
     ``leaf.grad = g`` (a fresh contiguous tensor) when it is None, else
     ``leaf.grad.add_(g)`` in place, so grads that live as views into a larger
-    buffer stay there.
+    buffer stay there. A leaf is accumulated as soon as no op left in the walk
+    can add to it, and its post-accumulate-grad hooks
+    (``netcl.autograd.register_post_accumulate_grad_hook``) run then, while the
+    rest of the walk is still to come.
 
     A backward pass frees the record (the saved tensors with it); a second
     backward then raises ``RuntimeError``. ``Tape(retain=True)``, or
@@ -123,8 +127,9 @@ class Tape:
         a ``.grad``; gradients of intermediate tensors are dropped as soon as
         they have been pushed further back.
         """
-        grads, tensors = self._run([output], [grad], (), retain_graph)
+        grads, tensors = self._run([output], [grad], (), retain_graph, _accumulate_into_leaf)
         with recorder.recording(None):
+            # What the walk did not hand over: the output itself, when it is a leaf.
             for key, g in grads.items():
                 leaf = tensors[key]
                 if leaf.is_leaf and leaf.requires_grad:
@@ -177,12 +182,16 @@ class Tape:
         seeds: Sequence[Tensor | None],
         keep: set[int] | tuple[()],
         retain_graph: bool | None,
+        on_leaf_done: Callable[[Tensor, Tensor], None] | None = None,
     ) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
         """The reverse walk: gradients of every tensor reached, keyed by ``id``.
 
         Intermediate gradients are dropped once pushed back unless their id is
         in ``keep``. ``tensors`` maps the same ids to the tensors (the record
-        holds them alive, so an id cannot be reused during the walk).
+        holds them alive, so an id cannot be reused during the walk). With
+        ``on_leaf_done``, a leaf that requires grad is handed to it with its
+        gradient (and dropped from the result) right after the walk passes the
+        earliest op that used it: no op left can add to its gradient.
         """
         from netcl.autograd.rules import RULES  # the rules import ops that import this module
 
@@ -195,6 +204,7 @@ class Tape:
         retain = self.retain if retain_graph is None else retain_graph
         grads: dict[int, Tensor] = {}
         tensors: dict[int, Tensor] = {}
+        done_at = _leaves_done_at(self._nodes) if on_leaf_done is not None else {}
         with recorder.recording(None):
             for out, seed in zip(outputs, seeds, strict=True):
                 _add(grads, tensors, out, _seed(out, seed))
@@ -209,6 +219,10 @@ class Tape:
                             # Every consumer of this output ran later: its gradient is complete.
                             del grads[id(node.output)]
                         _push(RULES, node, g, grads, tensors)
+                    for leaf in done_at.get(i, ()):
+                        leaf_grad = grads.pop(id(leaf), None)
+                        if leaf_grad is not None and on_leaf_done is not None:
+                            on_leaf_done(leaf, leaf_grad)
                     if not retain:
                         self._nodes[i] = None  # frees the saved tensors as the walk goes
             finally:
@@ -216,6 +230,21 @@ class Tape:
                 if not retain:
                     self._free()
         return grads, tensors
+
+
+def _leaves_done_at(nodes: Sequence[Node | None]) -> dict[int, list[Tensor]]:
+    """For each node index, the leaves that require grad whose earliest use is that node."""
+    first_use: dict[int, tuple[int, Tensor]] = {}
+    for i, node in enumerate(nodes):
+        if node is None:
+            continue
+        for x in node.inputs:
+            if x.is_leaf and x.requires_grad and id(x) not in first_use:
+                first_use[id(x)] = (i, x)
+    done_at: dict[int, list[Tensor]] = {}
+    for i, x in first_use.values():
+        done_at.setdefault(i, []).append(x)
+    return done_at
 
 
 def _seed(output: Tensor, seed: Tensor | None) -> Tensor:
@@ -284,6 +313,7 @@ def _accumulate_into_leaf(leaf: Tensor, g: Tensor) -> None:
         leaf.grad = g if leaf.grad_home is not None else ops.copy(g)
     else:
         leaf.grad.add_(g)
+    run_post_accumulate_grad_hooks(leaf)
 
 
 def live_tape_for(output: Tensor) -> Tape | None:
