@@ -1,0 +1,114 @@
+"""DistributedDataParallel: one model replica per rank, gradients averaged during backward."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from netcl.core.tensor import float32
+from netcl.distributed.reducer import Reducer
+from netcl.distributed.replicas import broadcast_from_root, check_same_everywhere
+from netcl.distributed.world import World, world
+from netcl.nn import Module
+
+
+class DistributedDataParallel(Module):
+    """Wraps ``module`` so that each rank trains a replica on its own share of every batch.
+
+    At wrap time every rank's parameters and buffers are checked to have the
+    same names, shapes and dtypes (ValueError on every rank, naming the first
+    difference, otherwise), then overwritten by rank 0's values, so all
+    replicas start equal.
+
+    During ``tape.backward(loss)`` the gradients are averaged across ranks:
+    one all-reduce per bucket (about ``bucket_cap_mb`` megabytes of
+    consecutive parameters; 25 by default, as PyTorch's DDP), each started as
+    soon as its bucket's gradients are complete, while the rest of backward
+    still runs (see :mod:`netcl.distributed.reducer`). When backward returns,
+    every rank holds the same averaged ``.grad``, so the same optimizer step
+    keeps the replicas equal. With an optimizer's flat layout, a bucket is a
+    range of its flat grad buffer and crosses to the host in one copy.
+
+    Every parameter that requires grad must receive one in every backward:
+    one left out is reported (RuntimeError) at the next forward. Inside
+    ``with ddp.no_sync():`` forward and backward accumulate local gradients
+    without communicating; the first backward after it averages the sum.
+
+    With a world of one process nothing is hooked or sent: the wrapper is
+    the module itself.
+
+    >>> ddp = DistributedDataParallel(model)   # doctest: +SKIP
+    >>> with ag.Tape() as tape:                # doctest: +SKIP
+    ...     loss = cross_entropy(ddp(x), y)
+    >>> tape.backward(loss)                    # doctest: +SKIP
+    """
+
+    def __init__(
+        self, module: Module, *, world: World | None = None, bucket_cap_mb: float = 25.0
+    ) -> None:
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(
+                f"DistributedDataParallel: expected a netcl.nn.Module, got {type(module).__name__}"
+            )
+        if isinstance(bucket_cap_mb, bool) or not isinstance(bucket_cap_mb, int | float) or not (
+            bucket_cap_mb > 0
+        ):
+            raise ValueError(
+                f"DistributedDataParallel: bucket_cap_mb must be a positive number, "
+                f"got {bucket_cap_mb!r}"
+            )
+        the_world = _world_or_default(world)
+        trained = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+        for name, p in trained:
+            if p.dtype != float32:
+                raise TypeError(
+                    f"DistributedDataParallel: parameter {name!r} has dtype {p.dtype}; gradients "
+                    "are averaged in float32 only"
+                )
+        state = list(module.named_parameters()) + list(module.named_buffers())
+        check_same_everywhere(the_world.comm, state, "DistributedDataParallel")
+        broadcast_from_root(the_world.comm, [t for _, t in state])
+        self.module = module
+        object.__setattr__(self, "world", the_world)
+        reducer = None
+        if the_world.size > 1 and trained:
+            reducer = Reducer(trained, the_world.comm, int(bucket_cap_mb * 1024 * 1024))
+        object.__setattr__(self, "_reducer", reducer)
+
+    world: World
+    module: Module
+    _reducer: Reducer | None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self._reducer is not None:
+            self._reducer.check_finished("DistributedDataParallel forward")
+        return self.module(*args, **kwargs)
+
+    @contextmanager
+    def no_sync(self) -> Iterator[None]:
+        """Backward passes inside accumulate local gradients and send nothing."""
+        reducer = self._reducer
+        if reducer is None:
+            yield
+            return
+        previous = reducer.enabled
+        reducer.enabled = False
+        try:
+            yield
+        finally:
+            reducer.enabled = previous
+
+    @property
+    def bucket_sizes(self) -> list[int]:
+        """The number of parameters in each bucket, in the order backward sends them."""
+        return [] if self._reducer is None else [len(b.params) for b in self._reducer.buckets]
+
+
+def _world_or_default(given: World | None) -> World:
+    if given is None:
+        return world()
+    if not isinstance(given, World):
+        raise TypeError(f"expected a netcl.distributed.World, got {type(given).__name__}")
+    return given

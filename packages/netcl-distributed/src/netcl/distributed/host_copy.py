@@ -1,0 +1,72 @@
+"""Copies between tensors on a device and one flat host array, merged into as few as possible.
+
+MPI moves host memory (an OpenCL buffer has no address MPI could read), so
+a bucket of gradients goes device -> host array -> collective -> device.
+Tensors that lie end to end in one device buffer (an optimizer's flat grad
+buffer) move with one copy each way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple, cast
+
+import numpy as np
+import pyopencl as cl
+
+from netcl.core.tensor import Tensor
+
+
+class Span(NamedTuple):
+    """``size`` elements at ``device_offset`` of ``buffer`` and at ``host_offset`` of the array."""
+
+    buffer: Any
+    device_offset: int
+    host_offset: int
+    size: int
+
+
+def spans(tensors: Sequence[Tensor]) -> list[Span]:
+    """The copies that move ``tensors`` (contiguous, laid end to end in the host array)."""
+    out: list[Span] = []
+    at = 0
+    for t in tensors:
+        if not t.is_contiguous:
+            raise ValueError(
+                f"a tensor of shape {t.shape} has strides {t.strides}: only contiguous "
+                "tensors are copied to and from the host"
+            )
+        last = out[-1] if out else None
+        if (last is not None and last.buffer is t.buffer
+                and last.device_offset + last.size == t.offset):
+            out[-1] = last._replace(size=last.size + t.size)
+        elif t.size:
+            out.append(Span(t.buffer, t.offset, at, t.size))
+        at += t.size
+    return out
+
+
+def to_host(queue: cl.CommandQueue, copies: Sequence[Span], host: np.ndarray[Any, Any]
+            ) -> cl.Event | None:
+    """Enqueue the device-to-host copies (not waiting); the last one's event, None if none."""
+    event = None
+    size = host.itemsize
+    for span in copies:
+        event = cl.enqueue_copy(
+            queue, host[span.host_offset:span.host_offset + span.size],
+            cast(cl.Buffer, span.buffer), src_offset=span.device_offset * size,
+            is_blocking=False,
+        )
+    return event
+
+
+def to_device(queue: cl.CommandQueue, copies: Sequence[Span], host: np.ndarray[Any, Any]
+              ) -> None:
+    """Enqueue the host-to-device copies, not waiting: ``host`` must outlive them."""
+    size = host.itemsize
+    for span in copies:
+        cl.enqueue_copy(
+            queue, cast(cl.Buffer, span.buffer),
+            host[span.host_offset:span.host_offset + span.size],
+            dst_offset=span.device_offset * size, is_blocking=False,
+        )

@@ -1,0 +1,159 @@
+"""The gradient reducer: gradients averaged across ranks during backward, one all-reduce a bucket.
+
+Parameters are cut into buckets: runs of consecutive parameters of about
+``cap_bytes`` each, listed from the model's last parameter back, the order in
+which backward completes their gradients. A hook on each parameter
+(``netcl.autograd.register_post_accumulate_grad_hook``) counts the bucket's
+gradients in; when the last one arrives, the bucket's device-to-host copy is
+enqueued, and once that copy is done a non-blocking ``Iallreduce`` starts:
+the host never waits for the device inside backward, so the copies and the
+collectives of late buckets run while the device still computes the
+gradients of early layers. When every bucket has started (the first layers'
+hook), the reducer waits for the collectives in order and enqueues each
+averaged bucket's copy back into the gradients, before backward returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyopencl as cl
+from mpi4py import MPI
+
+from netcl.autograd import RemovableHandle, register_post_accumulate_grad_hook
+from netcl.core.tensor import Tensor
+from netcl.distributed import host_copy
+
+
+@dataclass(eq=False)
+class Bucket:
+    """Consecutive parameters (in model order) whose gradients travel as one array."""
+
+    params: list[Tensor]
+    names: list[str]
+    host: np.ndarray[Any, Any]
+    missing: int = 0
+    copied: cl.Event | None = None
+    request: MPI.Request | None = None
+    copies: list[host_copy.Span] = field(default_factory=list)
+
+
+def make_buckets(named: Sequence[tuple[str, Tensor]], cap_bytes: int) -> list[Bucket]:
+    """Buckets of about ``cap_bytes`` over ``named`` parameters, the last parameters' first.
+
+    A bucket closes once it holds ``cap_bytes`` or more, so a parameter larger
+    than the cap gets a bucket of its own. Every rank cuts the same buckets
+    from the same shapes, so the collectives match.
+    """
+    buckets: list[Bucket] = []
+    members: list[tuple[str, Tensor]] = []
+    size = 0
+    for name, p in reversed(named):
+        members.append((name, p))
+        size += p.nbytes
+        if size >= cap_bytes:
+            buckets.append(_bucket(members))
+            members, size = [], 0
+    if members:
+        buckets.append(_bucket(members))
+    return buckets
+
+
+def _bucket(members: list[tuple[str, Tensor]]) -> Bucket:
+    members = members[::-1]  # model order, so that ranges adjacent on the device merge
+    total = sum(p.size for _, p in members)
+    return Bucket([p for _, p in members], [name for name, _ in members],
+                  np.zeros(total, np.float32), missing=len(members))
+
+
+class Reducer:
+    """Averages the gradients of ``named`` parameters over ``comm`` as backward produces them."""
+
+    def __init__(
+        self, named: Sequence[tuple[str, Tensor]], comm: MPI.Intracomm, cap_bytes: int
+    ) -> None:
+        self.comm = comm
+        self.enabled = True
+        self.buckets = make_buckets(named, cap_bytes)
+        self._bucket_of = {id(p): b for b in self.buckets for p in b.params}
+        self._ready: set[int] = set()
+        self._started: list[Bucket] = []
+        self._handles: list[RemovableHandle] = [
+            register_post_accumulate_grad_hook(p, self._on_grad) for _, p in named
+        ]
+
+    def remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def check_finished(self, where: str) -> None:
+        """RuntimeError if the last backward left a bucket unreduced (a parameter got no grad)."""
+        if self._ready:
+            names = [name for b in self.buckets for name, p in zip(b.names, b.params, strict=True)
+                     if id(p) not in self._ready]
+            raise RuntimeError(
+                f"{where}: the previous backward gave no gradient to parameter(s) {names}, so "
+                "their buckets were never averaged across ranks. Every parameter that requires "
+                "grad must take part in the loss (or set requires_grad=False before wrapping)."
+            )
+
+    # -- during backward ------------------------------------------------------------------
+    def _on_grad(self, p: Tensor) -> None:
+        if not self.enabled:
+            return
+        key = id(p)
+        if key in self._ready:
+            self.check_finished("DistributedDataParallel backward")
+        self._ready.add(key)
+        bucket = self._bucket_of[key]
+        bucket.missing -= 1
+        if bucket.missing == 0:
+            self._copy_out(bucket)
+        self._start_copied()
+        if len(self._started) == len(self.buckets):
+            self._finish()
+
+    def _copy_out(self, bucket: Bucket) -> None:
+        grads = []
+        for p in bucket.params:
+            assert p.grad is not None  # its hook ran after its grad was accumulated
+            grads.append(p.grad)
+        bucket.copies = host_copy.spans(grads)
+        bucket.copied = host_copy.to_host(bucket.params[0].queue, bucket.copies, bucket.host)
+        self._started.append(bucket)
+
+    def _start_copied(self) -> None:
+        """Start, in bucket order, the all-reduce of each bucket whose host copy is done.
+
+        Strictly in order, stopping at the first copy still running: MPI needs every
+        rank to start its collectives in the same order, and a later copy may finish
+        between two status reads.
+        """
+        for bucket in self._started:
+            if bucket.request is not None:
+                continue
+            if bucket.copied is not None and (
+                bucket.copied.command_execution_status != cl.command_execution_status.COMPLETE
+            ):
+                return
+            bucket.request = self.comm.Iallreduce(MPI.IN_PLACE, bucket.host, op=MPI.SUM)
+
+    def _finish(self) -> None:
+        scale = np.float32(1.0 / self.comm.size)
+        for bucket in self._started:
+            if bucket.request is None:
+                if bucket.copied is not None:
+                    bucket.copied.wait()
+                bucket.request = self.comm.Iallreduce(MPI.IN_PLACE, bucket.host, op=MPI.SUM)
+        for bucket in self._started:
+            assert bucket.request is not None
+            bucket.request.Wait()
+            bucket.host *= scale
+            host_copy.to_device(bucket.params[0].queue, bucket.copies, bucket.host)
+            bucket.request, bucket.copied = None, None
+            bucket.missing = len(bucket.params)
+        self._started = []
+        self._ready.clear()

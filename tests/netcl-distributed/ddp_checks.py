@@ -1,0 +1,141 @@
+"""DistributedDataParallel's mechanics, checked on every rank; run by test_ddp.py under mpiexec.
+
+Each check raises AssertionError on a rank where it fails, which aborts the job
+(init() installs that), so the test sees a non-zero exit with the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import netcl.autograd as ag
+import netcl.distributed as dist
+from netcl.core.tensor import Tensor, from_numpy, manual_seed
+from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
+from netcl.optim import Adam
+
+world = dist.init()
+rank, size, q = world.rank, world.size, world.device.queue
+rng = np.random.default_rng(rank)  # each rank its own data
+
+
+class CountingComm:
+    """The world communicator, counting the all-reduces started through it."""
+
+    def __init__(self, comm: Any) -> None:
+        self.comm, self.started = comm, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.comm, name)
+
+    def Iallreduce(self, *args: Any, **kwargs: Any) -> Any:
+        self.started += 1
+        return self.comm.Iallreduce(*args, **kwargs)
+
+
+def batch() -> tuple[Tensor, Tensor]:
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    return from_numpy(x, q), from_numpy(rng.integers(0, 3, 6), q)
+
+
+def backward(model: Module, x: Tensor, y: Tensor) -> None:
+    with ag.Tape() as tape:
+        loss = cross_entropy(model(x), y)
+    tape.backward(loss)
+
+
+def grads(model: Module) -> list[np.ndarray[Any, Any]]:
+    return [p.grad.numpy().copy() for p in model.parameters()]  # type: ignore[union-attr]
+
+
+def check(optimizer_first: bool) -> None:
+    manual_seed(100 + rank)  # different weights on every rank: the wrap must equalise them
+    model = Sequential(Linear(q, 5, 7), ReLU(), Linear(q, 7, 3))
+    if optimizer_first:
+        Adam(model.parameters())  # its flat layout holds the grads; the buckets adopt its ranges
+    w1, b1, _, _ = model.parameters()
+    seen: dict[str, object] = {}
+    # Hooks registered before the wrap run before the wrapper's on the same parameter: at
+    # b1 (the last bucket's first grad) the device catches up, so the wrapper finds the first
+    # bucket's host copy done and starts its all-reduce; at w1 (its last grad) we look.
+    ag.register_post_accumulate_grad_hook(b1, lambda t: q.finish())
+    ag.register_post_accumulate_grad_hook(w1, lambda t: seen.update(
+        first=reducer.buckets[0].request, last=reducer.buckets[1].request, at=counting.started))
+    ddp = dist.DistributedDataParallel(model, bucket_cap_mb=60 / 2**20)  # 60 B: 2 buckets
+    reducer = ddp._reducer
+    assert reducer is not None and ddp.bucket_sizes == [2, 2], ddp.bucket_sizes
+    counting = CountingComm(reducer.comm)
+    reducer.comm = counting  # type: ignore[assignment]
+
+    # Equal replicas after the wrap.
+    everyone = world.comm.allgather([p.numpy() for p in model.parameters()])
+    for theirs in everyone:
+        for a, b in zip(theirs, everyone[0], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+    # One all-reduce per bucket, the first started while the last bucket's grads were not all in.
+    xa, ya = batch()
+    with ddp.no_sync():
+        backward(ddp, xa, ya)
+    local = grads(model)
+    assert counting.started == 0
+    model.zero_grad()
+    backward(ddp, xa, ya)
+    assert counting.started == 2, counting.started
+    assert seen["first"] is not None and seen["last"] is None and seen["at"] == 1, seen
+    all_local = world.comm.allgather(local)
+    for i, got in enumerate(grads(model)):
+        want = np.mean([theirs[i] for theirs in all_local], axis=0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    if optimizer_first:
+        assert all(len(b.copies) == 1 for b in reducer.buckets), "a bucket took several copies"
+
+    # no_sync accumulates locally; the next synced backward averages the sum.
+    model.zero_grad()
+    xb, yb = batch()
+    with ddp.no_sync():
+        backward(ddp, xa, ya)
+        backward(ddp, xa, ya)
+    unsynced = grads(model)
+    backward(ddp, xb, yb)
+    model.zero_grad()
+    with ddp.no_sync():
+        backward(ddp, xb, yb)
+    local_b = grads(model)
+    want_all = world.comm.allgather([u + g for u, g in zip(unsynced, local_b, strict=True)])
+    model.zero_grad()
+    with ddp.no_sync():
+        backward(ddp, xa, ya)
+        backward(ddp, xa, ya)
+    backward(ddp, xb, yb)
+    for i, got in enumerate(grads(model)):
+        want = np.mean([theirs[i] for theirs in want_all], axis=0)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def check_unused_parameter_is_reported() -> None:
+    class TwoHeads(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used, self.unused = Linear(q, 5, 3), Linear(q, 5, 3)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.used(x)  # type: ignore[no-any-return]
+
+    ddp = dist.DistributedDataParallel(TwoHeads())
+    x, y = batch()
+    backward(ddp, x, y)
+    try:
+        ddp(x)
+    except RuntimeError as error:
+        assert "unused.weight" in str(error) and "unused.bias" in str(error), error
+    else:
+        raise AssertionError("a parameter without a grad was not reported")
+
+
+check(optimizer_first=False)
+check(optimizer_first=True)
+check_unused_parameter_is_reported()
+print(f"rank {rank} of {size}: ddp checks passed")
