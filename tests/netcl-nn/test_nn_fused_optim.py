@@ -97,14 +97,14 @@ def test_autograd_grads_land_in_the_flat_grad_buffer(
     params = list(model.parameters())
     optimizer = cls(params, **kwargs, fused=fused)
     assert identities(model) == named  # the same Parameter objects as before
-    (bucket,) = optimizer._buckets
+    (bucket,) = optimizer.flat_layout.buckets
     assert bucket.params == params and bucket.total == sum(p.size for p in params)
     assert len(bucket.grad_homes) == len(params)
     backward(model, x, y)
     for i, p in enumerate(params):
         home = bucket.grad_homes[i]
         assert p.grad is home and p.grad_home is home
-        assert optimizer._slots[p].bucket is bucket and optimizer._slots[p].position == i
+        assert optimizer.flat_layout.placement(p) == (bucket, i)
         assert home.buffer is bucket.grad_flat.buffer
         assert home.offset == bucket.grad_flat.offset + bucket.starts[i]
         assert home.shape == p.shape and home.is_contiguous
@@ -127,7 +127,7 @@ def test_building_the_optimizer_changes_no_value() -> None:
     with ag.no_grad():
         out_before = model(x).numpy()
     optimizer = no.Adam(model.parameters())
-    assert len(optimizer._buckets) == 1
+    assert len(optimizer.flat_layout.buckets) == 1
     assert_same(values(model), before)
     with ag.no_grad():
         np.testing.assert_array_equal(model(x).numpy(), out_before)
@@ -159,7 +159,7 @@ def test_training_fused_and_per_parameter_is_bit_identical(
 ) -> None:
     fused_losses, fused_params, fused_opt = train(cls, kwargs, fused, set_to_none)
     loose_losses, loose_params, loose_opt = train(cls, kwargs, False, set_to_none)
-    assert len(fused_opt._buckets) == 1 and not loose_opt._buckets
+    assert len(fused_opt.flat_layout.buckets) == 1 and not loose_opt.flat_layout.buckets
     assert fused_losses == loose_losses
     assert fused_losses[-1] < fused_losses[0]
     assert_same(fused_params, loose_params)
@@ -183,7 +183,7 @@ def test_zero_grad_after_a_step_leaves_no_trace(fused: Fused) -> None:
     for name, grad in grads(model).items():
         np.testing.assert_array_equal(grad, 0.0, err_msg=name)
     if fused is None:
-        np.testing.assert_array_equal(optimizer._buckets[0].grad_flat.numpy(), 0.0)
+        np.testing.assert_array_equal(optimizer.flat_layout.buckets[0].grad_flat.numpy(), 0.0)
     optimizer.zero_grad(set_to_none=True)
     assert all(p.grad is None for p in model.parameters())
 
@@ -200,7 +200,7 @@ def test_two_backwards_accumulate_in_the_flat_buffer(set_to_none: bool) -> None:
             backward(model, x, y)
             backward(model, x2, y)  # no zero_grad between: the grads add up
             if fused is None:
-                bucket = optimizer._buckets[0]
+                bucket = optimizer.flat_layout.buckets[0]
                 assert all(
                     p.grad is home
                     for p, home in zip(bucket.params, bucket.grad_homes, strict=True)
@@ -220,7 +220,7 @@ def test_two_backwards_accumulate_in_the_flat_buffer(set_to_none: bool) -> None:
     backward(model, x2, y)
     second = grads(model)
     model = mlp()
-    (bucket,) = no.Adam(model.parameters())._buckets
+    (bucket,) = no.Adam(model.parameters()).flat_layout.buckets
     backward(model, x, y)
     backward(model, x2, y)
     assert all(p.grad is p.grad_home for p in bucket.params)
@@ -237,7 +237,7 @@ def test_grads_computed_before_the_optimizer_is_built_move_into_the_flat_buffer(
         before = grads(model)
         optimizer = no.Adam(model.parameters(), lr=1e-2, fused=fused)
         if fused is None:
-            bucket = optimizer._buckets[0]
+            bucket = optimizer.flat_layout.buckets[0]
             assert all(
                 p.grad is home for p, home in zip(bucket.params, bucket.grad_homes, strict=True)
             )
@@ -267,7 +267,7 @@ def test_the_model_sees_the_updated_parameters() -> None:
     optimizer.step()
     np.testing.assert_allclose(first.weight.numpy(), expected, rtol=1e-6, atol=1e-7)
     # Every reference reads the same values: the layers, the names, the state dict, the bucket.
-    (bucket,) = optimizer._buckets
+    (bucket,) = optimizer.flat_layout.buckets
     flat = bucket.param_flat.numpy()
     state = model.state_dict()
     for i, (name, p) in enumerate(model.named_parameters()):
@@ -295,7 +295,7 @@ def test_loading_weights_after_the_optimizer_was_built(fused: Fused) -> None:
     model.load_state_dict(weights)
     if fused is None:
         np.testing.assert_array_equal(
-            optimizer._buckets[0].param_flat.numpy(),
+            optimizer.flat_layout.buckets[0].param_flat.numpy(),
             np.concatenate([w.ravel() for w in weights.values()]),
         )
     for _ in range(3):
@@ -370,8 +370,8 @@ def test_one_launch_per_bucket_with_two_param_groups(adam_launches: list[int]) -
         {"params": [second.weight, second.bias], "lr": 1e-2},
     ]
     optimizer = no.Adam(groups)
-    assert len(optimizer._buckets) == 2
-    sizes = [b.total for b in optimizer._buckets]
+    assert len(optimizer.flat_layout.buckets) == 2
+    sizes = [b.total for b in optimizer.flat_layout.buckets]
     assert sizes == [10 * 32 + 32, 32 * 3 + 3]
     run_steps(model, optimizer)
     assert adam_launches == sizes * 3
@@ -425,10 +425,10 @@ def test_one_launch_per_dtype_bucket_and_the_same_numbers(adam_launches: list[in
         model = mixed_precision_mlp()
         optimizer = no.Adam(model.parameters(), lr=1e-2, fused=fused)
         if fused is None:
-            assert [(b.param_flat.dtype, b.total) for b in optimizer._buckets] == [
+            assert [(b.param_flat.dtype, b.total) for b in optimizer.flat_layout.buckets] == [
                 (nt.float16, 10 * 32 + 32), (nt.float32, 32 * 3 + 3)
             ]
-            for bucket in optimizer._buckets:
+            for bucket in optimizer.flat_layout.buckets:
                 assert bucket.grad_flat.dtype == bucket.param_flat.dtype
         losses = []
         for _ in range(5):
@@ -474,7 +474,7 @@ def test_a_tied_weight_gets_both_grads_in_its_home() -> None:
         model = TiedLanguageModel()
         optimizer = no.AdamW(model.parameters(), lr=1e-2, fused=fused)
         if fused is None:
-            (bucket,) = optimizer._buckets
+            (bucket,) = optimizer.flat_layout.buckets
             assert bucket.params[0] is model.emb.weight is model.out.weight
         losses = []
         for _ in range(5):

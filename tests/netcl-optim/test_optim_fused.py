@@ -54,7 +54,7 @@ def assign(params: list[Tensor], grads: list[np.ndarray[Any, Any] | None]) -> No
 def test_fused_matches_per_parameter(case: Case) -> None:
     fused_params, fused = build(case, None)
     loose_params, loose = build(case, False)
-    assert fused._buckets and not loose._buckets
+    assert fused.flat_layout.buckets and not loose.flat_layout.buckets
     grads_a, grads_b = gradients(case), gradients(case)
     for step in range(1, 31):
         assign(fused_params, next(grads_a))
@@ -120,7 +120,7 @@ def test_one_launch_per_bucket_and_one_per_parameter_unfused(
 def test_groups_and_dtypes_get_a_bucket_each(launches: list[int]) -> None:
     halves, floats = small_params("float16"), small_params()
     optimizer = no.Adam([{"params": halves + floats[:2]}, {"params": floats[2:], "lr": 0.1}])
-    assert len(optimizer._buckets) == 3
+    assert len(optimizer.flat_layout.buckets) == 3
     fill_grads(halves + floats)
     optimizer.step()
     assert sorted(launches) == sorted([
@@ -147,7 +147,7 @@ def test_parameters_stay_the_same_objects_with_their_values_in_one_buffer() -> N
     before = [p.numpy() for p in params]
     ids = [id(p) for p in params]
     optimizer = no.SGD(params, lr=0.1)
-    (bucket,) = optimizer._buckets
+    (bucket,) = optimizer.flat_layout.buckets
     assert [id(p) for p in bucket.params] == ids
     for p, values in zip(params, before, strict=True):
         assert p.buffer is bucket.param_flat.buffer and p.is_contiguous
@@ -171,7 +171,7 @@ def test_adam_keeps_exactly_8_bytes_of_state_per_parameter() -> None:
     in_use = device.pool.stats().bytes_in_use
     optimizer.step()
     assert device.pool.stats().bytes_in_use - in_use == 8 * 2**16
-    (bucket,) = optimizer._buckets
+    (bucket,) = optimizer.flat_layout.buckets
     assert sorted(bucket.state_flats) == ["exp_avg", "exp_avg_sq"]
     assert all(flat.nbytes == 4 * 2**16 for flat in bucket.state_flats.values())
     for p in params:
@@ -201,7 +201,7 @@ def test_no_allocation_in_a_step_after_the_first(
 def test_assigned_grads_land_in_the_flat_grad_buffer_and_zero_grad_keeps_them_there() -> None:
     params = small_params()
     optimizer = no.Momentum(params, lr=0.1)
-    (bucket,) = optimizer._buckets
+    (bucket,) = optimizer.flat_layout.buckets
     fill_grads(params, 2.0)
     for p, home in zip(params, bucket.grad_homes, strict=True):
         assert p.grad is home
@@ -236,8 +236,8 @@ def test_fused_true_refuses_memory_netcl_does_not_own() -> None:
         no.Adam([*mine, foreign], fused=True)
     assert mine[0].buffer is not mine[1].buffer  # nothing was moved
     optimizer = no.Adam([*mine, foreign])  # auto: the foreign one steps on its own
-    assert foreign.buffer is raw and foreign not in optimizer._slots
-    assert all(p in optimizer._slots for p in mine)
+    assert foreign.buffer is raw and optimizer.flat_layout.placement(foreign) is None
+    assert all(optimizer.flat_layout.placement(p) for p in mine)
 
 
 def test_fused_must_be_a_bool_or_none() -> None:
@@ -304,7 +304,7 @@ def test_load_state_dict_without_state_for_a_param_zeroes_its_view() -> None:
     del saved["state"][0]
     optimizer.load_state_dict(saved)
     assert params[0] not in optimizer.state
-    (bucket,) = optimizer._buckets
+    (bucket,) = optimizer.flat_layout.buckets
     np.testing.assert_array_equal(bucket.state_flats["exp_avg"].numpy()[:15], 0.0)
     assert np.all(bucket.state_flats["exp_avg"].numpy()[15:] != 0.0)
 
@@ -369,7 +369,8 @@ def test_a_second_optimizer_over_the_same_params_keeps_the_first_one_fused(
     params = small_params()
     first = no.Adam(params, lr=0.1)
     second = no.SGD(params, lr=0.1, allow_shared=True)
-    assert second._buckets[0].param_flat.buffer is first._buckets[0].param_flat.buffer
+    (first_bucket,), (second_bucket,) = first.flat_layout.buckets, second.flat_layout.buckets
+    assert second_bucket.param_flat.buffer is first_bucket.param_flat.buffer
     fill_grads(params)
     first.step()
     second.step()

@@ -2,16 +2,18 @@
 
 Depends only on netcl.core.device and netcl.core.tensor. Three layers: the
 classes here (param groups, lazy float32 state, state dicts in PyTorch's
-layout), the functional forms in :mod:`netcl.optim.functional` (lists of
-device arrays, usable from another framework), and the kernels (one ``.cl``
-file per algorithm family, one launch per param group and dtype over a flat
-layout, or one per parameter with ``fused=False``).
+layout, the flat layout in ``flat_layout.py``), the functional forms in
+:mod:`netcl.optim.functional` (lists of device arrays, usable from another
+framework, each beside its kernel: one ``.cl`` file per algorithm family,
+launched once per param group and dtype over the flat layout, or once per
+parameter with ``fused=False``).
 """
 
 from netcl.optim._version import __version__
 from netcl.optim.adam import Adam
 from netcl.optim.adamw import AdamW
 from netcl.optim.clip_grad import clip_grad_norm_, clip_grad_value_
+from netcl.optim.flat_layout import FlatBucket, FlatLayout, StepBatch
 from netcl.optim.lr_scheduler import (
     ChainedScheduler,
     CosineAnnealingLR,
@@ -27,7 +29,8 @@ from netcl.optim.lr_scheduler import (
     StepLR,
 )
 from netcl.optim.momentum import Momentum
-from netcl.optim.optimizer import Optimizer, ParamState, StepBatch
+from netcl.optim.optimizer import Optimizer
+from netcl.optim.param_state import ParamState
 from netcl.optim.rmsprop import RMSProp
 from netcl.optim.sgd import SGD
 
@@ -39,6 +42,8 @@ __all__ = [
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
     "ExponentialLR",
+    "FlatBucket",
+    "FlatLayout",
     "LRScheduler",
     "LambdaLR",
     "LinearLR",

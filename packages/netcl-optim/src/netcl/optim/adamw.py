@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from netcl.optim.adam import Adam
+from netcl.optim.adam import _DEFAULT, Adam
 from netcl.optim.optimizer import ParamsLike
 
 
@@ -13,11 +13,20 @@ class AdamW(Adam):
 
     Per step, before Adam's update (see :class:`Adam`)::
 
-        theta = theta * (1 - lr * weight_decay)
+        p = p * (1 - lr * weight_decay)
 
     and no L2 term is added to the gradient. Everything else, including the
     kernel (``adam.cl`` built with ``DECOUPLED``), is Adam's. Defaults to
     ``weight_decay=1e-2``, as PyTorch does.
+
+    >>> import numpy as np
+    >>> from netcl.core.tensor import Parameter, from_numpy
+    >>> w = Parameter(from_numpy(np.ones(2, np.float32)))
+    >>> optimizer = AdamW([w], lr=0.1, weight_decay=0.5)
+    >>> w.grad = from_numpy(np.zeros(2, np.float32))
+    >>> optimizer.step()  # a zero gradient: only the decay, p * (1 - 0.1 * 0.5)
+    >>> w.numpy()
+    array([0.95, 0.95], dtype=float32)
     """
 
     decoupled: ClassVar[bool] = True
@@ -25,13 +34,13 @@ class AdamW(Adam):
     def __init__(
         self,
         params: ParamsLike,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
+        lr: float = _DEFAULT.lr,
+        betas: tuple[float, float] = _DEFAULT.betas,
+        eps: float = _DEFAULT.eps,
         weight_decay: float = 1e-2,
-        amsgrad: bool = False,
+        amsgrad: bool = _DEFAULT.amsgrad,
         *,
-        maximize: bool = False,
+        maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
     ) -> None:

@@ -1,15 +1,56 @@
-"""Hyperparameter checks shared by the optimizer classes and the functional forms.
+"""Hyperparameters: each algorithm declares its own once, as a frozen dataclass.
 
-Each check raises ``ValueError`` naming the argument, the value given and what
-was expected, at the call that received it.
+A field is declared with :func:`hyperparameter`: its default and the check it
+must pass. The same dataclass serves the optimizer class (its defaults, and
+every param group checked before a step or a load), the functional form (which
+builds one from its keyword arguments) and the kernel (``kernel_scalars``).
+
+Each check raises ``ValueError`` naming the owner (``"Adam param group 1"``),
+the argument, the value given and what was expected, at the call that received it.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, NoReturn, Self
+
+Check = Callable[[str, str, Any], Any]
+
+
+def hyperparameter(default: Any, check: Check) -> Any:
+    """A dataclass field with its default and its check (``check(owner, name, value)``)."""
+    return field(default=default, metadata={"check": check})
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """One param group's hyperparameters, checked; a subclass per algorithm."""
+
+    #: Whether a parameter's state counts its steps (``"step"`` in the state dict).
+    counts_steps: ClassVar[bool] = True
+
+    @classmethod
+    def checked(cls, owner: str, values: Mapping[str, Any]) -> Self:
+        """The hyperparameters named in ``values`` (every field; other keys are ignored),
+        each passed through its field's check; ValueError names ``owner``."""
+        hyper = cls(**{f.name: f.metadata["check"](owner, f.name, values[f.name])
+                       for f in fields(cls)})
+        hyper.check_together(owner)
+        return hyper
+
+    def check_together(self, owner: str) -> None:
+        """Raise ValueError for a combination of values that is invalid (none by default)."""
+
+    def as_group(self) -> dict[str, Any]:
+        """The fields as a param group's entries (PyTorch's names)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def state_names(self) -> tuple[str, ...]:
+        """The float32 buffers a parameter keeps under these values (PyTorch's names)."""
+        return ()
 
 
 def _real(value: object) -> float | None:
@@ -31,11 +72,19 @@ def non_negative(owner: str, name: str, value: object) -> float:
     return number
 
 
-def unit_interval(owner: str, name: str, value: object, *, closed: bool) -> float:
-    """A real number in [0, 1) (betas), or [0, 1] when ``closed`` (alpha)."""
+def below_one(owner: str, name: str, value: object) -> float:
+    """A real number in [0, 1) (each beta)."""
     number = _real(value)
-    if number is None or not (0 <= number <= 1 if closed else 0 <= number < 1):
-        _fail(owner, name, value, "0 <= value <= 1" if closed else "0 <= value < 1")
+    if number is None or not 0 <= number < 1:
+        _fail(owner, name, value, "0 <= value < 1")
+    return number
+
+
+def unit_interval(owner: str, name: str, value: object) -> float:
+    """A real number in [0, 1] (alpha)."""
+    number = _real(value)
+    if number is None or not 0 <= number <= 1:
+        _fail(owner, name, value, "0 <= value <= 1")
     return number
 
 
@@ -51,14 +100,14 @@ def flag(owner: str, name: str, value: object) -> bool:
     """True or False (amsgrad, maximize, nesterov, centered)."""
     if not isinstance(value, bool):
         _fail(owner, name, value, "True or False")
-    return bool(value)
+    return value
 
 
-def betas(owner: str, value: object) -> tuple[float, float]:
+def betas(owner: str, name: str, value: object) -> tuple[float, float]:
     """A pair (beta1, beta2), each in [0, 1)."""
     if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 2:
-        _fail(owner, "betas", value, "a pair (beta1, beta2)")
+        _fail(owner, name, value, "a pair (beta1, beta2)")
     return (
-        unit_interval(owner, "beta1 (betas[0])", value[0], closed=False),
-        unit_interval(owner, "beta2 (betas[1])", value[1], closed=False),
+        below_one(owner, f"beta1 ({name}[0])", value[0]),
+        below_one(owner, f"beta2 ({name}[1])", value[1]),
     )

@@ -36,6 +36,14 @@ class ReduceLROnPlateau:
         cooldown: steps after a reduction during which bad steps are not counted. Default: 0.
         min_lr: lower bound on the lr, or one per param group. Default: 0.
         eps: smallest lr change applied. Default: 1e-8.
+
+    >>> from types import SimpleNamespace
+    >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])
+    >>> scheduler = ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
+    >>> for loss in (1.0, 1.0, 1.0):  # no improvement after the first
+    ...     scheduler.step(loss)
+    >>> optimizer.param_groups[0]["lr"]
+    0.25
     """
 
     def __init__(

@@ -66,6 +66,13 @@ class LRScheduler:
         optimizer: object with ``param_groups``.
         last_epoch: index of the last epoch. ``-1`` starts afresh and records each group's lr as
             ``"initial_lr"``; any other value resumes and needs ``"initial_lr"`` in every group.
+
+    >>> from types import SimpleNamespace
+    >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])  # anything with param_groups
+    >>> scheduler = ExponentialLR(optimizer, gamma=0.5)
+    >>> scheduler.step()
+    >>> scheduler.get_last_lr(), optimizer.param_groups[0]["lr"]
+    ([0.5], 0.5)
     """
 
     def __init__(self, optimizer: HasParamGroups, last_epoch: int = -1) -> None:
@@ -138,6 +145,13 @@ class LambdaLR(LRScheduler):
 
     ``lr_lambda`` is one function, or a list with one per param group. :meth:`state_dict` saves
     a lambda only if it is a callable object (its ``__dict__``), not a plain function.
+
+    >>> from types import SimpleNamespace
+    >>> scheduler = LambdaLR(SimpleNamespace(param_groups=[{"lr": 1.0}]), lambda e: 1 / (e + 1))
+    >>> for _ in range(3):
+    ...     scheduler.step()
+    >>> scheduler.get_last_lr()
+    [0.25]
     """
 
     def __init__(
@@ -184,6 +198,15 @@ class StepLR(LRScheduler):
     r"""Multiplies the lr by ``gamma`` (default 0.1) every ``step_size`` epochs.
 
     .. math:: \eta_t = \eta_0 \, \gamma^{\lfloor t / \mathrm{step\_size} \rfloor}
+
+    >>> from types import SimpleNamespace
+    >>> scheduler = StepLR(SimpleNamespace(param_groups=[{"lr": 1.0}]), step_size=2, gamma=0.5)
+    >>> lrs = []
+    >>> for _ in range(4):
+    ...     scheduler.step()
+    ...     lrs += scheduler.get_last_lr()
+    >>> lrs
+    [1.0, 0.5, 0.5, 0.25]
     """
 
     def __init__(
@@ -208,6 +231,16 @@ class MultiStepLR(LRScheduler):
     r"""Multiplies the lr by ``gamma`` (default 0.1) at each of the increasing ``milestones``.
 
     .. math:: \eta_t = \eta_0 \, \gamma^{|\{m \in \mathrm{milestones} \,:\, m \le t\}|}
+
+    >>> from types import SimpleNamespace
+    >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])
+    >>> scheduler = MultiStepLR(optimizer, milestones=[1, 3], gamma=0.5)
+    >>> lrs = []
+    >>> for _ in range(3):
+    ...     scheduler.step()
+    ...     lrs += scheduler.get_last_lr()
+    >>> lrs
+    [0.5, 0.5, 0.25]
     """
 
     def __init__(
@@ -233,7 +266,15 @@ class MultiStepLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    r"""Multiplies the lr by ``gamma`` every epoch: :math:`\eta_t = \eta_0 \gamma^t`."""
+    r"""Multiplies the lr by ``gamma`` every epoch: :math:`\eta_t = \eta_0 \gamma^t`.
+
+    >>> from types import SimpleNamespace
+    >>> scheduler = ExponentialLR(SimpleNamespace(param_groups=[{"lr": 1.0}]), gamma=0.5)
+    >>> scheduler.step()
+    >>> scheduler.step()
+    >>> scheduler.get_last_lr()
+    [0.25]
+    """
 
     def __init__(self, optimizer: HasParamGroups, gamma: float, last_epoch: int = -1) -> None:
         _require(gamma > 0, f"gamma must be positive, got {gamma}")
@@ -256,6 +297,16 @@ class LinearLR(LRScheduler):
     .. math:: \eta_t = \eta_0 \left(s + (e - s) \min(t, T) / T\right)
 
     applied recursively, as the ratio of consecutive factors.
+
+    >>> from types import SimpleNamespace
+    >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])
+    >>> scheduler = LinearLR(optimizer, start_factor=0.5, total_iters=2)
+    >>> lrs = scheduler.get_last_lr()
+    >>> for _ in range(2):
+    ...     scheduler.step()
+    ...     lrs += scheduler.get_last_lr()
+    >>> lrs
+    [0.5, 0.75, 1.0]
     """
 
     def __init__(
@@ -301,6 +352,15 @@ class CosineAnnealingLR(LRScheduler):
     Alone, this follows :math:`\eta_t = \eta_{min} + \frac{1}{2}(\eta_0 - \eta_{min})
     (1 + \cos(\pi t / T_{max}))`, which keeps oscillating with period :math:`2 T_{max}` past
     :math:`T_{max}`; chained with other schedulers it scales whatever lr they left.
+
+    >>> from types import SimpleNamespace
+    >>> scheduler = CosineAnnealingLR(SimpleNamespace(param_groups=[{"lr": 1.0}]), T_max=2)
+    >>> lrs = scheduler.get_last_lr()
+    >>> for _ in range(2):
+    ...     scheduler.step()
+    ...     lrs += scheduler.get_last_lr()
+    >>> [round(lr, 6) for lr in lrs]
+    [1.0, 0.5, 0.0]
     """
 
     def __init__(
@@ -341,6 +401,16 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     :math:`T_{cur}` counts epochs since the last restart; the period :math:`T_i` starts at
     ``T_0`` and is multiplied by ``T_mult`` (default 1) at each restart. ``step(epoch)`` accepts
     a fractional epoch, e.g. ``epoch + batch / n_batches``.
+
+    >>> from types import SimpleNamespace
+    >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])
+    >>> scheduler = CosineAnnealingWarmRestarts(optimizer, T_0=2)
+    >>> lrs = scheduler.get_last_lr()
+    >>> for _ in range(2):
+    ...     scheduler.step()
+    ...     lrs += scheduler.get_last_lr()
+    >>> [round(lr, 6) for lr in lrs]  # a restart at epoch 2
+    [1.0, 0.5, 1.0]
     """
 
     def __init__(
@@ -405,6 +475,12 @@ class OneCycleLR(LRScheduler):
     ``cycle_momentum`` the momentum (``group["momentum"]``, or ``betas[0]`` for optimizers with
     ``betas``) moves inversely, between ``max_momentum`` and ``base_momentum``. Not chainable.
     ``max_lr`` and the momentum bounds take one value or one per param group.
+
+    >>> from types import SimpleNamespace
+    >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])
+    >>> scheduler = OneCycleLR(optimizer, max_lr=1.0, total_steps=10, cycle_momentum=False)
+    >>> scheduler.get_last_lr()  # max_lr / div_factor (25) at the start
+    [0.04]
     """
 
     def __init__(
@@ -514,7 +590,7 @@ class OneCycleLR(LRScheduler):
 class _Composite(LRScheduler):
     """Schedulers that drive other schedulers of the same optimizer; they keep no base_lrs."""
 
-    def _adopt(self, optimizer: HasParamGroups, schedulers: Sequence[LRScheduler]) -> None:
+    def _drive(self, optimizer: HasParamGroups, schedulers: Sequence[LRScheduler]) -> None:
         for i, sched in enumerate(schedulers):
             # ReduceLROnPlateau is no LRScheduler: it can't step without a metric.
             _require(
@@ -556,6 +632,18 @@ class SequentialLR(_Composite):
     initial lrs), e.g. ``SequentialLR(opt, [LinearLR(opt), CosineAnnealingLR(opt, 95)], [5])``
     is a 5-epoch linear warm-up followed by cosine decay. ``milestones`` are increasing, one
     fewer than ``schedulers``; all schedulers drive ``optimizer``.
+
+    >>> from types import SimpleNamespace
+    >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])
+    >>> warmup = LinearLR(optimizer, start_factor=0.5, total_iters=1)
+    >>> decay = ExponentialLR(optimizer, gamma=0.5)
+    >>> scheduler = SequentialLR(optimizer, [warmup, decay], milestones=[1])
+    >>> lrs = scheduler.get_last_lr()
+    >>> for _ in range(2):
+    ...     scheduler.step()
+    ...     lrs += scheduler.get_last_lr()
+    >>> lrs
+    [0.5, 1.0, 0.5]
     """
 
     def __init__(
@@ -566,7 +654,7 @@ class SequentialLR(_Composite):
         last_epoch: int = -1,
     ) -> None:
         _require(len(schedulers) > 0, f"schedulers must not be empty, got {schedulers}")
-        self._adopt(optimizer, schedulers)
+        self._drive(optimizer, schedulers)
         _require(
             len(milestones) == len(schedulers) - 1,
             f"milestones needs len(schedulers) - 1 entries, got {milestones}",
@@ -599,13 +687,21 @@ class ChainedScheduler(_Composite):
     """Steps every scheduler of ``schedulers`` on each :meth:`step`, so their factors compose.
 
     ``optimizer`` defaults to the first scheduler's; all schedulers must drive it.
+
+    >>> from types import SimpleNamespace
+    >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])
+    >>> halve, quarter = ExponentialLR(optimizer, 0.5), ExponentialLR(optimizer, 0.25)
+    >>> scheduler = ChainedScheduler([halve, quarter])
+    >>> scheduler.step()
+    >>> scheduler.get_last_lr()
+    [0.125]
     """
 
     def __init__(
         self, schedulers: Sequence[LRScheduler], optimizer: HasParamGroups | None = None
     ) -> None:
         _require(len(schedulers) > 0, f"schedulers must not be empty, got {schedulers}")
-        self._adopt(schedulers[0].optimizer if optimizer is None else optimizer, schedulers)
+        self._drive(schedulers[0].optimizer if optimizer is None else optimizer, schedulers)
         self._last_lr = self._lrs()
 
     def step(self, epoch: int | None = None) -> None:

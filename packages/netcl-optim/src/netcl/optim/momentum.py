@@ -2,52 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from netcl.optim.flat_layout import StepBatch
+from netcl.optim.functional.sgd import MOMENTUM_MATH, MomentumHyperparameters, sgd_step
+from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC, Optimizer, ParamsLike
 
-from netcl.optim import functional as F
-from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, StepBatch
+_DEFAULT = MomentumHyperparameters()
 
 
 class Momentum(Optimizer):
-    """SGD with momentum, with PyTorch's semantics::
-
-        g     = -g                                     if maximize
-        g     = g + weight_decay * theta               (coupled L2)
-        b     = g                                      on the parameter's first step
-        b     = momentum * b + (1 - dampening) * g     after
-        theta = theta - lr * (g + momentum * b)        if nesterov
-        theta = theta - lr * b                         otherwise
-
+    """SGD with momentum, with PyTorch's semantics.
+    {MOMENTUM_MATH}
     The buffer b (``momentum_buffer``, float32) is created on a parameter's
-    first step. ``momentum=0`` is plain SGD with a buffer that equals g.
+    first step. ``momentum=0`` is plain SGD and keeps no buffer.
 
     Args:
-        params: Tensors, or param-group dicts (see :class:`Optimizer`).
+        {PARAMS_DOC}
         lr: learning rate, >= 0.
         momentum: momentum factor, >= 0.
         dampening: dampening of the gradient's contribution to b.
         nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
         weight_decay: L2 coefficient, >= 0.
         maximize: ascend instead of descend.
-        allow_shared: allow parameters another optimizer already updates.
-        fused: one launch per param group and dtype through a flat layout (None:
-            wherever it applies; True: required; False: one launch per
-            parameter). See :class:`Optimizer`.
+        {COMMON_ARGS_DOC}
+
+    >>> import numpy as np
+    >>> from netcl.core.tensor import Parameter, from_numpy
+    >>> w = Parameter(from_numpy(np.zeros(1, np.float32)))
+    >>> optimizer = Momentum([w], lr=1.0, momentum=0.5)
+    >>> for _ in range(2):  # b = 1, then b = 0.5 * 1 + 1
+    ...     w.grad = from_numpy(np.ones(1, np.float32))
+    ...     optimizer.step()
+    >>> w.numpy()
+    array([-2.5], dtype=float32)
     """
 
-    counts_steps: ClassVar[bool] = False  # PyTorch's SGD keeps no step count
+    __doc__ = str(__doc__).format(
+        MOMENTUM_MATH=MOMENTUM_MATH, PARAMS_DOC=PARAMS_DOC, COMMON_ARGS_DOC=COMMON_ARGS_DOC
+    )
+    hyperparameters = MomentumHyperparameters
 
     def __init__(
         self,
         params: ParamsLike,
-        lr: float = 1e-3,
-        momentum: float = 0.9,
-        dampening: float = 0.0,
-        nesterov: bool = False,
-        weight_decay: float = 0.0,
+        lr: float = _DEFAULT.lr,
+        momentum: float = _DEFAULT.momentum,
+        dampening: float = _DEFAULT.dampening,
+        nesterov: bool = _DEFAULT.nesterov,
+        weight_decay: float = _DEFAULT.weight_decay,
         *,
-        maximize: bool = False,
+        maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
     ) -> None:
@@ -57,28 +60,6 @@ class Momentum(Optimizer):
         }
         super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
-    def check_group(self, group: Mapping[str, Any], owner: str) -> None:
-        F.SGDHyperparameters.checked(
-            owner, lr=group["lr"], weight_decay=group["weight_decay"],
-            maximize=group["maximize"], momentum=group["momentum"],
-            dampening=group["dampening"], nesterov=group["nesterov"],
-        )
-
-    def state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
-        # PyTorch keeps no buffer while momentum is 0 (the step is then plain SGD).
-        return ("momentum_buffer",) if group["momentum"] != 0 else ()
-
-    def _update(self, group: ParamGroup, batch: StepBatch) -> None:
-        if group["momentum"] == 0:
-            F.sgd(
-                batch.params, batch.grads, lr=group["lr"], weight_decay=group["weight_decay"],
-                maximize=group["maximize"],
-            )
-            return
-        F.momentum(
-            batch.params, batch.grads,
-            [st.buffers["momentum_buffer"] for st in batch.states], batch.first_steps,
-            lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
-            nesterov=group["nesterov"], weight_decay=group["weight_decay"],
-            maximize=group["maximize"],
-        )
+    def _update(self, hyper: MomentumHyperparameters, batch: StepBatch) -> None:
+        buffers = batch.state("momentum_buffer") if hyper.state_names() else None
+        sgd_step(hyper, batch.params, batch.grads, buffers, batch.first_steps)

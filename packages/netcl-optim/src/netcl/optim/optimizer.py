@@ -1,78 +1,58 @@
 """Optimizer: what every netcl optimizer shares (param groups, lazy state, state dicts).
 
-An algorithm is a small subclass: it validates its hyperparameters
-(``check_group``), names its state buffers (``state_keys``) and applies one
-step to a group through its functional form (``_update``). Everything else
-lives here once, with PyTorch's behaviour: ``torch/optim/optimizer.py`` is the
-reference for the contract, not for the code.
+An algorithm is a small subclass: it names its hyperparameter dataclass
+(``hyperparameters``, which checks every group and names its state) and
+launches one group's step through its functional form (``_update``).
+Everything else lives here once, with PyTorch's behaviour:
+``torch/optim/optimizer.py`` is the reference for the contract, not for the code.
+
+Following ``Adam.step()`` to the kernel: :meth:`Optimizer.step` (here) asks
+the :class:`~netcl.optim.flat_layout.FlatLayout` for each group's launches and calls
+``Adam._update`` (``adam.py``), which calls
+:func:`~netcl.optim.functional.adam_step` (``functional/adam.py``: Adam's host
+math), which launches ``adam_step`` in ``functional/adam.cl`` through
+``functional/kernels.py``.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
-from netcl.core.tensor import Tensor, float16, float32, from_numpy, zeros
-from netcl.optim import flat, ownership, step_plan
+from netcl.core.tensor import Tensor, float16, float32
+from netcl.optim import ownership
+from netcl.optim.flat_layout import FlatLayout, GroupLaunches, StepBatch, unmovable_reason
+from netcl.optim.hyperparameters import Hyperparameters
+from netcl.optim.param_state import ParamState
 from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
-from netcl.optim.step_plan import Plan, Slot
 
 ParamGroup: TypeAlias = dict[str, Any]
 ParamsLike: TypeAlias = "Iterable[Tensor] | Iterable[Mapping[str, Any]]"
 
-
-@dataclass
-class ParamState:
-    """One parameter's state: float32 buffers on the parameter's device, and its step count.
-
-    ``state[p]["exp_avg"]`` and ``state[p]["step"]`` read as in PyTorch. ``step``
-    is None for optimizers that count no steps (SGD, Momentum).
-    """
-
-    buffers: dict[str, Tensor] = field(default_factory=dict)
-    step: float | None = None
-
-    def __getitem__(self, key: str) -> Tensor | float:
-        if key == "step" and self.step is not None:
-            return self.step
-        return self.buffers[key]
-
-    def __contains__(self, key: object) -> bool:
-        return (key == "step" and self.step is not None) or key in self.buffers
-
-    def keys(self) -> list[str]:
-        return (["step"] if self.step is not None else []) + list(self.buffers)
-
-
-class StepBatch(NamedTuple):
-    """One step's launches for a group, entry i one launch: a parameter (or a run of a flat
-    bucket, as one 1-D view), its grad, its state and whether that state was just created."""
-
-    params: list[Tensor]
-    grads: list[Tensor]
-    states: list[ParamState]
-    first_steps: list[bool]
+# Argument docs every optimizer class shares (joined into each class's docstring).
+PARAMS_DOC = """params: Tensors, or param-group dicts (see :class:`Optimizer`)."""
+COMMON_ARGS_DOC = """allow_shared: let a parameter that another live optimizer holds join
+            this one (refused by default: both would step it).
+        fused: None (the default) updates the parameters of each param group
+            that share a dtype and device with one kernel launch per step,
+            through a flat layout (:mod:`netcl.optim.flat_layout`) made here, at
+            construction; parameters that cannot be moved into one (not
+            contiguous, or another framework's memory) are stepped one by
+            one. True: the same, but such a parameter is an error. False: one
+            launch per parameter, nothing moved (the reference path)."""
 
 
 class Optimizer(abc.ABC):
-    """Base class: holds ``param_groups``, ``defaults`` and per-parameter ``state``.
+    """Base class: holds ``param_groups``, ``defaults``, per-parameter ``state`` and the
+    ``flat_layout``.
 
     Args:
         params: an iterable of Tensors, or of dicts each with ``"params"`` (a
             list of Tensors) and any hyperparameters that override ``defaults``
             for that group.
-        defaults: every hyperparameter with its default value.
-        allow_shared: let a parameter that another live optimizer holds join
-            this one (refused by default: both would step it).
-        fused: None (the default) updates the parameters of each param group
-            that share a dtype and device with one kernel launch per step,
-            through a flat layout (see :mod:`netcl.optim.flat`) made here, at
-            construction; parameters that cannot be moved into one (not
-            contiguous, or another framework's memory) are stepped one by
-            one. True: the same, but such a parameter is an error. False: one
-            launch per parameter, nothing moved (the reference path).
+        defaults: every hyperparameter with its default value (checked).
+        {COMMON_ARGS_DOC}
 
     ``step()`` updates every parameter that has a ``grad`` and is a leaf; the
     rest are skipped. State is created on a parameter's first step: float32
@@ -84,10 +64,22 @@ class Optimizer(abc.ABC):
     a parameter taken *before* the optimizer was built keeps the old memory
     and no longer aliases it. Both paths compute the same per-element update
     with the same kernel; their results are bit-identical.
+
+    >>> import numpy as np
+    >>> from netcl.core.tensor import Parameter, from_numpy
+    >>> from netcl.optim import SGD
+    >>> w = Parameter(from_numpy(np.ones(4, np.float32)))
+    >>> optimizer = SGD([w], lr=0.5)
+    >>> w.grad = from_numpy(np.ones(4, np.float32))
+    >>> optimizer.step()
+    >>> w.numpy()
+    array([0.5, 0.5, 0.5, 0.5], dtype=float32)
     """
 
-    #: Whether each parameter's state counts its steps (``"step"`` in the state dict).
-    counts_steps: ClassVar[bool] = True
+    __doc__ = str(__doc__).format(COMMON_ARGS_DOC=COMMON_ARGS_DOC)
+
+    #: The algorithm's hyperparameter dataclass: its defaults, checks and state names.
+    hyperparameters: ClassVar[type[Hyperparameters]]
 
     def __init__(
         self,
@@ -101,17 +93,16 @@ class Optimizer(abc.ABC):
             raise ValueError(
                 f"{type(self).__name__}: invalid fused: {fused!r} (expected True, False or None)"
             )
-        self.defaults: dict[str, Any] = dict(defaults)
+        # The defaults themselves are checked, as PyTorch does: a bad default that every
+        # group overrides would otherwise surface only at a later add_param_group.
+        self.defaults: dict[str, Any] = {
+            **defaults, **self.check_group(defaults, type(self).__name__).as_group()
+        }
         self.state: dict[Tensor, ParamState] = {}
         self.param_groups: list[ParamGroup] = []
         self.allow_shared = allow_shared
         self.fused = fused
-        # Where each arranged parameter sits in the flat layout, and every bucket.
-        self._slots: dict[Tensor, Slot] = {}
-        self._buckets: list[flat.FlatBucket] = []
-        # The defaults themselves, as PyTorch does: a bad default that every group
-        # overrides would otherwise surface only at a later add_param_group.
-        self.check_group(self.defaults, type(self).__name__)
+        self.flat_layout = FlatLayout()
         groups = self._groups_from(params)
         checked = [self._checked_group(group, i, len(groups)) for i, group in enumerate(groups)]
         self._check_duplicates(checked)
@@ -121,18 +112,19 @@ class Optimizer(abc.ABC):
         for group in checked:
             self._arrange(group)
 
-    # -- what a subclass provides ----------------------------------------------------------
-    @abc.abstractmethod
-    def check_group(self, group: Mapping[str, Any], owner: str) -> None:
-        """Raise ValueError, naming ``owner``, for any bad hyperparameter in ``group``."""
+    @property
+    def counts_steps(self) -> bool:
+        """Whether each parameter's state counts its steps (``"step"`` in the state dict)."""
+        return self.hyperparameters.counts_steps
 
-    def state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
-        """The float32 buffers a parameter of ``group`` keeps (PyTorch's names)."""
-        return ()
+    def check_group(self, group: Mapping[str, Any], owner: str) -> Hyperparameters:
+        """``group``'s hyperparameters, checked: ValueError naming ``owner`` if any is bad."""
+        return self.hyperparameters.checked(owner, group)
 
     @abc.abstractmethod
-    def _update(self, group: ParamGroup, batch: StepBatch) -> None:
-        """Apply one step to ``batch`` (one kernel launch per entry) of ``group``."""
+    def _update(self, hyper: Any, batch: StepBatch) -> None:
+        """Launch one step over ``batch`` (one launch per entry) of a group whose checked
+        hyperparameters are ``hyper`` (an instance of ``self.hyperparameters``)."""
 
     # -- groups --------------------------------------------------------------------------
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
@@ -166,12 +158,16 @@ class Optimizer(abc.ABC):
             raise TypeError(f"{name}: params mixes Tensors and param-group dicts")
         return [{"params": items}]
 
+    def _where(self, index: int, count: int | None = None) -> str:
+        """How errors name param group ``index`` (just the class when it is the only one)."""
+        name = type(self).__name__
+        return name if count == 1 else f"{name} param group {index}"
+
     def _checked_group(
         self, group: object, index: int, count: int | None
     ) -> ParamGroup:
         """``group`` with defaults filled in, its params a list of float Tensors, all checked."""
-        name = type(self).__name__
-        where = name if count == 1 else f"{name} param group {index}"
+        where = self._where(index, count)
         if not isinstance(group, Mapping):
             raise TypeError(f"{where}: a param group is a dict, got {type(group).__name__}")
         if "params" not in group:
@@ -217,7 +213,7 @@ class Optimizer(abc.ABC):
             return
         for g, group in enumerate(groups):
             for i, p in enumerate(group["params"]):
-                reason = flat.unmovable_reason(p)
+                reason = unmovable_reason(p)
                 if reason is not None:
                     raise ValueError(
                         f"{type(self).__name__}(fused=True): parameter {i} of param group "
@@ -227,37 +223,8 @@ class Optimizer(abc.ABC):
 
     def _arrange(self, group: ParamGroup) -> None:
         """Lay the group's movable parameters out flat (unless ``fused=False``)."""
-        if self.fused is False:
-            return
-        movable = [p for p in group["params"] if flat.unmovable_reason(p) is None]
-        for bucket in flat.arrange(movable):
-            self._buckets.append(bucket)
-            for index, p in enumerate(bucket.params):
-                self._slots[p] = Slot(bucket, index)
-                # A parameter re-added after steps brings its state into the new bucket.
-                st = self.state.get(p)
-                if st is None:
-                    continue
-                for key, buffer in st.buffers.items():
-                    view = bucket.state_view(key, index)
-                    view.copy_(buffer)
-                    st.buffers[key] = view
-        # A bucket whose every parameter moved on steps nothing any more.
-        self._buckets = [
-            b for b in self._buckets
-            if any(self._slots[p].bucket is b for p in b.params)
-        ]
-
-    def _state_tensor(self, p: Tensor, key: str) -> Tensor:
-        """A zero float32 state buffer for ``p``: its view of the flat state if it has a slot.
-
-        The view is zeroed: its range may hold the state of an earlier life
-        (``optimizer.state`` cleared, a state dict loaded without this parameter).
-        """
-        slot = self._slots.get(p)
-        if slot is None:
-            return zeros(p.shape, float32, device=p.device)
-        return slot.bucket.state_view(key, slot.position).fill_(0.0)
+        if self.fused is not False:
+            self.flat_layout.arrange(group["params"], self.state)
 
     # -- stepping ------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -267,13 +234,7 @@ class Optimizer(abc.ABC):
         a flat layout, dropped grads come back into their home on the next
         assignment, and a bucket whose every grad is in its home is zeroed by one fill.
         """
-        zeroed: set[int] = set()
-        if not set_to_none:
-            for bucket in self._buckets:
-                homes = zip(bucket.params, bucket.grad_homes, strict=True)
-                if all(p.grad is home for p, home in homes):
-                    bucket.grad_flat.zero_()
-                    zeroed.update(id(p) for p in bucket.params)
+        zeroed = set() if set_to_none else self.flat_layout.zero_grads_in_homes()
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none:
@@ -288,15 +249,36 @@ class Optimizer(abc.ABC):
         the update uses the grads it leaves).
         """
         loss = closure() if closure is not None else None
-        # Check every group before touching any, so bad grads leave everything as it was.
-        plans = [
-            step_plan.plan(group["params"], self.state, self._slots, self._new_state,
-                           self._check_grad)
-            for group in self.param_groups
-        ]
-        for group, plan in zip(self.param_groups, plans, strict=True):
-            self._apply(group, plan)
+        # Check every group (hyperparameters and grads) before touching any, so a bad
+        # one leaves everything as it was.
+        groups = [self._launches(index, group) for index, group in enumerate(self.param_groups)]
+        for hyper, launches in groups:
+            states = launches.states()
+            if not states:  # no parameter of the group has a grad
+                continue
+            self._count_steps(states, +1.0)  # the kernels' bias corrections read the new count
+            try:
+                batch = self.flat_layout.batch(launches, hyper.state_names())
+                self._update(hyper, batch)
+            except BaseException:
+                self._count_steps(states, -1.0)
+                raise
+            if hyper.state_names() or self.counts_steps:  # plain SGD keeps no entry
+                self.state.update(launches.created())
         return loss
+
+    def _launches(self, index: int, group: ParamGroup) -> tuple[Hyperparameters, GroupLaunches]:
+        """Group ``index``'s checked hyperparameters and its launches; changes nothing."""
+        hyper = self.check_group(group, f"{type(self).__name__}.step: param group {index}")
+        launches = self.flat_layout.group_launches(
+            group["params"], self.state, self._new_state, self._check_grad
+        )
+        return hyper, launches
+
+    def _count_steps(self, states: list[ParamState], by: float) -> None:
+        if self.counts_steps:
+            for st in states:
+                st.step = (st.step or 0.0) + by
 
     def _new_state(self) -> ParamState:
         return ParamState(step=0.0 if self.counts_steps else None)
@@ -320,50 +302,6 @@ class Optimizer(abc.ABC):
                 f"(shape {p.shape}: strides {p.strides}, grad strides {grad.strides})"
             )
 
-    def _apply(self, group: ParamGroup, plan: Plan) -> None:
-        """Create missing state, count the step and launch: one per loose entry and per run."""
-        if not plan.loose and not plan.runs:
-            return
-        keys = self.state_keys(group)
-        for entry in plan.loose:
-            for key in keys:
-                if key not in entry.state.buffers:
-                    entry.state.buffers[key] = self._state_tensor(entry.param, key)
-        for run in plan.runs:
-            if run.created:  # one fill per key zeroes the whole run's fresh state
-                for flat_state in run.bucket.run_views(run.start, run.stop, keys).state.values():
-                    flat_state.fill_(0.0)
-            for index, st in enumerate(run.states, run.start):
-                for key in keys:
-                    if key not in st.buffers:
-                        view = run.bucket.state_view(key, index)
-                        st.buffers[key] = view if run.created else view.fill_(0.0)
-        states = plan.states()
-        if self.counts_steps:
-            for st in states:
-                st.step = (st.step or 0.0) + 1.0
-        batch = StepBatch(
-            [entry.param for entry in plan.loose], [entry.grad for entry in plan.loose],
-            [entry.state for entry in plan.loose], [entry.created for entry in plan.loose],
-        )
-        for run in plan.runs:
-            views = run.bucket.run_views(run.start, run.stop, keys)
-            batch.params.append(views.param)
-            batch.grads.append(views.grad)
-            # One state for the whole run: views of its range, its members' common step.
-            batch.states.append(ParamState(views.state, run.states[0].step))
-            batch.first_steps.append(run.created)
-        try:
-            self._update(group, batch)
-        except BaseException:
-            if self.counts_steps:
-                for st in states:
-                    st.step = (st.step or 1.0) - 1.0
-            raise
-        if keys or self.counts_steps:
-            for p, st in plan.created():
-                self.state[p] = st
-
     # -- state dicts ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The state as plain data, in PyTorch's layout.
@@ -386,29 +324,17 @@ class Optimizer(abc.ABC):
         """
         where = f"{type(self).__name__}.load_state_dict"
         groups, id_map = unpack_groups(state_dict, self.param_groups, self.check_group, where)
-        state = unpack_state(
-            state_dict, id_map, groups, self.state_keys, self.counts_steps, where
+        loaded = unpack_state(
+            state_dict, id_map, groups,
+            lambda group: self.check_group(group, where).state_names(), self.counts_steps, where,
         )
         for group, new in zip(self.param_groups, groups, strict=True):
             group.clear()
             group.update(new)
         # Only now, with everything valid, touch a device.
-        in_buckets: dict[flat.FlatBucket, dict[int, dict[str, Any]]] = {}
-        for p, (_, arrays) in state.items():
-            slot = self._slots.get(p)
-            if slot is not None:
-                in_buckets.setdefault(slot.bucket, {})[slot.position] = arrays
-        for bucket in self._buckets:
-            for key, image in flat.stage(bucket, in_buckets.get(bucket, {})).items():
-                bucket.load(key, image)
+        new_states = self.flat_layout.load(loaded)
         self.state.clear()
-        for p, (step, arrays) in state.items():
-            slot = self._slots.get(p)
-            if slot is None:
-                buffers = {key: from_numpy(a, p.device) for key, a in arrays.items()}
-            else:
-                buffers = {key: slot.bucket.state_view(key, slot.position) for key in arrays}
-            self.state[p] = ParamState(buffers, step)
+        self.state.update(new_states)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

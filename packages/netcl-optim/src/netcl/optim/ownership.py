@@ -1,7 +1,7 @@
 """Which optimizers update which parameter: catching a parameter given to two of them.
 
 A parameter in two optimizers is stepped twice per iteration, with two sets of
-moments; almost always a bug (the seed warns that it "requires care"). Each
+moments; almost always a bug (the documentation warns that it "requires care"). Each
 optimizer claims its parameters at construction, and a claim on a parameter
 that another live optimizer still holds is refused unless ``allow_shared``.
 

@@ -2,56 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from netcl.optim.flat_layout import StepBatch
+from netcl.optim.functional.sgd import SGD_MATH, SGDHyperparameters, sgd_step
+from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC, Optimizer, ParamsLike
 
-from netcl.optim import functional as F
-from netcl.optim.optimizer import Optimizer, ParamGroup, ParamsLike, StepBatch
+_DEFAULT = SGDHyperparameters()
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, without state::
-
-        g     = -g                          if maximize
-        g     = g + weight_decay * theta    (coupled L2)
-        theta = theta - lr * g
-
-    PyTorch's ``SGD(momentum=0)``. For momentum and Nesterov see :class:`Momentum`.
+    """Stochastic gradient descent, without state: PyTorch's ``SGD(momentum=0)``.
+    {SGD_MATH}
+    For momentum and Nesterov see :class:`Momentum`.
 
     Args:
-        params: Tensors, or param-group dicts (see :class:`Optimizer`).
+        {PARAMS_DOC}
         lr: learning rate, >= 0.
         weight_decay: L2 coefficient, >= 0.
         maximize: ascend instead of descend.
-        allow_shared: allow parameters another optimizer already updates.
-        fused: one launch per param group and dtype through a flat layout (None:
-            wherever it applies; True: required; False: one launch per
-            parameter). See :class:`Optimizer`.
+        {COMMON_ARGS_DOC}
+
+    >>> import numpy as np
+    >>> from netcl.core.tensor import Parameter, from_numpy
+    >>> w = Parameter(from_numpy(np.ones(2, np.float32)))
+    >>> optimizer = SGD([w], lr=0.25)
+    >>> w.grad = from_numpy(np.array([1.0, -2.0], np.float32))
+    >>> optimizer.step()
+    >>> w.numpy()
+    array([0.75, 1.5 ], dtype=float32)
     """
 
-    counts_steps: ClassVar[bool] = False
+    __doc__ = str(__doc__).format(
+        SGD_MATH=SGD_MATH, PARAMS_DOC=PARAMS_DOC, COMMON_ARGS_DOC=COMMON_ARGS_DOC
+    )
+    hyperparameters = SGDHyperparameters
 
     def __init__(
         self,
         params: ParamsLike,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        lr: float = _DEFAULT.lr,
+        weight_decay: float = _DEFAULT.weight_decay,
         *,
-        maximize: bool = False,
+        maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
     ) -> None:
         defaults = {"lr": lr, "weight_decay": weight_decay, "maximize": maximize}
         super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
-    def check_group(self, group: Mapping[str, Any], owner: str) -> None:
-        F.SGDHyperparameters.checked(
-            owner, lr=group["lr"], weight_decay=group["weight_decay"],
-            maximize=group["maximize"],
-        )
-
-    def _update(self, group: ParamGroup, batch: StepBatch) -> None:
-        F.sgd(
-            batch.params, batch.grads, lr=group["lr"], weight_decay=group["weight_decay"],
-            maximize=group["maximize"],
-        )
+    def _update(self, hyper: SGDHyperparameters, batch: StepBatch) -> None:
+        sgd_step(hyper, batch.params, batch.grads, None, batch.first_steps)

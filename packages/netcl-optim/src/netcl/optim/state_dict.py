@@ -17,17 +17,15 @@ import copy
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from netcl.core.tensor import Tensor
+from netcl.optim.param_state import ParamState
 
-if TYPE_CHECKING:
-    from netcl.optim.optimizer import ParamState
-
-GroupCheck = Callable[[Mapping[str, Any], str], None]
-StateKeys = Callable[[Mapping[str, Any]], tuple[str, ...]]
+GroupCheck = Callable[[Mapping[str, Any], str], object]
+StateNames = Callable[[Mapping[str, Any]], tuple[str, ...]]
 
 
 def pack_state(
@@ -98,7 +96,7 @@ def unpack_state(
     state_dict: Mapping[str, Any],
     id_map: Mapping[Any, Tensor],
     groups: Sequence[Mapping[str, Any]],
-    state_keys: StateKeys,
+    state_names: StateNames,
     counts_steps: bool,
     where: str,
 ) -> dict[Tensor, tuple[float | None, dict[str, np.ndarray[Any, Any]]]]:
@@ -116,7 +114,7 @@ def unpack_state(
         at = f"{where}: state[{index!r}]"
         if not isinstance(entry, Mapping):
             raise ValueError(f"{at} must be a dict, got {type(entry).__name__}")
-        keys = state_keys(group_of[id(p)])
+        keys = state_names(group_of[id(p)])
         expected = {*keys, *(("step",) if counts_steps else ())}
         missing, unexpected = expected - entry.keys(), entry.keys() - expected
         if missing or unexpected:

@@ -5,26 +5,39 @@ a netcl ``Tensor``, a ``pyopencl.array.Array`` or any :class:`DeviceArray`
 (buffer, element offset, size, dtype, queue). The caller owns the state arrays
 and the step counts; each function updates parameters and state in place and
 returns without waiting for the device.
+
+Each algorithm family is one module here (``adam.py``, ``sgd.py``,
+``rmsprop.py``) beside its kernel (``adam.cl``, ...): its hyperparameter
+dataclass, the host half of its math (``kernel_scalars``), the functional form
+(``adam``) and the checked form the optimizer classes call (``adam_step``).
 """
 
-from netcl.optim.functional.adam import AdamHyperparameters, adam, adam_per_tensor, adamw
-from netcl.optim.functional.operands import ArrayLike, DeviceArray, Span
-from netcl.optim.functional.rmsprop import RMSPropHyperparameters, rmsprop, rmsprop_per_tensor
-from netcl.optim.functional.sgd import SGDHyperparameters, momentum, sgd, sgd_per_tensor
+from netcl.optim.functional.adam import AdamHyperparameters, adam, adam_step, adamw
+from netcl.optim.functional.device_arrays import ArrayLike, DeviceArray, Span, span
+from netcl.optim.functional.rmsprop import RMSPropHyperparameters, rmsprop, rmsprop_step
+from netcl.optim.functional.sgd import (
+    MomentumHyperparameters,
+    SGDHyperparameters,
+    momentum,
+    sgd,
+    sgd_step,
+)
 
 __all__ = [
     "AdamHyperparameters",
     "ArrayLike",
     "DeviceArray",
+    "MomentumHyperparameters",
     "RMSPropHyperparameters",
     "SGDHyperparameters",
     "Span",
     "adam",
-    "adam_per_tensor",
+    "adam_step",
     "adamw",
     "momentum",
     "rmsprop",
-    "rmsprop_per_tensor",
+    "rmsprop_step",
     "sgd",
-    "sgd_per_tensor",
+    "sgd_step",
+    "span",
 ]

@@ -22,9 +22,9 @@ import pyopencl.tools as cl_tools
 from netcl.core.device import Device
 from netcl.core.tensor import float16
 from netcl.core.tensor.dispatch import launch
-from netcl.optim.functional.operands import Span
+from netcl.optim.functional.device_arrays import Span
 
-KERNEL_DIR = Path(__file__).resolve().parent.parent
+KERNEL_DIR = Path(__file__).resolve().parent
 # IEEE division and square root, as PyTorch's kernels compute them. OpenCL may
 # otherwise use 2.5-ulp division (NVIDIA does); the step is memory-bound, so the
 # exact forms cost nothing measurable.
@@ -86,8 +86,8 @@ def optimizer_kernel(
     flags: Mapping[str, int],
     shape: Layout | None = None,
 ) -> tuple[cl.Kernel, Layout]:
-    """Kernel ``name`` of ``file`` for parameters of ``param_dtype``, with ``flags`` defined,
-    and the Layout it was built for (``shape``, or the device's).
+    """Kernel ``name`` of ``file`` (beside this module) for parameters of ``param_dtype``,
+    with ``flags`` defined, and the Layout it was built for (``shape``, or the device's).
 
     Looked up in a per-device dict first: the launch path of a step with many small
     parameters must not format and hash kernel source each time.

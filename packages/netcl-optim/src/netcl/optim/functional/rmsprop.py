@@ -1,8 +1,9 @@
-"""RMSProp as a function over lists of arrays.
+"""RMSProp: the hyperparameters, the host half of the math, and the functional form.
 
-``rmsprop`` checks its arguments and hands them to ``rmsprop_per_tensor`` (one
-``rmsprop_step`` launch per array; with the classes' flat layout an array spans
-many parameters, see :mod:`netcl.optim.flat`).
+The element-wise half is ``rmsprop.cl`` beside this file (one kernel,
+``rmsprop_step``; ``CENTERED`` and ``MOMENTUM`` defines). :class:`netcl.optim.RMSProp`
+calls :func:`rmsprop_step` with a group's checked hyperparameters; another
+framework calls :func:`rmsprop`.
 """
 
 from __future__ import annotations
@@ -13,39 +14,53 @@ from dataclasses import dataclass
 import numpy as np
 
 from netcl.optim import hyperparameters as check
+from netcl.optim.functional.device_arrays import ArrayLike, check_operands, spans
 from netcl.optim.functional.kernels import launch_step
-from netcl.optim.functional.operands import ArrayLike, Span, check_param, spans
+from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
+
+# The update in words, shared by :func:`rmsprop`'s and :class:`netcl.optim.RMSProp`'s docstrings.
+RMSPROP_MATH = """
+    For each parameter p with gradient g (PyTorch's rule)::
+
+        g = -g                                        if maximize
+        g = g + weight_decay * p                      (coupled L2)
+        s = alpha * s + (1 - alpha) * g * g
+        a = alpha * a + (1 - alpha) * g               if centered
+        d = sqrt(s - a * a) + eps                     if centered, else sqrt(s) + eps
+        b = momentum * b + g / d;  p = p - lr * b     if momentum > 0
+        p = p - lr * g / d                            otherwise
+
+    State (float32, zero at the start): ``square_avg`` s, ``grad_avg`` a when
+    centered, ``momentum_buffer`` b when momentum > 0.
+"""
 
 
 @dataclass(frozen=True)
-class RMSPropHyperparameters:
-    """One param group's RMSProp hyperparameters, checked."""
+class RMSPropHyperparameters(Hyperparameters):
+    """RMSProp's hyperparameters, with PyTorch's names and defaults.
 
-    lr: float
-    alpha: float
-    eps: float
-    weight_decay: float
-    momentum: float
-    centered: bool
-    maximize: bool
+    >>> RMSPropHyperparameters(momentum=0.5, centered=True).state_names()
+    ('square_avg', 'momentum_buffer', 'grad_avg')
+    """
 
-    @classmethod
-    def checked(
-        cls, owner: str, *, lr: float, alpha: float, eps: float, weight_decay: float,
-        momentum: float, centered: bool, maximize: bool,
-    ) -> RMSPropHyperparameters:
-        return cls(
-            lr=check.non_negative(owner, "lr", lr),
-            alpha=check.unit_interval(owner, "alpha", alpha, closed=True),
-            eps=check.non_negative(owner, "eps", eps),
-            weight_decay=check.non_negative(owner, "weight_decay", weight_decay),
-            momentum=check.non_negative(owner, "momentum", momentum),
-            centered=check.flag(owner, "centered", centered),
-            maximize=check.flag(owner, "maximize", maximize),
-        )
+    lr: float = hyperparameter(1e-2, check.non_negative)
+    alpha: float = hyperparameter(0.99, check.unit_interval)
+    eps: float = hyperparameter(1e-8, check.non_negative)
+    weight_decay: float = hyperparameter(0.0, check.non_negative)
+    momentum: float = hyperparameter(0.0, check.non_negative)
+    centered: bool = hyperparameter(False, check.flag)
+    maximize: bool = hyperparameter(False, check.flag)
+
+    def state_names(self) -> tuple[str, ...]:
+        names = ["square_avg"]
+        if self.momentum > 0:
+            names.append("momentum_buffer")
+        if self.centered:
+            names.append("grad_avg")
+        return tuple(names)
 
     def kernel_scalars(self) -> tuple[np.float32, ...]:
-        """The kernel's RMSPROP_HYPERPARAMETERS."""
+        """``rmsprop.cl``'s RMSPROP_HYPERPARAMETERS."""
         return (
             np.float32(-1.0 if self.maximize else 1.0),
             np.float32(self.weight_decay),
@@ -72,50 +87,47 @@ def rmsprop(
     centered: bool,
     maximize: bool,
 ) -> None:
-    """One RMSProp step on every parameter, in place (PyTorch's rule)::
+    """One RMSProp step on every parameter, in place.
 
-        g = -g if maximize
-        g = g + weight_decay * p
-        s = alpha * s + (1 - alpha) * g * g
-        a = alpha * a + (1 - alpha) * g;  d = sqrt(s - a * a) + eps    if centered
-        d = sqrt(s) + eps                                               otherwise
-        buf = momentum * buf + g / d;  p = p - lr * buf                 if momentum > 0
-        p = p - lr * g / d                                              otherwise
-
-    ``grad_avgs`` (a) are needed only when ``centered``, ``momentum_buffers``
-    only when ``momentum > 0``; both start at zero. State is float32.
+    ``grad_avgs`` are needed only when ``centered``, ``momentum_buffers`` only
+    when ``momentum > 0``; both start at zero. Arrays as for
+    :func:`~netcl.optim.functional.adam`.
     """
-    hyper = RMSPropHyperparameters.checked(
-        "rmsprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-        momentum=momentum, centered=centered, maximize=maximize,
-    )
+    hyper = RMSPropHyperparameters.checked("rmsprop", {
+        "lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
+        "momentum": momentum, "centered": centered, "maximize": maximize,
+    })
+    rmsprop_step(hyper, params, grads, square_avgs, grad_avgs, momentum_buffers)
+
+
+rmsprop.__doc__ = f"{rmsprop.__doc__}{RMSPROP_MATH}"
+
+
+def rmsprop_step(
+    hyper: RMSPropHyperparameters,
+    params: Sequence[ArrayLike],
+    grads: Sequence[ArrayLike],
+    square_avgs: Sequence[ArrayLike],
+    grad_avgs: Sequence[ArrayLike] | None,
+    momentum_buffers: Sequence[ArrayLike] | None,
+) -> None:
+    """:func:`rmsprop` with checked hyperparameters: one ``rmsprop_step`` launch per
+    array, after every array is checked."""
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
     sq = spans(square_avgs, "square_avgs", n)
-    avg = spans(grad_avgs or [], "grad_avgs", n) if centered else None
-    buf = spans(momentum_buffers or [], "momentum_buffers", n) if momentum > 0 else None
+    avg = spans(grad_avgs or [], "grad_avgs", n) if hyper.centered else None
+    buf = spans(momentum_buffers or [], "momentum_buffers", n) if hyper.momentum > 0 else None
     for i in range(n):
         extra = {"grad_avgs": avg[i]} if avg is not None else {}
         if buf is not None:
             extra["momentum_buffers"] = buf[i]
-        check_param(i, p[i], g[i], square_avgs=sq[i], **extra)
-    rmsprop_per_tensor(p, g, sq, avg, buf, hyper)
-
-
-def rmsprop_per_tensor(
-    params: list[Span],
-    grads: list[Span],
-    square_avgs: list[Span],
-    grad_avgs: list[Span] | None,
-    momentum_buffers: list[Span] | None,
-    hyper: RMSPropHyperparameters,
-) -> None:
-    """One ``rmsprop_step`` launch per parameter (operands already checked)."""
-    flags = {"CENTERED": int(grad_avgs is not None), "MOMENTUM": int(momentum_buffers is not None)}
+        check_operands(i, p[i], g[i], square_avgs=sq[i], **extra)
+    flags = {"CENTERED": int(avg is not None), "MOMENTUM": int(buf is not None)}
     scalars = hyper.kernel_scalars()
-    for i, p in enumerate(params):
-        g, sq = grads[i], square_avgs[i]
+    for i in range(n):
         # Buffers a variant does not use are never touched; any buffer fills the slot.
-        avg = grad_avgs[i] if grad_avgs is not None else sq
-        buf = momentum_buffers[i] if momentum_buffers is not None else sq
-        launch_step("rmsprop.cl", "rmsprop_step", flags, (p, g, sq, avg, buf), scalars)
+        avg_i = avg[i] if avg is not None else sq[i]
+        buf_i = buf[i] if buf is not None else sq[i]
+        launch_step("rmsprop.cl", "rmsprop_step", flags, (p[i], g[i], sq[i], avg_i, buf_i),
+                    scalars)

@@ -1,8 +1,9 @@
-"""SGD and SGD with momentum as functions over lists of arrays.
+"""SGD and SGD with momentum: the hyperparameters, the host half, the functional forms.
 
-``sgd`` and ``momentum`` check their arguments and hand them to
-``sgd_per_tensor`` (one ``sgd_step`` launch per array; with the classes' flat
-layout an array spans many parameters, see :mod:`netcl.optim.flat`).
+The element-wise half is ``sgd.cl`` beside this file (one kernel, ``sgd_step``;
+momentum is its ``MOMENTUM`` define). :class:`netcl.optim.SGD` and
+:class:`netcl.optim.Momentum` call :func:`sgd_step` with a group's checked
+hyperparameters; another framework calls :func:`sgd` or :func:`momentum`.
 """
 
 from __future__ import annotations
@@ -13,43 +14,83 @@ from dataclasses import dataclass
 import numpy as np
 
 from netcl.optim import hyperparameters as check
+from netcl.optim.functional.device_arrays import ArrayLike, check_operands, spans
 from netcl.optim.functional.kernels import launch_step
-from netcl.optim.functional.operands import ArrayLike, Span, check_param, spans
+from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
+
+# The updates in words, shared by the functional forms' and the classes' docstrings.
+SGD_MATH = """
+    For each parameter p with gradient g::
+
+        g = -g                          if maximize
+        g = g + weight_decay * p        (coupled L2)
+        p = p - lr * g
+"""
+MOMENTUM_MATH = """
+    For each parameter p with gradient g and momentum buffer b (PyTorch's rule)::
+
+        g = -g                                     if maximize
+        g = g + weight_decay * p                   (coupled L2)
+        b = g                                      on the parameter's first step
+        b = momentum * b + (1 - dampening) * g     after
+        p = p - lr * (g + momentum * b)            if nesterov
+        p = p - lr * b                             otherwise
+"""
 
 
 @dataclass(frozen=True)
-class SGDHyperparameters:
-    """One param group's SGD hyperparameters, checked; momentum 0 is plain SGD."""
+class SGDHyperparameters(Hyperparameters):
+    """Plain SGD's hyperparameters (PyTorch's ``SGD`` with momentum 0).
 
-    lr: float
-    weight_decay: float
-    maximize: bool
-    momentum: float = 0.0
-    dampening: float = 0.0
-    nesterov: bool = False
+    >>> SGDHyperparameters.checked("SGD", {"lr": -1, "weight_decay": 0, "maximize": False})
+    Traceback (most recent call last):
+    ...
+    ValueError: SGD: invalid lr: -1 (expected a finite number >= 0)
+    """
 
-    @classmethod
-    def checked(
-        cls, owner: str, *, lr: float, weight_decay: float, maximize: bool,
-        momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
-    ) -> SGDHyperparameters:
-        hyper = cls(
-            lr=check.non_negative(owner, "lr", lr),
-            weight_decay=check.non_negative(owner, "weight_decay", weight_decay),
-            maximize=check.flag(owner, "maximize", maximize),
-            momentum=check.non_negative(owner, "momentum", momentum),
-            dampening=check.finite(owner, "dampening", dampening),
-            nesterov=check.flag(owner, "nesterov", nesterov),
-        )
-        if hyper.nesterov and (hyper.momentum <= 0 or hyper.dampening != 0):
-            raise ValueError(
-                f"{owner}: invalid nesterov: True with momentum={momentum!r} and "
-                f"dampening={dampening!r} (Nesterov needs momentum > 0 and dampening 0)"
-            )
-        return hyper
+    counts_steps = False
+
+    lr: float = hyperparameter(1e-3, check.non_negative)
+    weight_decay: float = hyperparameter(0.0, check.non_negative)
+    maximize: bool = hyperparameter(False, check.flag)
 
     def kernel_scalars(self, first_step: bool) -> tuple[np.float32 | np.int32, ...]:
-        """The kernel's SGD_HYPERPARAMETERS; ``first_step``: the buffer becomes the gradient."""
+        """``sgd.cl``'s SGD_HYPERPARAMETERS, momentum 0."""
+        return MomentumHyperparameters(
+            self.lr, 0.0, 0.0, False, self.weight_decay, self.maximize
+        ).kernel_scalars(first_step)
+
+
+@dataclass(frozen=True)
+class MomentumHyperparameters(Hyperparameters):
+    """SGD with momentum's hyperparameters (PyTorch's ``SGD``; netcl's momentum defaults
+    to 0.9). With momentum 0 a step is plain SGD and keeps no buffer, as in PyTorch.
+
+    >>> MomentumHyperparameters().state_names(), MomentumHyperparameters(momentum=0).state_names()
+    (('momentum_buffer',), ())
+    """
+
+    counts_steps = False  # PyTorch's SGD keeps no step count
+
+    lr: float = hyperparameter(1e-3, check.non_negative)
+    momentum: float = hyperparameter(0.9, check.non_negative)
+    dampening: float = hyperparameter(0.0, check.finite)
+    nesterov: bool = hyperparameter(False, check.flag)
+    weight_decay: float = hyperparameter(0.0, check.non_negative)
+    maximize: bool = hyperparameter(False, check.flag)
+
+    def check_together(self, owner: str) -> None:
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError(
+                f"{owner}: invalid nesterov: True with momentum={self.momentum!r} and "
+                f"dampening={self.dampening!r} (Nesterov needs momentum > 0 and dampening 0)"
+            )
+
+    def state_names(self) -> tuple[str, ...]:
+        return ("momentum_buffer",) if self.momentum != 0 else ()
+
+    def kernel_scalars(self, first_step: bool) -> tuple[np.float32 | np.int32, ...]:
+        """``sgd.cl``'s SGD_HYPERPARAMETERS; ``first_step``: the buffer becomes the gradient."""
         return (
             np.float32(-1.0 if self.maximize else 1.0),
             np.float32(self.weight_decay),
@@ -69,21 +110,18 @@ def sgd(
     weight_decay: float,
     maximize: bool,
 ) -> None:
-    """One SGD step on every parameter, in place::
-
-        g = -g if maximize
-        g = g + weight_decay * p
-        p = p - lr * g
+    """One SGD step on every parameter, in place.
 
     Arrays as for :func:`~netcl.optim.functional.adam` (contiguous; params and
     grads float32 or float16). Nothing waits for the device.
     """
-    hyper = SGDHyperparameters.checked("sgd", lr=lr, weight_decay=weight_decay, maximize=maximize)
-    n = len(params)
-    p, g = spans(params, "params", n), spans(grads, "grads", n)
-    for i in range(n):
-        check_param(i, p[i], g[i])
-    sgd_per_tensor(p, g, None, [False] * n, hyper)
+    hyper = SGDHyperparameters.checked(
+        "sgd", {"lr": lr, "weight_decay": weight_decay, "maximize": maximize}
+    )
+    sgd_step(hyper, params, grads, None, [False] * len(params))
+
+
+sgd.__doc__ = f"{sgd.__doc__}{SGD_MATH}"
 
 
 def momentum(
@@ -99,44 +137,41 @@ def momentum(
     weight_decay: float,
     maximize: bool,
 ) -> None:
-    """One step of SGD with momentum on every parameter, in place (PyTorch's rule)::
-
-        g = -g if maximize
-        g = g + weight_decay * p
-        buf = g                                              if first_steps[i]
-        buf = momentum * buf + (1 - dampening) * g           otherwise
-        p = p - lr * (g + momentum * buf if nesterov else buf)
+    """One step of SGD with momentum on every parameter, in place.
 
     ``momentum_buffers`` are float32; where ``first_steps[i]`` is True the buffer's
     old contents are ignored (a fresh buffer need not be zeroed).
     """
-    hyper = SGDHyperparameters.checked(
-        "momentum", lr=lr, weight_decay=weight_decay, maximize=maximize,
-        momentum=momentum, dampening=dampening, nesterov=nesterov,
-    )
+    hyper = MomentumHyperparameters.checked("momentum", {
+        "lr": lr, "momentum": momentum, "dampening": dampening, "nesterov": nesterov,
+        "weight_decay": weight_decay, "maximize": maximize,
+    })
+    sgd_step(hyper, params, grads, momentum_buffers, first_steps)
+
+
+momentum.__doc__ = f"{momentum.__doc__}{MOMENTUM_MATH}"
+
+
+def sgd_step(
+    hyper: SGDHyperparameters | MomentumHyperparameters,
+    params: Sequence[ArrayLike],
+    grads: Sequence[ArrayLike],
+    momentum_buffers: Sequence[ArrayLike] | None,
+    first_steps: Sequence[bool],
+) -> None:
+    """:func:`sgd` (``momentum_buffers`` None) or :func:`momentum` with checked
+    hyperparameters: one ``sgd_step`` launch per array, after every array is checked."""
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
-    buf = spans(momentum_buffers, "momentum_buffers", n)
+    buf = spans(momentum_buffers, "momentum_buffers", n) if momentum_buffers is not None else None
     if len(first_steps) != n:
         raise ValueError(f"first_steps has {len(first_steps)} entries, expected {n}")
     for i in range(n):
-        check_param(i, p[i], g[i], momentum_buffers=buf[i])
-    sgd_per_tensor(p, g, buf, first_steps, hyper)
-
-
-def sgd_per_tensor(
-    params: list[Span],
-    grads: list[Span],
-    momentum_buffers: list[Span] | None,
-    first_steps: Sequence[bool],
-    hyper: SGDHyperparameters,
-) -> None:
-    """One ``sgd_step`` launch per parameter (operands already checked)."""
-    flags = {"MOMENTUM": int(momentum_buffers is not None)}
-    for i, p in enumerate(params):
-        g = grads[i]
+        extra = {"momentum_buffers": buf[i]} if buf is not None else {}
+        check_operands(i, p[i], g[i], **extra)
+    flags = {"MOMENTUM": int(buf is not None)}
+    for i in range(n):
         # Without momentum the kernel never touches the buffer; any buffer fills the slot.
-        buf = momentum_buffers[i] if momentum_buffers is not None else g
-        launch_step(
-            "sgd.cl", "sgd_step", flags, (p, g, buf), hyper.kernel_scalars(bool(first_steps[i]))
-        )
+        buf_i = buf[i] if buf is not None else g[i]
+        launch_step("sgd.cl", "sgd_step", flags, (p[i], g[i], buf_i),
+                    hyper.kernel_scalars(bool(first_steps[i])))

@@ -1,4 +1,4 @@
-"""What the functional forms accept as arrays, and how each becomes a Span.
+"""The arrays the functional forms accept, and how each becomes a Span of a buffer.
 
 The functional forms need nothing of netcl's classes: any object that names a
 contiguous run of elements in a pyopencl buffer will do. That is a netcl
@@ -24,6 +24,19 @@ PARAM_DTYPES = (float32, float16)
 class DeviceArray(Protocol):
     """A contiguous run of ``size`` elements at element ``offset`` of ``buffer``.
 
+    Any object with these five attributes steps through the functional forms:
+
+    >>> import numpy as np, pyopencl as cl
+    >>> from netcl.core.device import manager
+    >>> from netcl.optim.functional import span
+    >>> queue = manager.default().queue
+    >>> class Weights:  # another framework's array type
+    ...     buffer = cl.Buffer(queue.context, cl.mem_flags.READ_WRITE, 64)
+    ...     offset, size, dtype = 4, 12, np.dtype(np.float32)
+    ...     queue = manager.default().queue
+    >>> span(Weights(), "params[0]").count
+    12
+
     ``buffer`` is a ``pyopencl.Buffer`` (or pooled allocation); ``queue`` is the
     in-order queue the caller enqueues its own work on, and the one netcl's
     kernels are enqueued on, so they run in order with it.
@@ -47,7 +60,13 @@ ArrayLike: TypeAlias = "Tensor | DeviceArray | cl_array.Array"
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """``count`` contiguous elements of ``dtype`` from element ``offset`` of ``buffer``."""
+    """``count`` contiguous elements of ``dtype`` from element ``offset`` of ``buffer``: one
+    kernel operand, whatever array it came from.
+
+    >>> from netcl.core.tensor import zeros
+    >>> span(zeros((2, 3))[1], "x").offset, span(zeros((2, 3))[1], "x").count
+    (3, 3)
+    """
 
     buffer: Any
     offset: int
@@ -90,7 +109,7 @@ def spans(values: Sequence[ArrayLike], what: str, count: int) -> list[Span]:
     return [span(x, f"{what}[{i}]") for i, x in enumerate(values)]
 
 
-def check_param(i: int, param: Span, grad: Span, **state: Span) -> None:
+def check_operands(i: int, param: Span, grad: Span, **state: Span) -> None:
     """Parameter ``i``'s operands agree: sizes, dtypes (state is fp32), one context."""
     if param.dtype not in PARAM_DTYPES:
         raise ValueError(f"params[{i}] has dtype {param.dtype}; expected float32 or float16")

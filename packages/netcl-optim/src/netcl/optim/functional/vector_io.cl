@@ -1,5 +1,5 @@
 // Loads and stores shared by the optimizer kernels (prepended to adam.cl, sgd.cl,
-// rmsprop.cl and clip_grad.cl by netcl/optim/functional/kernels.py).
+// rmsprop.cl and clip_grad.cl, all beside it, by kernels.py).
 //
 // Defines from Python:
 //   VEC         elements per vector load: 4 on a GPU (one float4 per work-item,
