@@ -9,6 +9,11 @@
 //                   parameters (pointer, offset, strides; or one scalar) and
 //                   how to read it at element i
 
+// No contraction of a * b + c into one fused multiply-add: each op rounds as
+// written, so netcl.jit's fused kernels (which hold contraction off too) give
+// the same bits as these launches one by one.
+#pragma OPENCL FP_CONTRACT OFF
+
 #if NDIM > 0
 // The element offset of linear index i for one operand, walking the
 // output's shape from the innermost dimension out.
