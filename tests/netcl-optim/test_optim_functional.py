@@ -13,7 +13,7 @@ import pyopencl as cl
 import pyopencl.array as cl_array
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import netcl.optim as no
@@ -207,6 +207,9 @@ def test_functional_errors_name_the_operand() -> None:
     decoupled=st.booleans(),
     seed=st.integers(0, 2**16),
 )
+# Found by a random run in CI (issue 16): one fp16 ulp in p fed through weight decay into v.
+@example(n=1486, offset=0, half=True, lr=1e-3, betas=(0.0, 0.9), weight_decay=0.1,
+         amsgrad=False, maximize=False, decoupled=False, seed=1228)
 def test_adam_kernel_matches_float64_reference_for_any_size_and_offset(
     n: int, offset: int, half: bool, lr: float, betas: tuple[float, float], weight_decay: float,
     amsgrad: bool, maximize: bool, decoupled: bool, seed: int,
@@ -221,7 +224,7 @@ def test_adam_kernel_matches_float64_reference_for_any_size_and_offset(
     full = cl_array.to_device(device.queue, host)
     p = full[offset:]  # a view starting `offset` elements into the buffer
     state = [cl_array.zeros(device.queue, n, np.float32) for _ in range(3)]
-    p64 = host[offset:].astype(np.float64)
+    p_before = host[offset:].astype(np.float64)
     m64, v64, vmax64 = np.zeros(n), np.zeros(n), np.zeros(n)
     for t in (1, 2, 3):
         g_host = rng.standard_normal(n).astype(dtype)
@@ -229,15 +232,21 @@ def test_adam_kernel_matches_float64_reference_for_any_size_and_offset(
         F.adam([p], [g], [state[0]], [state[1]], [state[2]], [t], lr=lr, beta1=betas[0],
                beta2=betas[1], eps=1e-8, weight_decay=weight_decay, amsgrad=amsgrad,
                maximize=maximize, decoupled=decoupled)
-        p64, m64, v64, vmax64 = adam_reference(p64, g_host.astype(np.float64), m64, v64,
+        # The reference steps from the p the device stored, so each step is checked on its
+        # own: a rounding of p that differs by one ulp does not feed into later steps' m and v.
+        p64, m64, v64, vmax64 = adam_reference(p_before, g_host.astype(np.float64), m64, v64,
                                                vmax64, t, h)
+        got = p.get().astype(np.float64)
         if half:
-            p64 = p64.astype(np.float16).astype(np.float64)  # stored as fp16 each step
-    got = p.get().astype(np.float64)
-    if half:
-        # One fp16 ulp: the fp32 result may sit on the other side of a rounding boundary.
-        np.testing.assert_allclose(got, p64, rtol=2e-3, atol=1e-4)
-    else:
-        np.testing.assert_allclose(got, p64, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(state[1].get(), v64, rtol=1e-5, atol=1e-9)
+            # The kernel computes in fp32 (relative error a few 2**-24) and rounds once to
+            # fp16; the reference rounds the exact value. The two roundings agree unless the
+            # exact and the fp32 value straddle a rounding midpoint, and then they are
+            # neighbours: at most one fp16 spacing apart, nearer than any wrong update.
+            want = p64.astype(np.float16)
+            ulp = np.maximum(np.abs(np.spacing(want)), np.abs(np.spacing(got.astype(np.float16))))
+            assert np.all(np.abs(got - want) <= ulp.astype(np.float64)), f"step {t}"
+        else:
+            np.testing.assert_allclose(got, p64, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(state[1].get(), v64, rtol=1e-5, atol=1e-9)
+        p_before = got
     assert full.get()[:offset].tobytes() == host[:offset].tobytes()  # before the view: untouched

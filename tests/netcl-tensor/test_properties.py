@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import hypothesis.extra.numpy as hnp
 import numpy as np
+import pytest
 from conftest import RecordLog
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -96,3 +98,11 @@ def test_slicing_then_permuting_then_reshaping_views(case: Any, perm_seed: int) 
     permuted = view.permute(order)
     assert np.array_equal(permuted.numpy(), want.transpose(order))
     assert np.array_equal(permuted.reshape(-1).numpy(), want.transpose(order).reshape(-1))
+
+
+def test_hypothesis_replays_fixed_examples_in_ci() -> None:
+    """CI runs (the CI variable set) are derandomized: a random example cannot turn CI red."""
+    if os.environ.get("HYPOTHESIS_PROFILE"):
+        pytest.skip("a profile was picked by name")
+    assert settings.default.derandomize == bool(os.environ.get("CI"))
+    assert settings.default.database is None or not os.environ.get("CI")
