@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -30,9 +32,11 @@ class Node:
 # Tapes that may still hold a record, newest last, so that ``grad(outputs, inputs)``
 # can find the one that recorded ``outputs`` without the tensors pointing at a tape.
 _live_tapes: list[weakref.ref[Tape]] = []
-# The tape that closed last, held so that ``with Tape(): ...`` then ``grad(...)``
-# works without naming the tape; at most one record is kept alive this way.
-_last_closed: Tape | None = None
+_live_tapes_lock = threading.Lock()  # threads add tapes while another prunes the list
+# The tape that closed last in this thread (or asyncio task), held so that
+# ``with Tape(): ...`` then ``grad(...)`` works without naming the tape; at most one
+# record per thread is kept alive this way.
+_last_closed: ContextVar[Tape | None] = ContextVar("netcl_last_closed_tape", default=None)
 
 
 class Tape:
@@ -79,7 +83,8 @@ class Tape:
         self._parent = recorder.current()
         self._installed = recorder.recording(self)
         self._installed.__enter__()
-        _live_tapes.append(weakref.ref(self))
+        with _live_tapes_lock:
+            _live_tapes.append(weakref.ref(self))
         return self
 
     def __exit__(
@@ -88,11 +93,10 @@ class Tape:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        global _last_closed
         assert self._installed is not None
         self._installed.__exit__(exc_type, exc, tb)
         self._installed = None
-        _last_closed = self
+        _last_closed.set(self)
 
     def record(
         self, op: str, inputs: Sequence[Tensor], output: Tensor, saved: Mapping[str, Any]
@@ -170,11 +174,10 @@ class Tape:
         return result
 
     def _free(self) -> None:
-        global _last_closed
         self._nodes = []
         self._freed = True
-        if _last_closed is self:
-            _last_closed = None
+        if _last_closed.get() is self:
+            _last_closed.set(None)
 
     def _run(
         self,
@@ -320,11 +323,12 @@ def live_tape_for(output: Tensor) -> Tape | None:
     """The newest live tape that recorded ``output``, or None."""
     alive: list[weakref.ref[Tape]] = []
     found: Tape | None = None
-    for ref in _live_tapes:
-        tape = ref()
-        if tape is not None and not tape._freed:
-            alive.append(ref)
-    _live_tapes[:] = alive
+    with _live_tapes_lock:
+        for ref in _live_tapes:
+            tape = ref()
+            if tape is not None and not tape._freed:
+                alive.append(ref)
+        _live_tapes[:] = alive
     for ref in reversed(alive):
         tape = ref()
         if tape is not None and tape.recorded(output):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -18,21 +19,21 @@ class Recorder(Protocol):
     ) -> None: ...
 
 
-_current: Recorder | None = None
+# A context variable, not a module global: each thread and each asyncio task has its
+# own slot, so one thread's Tape never records another thread's ops.
+_current: ContextVar[Recorder | None] = ContextVar("netcl_recorder", default=None)
 
 
 def current() -> Recorder | None:
-    """The installed recorder, or None when no op is being recorded."""
-    return _current
+    """The recorder installed in this thread (or asyncio task), or None."""
+    return _current.get()
 
 
 @contextmanager
 def recording(recorder: Recorder | None) -> Iterator[None]:
-    """Install ``recorder`` (None: record nothing) for the duration of a block."""
-    global _current
-    previous = _current
-    _current = recorder
+    """Install ``recorder`` (None: record nothing) in this thread or task for a block."""
+    token = _current.set(recorder)
     try:
         yield
     finally:
-        _current = previous
+        _current.reset(token)
