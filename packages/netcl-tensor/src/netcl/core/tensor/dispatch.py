@@ -12,6 +12,7 @@ import pyopencl.cltypes as cltypes
 
 from netcl.core.device import Device, manager
 from netcl.core.tensor import dtypes, recorder
+from netcl.core.tensor.launch import enqueue
 from netcl.core.tensor.tensor import Tensor
 
 DeviceLike = Device | cl.CommandQueue | None
@@ -76,12 +77,13 @@ def launch(
     *args: Any,
     local_size: int | None = None,
 ) -> None:
-    """Enqueue ``kernel`` over ``work_items`` (rounded up; kernels check their bound)."""
+    """Enqueue ``kernel(*args)`` over ``work_items`` (rounded up; kernels check their bound),
+    through :func:`netcl.core.tensor.launch.enqueue` (which says what ``args`` may hold)."""
     if work_items == 0:
         return
     align = local_size or LAUNCH_ALIGN
     global_size = -(-work_items // align) * align
-    kernel(device.queue, (global_size,), None if local_size is None else (local_size,), *args)
+    enqueue(device, kernel, (global_size,), None if local_size is None else (local_size,), args)
 
 
 def needs_grad(inputs: Sequence[Tensor]) -> bool:

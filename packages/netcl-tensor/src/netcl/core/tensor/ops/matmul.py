@@ -23,6 +23,7 @@ import pyopencl.cltypes as cltypes
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import common_device, empty, record
+from netcl.core.tensor.launch import enqueue
 from netcl.core.tensor.ops.elementwise import copy_, fill_
 from netcl.core.tensor.tensor import Shape, Tensor
 
@@ -302,8 +303,6 @@ def _store(dtype: np.dtype[Any]) -> str:
 
 
 _kernels: dict[tuple[Device, str, _Variant], cl.Kernel] = {}
-# The scalar arguments each kernel object was last given (see _run).
-_last_params: dict[cl.Kernel, Params] = {}
 
 
 def _kernel(device: Device, name: str, variant: _Variant) -> cl.Kernel:
@@ -323,21 +322,10 @@ def _kernel(device: Device, name: str, variant: _Variant) -> cl.Kernel:
 def _run(device: Device, kernel: cl.Kernel, global_size: tuple[int, int, int],
          local_size: tuple[int, int, int] | None, ints: tuple[int, ...],
          longs: tuple[int, ...], *buffers: Any) -> None:
-    """Enqueue ``kernel(int16 ints, long8 longs, *buffers)``.
-
-    The scalars are set only when they changed since this kernel object's
-    last launch: PoCL spends ~9 us per clSetKernelArg of a scalar, and a
-    training loop repeats the same shapes every step. Buffers are always set
-    (cheap); they are typed Any because tensors hold plain buffers and the
-    pool hands out pooled ones, which pyopencl's stubs do not unify.
-    """
-    if _last_params.get(kernel) != (ints, longs):
-        kernel.set_arg(0, np.array(ints, dtype=cltypes.int16))
-        kernel.set_arg(1, np.array(longs, dtype=cltypes.long8))
-        _last_params[kernel] = (ints, longs)
-    for index, buffer in enumerate(buffers, start=2):
-        kernel.set_arg(index, buffer)
-    cl.enqueue_nd_range_kernel(device.queue, kernel, global_size, local_size)
+    """Enqueue ``kernel(int16 ints, long8 longs, *buffers)``."""
+    params = (np.array(ints, dtype=cltypes.int16).tobytes(),
+              np.array(longs, dtype=cltypes.long8).tobytes())
+    enqueue(device, kernel, global_size, local_size, (*params, *buffers))
 
 
 def _params(a: _Operand, b: _Operand, m: int, n: int, k: int, dims: Shape) -> Params:
