@@ -16,8 +16,8 @@ HANG_S = 60
 def test_a_rank_that_raises_aborts_every_rank(ranks: int) -> None:
     result, seconds = run(ranks, FAILING, "raise", deadline=HANG_S)
     assert result.returncode != 0
-    assert f"rank {ranks - 1} of {ranks} raised; aborting the job" in result.stderr
-    assert "ValueError: this rank's data is corrupt" in result.stderr
+    assert f"rank {ranks - 1} of {ranks} raised; aborting the job" in result.stderr, result.stderr
+    assert "ValueError: this rank's data is corrupt" in result.stderr, result.stderr
     assert "finished" not in result.stdout
     assert seconds < HANG_S
 
@@ -28,5 +28,5 @@ def test_parameter_shapes_that_differ_across_ranks_are_refused_at_wrap() -> None
     assert (
         "ValueError: DistributedDataParallel: the ranks' models differ: tensor 0 is '0.weight' "
         "of shape (9, 4) and dtype float32 on rank 1 but '0.weight' of shape (8, 4)"
-    ) in result.stderr
+    ) in result.stderr, result.stderr
     assert "finished" not in result.stdout

@@ -9,7 +9,7 @@ from typing import Any
 from netcl.core.tensor import float32
 from netcl.distributed.reducer import Reducer
 from netcl.distributed.replicas import broadcast_from_root, check_same_everywhere
-from netcl.distributed.world import World, world
+from netcl.distributed.world import World, world_or_default
 from netcl.nn import Module
 
 
@@ -59,7 +59,7 @@ class DistributedDataParallel(Module):
                 f"DistributedDataParallel: bucket_cap_mb must be a positive number, "
                 f"got {bucket_cap_mb!r}"
             )
-        the_world = _world_or_default(world)
+        the_world = world_or_default(world)
         trained = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
         for name, p in trained:
             if p.dtype != float32:
@@ -104,11 +104,3 @@ class DistributedDataParallel(Module):
     def bucket_sizes(self) -> list[int]:
         """The number of parameters in each bucket, in the order backward sends them."""
         return [] if self._reducer is None else [len(b.params) for b in self._reducer.buckets]
-
-
-def _world_or_default(given: World | None) -> World:
-    if given is None:
-        return world()
-    if not isinstance(given, World):
-        raise TypeError(f"expected a netcl.distributed.World, got {type(given).__name__}")
-    return given
