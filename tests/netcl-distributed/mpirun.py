@@ -31,8 +31,9 @@ def run(ranks: int, script: Path | str, *args: str, deadline: float = DEADLINE_S
     if ranks:
         command = [mpiexec(), "-n", str(ranks), *command]
     started = time.perf_counter()
+    # No standard input: mpiexec forwards its stdin to rank 0, and CI may have none open.
     result = subprocess.run(command, capture_output=True, text=True, timeout=deadline,
-                            cwd=ROOT, check=False)
+                            cwd=ROOT, check=False, stdin=subprocess.DEVNULL)
     return result, time.perf_counter() - started
 
 

@@ -38,10 +38,12 @@ class DistributedDataParallel(Module):
     With a world of one process nothing is hooked or sent: the wrapper is
     the module itself.
 
-    >>> ddp = DistributedDataParallel(model)   # doctest: +SKIP
-    >>> with ag.Tape() as tape:                # doctest: +SKIP
-    ...     loss = cross_entropy(ddp(x), y)
-    >>> tape.backward(loss)                    # doctest: +SKIP
+    >>> import netcl.distributed as dist
+    >>> from netcl.nn import Linear
+    >>> world = dist.init()  # under mpiexec -n N, rank r of N; run alone, a world of one
+    >>> ddp = dist.DistributedDataParallel(Linear(world.device.queue, 3, 2))
+    >>> ddp.bucket_sizes  # one process: no bucket to average
+    []
     """
 
     def __init__(
