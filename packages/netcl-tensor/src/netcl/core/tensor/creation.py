@@ -67,6 +67,8 @@ def full(
     requires_grad: bool = False,
 ) -> Tensor:
     out = empty(_shape(shape), dtype, resolve_device(device))
+    if isinstance(value, float) and not dtypes.is_floating(out.dtype):
+        value = int(value)  # numpy's full casts unsafely: the dtype asked for wins
     out.fill_(value)
     out.requires_grad = requires_grad
     return out

@@ -1,4 +1,14 @@
-"""Elementwise ops: one broadcasting, strided kernel (elementwise.cl) serves them all."""
+"""Elementwise ops: one broadcasting, strided kernel (elementwise.cl) serves them all.
+
+The in-place ops (``add_``, ``mul_``, ``copy_``, ``fill_``) keep two rules numpy keeps
+and a raw kernel does not:
+- An input that overlaps the output in memory (``y[1:].copy_(y[:-1])``, ``x.add_(x[::-1])``)
+  is copied first, because work-items run in no fixed order and would read elements
+  another already overwrote. Reading the very element one writes is safe and not copied.
+- A result of another kind than the target (a float into an integer tensor, an integer
+  into a bool tensor) raises TypeError, numpy's ``same_kind`` casting rule, instead of
+  truncating. ``copy_`` is the explicit cast and converts any dtype.
+"""
 
 from __future__ import annotations
 
@@ -298,17 +308,10 @@ def copy(a: Tensor) -> Tensor:
     return record("copy", [a], out, operands=(a,))
 
 
-def _check_inplace(op: str, target: Tensor) -> None:
-    if needs_grad([target]):
-        raise RuntimeError(
-            f"{op}: in-place update of a tensor that requires grad while a Tape records; "
-            "do it outside the tape or under no_grad()"
-        )
-
-
 def add_(target: Tensor, other: Operand, alpha: Scalar = 1) -> Tensor:
     """``target += alpha * other``, in place (into the view ``target`` is)."""
-    _check_inplace("add_", target)
+    _check_inplace("add_", target, [other, alpha])
+    other = _unaliased(target, other)
     if alpha == 1:
         return elementwise("add_", "a + b", [target, other], out=target)
     # alpha is an argument, not part of the source, so a new alpha builds nothing.
@@ -316,16 +319,79 @@ def add_(target: Tensor, other: Operand, alpha: Scalar = 1) -> Tensor:
 
 
 def mul_(target: Tensor, other: Operand) -> Tensor:
-    _check_inplace("mul_", target)
-    return elementwise("mul_", "a * b", [target, other], out=target)
+    _check_inplace("mul_", target, [other])
+    return elementwise("mul_", "a * b", [target, _unaliased(target, other)], out=target)
 
 
 def copy_(target: Tensor, source: Tensor) -> Tensor:
-    """Copy ``source`` (broadcast, cast) into ``target``'s memory."""
-    _check_inplace("copy_", target)
-    return elementwise("copy_", "a", [source], out=target)
+    """Copy ``source`` (broadcast, cast to ``target``'s dtype) into ``target``'s memory."""
+    _check_inplace("copy_", target, [])
+    return elementwise("copy_", "a", [_unaliased(target, source)], out=target)
 
 
 def fill_(target: Tensor, value: Scalar) -> Tensor:
-    _check_inplace("fill_", target)
+    _check_inplace("fill_", target, [value])
     return elementwise("fill_", "a", [value], out=target)
+
+
+def _check_inplace(op: str, target: Tensor, operands: list[Operand]) -> None:
+    """Refuse what a kernel writing ``target`` cannot do right, before anything runs."""
+    if needs_grad([target]):
+        raise RuntimeError(
+            f"{op}: in-place update of a tensor that requires grad while a Tape records; "
+            "do it outside the tape or under no_grad()"
+        )
+    if any(stride == 0 and size > 1 for size, stride in zip(target.shape, target.strides,
+                                                               strict=True)):
+        raise ValueError(
+            f"{op}: the target (shape {target.shape}, strides {target.strides}) has several "
+            "elements in one memory location (an expanded view); write into a copy instead"
+        )
+    result = target.dtype
+    for x in operands:
+        if isinstance(x, Tensor):
+            result = dtypes.promote(result, x.dtype)
+        else:
+            result = dtypes.promote_with_scalar(result, x)
+    if not np.can_cast(result, target.dtype, casting="same_kind"):
+        given = ", ".join(f"a {x.dtype} tensor" if isinstance(x, Tensor) else repr(x)
+                          for x in operands)
+        raise TypeError(
+            f"{op}: with {given} the result is {result}, which a {target.dtype} tensor cannot "
+            "hold without losing its value (numpy's same_kind rule); pass an operand of the "
+            f"target's kind, or compute out of place and cast with astype()"
+        )
+
+
+def _unaliased(target: Tensor, operand: Operand) -> Operand:
+    """``operand``, or a copy of it when writing ``target`` could clobber it before it is read."""
+    if not isinstance(operand, Tensor) or not _overlaps(target, operand):
+        return operand
+    # Not recorded: the in-place op using it is not recorded either.
+    return elementwise("copy", "a", [operand])
+
+
+def _overlaps(target: Tensor, source: Tensor) -> bool:
+    """Whether some element of ``target`` shares memory with a different element of ``source``."""
+    if target.buffer.int_ptr != source.buffer.int_ptr or target.size == 0 or source.size == 0:
+        return False
+    same_elements = (
+        source.ndim <= target.ndim  # else a shape error follows
+        and source.offset == target.offset
+        and source.itemsize == target.itemsize
+        and all(size == 1 or seen == mine for size, seen, mine in
+                zip(target.shape, broadcast_strides(source, target.shape), target.strides,
+                    strict=True))
+    )
+    if same_elements:
+        return False  # each work-item reads exactly the element it then writes
+    t_lo, t_hi = _byte_range(target)
+    s_lo, s_hi = _byte_range(source)
+    return t_lo < s_hi and s_lo < t_hi
+
+
+def _byte_range(t: Tensor) -> tuple[int, int]:
+    """The bytes ``t``'s elements span in its buffer: [start, end)."""
+    low = sum((n - 1) * s for n, s in zip(t.shape, t.strides, strict=True) if s < 0)
+    high = sum((n - 1) * s for n, s in zip(t.shape, t.strides, strict=True) if s > 0)
+    return (t.offset + low) * t.itemsize, (t.offset + high + 1) * t.itemsize
