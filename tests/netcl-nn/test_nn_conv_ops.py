@@ -1,5 +1,7 @@
-"""The tensor layer's convolution ops (ops/conv.py) that Conv2d and MaxPool2d stand on,
-against PyTorch's unfold, fold and max_pool2d, and their errors."""
+"""The tensor layer's convolution ops (ops/conv.py) that Conv2d and MaxPool2d stand on:
+conv2d and its two gradients (both paths: unfold + panel matmul, the CPU default,
+and the implicit GEMM on the tiled kernel, the GPU default) against PyTorch in
+float64, unfold, fold and max_pool2d against PyTorch, and their errors."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import torch
 
 import netcl.core.tensor as nt
 from netcl.core.tensor import ops
+from netcl.core.tensor.ops.matmul import TILE_CONFIGS, TileConfig
 
 TF = torch.nn.functional
 
@@ -22,6 +25,96 @@ GEOMETRIES = [  # kernel, stride, padding, dilation
 
 def image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+# None: the device's default path; a tile: the implicit GEMM with that shape
+# (each build of it costs PoCL a second or two, so one small shape, whose
+# tile edges fall inside these problems along every axis).
+PATHS = [None, TileConfig(32, 32, 16, 4, 4)]
+
+
+def conv_reference(x: np.ndarray, w: np.ndarray, g: np.ndarray, geometry: tuple) -> tuple:
+    """torch's conv2d output and both gradients for output gradient g, in float64."""
+    _, stride, padding, dilation = geometry
+    xt = torch.from_numpy(x).double().requires_grad_()
+    wt = torch.from_numpy(w).double().requires_grad_()
+    out = TF.conv2d(xt, wt, None, stride, padding, dilation)
+    out.backward(torch.from_numpy(g).double())
+    assert xt.grad is not None and wt.grad is not None
+    return out.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
+
+
+def assert_close(got: nt.Tensor, want: np.ndarray, terms: int) -> None:
+    # float32 sums of `terms` products of unit normals: rounding grows like sqrt(terms).
+    tol = 1e-6 * np.sqrt(terms) * max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=["default", "tiled"])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_conv2d_and_both_gradients_match_pytorch(path: TileConfig | None, geometry: tuple) -> None:
+    kernel = (geometry[0],) * 2 if isinstance(geometry[0], int) else geometry[0]
+    x, w = image((3, 5, 9, 7)), image((6, 5, *kernel), seed=1)
+    out = ops.conv2d(nt.tensor(x), nt.tensor(w), *geometry[1:], tile=path)
+    g = image(out.shape, seed=2)
+    want_out, want_gx, want_gw = conv_reference(x, w, g, geometry)
+    assert out.shape == want_out.shape
+    taps = kernel[0] * kernel[1]
+    assert_close(out, want_out, 5 * taps)
+    gx = ops.conv2d_input_grad(nt.tensor(g), nt.tensor(w), x.shape, *geometry[1:], tile=path)
+    assert_close(gx, want_gx, 6 * taps)
+    gw = ops.conv2d_weight_grad(nt.tensor(g), nt.tensor(x), w.shape, *geometry[1:], tile=path)
+    assert_close(gw, want_gw, 3 * out.shape[2] * out.shape[3])
+
+
+@pytest.mark.parametrize("path", [None, TILE_CONFIGS[-1]], ids=["default", "tiled"])
+def test_conv2d_reads_strided_views_and_fp16(path: TileConfig | None) -> None:
+    x, w = image((2, 3, 6, 5)), image((4, 3, 3, 3), seed=1)
+    geometry = (3, 1, 1, 1)
+    # x as a channel-permuted view, the gradient as a transposed one: no copies asked for.
+    view = ops.permute(nt.tensor(x.transpose(1, 0, 2, 3).copy()), (1, 0, 2, 3))
+    out = ops.conv2d(view, nt.tensor(w), 1, 1, tile=path)
+    g = image(out.shape, seed=2)
+    g_view = ops.permute(nt.tensor(g.transpose(0, 1, 3, 2).copy()), (0, 1, 3, 2))
+    want_out, want_gx, want_gw = conv_reference(x, w, g, geometry)
+    assert_close(out, want_out, 27)
+    assert_close(ops.conv2d_input_grad(g_view, nt.tensor(w), x.shape, 1, 1, tile=path),
+                 want_gx, 36)
+    assert_close(ops.conv2d_weight_grad(g_view, view, w.shape, 1, 1, tile=path), want_gw, 60)
+    # fp16 storage, float accumulation: one fp16 rounding of the result (2^-11 relative).
+    half = ops.conv2d(nt.tensor(x.astype(np.float16)), nt.tensor(w.astype(np.float16)), 1, 1,
+                      tile=path)
+    assert half.dtype == nt.float16
+    want_half, _, _ = conv_reference(x.astype(np.float16).astype(np.float32),
+                                     w.astype(np.float16).astype(np.float32), g, geometry)
+    np.testing.assert_allclose(half.numpy().astype(np.float64), want_half, rtol=2e-3,
+                               atol=2e-3 * np.abs(want_half).max())
+
+
+def test_conv2d_records_once_and_its_rule_gives_both_gradients() -> None:
+    from netcl.autograd import Tape
+
+    x, w = image((2, 3, 5, 5)), image((2, 3, 3, 3), seed=1)
+    tx, tw = nt.tensor(x).requires_grad_(), nt.tensor(w).requires_grad_()
+    with Tape() as tape:
+        loss = ops.sum(ops.conv2d(tx, tw, 1, 1))
+    tape.backward(loss)
+    _, want_gx, want_gw = conv_reference(x, w, np.ones((2, 2, 5, 5), np.float32), (3, 1, 1, 1))
+    assert tx.grad is not None and tw.grad is not None
+    assert_close(tx.grad, want_gx, 18)
+    assert_close(tw.grad, want_gw, 50)
+
+
+def test_conv2d_bad_input_raises_naming_the_shapes() -> None:
+    x, w = nt.tensor(image((1, 3, 5, 5))), nt.tensor(image((2, 3, 3, 3)))
+    with pytest.raises(ValueError, match=r"\(1, 4, 5, 5\).*\(2, 3, 3, 3\).*channel count"):
+        ops.conv2d(nt.tensor(image((1, 4, 5, 5))), w)
+    with pytest.raises(ValueError, match=r"4-D weight.*\(2, 27\)"):
+        ops.conv2d(x, nt.tensor(image((2, 27))))
+    with pytest.raises(ValueError, match=r"gradient \(1, 2, 4, 4\).*must be \(1, 2, 3, 3\)"):
+        ops.conv2d_input_grad(nt.tensor(image((1, 2, 4, 4))), w, x.shape)
+    with pytest.raises(ValueError, match=r"\(1, 3, 5, 5\) does not have the 4 channels"):
+        ops.conv2d_weight_grad(nt.tensor(image((1, 2, 3, 3))), x, (2, 4, 3, 3))
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)

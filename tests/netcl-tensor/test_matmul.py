@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from netcl.core.device import Device
 from netcl.core.tensor import Tensor, from_numpy, ops
 from netcl.core.tensor.ops.matmul import TILE_CONFIGS, TileConfig, matmul_with
+from netcl.core.tensor.ops.matmul_tiles import choose_tile
 
 Array = np.ndarray[Any, Any]
 # The module itself: ops.matmul, the attribute, is the function.
@@ -269,3 +270,67 @@ def test_integers_and_scalars_are_refused(device: Device) -> None:
     scalar = from_numpy(np.ones((), np.float32), device)
     with pytest.raises(ValueError, match="at least one dimension"):
         ops.matmul(scalar, scalar)
+
+
+# Every tiled-kernel variant: sizes that are multiples of 4 give aligned float4
+# loads (A_VEC, B_VEC, C_VEC), with whole tiles inside and partial ones at the
+# M, N and K edges; split K, alone and with fp16 output.
+TILED = [TILE_CONFIGS[0], TileConfig(64, 32, 16, 4, 4, 3)]
+
+
+@pytest.mark.parametrize("tile", TILED, ids=lambda t: t.name)
+@pytest.mark.parametrize("layout", ["nn", "nt", "tn", "tt"])
+def test_tiled_float4_path_in_every_layout(
+    tile: TileConfig, layout: str, device: Device, rng: np.random.Generator
+) -> None:
+    a, b = normal(rng, (132, 68)), normal(rng, (68, 136))
+    matmul_module._kernels.clear()
+    check(matmul_with(place(a, layout, 0, device), place(b, layout, 1, device), "tiled", tile),
+          a, b)
+    variants = [key[2] for key in matmul_module._kernels if key[1] == "matmul_tiled"]
+    assert [(v.a_vec, v.b_vec, v.c_vec, v.split) for v in variants] == [
+        (True, True, True, tile.split_k > 1)
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("shape", [(5, 301, 7), (33, 97, 65), (1, 1000, 1)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_split_k_sums_every_chunk_once(
+    shape: tuple[int, int, int], dtype: Any, device: Device, rng: np.random.Generator
+) -> None:
+    m, k, n = shape
+    a, b = normal(rng, (m, k), dtype), normal(rng, (k, n), dtype)
+    for splits in (2, 5, 64):  # 64 chunks of 16 outnumber K's steps at K = 301
+        tile = TileConfig(32, 32, 16, 4, 4, splits)
+        check(matmul_with(from_numpy(a, device), transposed_view(b, device), "tiled", tile),
+              a, b)
+
+
+def test_a_batch_ignores_split_k(device: Device, rng: np.random.Generator) -> None:
+    a, b = normal(rng, (3, 9, 40)), normal(rng, (3, 40, 11))
+    tile = TileConfig(32, 32, 16, 4, 4, 4)
+    check(matmul_with(from_numpy(a, device), from_numpy(b, device), "tiled", tile), a, b)
+
+
+def test_tiles_the_kernel_cannot_run_are_refused() -> None:
+    for bad in ((64, 64, 16, 6, 4), (64, 64, 8, 4, 4), (64, 64, 10, 8, 8), (64, 64, 16, 8, 8, 0)):
+        with pytest.raises(ValueError, match="does not fit the tiled kernel"):
+            TileConfig(*bad)
+
+
+def test_measured_devices_take_their_table_others_the_rule() -> None:
+    # An H200 takes the winner of the nearest measured problem in its layout.
+    assert choose_tile("NVIDIA H200", 132, "nn", 4000, 4100, 4096, 1) == TileConfig(
+        128, 128, 16, 8, 8)
+    assert choose_tile("NVIDIA H200", 132, "nt", 4000, 4100, 4096, 1) == TileConfig(
+        128, 64, 16, 8, 8)
+    # Batched: the batch counts as rows, and K is never split.
+    assert choose_tile("NVIDIA H200", 132, "nt", 1024, 10, 8192, 4).split_k == 1
+    # Elsewhere: the largest tile that fills the compute units...
+    assert choose_tile("Some GPU", 100, "nn", 2048, 2048, 2048, 1) == TILE_CONFIGS[0]
+    assert choose_tile("Some GPU", 100, "nn", 512, 512, 512, 1) == TILE_CONFIGS[-1]
+    # ...and K split when even the smallest leaves most of them idle.
+    skinny = choose_tile("Some GPU", 100, "nn", 64, 64, 4096, 1)
+    assert skinny.split_k == 32 and skinny.bm == TILE_CONFIGS[-1].bm
+    assert choose_tile("Some GPU", 100, "nn", 64, 64, 200, 1).split_k == 1

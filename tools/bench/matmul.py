@@ -1,15 +1,20 @@
-"""Matmul throughput: netcl against numpy / PyTorch on the same machine, in one run.
+"""Matmul and conv throughput: netcl against numpy / PyTorch on the same machine, in one run.
 
-For square sizes 256 to 2048 and a training-like 128x784 @ 784x256 (an MNIST
-batch through a first layer), prints netcl's GFLOP/s, each peer's and the
+For square sizes 256 to 4096 (4096 on a GPU only), two training-like skinny
+products (128x784 @ 784x256, an MNIST batch through a first layer, and
+256x1024 @ 1024x1024) and a batch of 8 512^3 products, in each layout a
+Linear layer multiplies in (``nn`` A @ B, ``nt`` A @ B.T, ``tn`` A.T @ B, the
+transposed operand read in place), prints netcl's GFLOP/s, each peer's and the
 ratio netcl / peer (above 1.0: netcl is faster). Peers: on a CPU device numpy
 and PyTorch CPU; on a GPU PyTorch CUDA with TF32 off (fp32 at full
-precision, as netcl computes it), when torch sees a GPU.
+precision, as netcl computes it), when torch sees a GPU. ``--conv`` adds a
+3x3 Conv2d (64 -> 64 channels, 56x56, batch 32 on a GPU, 8 on a CPU),
+forward + input grad + weight grad, against torch (cuDNN on a GPU).
 
     python tools/bench/matmul.py                          # default device (PoCL here)
-    NETCL_DEVICE=gpu python tools/bench/matmul.py         # the GPU
+    NETCL_DEVICE=gpu python tools/bench/matmul.py --conv  # the GPU, and the conv row
     python tools/bench/matmul.py --dtype float16 --layout nt   # fp16, x @ W.T
-    python tools/bench/matmul.py --tiles                  # every tiled-kernel shape
+    python tools/bench/matmul_tune.py                     # tile sweep (GPU)
 
 Timing is wall time around many calls followed by one ``queue.finish()``
 for netcl, ``torch.cuda.synchronize()`` for torch CUDA (numpy and torch CPU
@@ -39,21 +44,18 @@ for _src in ("packages/netcl-device/src", "packages/netcl-tensor/src"):
         sys.path.append(str(_ROOT / _src))
 
 from netcl.core.device import manager  # noqa: E402
-from netcl.core.tensor import Tensor, from_numpy  # noqa: E402
-from netcl.core.tensor.ops.matmul import TileConfig, matmul_with  # noqa: E402
+from netcl.core.tensor import Tensor, from_numpy, ops  # noqa: E402
 
 try:
     import torch
 except ImportError:  # the bench still runs against numpy alone
     torch = None  # type: ignore[assignment]
 
-SHAPES = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048),
-          (128, 784, 256)]
-# Shapes of the tiled kernel that --tiles times (bm, bn, bk, tm, tn).
-SWEEP = [TileConfig(*t) for t in (
-    (128, 128, 8, 8, 8), (128, 128, 16, 8, 8), (128, 64, 8, 8, 4), (64, 64, 8, 4, 4),
-    (64, 64, 16, 4, 4), (64, 64, 8, 8, 8), (32, 32, 8, 4, 4),
-)]
+# (batch, M, K, N); batch 1 is a plain 2-D product.
+SHAPES = [(1, 256, 256, 256), (1, 512, 512, 512), (1, 1024, 1024, 1024),
+          (1, 2048, 2048, 2048), (1, 4096, 4096, 4096), (1, 128, 784, 256),
+          (1, 256, 1024, 1024), (8, 512, 512, 512)]
+CPU_MAX_SIZE = 2048  # 4096^3 takes most of a second a call on the 2-core CPU
 
 
 Timed = tuple[Callable[[], Any], Callable[[], None]]  # (one call, wait for it)
@@ -98,108 +100,146 @@ def transposed(t: Tensor) -> Tensor:
     return Tensor(t.buffer, shape, t.dtype, t.device, strides, t.offset)
 
 
-def operands(m: int, k: int, n: int, layout: str, dtype: np.dtype[Any],
+def operands(batch: int, m: int, k: int, n: int, layout: str, dtype: np.dtype[Any],
              rng: np.random.Generator) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Host A (m, k) and B (k, n); with layout "nt", B is stored (n, k) and used as B.T."""
-    a = rng.standard_normal((m, k), dtype=np.float32).astype(dtype)
-    b_shape = (n, k) if layout == "nt" else (k, n)
-    b = rng.standard_normal(b_shape, dtype=np.float32).astype(dtype)
-    return a, b
+    """Host A (m, k) and B (k, n), with a leading batch axis when batch > 1, each
+    stored transposed where ``layout`` says "t" (to be read as a view)."""
+    lead = (batch,) if batch > 1 else ()
+    a = rng.standard_normal((*lead, *((k, m) if layout[0] == "t" else (m, k))), np.float32)
+    b = rng.standard_normal((*lead, *((n, k) if layout[1] == "t" else (k, n))), np.float32)
+    return a.astype(dtype), b.astype(dtype)
+
+
+def used(host: np.ndarray[Any, Any], stored_transposed: bool) -> np.ndarray[Any, Any]:
+    """The operand the product uses: ``host`` or its last two axes swapped."""
+    return np.swapaxes(host, -1, -2) if stored_transposed else host
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
-    parser.add_argument("--layout", choices=("nn", "nt"), default="nn",
-                        help="nn: A @ B; nt: A @ B.T with B stored transposed (nn.Linear)")
-    parser.add_argument("--tiles", action="store_true",
-                        help="also time every tiled-kernel shape (GPU tuning)")
+    parser.add_argument("--layout", choices=("nn", "nt", "tn"), nargs="+",
+                        default=["nn", "nt", "tn"],
+                        help="nn: A @ B; nt: A @ B.T (nn.Linear); tn: A.T @ B (its weight grad)")
+    parser.add_argument("--conv", action="store_true", help="add the Conv2d row")
     args = parser.parse_args()
 
     device = manager.default("auto")
     dtype = np.dtype(args.dtype)
     on_gpu = device.type == "gpu"
-    peers: dict[str, Callable[[np.ndarray[Any, Any], np.ndarray[Any, Any]], Timed]] = {}
+    peers: dict[str, Callable[[np.ndarray[Any, Any], np.ndarray[Any, Any], str], Timed]] = {}
     if on_gpu:
         if torch is not None and torch.cuda.is_available():
             # TF32 would round the inputs to 10 mantissa bits: not the same work.
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
-            peers["torch-cuda"] = _torch_peer("cuda", args.layout)
+            torch.backends.cudnn.benchmark = True
+            peers["torch-cuda"] = partial(_torch_peer, "cuda")
     else:
-        peers["numpy"] = _numpy_peer(args.layout)
+        peers["numpy"] = _numpy_peer
         if torch is not None:
-            peers["torch-cpu"] = _torch_peer("cpu", args.layout)
+            peers["torch-cpu"] = partial(_torch_peer, "cpu")
 
     print(f"device: {device.name} ({device.type}, {device.compute_units} compute units)"
-          f"  dtype: {dtype}  layout: {args.layout}")
+          f"  dtype: {dtype}")
     if torch is not None and on_gpu and "torch-cuda" in peers:
         print(f"peer: torch {torch.__version__} on {torch.cuda.get_device_name()}")
-    header = f"{'M x K @ K x N':>26} {'rel err':>8} {'netcl GF/s':>11}"
+    header = f"{'layout  [batch x] M x K @ K x N':>34} {'rel err':>8} {'netcl GF/s':>11}"
     for name in peers:
         header += f" {name + ' GF/s':>16} {'ratio':>6}"
-    if args.tiles:
-        header += "".join(f" {_tile_name(t):>14}" for t in SWEEP)
     print(header)
 
     rng = np.random.default_rng(0)
-    for m, k, n in SHAPES:
-        a_host, b_host = operands(m, k, n, args.layout, dtype, rng)
-        a = from_numpy(a_host, device)
-        b = from_numpy(b_host, device)
-        if args.layout == "nt":
-            b = transposed(b)
-        flops = 2.0 * m * n * k
-        sync = device.queue.finish
+    pause = 0.0 if on_gpu else 0.2
+    sync = device.queue.finish
+    for layout in args.layout:
+        for batch, m, k, n in SHAPES:
+            if not on_gpu and max(m, k, n) > CPU_MAX_SIZE:
+                continue
+            a_host, b_host = operands(batch, m, k, n, layout, dtype, rng)
+            a, b = from_numpy(a_host, device), from_numpy(b_host, device)
+            a = transposed(a) if layout[0] == "t" else a
+            b = transposed(b) if layout[1] == "t" else b
 
-        def netcl_call(a: Tensor = a, b: Tensor = b, tile: TileConfig | None = None) -> Any:
-            # A tile forces the tiled (GPU) kernel, so --tiles works on any device.
-            return matmul_with(a, b, kernel=None if tile is None else "tiled", tile=tile)
+            def netcl_call(a: Tensor = a, b: Tensor = b) -> Any:
+                return a @ b
 
-        # Checked once per shape, so a fast wrong kernel cannot pass unnoticed.
-        right = b_host.T if args.layout == "nt" else b_host
-        reference = a_host.astype(np.float32) @ right.astype(np.float32)
-        error = np.abs(netcl_call().numpy() - reference).max() / np.abs(reference).max()
-        sides: list[Timed] = [(netcl_call, sync)]
-        sides += [make(a_host, b_host) for make in peers.values()]
-        if args.tiles:
-            sides += [(partial(netcl_call, a, b, tile), sync) for tile in SWEEP]
-        pause = 0.0 if on_gpu else 0.2
-        gflops = [flops / seconds / 1e9 for seconds in time_calls(sides, pause)]
-        netcl_gf = gflops[0]
-        row = f"{f'{m} x {k} @ {k} x {n}':>26} {error:>8.1e} {netcl_gf:>11.1f}"
-        for peer_gf in gflops[1:1 + len(peers)]:
-            row += f" {peer_gf:>16.1f} {netcl_gf / peer_gf:>6.2f}"
-        for tile_gf in gflops[1 + len(peers):]:
-            row += f" {tile_gf:>14.1f}"
-        print(row, flush=True)
+            # Checked once per shape, so a fast wrong kernel cannot pass unnoticed.
+            reference = (used(a_host, layout[0] == "t").astype(np.float32)
+                         @ used(b_host, layout[1] == "t").astype(np.float32))
+            error = np.abs(netcl_call().numpy() - reference).max() / np.abs(reference).max()
+            sides: list[Timed] = [(netcl_call, sync)]
+            sides += [make(a_host, b_host, layout) for make in peers.values()]
+            flops = 2.0 * batch * m * n * k
+            gflops = [flops / seconds / 1e9 for seconds in time_calls(sides, pause)]
+            name = f"{layout}  {f'{batch} x ' if batch > 1 else ''}{m} x {k} @ {k} x {n}"
+            print(_row(name, error, gflops), flush=True)
+    if args.conv:
+        _conv_row(device, on_gpu, pause, rng)
 
 
-def _tile_name(tile: TileConfig) -> str:
-    return f"{tile.bm}x{tile.bn}x{tile.bk}/{tile.tm}x{tile.tn}"
+def _row(name: str, error: float, gflops: list[float]) -> str:
+    row = f"{name:>34} {error:>8.1e} {gflops[0]:>11.1f}"
+    for peer_gf in gflops[1:]:
+        row += f" {peer_gf:>16.1f} {gflops[0] / peer_gf:>6.2f}"
+    return row
 
 
-def _numpy_peer(layout: str) -> Callable[[np.ndarray[Any, Any], np.ndarray[Any, Any]], Timed]:
-    def make(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> Timed:
-        right = b.T if layout == "nt" else b
-        return (lambda: a @ right), (lambda: None)
-    return make
+def _conv_row(device: Any, on_gpu: bool, pause: float, rng: np.random.Generator) -> None:
+    """Conv2d 3x3, 64 -> 64, 56x56, padding 1: forward, input grad and weight grad."""
+    batch = 32 if on_gpu else 8
+    x_host = rng.standard_normal((batch, 64, 56, 56), np.float32)
+    w_host = rng.standard_normal((64, 64, 3, 3), np.float32) / np.float32(24.0)
+    g_host = rng.standard_normal((batch, 64, 56, 56), np.float32)
+    x, w, g = (from_numpy(v, device) for v in (x_host, w_host, g_host))
+
+    def netcl_call() -> Any:
+        ops.conv2d(x, w, 1, 1)
+        ops.conv2d_input_grad(g, w, x.shape, 1, 1)
+        return ops.conv2d_weight_grad(g, x, w.shape, 1, 1)
+
+    sides: list[Timed] = [(netcl_call, device.queue.finish)]
+    error = float("nan")
+    if torch is not None:
+        where = "cuda" if on_gpu else "cpu"
+        tx, tw, tg = (torch.from_numpy(v).to(where) for v in (x_host, w_host, g_host))
+        tx.requires_grad_()
+        tw.requires_grad_()
+
+        def torch_call() -> None:
+            tw.grad = tx.grad = None
+            y = torch.nn.functional.conv2d(tx, tw, padding=1)
+            y.backward(tg)  # type: ignore[no-untyped-call]
+
+        torch_call()
+        assert tw.grad is not None
+        want = tw.grad.double().cpu().numpy()
+        error = float(np.abs(netcl_call().numpy() - want).max() / np.abs(want).max())
+        sync = torch.cuda.synchronize if on_gpu else (lambda: None)
+        sides.append((torch_call, sync))
+    flops = 3 * 2.0 * batch * 64 * 64 * 9 * 56 * 56
+    gflops = [flops / seconds / 1e9 for seconds in time_calls(sides, pause)]
+    print(_row(f"conv2d 3x3 64->64 56x56 b{batch} f+b", error, gflops), flush=True)
 
 
-def _torch_peer(where: str, layout: str) -> Callable[
-        [np.ndarray[Any, Any], np.ndarray[Any, Any]], Timed]:
+def _numpy_peer(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], layout: str) -> Timed:
+    left, right = used(a, layout[0] == "t"), used(b, layout[1] == "t")
+    return (lambda: left @ right), (lambda: None)
+
+
+def _torch_peer(where: str, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any],
+                layout: str) -> Timed:
     assert torch is not None
+    ta = torch.from_numpy(a).to(where)
+    tb = torch.from_numpy(b).to(where)
+    left = ta.transpose(-1, -2) if layout[0] == "t" else ta
+    right = tb.transpose(-1, -2) if layout[1] == "t" else tb
 
-    def make(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> Timed:
-        ta = torch.from_numpy(a).to(where)
-        tb = torch.from_numpy(b).to(where)
-        right = tb.T if layout == "nt" else tb
-        def sync() -> None:
-            if where == "cuda":
-                torch.cuda.synchronize()
+    def sync() -> None:
+        if where == "cuda":
+            torch.cuda.synchronize()
 
-        return (lambda: ta @ right), sync
-    return make
+    return (lambda: left @ right), sync
 
 
 if __name__ == "__main__":

@@ -56,6 +56,15 @@ def matmul(g: Tensor, node: Node) -> list[Grad]:
     return [ga, gb]
 
 
+def conv2d(g: Tensor, node: Node) -> list[Grad]:
+    """out = conv2d(x, w): both gradients are implicit GEMMs on the same kernel."""
+    x, w = node.inputs
+    geometry = node.saved["stride"], node.saved["padding"], node.saved["dilation"]
+    gx = ops.conv2d_input_grad(g, w, x.shape, *geometry) if x.requires_grad else None
+    gw = ops.conv2d_weight_grad(g, x, w.shape, *geometry) if w.requires_grad else None
+    return [gx, gw]
+
+
 def _geometry(node: Node) -> tuple[Any, Any, Any, Any]:
     """kernel_size, stride, padding, dilation as the op recorded them."""
     saved = node.saved

@@ -60,6 +60,7 @@ RULES: dict[str, Rule] = {
     "take_along_axis": mv.take_along_axis,
     # linear algebra
     "matmul": la.matmul,
+    "conv2d": la.conv2d,
     "unfold": la.unfold,
     "fold": la.fold,
     "max_pool2d": la.max_pool2d,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from netcl.core.tensor import Tensor, dtypes, from_numpy, ops, rand
-from netcl.core.tensor.ops.conv import IntPair, output_size, pair
+from netcl.core.tensor.ops.conv import IntPair
 
 IndexLike = Tensor | np.ndarray[Any, Any] | Sequence[int]
 
@@ -90,27 +90,13 @@ def conv2d(
 ) -> Tensor:
     """2-D cross-correlation, as PyTorch's conv2d: x (N, C, H, W), weight (O, C, KH, KW).
 
-    Computed as im2col and one batched matmul: ``unfold(x)`` is
-    (N, C*KH*KW, OH*OW), and weight seen as (O, C*KH*KW) times it is
-    (N, O, OH*OW). Memory is C*KH*KW*OH*OW per image, fine for small CNNs.
+    An implicit GEMM per image on matmul's tiled kernel (``ops.conv2d``): the
+    input is read in place, no unfolded copy of it is made.
     """
-    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
-        raise ValueError(
-            f"conv2d: input {x.shape} and weight {weight.shape} must be (N, C, H, W) and "
-            "(O, C, KH, KW) with the same C"
-        )
-    n, _, height, width = x.shape
-    out_channels, channels, kh, kw = weight.shape
-    sh, sw = pair("conv2d", "stride", stride, 1)
-    ph, pw = pair("conv2d", "padding", padding, 0)
-    dh, dw = pair("conv2d", "dilation", dilation, 1)
-    cols = ops.unfold(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw))
-    out = ops.matmul(ops.reshape(weight, (out_channels, channels * kh * kw)), cols)
+    out = ops.conv2d(x, weight, stride, padding, dilation)
     if bias is not None:
-        out = ops.add(out, ops.reshape(bias, (1, out_channels, 1)))
-    oh = output_size(height, kh, sh, ph, dh)
-    ow = output_size(width, kw, sw, pw, dw)
-    return ops.reshape(out, (n, out_channels, oh, ow))
+        out = ops.add(out, ops.reshape(bias, (1, weight.shape[0], 1, 1)))
+    return out
 
 
 def max_pool2d(

@@ -1,6 +1,14 @@
 """Every op of the tensor layer; each module holds one family."""
 
-from netcl.core.tensor.ops.conv import fold, max_pool2d, max_pool2d_backward, unfold
+from netcl.core.tensor.ops.conv import (
+    conv2d,
+    conv2d_input_grad,
+    conv2d_weight_grad,
+    fold,
+    max_pool2d,
+    max_pool2d_backward,
+    unfold,
+)
 from netcl.core.tensor.ops.elementwise import (
     abs,
     add,
@@ -57,6 +65,9 @@ __all__ = [
     "argmin",
     "cast",
     "cat",
+    "conv2d",
+    "conv2d_input_grad",
+    "conv2d_weight_grad",
     "copy",
     "copy_",
     "div",

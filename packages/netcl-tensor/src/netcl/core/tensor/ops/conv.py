@@ -1,5 +1,6 @@
-"""2-D convolution building blocks over NCHW tensors: unfold/fold (im2col/col2im) and
-max pooling with its argmax (conv.cl). A convolution is ``unfold`` then a matmul."""
+"""2-D convolution over NCHW tensors: the convolution itself and its two gradients as
+implicit GEMMs on matmul's tiled kernel (matmul.cl reads the input in place, no
+unfolded copy), unfold/fold (im2col/col2im) and max pooling with its argmax (conv.cl)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from typing import Any
 import numpy as np
 import pyopencl.cltypes as cltypes
 
-from netcl.core.tensor import dtypes
+from netcl.core.tensor import dtypes, recorder
 from netcl.core.tensor.dispatch import common_device, empty, launch, record
+from netcl.core.tensor.ops.elementwise import copy_
+from netcl.core.tensor.ops.matmul import TileConfig, implicit_gemm, matmul
+from netcl.core.tensor.ops.reduce import sum as sum_
 from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("conv.cl")
@@ -79,6 +83,170 @@ def _strides4(t: Tensor) -> np.ndarray[Any, Any]:
 
 def _ints(values: Sequence[int]) -> list[np.int32]:
     return [np.int32(v) for v in values]
+
+
+def conv2d(
+    x: Tensor, weight: Tensor, stride: IntPair = 1, padding: IntPair = 0,
+    dilation: IntPair = 1, tile: TileConfig | None = None,
+) -> Tensor:
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d`` without bias.
+
+    ``x`` (N, C, H, W), ``weight`` (O, C, KH, KW) -> (N, O, OH, OW) with
+    ``out[n, o, oh, ow] = sum over c, kh, kw of weight[o, c, kh, kw] *
+    x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]`` (0 in the padding).
+    One implicit GEMM per image, (O, C*KH*KW) @ (C*KH*KW, OH*OW), its columns
+    read straight from ``x``. On a CPU device (PoCL, where the tiled kernel
+    is slow) ``unfold`` and the panel matmul instead, unless ``tile`` forces
+    the tiled kernel's shape (tests, benchmarks). Recorded as ``conv2d`` with
+    the geometry.
+    """
+    _check_conv("conv2d", x, weight)
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    (oh, ow), geometry = _geometry("conv2d", (h, w), (kh, kw), stride, padding, dilation)
+    a = _as_shape(_contiguous(weight), (o, c * kh * kw))
+    if _unfolds(x, tile):
+        with recorder.recording(None):
+            cols = unfold(x, (kh, kw), *_pairs(geometry))
+            out = _as_shape(matmul(a, cols), (n, o, oh, ow))
+    elif (out := empty((n, o, oh, ow), x.dtype, x.device)).size:
+        implicit_gemm(a, x, _as_shape(out, (n, o, oh * ow)), 1,
+                      _gather(geometry, (h, w), (oh, ow), x.strides), tile)
+    return record("conv2d", [x, weight], out, stride=geometry[2:4], padding=geometry[4:6],
+                  dilation=geometry[6:8])
+
+
+def conv2d_input_grad(
+    grad: Tensor, weight: Tensor, input_shape: Sequence[int], stride: IntPair = 1,
+    padding: IntPair = 0, dilation: IntPair = 1, tile: TileConfig | None = None,
+) -> Tensor:
+    """The gradient of ``conv2d`` for its input: (N, C, H, W) of ``input_shape``.
+
+    ``grad_x[n, c, h, w] = sum over o, kh, kw of weight[o, c, kh, kw] *
+    grad[n, o, oh, ow]`` over the windows (oh, ow) whose tap (kh, kw) read
+    (h, w): one implicit GEMM per image, (C, O*KH*KW) @ (O*KH*KW, H*W), its
+    columns read straight from ``grad`` (on a CPU device, as ``conv2d``:
+    a matmul then ``fold``). Not recorded.
+    """
+    n, c, h, w = (int(s) for s in input_shape)
+    o, _, kh, kw = weight.shape
+    (oh, ow), geometry = _geometry(
+        "conv2d_input_grad", (h, w), (kh, kw), stride, padding, dilation
+    )
+    _check_grad("conv2d_input_grad", grad, weight, (n, o, oh, ow))
+    if _unfolds(grad, tile):
+        a = _as_shape(_contiguous(weight), (o, c * kh * kw))
+        with recorder.recording(None):
+            cols = matmul(_swap_last(a), _as_shape(_contiguous(grad), (n, o, oh * ow)))
+            return fold(cols, (h, w), (kh, kw), *_pairs(geometry))
+    out = empty((n, c, h, w), grad.dtype, grad.device)
+    if out.size:
+        # The weight as (C, O, KH, KW): a copy, but of the (small) weight only.
+        swapped = Tensor(weight.buffer, (c, o, kh, kw), weight.dtype, weight.device,
+                         (weight.strides[1], weight.strides[0], *weight.strides[2:]),
+                         weight.offset)
+        a = _as_shape(_contiguous(swapped), (c, o * kh * kw))
+        implicit_gemm(a, grad, _as_shape(out, (n, c, h * w)), 3,
+                      _gather(geometry, (h, w), (oh, ow), grad.strides), tile)
+    return out
+
+
+def conv2d_weight_grad(
+    grad: Tensor, x: Tensor, weight_shape: Sequence[int], stride: IntPair = 1,
+    padding: IntPair = 0, dilation: IntPair = 1, tile: TileConfig | None = None,
+) -> Tensor:
+    """The gradient of ``conv2d`` for its weight: (O, C, KH, KW) of ``weight_shape``.
+
+    ``grad_w[o, c, kh, kw] = sum over n, oh, ow of grad[n, o, oh, ow] *
+    x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]``: per image an implicit
+    GEMM (O, OH*OW) @ (OH*OW, C*KH*KW) reading ``x`` in place, then the
+    images' products summed in order (on a CPU device, as ``conv2d``:
+    ``unfold`` and a batched matmul). Not recorded.
+    """
+    o, c, kh, kw = (int(s) for s in weight_shape)
+    n, _, h, w = x.shape
+    (oh, ow), geometry = _geometry(
+        "conv2d_weight_grad", (h, w), (kh, kw), stride, padding, dilation
+    )
+    _check_grad("conv2d_weight_grad", grad, x, (n, o, oh, ow))
+    if x.shape[1] != c:
+        raise ValueError(
+            f"conv2d_weight_grad: input {x.shape} does not have the {c} channels of "
+            f"weight shape {tuple(weight_shape)}"
+        )
+    a = _as_shape(_contiguous(grad), (n, o, oh * ow))
+    if _unfolds(x, tile):
+        with recorder.recording(None):
+            cols = unfold(x, (kh, kw), *_pairs(geometry))
+            return _as_shape(sum_(matmul(a, _swap_last(cols)), 0), (o, c, kh, kw))
+    out = empty((o, c, kh, kw), grad.dtype, grad.device)
+    if out.size:
+        implicit_gemm(a, x, _as_shape(out, (o, c * kh * kw)), 2,
+                      _gather(geometry, (h, w), (oh, ow), x.strides), tile)
+    return out
+
+
+def _check_conv(op: str, x: Tensor, weight: Tensor) -> None:
+    _check(op, x, 4, "input (N, C, H, W)")
+    _check(op, weight, 4, "weight (O, C, KH, KW)")
+    if x.shape[1] != weight.shape[1] or x.dtype != weight.dtype:
+        raise ValueError(
+            f"{op}: input {x.shape} ({x.dtype}) and weight {weight.shape} ({weight.dtype}) "
+            "must have the same channel count C and dtype"
+        )
+    common_device(op, [x, weight])
+
+
+def _check_grad(op: str, grad: Tensor, other: Tensor, shape: Shape) -> None:
+    _check(op, grad, 4, "gradient (N, O, OH, OW)")
+    _check(op, other, 4, "tensor")
+    if grad.shape != shape or grad.dtype != other.dtype:
+        raise ValueError(
+            f"{op}: gradient {grad.shape} ({grad.dtype}) must be {shape} ({other.dtype})"
+        )
+    common_device(op, [grad, other])
+
+
+def _unfolds(t: Tensor, tile: TileConfig | None) -> bool:
+    """Whether a convolution goes through ``unfold`` and the panel matmul (CPU devices)."""
+    return tile is None and t.device.type == "cpu"
+
+
+def _pairs(geometry: list[int]) -> tuple[tuple[int, int], ...]:
+    """stride, padding, dilation as pairs, from _geometry's list."""
+    return tuple((geometry[i], geometry[i + 1]) for i in (2, 4, 6))
+
+
+def _swap_last(t: Tensor) -> Tensor:
+    """The last two axes swapped, as a view (matmul reads any strides)."""
+    strides = (*t.strides[:-2], t.strides[-1], t.strides[-2])
+    return Tensor(t.buffer, (*t.shape[:-2], t.shape[-1], t.shape[-2]), t.dtype, t.device,
+                  strides, t.offset)
+
+
+def _contiguous(t: Tensor) -> Tensor:
+    """``t`` itself when it is contiguous, else a contiguous copy (not recorded)."""
+    if t.is_contiguous:
+        return t
+    target = empty(t.shape, t.dtype, t.device)
+    copy_(target, t)
+    return target
+
+
+def _as_shape(t: Tensor, shape: Shape) -> Tensor:
+    """Contiguous ``t`` seen with another shape of the same size (not recorded)."""
+    return Tensor(t.buffer, shape, t.dtype, t.device, None, t.offset)
+
+
+def _gather(
+    geometry: list[int], size: tuple[int, int], out_size: tuple[int, int], strides: Shape
+) -> dict[str, int]:
+    """matmul.cl's G_* values: geometry, input and output sizes, the gathered tensor's
+    channel, row and column strides."""
+    names = ("KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW")
+    return {**dict(zip(names, geometry, strict=True)), "IH": size[0], "IW": size[1],
+            "OH": out_size[0], "OW": out_size[1], "S1": strides[1], "S2": strides[2],
+            "S3": strides[3]}
 
 
 def unfold(

@@ -193,37 +193,130 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 
 #else  // PANEL == 0: the tiled GPU kernel
 
-// Supplied by matmul.py: BM, BN (tile of C), BK (depth of one local tile),
-// TM, TN (block of C per work-item, multiples of 4), A_K_MAJOR / B_K_MAJOR
-// (1 when the operand's unit stride runs along K; picks which of the tile's
-// two axes consecutive work-items walk, so global loads coalesce).
+// Supplied by matmul.py:
+//   BM, BN, BK, TM, TN  a BM x BN tile of C per work-group, K stepped BK at a
+//                       time, a TM x TN block of C per work-item (TM, TN
+//                       multiples of 4; BM * BK and BN * BK multiples of
+//                       4 * THREADS, so each work-item loads whole float4s)
+//   A_K_MAJOR, B_K_MAJOR  1 when the operand's unit stride runs along K: the
+//                       four elements of a load slot then run along K, else
+//                       along M (N), so a warp's loads are contiguous
+//   A_VEC, B_VEC        1 when those four elements are one aligned float4 in
+//                       memory (float32, unit stride, the other stride, the
+//                       offset and the batch strides multiples of 4): tiles
+//                       inside the matrix then load with one 16-byte read
+//   C_VEC               1 when C rows can be stored as float4 (float, N % 4 == 0)
+//   SPLIT_K             1: batch entry z sums only K chunk z (ip.sb long) into
+//                       its own C slab; sum_splits adds the slabs up after
+//   B_GATHER            0: B is a matrix; 1-3: B is an NCHW tensor read as
+//                       implicit-GEMM columns of a convolution (see gather_b)
 #define THREADS_X (BN / TN)
 #define THREADS_Y (BM / TM)
 #define THREADS (THREADS_X * THREADS_Y)
-#define A_LOADS (BM * BK / THREADS)
-#define B_LOADS (BN * BK / THREADS)
-// Local rows are padded by 4 floats. A K-major operand is stored transposed
-// (k-th local row holds column k of the tile), and a warp writes 8 k's x 4
-// m's of it at once: with a stride of BM + 4 those 32 floats fall in 32
-// different banks, with BM they would share 4. A multiple of 4 keeps each
-// row float4-aligned for the fragment reads.
+#define A_SLOTS (BM * BK / 4 / THREADS)
+#define B_SLOTS (BN * BK / 4 / THREADS)
+// Local rows are padded by 4 floats: a K-major operand is stored transposed
+// (local row k holds column k of the tile), and a warp's scalar writes of
+// it then fall in different banks; a multiple of 4 keeps each row
+// float4-aligned for the fragment reads.
 #define AS_STRIDE (BM + 4)
 #define BS_STRIDE (BN + 4)
 
-// Element (m, k) of the A tile loaded by slot i of work-item tid.
+// Load slot e of a tile: the first of its four elements, as (row, depth),
+// and the step to the next element.
 #if A_K_MAJOR
-#define A_TILE_M(e) ((e) / BK)
-#define A_TILE_K(e) ((e) % BK)
+#define A_SLOT_M(e) ((e) / (BK / 4))
+#define A_SLOT_K(e) ((e) % (BK / 4) * 4)
+#define A_DM 0
+#define A_DK 1
 #else
-#define A_TILE_M(e) ((e) % BM)
-#define A_TILE_K(e) ((e) / BM)
+#define A_SLOT_M(e) ((e) % (BM / 4) * 4)
+#define A_SLOT_K(e) ((e) / (BM / 4))
+#define A_DM 1
+#define A_DK 0
 #endif
 #if B_K_MAJOR
-#define B_TILE_N(e) ((e) / BK)
-#define B_TILE_K(e) ((e) % BK)
+#define B_SLOT_N(e) ((e) / (BK / 4))
+#define B_SLOT_K(e) ((e) % (BK / 4) * 4)
+#define B_DN 0
+#define B_DK 1
 #else
-#define B_TILE_N(e) ((e) % BN)
-#define B_TILE_K(e) ((e) / BN)
+#define B_SLOT_N(e) ((e) % (BN / 4) * 4)
+#define B_SLOT_K(e) ((e) / (BN / 4))
+#define B_DN 1
+#define B_DK 0
+#endif
+
+#if B_GATHER
+// A convolution's B operand read straight from its NCHW tensor X (batch
+// entry z = image), so no column matrix is ever written. Geometry is
+// compile-time (G_* defines, one build per convolution shape), which turns
+// every / and % below into multiplies and shifts. X has channel, row and
+// column strides G_S1, G_S2, G_S3 and spatial size G_IH x G_IW; the
+// convolution's output is G_OH x G_OW. Row r = (c * KH + kh) * KW + kw
+// names a channel and kernel tap, column p = oh * OW + ow an output
+// position, as torch.nn.functional.unfold orders them.
+inline float im2col_at(__global const B_T *X, const int r, const int p)
+{
+    const int c = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
+    const int h = p / G_OW * G_SH - G_PH + kh * G_DH;
+    const int w = p % G_OW * G_SW - G_PW + kw * G_DW;
+    return (h >= 0 && h < G_IH && w >= 0 && w < G_IW)
+        ? LOAD_B(X, c * G_S1 + h * G_S2 + w * G_S3) : 0.0f;
+}
+
+// The input gradient's B: row r = (o * KH + kh) * KW + kw, column
+// q = h * IW + w of the input; the output-gradient pixel (oh, ow) that tap
+// (kh, kw) of window (oh, ow) read input pixel (h, w) through, or 0 where no
+// window did. X here is the output gradient (G_OH x G_OW).
+inline float col2im_at(__global const B_T *X, const int r, const int q)
+{
+    const int o = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
+    const int th = q / G_IW + G_PH - kh * G_DH;
+    const int tw = q % G_IW + G_PW - kw * G_DW;
+    const int oh = th / G_SH, ow = tw / G_SW;
+    return (th >= 0 && tw >= 0 && th % G_SH == 0 && tw % G_SW == 0 && oh < G_OH && ow < G_OW)
+        ? LOAD_B(X, o * G_S1 + oh * G_S2 + ow * G_S3) : 0.0f;
+}
+
+#if B_GATHER == 1  // forward: B[k][n] = unfold(X)[k][n]
+#define B_AT(k, n) im2col_at(B, k, n)
+#elif B_GATHER == 2  // weight gradient: B[k][n] = unfold(X)[n][k]
+#define B_AT(k, n) im2col_at(B, n, k)
+#else  // input gradient
+#define B_AT(k, n) col2im_at(B, k, n)
+#endif
+#else
+#define B_AT(k, n) LOAD_B(B, (k) * b_sk + (n) * b_sn)
+#endif
+#define A_AT(m, k) LOAD_A(A, (m) * a_sm + (k) * a_sk)
+
+// An element past M, N or this work-group's K range reads as 0.
+#define A_SAFE(m, k) (((m) < M && (k) < k_end) ? A_AT(m, k) : 0.0f)
+#define B_SAFE(k, n) (((k) < k_end && (n) < N) ? B_AT(k, n) : 0.0f)
+#define A_SAFE4(m, k)                                                           \
+    (float4)(A_SAFE(m, k), A_SAFE((m) + A_DM, (k) + A_DK),                      \
+             A_SAFE((m) + 2 * A_DM, (k) + 2 * A_DK), A_SAFE((m) + 3 * A_DM, (k) + 3 * A_DK))
+#define B_SAFE4(k, n)                                                           \
+    (float4)(B_SAFE(k, n), B_SAFE((k) + B_DK, (n) + B_DN),                      \
+             B_SAFE((k) + 2 * B_DK, (n) + 2 * B_DN), B_SAFE((k) + 3 * B_DK, (n) + 3 * B_DN))
+
+// A slot that lies wholly inside the matrix: no bound tests.
+#if A_VEC
+#define A_FAST4(m, k) (*(__global const float4 *)(A + (m) * a_sm + (k) * a_sk))
+#else
+#define A_FAST4(m, k)                                                           \
+    (float4)(A_AT(m, k), A_AT((m) + A_DM, (k) + A_DK),                          \
+             A_AT((m) + 2 * A_DM, (k) + 2 * A_DK), A_AT((m) + 3 * A_DM, (k) + 3 * A_DK))
+#endif
+#if B_VEC
+#define B_FAST4(k, n) (*(__global const float4 *)(B + (k) * b_sk + (n) * b_sn))
+#elif B_GATHER
+#define B_FAST4(k, n) B_SAFE4(k, n)  // the gather tests its own bounds
+#else
+#define B_FAST4(k, n)                                                           \
+    (float4)(B_AT(k, n), B_AT((k) + B_DK, (n) + B_DN),                          \
+             B_AT((k) + 2 * B_DK, (n) + 2 * B_DN), B_AT((k) + 3 * B_DK, (n) + 3 * B_DN))
 #endif
 
 __kernel __attribute__((reqd_work_group_size(THREADS_X, THREADS_Y, 1)))
@@ -231,7 +324,7 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
 {
     UNPACK_PARAMS
     // Declared float4 so that every local row is 16-byte aligned for the
-    // vector fragment reads; written through float pointers.
+    // vector fragment reads; K-major tiles are written through float pointers.
     __local float4 As[2][BK][AS_STRIDE / 4];
     __local float4 Bs[2][BK][BS_STRIDE / 4];
 
@@ -243,48 +336,84 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     A += a_off + batch_offset(z, batch_shape, a_bs);
     B += b_off + batch_offset(z, batch_shape, b_bs);
     C += (long)z * M * N;
+#if SPLIT_K
+    const int k_begin = z * ip.sb;
+    const int k_end = min(K, k_begin + ip.sb);
+#else
+    const int k_begin = 0;
+    const int k_end = K;
+#endif
+    // Uniform over the work-group, so its branches below never diverge.
+    const bool interior = m0 + BM <= M && n0 + BN <= N;
 
-    float a_next[A_LOADS];
-    float b_next[B_LOADS];
+    float4 a_next[A_SLOTS];
+    float4 b_next[B_SLOTS];
     float acc[TM][TN];
 #pragma unroll
     for (int i = 0; i < TM; ++i)
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
-// Global -> registers for the tile starting at depth k0 (zeros past M, N, K),
-// then registers -> local buffer `buf`. Split in two so the next tile's
-// global loads are in flight while the current tile is multiplied.
+// Global -> registers for the tile at depth k0, then registers -> local
+// buffer `buf`: split in two so the next tile's loads are in flight while
+// the current one is multiplied.
 #define FETCH(k0)                                                               \
-    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
-        const int e = tid + i * THREADS;                                        \
-        const int m = m0 + A_TILE_M(e);                                         \
-        const int k = (k0) + A_TILE_K(e);                                       \
-        a_next[i] = (m < M && k < K) ? LOAD_A(A, m * a_sm + k * a_sk) : 0.0f;   \
-    }                                                                           \
-    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
-        const int e = tid + i * THREADS;                                        \
-        const int n = n0 + B_TILE_N(e);                                         \
-        const int k = (k0) + B_TILE_K(e);                                       \
-        b_next[i] = (n < N && k < K) ? LOAD_B(B, k * b_sk + n * b_sn) : 0.0f;   \
+    if (interior && (k0) + BK <= k_end) {                                       \
+        _Pragma("unroll") for (int i = 0; i < A_SLOTS; ++i) {                   \
+            const int e = tid + i * THREADS;                                    \
+            a_next[i] = A_FAST4(m0 + A_SLOT_M(e), (k0) + A_SLOT_K(e));          \
+        }                                                                       \
+        _Pragma("unroll") for (int i = 0; i < B_SLOTS; ++i) {                   \
+            const int e = tid + i * THREADS;                                    \
+            b_next[i] = B_FAST4((k0) + B_SLOT_K(e), n0 + B_SLOT_N(e));          \
+        }                                                                       \
+    } else {                                                                    \
+        _Pragma("unroll") for (int i = 0; i < A_SLOTS; ++i) {                   \
+            const int e = tid + i * THREADS;                                    \
+            a_next[i] = A_SAFE4(m0 + A_SLOT_M(e), (k0) + A_SLOT_K(e));          \
+        }                                                                       \
+        _Pragma("unroll") for (int i = 0; i < B_SLOTS; ++i) {                   \
+            const int e = tid + i * THREADS;                                    \
+            b_next[i] = B_SAFE4((k0) + B_SLOT_K(e), n0 + B_SLOT_N(e));          \
+        }                                                                       \
     }
+// A slot along K becomes four local rows (`tile` is one buffer of As or Bs,
+// `stride` its row length), a slot along M (N) one float4.
+#define PUT_ALONG_K(tile, stride, k, i, v)                                      \
+    {                                                                           \
+        __local float *at = (__local float *)(tile)[k] + (i);                   \
+        at[0] = (v).x;                                                          \
+        at[stride] = (v).y;                                                     \
+        at[2 * (stride)] = (v).z;                                               \
+        at[3 * (stride)] = (v).w;                                               \
+    }
+#if A_K_MAJOR
+#define PUT_A(buf, i, e) PUT_ALONG_K(As[buf], AS_STRIDE, A_SLOT_K(e), A_SLOT_M(e), a_next[i])
+#else
+#define PUT_A(buf, i, e) As[buf][A_SLOT_K(e)][A_SLOT_M(e) / 4] = a_next[i];
+#endif
+#if B_K_MAJOR
+#define PUT_B(buf, i, e) PUT_ALONG_K(Bs[buf], BS_STRIDE, B_SLOT_K(e), B_SLOT_N(e), b_next[i])
+#else
+#define PUT_B(buf, i, e) Bs[buf][B_SLOT_K(e)][B_SLOT_N(e) / 4] = b_next[i];
+#endif
 #define PUT(buf)                                                                \
-    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
+    _Pragma("unroll") for (int i = 0; i < A_SLOTS; ++i) {                       \
         const int e = tid + i * THREADS;                                        \
-        ((__local float *)As[buf][A_TILE_K(e)])[A_TILE_M(e)] = a_next[i];       \
+        PUT_A(buf, i, e)                                                        \
     }                                                                           \
-    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
+    _Pragma("unroll") for (int i = 0; i < B_SLOTS; ++i) {                       \
         const int e = tid + i * THREADS;                                        \
-        ((__local float *)Bs[buf][B_TILE_K(e)])[B_TILE_N(e)] = b_next[i];       \
+        PUT_B(buf, i, e)                                                        \
     }
 
-    FETCH(0)
+    FETCH(k_begin)
     PUT(0)
     barrier(CLK_LOCAL_MEM_FENCE);
 
     int buf = 0;
-    for (int k0 = 0; k0 < K; k0 += BK) {
-        const bool more = k0 + BK < K;
+    for (int k0 = k_begin; k0 < k_end; k0 += BK) {
+        const bool more = k0 + BK < k_end;
         if (more) {
             FETCH(k0 + BK)
         }
@@ -293,7 +422,8 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             // Work-item (tx, ty) owns rows ty*4 + g*4*THREADS_Y + 0..3 and
             // likewise for columns: its float4 reads of a local row are
             // spread over the tile, so a warp reads each row without bank
-            // conflicts (all of a warp's ty share one A fragment: broadcast).
+            // conflicts (the work-items of a warp sharing ty share one A
+            // fragment: a broadcast).
             float a_frag[TM];
             float b_frag[TN];
 #pragma unroll
@@ -330,12 +460,35 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     for (int i = 0; i < TM; ++i) {
         const int m = m0 + (i / 4) * 4 * THREADS_Y + ty * 4 + i % 4;
         if (m >= M) continue;
+        __global C_T *row = C + (long)m * N;
 #pragma unroll
-        for (int j = 0; j < TN; ++j) {
-            const int n = n0 + (j / 4) * 4 * THREADS_X + tx * 4 + j % 4;
-            if (n < N) STORE_C(C, (long)m * N + n, acc[i][j]);
+        for (int g = 0; g < TN / 4; ++g) {
+            const int n = n0 + g * 4 * THREADS_X + tx * 4;
+#if C_VEC
+            if (n + 3 < N) {
+                *(__global float4 *)(row + n) = (float4)(
+                    acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]);
+                continue;
+            }
+#endif
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                if (n + j < N) STORE_C(row, n + j, acc[i][4 * g + j]);
         }
     }
+}
+
+// C[i] = the sum over the ip.sc split-K slabs of W (each M * N floats), in
+// slab order, so a split product is as deterministic as an unsplit one.
+__kernel void sum_splits(PARAMS, __global const float *W, __global C_T *C)
+{
+    UNPACK_PARAMS
+    const int i = get_global_id(0);
+    const int size = M * N;
+    if (i >= size) return;
+    float sum = 0.0f;
+    for (int s = 0; s < ip.sc; ++s) sum += W[(long)s * size + i];
+    STORE_C(C, i, sum);
 }
 
 #endif

@@ -25,7 +25,10 @@ from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import common_device, empty, record
 from netcl.core.tensor.launch import enqueue
 from netcl.core.tensor.ops.elementwise import copy_, fill_
+from netcl.core.tensor.ops.matmul_tiles import TILE_CONFIGS, TileConfig, choose_tile
 from netcl.core.tensor.tensor import Shape, Tensor
+
+__all__ = ["TILE_CONFIGS", "TileConfig", "implicit_gemm", "matmul", "matmul_with"]
 
 KERNEL_FILE = Path(__file__).with_name("matmul.cl")
 # The kernels decompose the batch index over at most this many dimensions.
@@ -44,37 +47,6 @@ PANEL_COLS = 16
 # is in L2. On a 2-core EPYC anything from 4 to 64 ran 1024^3 at ~172 GFLOP/s
 # and 128x784x256 within 6% of each other; 16 sits in the middle.
 PANEL_GROUP = 16
-
-
-@dataclass(frozen=True)
-class TileConfig:
-    """One shape of the GPU kernel: a ``bm x bn`` tile of C per work-group,
-    stepped ``bk`` deep along K, ``tm x tn`` outputs per work-item."""
-
-    bm: int
-    bn: int
-    bk: int
-    tm: int
-    tn: int
-
-    @property
-    def local_size(self) -> tuple[int, int, int]:
-        return (self.bn // self.tn, self.bm // self.tm, 1)
-
-
-# From largest to smallest; _tile_for takes the largest that still gives every
-# compute unit a work-group. 128x128 with 8x8 outputs per work-item is the
-# classic SGEMM shape for NVIDIA parts (64 accumulators, 16 FMAs per local
-# read). Measured on an H100 (tools/bench/matmul.py --tiles, 2026-11-25):
-# 2048^3 ran at 31.8 TFLOP/s with 128x128 and 28.5 with 64x64; 1024^3 (64
-# tiles of 128: half the 132 SMs idle) at 15.4 with 128x128 and 23.5 with
-# 64x64. A depth of 16 instead of 8, 128x64 tiles, 64x64 with 8x8 per item and
-# 32x32 tiles were slower from 1024^3 up; below that a call is bound by host
-# overhead, not by the tile.
-TILE_CONFIGS = (
-    TileConfig(128, 128, 8, 8, 8),
-    TileConfig(64, 64, 8, 4, 4),
-)
 
 
 @dataclass(frozen=True)
@@ -269,7 +241,12 @@ class _Variant(NamedTuple):
     a_packed: bool = False  # panel: A goes through pack_a
     a_k_major: bool = False  # tiled: A's unit stride runs along K
     b_k_major: bool = False  # tiled: B's unit stride runs along K
+    a_vec: bool = False  # tiled: A's load slots are aligned float4s
+    b_vec: bool = False
+    c_vec: bool = False  # tiled: C rows are stored as float4s
     tile: TileConfig | None = None
+    split: bool = False  # tiled: batch entry z is K chunk z
+    gather: tuple[tuple[str, int], ...] = ()  # tiled: B is a convolution's input (G_* defines)
     sliced: bool = False  # the batch runs in slices (see _slices)
 
     def defines(self) -> dict[str, str | int]:
@@ -290,7 +267,10 @@ class _Variant(NamedTuple):
             assert self.tile is not None
             tile = self.tile
             defines.update(BM=tile.bm, BN=tile.bn, BK=tile.bk, TM=tile.tm, TN=tile.tn,
-                           A_K_MAJOR=int(self.a_k_major), B_K_MAJOR=int(self.b_k_major))
+                           A_K_MAJOR=int(self.a_k_major), B_K_MAJOR=int(self.b_k_major),
+                           A_VEC=int(self.a_vec), B_VEC=int(self.b_vec),
+                           C_VEC=int(self.c_vec), SPLIT_K=int(self.split))
+            defines.update(self.gather or (("B_GATHER", 0),))
         return defines
 
 
@@ -328,7 +308,8 @@ def _run(device: Device, kernel: cl.Kernel, global_size: tuple[int, int, int],
     enqueue(device, kernel, global_size, local_size, (*params, *buffers))
 
 
-def _params(a: _Operand, b: _Operand, m: int, n: int, k: int, dims: Shape) -> Params:
+def _params(a: _Operand, b: _Operand, m: int, n: int, k: int, dims: Shape,
+            chunk: int = 0, splits: int = 0) -> Params:
     """The int16 and long8 every kernel takes (UNPACK_PARAMS in matmul.cl)."""
     for op, rows, cols in ((a, m, k), (b, k, n)):
         reach = (rows - 1) * abs(op.row_stride) + (cols - 1) * abs(op.col_stride)
@@ -343,8 +324,10 @@ def _params(a: _Operand, b: _Operand, m: int, n: int, k: int, dims: Shape) -> Pa
     batch_shape = (*((1,) * pad), *dims)
     a_bs = (*((0,) * pad), *a.batch_strides)
     b_bs = (*((0,) * pad), *b.batch_strides)
-    # Index 10 is the first batch entry of a slice (_slices fills it in).
-    ints = (m, n, k, a.row_stride, a.col_stride, b.row_stride, b.col_stride, *batch_shape, 0)
+    # Index 10 is the first batch entry of a slice (_slices fills it in),
+    # 11 the depth of one split-K chunk and 12 the number of chunks.
+    ints = (m, n, k, a.row_stride, a.col_stride, b.row_stride, b.col_stride, *batch_shape, 0,
+            chunk, splits)
     return (*ints, *((0,) * (16 - len(ints)))), (a.offset, *a_bs, b.offset, *b_bs)
 
 
@@ -359,13 +342,17 @@ def _slices(count: int, params: Params) -> list[tuple[int, Params]]:
 
 def _launch(device: Device, a: _Operand, b: _Operand, out: Tensor, dims: Shape,
             m: int, n: int, k: int, kernel: str | None, tile: TileConfig | None) -> None:
-    params = _params(a, b, m, n, k, dims)
     count = math.prod(dims)
     if (kernel or ("panel" if device.type == "cpu" else "tiled")) == "panel":
+        params = _params(a, b, m, n, k, dims)
         _launch_panel(device, a, b, out, m, n, k, count, params)
-    else:
-        _launch_tiled(device, a, b, out, m, n, count, params,
-                      tile or _tile_for(device, m, n, count))
+        return
+    a_k_major = a.col_stride == 1
+    b_k_major = b.row_stride == 1 and b.col_stride != 1
+    if tile is None:
+        layout = ("n" if a_k_major else "t") + ("t" if b_k_major else "n")
+        tile = choose_tile(device.name, device.compute_units, layout, m, n, k, count)
+    _launch_tiled(device, a, b, out, m, n, k, dims, tile, a_k_major, b_k_major)
 
 
 def _launch_panel(device: Device, a: _Operand, b: _Operand, out: Tensor, m: int, n: int,
@@ -394,26 +381,96 @@ def _launch_panel(device: Device, a: _Operand, b: _Operand, out: Tensor, m: int,
              a_buffer, packed_b, out.buffer)
 
 
-def _tile_for(device: Device, m: int, n: int, count: int) -> TileConfig:
-    """The largest tile that still gives every compute unit a work-group, else the smallest."""
-    for tile in TILE_CONFIGS:
-        groups = -(-m // tile.bm) * -(-n // tile.bn) * count
-        if groups >= device.compute_units:
-            return tile
-    return TILE_CONFIGS[-1]
+def _float4_slots(op: _Operand, k_major: bool) -> bool:
+    """Whether the tiled kernel may read ``op``'s load slots as aligned float4s:
+    float32, unit stride along the slot, everything else a multiple of 4."""
+    unit, other = (op.col_stride, op.row_stride) if k_major else (op.row_stride, op.col_stride)
+    return (op.tensor.dtype == dtypes.float32 and unit == 1
+            and all(s % 4 == 0 for s in (other, op.offset, *op.batch_strides)))
 
 
 def _launch_tiled(device: Device, a: _Operand, b: _Operand, out: Tensor, m: int, n: int,
-                  count: int, params: Params, tile: TileConfig) -> None:
+                  k: int, dims: Shape, tile: TileConfig, a_k_major: bool, b_k_major: bool,
+                  gather: tuple[tuple[str, int], ...] = ()) -> tuple[_Variant, Params]:
+    """``out[z] = A[z] @ B[z]`` by the tiled kernel; with ``gather``, B is a
+    convolution's input read in place (see implicit_gemm). Returns the build
+    and the scalars it ran with."""
+    count = math.prod(dims)
+    # Split K only for a single product (the kernel's z then counts chunks)
+    # and into chunks of whole BK steps.
+    splits = tile.split_k if count == 1 and not gather else 1
+    per_split = -(-k // splits)
+    chunk = -(-per_split // tile.bk) * tile.bk
+    splits = max(1, -(-k // chunk))
+    split = splits > 1
+    target = out
+    if split:
+        target = Tensor(device.pool.allocate(splits * m * n * 4), (splits, m, n),
+                        dtypes.float32, device)
     variant = _Variant(
-        "tiled", a.tensor.dtype, b.tensor.dtype, out.dtype,
-        a_k_major=a.col_stride == 1,
-        b_k_major=b.row_stride == 1 and b.col_stride != 1,
-        tile=tile,
+        "tiled", a.tensor.dtype, b.tensor.dtype, target.dtype,
+        a_k_major=a_k_major, b_k_major=b_k_major,
+        a_vec=_float4_slots(a, a_k_major),
+        b_vec=not gather and _float4_slots(b, not b_k_major),
+        c_vec=target.dtype == dtypes.float32 and n % 4 == 0,
+        tile=tile, split=split, gather=gather,
         sliced=count > MAX_BATCH_SLICE,
     )
     kernel = _kernel(device, "matmul_tiled", variant)
     local = tile.local_size
-    for entries, sliced in _slices(count, params):
+    params = _params(a, b, m, n, k, dims, chunk, splits)
+    for entries, sliced in _slices(splits if split else count, params):
         grid = (-(-n // tile.bn) * local[0], -(-m // tile.bm) * local[1], entries)
-        _run(device, kernel, grid, local, *sliced, a.tensor.buffer, b.tensor.buffer, out.buffer)
+        _run(device, kernel, grid, local, *sliced, a.tensor.buffer, b.tensor.buffer,
+             target.buffer)
+    if split:
+        _sum_slabs(device, variant, target, out, params)
+    return variant, params
+
+
+def _sum_slabs(device: Device, variant: _Variant, slabs: Tensor, out: Tensor,
+               params: Params) -> None:
+    """``out = slabs.sum(0)`` for float32 ``slabs`` (count, M, N), in slab order:
+    the ``sum_splits`` kernel of the build that wrote them (for a float32 ``out``)."""
+    ints, longs = params
+    count, m, n = slabs.shape
+    ints = (*ints[:12], count, *ints[13:])
+    local = 256
+    kernel = _kernel(device, "sum_splits", variant._replace(c_dtype=out.dtype))
+    _run(device, kernel, (-(-(m * n) // local) * local, 1, 1), (local, 1, 1), ints, longs,
+         slabs.buffer, out.buffer)
+
+
+def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
+                  geometry: dict[str, int], tile: TileConfig | None = None) -> None:
+    """One convolution pass as a GEMM whose B operand is read in place from the NCHW ``x``.
+
+    For every image z of ``x``: ``a[z] @ B[z]`` (``a`` is (M, K), or (N, M, K):
+    one matrix per image) where B[z] is image z of ``x`` seen as the
+    convolution's columns. Mode 1: the unfolded input (K = C*KH*KW, columns
+    OH*OW); mode 3: the input gradient's view of the output gradient; both
+    write ``out`` (N, M, columns). Mode 2: the unfolded input transposed (the
+    weight gradient's B, K = OH*OW), summed over images into ``out`` (M, columns).
+    ``geometry`` holds matmul.cl's G_* values without the prefix.
+    """
+    device = common_device("conv2d", [a, x, out])
+    count = x.shape[0]
+    m, n_cols = out.shape[-2:]
+    k = a.shape[-1]
+    if k == 0:  # no input channels
+        fill_(out, 0)
+        return
+    a_bs = (a.strides[0],) if a.ndim == 3 else (0,)
+    a_op = _Operand(a, a.offset, a.strides[-2], a.strides[-1], a_bs)
+    b_op = _Operand(x, x.offset, 0, 0, (x.strides[0],))
+    if tile is None:
+        tile = choose_tile(device.name, device.compute_units, f"conv{mode}", m, n_cols, k,
+                           count)
+    gather = (("B_GATHER", mode), *((f"G_{key}", value) for key, value in geometry.items()))
+    slabs = out if mode != 2 else Tensor(
+        device.pool.allocate(count * m * n_cols * 4), (count, m, n_cols), dtypes.float32, device)
+    # Mode 2's K runs along the image's columns: consecutive work-items walk K.
+    variant, params = _launch_tiled(device, a_op, b_op, slabs, m, n_cols, k, (count,), tile,
+                                    a.strides[-1] == 1, mode == 2, tuple(sorted(gather)))
+    if mode == 2:
+        _sum_slabs(device, variant, slabs, out, params)

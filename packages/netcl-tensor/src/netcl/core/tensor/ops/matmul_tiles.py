@@ -1,0 +1,138 @@
+"""Which shape of the tiled GPU matmul kernel (matmul.cl) runs a given problem.
+
+A device whose name is in ``MEASURED`` takes the tile that won on the
+nearest measured problem (``tools/bench/matmul_tune.py`` prints the sweep
+these rows come from); any other device takes ``TILE_CONFIGS``' rule: the
+largest tile that still gives every compute unit a work-group, K split when
+even the smallest leaves most of them idle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """One shape of the GPU kernel: a ``bm x bn`` tile of C per work-group,
+    stepped ``bk`` deep along K, ``tm x tn`` outputs per work-item, and K
+    split into at most ``split_k`` chunks whose partial products are summed
+    after (for a problem too small to give every compute unit a tile)."""
+
+    bm: int
+    bn: int
+    bk: int
+    tm: int
+    tn: int
+    split_k: int = 1
+
+    def __post_init__(self) -> None:
+        threads = (self.bm // max(self.tm, 1)) * (self.bn // max(self.tn, 1))
+        if (self.tm < 4 or self.tn < 4 or self.tm % 4 or self.tn % 4 or self.bm % self.tm
+                or self.bn % self.tn or self.bk < 4 or self.bk % 4
+                or (self.bm * self.bk) % (4 * threads) or (self.bn * self.bk) % (4 * threads)
+                or self.split_k < 1):
+            raise ValueError(
+                f"matmul: {self} does not fit the tiled kernel: tm and tn must be multiples "
+                "of 4 dividing bm and bn, bk a multiple of 4, bm * bk and bn * bk multiples "
+                "of 4 per work-item (each loads whole float4s), split_k at least 1"
+            )
+
+    @property
+    def local_size(self) -> tuple[int, int, int]:
+        return (self.bn // self.tn, self.bm // self.tm, 1)
+
+    @property
+    def name(self) -> str:
+        split = f"/k{self.split_k}" if self.split_k > 1 else ""
+        return f"{self.bm}x{self.bn}x{self.bk}/{self.tm}x{self.tn}{split}"
+
+
+T = TileConfig
+# For a device with no measured table: from largest to smallest. 128x128 with
+# 8x8 outputs per work-item is the classic SGEMM shape for NVIDIA parts (64
+# accumulators, 16 FMAs per local read); the smaller ones keep more compute
+# units busy when there are too few big tiles to go round. Depth 16 beat 8
+# on the H200 for every shape from 1024^3 up (RESULTS.md).
+TILE_CONFIGS = (T(128, 128, 16, 8, 8), T(128, 64, 16, 8, 8), T(64, 64, 16, 4, 4))
+# Split K only while each chunk stays at least this deep: a shorter chunk
+# spends more on writing and summing its partial slab than it saves.
+MIN_SPLIT_DEPTH = 128
+
+# Problem (layout, M, N, K) -> the tile that ran it fastest, per device (a
+# substring of its OpenCL name). Layout: "nn" A @ B, "nt" A @ B.T, "tn" A.T @ B.
+# Batched problems count their batch into M. From tools/bench/matmul_tune.py
+# (RESULTS.md has the sweep, every candidate's GFLOP/s).
+Measured = tuple[tuple[str, int, int, int, TileConfig], ...]
+MEASURED: dict[str, Measured] = {
+    # 2026-11-29, NVIDIA H200 (132 SMs), OpenCL.
+    "H200": (
+        ("nn", 1024, 1024, 1024, T(64, 64, 16, 8, 8)),
+        ("nt", 1024, 1024, 1024, T(128, 64, 16, 8, 8)),
+        ("tn", 1024, 1024, 1024, T(128, 64, 16, 8, 8)),
+        ("nn", 2048, 2048, 2048, T(128, 128, 16, 8, 8)),
+        ("nt", 2048, 2048, 2048, T(128, 64, 16, 8, 8)),
+        ("tn", 2048, 2048, 2048, T(128, 128, 16, 8, 8)),
+        ("nn", 4096, 4096, 4096, T(128, 128, 16, 8, 8)),
+        ("nt", 4096, 4096, 4096, T(128, 64, 16, 8, 8)),
+        ("tn", 4096, 4096, 4096, T(128, 128, 16, 8, 8)),
+        ("nn", 128, 256, 784, T(32, 32, 16, 4, 4)),
+        ("nt", 128, 256, 784, T(32, 32, 16, 4, 4)),
+        ("tn", 128, 256, 784, T(64, 64, 16, 4, 4)),
+        ("nn", 256, 1024, 1024, T(64, 32, 16, 4, 4)),
+        ("nt", 256, 1024, 1024, T(32, 32, 16, 4, 4)),
+        ("tn", 256, 1024, 1024, T(32, 32, 16, 4, 4)),
+        ("nn", 4096, 512, 512, T(128, 128, 16, 8, 8)),
+        ("nt", 4096, 8192, 784, T(128, 64, 16, 8, 8)),
+        ("nt", 4096, 10, 8192, T(32, 32, 16, 4, 4, 4)),
+        ("nn", 4096, 8192, 10, T(128, 64, 8, 8, 8)),
+        ("tn", 10, 8192, 4096, T(32, 32, 16, 4, 4, 4)),
+        ("tn", 8192, 784, 4096, T(128, 64, 8, 8, 8)),
+        # Conv2d 3x3 64 -> 64, 56x56, batch 32: forward, input and weight gradients.
+        ("conv1", 2048, 3136, 576, T(64, 64, 16, 4, 4)),
+        ("conv3", 2048, 3136, 576, T(64, 64, 16, 8, 8)),
+        ("conv2", 2048, 576, 3136, T(64, 64, 16, 4, 4)),
+    ),
+}
+
+
+def choose_tile(device_name: str, compute_units: int, layout: str, m: int, n: int, k: int,
+                count: int) -> TileConfig:
+    """The tile for a ``count``-batch of (M, K) @ (K, N) in ``layout`` on this device."""
+    for key, rows in MEASURED.items():
+        if key in device_name:
+            return _nearest(rows, layout, m, n, k, count)
+    return _fallback(compute_units, m, n, k, count)
+
+
+def _nearest(rows: Measured, layout: str, m: int, n: int, k: int, count: int) -> TileConfig:
+    """The winner of the measured problem of this layout closest in log size (batch
+    counted as rows); of any layout when none was measured in this one."""
+    def distance(row: tuple[str, int, int, int, TileConfig]) -> float:
+        _, r_m, r_n, r_k, _ = row
+        return (abs(math.log2(r_m / (m * count))) + abs(math.log2(r_n / n))
+                + abs(math.log2(r_k / k)))
+    same = tuple(row for row in rows if row[0] == layout)
+    tile = min(same or rows, key=distance)[4]
+    return tile if count == 1 else _unsplit(tile)
+
+
+def _fallback(compute_units: int, m: int, n: int, k: int, count: int) -> TileConfig:
+    for tile in TILE_CONFIGS:
+        if _groups(tile, m, n, count) >= compute_units:
+            return tile
+    tile = TILE_CONFIGS[-1]
+    groups = _groups(tile, m, n, count)
+    if count > 1 or 2 * groups > compute_units:
+        return tile
+    splits = min(-(-compute_units // groups), max(1, k // MIN_SPLIT_DEPTH))
+    return TileConfig(tile.bm, tile.bn, tile.bk, tile.tm, tile.tn, splits)
+
+
+def _groups(tile: TileConfig, m: int, n: int, count: int) -> int:
+    return -(-m // tile.bm) * -(-n // tile.bn) * count
+
+
+def _unsplit(tile: TileConfig) -> TileConfig:
+    return TileConfig(tile.bm, tile.bn, tile.bk, tile.tm, tile.tn)

@@ -1,0 +1,177 @@
+"""Tile sweep for the tiled GPU matmul: every candidate shape on every problem, in one run.
+
+For each problem (layout, M x K @ K x N, and the three passes of a 3x3
+convolution) times each candidate ``TileConfig`` of matmul.cl's tiled kernel
+and the peer (torch CUDA, TF32 off, cuDNN autotuned), prints GFLOP/s per
+candidate, the winner and winner / peer, checks the winner against a float64
+reference, and ends with the winners as rows for ``matmul_tiles.MEASURED``.
+
+    NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py           # everything
+    NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py --quick   # one config each
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_HERE = Path(__file__).resolve().parent
+_ROOT = _HERE.parents[1]
+for _src in ("packages/netcl-device/src", "packages/netcl-tensor/src", str(_HERE)):
+    if str(_ROOT / _src) not in sys.path:
+        sys.path.append(str(_ROOT / _src))
+
+from matmul import Timed, time_calls, transposed  # noqa: E402  (tools/bench/matmul.py)
+
+from netcl.core.device import manager  # noqa: E402
+from netcl.core.tensor import Tensor, from_numpy, ops  # noqa: E402
+from netcl.core.tensor.ops.matmul import TileConfig, matmul_with  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None  # type: ignore[assignment]
+
+T = TileConfig
+LARGE = [T(128, 128, 8, 8, 8), T(128, 128, 16, 8, 8), T(128, 64, 8, 8, 8), T(128, 64, 16, 8, 8),
+         T(64, 128, 8, 8, 8), T(64, 64, 16, 8, 8), T(64, 64, 16, 4, 4)]
+SMALL = [T(64, 64, 16, 4, 4), T(64, 64, 16, 8, 8), T(32, 32, 16, 4, 4), T(64, 32, 16, 4, 4),
+         T(64, 64, 16, 4, 4, 2), T(64, 64, 16, 4, 4, 4), T(64, 64, 16, 4, 4, 8),
+         T(32, 32, 16, 4, 4, 4), T(128, 64, 8, 8, 8, 4)]
+CONV = [T(64, 128, 8, 8, 8), T(64, 128, 16, 8, 8), T(64, 64, 16, 8, 8), T(64, 64, 16, 4, 4),
+        T(128, 128, 8, 8, 8)]
+# (layout, M, K, N, batch, candidates)
+PROBLEMS: list[tuple[str, int, int, int, int, list[TileConfig]]] = [
+    *((layout, s, s, s, 1, LARGE) for s in (1024, 2048, 4096) for layout in ("nn", "nt", "tn")),
+    *((layout, 128, 784, 256, 1, SMALL) for layout in ("nn", "nt", "tn")),
+    *((layout, 256, 1024, 1024, 1, SMALL + LARGE[:3]) for layout in ("nn", "nt", "tn")),
+    ("nn", 512, 512, 512, 8, LARGE),
+    # The 784-8192x4-10 MLP at batch 4096: first layer, last layer and its gradients.
+    ("nt", 4096, 784, 8192, 1, LARGE[:4]),
+    ("nt", 4096, 8192, 10, 1, SMALL),
+    ("nn", 4096, 10, 8192, 1, LARGE[:4]),
+    ("tn", 10, 4096, 8192, 1, SMALL),
+    ("tn", 8192, 4096, 784, 1, LARGE[:4]),
+]
+CONV_SHAPE = (32, 64, 56, 56, 64, 3, 1)  # N, C, H, W, O, kernel, padding
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="first candidate only")
+    args = parser.parse_args()
+    device = manager.default("auto")
+    sync = device.queue.finish
+    assert torch is not None and torch.cuda.is_available(), "the peer is torch CUDA"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    print(f"device: {device.name}, {device.compute_units} compute units; "
+          f"peer torch {torch.__version__} on {torch.cuda.get_device_name()}", flush=True)
+    rng = np.random.default_rng(0)
+    winners: list[str] = []
+    for layout, m, k, n, batch, candidates in PROBLEMS:
+        candidates = candidates[:1] if args.quick else candidates
+        a_host = rng.standard_normal((batch, m, k) if batch > 1 else (m, k), np.float32)
+        b_host = rng.standard_normal((batch, k, n) if batch > 1 else (k, n), np.float32)
+        a, b = _place(a_host, layout[0] == "t", device), _place(b_host, layout[1] == "t", device)
+        ta, tb = torch.from_numpy(a_host).cuda(), torch.from_numpy(b_host).cuda()
+        want = (ta.double() @ tb.double()).cpu().numpy()
+        ta, tb = _torch_place(ta, layout[0] == "t"), _torch_place(tb, layout[1] == "t")
+        sides: list[Timed] = [(_bind(torch.matmul, ta, tb), torch.cuda.synchronize)]
+        sides += [(_bind(matmul_with, a, b, "tiled", tile), sync) for tile in candidates]
+        flops = 2.0 * m * n * k * batch
+        name = f"{layout} {f'{batch} x ' if batch > 1 else ''}{m}x{k}@{k}x{n}"
+        best = _report(name, flops, candidates, time_calls(sides, 0.0, repeats=3))
+        got = matmul_with(a, b, "tiled", best).numpy()
+        print(f"    rel err {np.abs(got - want).max() / np.abs(want).max():.1e}", flush=True)
+        winners.append(f'("{layout}", {m * batch}, {n}, {k}, T({_args(best)})),')
+
+    n_img, c, h, w, o, kernel, pad = CONV_SHAPE
+    x_host = rng.standard_normal((n_img, c, h, w), np.float32)
+    w_host = rng.standard_normal((o, c, kernel, kernel), np.float32) / np.float32(c * 9) ** 0.5
+    g_host = rng.standard_normal((n_img, o, h, w), np.float32)
+    x, wt, g = (from_numpy(v, device) for v in (x_host, w_host, g_host))
+    tx, tw, tg = (torch.from_numpy(v).cuda() for v in (x_host, w_host, g_host))
+    tx.requires_grad_()
+    tw.requires_grad_()
+
+    def torch_all() -> None:
+        y = torch.nn.functional.conv2d(tx, tw, padding=pad)
+        y.backward(tg)  # type: ignore[no-untyped-call]
+
+    flops = 2.0 * n_img * o * c * kernel * kernel * h * w
+    torch_s = time_calls([(torch_all, torch.cuda.synchronize)], 0.0, repeats=3)[0]
+    print(f"conv 3x3 {c}->{o} {h}x{w} b{n_img}: torch fwd+bwd {torch_s * 1e3:.3f} ms "
+          f"({3 * flops / torch_s / 1e9:.0f} GF/s)")
+    xd, wd, gd = (torch.from_numpy(v).double() for v in (x_host, w_host, g_host))
+    xd.requires_grad_()
+    wd.requires_grad_()
+    yd = torch.nn.functional.conv2d(xd, wd, padding=pad)
+    yd.backward(gd)  # type: ignore[no-untyped-call]
+    assert xd.grad is not None and wd.grad is not None
+    passes: list[tuple[str, int, Callable[[TileConfig], Tensor], np.ndarray[Any, Any]]] = [
+        ("conv1", o, lambda t: ops.conv2d(x, wt, 1, pad, tile=t), yd.detach().numpy()),
+        ("conv3", c, lambda t: ops.conv2d_input_grad(g, wt, x.shape, 1, pad, tile=t),
+         xd.grad.numpy()),
+        ("conv2", o, lambda t: ops.conv2d_weight_grad(g, x, wt.shape, 1, pad, tile=t),
+         wd.grad.numpy()),
+    ]
+    total = 0.0
+    for mode, rows, run, want in passes:
+        candidates = CONV[:1] if args.quick else CONV
+        seconds = time_calls([(_bind(run, tile), sync) for tile in candidates], 0.0, repeats=3)
+        best = _report(f"{mode} (pass)", flops, candidates, [torch_s / 3, *seconds])
+        total += min(seconds)
+        got = run(best).numpy()
+        print(f"    rel err {np.abs(got - want).max() / np.abs(want).max():.1e}", flush=True)
+        cols = {"conv1": h * w, "conv3": h * w, "conv2": c * kernel * kernel}[mode]
+        depth = {"conv1": c * 9, "conv3": o * 9, "conv2": h * w}[mode]
+        winners.append(f'("{mode}", {rows * n_img}, {cols}, {depth}, T({_args(best)})),')
+    print(f"conv fwd+bwd: netcl best {total * 1e3:.3f} ms, torch {torch_s * 1e3:.3f} ms, "
+          f"netcl / torch speed {torch_s / total:.2f}")
+    print("winners (layout, M, N, K, tile):")
+    print("\n".join(winners))
+
+
+def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    return lambda: function(*args)
+
+
+def _place(host: np.ndarray[Any, Any], transpose: bool, device: Any) -> Tensor:
+    """``host`` on the device; transposed: stored as its transpose and read as a view."""
+    if not transpose:
+        return from_numpy(host, device)
+    stored = from_numpy(np.ascontiguousarray(np.swapaxes(host, -1, -2)), device)
+    view: Tensor = transposed(stored)
+    return view
+
+
+def _torch_place(t: Any, transpose: bool) -> Any:
+    return t.transpose(-1, -2).contiguous().transpose(-1, -2) if transpose else t
+
+
+def _report(name: str, flops: float, candidates: list[TileConfig],
+            seconds: list[float]) -> TileConfig:
+    peer, *mine = seconds
+    best = min(range(len(mine)), key=lambda i: mine[i])
+    cells = " ".join(f"{t.name}:{flops / s / 1e9:.0f}" for t, s in zip(candidates, mine,
+                                                                        strict=True))
+    print(f"{name:>28}  torch {flops / peer / 1e9:8.0f} GF/s  best {candidates[best].name} "
+          f"{flops / mine[best] / 1e9:8.0f}  ratio {peer / mine[best]:.2f}  | {cells}",
+          flush=True)
+    return candidates[best]
+
+
+def _args(tile: TileConfig) -> str:
+    fields = [tile.bm, tile.bn, tile.bk, tile.tm, tile.tn]
+    return ", ".join(map(str, fields + ([tile.split_k] if tile.split_k > 1 else [])))
+
+
+if __name__ == "__main__":
+    main()
