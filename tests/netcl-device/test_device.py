@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyopencl as cl
@@ -122,6 +123,48 @@ def test_kernel_cache_builds_once_and_returns_the_same_kernel(tmp_path: Path) ->
     # New defines are a new program.
     device.kernels.kernel(source, "add_one", {"UNUSED": 1})
     assert len(device.kernels) == 2
+
+
+class _Scale(NamedTuple):
+    """A Variant: a hashable build description that gives its defines."""
+
+    factor: int
+
+    def defines(self) -> dict[str, int]:
+        return {"FACTOR": self.factor}
+
+
+SCALE_CL = "__kernel void scale(__global int *d) { d[get_global_id(0)] *= FACTOR; }\n"
+
+
+def test_kernel_cache_keys_variants_and_concatenated_sources(tmp_path: Path) -> None:
+    device = Device(manager.default("cpu").cl_device, "variant-test")
+    prelude, body = tmp_path / "prelude.cl", tmp_path / "scale.cl"
+    prelude.write_text("#define TWICE(x) (2 * (x))\n")
+    body.write_text(SCALE_CL.replace("FACTOR", "TWICE(FACTOR)"))
+    three = device.kernels.kernel((prelude, body), "scale", _Scale(3))
+    assert device.kernels.kernel((prelude, body), "scale", _Scale(3)) is three
+    # A mapping with the variant's defines is the same source: no second build.
+    device.kernels.kernel((prelude, body), "scale", {"FACTOR": 3})
+    assert len(device.kernels) == 1
+    buffer = device.pool.allocate(4 * 4)
+    cl.enqueue_fill_buffer(device.queue, buffer, np.int32(1), 0, 16)
+    three(device.queue, (4,), None, buffer)
+    device.kernels.kernel((prelude, body), "scale", _Scale(5))(device.queue, (4,), None, buffer)
+    host = np.empty(4, np.int32)
+    cl.enqueue_copy(device.queue, host, buffer)
+    assert (host == 1 * 6 * 10).all() and len(device.kernels) == 2
+
+
+def test_kernel_cache_plans_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netcl.core.device import kernels
+
+    monkeypatch.setattr(kernels, "MAX_PLANS", 4)
+    cache = Device(manager.default("cpu").cl_device, "plans-test").kernels
+    for key in range(5):
+        assert cache.remember(key, str(key)) == str(key)
+    # The fifth plan dropped the oldest half; the newest are kept.
+    assert sorted(cache.plans) == [2, 3, 4]
 
 
 def test_build_failure_carries_the_log_and_file_name(tmp_path: Path) -> None:

@@ -64,18 +64,32 @@ def layout(device: Device) -> Layout:
     return layout_override.get(kind) or LAYOUTS.get(kind) or LAYOUTS["gpu"]
 
 
-_sources: dict[str, str] = {}
-_kernels: weakref.WeakKeyDictionary[Device, dict[tuple[Any, ...], cl.Kernel]] = (
-    weakref.WeakKeyDictionary()
-)
+@dataclass(frozen=True)
+class _Build:
+    """One variant of an optimizer kernel file: the device kernel cache's key for it."""
+
+    param_half: bool
+    shape: Layout
+    flags: tuple[tuple[str, int], ...]
+
+    def defines(self) -> dict[str, int]:
+        return {
+            **dict(self.flags),
+            "PARAM_HALF": int(self.param_half),
+            "VEC": self.shape.vec,
+            "CHUNK": self.shape.chunk,
+        }
 
 
-def _source(file: str) -> str:
-    text = _sources.get(file)
-    if text is None:
-        text = (KERNEL_DIR / "vector_io.cl").read_text() + (KERNEL_DIR / file).read_text()
-        _sources[file] = text
-    return text
+_files: dict[str, tuple[Path, Path]] = {}
+
+
+def _sources(file: str) -> tuple[Path, Path]:
+    """``file`` with vector_io.cl in front of it, as the kernel cache's source key."""
+    paths = _files.get(file)
+    if paths is None:
+        paths = _files[file] = (KERNEL_DIR / "vector_io.cl", KERNEL_DIR / file)
+    return paths
 
 
 def optimizer_kernel(
@@ -89,24 +103,12 @@ def optimizer_kernel(
     """Kernel ``name`` of ``file`` (beside this module) for parameters of ``param_dtype``,
     with ``flags`` defined, and the Layout it was built for (``shape``, or the device's).
 
-    Looked up in a per-device dict first: the launch path of a step with many small
-    parameters must not format and hash kernel source each time.
+    Found in the device's kernel cache by a small key (the file and the _Build), so the
+    launch path of a step with many small parameters formats and hashes no source.
     """
     shape = shape or layout(device)
-    key = (file, name, param_dtype == float16, shape, tuple(sorted(flags.items())))
-    per_device = _kernels.setdefault(device, {})
-    kernel = per_device.get(key)
-    if kernel is None:
-        defines = {
-            **flags,
-            "PARAM_HALF": int(param_dtype == float16),
-            "VEC": shape.vec,
-            "CHUNK": shape.chunk,
-        }
-        kernel = device.kernels.kernel_from_source(
-            _source(file), name, defines, BUILD_OPTIONS, origin=str(KERNEL_DIR / file)
-        )
-        per_device[key] = kernel
+    build = _Build(param_dtype == float16, shape, tuple(sorted(flags.items())))
+    kernel = device.kernels.kernel(_sources(file), name, build, BUILD_OPTIONS)
     return kernel, shape
 
 

@@ -282,21 +282,9 @@ def _store(dtype: np.dtype[Any]) -> str:
     return "vstore_half((v), (i), (p))" if dtype == dtypes.float16 else "(p)[i] = (v)"
 
 
-_kernels: dict[tuple[Device, str, _Variant], cl.Kernel] = {}
-
-
 def _kernel(device: Device, name: str, variant: _Variant) -> cl.Kernel:
-    """Kernel ``name`` of matmul.cl built for ``variant``, memoised on the variant.
-
-    KernelCache keys on the full source text, which it rebuilds and hashes on
-    every call; that was a third of a small multiply's host time.
-    """
-    key = (device, name, variant)
-    kernel = _kernels.get(key)
-    if kernel is None:
-        kernel = device.kernels.kernel(KERNEL_FILE, name, variant.defines())
-        _kernels[key] = kernel
-    return kernel
+    """Kernel ``name`` of matmul.cl built for ``variant`` (the cache's key)."""
+    return device.kernels.kernel(KERNEL_FILE, name, variant)
 
 
 def _run(device: Device, kernel: cl.Kernel, global_size: tuple[int, int, int],

@@ -1,0 +1,239 @@
+"""Host cost of one op and time of one training step: netcl against its peers, in one run.
+
+1. ``a + a`` on a 4x4 float32 tensor, many calls and one sync at the end: the host
+   cost of netcl's eager launch path, against a raw pyopencl launch of the very
+   kernel netcl enqueues (its arguments set once, then ``enqueue_nd_range_kernel``
+   alone). Then the proof that nothing waits on the device: the queue is held
+   shut by an unfinished user event while netcl runs the ops (and, below, whole
+   training steps); they return with the device still held, so none of them waited.
+2. A training step (forward, cross-entropy, backward, Adam, zero_grad) of MLPs,
+   netcl against torch eager on the same device, as a ratio.
+
+    python tools/bench/train_step.py                 # CPU: PoCL against torch CPU
+    NETCL_DEVICE=gpu python tools/bench/train_step.py --device gpu   # GPU: against torch CUDA
+
+Contenders are functions that build a model and return (one step, wait for the
+device); a row of the table is a model, a column a contender, so another
+contender (a jitted step, say) is one more entry in CONTENDERS. Samples are
+taken in turns (one sample of each contender, then the next round) and the
+median is reported, so a neighbour's load on a shared machine falls on all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyopencl as cl
+import torch
+
+import netcl.autograd as ag
+from netcl.core.device import Device, manager
+from netcl.core.tensor import from_numpy, manual_seed
+from netcl.core.tensor.launch import observing
+from netcl.nn import Linear, ReLU, Sequential, cross_entropy
+from netcl.optim import Adam
+
+Step = tuple[Callable[[], None], Callable[[], None]]  # (one step, wait for the device)
+
+
+@dataclass(frozen=True)
+class MLP:
+    """Linear layers of ``widths`` with ReLU between, on batches of ``batch``."""
+
+    widths: tuple[int, ...]
+    batch: int
+
+    def __str__(self) -> str:
+        inner = self.widths[1:-1]
+        hidden = f"{inner[0]}x{len(inner)}" if len(set(inner)) == 1 else "-".join(map(str, inner))
+        return f"{self.widths[0]}-{hidden}-{self.widths[-1]} b{self.batch}"
+
+    def data(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((self.batch, self.widths[0])).astype(np.float32)
+        y = rng.integers(0, self.widths[-1], self.batch).astype(np.int64)
+        return x, y
+
+
+MODELS = {
+    "cpu": [MLP((784, 1024, 1024, 10), 256), MLP((64, 256, 10), 64)],
+    "gpu": [MLP((784, 4096, 4096, 4096, 4096, 10), 1024), MLP((784, 1024, 1024, 10), 256)],
+}
+
+
+# -- contenders: each builds its model and returns (step, sync) -----------------------------
+
+
+def netcl_eager(spec: MLP, device: Device) -> Step:
+    manual_seed(0)
+    layers: list[Any] = []
+    for i, (n_in, n_out) in enumerate(zip(spec.widths, spec.widths[1:], strict=False)):
+        layers += [Linear(device, n_in, n_out)] + ([ReLU()] if i < len(spec.widths) - 2 else [])
+    model = Sequential(*layers)
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    x_host, y_host = spec.data()
+    x, y = from_numpy(x_host, device), from_numpy(y_host, device)
+
+    def step() -> None:
+        with ag.Tape() as tape:
+            loss = cross_entropy(model(x), y)
+        tape.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return step, device.synchronize
+
+
+def torch_eager(spec: MLP, device: Device) -> Step:
+    torch.manual_seed(0)
+    where = torch.device("cuda" if device.type == "gpu" else "cpu")
+    layers: list[torch.nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(spec.widths, spec.widths[1:], strict=False)):
+        layers.append(torch.nn.Linear(n_in, n_out))
+        if i < len(spec.widths) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers).to(where)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x_host, y_host = spec.data()
+    x, y = torch.from_numpy(x_host).to(where), torch.from_numpy(y_host).to(where)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def sync() -> None:
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+
+    return step, sync
+
+
+CONTENDERS: dict[str, Callable[[MLP, Device], Step]] = {
+    "netcl": netcl_eager,
+    "torch": torch_eager,
+}
+PEER = "torch"
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+
+def time_in_turns(timers: dict[str, Step], calls: int, rounds: int) -> dict[str, float]:
+    """Median seconds per call of each timer over ``rounds`` samples of ``calls`` calls,
+    one sample of each timer per round; each sample ends with its sync."""
+    samples: dict[str, list[float]] = {name: [] for name in timers}
+    for step, sync in timers.values():  # warm up: builds, pool, caches
+        for _ in range(3):
+            step()
+        sync()
+    for _ in range(rounds):
+        for name, (step, sync) in timers.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                step()
+            sync()
+            samples[name].append((time.perf_counter() - start) / calls)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def small_op_timers(device: Device) -> dict[str, Step]:
+    """netcl's ``a + a`` and a raw enqueue of the kernel it launches, arguments set once."""
+    a = from_numpy(np.arange(16, dtype=np.float32).reshape(4, 4), device)
+    captured: list[tuple[cl.Kernel, tuple[int, ...], Any, Sequence[Any]]] = []
+
+    class Capture:
+        def launched(self, device: Device, kernel: cl.Kernel, global_size: tuple[int, ...],
+                     local_size: tuple[int, ...] | None, args: Sequence[Any]) -> None:
+            captured.append((kernel, global_size, local_size, args))
+
+    with observing(Capture()):
+        out = a + a
+    kernel, global_size, local_size, args = captured[-1]
+    raw_kernel = cl.Kernel(kernel.program, kernel.function_name)  # its own argument state
+    for index, arg in enumerate(args):
+        is_buffer = isinstance(arg, cl.MemoryObjectHolder)
+        raw_kernel.set_arg(index, arg if is_buffer else np.asarray(arg).tobytes())
+    queue = device.queue
+
+    def raw() -> None:
+        cl.enqueue_nd_range_kernel(queue, raw_kernel, global_size, local_size)
+
+    def netcl_add() -> None:
+        a + a
+
+    del out
+    return {"netcl a + a": (netcl_add, device.synchronize), "raw pyopencl": (raw, device.synchronize)}
+
+
+def runs_without_waiting(device: Device, work: Callable[[], None], timeout: float = 60.0) -> bool:
+    """Whether ``work`` returns while the device's queue is held shut: an unfinished
+    user event first in the queue, so any wait on the device inside ``work`` never ends."""
+    gate = cl.UserEvent(device.context)
+    cl.enqueue_barrier(device.queue, wait_for=[gate])
+    done = threading.Event()
+
+    def run() -> None:
+        work()
+        done.set()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    returned = done.wait(timeout)
+    gate.set_status(cl.command_execution_status.COMPLETE)
+    worker.join()
+    device.synchronize()
+    return returned
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--rounds", type=int, default=7, help="samples per contender")
+    parser.add_argument("--op-calls", type=int, default=2000, help="small-op calls per sample")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per sample")
+    args = parser.parse_args(argv)
+    device = manager.default(args.device)
+    torch.set_num_threads(torch.get_num_threads())
+    print(f"device: {device.name} ({device.type}); torch {torch.__version__}")
+
+    op = time_in_turns(small_op_timers(device), args.op_calls, args.rounds)
+    netcl_us, raw_us = op["netcl a + a"] * 1e6, op["raw pyopencl"] * 1e6
+    print("\nsmall op: 4x4 float32 a + a, one sync per sample")
+    print(f"| netcl a + a | raw pyopencl launch | netcl / raw |\n|---:|---:|---:|")
+    print(f"| {netcl_us:.2f} us | {raw_us:.2f} us | **{netcl_us / raw_us:.2f}** |")
+    a = from_numpy(np.ones((4, 4), np.float32), device)
+    ok = runs_without_waiting(device, lambda: [a + a for _ in range(args.op_calls)] and None)
+    print(f"{args.op_calls} adds with the queue held shut: {'returned' if ok else 'WAITED'}")
+
+    print(f"\ntraining step (forward, backward, Adam, zero_grad), median of {args.rounds}")
+    names = list(CONTENDERS)
+    others = [n for n in names if n != PEER]
+    header = " | ".join(f"{n} ms" for n in names)
+    ratios = " | ".join(f"{n} / {PEER}" for n in others)
+    print(f"| model | {header} | {ratios} |")
+    print("|---|" + "---:|" * (len(names) + len(others)))
+    for spec in MODELS[args.device]:
+        timers = {name: build(spec, device) for name, build in CONTENDERS.items()}
+        times = time_in_turns(timers, args.steps, args.rounds)
+        cells = " | ".join(f"{times[n] * 1e3:.2f}" for n in names)
+        rel = " | ".join(f"**{times[n] / times[PEER]:.2f}**" for n in others)
+        print(f"| {spec} | {cells} | {rel} |")
+    step, _ = netcl_eager(MODELS[args.device][-1], device)
+    step()
+    device.synchronize()
+    ok = runs_without_waiting(device, lambda: [step() for _ in range(3)] and None)
+    print(f"3 netcl training steps with the queue held shut: {'returned' if ok else 'WAITED'}")
+
+
+if __name__ == "__main__":
+    main()
+
