@@ -6,6 +6,7 @@ Each check raises AssertionError on a rank where it fails, which aborts the job
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from netcl.optim import Adam
 
 world = dist.init()
 rank, size, q = world.rank, world.size, world.device.queue
+# The ranks share the machine's cores instead of each PoCL starting a thread per core.
+assert os.environ["POCL_MAX_PTHREAD_COUNT"] == str(max(1, (os.cpu_count() or 1) // size))
 rng = np.random.default_rng(rank)  # each rank its own data
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,9 +32,11 @@ def run(ranks: int, script: Path | str, *args: str, deadline: float = DEADLINE_S
     if ranks:
         command = [mpiexec(), "-n", str(ranks), *command]
     started = time.perf_counter()
+    # netcl.distributed.init() picks each rank's PoCL thread count (ddp_checks.py checks it).
+    env = {k: v for k, v in os.environ.items() if k != "POCL_MAX_PTHREAD_COUNT"}
     # No standard input: mpiexec forwards its stdin to rank 0, and CI may have none open.
     result = subprocess.run(command, capture_output=True, text=True, timeout=deadline,
-                            cwd=ROOT, check=False, stdin=subprocess.DEVNULL)
+                            cwd=ROOT, check=False, stdin=subprocess.DEVNULL, env=env)
     return result, time.perf_counter() - started
 
 
