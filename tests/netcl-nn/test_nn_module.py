@@ -164,3 +164,12 @@ def test_repr_shows_the_tree() -> None:
     text = repr(nn.Sequential(nn.Linear(None, 3, 4, bias=False), nn.GELU("tanh")))
     assert "(0): Linear(in_features=3, out_features=4, bias=False)" in text
     assert "(1): GELU(approximate='tanh')" in text
+
+
+def test_a_torch_tensor_passed_to_a_model_names_the_type_and_the_fix() -> None:
+    import torch
+
+    model = nn.Sequential(nn.Linear(None, 4, 2), nn.ReLU())
+    with pytest.raises(TypeError, match=r"Sequential: input 0 is a torch.Tensor; netcl modules "
+                       r"take netcl Tensors"):
+        model(torch.zeros(3, 4))

@@ -9,6 +9,7 @@ import numpy as np
 
 from netcl.autograd import no_grad
 from netcl.core.tensor import Parameter, Tensor, from_numpy
+from netcl.core.tensor.tensor import type_name
 
 
 class StateDictError(ValueError):
@@ -20,6 +21,13 @@ class LoadResult(NamedTuple):
 
     missing_keys: list[str]
     unexpected_keys: list[str]
+
+
+def _foreign_tensor(value: object) -> bool:
+    """Another framework's tensor (torch, jax, cupy...): array-like, neither netcl nor numpy."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        return False
+    return hasattr(value, "__dlpack__") or hasattr(value, "__array__")
 
 
 def _forward_unimplemented(self: Module, *args: Any, **kwargs: Any) -> Any:
@@ -180,6 +188,12 @@ class Module:
             param.grad = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for i, arg in enumerate(args):
+            if _foreign_tensor(arg):
+                raise TypeError(
+                    f"{type(self).__name__}: input {i} is a {type_name(arg)}; netcl modules "
+                    "take netcl Tensors: convert with netcl.core.tensor.tensor(x.numpy())"
+                )
         return self.forward(*args, **kwargs)
 
     # -- state ---------------------------------------------------------------------------------

@@ -34,16 +34,28 @@ class BufferPool:
 
     def __init__(self, context: cl.Context) -> None:
         self._pool = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(cl.CommandQueue(context)))
+        self._max_buffer = min(d.max_mem_alloc_size for d in context.devices)
         self._peak = 0
         self._allocations = 0
         self._hits = 0
 
     def allocate(self, nbytes: int) -> cl.MemoryObjectHolder:
-        """A buffer of at least ``nbytes`` bytes (at least 1), from the pool when one fits."""
+        """A buffer of at least ``nbytes`` bytes (at least 1), from the pool when one fits.
+
+        Raises MemoryError, naming the bytes, when the device cannot hold such a buffer.
+        """
         if nbytes < 0:
             raise ValueError(f"BufferPool.allocate: nbytes must be >= 0, got {nbytes}")
+        if nbytes > self._max_buffer:
+            raise MemoryError(
+                f"cannot allocate {nbytes:,} bytes: the device's largest buffer is "
+                f"{self._max_buffer:,} bytes"
+            )
         held_before = self._pool.managed_bytes
-        buffer = self._pool.allocate(max(nbytes, 1))
+        try:
+            buffer = self._pool.allocate(max(nbytes, 1))
+        except cl.MemoryError as e:  # the pool already freed what it held and retried
+            raise MemoryError(f"cannot allocate {nbytes:,} bytes on the device: {e}") from e
         # The pool grew only if it had to call the allocator: that is a miss.
         if self._pool.managed_bytes > held_before:
             self._allocations += 1

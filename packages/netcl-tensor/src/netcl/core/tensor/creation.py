@@ -11,7 +11,7 @@ import pyopencl.array as cl_array
 
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import DeviceLike, empty, resolve_device
-from netcl.core.tensor.tensor import Scalar, Shape, Tensor
+from netcl.core.tensor.tensor import Scalar, Tensor, as_shape
 
 _generator = np.random.default_rng()
 
@@ -20,10 +20,6 @@ def manual_seed(seed: int) -> None:
     """Seed the generator ``rand``/``randn`` use when given none."""
     global _generator
     _generator = np.random.default_rng(seed)
-
-
-def _shape(shape: int | Sequence[int]) -> Shape:
-    return (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
 
 
 def from_numpy(array: np.ndarray[Any, Any], device: DeviceLike = None) -> Tensor:
@@ -66,7 +62,7 @@ def full(
     device: DeviceLike = None,
     requires_grad: bool = False,
 ) -> Tensor:
-    out = empty(_shape(shape), dtype, resolve_device(device))
+    out = empty(as_shape(shape), dtype, resolve_device(device))
     if isinstance(value, float) and not dtypes.is_floating(out.dtype):
         value = int(value)  # numpy's full casts unsafely: the dtype asked for wins
     out.fill_(value)
@@ -96,7 +92,7 @@ def empty_tensor(
     shape: int | Sequence[int], dtype: dtypes.DTypeLike = dtypes.float32, device: DeviceLike = None
 ) -> Tensor:
     """Uninitialised memory from the pool (exported as ``empty``)."""
-    return empty(_shape(shape), dtype, resolve_device(device))
+    return empty(as_shape(shape), dtype, resolve_device(device))
 
 
 def arange(
@@ -118,7 +114,7 @@ def rand(
     generator: np.random.Generator | None = None,
 ) -> Tensor:
     """Uniform on [0, 1), drawn on the host from ``generator`` (seeded by ``manual_seed``)."""
-    values = (generator or _generator).random(_shape(shape), dtype=np.float32)
+    values = (generator or _generator).random(as_shape(shape), dtype=np.float32)
     return from_numpy(values.astype(dtypes.as_dtype(dtype)), device)
 
 
@@ -129,7 +125,7 @@ def randn(
     generator: np.random.Generator | None = None,
 ) -> Tensor:
     """Standard normal, drawn on the host from ``generator`` (seeded by ``manual_seed``)."""
-    values = (generator or _generator).standard_normal(_shape(shape), dtype=np.float32)
+    values = (generator or _generator).standard_normal(as_shape(shape), dtype=np.float32)
     return from_numpy(values.astype(dtypes.as_dtype(dtype)), device)
 
 

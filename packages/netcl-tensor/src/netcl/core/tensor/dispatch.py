@@ -67,7 +67,11 @@ def empty(shape: Sequence[int], dtype: dtypes.DTypeLike, device: Device) -> Tens
     # math.prod, not np.prod: this runs for every op output, and numpy's
     # per-call overhead is most of the cost of a small op's dispatch.
     nbytes = math.prod(shape) * dtype.itemsize
-    return Tensor(device.pool.allocate(nbytes), shape, dtype, device)
+    try:
+        buffer = device.pool.allocate(nbytes)
+    except MemoryError as e:
+        raise MemoryError(f"a {dtype} tensor of shape {shape}: {e}") from None
+    return Tensor(buffer, shape, dtype, device)
 
 
 def launch(

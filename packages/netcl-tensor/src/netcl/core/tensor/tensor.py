@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -86,6 +87,11 @@ class Tensor:
         # copy_), so whoever holds the home (an optimizer's flat grad buffer) sees it
         # without a pointer chase. Anything else is kept as given: the consumer (an
         # optimizer's step) reports the mismatch where it can name what was expected.
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(
+                f"grad must be a netcl Tensor or None, got {type_name(value)}; convert "
+                "with netcl.core.tensor.tensor(...) on the tensor's device"
+            )
         home = self._grad_home
         if value is None or home is None or value is home or not _fits(value, home):
             self._grad = value
@@ -390,11 +396,29 @@ def _fits(value: Tensor, like: Tensor) -> bool:
     return value.shape == like.shape and value.dtype == like.dtype and value.device is like.device
 
 
+def as_shape(shape: int | Sequence[int]) -> Shape:
+    """``shape`` (one int or a sequence of them) as a tuple; a TypeError names a dimension
+    that is not an integer, where ``int()`` would have truncated 3.7 to 3."""
+    dims = (shape,) if hasattr(shape, "__index__") else tuple(shape)
+    try:
+        return tuple(operator.index(d) for d in dims)
+    except TypeError:
+        bad = next(d for d in dims if not hasattr(d, "__index__"))
+        raise TypeError(
+            f"shape {shape!r}: dimension {bad!r} is a {type(bad).__name__}, not an integer"
+        ) from None
+
+
+def type_name(value: object) -> str:
+    """``value``'s type as a user would look it up: ``torch.Tensor``, ``numpy.ndarray``."""
+    kind = type(value)
+    root = kind.__module__.split(".")[0]
+    return kind.__qualname__ if root == "builtins" else f"{root}.{kind.__qualname__}"
+
+
 def _shape_args(args: tuple[int | Sequence[int], ...]) -> Shape:
     """Accept both ``t.reshape(2, 3)`` and ``t.reshape((2, 3))``."""
-    if len(args) == 1 and not isinstance(args[0], int):
-        return tuple(int(a) for a in args[0])
-    return tuple(int(a) for a in args)  # type: ignore[arg-type]
+    return as_shape(args[0] if len(args) == 1 else cast(Sequence[int], args))
 
 
 # Imported last: the ops build Tensors, and Tensor's methods call the ops.

@@ -13,6 +13,7 @@ and a raw kernel does not:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from netcl.core.tensor.dispatch import (
     needs_grad,
     record,
 )
-from netcl.core.tensor.tensor import Scalar, Shape, Tensor
+from netcl.core.tensor.tensor import Scalar, Shape, Tensor, type_name
 
 KERNEL_FILE = Path(__file__).with_name("elementwise.cl")
 Operand = Tensor | Scalar
@@ -113,6 +114,10 @@ def elementwise(
         compute = dtypes.promote(compute, t.dtype)
     for x in operands:
         if not isinstance(x, Tensor):
+            if not isinstance(x, numbers.Number):
+                raise TypeError(
+                    f"{op}: operands must be netcl Tensors or numbers, got {type_name(x)}"
+                )
             compute = dtypes.promote_with_scalar(compute, x)
     if float_op and not dtypes.is_floating(compute):
         compute = dtypes.float32

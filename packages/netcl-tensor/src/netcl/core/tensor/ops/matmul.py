@@ -26,7 +26,7 @@ from netcl.core.tensor.dispatch import common_device, empty, record
 from netcl.core.tensor.launch import enqueue
 from netcl.core.tensor.ops.elementwise import copy_, fill_
 from netcl.core.tensor.ops.matmul_tiles import TILE_CONFIGS, TileConfig, choose_tile
-from netcl.core.tensor.tensor import Shape, Tensor
+from netcl.core.tensor.tensor import Shape, Tensor, type_name
 
 __all__ = ["TILE_CONFIGS", "TileConfig", "implicit_gemm", "matmul", "matmul_with"]
 
@@ -118,7 +118,10 @@ def matmul_with(a: Tensor, b: Tensor, kernel: str | None = None,
 def _check_operands(a: Tensor, b: Tensor) -> None:
     for x in (a, b):
         if not isinstance(x, Tensor):
-            raise TypeError(f"matmul: operands must be Tensors, got {type(x).__name__}")
+            raise TypeError(
+                f"matmul: operands must be netcl Tensors, got {type_name(x)}; convert with "
+                "netcl.core.tensor.tensor(...)"
+            )
     for x in (a, b):
         if x.ndim == 0:
             raise ValueError(
