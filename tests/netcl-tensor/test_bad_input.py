@@ -1,4 +1,4 @@
-"""Bad input gives a TypeError/ValueError/MemoryError naming the bad value, never a crash deeper in."""
+"""Bad input: a TypeError, ValueError or MemoryError naming the bad value, not a crash deeper in."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_a_non_integer_dimension_is_a_type_error(make: object) -> None:
 
 def test_reshape_refuses_a_non_integer_dimension_and_accepts_numpy_integers() -> None:
     t = zeros(6)
-    with pytest.raises(TypeError, match="dimension 1.5 is a float"):
+    with pytest.raises(TypeError, match=r"dimension 1\.5 is a float"):
         t.reshape(4, 1.5)  # type: ignore[arg-type]
     assert t.reshape(np.int64(2), 3).shape == (2, 3)
     assert zeros(np.int32(4)).shape == (4,)
