@@ -55,7 +55,9 @@ def check(optimizer_class: type[Optimizer], **defaults: Any) -> None:
             mine.copy_(theirs)
     reference = optimizer_class(reference_groups, **defaults)
 
-    for _ in range(3):
+    for step in range(3):
+        if step == 2:  # as a scheduler would: the shards must follow the whole model's groups
+            zero.param_groups[1]["lr"] = reference.param_groups[1]["lr"] = 0.2
         x = from_numpy(rng.standard_normal((4, 5)).astype(np.float32), q)
         y = from_numpy(rng.integers(0, 3, 4), q)
         backward(model, scale, x, y)
