@@ -23,11 +23,12 @@ from netcl.core.tensor.creation import (
     empty_tensor as empty,
 )
 from netcl.core.tensor.dtypes import bool_, float16, float32, int32, int64
+from netcl.core.tensor.pickling import loading_onto
 from netcl.core.tensor.tensor import Parameter, Tensor
 
 __all__ = [
     "Parameter", "Tensor", "__version__", "arange", "bool_", "empty", "empty_like",
     "float16", "float32", "from_array", "from_buffer", "from_numpy", "full", "full_like",
-    "int32", "int64", "manual_seed", "ones", "ones_like", "ops", "rand", "randn", "tensor",
-    "zeros", "zeros_like",
+    "int32", "int64", "loading_onto", "manual_seed", "ones", "ones_like", "ops", "rand",
+    "randn", "tensor", "zeros", "zeros_like",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, SupportsIndex, cast
 
 import numpy as np
 import pyopencl as cl
@@ -371,6 +371,12 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         return ops.fill_(self, 0)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        """Pickle and deepcopy through host memory (see ``netcl.core.tensor.pickling``)."""
+        from netcl.core.tensor import pickling  # it builds tensors: imported once all exist
+
+        return pickling.reduce(self)
 
 
 class Parameter(Tensor):
