@@ -418,3 +418,28 @@ def test_memory_over_an_unaligned_host_pointer_is_not_read_as_whole_vectors() ->
 def test_a_layout_chunk_must_be_whole_vectors() -> None:
     with pytest.raises(ValueError, match="chunk must be a positive multiple of vec"):
         kernels.Layout(4, 6)
+
+
+def test_a_bucket_exposes_its_ranges_and_element_views_over_any_shard() -> None:
+    params = small_params()
+    optimizer = no.Adam(params, lr=0.1)
+    fill_grads(params)
+    optimizer.step()
+    (bucket,) = optimizer.flat_layout.buckets
+    assert bucket.sizes == [p.size for p in params]
+    assert bucket.starts == list(np.cumsum([0, *bucket.sizes[:-1]]))
+    assert bucket.total == sum(bucket.sizes)
+    for i, p in enumerate(params):
+        assert optimizer.flat_layout.placement(p) == (bucket, i)
+    # A shard that cuts through parameters: its views alias the bucket's buffers there.
+    first, stop = 7, bucket.total - 500
+    shard = bucket.element_views(first, stop, ["exp_avg"])
+    flat_param, flat_avg = bucket.param_flat.numpy(), bucket.state_flat("exp_avg").numpy()
+    np.testing.assert_array_equal(shard.param.numpy(), flat_param[first:stop])
+    np.testing.assert_array_equal(shard.state["exp_avg"].numpy(), flat_avg[first:stop])
+    shard.grad.fill_(-1.0)
+    grads = bucket.grad_flat.numpy()
+    assert np.all(grads[first:stop] == -1.0) and np.all(grads[:first] == 0.25)
+    assert np.all(grads[stop:] == 0.25)
+    with pytest.raises(ValueError, match=r"\[5, 3\) is not a range of a bucket"):
+        bucket.element_views(5, 3, [])

@@ -135,6 +135,22 @@ def test_a_bad_grad_raises_before_any_parameter_moves() -> None:
         optimizer.step()
 
 
+def test_a_bad_hyperparameter_set_after_construction_raises_before_any_launch() -> None:
+    first, second = param([1.0, 2.0]), param([3.0, 4.0])
+    optimizer = no.Adam([{"params": [first]}, {"params": [second]}], lr=0.1)
+    for p in (first, second):
+        p.grad = grad_like(p)
+    optimizer.param_groups[1]["betas"] = (0.9, 1.5)  # as a hand edit or a schedule could
+    expected = r"Adam.step: param group 1: invalid beta2 \(betas\[1\]\): 1.5"
+    with pytest.raises(ValueError, match=expected):
+        optimizer.step()
+    np.testing.assert_array_equal(first.numpy(), [1.0, 2.0])  # group 0 untouched too
+    assert optimizer.state == {}
+    optimizer.param_groups[1]["betas"] = (0.9, 0.999)
+    optimizer.step()
+    assert optimizer.state[first]["step"] == optimizer.state[second]["step"] == 1.0
+
+
 def test_a_non_contiguous_grad_is_refused() -> None:
     p = param(np.ones((2, 2)))
     optimizer = no.SGD([p], lr=0.1)

@@ -34,7 +34,7 @@ class Adam(Optimizer):
     >>> optimizer = Adam([w], lr=0.1)
     >>> w.grad = from_numpy(np.full(3, 2.0, np.float32))
     >>> optimizer.step()  # the first step moves each element by lr
-    >>> w.numpy()
+    >>> w.numpy().round(6)
     array([0.9, 0.9, 0.9], dtype=float32)
     """
 

@@ -479,7 +479,7 @@ class OneCycleLR(LRScheduler):
     >>> from types import SimpleNamespace
     >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])
     >>> scheduler = OneCycleLR(optimizer, max_lr=1.0, total_steps=10, cycle_momentum=False)
-    >>> scheduler.get_last_lr()  # max_lr / div_factor (25) at the start
+    >>> [round(lr, 6) for lr in scheduler.get_last_lr()]  # max_lr / div_factor (25) at first
     [0.04]
     """
 
