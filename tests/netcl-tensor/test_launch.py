@@ -141,3 +141,25 @@ def test_threads_sharing_a_kernel_get_their_own_arguments(device: Device) -> Non
         for k, got in enumerate(outs):
             np.testing.assert_array_equal(got, inputs[index] + np.float32(k))
     assert len(results) == len(inputs)
+
+
+def test_fresh_makes_the_tensor_the_constructor_makes(device: Device) -> None:
+    buffer = device.pool.allocate(24)
+    made = Tensor(buffer, (2, 3), np.float32, device)
+    fresh = Tensor.fresh(buffer, (2, 3), np.dtype(np.float32), device)
+    assert vars(fresh) == vars(made)
+
+
+def test_a_plan_is_reused_only_for_the_same_shapes_strides_and_dtypes(device: Device) -> None:
+    # One plan per key: an int scalar and a float scalar, a view with another offset and
+    # a transposed view each give their own results, in any order.
+    base = np.arange(12, dtype=np.int32).reshape(3, 4)
+    x = from_numpy(base, device)
+    for _ in range(2):
+        np.testing.assert_array_equal((x + 1).numpy(), base + 1)
+        assert (x + 1.5).dtype == np.float32
+        np.testing.assert_array_equal((x + 1.5).numpy(), base + np.float32(1.5))
+        np.testing.assert_array_equal((x[1:] * 2).numpy(), base[1:] * 2)
+        np.testing.assert_array_equal((x[2:] * 2).numpy(), base[2:] * 2)
+        np.testing.assert_array_equal((x.T - x.T).numpy(), np.zeros((4, 3), np.int32))
+        np.testing.assert_array_equal((x.T + 0).numpy(), base.T)

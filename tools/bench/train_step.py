@@ -52,7 +52,9 @@ class MLP:
 
     def __str__(self) -> str:
         inner = self.widths[1:-1]
-        hidden = f"{inner[0]}x{len(inner)}" if len(set(inner)) == 1 else "-".join(map(str, inner))
+        hidden = "-".join(map(str, inner))
+        if len(inner) > 1 and len(set(inner)) == 1:
+            hidden = f"{inner[0]}x{len(inner)}"
         return f"{self.widths[0]}-{hidden}-{self.widths[-1]} b{self.batch}"
 
     def data(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -171,7 +173,8 @@ def small_op_timers(device: Device) -> dict[str, Step]:
         a + a
 
     del out
-    return {"netcl a + a": (netcl_add, device.synchronize), "raw pyopencl": (raw, device.synchronize)}
+    sync = device.synchronize
+    return {"netcl a + a": (netcl_add, sync), "raw pyopencl": (raw, sync)}
 
 
 def runs_without_waiting(device: Device, work: Callable[[], None], timeout: float = 60.0) -> bool:
@@ -208,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     op = time_in_turns(small_op_timers(device), args.op_calls, args.rounds)
     netcl_us, raw_us = op["netcl a + a"] * 1e6, op["raw pyopencl"] * 1e6
     print("\nsmall op: 4x4 float32 a + a, one sync per sample")
-    print(f"| netcl a + a | raw pyopencl launch | netcl / raw |\n|---:|---:|---:|")
+    print("| netcl a + a | raw pyopencl launch | netcl / raw |\n|---:|---:|---:|")
     print(f"| {netcl_us:.2f} us | {raw_us:.2f} us | **{netcl_us / raw_us:.2f}** |")
     a = from_numpy(np.ones((4, 4), np.float32), device)
     ok = runs_without_waiting(device, lambda: [a + a for _ in range(args.op_calls)] and None)

@@ -61,6 +61,32 @@ class Tensor:
         self._requires_grad = False
         self.requires_grad = requires_grad
 
+    @classmethod
+    def fresh(
+        cls,
+        buffer: cl.MemoryObjectHolder,
+        shape: Shape,
+        dtype: np.dtype[Any],
+        device: Device,
+        strides: Shape | None = None,
+        offset: int = 0,
+    ) -> Tensor:
+        """A tensor as ``Tensor(...)`` makes it, for the launch path: ``shape`` and
+        ``strides`` tuples of ints and ``dtype`` a supported dtype already, so nothing
+        is converted or checked (the constructor spends microseconds on that)."""
+        t = cls.__new__(cls)
+        t.buffer = buffer
+        t.shape = shape
+        t.dtype = dtype
+        t.device = device
+        t.strides = contiguous_strides(shape) if strides is None else strides
+        t.offset = offset
+        t._grad = None
+        t._grad_home = None
+        t.is_leaf = True
+        t._requires_grad = False
+        return t
+
     # -- properties ---------------------------------------------------------------------------
     @property
     def queue(self) -> cl.CommandQueue:

@@ -16,23 +16,28 @@ import math
 import numbers
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pyopencl as cl
 
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import (
+    LAUNCH_ALIGN,
     MAX_DIMS,
     common_device,
-    empty,
     int8_vector,
-    launch,
     needs_grad,
     record,
 )
-from netcl.core.tensor.tensor import Scalar, Shape, Tensor, type_name
+from netcl.core.tensor.launch import enqueue, pack_int32
+from netcl.core.tensor.tensor import Scalar, Shape, Tensor, contiguous_strides, type_name
 
 KERNEL_FILE = Path(__file__).with_name("elementwise.cl")
+# A scalar operand is passed as this numpy type of the compute type's C name.
+_SCALAR_TYPES: dict[str, type[np.generic]] = {
+    "float": np.float32, "int": np.int32, "long": np.int64,
+}
 Operand = Tensor | Scalar
 
 
@@ -89,6 +94,22 @@ def _store(dtype: np.dtype[Any]) -> str:
     return f"out[idx] = ({dtypes.STORAGE_C_TYPE[dtype]})(v)"
 
 
+class _Plan(NamedTuple):
+    """What one elementwise call needs beyond its operands' buffers, offsets and scalars:
+    the same for every call with the same shapes, strides, dtypes and devices."""
+
+    kernel: cl.Kernel
+    global_size: tuple[int, ...]
+    shape: Shape  # of a new output
+    strides: Shape  # of a new output
+    dtype: np.dtype[Any]  # of a new output
+    nbytes: int  # of a new output
+    head: tuple[bytes, bytes]  # n and the collapsed shape
+    out_strides: bytes
+    # Per operand: its collapsed strides (a tensor) or its scalar's numpy type.
+    operands: tuple[bytes | type[np.generic], ...]
+
+
 def elementwise(
     op: str,
     expr: str,
@@ -102,11 +123,57 @@ def elementwise(
     The compute dtype is the operands' promoted dtype (float32 for a
     ``float_op`` on integers); the result has ``out_dtype`` or that dtype. With
     ``out`` the result is written into that tensor (a view is respected).
+
+    Everything that depends only on the operands' shapes, strides, dtypes and
+    devices (promotion, broadcasting, collapsing, the kernel, the arguments
+    that never change) is planned once and found again by that key.
     """
+    key: list[Any] = [expr, out_dtype, float_op]
+    device = None
+    for x in operands:
+        if isinstance(x, Tensor):
+            key += (x.shape, x.strides, x.dtype, x.device)
+            device = device or x.device
+        else:
+            key.append(type(x))
+    if out is not None:
+        key += (out.shape, out.strides, out.dtype, out.device)
+        device = device or out.device
+    if device is None:
+        raise TypeError(f"{op}: needs at least one tensor operand")
+    plans = device.kernels.plans
+    plan_key = tuple(key)
+    plan: _Plan | None = plans.get(plan_key)
+    if plan is None:
+        plan = device.kernels.remember(
+            plan_key, _plan(op, expr, operands, out_dtype, float_op, out)
+        )
+    if out is None:
+        out = Tensor.fresh(
+            device.pool.allocate(plan.nbytes), plan.shape, plan.dtype, device, plan.strides
+        )
+    args: list[Any] = [*plan.head, out.buffer, pack_int32(out.offset), plan.out_strides]
+    for x, prepared in zip(operands, plan.operands, strict=True):
+        if isinstance(x, Tensor):
+            args += (x.buffer, pack_int32(x.offset), prepared)
+        else:
+            args.append(prepared(x))  # type: ignore[operator]
+    if plan.global_size[0]:
+        enqueue(device, plan.kernel, plan.global_size, None, args)
+    return out
+
+
+def _plan(
+    op: str,
+    expr: str,
+    operands: Sequence[Operand],
+    out_dtype: np.dtype[Any] | None,
+    float_op: bool,
+    out: Tensor | None,
+) -> _Plan:
+    """Check ``operands`` and plan their elementwise launch (see ``elementwise``)."""
     tensors = [x for x in operands if isinstance(x, Tensor)]
     anchor = tensors or ([out] if out is not None else [])
-    if not anchor:
-        raise TypeError(f"{op}: needs at least one tensor operand")
     device = common_device(op, [*tensors, *([out] if out is not None else [])])
 
     compute = anchor[0].dtype if not tensors else tensors[0].dtype
@@ -127,14 +194,14 @@ def elementwise(
     if out is not None:
         if broadcast_shapes(op, [shape, out.shape]) != out.shape:
             raise ValueError(f"{op}: a result of shape {shape} does not fit output {out.shape}")
-        shape = out.shape
+        shape, out_strides, store_dtype = out.shape, out.strides, out.dtype
     else:
-        out = empty(shape, result_dtype, device)
+        out_strides, store_dtype = contiguous_strides(shape), result_dtype
 
     ct = dtypes.COMPUTE_C_TYPE[compute]
-    scalar_type = np.dtype({"float": np.float32, "int": np.int32, "long": np.int64}[ct])
+    scalar_type = _SCALAR_TYPES[ct]
     strides_in = [broadcast_strides(t, shape) for t in tensors]
-    dims, collapsed = _collapse(shape, [out.strides, *strides_in])
+    dims, collapsed = _collapse(shape, [out_strides, *strides_in])
     if len(dims) > MAX_DIMS:
         raise ValueError(f"{op}: more than {MAX_DIMS} non-contiguous dimensions in shape {shape}")
     flat = len(dims) <= 1 and all(s == (1,) or s == () for s in collapsed)
@@ -143,10 +210,10 @@ def elementwise(
         "NDIM": 0 if flat else len(dims),
         "CT": ct,
         "EXPR": expr,
-        "OUT_T": dtypes.STORAGE_C_TYPE[out.dtype],
-        "STORE(idx, v)": _store(out.dtype),
+        "OUT_T": dtypes.STORAGE_C_TYPE[store_dtype],
+        "STORE(idx, v)": _store(store_dtype),
     }
-    args: list[Any] = []
+    prepared: list[bytes | type[np.generic]] = []
     tensor_index = 0
     for slot, x in zip("abc", operands, strict=False):
         upper = slot.upper()
@@ -157,21 +224,28 @@ def elementwise(
                 f"const int8 {slot}_strides"
             )
             defines[f"LOAD_{upper}"] = _load(slot, x.dtype, ct)
-            args += [x.buffer, np.int32(x.offset), int8_vector(collapsed[1 + tensor_index])]
+            prepared.append(int8_vector(collapsed[1 + tensor_index]).tobytes())
             tensor_index += 1
         else:
             defines[f"PARAMS_{upper}"] = f", const {ct} {slot}_scalar"
             defines[f"LOAD_{upper}"] = f"{slot}_scalar"
-            args.append(scalar_type.type(x))
+            prepared.append(scalar_type)
     for slot in "ABC"[len(operands):]:
         defines[f"PARAMS_{slot}"] = ""
         defines[f"LOAD_{slot}"] = "0"
 
-    kernel = device.kernels.kernel(KERNEL_FILE, "elementwise", defines)
     n = math.prod(shape)
-    out_args = [out.buffer, np.int32(out.offset), int8_vector(collapsed[0])]
-    launch(device, kernel, n, np.int32(n), int8_vector(dims), *out_args, *args)
-    return out
+    return _Plan(
+        kernel=device.kernels.kernel(KERNEL_FILE, "elementwise", defines),
+        global_size=(-(-n // LAUNCH_ALIGN) * LAUNCH_ALIGN,),
+        shape=shape,
+        strides=contiguous_strides(shape),
+        dtype=result_dtype,
+        nbytes=n * result_dtype.itemsize,
+        head=(pack_int32(n), int8_vector(dims).tobytes()),
+        out_strides=int8_vector(collapsed[0]).tobytes(),
+        operands=tuple(prepared),
+    )
 
 
 def _binary(op: str, expr: str, a: Operand, b: Operand, **kwargs: Any) -> Tensor:
