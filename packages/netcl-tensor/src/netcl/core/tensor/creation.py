@@ -32,9 +32,15 @@ def from_numpy(array: np.ndarray[Any, Any], device: DeviceLike = None) -> Tensor
     host = np.ascontiguousarray(array).reshape(array.shape)
     out = empty(host.shape, dtype, target)
     if host.size:
-        # Blocking, so the caller may reuse or free ``array`` at once.
+        # The host data goes into a buffer of its own when that buffer is created,
+        # then a device-side copy on the queue puts it in place: the caller may reuse
+        # ``array`` at once, and nothing waits for the queue (a blocking write would
+        # wait for every op enqueued before it). OpenCL keeps the staging buffer
+        # alive until the copy has run.
+        flags = cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR
+        staging = cl.Buffer(target.context, flags, hostbuf=host)
         # pyopencl's stubs name Buffer; a pooled buffer copies the same way.
-        cl.enqueue_copy(target.queue, cast(cl.Buffer, out.buffer), host, is_blocking=True)
+        cl.enqueue_copy(target.queue, cast(cl.Buffer, out.buffer), staging, byte_count=host.nbytes)
     return out
 
 
