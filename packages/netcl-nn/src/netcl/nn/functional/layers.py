@@ -69,15 +69,36 @@ def layer_norm(
     return out
 
 
-def embedding(indices: IndexLike, weight: Tensor) -> Tensor:
+def embedding(indices: IndexLike, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of ``weight`` (num_embeddings, dim) at integer ``indices``: shape (*indices.shape, dim).
 
-    The gradient of a row used several times is the sum of its uses.
+    The gradient of a row used several times is the sum of its uses; the row
+    ``padding_idx`` (negative: counted from the end) gets no gradient, though
+    its value is returned, as in torch. An index outside ``[0, num_embeddings)``
+    is an error, found on the device and raised as ValueError at the next read
+    from it (no wait for the queue here); until then its row reads as row 0.
     """
+    rows = weight.shape[0]
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise ValueError(
+                f"embedding: padding_idx {padding_idx} is out of range for {rows} embeddings"
+            )
+        padding_idx %= rows
     if not isinstance(indices, Tensor):
         indices = from_numpy(np.asarray(indices, dtype=np.int64), weight.device)
-    rows = ops.index_select(weight, 0, ops.reshape(indices, (-1,)))
-    return ops.reshape(rows, (*indices.shape, weight.shape[1]))
+    flat = ops.reshape(indices, (-1,))
+
+    def describe(index: int) -> str:
+        return (f"embedding: index {index} is out of range for {rows} embeddings "
+                f"(valid: 0 to {rows - 1})")
+
+    picked = ops.index_select(weight, 0, ops.checked_indices("embedding", flat, rows, describe))
+    if padding_idx is not None:
+        # The padding row's value, held constant: no gradient flows back into it.
+        padded = ops.reshape(ops.eq(flat, padding_idx), (-1, 1))
+        picked = ops.where(padded, picked.detach(), picked)
+    return ops.reshape(picked, (*indices.shape, weight.shape[1]))
 
 
 def conv2d(

@@ -12,6 +12,8 @@ import numpy as np
 
 from netcl.autograd import no_grad
 from netcl.core.tensor import Tensor, dtypes, from_numpy, ops
+from netcl.core.tensor.ops.elementwise import elementwise
+from netcl.core.tensor.tensor import Shape
 from netcl.nn.functional.activations import log_softmax
 
 TargetLike = Tensor | np.ndarray[Any, Any]
@@ -40,21 +42,65 @@ def _classes_last(x: Tensor) -> Tensor:
     return ops.reshape(ops.permute(x, order), (-1, x.shape[1]))
 
 
+def _class_targets(
+    op: str, logp: Tensor, targets: Tensor, ignore_index: int
+) -> tuple[Tensor, Tensor]:
+    """-logp[i, y_i] for each row i of ``logp`` (M, C), and a bool mask of the rows counted.
+
+    A row whose target is ``ignore_index`` is not counted. Targets are checked
+    on the device, not read back (no wait for the queue in the training loop):
+    one outside ``[0, C)`` that is not ``ignore_index`` makes the next read from
+    the device raise ValueError naming it (``netcl.core.tensor.deferred``); until
+    then its row is not counted either.
+    """
+    if targets.dtype not in (dtypes.int32, dtypes.int64):
+        raise TypeError(f"{op}: class targets must be int32 or int64, got {targets.dtype}")
+    classes = logp.shape[1]
+    column = ops.reshape(targets, (-1, 1))
+
+    def describe(target: int) -> str:
+        return (
+            f"{op}: target {target} is out of range for {classes} classes (valid: 0 to "
+            f"{classes - 1}, or ignore_index={ignore_index})"
+        )
+
+    safe = ops.checked_indices(op, column, classes, describe, allowed=ignore_index)
+    counted = elementwise(op, "(a >= 0 && a < b && a != c)", [column, classes, ignore_index],
+                          out_dtype=dtypes.bool_)
+    picked = ops.take_along_axis(logp, safe, 1)
+    return ops.neg(ops.reshape(picked, (-1,))), ops.reshape(counted, (-1,))
+
+
+def _reduce_counted(loss: Tensor, counted: Tensor, reduction: str, shape: Shape) -> Tensor:
+    """Zero where not counted, then reduced; "mean" divides by the rows counted, as torch."""
+    loss = ops.where(counted, loss, 0.0)
+    if reduction == "none":
+        return ops.reshape(loss, shape)
+    total = ops.sum(loss)
+    return ops.div(total, ops.sum(ops.cast(counted, loss.dtype))) if reduction == "mean" else total
+
+
 def cross_entropy(
     logits: Tensor,
     targets: TargetLike,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    ignore_index: int = -100,
 ) -> Tensor:
     """Cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against ``targets``.
 
     With integer class ``targets`` (N) or (N, d1, ...) (int64 or int32, a
     Tensor or a numpy array), the loss of sample i is
     ``-(1 - s) * logp[i, y_i] - s * mean_c logp[i, c]``, ``s`` the
-    ``label_smoothing``; with float ``targets`` of ``logits``' shape (class
-    probabilities) it is ``-sum_c q[i, c] logp[i, c]`` with
-    ``q = (1 - s) * targets + s / C``. ``logp = log_softmax(logits)`` over
-    the class axis, through logsumexp, so large logits do not overflow.
+    ``label_smoothing``; samples whose target is ``ignore_index`` count zero
+    and are left out of the mean (which is NaN if every one is ignored, as in
+    torch). A target outside ``[0, C)`` otherwise is an error, found on the
+    device and raised as ValueError at the next read from it (the loss's
+    ``item()``, say): checking on the host would wait for the queue each step.
+    With float ``targets`` of ``logits``' shape (class probabilities) it is
+    ``-sum_c q[i, c] logp[i, c]`` with ``q = (1 - s) * targets + s / C``.
+    ``logp = log_softmax(logits)`` over the class axis, through logsumexp, so
+    large logits do not overflow.
     """
     _check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -65,6 +111,7 @@ def cross_entropy(
         targets = from_numpy(np.asarray(targets), logits.device)
     classes = logits.shape[1]
     logp = log_softmax(_classes_last(logits), axis=-1)  # (M, C)
+    sample_shape = (logits.shape[0], *logits.shape[2:])
 
     if dtypes.is_floating(targets.dtype):
         if targets.shape != logits.shape:
@@ -76,26 +123,30 @@ def cross_entropy(
         if label_smoothing:
             q = ops.add(ops.mul(q, 1.0 - label_smoothing), label_smoothing / classes)
         loss = ops.neg(ops.sum(ops.mul(q, logp), -1))
-        sample_shape = (logits.shape[0], *logits.shape[2:])
-    else:
-        sample_shape = (logits.shape[0], *logits.shape[2:])
-        if targets.shape != sample_shape:
-            raise ValueError(
-                f"cross_entropy: class targets for logits of shape {logits.shape} must have "
-                f"shape {sample_shape}, got {targets.shape}"
-            )
-        picked = ops.take_along_axis(logp, ops.reshape(targets, (-1, 1)), 1)
-        loss = ops.neg(ops.reshape(picked, (-1,)))
-        if label_smoothing:
-            smooth = ops.neg(ops.mean(logp, -1))
-            loss = ops.add(ops.mul(loss, 1.0 - label_smoothing), ops.mul(smooth, label_smoothing))
-    if reduction == "none":
-        return ops.reshape(loss, sample_shape)
-    return _reduce(loss, reduction)
+        if reduction == "none":
+            return ops.reshape(loss, sample_shape)
+        return _reduce(loss, reduction)
+    if targets.shape != sample_shape:
+        raise ValueError(
+            f"cross_entropy: class targets for logits of shape {logits.shape} must have "
+            f"shape {sample_shape}, got {targets.shape}"
+        )
+    loss, counted = _class_targets("cross_entropy", logp, targets, ignore_index)
+    if label_smoothing:
+        smooth = ops.neg(ops.mean(logp, -1))
+        loss = ops.add(ops.mul(loss, 1.0 - label_smoothing), ops.mul(smooth, label_smoothing))
+    return _reduce_counted(loss, counted, reduction, sample_shape)
 
 
-def nll_loss(log_probs: Tensor, targets: TargetLike, reduction: str = "mean") -> Tensor:
-    """-log_probs[i, y_i] for log-probabilities (N, C) and class targets (N)."""
+def nll_loss(
+    log_probs: Tensor, targets: TargetLike, reduction: str = "mean", ignore_index: int = -100
+) -> Tensor:
+    """-log_probs[i, y_i] for log-probabilities (N, C) and class targets (N).
+
+    Targets equal to ``ignore_index`` count zero and are left out of the mean;
+    one outside ``[0, C)`` otherwise raises ValueError at the next read from the
+    device, as in ``cross_entropy``.
+    """
     _check_reduction("nll_loss", reduction)
     if not isinstance(targets, Tensor):
         targets = from_numpy(np.asarray(targets), log_probs.device)
@@ -104,8 +155,8 @@ def nll_loss(log_probs: Tensor, targets: TargetLike, reduction: str = "mean") ->
             f"nll_loss: expected log_probs (N, C) and targets (N,), got {log_probs.shape} "
             f"and {targets.shape}"
         )
-    picked = ops.take_along_axis(log_probs, ops.reshape(targets, (-1, 1)), 1)
-    return _reduce(ops.neg(ops.reshape(picked, (-1,))), reduction)
+    loss, counted = _class_targets("nll_loss", log_probs, targets, ignore_index)
+    return _reduce_counted(loss, counted, reduction, targets.shape)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

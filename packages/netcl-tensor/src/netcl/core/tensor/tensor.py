@@ -195,7 +195,12 @@ class Tensor:
 
     # -- reading back -------------------------------------------------------------------------
     def numpy(self) -> np.ndarray[Any, Any]:
-        """A host copy; waits for every op enqueued before it."""
+        """A host copy; waits for every op enqueued before it.
+
+        Raises ValueError if a check an op left on the device found a bad value
+        (see ``netcl.core.tensor.deferred``): this read waits for it anyway.
+        """
+        deferred.raise_pending(self.device)
         if self.is_contiguous:
             source = self
         else:
@@ -454,4 +459,4 @@ def _shape_args(args: tuple[int | Sequence[int], ...]) -> Shape:
 
 
 # Imported last: the ops build Tensors, and Tensor's methods call the ops.
-from netcl.core.tensor import ops  # noqa: E402
+from netcl.core.tensor import deferred, ops  # noqa: E402

@@ -40,7 +40,13 @@ from netcl.core.tensor.ops.elementwise import (
     tanh,
     where,
 )
-from netcl.core.tensor.ops.indexing import index_add, index_select, scatter_add, take_along_axis
+from netcl.core.tensor.ops.indexing import (
+    checked_indices,
+    index_add,
+    index_select,
+    scatter_add,
+    take_along_axis,
+)
 from netcl.core.tensor.ops.matmul import matmul
 from netcl.core.tensor.ops.movement import (
     cat,
@@ -65,6 +71,7 @@ __all__ = [
     "argmin",
     "cast",
     "cat",
+    "checked_indices",
     "conv2d",
     "conv2d_input_grad",
     "conv2d_weight_grad",

@@ -9,23 +9,25 @@ checked on the host before anything is enqueued or allocated for the result.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from netcl.core.device import Device
-from netcl.core.tensor import dtypes
+from netcl.core.tensor import deferred, dtypes
 from netcl.core.tensor.creation import from_numpy
 from netcl.core.tensor.dispatch import MAX_DIMS, empty, int8_vector, launch, record
 from netcl.core.tensor.ops.elementwise import elementwise
+from netcl.core.tensor.ops.reduce import max as reduce_max
 from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
 
 KERNEL_FILE = Path(__file__).with_name("indexing.cl")
 IndexLike = Tensor | np.ndarray[Any, Any] | Sequence[int]
 
 _WORDS = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong"}
+_LONG_MIN = int(np.iinfo(np.int64).min)
 
 
 def _axis(op: str, shape: Shape, axis: int) -> int:
@@ -58,6 +60,34 @@ def _check_range(op: str, host: np.ndarray[Any, Any], axis: int, size: int) -> N
 # Keyed by id with a weak reference to confirm it (a WeakKeyDictionary would compare
 # tensors with ==, which is elementwise).
 _checked: dict[int, tuple[weakref.ref[Tensor], int]] = {}
+
+
+def checked_indices(
+    op: str, indices: Tensor, size: int, describe: Callable[[int], str],
+    allowed: int | None = None,
+) -> Tensor:
+    """``indices`` for an axis of ``size``, checked on the device instead of read back.
+
+    An index outside ``[0, size)`` (other than ``allowed``, a marker such as
+    an ignore_index the caller handles) is reported to ``deferred``: the next
+    read from the device raises ``ValueError(describe(index))``. Meanwhile the
+    returned int64 indices hold 0 in its place, so no kernel reads or writes
+    outside its buffer. Negative indices are not counted from the end here.
+    """
+    if indices.dtype not in (dtypes.int32, dtypes.int64):
+        raise TypeError(f"{op}: indices must be int32 or int64, got {indices.dtype}")
+    inside = "(a >= 0 && a < b)"
+    safe = elementwise(op, f"({inside} ? a : 0)", [indices, size],
+                       out_dtype=dtypes.int64)
+    if indices.size:
+        wrong = f"!{inside}" if allowed is None else f"(!{inside} && a != c)"
+        # LONG_MIN where fine: the largest wrong index wins the max, and the check's key
+        # keeps the largest across calls (deferred.report).
+        marker = [] if allowed is None else [allowed]
+        example = elementwise(op, f"({wrong} ? (long)a : LONG_MIN)", [indices, size, *marker],
+                              out_dtype=dtypes.int64)
+        deferred.report(f"{op}:{size}:{allowed}", reduce_max(example), _LONG_MIN, describe)
+    return _checked_indices(safe, size)
 
 
 def as_indices(op: str, indices: IndexLike, axis: int, size: int, device: Device) -> Tensor:

@@ -1,0 +1,53 @@
+"""Errors found on the device, raised at the next read from it: checks without a host sync.
+
+Checking a value on the host (an index, a class target) means waiting for the
+queue, on every call, in the hot path. Instead an op computes, on the device,
+one int64 scalar that equals ``fine`` unless something is wrong (then it holds
+an example of the bad value) and hands it to ``report``. The next read of any
+tensor on that device (``numpy()``, ``item()``, ``tolist()``: a wait anyway)
+reads the pending scalars first and raises ValueError with the op's message.
+Like an asynchronous device error in CUDA, the error surfaces at that read,
+which may be a later one than the loss's, but it always names the op, the bad
+value and what was expected. Reports of one kind accumulate into one scalar
+(their maximum), so a loop that never reads holds one scalar per kind, not one
+per call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from netcl.core.device import Device
+from netcl.core.tensor import ops
+from netcl.core.tensor.tensor import Tensor
+
+_lock = threading.Lock()
+# device -> key -> (the accumulated scalar, its fine value, the message for a bad value)
+_pending: dict[Device, dict[str, tuple[Tensor, int, Callable[[int], str]]]] = {}
+
+
+def report(key: str, example: Tensor, fine: int, describe: Callable[[int], str]) -> None:
+    """Raise ``ValueError(describe(v))`` at the next read if ``example`` (an int64 scalar on
+    the device) holds some v != ``fine``. ``key`` names the kind of check; reports of one key
+    keep the largest value, so ``fine`` must be the smallest int64 the check can produce."""
+    with _lock:
+        kinds = _pending.setdefault(example.device, {})
+        if key in kinds:
+            example = ops.maximum(kinds[key][0], example)
+        kinds[key] = (example, fine, describe)
+
+
+def raise_pending(device: Device) -> None:
+    """Read every check pending on ``device``; one ValueError names all that found bad values."""
+    if not _pending:
+        return
+    with _lock:
+        kinds = _pending.pop(device, {})
+    found = []
+    for example, fine, describe in kinds.values():
+        value = int(example.numpy())  # a read: it calls back here, with nothing left pending
+        if value != fine:
+            found.append(describe(value))
+    if found:
+        raise ValueError("; ".join(found))
