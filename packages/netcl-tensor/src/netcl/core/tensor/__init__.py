@@ -10,11 +10,13 @@ from netcl.core.tensor.creation import (
     from_numpy,
     full,
     full_like,
+    get_rng_state,
     manual_seed,
     ones,
     ones_like,
     rand,
     randn,
+    set_rng_state,
     tensor,
     zeros,
     zeros_like,
@@ -29,6 +31,6 @@ from netcl.core.tensor.tensor import Parameter, Tensor
 __all__ = [
     "Parameter", "Tensor", "__version__", "arange", "bool_", "empty", "empty_like",
     "float16", "float32", "from_array", "from_buffer", "from_numpy", "full", "full_like",
-    "int32", "int64", "loading_onto", "manual_seed", "ones", "ones_like", "ops", "rand",
-    "randn", "tensor", "zeros", "zeros_like",
+    "get_rng_state", "int32", "int64", "loading_onto", "manual_seed", "ones", "ones_like", "ops",
+    "rand", "randn", "set_rng_state", "tensor", "zeros", "zeros_like",
 ]

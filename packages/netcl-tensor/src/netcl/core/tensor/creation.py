@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -20,6 +21,29 @@ def manual_seed(seed: int) -> None:
     """Seed the generator ``rand``/``randn`` use when given none."""
     global _generator
     _generator = np.random.default_rng(seed)
+
+
+def get_rng_state() -> dict[str, Any]:
+    """The state of the generator ``rand``/``randn`` use when given none (plain data: a
+    dict of str, int and dicts, numpy's ``bit_generator.state``), for checkpoints."""
+    return copy.deepcopy(dict(_generator.bit_generator.state))
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Put back a state from :func:`get_rng_state`; the draws that followed it follow again.
+
+    A state numpy does not accept raises ValueError or TypeError and leaves the
+    generator as it was.
+    """
+    global _generator
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    kind = getattr(np.random, name, None) if isinstance(name, str) else None
+    # Only a BitGenerator class is called: a state read from a file picks nothing else.
+    if not (isinstance(kind, type) and issubclass(kind, np.random.BitGenerator)):
+        raise ValueError(f"set_rng_state: {name!r} is not a numpy bit generator")
+    generator = np.random.Generator(kind())
+    generator.bit_generator.state = state
+    _generator = generator
 
 
 def from_numpy(array: np.ndarray[Any, Any], device: DeviceLike = None) -> Tensor:

@@ -1,0 +1,1 @@
+"""The ``netcl`` command: ``netcl devices``, ``netcl train``, ``netcl bench`` (see ``main``)."""

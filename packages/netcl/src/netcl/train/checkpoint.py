@@ -1,0 +1,176 @@
+"""save / load: state dicts to one safetensors file, written atomically, read without pickle.
+
+A checkpoint is one ``.safetensors`` file: every array of the saved object as a
+safetensors tensor (named by where it sat, ``model/0.weight``), and the rest of
+the object (dicts, lists, tuples, numbers, strings, None) as JSON in the file's
+metadata, where each array appears as ``{"array": name}``. Reading it parses a
+JSON header and copies raw bytes: nothing in the file is ever executed, so a
+checkpoint from an untrusted source is safe to load (a pickle is refused).
+
+Writes are atomic: the bytes go to a temporary file in the same folder, which
+is flushed to disk, renamed over the target, and the folder itself is flushed,
+so a process killed at any moment leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors
+import safetensors.numpy
+
+from netcl.core.tensor import Tensor
+
+FORMAT = "netcl.checkpoint/1"
+# The keys of the safetensors metadata (a str -> str map) this format uses.
+_FORMAT_KEY, _TREE_KEY = "format", "netcl"
+
+PathLike = str | os.PathLike[str]
+
+
+def save(obj: Any, path: PathLike) -> None:
+    """Write ``obj`` to ``path`` atomically (see the module doc).
+
+    ``obj`` is a tree of dicts (str or int keys), lists, tuples, None, bool,
+    int, float, str, numpy arrays and netcl Tensors (saved as their numpy
+    values): what ``state_dict()`` of a module, optimizer or scheduler gives.
+    numpy scalars are saved as Python numbers. Anything else raises TypeError
+    naming where it sat, and nothing is written.
+    """
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    tree = _encode(obj, "", arrays)
+    metadata = {_FORMAT_KEY: FORMAT, _TREE_KEY: json.dumps(tree, allow_nan=False)}
+    atomic_write(Path(path), safetensors.numpy.save(arrays, metadata=metadata))
+
+
+def load(path: PathLike) -> Any:
+    """Read what :func:`save` wrote: the same tree, with numpy arrays (Tensors come back as
+    arrays, tuples as tuples). Raises FileNotFoundError, or ValueError naming the path and
+    what is wrong if the file is not a netcl checkpoint (a pickle, a truncated file, a
+    safetensors file of another origin)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with safetensors.safe_open(str(path), framework="np") as f:
+            metadata = f.metadata() or {}
+            arrays = {name: np.array(f.get_tensor(name)) for name in f.keys()}  # noqa: SIM118
+    except safetensors.SafetensorError as error:
+        raise ValueError(
+            f"{path} is not a netcl checkpoint (not a safetensors file: {error})"
+        ) from None
+    if metadata.get(_FORMAT_KEY) != FORMAT or _TREE_KEY not in metadata:
+        raise ValueError(
+            f"{path} is a safetensors file but not a netcl checkpoint (its metadata has no "
+            f"{_FORMAT_KEY!r}: {FORMAT!r})"
+        )
+    try:
+        tree = json.loads(metadata[_TREE_KEY])
+        return _decode(tree, arrays)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{path}: the checkpoint's structure is damaged ({error})") from None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` so that a crash at any moment leaves the old or new file."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    # The rename lives in the folder's entries: flush them too, or a power cut may undo it.
+    folder_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(folder_fd)
+    finally:
+        os.close(folder_fd)
+
+
+def _encode(obj: Any, where: str, arrays: dict[str, np.ndarray[Any, Any]]) -> Any:
+    """JSON for ``obj``; arrays go into ``arrays`` under a name made from ``where``.
+
+    Every container is tagged (``{"dict": [[key, value], ...]}``, ``{"tuple": [...]}``,
+    ``{"array": name}``) and lists are JSON lists, so int keys and tuples come back as
+    they were and no user string can pass for a tag.
+    """
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, float):
+        # json writes inf and nan as Infinity and NaN; Python's json reads them back.
+        return obj if math.isfinite(obj) else {"float": repr(obj)}
+    if isinstance(obj, np.generic):
+        return _encode(obj.item(), where, arrays)
+    if isinstance(obj, Tensor):
+        obj = obj.numpy()
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise TypeError(f"save: the array at {where or 'the top'} holds Python objects")
+        name = where or "array"
+        while name in arrays:  # two keys that join to the same path ("a/b" and a, b)
+            name += "'"
+        arrays[name] = np.ascontiguousarray(obj).reshape(obj.shape)  # keeps a 0-d array 0-d
+        return {"array": name}
+    if isinstance(obj, Mapping):
+        items = []
+        for key, value in obj.items():
+            if isinstance(key, bool) or not isinstance(key, str | int):
+                raise TypeError(
+                    f"save: the dict at {where or 'the top'} has key {key!r}; keys must be "
+                    "str or int"
+                )
+            items.append([key, _encode(value, _join(where, key), arrays)])
+        return {"dict": items}
+    if isinstance(obj, list | tuple):
+        encoded = [_encode(v, _join(where, i), arrays) for i, v in enumerate(obj)]
+        return encoded if isinstance(obj, list) else {"tuple": encoded}
+    raise TypeError(
+        f"save: cannot save a {type(obj).__name__} (at {where or 'the top'}); a checkpoint holds "
+        "dicts, lists, tuples, numbers, strings, None, numpy arrays and Tensors"
+    )
+
+
+def _join(where: str, key: object) -> str:
+    return f"{where}/{key}" if where else str(key)
+
+
+def _decode(tree: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> Any:
+    if tree is None or isinstance(tree, bool | int | float | str):
+        return tree
+    if isinstance(tree, list):
+        return [_decode(v, arrays) for v in tree]
+    if isinstance(tree, dict) and len(tree) == 1:
+        (tag, body), = tree.items()
+        if tag == "dict" and isinstance(body, list):
+            decoded = {}
+            for item in body:
+                if not (isinstance(item, list) and len(item) == 2):
+                    raise ValueError(f"a dict entry is {item!r}, not a [key, value] pair")
+                key, value = item
+                if isinstance(key, bool) or not isinstance(key, str | int):
+                    raise ValueError(f"a dict key is {key!r}, not a str or int")
+                decoded[key] = _decode(value, arrays)
+            return decoded
+        if tag == "tuple" and isinstance(body, list):
+            return tuple(_decode(v, arrays) for v in body)
+        if tag == "array" and isinstance(body, str):
+            if body not in arrays:
+                raise ValueError(f"the array {body!r} is named but not in the file")
+            return arrays[body]
+        if tag == "float" and body in ("inf", "-inf", "nan"):
+            return float(body)
+    raise ValueError(f"unexpected node {str(tree)[:80]!r}")
