@@ -19,11 +19,13 @@ from netcl.core.tensor import (
     from_numpy,
     full,
     full_like,
+    get_rng_state,
     manual_seed,
     ones,
     ones_like,
     rand,
     randn,
+    set_rng_state,
     tensor,
     zeros,
     zeros_like,
@@ -90,6 +92,28 @@ def test_random_is_reproducible_by_seed() -> None:
     assert not np.array_equal(rand((3, 4)).numpy(), first[0])
     generated = rand(6, generator=np.random.default_rng(1)).numpy()
     assert np.array_equal(generated, rand(6, generator=np.random.default_rng(1)).numpy())
+
+
+def test_rng_state_puts_the_draws_back() -> None:
+    manual_seed(3)
+    rand(2)
+    state = get_rng_state()
+    draws = rand(5).numpy(), randn(3).numpy()
+    rand(7)  # move on, then go back
+    set_rng_state(state)
+    assert np.array_equal(rand(5).numpy(), draws[0]) and np.array_equal(randn(3).numpy(), draws[1])
+    state["state"]["state"] += 1  # the returned state is a copy: editing it changes nothing
+    assert get_rng_state()["state"]["state"] != state["state"]["state"]
+
+
+@pytest.mark.parametrize("bad", [{"bit_generator": "seed"}, {"bit_generator": 3}, "PCG64"])
+def test_set_rng_state_refuses_what_is_not_a_bit_generator_state(bad: Any) -> None:
+    manual_seed(4)
+    expected = rand(3).numpy()
+    manual_seed(4)
+    with pytest.raises(ValueError, match="is not a numpy bit generator"):
+        set_rng_state(bad)
+    assert np.array_equal(rand(3).numpy(), expected)  # the generator was left as it was
 
 
 def test_random_distributions() -> None:
