@@ -69,6 +69,9 @@ Measured = tuple[tuple[str, int, int, int, TileConfig], ...]
 MEASURED: dict[str, Measured] = {
     # 2026-11-29, NVIDIA H200 (132 SMs), OpenCL; split-K summed in the launch.
     "H200": (
+        ("nn", 512, 512, 512, T(64, 32, 16, 4, 4)),
+        ("nt", 512, 512, 512, T(32, 32, 16, 4, 4)),
+        ("tn", 512, 512, 512, T(64, 32, 16, 4, 4)),
         ("nn", 1024, 1024, 1024, T(64, 64, 16, 8, 8)),
         ("nt", 1024, 1024, 1024, T(128, 64, 16, 8, 8)),
         ("tn", 1024, 1024, 1024, T(128, 64, 16, 8, 8)),
