@@ -344,6 +344,10 @@ def test_measured_devices_take_their_table_others_the_rule() -> None:
         128, 64, 16, 8, 8)
     # Batched: the batch counts as rows, and K is never split.
     assert choose_tile("NVIDIA H200", 132, "nt", 1024, 10, 8192, 4).split_k == 1
+    assert choose_tile("NVIDIA H200", 132, "tn", 512, 512, 512, 8) == TileConfig(
+        128, 64, 16, 8, 8)
+    assert choose_tile("NVIDIA H200", 132, "tn", 512, 512, 512, 1) == TileConfig(
+        64, 32, 16, 4, 4)
     # Elsewhere: the largest tile that fills the compute units...
     assert choose_tile("Some GPU", 100, "nn", 2048, 2048, 2048, 1) == TILE_CONFIGS[0]
     assert choose_tile("Some GPU", 100, "nn", 512, 512, 512, 1) == TILE_CONFIGS[-1]
