@@ -8,11 +8,13 @@ buffer) move with one copy each way.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pyopencl as cl
+from mpi4py import MPI
 
 from netcl.core.tensor import Tensor
 
@@ -70,3 +72,14 @@ def to_device(queue: cl.CommandQueue, copies: Sequence[Span], host: np.ndarray[A
             host[span.host_offset:span.host_offset + span.size],
             dst_offset=span.device_offset * size, is_blocking=False,
         )
+
+
+def wait(request: MPI.Request) -> None:
+    """Wait for a non-blocking collective, giving the core away while it is not done.
+
+    MPI's own Wait spins; ranks that share a CPU device's cores (PoCL, several
+    ranks on one machine) would then take the cores from the ranks still
+    computing the gradients this collective waits for.
+    """
+    while not request.Test():
+        os.sched_yield()

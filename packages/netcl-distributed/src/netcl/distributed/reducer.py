@@ -150,7 +150,7 @@ class Reducer:
                 bucket.request = self.comm.Iallreduce(MPI.IN_PLACE, bucket.host, op=MPI.SUM)
         for bucket in self._started:
             assert bucket.request is not None
-            bucket.request.Wait()
+            host_copy.wait(bucket.request)
             bucket.host *= scale
             host_copy.to_device(bucket.params[0].queue, bucket.copies, bucket.host)
             bucket.request, bucket.copied = None, None

@@ -199,7 +199,7 @@ class ZeroRedundancyOptimizer:
             received.append((s, mine, request))
         scale = np.float32(1.0 / comm.size)
         for s, mine, request in received:
-            request.Wait()
+            host_copy.wait(request)
             if s.tensor is None:
                 continue
             mine *= scale
@@ -223,7 +223,7 @@ class ZeroRedundancyOptimizer:
             request = comm.Iallgatherv(MPI.IN_PLACE, [s.host, (s.counts, s.displs), MPI.FLOAT])
             gathers.append((s, request))
         for s, request in gathers:
-            request.Wait()
+            host_copy.wait(request)
             flat = s.param_flat
             host_copy.to_device(flat.queue, [host_copy.Span(flat.buffer, flat.offset, 0, s.total)],
                                 s.host)
