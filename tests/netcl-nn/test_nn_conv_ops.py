@@ -5,6 +5,8 @@ float64, unfold, fold and max_pool2d against PyTorch, and their errors."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -89,6 +91,18 @@ def test_conv2d_reads_strided_views_and_fp16(path: TileConfig | None) -> None:
                                      w.astype(np.float16).astype(np.float32), g, geometry)
     np.testing.assert_allclose(half.numpy().astype(np.float64), want_half, rtol=2e-3,
                                atol=2e-3 * np.abs(want_half).max())
+
+
+def test_weight_grad_summed_by_a_second_launch_where_the_fence_is_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gemm = importlib.import_module("netcl.core.tensor.ops.gemm")
+    monkeypatch.setattr(gemm, "_sums_in_launch", lambda device: False)
+    x, w = image((3, 2, 5, 4)), image((3, 2, 3, 3), seed=1)
+    g = image((3, 3, 5, 4), seed=2)
+    _, _, want_gw = conv_reference(x, w, g, (3, 1, 1, 1))
+    got = ops.conv2d_weight_grad(nt.tensor(g), nt.tensor(x), w.shape, 1, 1, tile=PATHS[1])
+    assert_close(got, want_gw, 60)
 
 
 def test_conv2d_records_once_and_its_rule_gives_both_gradients() -> None:

@@ -24,6 +24,7 @@ from netcl.core.tensor.ops.matmul_tiles import choose_tile
 Array = np.ndarray[Any, Any]
 # The module itself: ops.matmul, the attribute, is the function.
 matmul_module = importlib.import_module("netcl.core.tensor.ops.matmul")
+gemm = importlib.import_module("netcl.core.tensor.ops.gemm")
 
 # The tiled kernel's smallest shape builds fastest on PoCL; the big one is
 # checked separately below.
@@ -168,7 +169,8 @@ def test_long_batches_run_in_slices(
 ) -> None:
     # The real slice is 65535 entries (NVIDIA's grid limit); 2 exercises the
     # same path on five entries.
-    monkeypatch.setattr(matmul_module, "MAX_BATCH_SLICE", 2)
+    monkeypatch.setattr(gemm, "MAX_BATCH_SLICE", 2)
+    device.kernels.plans.clear()  # plans made with the real slice would be reused
     a, b = normal(rng, (5, 7, 9)), normal(rng, (5, 9, 3))
     ta, tb = transposed_view(a, device), from_numpy(b, device)
     check(matmul_with(ta, tb, kernel, tile), a, b)
@@ -272,6 +274,21 @@ def test_integers_and_scalars_are_refused(device: Device) -> None:
         ops.matmul(scalar, scalar)
 
 
+def kernels_seen(monkeypatch: pytest.MonkeyPatch, device: Device, name: str) -> list[Any]:
+    """The variants of kernel ``name`` that plans made from now on ask for."""
+    built = gemm.kernel
+    variants: list[Any] = []
+
+    def kernel(device: Device, wanted: str, variant: Any) -> Any:
+        if wanted == name:
+            variants.append(variant)
+        return built(device, wanted, variant)
+
+    monkeypatch.setattr(gemm, "kernel", kernel)
+    device.kernels.plans.clear()
+    return variants
+
+
 # Every tiled-kernel variant: sizes that are multiples of 4 give aligned float4
 # loads (A_VEC, B_VEC, C_VEC), with whole tiles inside and partial ones at the
 # M, N and K edges; split K, alone and with fp16 output.
@@ -285,15 +302,7 @@ def test_tiled_float4_path_in_every_layout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = normal(rng, (132, 68)), normal(rng, (68, 136))
-    built = matmul_module._kernel
-    variants: list[Any] = []
-
-    def kernel_seen(device: Device, name: str, variant: Any) -> Any:
-        if name == "matmul_tiled":
-            variants.append(variant)
-        return built(device, name, variant)
-
-    monkeypatch.setattr(matmul_module, "_kernel", kernel_seen)
+    variants = kernels_seen(monkeypatch, device, "matmul_tiled")
     check(matmul_with(place(a, layout, 0, device), place(b, layout, 1, device), "tiled", tile),
           a, b)
     assert [(v.a_vec, v.b_vec, v.c_vec, v.split) for v in variants] == [
@@ -335,6 +344,10 @@ def test_measured_devices_take_their_table_others_the_rule() -> None:
         128, 64, 16, 8, 8)
     # Batched: the batch counts as rows, and K is never split.
     assert choose_tile("NVIDIA H200", 132, "nt", 1024, 10, 8192, 4).split_k == 1
+    assert choose_tile("NVIDIA H200", 132, "tn", 512, 512, 512, 8) == TileConfig(
+        128, 64, 16, 8, 8)
+    assert choose_tile("NVIDIA H200", 132, "tn", 512, 512, 512, 1) == TileConfig(
+        64, 32, 16, 4, 4)
     # Elsewhere: the largest tile that fills the compute units...
     assert choose_tile("Some GPU", 100, "nn", 2048, 2048, 2048, 1) == TILE_CONFIGS[0]
     assert choose_tile("Some GPU", 100, "nn", 512, 512, 512, 1) == TILE_CONFIGS[-1]
@@ -342,3 +355,17 @@ def test_measured_devices_take_their_table_others_the_rule() -> None:
     skinny = choose_tile("Some GPU", 100, "nn", 64, 64, 4096, 1)
     assert skinny.split_k == 32 and skinny.bm == TILE_CONFIGS[-1].bm
     assert choose_tile("Some GPU", 100, "nn", 64, 64, 200, 1).split_k == 1
+
+
+def test_slabs_summed_by_a_second_launch_where_the_fence_is_unknown(
+    device: Device, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A GPU that is neither NVIDIA's nor a CPU sums split-K slabs with
+    # sum_splits instead of in the multiply's own launch.
+    monkeypatch.setattr(gemm, "_sums_in_launch", lambda device: False)
+    summing = kernels_seen(monkeypatch, device, "sum_splits")
+    a, b = normal(rng, (33, 301), np.float16), normal(rng, (301, 17), np.float16)
+    tile = TileConfig(32, 32, 16, 4, 4, 4)
+    check(matmul_with(from_numpy(a, device), from_numpy(b, device), "tiled", tile), a, b)
+    assert len(summing) == 1 and not summing[0].sum_z
+    device.kernels.plans.clear()  # no later test may reuse these plans

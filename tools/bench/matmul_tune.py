@@ -8,6 +8,7 @@ reference, and ends with the winners as rows for ``matmul_tiles.MEASURED``.
 
     NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py           # everything
     NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py --quick   # one config each
+    NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py --match 512x512@  # some problems
 """
 
 from __future__ import annotations
@@ -40,14 +41,18 @@ except ImportError:
 T = TileConfig
 LARGE = [T(128, 128, 8, 8, 8), T(128, 128, 16, 8, 8), T(128, 64, 8, 8, 8), T(128, 64, 16, 8, 8),
          T(64, 128, 8, 8, 8), T(64, 64, 16, 8, 8), T(64, 64, 16, 4, 4)]
-SMALL = [T(64, 64, 16, 4, 4), T(64, 64, 16, 8, 8), T(32, 32, 16, 4, 4), T(64, 32, 16, 4, 4),
-         T(64, 64, 16, 4, 4, 2), T(64, 64, 16, 4, 4, 4), T(64, 64, 16, 4, 4, 8),
-         T(32, 32, 16, 4, 4, 4), T(128, 64, 8, 8, 8, 4)]
+SMALL = [T(64, 64, 16, 4, 4), T(32, 32, 16, 4, 4), T(64, 32, 16, 4, 4),
+         T(32, 32, 16, 4, 4, 2), T(32, 32, 16, 4, 4, 4), T(32, 32, 16, 4, 4, 8),
+         T(64, 32, 16, 4, 4, 2), T(64, 32, 16, 4, 4, 4), T(64, 64, 16, 4, 4, 4),
+         T(64, 64, 16, 4, 4, 8), T(128, 64, 8, 8, 8, 4)]
+# Problems up to this many outputs check every candidate's result, not just the winner's.
+CHECK_ALL = 1 << 22
 CONV = [T(64, 128, 8, 8, 8), T(64, 128, 16, 8, 8), T(64, 64, 16, 8, 8), T(64, 64, 16, 4, 4),
         T(128, 128, 8, 8, 8)]
 # (layout, M, K, N, batch, candidates)
 PROBLEMS: list[tuple[str, int, int, int, int, list[TileConfig]]] = [
     *((layout, s, s, s, 1, LARGE) for s in (1024, 2048, 4096) for layout in ("nn", "nt", "tn")),
+    *((layout, 512, 512, 512, 1, SMALL + LARGE[:2]) for layout in ("nn", "nt", "tn")),
     *((layout, 128, 784, 256, 1, SMALL) for layout in ("nn", "nt", "tn")),
     *((layout, 256, 1024, 1024, 1, SMALL + LARGE[:3]) for layout in ("nn", "nt", "tn")),
     ("nn", 512, 512, 512, 8, LARGE),
@@ -64,6 +69,8 @@ CONV_SHAPE = (32, 64, 56, 56, 64, 3, 1)  # N, C, H, W, O, kernel, padding
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="first candidate only")
+    parser.add_argument("--match", default="",
+                        help="only the problems whose name holds this (no conv unless 'conv')")
     args = parser.parse_args()
     device = manager.default("auto")
     sync = device.queue.finish
@@ -76,6 +83,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     winners: list[str] = []
     for layout, m, k, n, batch, candidates in PROBLEMS:
+        name = f"{layout} {f'{batch} x ' if batch > 1 else ''}{m}x{k}@{k}x{n}"
+        if args.match not in name:
+            continue
         candidates = candidates[:1] if args.quick else candidates
         a_host = rng.standard_normal((batch, m, k) if batch > 1 else (m, k), np.float32)
         b_host = rng.standard_normal((batch, k, n) if batch > 1 else (k, n), np.float32)
@@ -86,12 +96,16 @@ def main() -> None:
         sides: list[Timed] = [(_bind(torch.matmul, ta, tb), torch.cuda.synchronize)]
         sides += [(_bind(matmul_with, a, b, "tiled", tile), sync) for tile in candidates]
         flops = 2.0 * m * n * k * batch
-        name = f"{layout} {f'{batch} x ' if batch > 1 else ''}{m}x{k}@{k}x{n}"
         best = _report(name, flops, candidates, time_calls(sides, 0.0, repeats=3))
-        got = matmul_with(a, b, "tiled", best).numpy()
-        print(f"    rel err {np.abs(got - want).max() / np.abs(want).max():.1e}", flush=True)
+        checked = candidates if m * n * batch <= CHECK_ALL else [best]
+        errors = [np.abs(matmul_with(a, b, "tiled", t).numpy() - want).max() for t in checked]
+        print(f"    rel err {max(errors) / np.abs(want).max():.1e} (worst of {len(checked)})",
+              flush=True)
         winners.append(f'("{layout}", {m * batch}, {n}, {k}, T({_args(best)})),')
 
+    if args.match not in "conv":
+        print("\n".join(winners))
+        return
     n_img, c, h, w, o, kernel, pad = CONV_SHAPE
     x_host = rng.standard_normal((n_img, c, h, w), np.float32)
     w_host = rng.standard_normal((o, c, kernel, kernel), np.float32) / np.float32(c * 9) ** 0.5

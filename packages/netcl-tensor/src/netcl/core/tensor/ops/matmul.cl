@@ -206,8 +206,17 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 //                       offset and the batch strides multiples of 4): tiles
 //                       inside the matrix then load with one 16-byte read
 //   C_VEC               1 when C rows can be stored as float4 (float, N % 4 == 0)
-//   SPLIT_K             1: batch entry z sums only K chunk z (ip.sb long) into
-//                       its own C slab; sum_splits adds the slabs up after
+//   SPLIT_K             1: batch entry z multiplies only K chunk z (ip.sb long)
+//   SUM_Z               1: the ip.sc batch entries' products are summed into one
+//                       C (split-K chunks, or a convolution's images for its
+//                       weight gradient) in this one launch: each writes its
+//                       product to slab z of W, and the work-group that
+//                       finishes a tile last (a counter per tile) adds that
+//                       tile's slabs up in slab order, so the sum is
+//                       deterministic. GLOBAL_FENCE makes a work-item's slab
+//                       writes visible to every compute unit before it
+//                       counts. Without SUM_Z, matmul.py can write the slabs
+//                       as C and sum them with sum_splits in a second launch.
 //   B_GATHER            0: B is a matrix; 1-3: B is an NCHW tensor read as
 //                       implicit-GEMM columns of a convolution (see gather_b)
 #define THREADS_X (BN / TN)
@@ -319,8 +328,34 @@ inline float col2im_at(__global const B_T *X, const int r, const int q)
              B_AT((k) + 2 * B_DK, (n) + 2 * B_DN), B_AT((k) + 3 * B_DK, (n) + 3 * B_DN))
 #endif
 
+#if SUM_Z
+#define SUM_ARGS , __global float *W, __global int *counters
+#else
+#define SUM_ARGS
+#endif
+
+// The accumulators to `dst` (a float slab, or C): float4 stores where a
+// group of four lies inside a row and C_VEC allows it.
+#define STORE_ACC(dst, T, STORE)                                                \
+    _Pragma("unroll") for (int i = 0; i < TM; ++i) {                            \
+        const int m = m0 + (i / 4) * 4 * THREADS_Y + ty * 4 + i % 4;            \
+        if (m >= M) continue;                                                   \
+        __global T *row = (dst) + (long)m * N;                                  \
+        _Pragma("unroll") for (int g = 0; g < TN / 4; ++g) {                    \
+            const int n = n0 + g * 4 * THREADS_X + tx * 4;                      \
+            if (C_VEC && n + 3 < N) {                                           \
+                *(__global float4 *)(row + n) = (float4)(                       \
+                    acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]); \
+                continue;                                                       \
+            }                                                                   \
+            _Pragma("unroll") for (int j = 0; j < 4; ++j)                       \
+                if (n + j < N) STORE(row, n + j, acc[i][4 * g + j]);            \
+        }                                                                       \
+    }
+#define STORE_FLOAT(p, i, v) (p)[i] = (v)
+
 __kernel __attribute__((reqd_work_group_size(THREADS_X, THREADS_Y, 1)))
-void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global C_T *C)
+void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global C_T *C SUM_ARGS)
 {
     UNPACK_PARAMS
     // Declared float4 so that every local row is 16-byte aligned for the
@@ -335,7 +370,9 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     const int n0 = get_group_id(0) * BN;
     A += a_off + batch_offset(z, batch_shape, a_bs);
     B += b_off + batch_offset(z, batch_shape, b_bs);
+#if !SUM_Z
     C += (long)z * M * N;
+#endif
 #if SPLIT_K
     const int k_begin = z * ip.sb;
     const int k_end = min(K, k_begin + ip.sb);
@@ -456,26 +493,36 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
         buf ^= 1;
     }
 
+#if !SUM_Z
+    STORE_ACC(C, C_T, STORE_C)
+#else
+    const long size = (long)M * N;
+    STORE_ACC(W + z * size, float, STORE_FLOAT)
+    GLOBAL_FENCE;
+    barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+    __local int last;
+    const int tile = get_group_id(1) * get_num_groups(0) + get_group_id(0);
+    if (tid == 0) last = atomic_inc(counters + tile) == ip.sc - 1;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!last) return;
+    GLOBAL_FENCE;
+    // Volatile: the other slabs come from memory every compute unit sees,
+    // never from a copy cached on this one.
+    __global volatile const float *slabs = W;
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
         const int m = m0 + (i / 4) * 4 * THREADS_Y + ty * 4 + i % 4;
-        if (m >= M) continue;
-        __global C_T *row = C + (long)m * N;
 #pragma unroll
-        for (int g = 0; g < TN / 4; ++g) {
-            const int n = n0 + g * 4 * THREADS_X + tx * 4;
-#if C_VEC
-            if (n + 3 < N) {
-                *(__global float4 *)(row + n) = (float4)(
-                    acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]);
-                continue;
-            }
-#endif
-#pragma unroll
-            for (int j = 0; j < 4; ++j)
-                if (n + j < N) STORE_C(row, n + j, acc[i][4 * g + j]);
+        for (int j = 0; j < TN; ++j) {
+            const int n = n0 + (j / 4) * 4 * THREADS_X + tx * 4 + j % 4;
+            if (m >= M || n >= N) continue;
+            float sum = 0.0f;
+            for (int s = 0; s < ip.sc; ++s) sum += slabs[s * size + (long)m * N + n];
+            STORE_C(C, (long)m * N + n, sum);
         }
     }
+    if (tid == 0) counters[tile] = 0;  // ready for the next launch
+#endif
 }
 
 // C[i] = the sum over the ip.sc split-K slabs of W (each M * N floats), in

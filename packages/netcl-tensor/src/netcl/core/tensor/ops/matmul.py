@@ -1,68 +1,38 @@
-"""Matrix multiply: ``matmul(a, b)``, numpy's ``a @ b``, with two kernels in matmul.cl.
+"""Matrix multiply: ``matmul(a, b)``, numpy's ``a @ b``, on matmul.cl's kernels.
 
-On a CPU device (PoCL) the "panel" kernel runs: B is packed into 16-wide
-float panels and each work-item computes a 6x16 block of C in vector
-registers, with no local memory. On a GPU the "tiled" kernel runs: a tile of C
-per work-group, local-memory tiles of A and B double-buffered along K, a block
-of C per work-item in registers. Both read their operands through strides, so
-a transposed view (``x @ W.T``, ``a.T @ g`` in a backward pass) costs no copy.
+This module turns numpy's rules (1-D operands, broadcast batches, any
+strides) into one launch plan per problem (gemm.py: the CPU "panel" kernel or
+the GPU "tiled" one), cached on the operands' shapes, strides, offsets and
+dtypes (in the device's KernelCache.plans), so a training loop that repeats
+its shapes pays for planning once.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-import pyopencl as cl
-import pyopencl.cltypes as cltypes
 
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import common_device, empty, record
-from netcl.core.tensor.launch import enqueue
+from netcl.core.tensor.ops import gemm
 from netcl.core.tensor.ops.elementwise import copy_, fill_
-from netcl.core.tensor.ops.matmul_tiles import TILE_CONFIGS, TileConfig, choose_tile
+from netcl.core.tensor.ops.gemm import Operand, implicit_gemm
+from netcl.core.tensor.ops.matmul_tiles import TILE_CONFIGS, TileConfig
 from netcl.core.tensor.tensor import Shape, Tensor, type_name
 
 __all__ = ["TILE_CONFIGS", "TileConfig", "implicit_gemm", "matmul", "matmul_with"]
 
-KERNEL_FILE = Path(__file__).with_name("matmul.cl")
-# The kernels decompose the batch index over at most this many dimensions.
-MAX_BATCH_DIMS = 3
-# Offsets inside one matrix are 32-bit ints in the kernels (faster index math
-# on GPUs); batch offsets are 64-bit.
-INT32_MAX = 2**31 - 1
-# The batch runs along the grid's third dimension, which NVIDIA limits to
-# 65535 work-groups; longer batches are launched in slices of this many.
-MAX_BATCH_SLICE = 65535
+class _Call(NamedTuple):
+    """Everything one matmul call runs, given its operands' buffers."""
 
-# The CPU kernel's block of C per work-item (fixed in matmul.cl).
-PANEL_ROWS = 6
-PANEL_COLS = 16
-# Blocks of rows per CPU work-group: they share one packed panel of B while it
-# is in L2. On a 2-core EPYC anything from 4 to 64 ran 1024^3 at ~172 GFLOP/s
-# and 128x784x256 within 6% of each other; 16 sits in the middle.
-PANEL_GROUP = 16
-
-
-@dataclass(frozen=True)
-class _Operand:
-    """A batch of matrices as the kernels read it: element (i, j) of batch
-    entry z at ``offset + batch_offset(z) + i * row_stride + j * col_stride``."""
-
-    tensor: Tensor
-    offset: int
-    row_stride: int
-    col_stride: int
-    batch_strides: Shape
-
-
-# A launch's scalar arguments: the int16 and the long8 of matmul.cl's PARAMS.
-Params = tuple[tuple[int, ...], tuple[int, ...]]
+    out_shape: Shape  # the contiguous output allocated per call
+    result_shape: Shape  # what is returned: out_shape less 1-D operands' axes
+    plan: gemm.Plan | None  # None: K = 0, the output is zeros (or empty)
+    materialize: tuple[Shape, Shape] | None  # copy a and b to these shapes first
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -93,6 +63,27 @@ def matmul_with(a: Tensor, b: Tensor, kernel: str | None = None,
         raise ValueError(f"matmul: kernel must be 'panel', 'tiled' or None, got {kernel!r}")
     _check_operands(a, b)
     device = common_device("matmul", [a, b])
+    key = ("matmul", a.shape, a.strides, a.offset, a.dtype, b.shape, b.strides, b.offset,
+           kernel, tile)
+    call = device.kernels.plans.get(key)
+    if call is None:
+        call = device.kernels.remember(key, _plan(device, a, b, kernel, tile))
+    out = empty(call.out_shape, a.dtype, device)
+    if call.plan is not None:
+        left, right = a, b
+        if call.materialize is not None:
+            left, right = (_materialize(t, shape) for t, shape in zip((a, b), call.materialize,
+                                                                    strict=True))
+        gemm.run(device, call.plan, left.buffer, right.buffer, out.buffer)
+    elif out.size:
+        fill_(out, 0)
+    result = out if call.result_shape == call.out_shape else _view(out, call.result_shape, None)
+    return record("matmul", [a, b], result)
+
+
+def _plan(device: Device, a: Tensor, b: Tensor, kernel: str | None,
+          tile: TileConfig | None) -> _Call:
+    """What ``a @ b`` runs; raises the shape errors of ``matmul``."""
     a2 = a if a.ndim >= 2 else _view(a, (1, a.shape[0]), (0, a.strides[0]))
     b2 = b if b.ndim >= 2 else _view(b, (b.shape[0], 1), (b.strides[0], 0))
     m, k = a2.shape[-2:]
@@ -103,16 +94,12 @@ def matmul_with(a: Tensor, b: Tensor, kernel: str | None = None,
             f"b has shape {b.shape} (K = {k_b})"
         )
     batch = _broadcast_batch(a, b, a2.shape[:-2], b2.shape[:-2])
-
-    out = empty((*batch, m, n), a.dtype, device)
-    if out.size and k == 0:
-        fill_(out, 0)
-    elif out.size:
-        _multiply(device, a2, b2, out, batch, kernel, tile)
-
-    shape = (*batch, *((m,) if a.ndim >= 2 else ()), *((n,) if b.ndim >= 2 else ()))
-    result = out if shape == out.shape else _view(out, shape, None)
-    return record("matmul", [a, b], result)
+    out_shape = (*batch, m, n)
+    result_shape = (*batch, *((m,) if a.ndim >= 2 else ()), *((n,) if b.ndim >= 2 else ()))
+    if k == 0 or math.prod(out_shape) == 0:
+        return _Call(out_shape, result_shape, None, None)
+    plan, materialize = _product(device, a2, b2, batch, kernel, tile)
+    return _Call(out_shape, result_shape, plan, materialize)
 
 
 def _check_operands(a: Tensor, b: Tensor) -> None:
@@ -154,13 +141,15 @@ def _view(t: Tensor, shape: Shape, strides: Shape | None) -> Tensor:
     return Tensor(t.buffer, shape, t.dtype, t.device, strides, t.offset)
 
 
-def _multiply(device: Device, a: Tensor, b: Tensor, out: Tensor, batch: Shape,
-              kernel: str | None, tile: TileConfig | None) -> None:
-    """Enqueue ``out = a @ b`` for ``out`` contiguous of shape batch + (M, N)."""
+def _product(device: Device, a: Tensor, b: Tensor, batch: Shape, kernel: str | None,
+             tile: TileConfig | None) -> tuple[gemm.Plan, tuple[Shape, Shape] | None]:
+    """The plan of ``a @ b`` into a contiguous (batch, M, N), and the shapes to
+    materialise the operands to first, if they must be."""
     m, k = a.shape[-2:]
     n = b.shape[-1]
     a_batch = _broadcast_batch_strides(a, batch)
     b_batch = _broadcast_batch_strides(b, batch)
+    b_op = Operand(b.dtype, b.shape, b.offset, b.strides[-2], b.strides[-1], ())
 
     # (..., M, K) @ (K, N): when B does not vary over the batch and A's batch
     # rows lie evenly spaced (a contiguous activation, say), the batch is
@@ -169,25 +158,28 @@ def _multiply(device: Device, a: Tensor, b: Tensor, out: Tensor, batch: Shape,
         rows = _merge([*batch, m], [*a_batch, a.strides[-2]])
         if rows is not None:
             total_rows, row_stride = rows
-            a_op = _Operand(a, a.offset, row_stride, a.strides[-1], ())
-            b_op = _Operand(b, b.offset, b.strides[-2], b.strides[-1], ())
-            _launch(device, a_op, b_op, out, (), total_rows, n, k, kernel, tile)
-            return
+            a_op = Operand(a.dtype, a.shape, a.offset, row_stride, a.strides[-1], ())
+            return gemm.product_plan(device, a_op, b_op, a.dtype, (), total_rows, n, k,
+                                     kernel, tile), None
 
     # The output is contiguous, so its strides never stop a merge; they are
     # collapsed along so that the kernel's batch index z still addresses
     # output matrix z.
-    dims, (a_bs, b_bs, _) = _collapse(batch, [a_batch, b_batch, out.strides[:-2]])
-    if len(dims) > MAX_BATCH_DIMS:
+    out_strides = tuple(m * n * math.prod(batch[d + 1:]) for d in range(len(batch)))
+    dims, (a_bs, b_bs, _) = _collapse(batch, [a_batch, b_batch, out_strides])
+    materialize = None
+    if len(dims) > gemm.MAX_BATCH_DIMS:
         # Rare: broadcast patterns that do not collapse. Materialising both
         # operands over the whole batch makes every batch stride regular.
-        a = _materialize(a, (*batch, m, k))
-        b = _materialize(b, (*batch, k, n))
+        materialize = (*batch, m, k), (*batch, k, n)
         dims = (math.prod(batch),)
-        a_bs, b_bs = (m * k,), (k * n,)
-    a_op = _Operand(a, a.offset, a.strides[-2], a.strides[-1], a_bs)
-    b_op = _Operand(b, b.offset, b.strides[-2], b.strides[-1], b_bs)
-    _launch(device, a_op, b_op, out, dims, m, n, k, kernel, tile)
+        a_op = Operand(a.dtype, a.shape, 0, k, 1, (m * k,))
+        b_op = Operand(b.dtype, b.shape, 0, n, 1, (k * n,))
+    else:
+        a_op = Operand(a.dtype, a.shape, a.offset, a.strides[-2], a.strides[-1], a_bs)
+        b_op = b_op._replace(batch_strides=b_bs)
+    plan = gemm.product_plan(device, a_op, b_op, a.dtype, dims, m, n, k, kernel, tile)
+    return plan, materialize
 
 
 def _broadcast_batch_strides(t: Tensor, batch: Shape) -> Shape:
@@ -234,234 +226,3 @@ def _materialize(t: Tensor, shape: Shape) -> Tensor:
     return target
 
 
-class _Variant(NamedTuple):
-    """What selects one build of matmul.cl; the defines follow from it."""
-
-    family: str  # "panel" (CPU) or "tiled" (GPU)
-    a_dtype: np.dtype[Any]
-    b_dtype: np.dtype[Any]
-    c_dtype: np.dtype[Any]
-    a_packed: bool = False  # panel: A goes through pack_a
-    a_k_major: bool = False  # tiled: A's unit stride runs along K
-    b_k_major: bool = False  # tiled: B's unit stride runs along K
-    a_vec: bool = False  # tiled: A's load slots are aligned float4s
-    b_vec: bool = False
-    c_vec: bool = False  # tiled: C rows are stored as float4s
-    tile: TileConfig | None = None
-    split: bool = False  # tiled: batch entry z is K chunk z
-    gather: tuple[tuple[str, int], ...] = ()  # tiled: B is a convolution's input (G_* defines)
-    sliced: bool = False  # the batch runs in slices (see _slices)
-
-    def defines(self) -> dict[str, str | int]:
-        defines: dict[str, str | int] = {
-            "A_T": dtypes.STORAGE_C_TYPE[self.a_dtype],
-            "B_T": dtypes.STORAGE_C_TYPE[self.b_dtype],
-            "C_T": dtypes.STORAGE_C_TYPE[self.c_dtype],
-            "LOAD_A(p, i)": _load(self.a_dtype),
-            "LOAD_B(p, i)": _load(self.b_dtype),
-            "STORE_C(p, i, v)": _store(self.c_dtype),
-            "PANEL": int(self.family == "panel"),
-            "BATCH_SLICED": int(self.sliced),
-        }
-        if self.family == "panel":
-            defines["A_PACKED"] = int(self.a_packed)
-            defines["VECTOR_STORE"] = int(self.c_dtype == dtypes.float32)
-        else:
-            assert self.tile is not None
-            tile = self.tile
-            defines.update(BM=tile.bm, BN=tile.bn, BK=tile.bk, TM=tile.tm, TN=tile.tn,
-                           A_K_MAJOR=int(self.a_k_major), B_K_MAJOR=int(self.b_k_major),
-                           A_VEC=int(self.a_vec), B_VEC=int(self.b_vec),
-                           C_VEC=int(self.c_vec), SPLIT_K=int(self.split))
-            defines.update(self.gather or (("B_GATHER", 0),))
-        return defines
-
-
-def _load(dtype: np.dtype[Any]) -> str:
-    return "vload_half((i), (p))" if dtype == dtypes.float16 else "(p)[i]"
-
-
-def _store(dtype: np.dtype[Any]) -> str:
-    return "vstore_half((v), (i), (p))" if dtype == dtypes.float16 else "(p)[i] = (v)"
-
-
-def _kernel(device: Device, name: str, variant: _Variant) -> cl.Kernel:
-    """Kernel ``name`` of matmul.cl built for ``variant`` (the cache's key)."""
-    return device.kernels.kernel(KERNEL_FILE, name, variant)
-
-
-def _run(device: Device, kernel: cl.Kernel, global_size: tuple[int, int, int],
-         local_size: tuple[int, int, int] | None, ints: tuple[int, ...],
-         longs: tuple[int, ...], *buffers: Any) -> None:
-    """Enqueue ``kernel(int16 ints, long8 longs, *buffers)``."""
-    params = (np.array(ints, dtype=cltypes.int16).tobytes(),
-              np.array(longs, dtype=cltypes.long8).tobytes())
-    enqueue(device, kernel, global_size, local_size, (*params, *buffers))
-
-
-def _params(a: _Operand, b: _Operand, m: int, n: int, k: int, dims: Shape,
-            chunk: int = 0, splits: int = 0) -> Params:
-    """The int16 and long8 every kernel takes (UNPACK_PARAMS in matmul.cl)."""
-    for op, rows, cols in ((a, m, k), (b, k, n)):
-        reach = (rows - 1) * abs(op.row_stride) + (cols - 1) * abs(op.col_stride)
-        if reach > INT32_MAX:
-            raise ValueError(
-                f"matmul: one matrix of shape {op.tensor.shape} spans {reach} elements; "
-                f"the kernels index a single matrix with 32-bit offsets (at most {INT32_MAX})"
-            )
-    if m * n > INT32_MAX:
-        raise ValueError(f"matmul: an output matrix of {m} x {n} exceeds 32-bit offsets")
-    pad = MAX_BATCH_DIMS - len(dims)
-    batch_shape = (*((1,) * pad), *dims)
-    a_bs = (*((0,) * pad), *a.batch_strides)
-    b_bs = (*((0,) * pad), *b.batch_strides)
-    # Index 10 is the first batch entry of a slice (_slices fills it in),
-    # 11 the depth of one split-K chunk and 12 the number of chunks.
-    ints = (m, n, k, a.row_stride, a.col_stride, b.row_stride, b.col_stride, *batch_shape, 0,
-            chunk, splits)
-    return (*ints, *((0,) * (16 - len(ints)))), (a.offset, *a_bs, b.offset, *b_bs)
-
-
-def _slices(count: int, params: Params) -> list[tuple[int, Params]]:
-    """(entries, params) for each slice of at most MAX_BATCH_SLICE batch entries."""
-    ints, longs = params
-    return [
-        (min(MAX_BATCH_SLICE, count - first), ((*ints[:10], first, *ints[11:]), longs))
-        for first in range(0, count, MAX_BATCH_SLICE)
-    ]
-
-
-def _launch(device: Device, a: _Operand, b: _Operand, out: Tensor, dims: Shape,
-            m: int, n: int, k: int, kernel: str | None, tile: TileConfig | None) -> None:
-    count = math.prod(dims)
-    if (kernel or ("panel" if device.type == "cpu" else "tiled")) == "panel":
-        params = _params(a, b, m, n, k, dims)
-        _launch_panel(device, a, b, out, m, n, k, count, params)
-        return
-    a_k_major = a.col_stride == 1
-    b_k_major = b.row_stride == 1 and b.col_stride != 1
-    if tile is None:
-        layout = ("n" if a_k_major else "t") + ("t" if b_k_major else "n")
-        tile = choose_tile(device.name, device.compute_units, layout, m, n, k, count)
-    _launch_tiled(device, a, b, out, m, n, k, dims, tile, a_k_major, b_k_major)
-
-
-def _launch_panel(device: Device, a: _Operand, b: _Operand, out: Tensor, m: int, n: int,
-                  k: int, count: int, params: Params) -> None:
-    # A is read in place only when it is float32 with unit stride along K;
-    # otherwise pack_a first (see matmul.cl for the measurements).
-    a_packed = not (a.tensor.dtype == dtypes.float32 and a.col_stride == 1)
-    variant = _Variant("panel", a.tensor.dtype, b.tensor.dtype, out.dtype, a_packed=a_packed,
-                       sliced=count > MAX_BATCH_SLICE)
-    panels = -(-n // PANEL_COLS)
-    blocks = -(-m // PANEL_ROWS)
-    # Spread the row blocks evenly over as few work-groups as PANEL_GROUP allows.
-    group = -(-blocks // -(-blocks // PANEL_GROUP))
-    a_buffer = a.tensor.buffer
-    if a_packed:
-        a_buffer = device.pool.allocate(count * blocks * k * PANEL_ROWS * 4)
-    packed_b = device.pool.allocate(count * panels * k * PANEL_COLS * 4)
-    for entries, sliced in _slices(count, params):
-        if a_packed:
-            _run(device, _kernel(device, "pack_a", variant), (k, blocks, entries), None,
-                 *sliced, a.tensor.buffer, a_buffer)
-        _run(device, _kernel(device, "pack_b", variant), (k, panels, entries), None, *sliced,
-             b.tensor.buffer, packed_b)
-        _run(device, _kernel(device, "matmul_panel", variant),
-             (panels, -(-blocks // group) * group, entries), (1, group, 1), *sliced,
-             a_buffer, packed_b, out.buffer)
-
-
-def _float4_slots(op: _Operand, k_major: bool) -> bool:
-    """Whether the tiled kernel may read ``op``'s load slots as aligned float4s:
-    float32, unit stride along the slot, everything else a multiple of 4."""
-    unit, other = (op.col_stride, op.row_stride) if k_major else (op.row_stride, op.col_stride)
-    return (op.tensor.dtype == dtypes.float32 and unit == 1
-            and all(s % 4 == 0 for s in (other, op.offset, *op.batch_strides)))
-
-
-def _launch_tiled(device: Device, a: _Operand, b: _Operand, out: Tensor, m: int, n: int,
-                  k: int, dims: Shape, tile: TileConfig, a_k_major: bool, b_k_major: bool,
-                  gather: tuple[tuple[str, int], ...] = ()) -> tuple[_Variant, Params]:
-    """``out[z] = A[z] @ B[z]`` by the tiled kernel; with ``gather``, B is a
-    convolution's input read in place (see implicit_gemm). Returns the build
-    and the scalars it ran with."""
-    count = math.prod(dims)
-    # Split K only for a single product (the kernel's z then counts chunks)
-    # and into chunks of whole BK steps.
-    splits = tile.split_k if count == 1 and not gather else 1
-    per_split = -(-k // splits)
-    chunk = -(-per_split // tile.bk) * tile.bk
-    splits = max(1, -(-k // chunk))
-    split = splits > 1
-    target = out
-    if split:
-        target = Tensor(device.pool.allocate(splits * m * n * 4), (splits, m, n),
-                        dtypes.float32, device)
-    variant = _Variant(
-        "tiled", a.tensor.dtype, b.tensor.dtype, target.dtype,
-        a_k_major=a_k_major, b_k_major=b_k_major,
-        a_vec=_float4_slots(a, a_k_major),
-        b_vec=not gather and _float4_slots(b, not b_k_major),
-        c_vec=target.dtype == dtypes.float32 and n % 4 == 0,
-        tile=tile, split=split, gather=gather,
-        sliced=count > MAX_BATCH_SLICE,
-    )
-    kernel = _kernel(device, "matmul_tiled", variant)
-    local = tile.local_size
-    params = _params(a, b, m, n, k, dims, chunk, splits)
-    for entries, sliced in _slices(splits if split else count, params):
-        grid = (-(-n // tile.bn) * local[0], -(-m // tile.bm) * local[1], entries)
-        _run(device, kernel, grid, local, *sliced, a.tensor.buffer, b.tensor.buffer,
-             target.buffer)
-    if split:
-        _sum_slabs(device, variant, target, out, params)
-    return variant, params
-
-
-def _sum_slabs(device: Device, variant: _Variant, slabs: Tensor, out: Tensor,
-               params: Params) -> None:
-    """``out = slabs.sum(0)`` for float32 ``slabs`` (count, M, N), in slab order:
-    the ``sum_splits`` kernel of the build that wrote them (for a float32 ``out``)."""
-    ints, longs = params
-    count, m, n = slabs.shape
-    ints = (*ints[:12], count, *ints[13:])
-    local = 256
-    kernel = _kernel(device, "sum_splits", variant._replace(c_dtype=out.dtype))
-    _run(device, kernel, (-(-(m * n) // local) * local, 1, 1), (local, 1, 1), ints, longs,
-         slabs.buffer, out.buffer)
-
-
-def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
-                  geometry: dict[str, int], tile: TileConfig | None = None) -> None:
-    """One convolution pass as a GEMM whose B operand is read in place from the NCHW ``x``.
-
-    For every image z of ``x``: ``a[z] @ B[z]`` (``a`` is (M, K), or (N, M, K):
-    one matrix per image) where B[z] is image z of ``x`` seen as the
-    convolution's columns. Mode 1: the unfolded input (K = C*KH*KW, columns
-    OH*OW); mode 3: the input gradient's view of the output gradient; both
-    write ``out`` (N, M, columns). Mode 2: the unfolded input transposed (the
-    weight gradient's B, K = OH*OW), summed over images into ``out`` (M, columns).
-    ``geometry`` holds matmul.cl's G_* values without the prefix.
-    """
-    device = common_device("conv2d", [a, x, out])
-    count = x.shape[0]
-    m, n_cols = out.shape[-2:]
-    k = a.shape[-1]
-    if k == 0:  # no input channels
-        fill_(out, 0)
-        return
-    a_bs = (a.strides[0],) if a.ndim == 3 else (0,)
-    a_op = _Operand(a, a.offset, a.strides[-2], a.strides[-1], a_bs)
-    b_op = _Operand(x, x.offset, 0, 0, (x.strides[0],))
-    if tile is None:
-        tile = choose_tile(device.name, device.compute_units, f"conv{mode}", m, n_cols, k,
-                           count)
-    gather = (("B_GATHER", mode), *((f"G_{key}", value) for key, value in geometry.items()))
-    slabs = out if mode != 2 else Tensor(
-        device.pool.allocate(count * m * n_cols * 4), (count, m, n_cols), dtypes.float32, device)
-    # Mode 2's K runs along the image's columns: consecutive work-items walk K.
-    variant, params = _launch_tiled(device, a_op, b_op, slabs, m, n_cols, k, (count,), tile,
-                                    a.strides[-1] == 1, mode == 2, tuple(sorted(gather)))
-    if mode == 2:
-        _sum_slabs(device, variant, slabs, out, params)

@@ -1,0 +1,364 @@
+"""Launch plans for matmul.cl: which kernels, grids and scalar arguments run one product.
+
+A ``Plan`` is built once per problem (operand shapes, strides, offsets,
+dtypes) and replayed for every call with that problem's buffers: the work of
+choosing a kernel variant, a tile and packing the scalars is not repeated on
+the per-call path. ``matmul`` caches plans; ``implicit_gemm`` (a convolution
+pass whose B operand is an NCHW tensor read in place) builds one per call.
+
+On a CPU device (PoCL) the "panel" kernel runs: B is packed into 16-wide
+float panels and each work-item computes a 6x16 block of C in vector
+registers, with no local memory. On a GPU the "tiled" kernel runs: a tile of C
+per work-group, local-memory tiles of A and B double-buffered along K, a block
+of C per work-item in registers. Both read their operands through strides, so
+a transposed view (``x @ W.T``, ``a.T @ g`` in a backward pass) costs no copy.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.cltypes as cltypes
+
+from netcl.core.device import Device
+from netcl.core.tensor import dtypes
+from netcl.core.tensor.launch import enqueue
+from netcl.core.tensor.ops.elementwise import fill_
+from netcl.core.tensor.ops.matmul_tiles import TileConfig, choose_tile
+from netcl.core.tensor.tensor import Shape, Tensor
+
+KERNEL_FILE = Path(__file__).with_name("matmul.cl")
+# The kernels decompose the batch index over at most this many dimensions.
+MAX_BATCH_DIMS = 3
+# Offsets inside one matrix are 32-bit ints in the kernels (faster index math
+# on GPUs); batch offsets are 64-bit.
+INT32_MAX = 2**31 - 1
+# The batch runs along the grid's third dimension, which NVIDIA limits to
+# 65535 work-groups; longer batches are launched in slices of this many.
+MAX_BATCH_SLICE = 65535
+
+# The CPU kernel's block of C per work-item (fixed in matmul.cl).
+PANEL_ROWS = 6
+PANEL_COLS = 16
+# Blocks of rows per CPU work-group: they share one packed panel of B while it
+# is in L2. On a 2-core EPYC anything from 4 to 64 ran 1024^3 at ~172 GFLOP/s
+# and 128x784x256 within 6% of each other; 16 sits in the middle.
+PANEL_GROUP = 16
+
+# Buffer roles in a Step: the call's operands and output, then its scratch.
+A, B, OUT = 0, 1, 2
+
+
+class Operand(NamedTuple):
+    """A batch of matrices as the kernels read it: element (i, j) of batch
+    entry z at ``offset + batch_offset(z) + i * row_stride + j * col_stride``."""
+
+    dtype: np.dtype[Any]
+    shape: Shape  # the tensor's, for error messages
+    offset: int
+    row_stride: int
+    col_stride: int
+    batch_strides: Shape
+
+
+# A launch's scalar arguments: the int16 and the long8 of matmul.cl's PARAMS.
+Params = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+class Step(NamedTuple):
+    """One kernel launch of a plan. ``buffers``: an int is a role (A, B, OUT,
+    or 3 + i for scratch buffer i), anything else is passed as it is."""
+
+    kernel: cl.Kernel
+    global_size: tuple[int, int, int]
+    local_size: tuple[int, int, int] | None
+    scalars: tuple[bytes, bytes]
+    buffers: tuple[Any, ...]
+
+
+class Plan(NamedTuple):
+    """The launches of one product and the scratch memory (bytes each) they need."""
+
+    scratch: tuple[int, ...]
+    steps: tuple[Step, ...]
+
+
+def run(device: Device, plan: Plan, a: Any, b: Any, out: Any) -> None:
+    """Enqueue ``plan`` over these buffers (scratch comes from the device's pool)."""
+    buffers = (a, b, out, *(device.pool.allocate(size) for size in plan.scratch))
+    for step in plan.steps:
+        args = (*step.scalars, *(buffers[r] if type(r) is int else r for r in step.buffers))
+        enqueue(device, step.kernel, step.global_size, step.local_size, args)
+
+
+class Variant(NamedTuple):
+    """What selects one build of matmul.cl; the defines follow from it."""
+
+    family: str  # "panel" (CPU) or "tiled" (GPU)
+    a_dtype: np.dtype[Any]
+    b_dtype: np.dtype[Any]
+    c_dtype: np.dtype[Any]
+    a_packed: bool = False  # panel: A goes through pack_a
+    a_k_major: bool = False  # tiled: A's unit stride runs along K
+    b_k_major: bool = False  # tiled: B's unit stride runs along K
+    a_vec: bool = False  # tiled: A's load slots are aligned float4s
+    b_vec: bool = False
+    c_vec: bool = False  # tiled: C (or slab) rows are stored as float4s
+    tile: TileConfig | None = None
+    split: bool = False  # tiled: batch entry z is K chunk z
+    sum_z: bool = False  # tiled: the batch entries are summed in the launch
+    fence: str = ""  # tiled: GLOBAL_FENCE, the device's fence across work-groups
+    gather: tuple[tuple[str, int], ...] = ()  # tiled: B is a convolution's input (G_* defines)
+    sliced: bool = False  # the batch runs in slices (see _slices)
+
+    def defines(self) -> dict[str, str | int]:
+        defines: dict[str, str | int] = {
+            "A_T": dtypes.STORAGE_C_TYPE[self.a_dtype],
+            "B_T": dtypes.STORAGE_C_TYPE[self.b_dtype],
+            "C_T": dtypes.STORAGE_C_TYPE[self.c_dtype],
+            "LOAD_A(p, i)": _load(self.a_dtype),
+            "LOAD_B(p, i)": _load(self.b_dtype),
+            "STORE_C(p, i, v)": _store(self.c_dtype),
+            "PANEL": int(self.family == "panel"),
+            "BATCH_SLICED": int(self.sliced),
+        }
+        if self.family == "panel":
+            defines["A_PACKED"] = int(self.a_packed)
+            defines["VECTOR_STORE"] = int(self.c_dtype == dtypes.float32)
+        else:
+            assert self.tile is not None
+            tile = self.tile
+            defines.update(BM=tile.bm, BN=tile.bn, BK=tile.bk, TM=tile.tm, TN=tile.tn,
+                           A_K_MAJOR=int(self.a_k_major), B_K_MAJOR=int(self.b_k_major),
+                           A_VEC=int(self.a_vec), B_VEC=int(self.b_vec),
+                           C_VEC=int(self.c_vec), SPLIT_K=int(self.split),
+                           SUM_Z=int(self.sum_z), GLOBAL_FENCE=self.fence or "0")
+            defines.update(self.gather or (("B_GATHER", 0),))
+        return defines
+
+
+def _load(dtype: np.dtype[Any]) -> str:
+    return "vload_half((i), (p))" if dtype == dtypes.float16 else "(p)[i]"
+
+
+def _store(dtype: np.dtype[Any]) -> str:
+    return "vstore_half((v), (i), (p))" if dtype == dtypes.float16 else "(p)[i] = (v)"
+
+
+def _is_nvidia(device: Device) -> bool:
+    return "NVIDIA" in str(device.cl_device.platform.name)
+
+
+def _global_fence(device: Device) -> str:
+    # OpenCL 1.2's mem_fence orders a work-item's accesses as its own
+    # work-group sees them; a sum across work-groups needs them visible to
+    # every compute unit: PTX's membar.gl (CUDA's __threadfence) on NVIDIA.
+    # PoCL's CPU memory is coherent, and there the fence suffices.
+    if _is_nvidia(device):
+        return 'asm volatile("membar.gl;" ::: "memory")'
+    return "mem_fence(CLK_GLOBAL_MEM_FENCE)"
+
+
+def _sums_in_launch(device: Device) -> bool:
+    """Whether SUM_Z may run here: devices whose global fence is known to reach
+    every compute unit. Elsewhere slabs are summed by a second launch."""
+    return device.type == "cpu" or _is_nvidia(device)
+
+
+def kernel(device: Device, name: str, variant: Variant) -> cl.Kernel:
+    """Kernel ``name`` of matmul.cl built for ``variant`` (the cache's key)."""
+    return device.kernels.kernel(KERNEL_FILE, name, variant)
+
+
+# Per device: a buffer of zeroed per-tile counters for SUM_Z launches (each
+# launch leaves its counters at zero again; the queue is in order, so launches
+# never share them at once), and every one it replaced, kept alive for the
+# launches that may still use them.
+_counters: dict[Device, list[tuple[int, Any]]] = {}
+
+
+def _tile_counters(device: Device, tiles: int) -> Any:
+    held = _counters.setdefault(device, [])
+    if not held or held[-1][0] < tiles:
+        size = max(4096, 2 * tiles)
+        zeros = np.zeros(size, np.int32)
+        flags = cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR
+        held.append((size, cl.Buffer(device.context, flags, hostbuf=zeros)))
+    return held[-1][1]
+
+
+def params(a: Operand, b: Operand, m: int, n: int, k: int, dims: Shape,
+           chunk: int = 0, slabs: int = 0) -> Params:
+    """The int16 and long8 every kernel takes (UNPACK_PARAMS in matmul.cl)."""
+    for op, rows, cols in ((a, m, k), (b, k, n)):
+        reach = (rows - 1) * abs(op.row_stride) + (cols - 1) * abs(op.col_stride)
+        if reach > INT32_MAX:
+            raise ValueError(
+                f"matmul: one matrix of shape {op.shape} spans {reach} elements; "
+                f"the kernels index a single matrix with 32-bit offsets (at most {INT32_MAX})"
+            )
+    if m * n > INT32_MAX:
+        raise ValueError(f"matmul: an output matrix of {m} x {n} exceeds 32-bit offsets")
+    pad = MAX_BATCH_DIMS - len(dims)
+    batch_shape = (*((1,) * pad), *dims)
+    a_bs = (*((0,) * pad), *a.batch_strides)
+    b_bs = (*((0,) * pad), *b.batch_strides)
+    # Index 10 is the first batch entry of a slice (_slices fills it in),
+    # 11 the depth of one split-K chunk and 12 the number of summed slabs.
+    ints = (m, n, k, a.row_stride, a.col_stride, b.row_stride, b.col_stride, *batch_shape, 0,
+            chunk, slabs)
+    return (*ints, *((0,) * (16 - len(ints)))), (a.offset, *a_bs, b.offset, *b_bs)
+
+
+def _slices(count: int, params: Params) -> list[tuple[int, tuple[bytes, bytes]]]:
+    """(entries, packed scalars) for each slice of at most MAX_BATCH_SLICE batch entries."""
+    ints, longs = params
+    return [
+        (min(MAX_BATCH_SLICE, count - first), _pack(((*ints[:10], first, *ints[11:]), longs)))
+        for first in range(0, count, MAX_BATCH_SLICE)
+    ]
+
+
+def _pack(params: Params) -> tuple[bytes, bytes]:
+    ints, longs = params
+    return (np.array(ints, dtype=cltypes.int16).tobytes(),
+            np.array(longs, dtype=cltypes.long8).tobytes())
+
+
+def product_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any],
+                 dims: Shape, m: int, n: int, k: int, kernel_family: str | None,
+                 tile: TileConfig | None) -> Plan:
+    """The plan of ``out[z] = A[z] @ B[z]`` for a contiguous ``out`` (batch, M, N)."""
+    if (kernel_family or ("panel" if device.type == "cpu" else "tiled")) == "panel":
+        return _panel_plan(device, a, b, out_dtype, dims, m, n, k)
+    a_k_major = a.col_stride == 1
+    b_k_major = b.row_stride == 1 and b.col_stride != 1
+    count = math.prod(dims)
+    if tile is None:
+        layout = ("n" if a_k_major else "t") + ("t" if b_k_major else "n")
+        tile = choose_tile(device.name, device.compute_units, layout, m, n, k, count)
+    return _tiled_plan(device, a, b, out_dtype, dims, m, n, k, tile, a_k_major, b_k_major)
+
+
+def _panel_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any],
+                dims: Shape, m: int, n: int, k: int) -> Plan:
+    count = math.prod(dims)
+    # A is read in place only when it is float32 with unit stride along K;
+    # otherwise pack_a first (see matmul.cl for the measurements).
+    a_packed = not (a.dtype == dtypes.float32 and a.col_stride == 1)
+    variant = Variant("panel", a.dtype, b.dtype, out_dtype, a_packed=a_packed,
+                      sliced=count > MAX_BATCH_SLICE)
+    panels = -(-n // PANEL_COLS)
+    blocks = -(-m // PANEL_ROWS)
+    # Spread the row blocks evenly over as few work-groups as PANEL_GROUP allows.
+    group = -(-blocks // -(-blocks // PANEL_GROUP))
+    scratch = [count * panels * k * PANEL_COLS * 4]  # role 3: packed B
+    a_role = A
+    if a_packed:
+        scratch.append(count * blocks * k * PANEL_ROWS * 4)
+        a_role = 4
+    steps = []
+    for entries, scalars in _slices(count, params(a, b, m, n, k, dims)):
+        if a_packed:
+            steps.append(Step(kernel(device, "pack_a", variant), (k, blocks, entries), None,
+                              scalars, (A, a_role)))
+        steps.append(Step(kernel(device, "pack_b", variant), (k, panels, entries), None,
+                          scalars, (B, 3)))
+        steps.append(Step(kernel(device, "matmul_panel", variant),
+                          (panels, -(-blocks // group) * group, entries), (1, group, 1),
+                          scalars, (a_role, 3, OUT)))
+    return Plan(tuple(scratch), tuple(steps))
+
+
+def _float4_slots(op: Operand, k_major: bool) -> bool:
+    """Whether the tiled kernel may read ``op``'s load slots as aligned float4s:
+    float32, unit stride along the slot, everything else a multiple of 4."""
+    unit, other = (op.col_stride, op.row_stride) if k_major else (op.row_stride, op.col_stride)
+    return (op.dtype == dtypes.float32 and unit == 1
+            and all(s % 4 == 0 for s in (other, op.offset, *op.batch_strides)))
+
+
+def _tiled_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any],
+                dims: Shape, m: int, n: int, k: int, tile: TileConfig, a_k_major: bool,
+                b_k_major: bool, gather: tuple[tuple[str, int], ...] = (),
+                sum_batch: bool = False) -> Plan:
+    """``out[z] = A[z] @ B[z]`` by the tiled kernel, or with ``sum_batch`` ``out =
+    sum over z of A[z] @ B[z]``; with ``gather``, B is a convolution's input read in
+    place (see implicit_gemm). A single product may split K (the tile's split_k)."""
+    count = math.prod(dims)
+    splits = tile.split_k if count == 1 and not gather else 1
+    per_split = -(-k // splits)
+    chunk = -(-per_split // tile.bk) * tile.bk  # whole BK steps
+    splits = max(1, -(-k // chunk))
+    entries = splits if splits > 1 else count
+    summed = sum_batch or splits > 1
+    in_launch = summed and _sums_in_launch(device)
+    grid_tiles = (-(-n // tile.bn), -(-m // tile.bm))
+    variant = Variant(
+        "tiled", a.dtype, b.dtype, out_dtype if not summed or in_launch else dtypes.float32,
+        a_k_major=a_k_major, b_k_major=b_k_major,
+        a_vec=_float4_slots(a, a_k_major),
+        b_vec=not gather and _float4_slots(b, not b_k_major),
+        c_vec=n % 4 == 0 and (out_dtype == dtypes.float32 or summed),
+        tile=tile, split=splits > 1, sum_z=in_launch, gather=gather,
+        fence=_global_fence(device) if in_launch else "",
+        sliced=entries > MAX_BATCH_SLICE,
+    )
+    local = tile.local_size
+    scalars = params(a, b, m, n, k, dims, chunk, entries if summed else 0)
+    scratch: tuple[int, ...] = (entries * m * n * 4,) if summed else ()
+    # Summed in the launch: C is the output, slab scratch and counters follow;
+    # by a second launch: the slabs are this launch's C.
+    buffers: tuple[Any, ...] = (A, B, OUT)
+    if in_launch:
+        buffers = (A, B, OUT, 3, _tile_counters(device, grid_tiles[0] * grid_tiles[1]))
+    elif summed:
+        buffers = (A, B, 3)
+    tiled = kernel(device, "matmul_tiled", variant)
+    steps = [
+        Step(tiled, (grid_tiles[0] * local[0], grid_tiles[1] * local[1], slice_entries), local,
+             slice_scalars, buffers)
+        for slice_entries, slice_scalars in _slices(entries, scalars)
+    ]
+    if summed and not in_launch:
+        summing = kernel(device, "sum_splits", variant._replace(c_dtype=out_dtype))
+        size = 256
+        steps.append(Step(summing, (-(-(m * n) // size) * size, 1, 1), (size, 1, 1),
+                          _pack(scalars), (3, OUT)))
+    return Plan(scratch, tuple(steps))
+
+
+def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
+                  geometry: dict[str, int], tile: TileConfig | None = None) -> None:
+    """One convolution pass as a GEMM whose B operand is read in place from the NCHW ``x``.
+
+    For every image z of ``x``: ``a[z] @ B[z]`` (``a`` is (M, K), or (N, M, K):
+    one matrix per image) where B[z] is image z of ``x`` seen as the
+    convolution's columns. Mode 1: the unfolded input (K = C*KH*KW, columns
+    OH*OW); mode 3: the input gradient's view of the output gradient; both
+    write ``out`` (N, M, columns). Mode 2: the unfolded input transposed (the
+    weight gradient's B, K = OH*OW), summed over images into ``out`` (M, columns).
+    ``geometry`` holds matmul.cl's G_* values without the prefix.
+    """
+    device = a.device
+    count = x.shape[0]
+    m, n_cols = out.shape[-2:]
+    k = a.shape[-1]
+    if k == 0:  # no input channels
+        fill_(out, 0)
+        return
+    a_op = Operand(a.dtype, a.shape, a.offset, a.strides[-2], a.strides[-1],
+                   (a.strides[0],) if a.ndim == 3 else (0,))
+    b_op = Operand(x.dtype, x.shape, x.offset, 0, 0, (x.strides[0],))
+    if tile is None:
+        tile = choose_tile(device.name, device.compute_units, f"conv{mode}", m, n_cols, k,
+                           count)
+    gather = (("B_GATHER", mode), *((f"G_{key}", value) for key, value in geometry.items()))
+    # Mode 2's K runs along the image's columns: consecutive work-items walk K.
+    plan = _tiled_plan(device, a_op, b_op, out.dtype, (count,), m, n_cols, k, tile,
+                       a.strides[-1] == 1, mode == 2, tuple(sorted(gather)), mode == 2)
+    run(device, plan, a.buffer, x.buffer, out.buffer)
