@@ -440,6 +440,24 @@ ERRORS: list[tuple[str, Callable[[], object], str]] = [
         lambda: SequentialLR(SHARED, [StepLR(SHARED, 2)], []).step(3),
         "epoch.*3",
     ),
+    # A non-number names the argument and its value (issue 16), rather than a comparison's
+    # TypeError or a message about initial_lr.
+    ("T_max-str", lambda: CosineAnnealingLR(StandIn(), T_max="10"), "T_max.*'10'"),  # type: ignore[arg-type]
+    ("last_epoch-str", lambda: StepLR(StandIn(), 2, last_epoch="a"), "last_epoch.*'a'"),  # type: ignore[arg-type]
+    ("last_epoch-low", lambda: ExponentialLR(StandIn(), 0.5, last_epoch=-2), "last_epoch.*-2"),
+    ("gamma-str", lambda: ExponentialLR(StandIn(), "0.5"), "gamma.*'0.5'"),  # type: ignore[arg-type]
+    ("gamma-nan", lambda: StepLR(StandIn(), 2, gamma=math.nan), "gamma.*nan"),
+    ("eta_min-str", lambda: CosineAnnealingLR(StandIn(), 5, eta_min="0"), "eta_min.*'0'"),  # type: ignore[arg-type]
+    ("total_iters-0", lambda: LinearLR(StandIn(), total_iters=0), "total_iters.*0"),
+    ("milestones-str", lambda: MultiStepLR(StandIn(), ["2"]), r"milestones.*\['2'\]"),  # type: ignore[list-item]
+    ("div_factor", lambda: OneCycleLR(StandIn(), 1.0, 10, div_factor=0), "div_factor.*0"),
+    ("max_lr-str", lambda: OneCycleLR(StandIn(), "1", 10), "max_lr.*'1'"),  # type: ignore[arg-type]
+    ("sequential-last_epoch", lambda: SequentialLR(SHARED, [StepLR(SHARED, 2)], [],
+                                                   last_epoch="a"), "last_epoch.*'a'"),  # type: ignore[arg-type]
+    ("plateau-patience", lambda: ReduceLROnPlateau(StandIn(), patience=-1), "patience.*-1"),
+    ("plateau-factor-str", lambda: ReduceLROnPlateau(StandIn(), factor="0.5"), "factor.*'0.5'"),  # type: ignore[arg-type]
+    ("plateau-metric", lambda: ReduceLROnPlateau(StandIn()).step("x"), "metrics.*'x'"),  # type: ignore[arg-type]
+    ("step-epoch-str", lambda: StepLR(StandIn(), 2).step("x"), "epoch.*'x'"),  # type: ignore[arg-type]
     ("chained-empty", lambda: ChainedScheduler([]), r"schedulers.*\[\]"),
     (
         "chained-other-optimizer",
@@ -453,3 +471,91 @@ ERRORS: list[tuple[str, Callable[[], object], str]] = [
 def test_bad_arguments(call: Callable[[], object], pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
         call()
+
+
+def everything(sched: Any, opt: StandIn) -> tuple[Any, ...]:
+    """A scheduler's whole state, its children's, and the optimizer's groups."""
+    children = [everything(c, opt)[0] for c in getattr(sched, "_schedulers", [])]
+    return copy.deepcopy(sched.state_dict()), children, copy.deepcopy(opt.param_groups)
+
+
+def cosine_then_step(o: StandIn) -> Any:
+    return SequentialLR(o, [CosineAnnealingLR(o, 4), StepLR(o, 2)], milestones=[4])
+
+
+SCHEDULERS: list[tuple[str, Callable[[StandIn], Any]]] = [
+    ("step", lambda o: StepLR(o, 3, 0.5)),
+    ("cosine", lambda o: CosineAnnealingLR(o, T_max=10)),
+    ("restarts", lambda o: CosineAnnealingWarmRestarts(o, T_0=3)),
+    ("onecycle", lambda o: OneCycleLR(o, 1.0, total_steps=20)),
+    ("sequential", cosine_then_step),
+    ("chained", lambda o: ChainedScheduler([ExponentialLR(o, 0.9), StepLR(o, 2)])),
+    ("plateau", lambda o: ReduceLROnPlateau(o, patience=0)),
+]
+
+
+def step(sched: Any) -> None:
+    sched.step(1.0) if isinstance(sched, ReduceLROnPlateau) else sched.step()
+
+
+@pytest.mark.parametrize("build", [b for _, b in SCHEDULERS], ids=[n for n, _ in SCHEDULERS])
+def test_a_failed_step_or_load_changes_nothing(build: Callable[[StandIn], Any]) -> None:
+    """A bad step() or load_state_dict() raises ValueError and leaves everything as it was;
+    the scheduler then goes on exactly as a twin that never saw the bad call."""
+    opt, twin_opt = StandIn(), StandIn()
+    sched, twin = build(opt), build(twin_opt)
+    for s in (sched, twin):
+        step(s)
+    before = everything(sched, opt)
+    bad_calls: list[Callable[[], object]] = [
+        lambda: sched.step(metrics="x") if isinstance(sched, ReduceLROnPlateau)
+        else sched.step("x"),
+        lambda: sched.load_state_dict({"optimizer": StandIn()}),
+        lambda: sched.load_state_dict({"last_epoch": "a"}),
+        lambda: sched.load_state_dict("not a dict"),
+    ]
+    for bad in bad_calls:
+        with pytest.raises(ValueError):
+            bad()
+        assert everything(sched, opt) == before
+        assert sched.optimizer is opt
+    for _ in range(5):
+        step(sched)
+        step(twin)
+    assert snapshot(opt) == snapshot(twin_opt)
+
+
+@pytest.mark.parametrize(
+    ("build", "state", "pattern"),
+    [
+        (lambda o: CosineAnnealingLR(o, 10), {"T_max": 0}, "T_max.*0"),
+        (lambda o: StepLR(o, 3), {"gamma": "0.1"}, "gamma.*'0.1'"),
+        (lambda o: OneCycleLR(o, 1.0, 10), {"anneal_strategy": "exp"}, "anneal_strategy.*'exp'"),
+        (lambda o: ReduceLROnPlateau(o), {"factor": 2.0}, r"factor.*2\.0"),
+        (cosine_then_step, {"_schedulers": [{}, {"gamma": -1}]}, r"gamma.*-1"),
+        (cosine_then_step, {"_schedulers": [{}]}, r"_schedulers must hold 2 states"),
+    ],
+    ids=["T_max-0", "gamma-str", "anneal", "plateau-factor", "child", "child-count"],
+)
+def test_a_state_dict_with_a_bad_value_is_refused(
+    build: Callable[[StandIn], Any], state: dict[str, Any], pattern: str
+) -> None:
+    opt = StandIn()
+    sched = build(opt)
+    step(sched)
+    before = everything(sched, opt)
+    with pytest.raises(ValueError, match=pattern):
+        sched.load_state_dict(state)
+    assert everything(sched, opt) == before
+    step(sched)  # still steps: no division by a T_max of 0
+
+
+def test_a_step_that_fails_midway_restores_the_lrs() -> None:
+    opt = StandIn()
+    sched = OneCycleLR(opt, 1.0, total_steps=2)
+    sched.step()
+    sched.step()
+    before = everything(sched, opt)
+    with pytest.raises(ValueError, match="total_steps=2"):
+        sched.step()
+    assert everything(sched, opt) == before

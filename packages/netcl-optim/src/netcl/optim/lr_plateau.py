@@ -10,6 +10,15 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
 
+from netcl.optim.scheduler_checks import (
+    int_at_least,
+    load_checked,
+    number,
+    require,
+    step_epoch,
+    unchanged_on_error,
+)
+
 if TYPE_CHECKING:
     from netcl.optim.lr_scheduler import HasParamGroups
 
@@ -58,12 +67,6 @@ class ReduceLROnPlateau:
         min_lr: float | Sequence[float] = 0,
         eps: float = 1e-8,
     ) -> None:
-        if factor >= 1.0:
-            raise ValueError(f"factor must be < 1.0, got {factor}")
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         n_groups = len(optimizer.param_groups)
         self.default_min_lr: float | None
         if isinstance(min_lr, Sequence):
@@ -90,6 +93,28 @@ class ReduceLROnPlateau:
         self.best = self.mode_worse
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
+        self._check()
+
+    def _check(self) -> None:
+        """Raise ValueError naming an attribute that holds no valid value."""
+        number("factor", self.factor)
+        require(self.factor < 1.0, f"factor must be < 1.0, got {self.factor}")
+        require(self.mode in ("min", "max"), f"mode must be 'min' or 'max', got {self.mode!r}")
+        require(
+            self.threshold_mode in ("rel", "abs"),
+            f"threshold_mode must be 'rel' or 'abs', got {self.threshold_mode!r}",
+        )
+        int_at_least("patience", self.patience, 0)
+        int_at_least("cooldown", self.cooldown, 0)
+        int_at_least("cooldown_counter", self.cooldown_counter, 0)
+        int_at_least("num_bad_epochs", self.num_bad_epochs, 0)
+        int_at_least("last_epoch", self.last_epoch, -1)
+        number("threshold", self.threshold)
+        number("eps", self.eps)
+        for min_lr in self.min_lrs:
+            number("min_lr", min_lr)
+        require(isinstance(self.best, float | int) and not isinstance(self.best, bool),
+                f"best must be a number, got {self.best!r}")  # inf before the first step
 
     @property
     def in_cooldown(self) -> bool:
@@ -106,7 +131,17 @@ class ReduceLROnPlateau:
 
     def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:
         """Record one value of the monitored metric and reduce the lr if it has plateaued."""
-        current = float(metrics)
+        try:
+            current = float(metrics)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"ReduceLROnPlateau.step: metrics must be a number, got {metrics!r}"
+            ) from None
+        step_epoch("ReduceLROnPlateau.step", epoch)
+        with unchanged_on_error(self):
+            self._record(current, epoch)
+
+    def _record(self, current: float, epoch: int | None) -> None:
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self._is_better(current):
             self.best = current
@@ -147,5 +182,5 @@ class ReduceLROnPlateau:
         return {key: value for key, value in vars(self).items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore attributes saved by :meth:`state_dict`."""
-        self.__dict__.update(state_dict)
+        """Restore attributes saved by :meth:`state_dict`, each checked; all or nothing."""
+        load_checked(self, state_dict, self.__dict__.update)

@@ -13,10 +13,21 @@ import math
 import types
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from itertools import pairwise
 from typing import Any, Literal, Protocol
 
 from netcl.optim.lr_plateau import ReduceLROnPlateau as ReduceLROnPlateau
+from netcl.optim.scheduler_checks import (
+    increasing,
+    int_at_least,
+    load_checked,
+    number,
+    per_group,
+    positive,
+    positive_int,
+    require,
+    step_epoch,
+    unchanged_on_error,
+)
 
 
 class HasParamGroups(Protocol):
@@ -33,28 +44,6 @@ class _MissingInitialLRError(KeyError, ValueError):
         return str(self.args[0])
 
 
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
-
-
-def _positive_int(name: str, value: object) -> None:
-    _require(isinstance(value, int) and value > 0, f"{name} must be a positive int, got {value!r}")
-
-
-def _increasing(name: str, values: Iterable[int]) -> list[int]:
-    out = list(values)
-    _require(all(a < b for a, b in pairwise(out)), f"{name} must be increasing, got {out}")
-    return out
-
-
-def _per_group(name: str, value: float | Sequence[float], n_groups: int) -> list[float]:
-    if not isinstance(value, Sequence):
-        return [value] * n_groups
-    _require(len(value) == n_groups, f"{name} needs one value per param group, got {value}")
-    return list(value)
-
-
 class LRScheduler:
     """Base class: sets every param group's ``"lr"`` on each :meth:`step`.
 
@@ -67,6 +56,9 @@ class LRScheduler:
         last_epoch: index of the last epoch. ``-1`` starts afresh and records each group's lr as
             ``"initial_lr"``; any other value resumes and needs ``"initial_lr"`` in every group.
 
+    Every argument is checked (a ValueError names it and its value); :meth:`step` and
+    :meth:`load_state_dict` change nothing, here or in the optimizer, when they raise.
+
     >>> from types import SimpleNamespace
     >>> optimizer = SimpleNamespace(param_groups=[{"lr": 1.0}])  # anything with param_groups
     >>> scheduler = ExponentialLR(optimizer, gamma=0.5)
@@ -77,6 +69,8 @@ class LRScheduler:
 
     def __init__(self, optimizer: HasParamGroups, last_epoch: int = -1) -> None:
         self.optimizer = optimizer
+        self.last_epoch = last_epoch
+        self._check()
         for i, group in enumerate(optimizer.param_groups):
             if last_epoch == -1:
                 group.setdefault("initial_lr", group["lr"])
@@ -86,8 +80,11 @@ class LRScheduler:
                     f"scheduler with last_epoch={last_epoch}; load the optimizer state first"
                 )
         self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
         self._initial_step()
+
+    def _check(self) -> None:
+        """Raise ValueError naming an attribute without a valid value; subclasses add theirs."""
+        int_at_least("last_epoch", self.last_epoch, -1)
 
     def _initial_step(self) -> None:
         # The constructor's step moves last_epoch from -1 to 0 (or resumes); schedules that
@@ -112,8 +109,10 @@ class LRScheduler:
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch, or jump to ``epoch`` using the closed form where there is one."""
-        self._step_count += 1
-        self._update_lr(epoch)
+        step_epoch(f"{type(self).__name__}.step", epoch)
+        with unchanged_on_error(self):
+            self._step_count += 1
+            self._update_lr(epoch)
 
     def _update_lr(self, epoch: int | None) -> None:
         if epoch is None:
@@ -136,8 +135,8 @@ class LRScheduler:
         return {key: value for key, value in vars(self).items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore attributes saved by :meth:`state_dict`."""
-        self.__dict__.update(state_dict)
+        """Restore attributes saved by :meth:`state_dict`, each checked; all or nothing."""
+        load_checked(self, state_dict, self.__dict__.update)
 
 
 class LambdaLR(LRScheduler):
@@ -162,7 +161,7 @@ class LambdaLR(LRScheduler):
     ) -> None:
         n_groups = len(optimizer.param_groups)
         if isinstance(lr_lambda, list | tuple):
-            _require(
+            require(
                 len(lr_lambda) == n_groups,
                 f"lr_lambda needs one function per param group ({n_groups}), got {len(lr_lambda)}",
             )
@@ -212,11 +211,14 @@ class StepLR(LRScheduler):
     def __init__(
         self, optimizer: HasParamGroups, step_size: int, gamma: float = 0.1, last_epoch: int = -1
     ) -> None:
-        _positive_int("step_size", step_size)
-        _require(gamma > 0, f"gamma must be positive, got {gamma}")
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        super()._check()
+        positive_int("step_size", self.step_size)
+        positive("gamma", self.gamma)
 
     def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
@@ -250,10 +252,14 @@ class MultiStepLR(LRScheduler):
         gamma: float = 0.1,
         last_epoch: int = -1,
     ) -> None:
-        _require(gamma > 0, f"gamma must be positive, got {gamma}")
-        self.milestones = _increasing("milestones", milestones)
+        self.milestones = list(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        super()._check()
+        increasing("milestones", self.milestones)
+        positive("gamma", self.gamma)
 
     def get_lr(self) -> list[float]:
         if self.last_epoch not in self.milestones:
@@ -277,9 +283,12 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer: HasParamGroups, gamma: float, last_epoch: int = -1) -> None:
-        _require(gamma > 0, f"gamma must be positive, got {gamma}")
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        super()._check()
+        positive("gamma", self.gamma)
 
     def get_lr(self) -> list[float]:
         if self._is_initial:
@@ -317,12 +326,18 @@ class LinearLR(LRScheduler):
         total_iters: int = 5,
         last_epoch: int = -1,
     ) -> None:
-        _require(0 < start_factor <= 1, f"start_factor must be in (0, 1], got {start_factor}")
-        _require(0 <= end_factor <= 1, f"end_factor must be in [0, 1], got {end_factor}")
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        super()._check()
+        positive("start_factor", self.start_factor)
+        require(self.start_factor <= 1, f"start_factor must be in (0, 1], got {self.start_factor}")
+        number("end_factor", self.end_factor)
+        require(0 <= self.end_factor <= 1, f"end_factor must be in [0, 1], got {self.end_factor}")
+        positive_int("total_iters", self.total_iters)
 
     def get_lr(self) -> list[float]:
         if self.last_epoch == 0:
@@ -366,10 +381,14 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(
         self, optimizer: HasParamGroups, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
     ) -> None:
-        _require(T_max > 0, f"T_max must be positive, got {T_max}")
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        super()._check()
+        positive("T_max", self.T_max)
+        number("eta_min", self.eta_min)
 
     def get_lr(self) -> list[float]:
         t, t_max, eta_min = self.last_epoch, self.T_max, self.eta_min
@@ -421,16 +440,19 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         eta_min: float = 0.0,
         last_epoch: int = -1,
     ) -> None:
-        _positive_int("T_0", T_0)
-        _require(
-            isinstance(T_mult, int) and T_mult >= 1, f"T_mult must be an int >= 1, got {T_mult}"
-        )
-        _require(isinstance(eta_min, float | int), f"eta_min must be a number, got {eta_min!r}")
         self.T_0 = self.T_i = T_0
         self.T_mult = T_mult
         self.eta_min = eta_min
         self.T_cur: float = last_epoch
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        super()._check()
+        positive_int("T_0", self.T_0)
+        positive_int("T_i", self.T_i)
+        int_at_least("T_mult", self.T_mult, 1)
+        number("eta_min", self.eta_min)
+        number("T_cur", self.T_cur)
 
     def get_lr(self) -> list[float]:
         cos_term = 1 + math.cos(math.pi * self.T_cur / self.T_i)
@@ -438,6 +460,11 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def step(self, epoch: float | None = None) -> None:
         """Advance one epoch, or jump to ``epoch`` (may be fractional)."""
+        step_epoch("CosineAnnealingWarmRestarts.step", epoch, fractional=True)
+        with unchanged_on_error(self):
+            self._advance(epoch)
+
+    def _advance(self, epoch: float | None) -> None:
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:
@@ -506,18 +533,16 @@ class OneCycleLR(LRScheduler):
                     "total_steps is required unless epochs and steps_per_epoch are both given, "
                     f"got total_steps=None, epochs={epochs}, steps_per_epoch={steps_per_epoch}"
                 )
-            _positive_int("epochs", epochs)
-            _positive_int("steps_per_epoch", steps_per_epoch)
+            positive_int("epochs", epochs)
+            positive_int("steps_per_epoch", steps_per_epoch)
             total_steps = epochs * steps_per_epoch
-        _positive_int("total_steps", total_steps)
-        _require(
+        positive_int("total_steps", total_steps)
+        require(
             isinstance(pct_start, float) and 0 <= pct_start <= 1,
             f"pct_start must be a float in [0, 1], got {pct_start!r}",
         )
-        _require(
-            anneal_strategy in ("cos", "linear"),
-            f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}",
-        )
+        positive("div_factor", div_factor)
+        positive("final_div_factor", final_div_factor)
         self.total_steps = total_steps
         self.anneal_strategy = anneal_strategy
         # (last step, lr from/to, momentum from/to): keys into each group, where PyTorch keeps
@@ -536,7 +561,7 @@ class OneCycleLR(LRScheduler):
                 (total_steps - 1, "max_lr", "min_lr", lo, hi),
             ]
         groups = optimizer.param_groups
-        peaks = _per_group("max_lr", max_lr, len(groups))
+        peaks = per_group("max_lr", max_lr, len(groups))
         if last_epoch == -1:
             for group, peak in zip(groups, peaks, strict=True):
                 group["initial_lr"] = peak / div_factor
@@ -547,17 +572,25 @@ class OneCycleLR(LRScheduler):
         keys = getattr(optimizer, "defaults", None) or (groups[0] if groups else {})
         self.use_beta1 = "betas" in keys
         if cycle_momentum:
-            _require(
+            require(
                 "momentum" in keys or "betas" in keys,
                 f"cycle_momentum=True needs an optimizer with 'momentum' or 'betas', got {keys}",
             )
-            highs = _per_group("max_momentum", max_momentum, len(groups))
-            lows = _per_group("base_momentum", base_momentum, len(groups))
+            highs = per_group("max_momentum", max_momentum, len(groups))
+            lows = per_group("base_momentum", base_momentum, len(groups))
             for group, high, low in zip(groups, highs, lows, strict=True):
                 if last_epoch == -1:
                     self._set_momentum(group, high)
                     group["max_momentum"], group["base_momentum"] = high, low
         super().__init__(optimizer, last_epoch)
+
+    def _check(self) -> None:
+        super()._check()
+        positive_int("total_steps", self.total_steps)
+        require(
+            self.anneal_strategy in ("cos", "linear"),
+            f"anneal_strategy must be 'cos' or 'linear', got {self.anneal_strategy!r}",
+        )
 
     def _set_momentum(self, group: dict[str, Any], value: float) -> None:
         if self.use_beta1:
@@ -572,7 +605,7 @@ class OneCycleLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         step = self.last_epoch
-        _require(step <= self.total_steps, f"stepped {step} times, total_steps={self.total_steps}")
+        require(step <= self.total_steps, f"stepped {step} times, total_steps={self.total_steps}")
         lrs = []
         for group in self.optimizer.param_groups:
             start = 0.0
@@ -593,11 +626,11 @@ class _Composite(LRScheduler):
     def _drive(self, optimizer: HasParamGroups, schedulers: Sequence[LRScheduler]) -> None:
         for i, sched in enumerate(schedulers):
             # ReduceLROnPlateau is no LRScheduler: it can't step without a metric.
-            _require(
+            require(
                 isinstance(sched, LRScheduler),
                 f"schedulers[{i}] must be an LRScheduler, got {type(sched).__name__}",
             )
-            _require(
+            require(
                 sched.optimizer is optimizer,
                 f"schedulers[{i}] ({type(sched).__name__}) drives another optimizer",
             )
@@ -609,12 +642,26 @@ class _Composite(LRScheduler):
         state["_schedulers"] = [sched.state_dict() for sched in self._schedulers]
         return state
 
+    def _check(self) -> None:
+        pass  # no numbers of its own beyond what its constructor or children check
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        children = state.pop("_schedulers")
-        self.__dict__.update(state)
-        for sched, child_state in zip(self._schedulers, children, strict=True):
-            sched.load_state_dict(child_state)
+        """Restore the attributes and every child's state; all or nothing."""
+
+        def apply(state: dict[str, Any]) -> None:
+            state = dict(state)
+            children = state.pop("_schedulers", None)
+            if children is not None:
+                require(
+                    isinstance(children, list) and len(children) == len(self._schedulers),
+                    f"{type(self).__name__}.load_state_dict: _schedulers must hold "
+                    f"{len(self._schedulers)} states, got {children!r}",
+                )
+            self.__dict__.update(state)
+            for sched, child_state in zip(self._schedulers, children or [], strict=False):
+                sched.load_state_dict(child_state)
+
+        load_checked(self, state_dict, apply)
 
 
 def _undo_initial_step(sched: LRScheduler) -> None:
@@ -653,13 +700,14 @@ class SequentialLR(_Composite):
         milestones: list[int],
         last_epoch: int = -1,
     ) -> None:
-        _require(len(schedulers) > 0, f"schedulers must not be empty, got {schedulers}")
+        require(len(schedulers) > 0, f"schedulers must not be empty, got {schedulers}")
+        int_at_least("last_epoch", last_epoch, -1)
         self._drive(optimizer, schedulers)
-        _require(
+        require(
             len(milestones) == len(schedulers) - 1,
             f"milestones needs len(schedulers) - 1 entries, got {milestones}",
         )
-        self._milestones = _increasing("milestones", milestones)
+        self._milestones = increasing("milestones", milestones)
         self.last_epoch = last_epoch + 1
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
@@ -670,9 +718,21 @@ class SequentialLR(_Composite):
         first._initial_step()
         self._last_lr = first.get_last_lr()
 
+    def _check(self) -> None:
+        int_at_least("last_epoch", self.last_epoch, 0)
+        increasing("milestones", self._milestones)
+        require(
+            len(self._milestones) == len(self._schedulers) - 1,
+            f"milestones needs len(schedulers) - 1 entries, got {self._milestones}",
+        )
+
     def step(self, epoch: int | None = None) -> None:
         """Step the scheduler active at the next epoch (``epoch`` is not supported)."""
-        _require(epoch is None, f"epoch is not supported by SequentialLR.step, got {epoch}")
+        require(epoch is None, f"epoch is not supported by SequentialLR.step, got {epoch}")
+        with unchanged_on_error(self):
+            self._advance()
+
+    def _advance(self) -> None:
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         sched = self._schedulers[idx]
@@ -700,13 +760,14 @@ class ChainedScheduler(_Composite):
     def __init__(
         self, schedulers: Sequence[LRScheduler], optimizer: HasParamGroups | None = None
     ) -> None:
-        _require(len(schedulers) > 0, f"schedulers must not be empty, got {schedulers}")
+        require(len(schedulers) > 0, f"schedulers must not be empty, got {schedulers}")
         self._drive(schedulers[0].optimizer if optimizer is None else optimizer, schedulers)
         self._last_lr = self._lrs()
 
     def step(self, epoch: int | None = None) -> None:
         """Step each scheduler in order (``epoch`` is not supported)."""
-        _require(epoch is None, f"epoch is not supported by ChainedScheduler.step, got {epoch}")
-        for sched in self._schedulers:
-            sched.step()
-        self._last_lr = self._lrs()
+        require(epoch is None, f"epoch is not supported by ChainedScheduler.step, got {epoch}")
+        with unchanged_on_error(self):
+            for sched in self._schedulers:
+                sched.step()
+            self._last_lr = self._lrs()
