@@ -1,0 +1,74 @@
+"""Bad arguments to the data-parallel wrappers raise at the call, naming what was wrong.
+
+Run in the test process: a world of one (mpi4py's singleton init), so nothing is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import netcl.distributed as dist
+from netcl.core.tensor import Parameter, from_numpy, float16
+from netcl.nn import Linear
+from netcl.optim import Adam
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dist.World]:
+    # init() points NETCL_DEVICE at its device; keep that from leaking into other tests.
+    monkeypatch.setenv("NETCL_DEVICE", "auto")
+    yield dist.init()
+
+
+def test_a_world_of_one(world: dist.World) -> None:
+    assert (world.rank, world.size, world.local_rank, world.local_size) == (0, 1, 0, 1)
+    assert dist.init() is world and dist.world() is world
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"module": "not a module"}, TypeError, "expected a netcl.nn.Module, got str"),
+        ({"bucket_cap_mb": 0}, ValueError, "bucket_cap_mb must be a positive number, got 0"),
+        ({"world": "w"}, TypeError, "expected a netcl.distributed.World, got str"),
+    ],
+)
+def test_ddp_refuses_bad_arguments(
+    world: dist.World, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    args: dict[str, Any] = {"module": Linear(world.device.queue, 2, 2), **kwargs}
+    module = args.pop("module")
+    with pytest.raises(error, match=match):
+        dist.DistributedDataParallel(module, **args)
+
+
+def test_ddp_refuses_a_parameter_that_is_not_float32(world: dist.World) -> None:
+    layer = Linear(world.device.queue, 2, 2)
+    layer.weight = Parameter(layer.weight.astype(float16))
+    with pytest.raises(TypeError, match="parameter 'weight' has dtype float16"):
+        dist.DistributedDataParallel(layer)
+
+
+def test_zero_refuses_bad_arguments(world: dist.World) -> None:
+    w = Parameter(from_numpy(np.ones(3, np.float32), world.device))
+    with pytest.raises(TypeError, match="optimizer_class must be a netcl.optim.Optimizer"):
+        dist.ZeroRedundancyOptimizer([w], object)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes no 'fused'"):
+        dist.ZeroRedundancyOptimizer([w], Adam, fused=False)
+    with pytest.raises(ValueError, match="invalid lr"):
+        dist.ZeroRedundancyOptimizer([w], Adam, lr=-1.0)
+    zero = dist.ZeroRedundancyOptimizer([w], Adam)
+    with pytest.raises(ValueError, match=r"to must be a rank in \[0, 1\), got 1"):
+        zero.consolidate_state_dict(to=1)
+    with pytest.raises(RuntimeError, match="call consolidate_state_dict"):
+        zero.state_dict()
+    zero.param_groups[0]["lr"] = float("nan")  # as a broken scheduler might
+    w.grad = from_numpy(np.ones(3, np.float32), world.device)
+    with pytest.raises(ValueError, match="invalid lr"):
+        zero.step()
+    np.testing.assert_array_equal(w.numpy(), np.ones(3, np.float32))  # nothing stepped
+    assert zero.state_bytes() == 0
