@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import netcl.distributed as dist
-from netcl.core.tensor import Parameter, from_numpy, float16
+from netcl.core.tensor import Parameter, float16, from_numpy
 from netcl.nn import Linear
 from netcl.optim import Adam
 
@@ -55,7 +55,7 @@ def test_ddp_refuses_a_parameter_that_is_not_float32(world: dist.World) -> None:
 
 def test_zero_refuses_bad_arguments(world: dist.World) -> None:
     w = Parameter(from_numpy(np.ones(3, np.float32), world.device))
-    with pytest.raises(TypeError, match="optimizer_class must be a netcl.optim.Optimizer"):
+    with pytest.raises(TypeError, match=r"optimizer_class must be a netcl\.optim\.Optimizer"):
         dist.ZeroRedundancyOptimizer([w], object)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="takes no 'fused'"):
         dist.ZeroRedundancyOptimizer([w], Adam, fused=False)
