@@ -6,6 +6,7 @@ Each check raises AssertionError on a rank where it fails, which aborts the job
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -138,7 +139,24 @@ def check_unused_parameter_is_reported() -> None:
         raise AssertionError("a parameter without a grad was not reported")
 
 
+def check_a_dropped_wrapper_stops_averaging() -> None:
+    manual_seed(5)
+    model = Sequential(Linear(q, 5, 3))
+    ddp = dist.DistributedDataParallel(model)
+    x, y = batch()
+    backward(ddp, x, y)
+    first = world.comm.allgather(grads(model))
+    assert all(np.array_equal(a[0], first[0][0]) for a in first)
+    del ddp
+    gc.collect()
+    model.zero_grad()
+    backward(model, x, y)  # each rank's own batch: its own gradient, sent nowhere
+    second = world.comm.allgather(grads(model))
+    assert not any(np.array_equal(a[0], second[0][0]) for a in second[1:])
+
+
 check(optimizer_first=False)
 check(optimizer_first=True)
 check_unused_parameter_is_reported()
+check_a_dropped_wrapper_stops_averaging()
 print(f"rank {rank} of {size}: ddp checks passed")

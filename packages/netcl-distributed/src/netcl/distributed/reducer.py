@@ -15,8 +15,10 @@ averaged bucket's copy back into the gradients, before backward returns.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -62,6 +64,17 @@ def make_buckets(named: Sequence[tuple[str, Tensor]], cap_bytes: int) -> list[Bu
     return buckets
 
 
+def _call_on_grad(reducer: weakref.ref[Reducer], p: Tensor) -> None:
+    alive = reducer()
+    if alive is not None:
+        alive._on_grad(p)
+
+
+def _remove(handles: list[RemovableHandle]) -> None:
+    for handle in handles:
+        handle.remove()
+
+
 def _bucket(members: list[tuple[str, Tensor]]) -> Bucket:
     members = members[::-1]  # model order, so that ranges adjacent on the device merge
     total = sum(p.size for _, p in members)
@@ -81,13 +94,11 @@ class Reducer:
         self._bucket_of = {id(p): b for b in self.buckets for p in b.params}
         self._ready: set[int] = set()
         self._started: list[Bucket] = []
-        self._handles: list[RemovableHandle] = [
-            register_post_accumulate_grad_hook(p, self._on_grad) for _, p in named
-        ]
-
-    def remove_hooks(self) -> None:
-        for handle in self._handles:
-            handle.remove()
+        # The hooks hold the reducer weakly and go when it goes: a wrapper the user has
+        # dropped must not go on sending its model's gradients at every backward.
+        hook = partial(_call_on_grad, weakref.ref(self))
+        handles = [register_post_accumulate_grad_hook(p, hook) for _, p in named]
+        weakref.finalize(self, _remove, handles)
 
     def check_finished(self, where: str) -> None:
         """RuntimeError if the last backward left a bucket unreduced (a parameter got no grad)."""
