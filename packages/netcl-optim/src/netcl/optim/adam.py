@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from netcl.optim.flat_layout import StepBatch
-from netcl.optim.functional.adam import ADAM_MATH, AdamHyperparameters, adam_step
+from netcl.optim.functional.adam import ADAM_MATH, AdamHyperparameters, AdamState, adam_step
 from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC, Optimizer, ParamsLike
 
 _DEFAULT = AdamHyperparameters()
@@ -65,8 +65,6 @@ class Adam(Optimizer):
         super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
     def _update(self, hyper: AdamHyperparameters, batch: StepBatch) -> None:
-        adam_step(
-            hyper, batch.params, batch.grads, batch.state("exp_avg"), batch.state("exp_avg_sq"),
-            batch.state("max_exp_avg_sq") if hyper.amsgrad else None, batch.steps,
-            decoupled=self.decoupled,
-        )
+        state = batch.named(AdamState)
+        adam_step(hyper, batch.params, batch.grads, state.exp_avg, state.exp_avg_sq,
+                  state.max_exp_avg_sq, batch.steps, decoupled=self.decoupled)

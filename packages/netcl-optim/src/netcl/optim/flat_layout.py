@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 import pyopencl as cl
@@ -59,6 +59,7 @@ from netcl.optim.param_state import ParamState
 _VIEW_CACHE_LIMIT = 64
 
 HostArrays = dict[str, np.ndarray[Any, Any]]
+NamedStateT = TypeVar("NamedStateT", bound=NamedTuple)
 
 
 def unmovable_reason(p: Tensor) -> str | None:
@@ -272,6 +273,13 @@ class StepBatch:
     def state(self, name: str) -> list[Tensor]:
         """Every entry's state buffer ``name``, in launch order."""
         return [state[name] for state in self.states]
+
+    def named(self, fields: type[NamedStateT]) -> NamedStateT:
+        """The state as an algorithm's NamedTuple (``AdamState``): each field the list of
+        every entry's buffer of that name, or the field's default where there is none."""
+        present = self.states[0] if self.states else {}
+        return fields._make(self.state(name) if name in present else fields._field_defaults[name]
+                            for name in fields._fields)
 
     def add(self, param: Tensor, grad: Tensor, state: dict[str, Tensor], step: float | None,
             first_step: bool) -> None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from netcl.optim.flat_layout import StepBatch
-from netcl.optim.functional.sgd import MOMENTUM_MATH, MomentumHyperparameters, sgd_step
+from netcl.optim.functional.sgd import (
+    MOMENTUM_MATH,
+    MomentumHyperparameters,
+    MomentumState,
+    sgd_step,
+)
 from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC, Optimizer, ParamsLike
 
 _DEFAULT = MomentumHyperparameters()
@@ -61,5 +66,6 @@ class Momentum(Optimizer):
         super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
     def _update(self, hyper: MomentumHyperparameters, batch: StepBatch) -> None:
-        buffers = batch.state("momentum_buffer") if hyper.state_names() else None
+        # With momentum 0 a step is plain SGD: no buffer (PyTorch keeps none either).
+        buffers = batch.named(MomentumState).momentum_buffer if hyper.momentum != 0 else None
         sgd_step(hyper, batch.params, batch.grads, buffers, batch.first_steps)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from netcl.optim.flat_layout import StepBatch
-from netcl.optim.functional.rmsprop import RMSPROP_MATH, RMSPropHyperparameters, rmsprop_step
+from netcl.optim.functional.rmsprop import (
+    RMSPROP_MATH,
+    RMSPropHyperparameters,
+    RMSPropState,
+    rmsprop_step,
+)
 from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC, Optimizer, ParamsLike
 
 _DEFAULT = RMSPropHyperparameters()
@@ -59,8 +64,6 @@ class RMSProp(Optimizer):
         super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
     def _update(self, hyper: RMSPropHyperparameters, batch: StepBatch) -> None:
-        rmsprop_step(
-            hyper, batch.params, batch.grads, batch.state("square_avg"),
-            batch.state("grad_avg") if hyper.centered else None,
-            batch.state("momentum_buffer") if hyper.momentum > 0 else None,
-        )
+        state = batch.named(RMSPropState)
+        rmsprop_step(hyper, batch.params, batch.grads, state.square_avg, state.grad_avg,
+                     state.momentum_buffer)

@@ -8,15 +8,28 @@ returns without waiting for the device.
 
 Each algorithm family is one module here (``adam.py``, ``sgd.py``,
 ``rmsprop.py``) beside its kernel (``adam.cl``, ...): its hyperparameter
-dataclass, the host half of its math (``kernel_scalars``), the functional form
+dataclass, its state's names (``AdamState``), the host half of its math
+(``kernel_scalars``), the functional form
 (``adam``) and the checked form the optimizer classes call (``adam_step``).
 """
 
-from netcl.optim.functional.adam import AdamHyperparameters, adam, adam_step, adamw
+from netcl.optim.functional.adam import (
+    AdamHyperparameters,
+    AdamState,
+    adam,
+    adam_step,
+    adamw,
+)
 from netcl.optim.functional.device_arrays import ArrayLike, DeviceArray, Span, span
-from netcl.optim.functional.rmsprop import RMSPropHyperparameters, rmsprop, rmsprop_step
+from netcl.optim.functional.rmsprop import (
+    RMSPropHyperparameters,
+    RMSPropState,
+    rmsprop,
+    rmsprop_step,
+)
 from netcl.optim.functional.sgd import (
     MomentumHyperparameters,
+    MomentumState,
     SGDHyperparameters,
     momentum,
     sgd,
@@ -25,10 +38,13 @@ from netcl.optim.functional.sgd import (
 
 __all__ = [
     "AdamHyperparameters",
+    "AdamState",
     "ArrayLike",
     "DeviceArray",
     "MomentumHyperparameters",
+    "MomentumState",
     "RMSPropHyperparameters",
+    "RMSPropState",
     "SGDHyperparameters",
     "Span",
     "adam",

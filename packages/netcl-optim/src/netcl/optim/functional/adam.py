@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +39,15 @@ ADAM_MATH = """
 """
 
 
+class AdamState(NamedTuple):
+    """Adam's per-parameter state, by name (PyTorch's): float32 buffers, the last only with
+    amsgrad. The optimizer class reads each field as the list of its launches' buffers."""
+
+    exp_avg: Any
+    exp_avg_sq: Any
+    max_exp_avg_sq: Any = None
+
+
 @dataclass(frozen=True)
 class AdamHyperparameters(Hyperparameters):
     """Adam's (and AdamW's) hyperparameters, with PyTorch's names and defaults.
@@ -56,9 +66,7 @@ class AdamHyperparameters(Hyperparameters):
     maximize: bool = hyperparameter(False, check.flag)
 
     def state_names(self) -> tuple[str, ...]:
-        if self.amsgrad:
-            return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-        return ("exp_avg", "exp_avg_sq")
+        return AdamState._fields if self.amsgrad else AdamState._fields[:2]
 
     def kernel_scalars(self, step: float, decoupled: bool) -> tuple[np.float32, ...]:
         """``adam.cl``'s ADAM_HYPERPARAMETERS for a parameter at ``step`` (t >= 1).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,6 +36,15 @@ RMSPROP_MATH = """
 """
 
 
+class RMSPropState(NamedTuple):
+    """RMSProp's per-parameter state, by name (PyTorch's): float32 buffers, the momentum
+    buffer only with momentum > 0, the mean gradient only when centered."""
+
+    square_avg: Any
+    momentum_buffer: Any = None
+    grad_avg: Any = None
+
+
 @dataclass(frozen=True)
 class RMSPropHyperparameters(Hyperparameters):
     """RMSProp's hyperparameters, with PyTorch's names and defaults.
@@ -52,12 +62,9 @@ class RMSPropHyperparameters(Hyperparameters):
     maximize: bool = hyperparameter(False, check.flag)
 
     def state_names(self) -> tuple[str, ...]:
-        names = ["square_avg"]
-        if self.momentum > 0:
-            names.append("momentum_buffer")
-        if self.centered:
-            names.append("grad_avg")
-        return tuple(names)
+        square_avg, momentum_buffer, grad_avg = RMSPropState._fields
+        return (square_avg, *[momentum_buffer] * (self.momentum > 0),
+                *[grad_avg] * self.centered)
 
     def kernel_scalars(self) -> tuple[np.float32, ...]:
         """``rmsprop.cl``'s RMSPROP_HYPERPARAMETERS."""

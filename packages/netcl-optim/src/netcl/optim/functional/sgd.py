@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,6 +37,12 @@ MOMENTUM_MATH = """
         p = p - lr * (g + momentum * b)            if nesterov
         p = p - lr * b                             otherwise
 """
+
+
+class MomentumState(NamedTuple):
+    """SGD with momentum's per-parameter state, by name (PyTorch's): one float32 buffer."""
+
+    momentum_buffer: Any
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ class MomentumHyperparameters(Hyperparameters):
             )
 
     def state_names(self) -> tuple[str, ...]:
-        return ("momentum_buffer",) if self.momentum != 0 else ()
+        return MomentumState._fields if self.momentum != 0 else ()
 
     def kernel_scalars(self, first_step: bool) -> tuple[np.float32 | np.int32, ...]:
         """``sgd.cl``'s SGD_HYPERPARAMETERS; ``first_step``: the buffer becomes the gradient."""
