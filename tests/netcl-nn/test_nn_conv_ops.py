@@ -105,6 +105,19 @@ def test_weight_grad_summed_by_a_second_launch_where_the_fence_is_unknown(
     assert_close(got, want_gw, 60)
 
 
+def test_weight_grad_sums_groups_of_images_past_the_slab_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gemm = importlib.import_module("netcl.core.tensor.ops.gemm")
+    # Slabs of 3 x 18 floats: two images' worth per group, so 5 images make 3 groups.
+    monkeypatch.setattr(gemm, "MAX_SLAB_BYTES", 2 * 3 * 18 * 4)
+    x, w = image((5, 2, 5, 4)), image((3, 2, 3, 3), seed=1)
+    g = image((5, 3, 5, 4), seed=2)
+    _, _, want_gw = conv_reference(x, w, g, (3, 1, 1, 1))
+    got = ops.conv2d_weight_grad(nt.tensor(g), nt.tensor(x), w.shape, 1, 1, tile=PATHS[1])
+    assert_close(got, want_gw, 100)
+
+
 def test_conv2d_records_once_and_its_rule_gives_both_gradients() -> None:
     from netcl.autograd import Tape
 

@@ -27,7 +27,7 @@ import pyopencl.cltypes as cltypes
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.launch import enqueue
-from netcl.core.tensor.ops.elementwise import fill_
+from netcl.core.tensor.ops.elementwise import add_, copy_, fill_
 from netcl.core.tensor.ops.matmul_tiles import TileConfig, choose_tile
 from netcl.core.tensor.tensor import Shape, Tensor
 
@@ -48,6 +48,10 @@ PANEL_COLS = 16
 # is in L2. On a 2-core EPYC anything from 4 to 64 ran 1024^3 at ~172 GFLOP/s
 # and 128x784x256 within 6% of each other; 16 sits in the middle.
 PANEL_GROUP = 16
+
+# The weight gradient sums per-image slabs of O x C*KH*KW floats; past this
+# many bytes of them at once it sums groups of images and then the groups.
+MAX_SLAB_BYTES = 256 << 20
 
 # Buffer roles in a Step: the call's operands and output, then its scratch.
 A, B, OUT = 0, 1, 2
@@ -358,7 +362,26 @@ def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
         tile = choose_tile(device.name, device.compute_units, f"conv{mode}", m, n_cols, k,
                            count)
     gather = (("B_GATHER", mode), *((f"G_{key}", value) for key, value in geometry.items()))
-    # Mode 2's K runs along the image's columns: consecutive work-items walk K.
-    plan = _tiled_plan(device, a_op, b_op, out.dtype, (count,), m, n_cols, k, tile,
-                       a.strides[-1] == 1, mode == 2, tuple(sorted(gather)), mode == 2)
-    run(device, plan, a.buffer, x.buffer, out.buffer)
+    images = max(1, MAX_SLAB_BYTES // (m * n_cols * 4)) if mode == 2 else count
+    if count <= images:
+        # Mode 2's K runs along the image's columns: consecutive work-items walk K.
+        plan = _tiled_plan(device, a_op, b_op, out.dtype, (count,), m, n_cols, k, tile,
+                           a.strides[-1] == 1, mode == 2, tuple(sorted(gather)), mode == 2)
+        run(device, plan, a.buffer, x.buffer, out.buffer)
+        return
+    # Too many images' slabs at once: sum groups of them, then the groups in order.
+    total = Tensor(device.pool.allocate(m * n_cols * 4), (m, n_cols), dtypes.float32, device)
+    part = Tensor(device.pool.allocate(m * n_cols * 4), (m, n_cols), dtypes.float32, device)
+    for first in range(0, count, images):
+        size = min(images, count - first)
+        implicit_gemm(_images(a, first, size), _images(x, first, size),
+                      total if first == 0 else part, mode, geometry, tile)
+        if first:
+            add_(total, part)
+    copy_(out, total)
+
+
+def _images(t: Tensor, first: int, size: int) -> Tensor:
+    """Images ``first`` to ``first + size`` of ``t`` (its leading axis), as a view."""
+    return Tensor(t.buffer, (size, *t.shape[1:]), t.dtype, t.device, t.strides,
+                  t.offset + first * t.strides[0])
