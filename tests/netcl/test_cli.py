@@ -124,3 +124,10 @@ def test_the_module_runs_as_a_command_without_traceback() -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "--epochs: expected a number >= 1" in done.stderr
+
+
+def test_train_a_cnn(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(["train", "--model", "cnn", "--epochs", "2", "--lr", "3e-3", "--json",
+                          "--no-progress"], capsys)
+    assert status == 0 and "cnn with 40,394 parameters" in out
+    assert json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.5  # chance is 0.1
