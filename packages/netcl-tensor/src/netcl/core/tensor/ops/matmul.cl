@@ -1,5 +1,5 @@
 // Matrix multiply C[z] = A[z] @ B[z] over a batch z, in two families chosen
-// by the device type (matmul.py picks one and supplies the #defines):
+// by the device type (gemm.py picks one and supplies the #defines):
 //
 //   PANEL == 1  CPU (PoCL): no local memory. B is first packed into float
 //               panels 16 columns wide (pack_b), A into 6-row panels when it
@@ -12,7 +12,7 @@
 //               through double-buffered local-memory tiles; each work-item
 //               keeps a TM x TN block of C in registers.
 //
-// Always defined by matmul.py:
+// Always defined by gemm.py:
 //   A_T, B_T, C_T            storage C types ("float" or "half")
 //   LOAD_A(p, i), LOAD_B(p, i)  element i of an operand, as float
 //   STORE_C(p, i, v)         store float v at element i of C
@@ -34,7 +34,7 @@
 // The element offset of batch entry z. The batch is at most three collapsed
 // dimensions, outermost first in s0..s2 (unused ones have size 1); a
 // broadcast dimension has stride 0. Strides are long: a batch of big
-// matrices passes 2^31 elements easily, one matrix does not (matmul.py checks).
+// matrices passes 2^31 elements easily, one matrix does not (gemm.py checks).
 inline long batch_offset(int z, const int4 shape, const long4 strides)
 {
     const int i2 = z % shape.s2;
@@ -44,7 +44,7 @@ inline long batch_offset(int z, const int4 shape, const long4 strides)
     return i0 * strides.s0 + i1 * strides.s1 + i2 * strides.s2;
 }
 
-// The scalar arguments, in the order matmul.py packs them (_params).
+// The scalar arguments, in the order gemm.py packs them (params).
 #define PARAMS const int16 ip, const long8 lp
 #define UNPACK_PARAMS                                                           \
     const int M = ip.s0, N = ip.s1, K = ip.s2;                                  \
@@ -56,7 +56,7 @@ inline long batch_offset(int z, const int4 shape, const long4 strides)
     const int z = get_global_id(2) + BATCH_BASE;
 
 // Batches past the grid's z limit run in slices, each told its first entry
-// (matmul.py builds such launches with BATCH_SLICED). Only then: reading the
+// (gemm.py builds such launches with BATCH_SLICED). Only then: reading the
 // base unconditionally made the NVIDIA compiler's tiled kernel 15% slower
 // (H100, 2048^3: 27.0 instead of 31.5 TFLOP/s).
 #if BATCH_SLICED
@@ -145,7 +145,7 @@ __kernel void pack_a(PARAMS, __global const A_T *A, __global float *Ap)
     }
 
 // Work-item (panel, block, z) computes C[z][6 block .. +6][16 panel .. +16].
-// matmul.py launches work-groups of (1, G, 1): G blocks of rows share one
+// gemm.py launches work-groups of (1, G, 1): G blocks of rows share one
 // packed panel of B (16 K floats: 50 KiB at K = 784) while it sits in L2.
 // A_PACKED: A is the output of pack_a (`A` then points at it and the stride
 // arguments are unused); else A is float with unit stride along K.
@@ -193,7 +193,7 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 
 #else  // PANEL == 0: the tiled GPU kernel
 
-// Supplied by matmul.py:
+// Supplied by gemm.py:
 //   BM, BN, BK, TM, TN  a BM x BN tile of C per work-group, K stepped BK at a
 //                       time, a TM x TN block of C per work-item (TM, TN
 //                       multiples of 4; BM * BK and BN * BK multiples of
@@ -215,7 +215,7 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 //                       tile's slabs up in slab order, so the sum is
 //                       deterministic. GLOBAL_FENCE makes a work-item's slab
 //                       writes visible to every compute unit before it
-//                       counts. Without SUM_Z, matmul.py can write the slabs
+//                       counts. Without SUM_Z, gemm.py can write the slabs
 //                       as C and sum them with sum_splits in a second launch.
 //   B_GATHER            0: B is a matrix; 1-3: B is an NCHW tensor read as
 //                       implicit-GEMM columns of a convolution (see gather_b)
