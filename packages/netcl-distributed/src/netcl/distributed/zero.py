@@ -133,7 +133,7 @@ class ZeroRedundancyOptimizer:
         where = "ZeroRedundancyOptimizer.step"
         for g, group in enumerate(self.param_groups):
             self._layout_owner.check_group(group, f"{where}: param group {g}")
-        shards = [s for group_shards in self._shards for s in group_shards]
+        shards = self._all_shards()
         stepping = self._agreed_stepping(shards, where)
         for index, group in zip(self._inner_index, self.param_groups, strict=True):
             if index is not None and self._inner is not None:
@@ -171,9 +171,10 @@ class ZeroRedundancyOptimizer:
                             "flat grad buffer (assigned by hand?); assign grads with p.grad = g"
                         )
             mine[i] = all(with_grad)
-        lowest, highest = np.empty_like(mine), np.empty_like(mine)
-        self.world.comm.Allreduce(mine, lowest, op=MPI.MIN)
-        self.world.comm.Allreduce(mine, highest, op=MPI.MAX)
+        # One collective for both ends: the max of the flags is minus the min of their negatives.
+        ends = np.empty(2 * len(mine), np.int8)
+        self.world.comm.Allreduce(np.concatenate([mine, -mine]), ends, op=MPI.MIN)
+        lowest, highest = ends[:len(mine)], -ends[len(mine):]
         if not np.array_equal(lowest, highest):
             raise RuntimeError(
                 f"{where}: the ranks disagree on which flat buckets have grads (buckets "
