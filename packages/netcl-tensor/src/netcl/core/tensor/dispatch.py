@@ -71,7 +71,7 @@ def empty(shape: Sequence[int], dtype: dtypes.DTypeLike, device: Device) -> Tens
         buffer = device.pool.allocate(nbytes)
     except MemoryError as e:
         raise MemoryError(f"a {dtype} tensor of shape {shape}: {e}") from None
-    return Tensor(buffer, shape, dtype, device)
+    return Tensor.fresh(buffer, shape, dtype, device)
 
 
 def launch(

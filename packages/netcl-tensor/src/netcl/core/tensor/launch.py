@@ -15,7 +15,7 @@ argument, of one of three kinds:
   ``pyopencl.cltypes`` vector type).
 
 The launch-observer slot sits beside autograd's recorder slot: ``observing(o)``
-installs ``o`` for the current thread, and ``o.launched(device, kernel,
+installs ``o`` for the current thread (or asyncio task), and ``o.launched(device, kernel,
 global_size, local_size, args)`` is told of every launch the thread makes,
 before it is enqueued, with ``args`` as given (a capture swaps buffers by
 identity and re-reads every ``Live`` at replay). The launch itself still
@@ -37,6 +37,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -77,11 +78,9 @@ class LaunchObserver(Protocol):
     ) -> None: ...
 
 
-class _Slot(threading.local):
-    observer: LaunchObserver | None = None
-
-
-_slot = _Slot()
+# A context variable, as the recorder slot is: each thread and each asyncio task has
+# its own observer.
+_current: ContextVar[LaunchObserver | None] = ContextVar("netcl_launch_observer", default=None)
 # One lock for every kernel object: arguments are per-object state, and holding
 # it across set-args and enqueue makes the pair atomic. Uncontended it costs
 # about 0.1 us, next to several for the enqueue.
@@ -94,19 +93,18 @@ _ENQUEUE: Any = _cl.enqueue_nd_range_kernel
 
 
 def current_observer() -> LaunchObserver | None:
-    """The observer installed on this thread, or None."""
-    return _slot.observer
+    """The observer installed on this thread (or asyncio task), or None."""
+    return _current.get()
 
 
 @contextmanager
 def observing(observer: LaunchObserver | None) -> Iterator[None]:
-    """Install ``observer`` (None: observe nothing) on this thread for a block."""
-    previous = _slot.observer
-    _slot.observer = observer
+    """Install ``observer`` (None: observe nothing) on this thread or task for a block."""
+    token = _current.set(observer)
     try:
         yield
     finally:
-        _slot.observer = previous
+        _current.reset(token)
 
 
 _INT32 = struct.Struct("=i").pack
@@ -146,25 +144,50 @@ def enqueue(
 
     ``global_size`` must be a multiple of ``local_size`` where one is given.
     """
-    observer = _slot.observer
-    if observer is not None:
-        observer.launched(device, kernel, global_size, local_size, args)
-    # pyopencl's public Kernel.set_arg spends 7-17 us per scalar on PoCL (its
-    # overload dispatch); these are the setters its own generated invokers
-    # call, at ~0.1 us per argument.
-    memory: list[Any] = []
+    buffers: list[Any] = []
     values: list[Any] = []
     for index, arg in enumerate(args):
         if isinstance(arg, _MEMORY) or arg is None:
-            memory += (index, arg)
+            buffers += (index, arg)
         elif type(arg) is Live:
             values += (index, arg.read())
         else:
             values += (index, arg)
+    enqueue_prepared(device, kernel, global_size, local_size, tuple(buffers), tuple(values),
+                     args)
+
+
+def enqueue_prepared(
+    device: Device,
+    kernel: cl.Kernel,
+    global_size: Size,
+    local_size: Size | None,
+    buffers: tuple[Any, ...],
+    values: tuple[Any, ...],
+    args: Sequence[Any] | None = None,
+) -> None:
+    """:func:`enqueue` for a caller that knows which argument is which: ``buffers`` and
+    ``values`` are flat (index, argument, index, argument, ...) tuples, every buffer
+    in the first and every by-value argument (no Live) in the second, together all of
+    the kernel's arguments. An observer still gets them as one ``args`` list (or
+    ``args`` itself, when given).
+    """
+    observer = _current.get()
+    if observer is not None:
+        if args is None:
+            joined: list[Any] = [None] * ((len(buffers) + len(values)) // 2)
+            for pairs in (buffers, values):
+                for i in range(0, len(pairs), 2):
+                    joined[pairs[i]] = pairs[i + 1]
+            args = joined
+        observer.launched(device, kernel, global_size, local_size, args)
+    # pyopencl's public Kernel.set_arg spends 7-17 us per scalar on PoCL (its
+    # overload dispatch); these are the setters its own generated invokers
+    # call, at ~0.1 us per argument.
     setter: Any = kernel
     with _lock:
-        if memory:
-            setter._set_arg_multi(tuple(memory))
+        if buffers:
+            setter._set_arg_multi(buffers)
         if values:
-            setter._set_arg_buf_multi(tuple(values))
+            setter._set_arg_buf_multi(values)
         _ENQUEUE(device.queue, kernel, global_size, local_size, None, None, False, True)

@@ -30,7 +30,7 @@ from netcl.core.tensor.dispatch import (
     needs_grad,
     record,
 )
-from netcl.core.tensor.launch import enqueue, pack_int32
+from netcl.core.tensor.launch import enqueue_prepared, pack_int32
 from netcl.core.tensor.tensor import Scalar, Shape, Tensor, contiguous_strides, type_name
 
 KERNEL_FILE = Path(__file__).with_name("elementwise.cl")
@@ -104,10 +104,10 @@ class _Plan(NamedTuple):
     strides: Shape  # of a new output
     dtype: np.dtype[Any]  # of a new output
     nbytes: int  # of a new output
-    head: tuple[bytes, bytes]  # n and the collapsed shape
-    out_strides: bytes
-    # Per operand: its collapsed strides (a tensor) or its scalar's numpy type.
-    operands: tuple[bytes | type[np.generic], ...]
+    values: tuple[Any, ...]  # (index, bytes) pairs of n, the collapsed shape, out's strides
+    # Per operand: its first argument's index and its collapsed strides (a tensor) or its
+    # scalar's numpy type.
+    operands: tuple[tuple[int, bytes | type[np.generic]], ...]
 
 
 def elementwise(
@@ -152,15 +152,27 @@ def elementwise(
         out = Tensor.fresh(
             device.pool.allocate(plan.nbytes), plan.shape, plan.dtype, device, plan.strides
         )
-    args: list[Any] = [*plan.head, out.buffer, pack_int32(out.offset), plan.out_strides]
-    for x, prepared in zip(operands, plan.operands, strict=True):
+    # elementwise.cl's arguments: n, shape, out, out_offset, out_strides, then per
+    # operand a buffer, an offset and strides (a tensor) or one value (a scalar).
+    buffers: list[Any] = [2, out.buffer]
+    values: list[Any] = [*plan.values, 3, _offset(out)]
+    for x, (index, prepared) in zip(operands, plan.operands, strict=True):
         if isinstance(x, Tensor):
-            args += (x.buffer, pack_int32(x.offset), prepared)
+            buffers += (index, x.buffer)
+            values += (index + 1, _offset(x), index + 2, prepared)
         else:
-            args.append(prepared(x))  # type: ignore[operator]
+            values += (index, prepared(x))  # type: ignore[operator]
     if plan.global_size[0]:
-        enqueue(device, plan.kernel, plan.global_size, None, args)
+        enqueue_prepared(device, plan.kernel, plan.global_size, None, tuple(buffers),
+                         tuple(values))
     return out
+
+
+_ZERO = pack_int32(0)
+
+
+def _offset(t: Tensor) -> bytes:
+    return _ZERO if t.offset == 0 else pack_int32(t.offset)
 
 
 def _plan(
@@ -213,8 +225,9 @@ def _plan(
         "OUT_T": dtypes.STORAGE_C_TYPE[store_dtype],
         "STORE(idx, v)": _store(store_dtype),
     }
-    prepared: list[bytes | type[np.generic]] = []
+    prepared: list[tuple[int, bytes | type[np.generic]]] = []
     tensor_index = 0
+    index = 5  # the first operand's first argument (see elementwise)
     for slot, x in zip("abc", operands, strict=False):
         upper = slot.upper()
         if isinstance(x, Tensor):
@@ -224,12 +237,14 @@ def _plan(
                 f"const int8 {slot}_strides"
             )
             defines[f"LOAD_{upper}"] = _load(slot, x.dtype, ct)
-            prepared.append(int8_vector(collapsed[1 + tensor_index]).tobytes())
+            prepared.append((index, int8_vector(collapsed[1 + tensor_index]).tobytes()))
             tensor_index += 1
+            index += 3
         else:
             defines[f"PARAMS_{upper}"] = f", const {ct} {slot}_scalar"
             defines[f"LOAD_{upper}"] = f"{slot}_scalar"
-            prepared.append(scalar_type)
+            prepared.append((index, scalar_type))
+            index += 1
     for slot in "ABC"[len(operands):]:
         defines[f"PARAMS_{slot}"] = ""
         defines[f"LOAD_{slot}"] = "0"
@@ -242,8 +257,8 @@ def _plan(
         strides=contiguous_strides(shape),
         dtype=result_dtype,
         nbytes=n * result_dtype.itemsize,
-        head=(pack_int32(n), int8_vector(dims).tobytes()),
-        out_strides=int8_vector(collapsed[0]).tobytes(),
+        values=(0, pack_int32(n), 1, int8_vector(dims).tobytes(),
+                4, int8_vector(collapsed[0]).tobytes()),
         operands=tuple(prepared),
     )
 

@@ -138,7 +138,7 @@ def _broadcast_batch(a: Tensor, b: Tensor, a_batch: Shape, b_batch: Shape) -> Sh
 
 
 def _view(t: Tensor, shape: Shape, strides: Shape | None) -> Tensor:
-    return Tensor(t.buffer, shape, t.dtype, t.device, strides, t.offset)
+    return Tensor.fresh(t.buffer, shape, t.dtype, t.device, strides, t.offset)
 
 
 def _product(device: Device, a: Tensor, b: Tensor, batch: Shape, kernel: str | None,

@@ -32,7 +32,7 @@ IndexEntry = int | slice | None
 
 
 def _view(a: Tensor, shape: Sequence[int], strides: Sequence[int], offset: int) -> Tensor:
-    return Tensor(a.buffer, shape, a.dtype, a.device, strides, offset)
+    return Tensor.fresh(a.buffer, tuple(shape), a.dtype, a.device, tuple(strides), offset)
 
 
 def _dim(op: str, dim: int, ndim: int) -> int:

@@ -7,14 +7,16 @@ import math
 import operator
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pyopencl as cl
 
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.dispatch import empty, launch, record
+from netcl.core.tensor.dispatch import record
+from netcl.core.tensor.launch import enqueue_prepared, pack_int32
 from netcl.core.tensor.ops.elementwise import _store, elementwise
-from netcl.core.tensor.tensor import Shape, Tensor
+from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
 
 # This module defines sum, max and min; the builtins are reached as builtins.*.
 KERNEL_FILE = Path(__file__).with_name("reduce.cl")
@@ -64,30 +66,28 @@ def _load(dtype: np.dtype[Any], acc: str) -> str:
     return f"(({acc})in[(i)])"
 
 
-def _rows(a: Tensor, kept: Sequence[int], axes: Sequence[int]) -> Tensor:
-    """``a`` with the reduced axes innermost, contiguous: a [rows, row_len] matrix.
-
-    The copy, when one is needed, is not recorded: the reduction's own record
-    is what autograd differentiates.
-    """
-    order = [*kept, *axes]
-    view = Tensor(
-        a.buffer,
-        [a.shape[d] for d in order],
-        a.dtype,
-        a.device,
-        [a.strides[d] for d in order],
-        a.offset,
-    )
-    return view if view.is_contiguous else elementwise("copy", "a", [view])
-
-
 def _local_size(row_len: int, max_work_group: int) -> int:
     size = GROUP if row_len >= LONG_ROW else SHORT
     # A device with smaller work-groups still gets a power of two that fits.
     while size > max_work_group:
         size //= 2
     return size
+
+
+class _Plan(NamedTuple):
+    """What a reduction of one shape, strides and dtype over the same axes needs, planned once."""
+
+    axes: tuple[int, ...]
+    rows_shape: Shape  # the input's shape with the reduced axes innermost
+    rows_strides: Shape
+    in_place: bool  # that view is contiguous: the kernel reads the input as it is
+    out_shape: Shape
+    out_strides: Shape
+    nbytes: int
+    kernel: cl.Kernel | None  # None: no rows, nothing to launch
+    global_size: tuple[int, ...]
+    local_size: tuple[int, ...]
+    values: tuple[Any, ...]  # (index, bytes) pairs of rows, row_len, out_offset, scale
 
 
 def _reduce(
@@ -101,6 +101,44 @@ def _reduce(
     beats: str = ">",
     finish: str = "(x)",
 ) -> tuple[Tensor, tuple[int, ...]]:
+    device = a.device
+    key = ("reduce", mode, acc, out_dtype, beats, finish, a.shape, a.strides, a.dtype,
+           axis if axis is None or isinstance(axis, int) else tuple(axis), keepdims)
+    plan: _Plan | None = device.kernels.plans.get(key)
+    if plan is None:
+        plan = device.kernels.remember(
+            key, _plan(op, a, axis, keepdims, mode, acc, out_dtype, beats, finish)
+        )
+    out = Tensor.fresh(device.pool.allocate(plan.nbytes), plan.out_shape, out_dtype, device,
+                       plan.out_strides)
+    if plan.kernel is None:
+        return out, plan.axes
+    if plan.in_place:
+        source = a
+    else:
+        # The copy is not recorded: the reduction's own record is what autograd
+        # differentiates.
+        view = Tensor.fresh(a.buffer, plan.rows_shape, a.dtype, device, plan.rows_strides,
+                            a.offset)
+        source = elementwise("copy", "a", [view])
+    # reduce_rows(rows, row_len, in, in_offset, out, out_offset, scale)
+    buffers = (2, source.buffer, 4, out.buffer)
+    values = (*plan.values, 3, pack_int32(source.offset))
+    enqueue_prepared(device, plan.kernel, plan.global_size, plan.local_size, buffers, values)
+    return out, plan.axes
+
+
+def _plan(
+    op: str,
+    a: Tensor,
+    axis: Axis,
+    keepdims: bool,
+    mode: str,
+    acc: str,
+    out_dtype: np.dtype[Any],
+    beats: str,
+    finish: str,
+) -> _Plan:
     axes = normalize_axes(op, a.shape, axis)
     kept = [d for d in range(a.ndim) if d not in axes]
     rows = math.prod(a.shape[d] for d in kept)
@@ -114,12 +152,12 @@ def _reduce(
         out_shape = tuple(1 if d in axes else size for d, size in enumerate(a.shape))
     else:
         out_shape = tuple(a.shape[d] for d in kept)
+    order = [*kept, *axes]
+    rows_shape = tuple(a.shape[d] for d in order)
+    rows_strides = tuple(a.strides[d] for d in order)
+    in_place = Tensor.fresh(a.buffer, rows_shape, a.dtype, a.device, rows_strides).is_contiguous
 
     device = a.device
-    source = _rows(a, kept, axes)
-    out = empty(out_shape, out_dtype, device)
-    if rows == 0:
-        return out, axes
     is_float = acc == "float"
     extremes = _LOWEST if beats == ">" else _HIGHEST
     defines: dict[str, str | int] = {
@@ -136,16 +174,22 @@ def _reduce(
         "STORE(idx, v)": _store(out_dtype),
         "GROUP": GROUP,
     }
-    kernel = device.kernels.kernel(KERNEL_FILE, "reduce_rows", defines)
     local = _local_size(row_len, device.max_work_group_size)
     scale = 1.0 / row_len if row_len else math.nan
-    launch(
-        device, kernel, builtins.min(rows, MAX_GROUPS) * local,
-        np.int32(rows), np.int32(row_len), source.buffer, np.int32(source.offset),
-        out.buffer, np.int32(0), np.float32(scale),
-        local_size=local,
+    return _Plan(
+        axes=axes,
+        rows_shape=rows_shape,
+        rows_strides=rows_strides,
+        in_place=in_place,
+        out_shape=out_shape,
+        out_strides=contiguous_strides(out_shape),
+        nbytes=rows * out_dtype.itemsize,
+        kernel=device.kernels.kernel(KERNEL_FILE, "reduce_rows", defines) if rows else None,
+        global_size=(builtins.min(rows, MAX_GROUPS) * local,),
+        local_size=(local,),
+        values=(0, pack_int32(rows), 1, pack_int32(row_len), 5, pack_int32(0),
+                6, np.float32(scale).tobytes()),
     )
-    return out, axes
 
 
 def _sum_acc(dtype: np.dtype[Any]) -> str:
