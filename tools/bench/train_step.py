@@ -129,21 +129,30 @@ PEER = "torch"
 # -- timing ---------------------------------------------------------------------------------
 
 
-def time_in_turns(timers: dict[str, Step], calls: int, rounds: int) -> dict[str, float]:
-    """Median seconds per call of each timer over ``rounds`` samples of ``calls`` calls,
-    one sample of each timer per round; each sample ends with its sync."""
-    samples: dict[str, list[float]] = {name: [] for name in timers}
-    for step, sync in timers.values():  # warm up: builds, pool, caches
+def time_in_turns(timers: dict[str, Step], sample_s: float, rounds: int) -> dict[str, float]:
+    """Median seconds per call of each timer over ``rounds`` samples of about ``sample_s``
+    seconds each (the same span for every timer, so a neighbour's load or a scheduler
+    time slice weighs on each alike), one sample of each timer per round; each sample
+    ends with its sync."""
+    calls: dict[str, int] = {}
+    for name, (step, sync) in timers.items():  # warm up (builds, pool, plans), then size
         for _ in range(3):
             step()
         sync()
+        start, count = time.perf_counter(), 0
+        while count < 3 or time.perf_counter() - start < sample_s / 4:
+            step()
+            count += 1
+        sync()
+        calls[name] = max(1, round(count * sample_s / (time.perf_counter() - start)))
+    samples: dict[str, list[float]] = {name: [] for name in timers}
     for _ in range(rounds):
         for name, (step, sync) in timers.items():
             start = time.perf_counter()
-            for _ in range(calls):
+            for _ in range(calls[name]):
                 step()
             sync()
-            samples[name].append((time.perf_counter() - start) / calls)
+            samples[name].append((time.perf_counter() - start) / calls[name])
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -201,21 +210,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--rounds", type=int, default=7, help="samples per contender")
-    parser.add_argument("--op-calls", type=int, default=2000, help="small-op calls per sample")
-    parser.add_argument("--steps", type=int, default=5, help="training steps per sample")
+    parser.add_argument("--sample", type=float, default=0.05, help="seconds per small-op sample")
+    parser.add_argument("--step-sample", type=float, default=0.3,
+                        help="seconds per training-step sample")
     args = parser.parse_args(argv)
     device = manager.default(args.device)
     torch.set_num_threads(torch.get_num_threads())
     print(f"device: {device.name} ({device.type}); torch {torch.__version__}")
 
-    op = time_in_turns(small_op_timers(device), args.op_calls, args.rounds)
+    op = time_in_turns(small_op_timers(device), args.sample, args.rounds)
     netcl_us, raw_us = op["netcl a + a"] * 1e6, op["raw pyopencl"] * 1e6
     print("\nsmall op: 4x4 float32 a + a, one sync per sample")
     print("| netcl a + a | raw pyopencl launch | netcl / raw |\n|---:|---:|---:|")
     print(f"| {netcl_us:.2f} us | {raw_us:.2f} us | **{netcl_us / raw_us:.2f}** |")
     a = from_numpy(np.ones((4, 4), np.float32), device)
-    ok = runs_without_waiting(device, lambda: [a + a for _ in range(args.op_calls)] and None)
-    print(f"{args.op_calls} adds with the queue held shut: {'returned' if ok else 'WAITED'}")
+    ok = runs_without_waiting(device, lambda: [a + a for _ in range(2000)] and None)
+    print(f"2000 adds with the queue held shut: {'returned' if ok else 'WAITED'}")
 
     print(f"\ntraining step (forward, backward, Adam, zero_grad), median of {args.rounds}")
     names = list(CONTENDERS)
@@ -226,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("|---|" + "---:|" * (len(names) + len(others)))
     for spec in MODELS[args.device]:
         timers = {name: build(spec, device) for name, build in CONTENDERS.items()}
-        times = time_in_turns(timers, args.steps, args.rounds)
+        times = time_in_turns(timers, args.step_sample, args.rounds)
         cells = " | ".join(f"{times[n] * 1e3:.2f}" for n in names)
         rel = " | ".join(f"**{times[n] / times[PEER]:.2f}**" for n in others)
         print(f"| {spec} | {cells} | {rel} |")
