@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from netcl.core.tensor import Tensor, manual_seed, rand
 from netcl.data import DataLoader, digits
 from netcl.nn import Dropout, Flatten, Linear, ReLU, Sequential, cross_entropy
 from netcl.optim import SGD, Adam, CosineAnnealingLR, ReduceLROnPlateau
-from netcl.train import Callback, Checkpoint, Trainer, load, save
+from netcl.train import Callback, Checkpoint, Trainer, load, progress, save
 from netcl.train.trainer import Record
 
 pytest.importorskip("sklearn")
@@ -209,3 +211,24 @@ def test_bad_options() -> None:
         Trainer(model, optimizer, cross_entropy, clip_grad_norm=-1.0)
     with pytest.raises(ValueError, match="gave no batches"):
         Trainer(model, optimizer, cross_entropy).evaluate([])
+
+
+def test_progress_shows_a_bar_on_a_terminal_and_a_line_per_epoch(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(progress, "LOSS_EVERY_S", 0.0)  # show every batch's loss
+    monkeypatch.setattr(progress, "REDRAW_EVERY_S", 0.0)
+    trainer = adam_trainer(mlp(), epochs=1)
+    trainer.progress = True
+    trainer.fit(DataLoader(SPLITS.train, 256), 1)
+    bar = terminal.getvalue()
+    assert "epoch 1/1" in bar and "sample/s" in bar and "/1.44k" in bar  # of 1,437 samples
+    assert "loss=" in bar and "lr=0.01" in bar
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("epoch 1/1  loss ") and line.endswith(" s") and "samples/s" in line

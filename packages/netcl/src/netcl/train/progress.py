@@ -13,6 +13,8 @@ from netcl.core.tensor import Tensor
 # Reading a loss waits for the device to drain its queue; twice a second costs nothing
 # noticeable, once a batch would stall the host's run-ahead on every step.
 LOSS_EVERY_S = 0.5
+# How often the bar redraws (tqdm's own default).
+REDRAW_EVERY_S = 0.1
 
 
 class EpochBar:
@@ -22,6 +24,7 @@ class EpochBar:
         self._bar = tqdm(
             total=total, desc=desc, unit="sample", unit_scale=True, leave=False,
             disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True,
+            mininterval=REDRAW_EVERY_S,
         )
         self._lr = lr
         self._shown = 0.0
