@@ -186,6 +186,21 @@ def small_op_timers(device: Device) -> dict[str, Step]:
     return {"netcl a + a": (netcl_add, sync), "raw pyopencl": (raw, sync)}
 
 
+def thread_cpu_per_call(step: Step, calls: int, rounds: int) -> float:
+    """Median main-thread CPU seconds per call (``time.thread_time``): the host cost
+    itself, which other processes' load does not inflate as it does wall time."""
+    run, sync = step
+    samples = []
+    for _ in range(rounds):
+        sync()
+        start = time.thread_time()
+        for _ in range(calls):
+            run()
+        samples.append((time.thread_time() - start) / calls)
+    sync()
+    return statistics.median(samples)
+
+
 def runs_without_waiting(device: Device, work: Callable[[], None], timeout: float = 60.0) -> bool:
     """Whether ``work`` returns while the device's queue is held shut: an unfinished
     user event first in the queue, so any wait on the device inside ``work`` never ends."""
@@ -218,11 +233,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(torch.get_num_threads())
     print(f"device: {device.name} ({device.type}); torch {torch.__version__}")
 
-    op = time_in_turns(small_op_timers(device), args.sample, args.rounds)
+    op_timers = small_op_timers(device)
+    op = time_in_turns(op_timers, args.sample, args.rounds)
     netcl_us, raw_us = op["netcl a + a"] * 1e6, op["raw pyopencl"] * 1e6
     print("\nsmall op: 4x4 float32 a + a, one sync per sample")
     print("| netcl a + a | raw pyopencl launch | netcl / raw |\n|---:|---:|---:|")
     print(f"| {netcl_us:.2f} us | {raw_us:.2f} us | **{netcl_us / raw_us:.2f}** |")
+    cpu = {name: thread_cpu_per_call(t, 2000, args.rounds) * 1e6 for name, t in op_timers.items()}
+    print("main-thread CPU time per call: " + ", ".join(f"{n} {v:.2f} us" for n, v in cpu.items()))
     a = from_numpy(np.ones((4, 4), np.float32), device)
     ok = runs_without_waiting(device, lambda: [a + a for _ in range(2000)] and None)
     print(f"2000 adds with the queue held shut: {'returned' if ok else 'WAITED'}")
