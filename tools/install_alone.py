@@ -54,11 +54,12 @@ def netcl_requirements(name: str) -> set[str]:
     return needed
 
 
-def module_of(name: str) -> str | None:
-    """The package ``name`` installs (``netcl.optim``), from its version file; None for the
-    meta-package, which installs no module of its own."""
-    path = project(name).get("tool", {}).get("hatch", {}).get("version", {}).get("path")
-    return ".".join(Path(path).parent.parts[1:]) if path else None
+def modules_of(name: str) -> list[str]:
+    """The packages ``name`` installs (``netcl.optim``; ``netcl.train``, ``netcl.data`` and
+    ``netcl.cli`` for the meta-package): its source tree's folders with an __init__.py."""
+    namespace = PACKAGES / name / "src" / "netcl"
+    folders = [*namespace.glob("*/__init__.py"), *namespace.glob("core/*/__init__.py")]
+    return sorted(".".join(f.parent.relative_to(namespace.parent).parts) for f in folders)
 
 
 def test_tools(tests: Path) -> list[str]:
@@ -78,18 +79,18 @@ def test_tools(tests: Path) -> list[str]:
 
 
 # Run by the environment's Python: the netcl distributions installed must be exactly the
-# expected ones (argv[2:]), and the package (argv[1], if any) must import from the environment.
+# expected ones (argv[2], comma-separated), and each package (argv[3:]) must import from the
+# environment; prints the folder of each.
 PROBE = """
-import importlib, importlib.metadata, sys
-module, expected = sys.argv[1], sys.argv[2:]
+import importlib, importlib.metadata, os, sys
+expected, modules = sys.argv[1].split(","), sys.argv[2:]
 found = sorted(d.metadata["Name"] for d in importlib.metadata.distributions()
                if d.metadata["Name"].startswith("netcl"))
 assert found == expected, f"installed netcl distributions {found}, declared {expected}"
-if module:
+for module in modules:
     imported = importlib.import_module(module)
     assert imported.__file__.startswith(sys.prefix), f"{module} from {imported.__file__}"
-    print(f"  {module} {imported.__version__} from {imported.__file__}")
-print("  installed:", ", ".join(found))
+    print(os.path.dirname(imported.__file__))
 """
 
 
@@ -125,19 +126,20 @@ def check_alone(name: str, wheel: Path, scratch: Path) -> dict[str, float]:
 
     started = time.perf_counter()
     expected = sorted({canonicalize_name(name), *netcl_requirements(name)})
-    module = module_of(name)
-    run([python, "-c", PROBE, module or "", *expected], env=environ, cwd=scratch)
+    modules = modules_of(name)
+    folders = subprocess.run(
+        [python, "-c", PROBE, ",".join(expected), *modules], env=environ, cwd=scratch,
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    print(f"  installed {', '.join(expected)}; {', '.join(modules)} import from {scratch}")
 
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)], env=environ,
         cwd=ROOT)
-    sources = PACKAGES / name / "src"
-    if module and any(">>>" in p.read_text() for p in sources.rglob("*.py")):
-        installed = subprocess.run(
-            [python, "-c", f"import {module} as m, os; print(os.path.dirname(m.__file__))"],
-            env=environ, cwd=scratch, check=True, capture_output=True, text=True,
-        ).stdout.strip()
+    # The >>> examples of the installed sources (those that have any).
+    documented = [f for f in folders if any(">>>" in p.read_text() for p in Path(f).rglob("*.py"))]
+    if documented:
         run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(ROOT / "pytest.ini"),
-             "--doctest-modules", "-o", "consider_namespace_packages=true", installed],
+             "--doctest-modules", "-o", "consider_namespace_packages=true", *documented],
             env=environ, cwd=ROOT)
     for example in sorted((ROOT / "examples" / name).glob("*.py")):
         run([python, str(example)], env=environ, cwd=scratch)

@@ -57,11 +57,14 @@ def test_siblings_move_to_the_new_range_with_a_changelog_line(
         for file in ("pyproject.toml", "CHANGELOG.md"):
             shutil.copy(packages / name / file, tmp_path / name / file)
     monkeypatch.setattr(release, "PACKAGES", tmp_path)
-    changed = release.retarget_dependents("netcl-optim", Version("0.2.0"))
+    current = release.current_version(packages / "netcl-optim")
+    new = Version(f"{current.major}.{current.minor + 1}.0")
+    new_range = release.compatible_range(new)
+    changed = release.retarget_dependents("netcl-optim", new)
     assert changed == [tmp_path / "netcl" / "pyproject.toml", tmp_path / "netcl" / "CHANGELOG.md"]
     meta = (tmp_path / "netcl" / "pyproject.toml").read_text()
-    assert '"netcl-optim>=0.2,<0.3"' in meta and '"netcl-device>=0.1,<0.2"' in meta
+    assert f'"netcl-optim{new_range}"' in meta and '"netcl-device>=0.1,<0.2"' in meta
     log = (tmp_path / "netcl" / "CHANGELOG.md").read_text()
-    assert "- Requires netcl-optim 0.2 (`netcl-optim>=0.2,<0.3`)." in log
-    # Already admitted: nothing more to change.
-    assert release.retarget_dependents("netcl-optim", Version("0.2.1")) == []
+    assert f"- Requires netcl-optim {new.major}.{new.minor} (`netcl-optim{new_range}`)." in log
+    # A patch release is already admitted: nothing more to change.
+    assert release.retarget_dependents("netcl-optim", Version(f"{new}.1")) == []
