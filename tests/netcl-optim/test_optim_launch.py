@@ -3,7 +3,7 @@ launch observer (the JIT's capture) sees every optimizer and clipping kernel."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,9 +21,16 @@ class Names:
 
     def launched(
         self, device: Device, kernel: cl.Kernel, global_size: tuple[int, ...],
-        local_size: tuple[int, ...] | None, args: Sequence[Any],
+        local_size: tuple[int, ...] | None, args: Sequence[Any], about: object,
     ) -> None:
         self.names.append(kernel.function_name)
+
+    # Host reads, uploads and effects are not launches; this log keeps none.
+    def host_read(self, what: str) -> None: ...
+
+    def host_upload(self, what: str) -> None: ...
+
+    def host_effect(self, effect: Callable[[], None]) -> None: ...
 
 
 def test_optimizer_and_clipping_kernels_are_observed() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +34,16 @@ class LaunchLog:
 
     def launched(
         self, device: Device, kernel: cl.Kernel, global_size: tuple[int, ...],
-        local_size: tuple[int, ...] | None, args: Sequence[Any],
+        local_size: tuple[int, ...] | None, args: Sequence[Any], about: object,
     ) -> None:
         self.launches.append((kernel.function_name, global_size, list(args)))
+
+    # Host reads, uploads and effects are not launches; this log keeps none.
+    def host_read(self, what: str) -> None: ...
+
+    def host_upload(self, what: str) -> None: ...
+
+    def host_effect(self, effect: Callable[[], None]) -> None: ...
 
     @property
     def names(self) -> list[str]:

@@ -12,6 +12,7 @@ import pyopencl.array as cl_array
 
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import DeviceLike, empty, resolve_device
+from netcl.core.tensor.launch import host_upload
 from netcl.core.tensor.tensor import Scalar, Tensor, as_shape
 
 _generator = np.random.default_rng()
@@ -54,6 +55,7 @@ def from_numpy(array: np.ndarray[Any, Any], device: DeviceLike = None) -> Tensor
     target = resolve_device(device)
     # ascontiguousarray turns a 0-d array into shape (1,); the reshape keeps it 0-d.
     host = np.ascontiguousarray(array).reshape(array.shape)
+    host_upload("from_numpy")
     out = empty(host.shape, dtype, target)
     if host.size:
         # The host data goes into a buffer of its own when that buffer is created,

@@ -80,14 +80,17 @@ def launch(
     work_items: int,
     *args: Any,
     local_size: int | None = None,
+    about: object = None,
 ) -> None:
     """Enqueue ``kernel(*args)`` over ``work_items`` (rounded up; kernels check their bound),
-    through :func:`netcl.core.tensor.launch.enqueue` (which says what ``args`` may hold)."""
+    through :func:`netcl.core.tensor.launch.enqueue` (which says what ``args`` and
+    ``about`` may hold)."""
     if work_items == 0:
         return
     align = local_size or LAUNCH_ALIGN
     global_size = -(-work_items // align) * align
-    enqueue(device, kernel, (global_size,), None if local_size is None else (local_size,), args)
+    local = None if local_size is None else (local_size,)
+    enqueue(device, kernel, (global_size,), local, args, about)
 
 
 def needs_grad(inputs: Sequence[Tensor]) -> bool:

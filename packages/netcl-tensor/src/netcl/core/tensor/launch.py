@@ -16,10 +16,15 @@ argument, of one of three kinds:
 
 The launch-observer slot sits beside autograd's recorder slot: ``observing(o)``
 installs ``o`` for the current thread (or asyncio task), and ``o.launched(device, kernel,
-global_size, local_size, args)`` is told of every launch the thread makes,
-before it is enqueued, with ``args`` as given (a capture swaps buffers by
-identity and re-reads every ``Live`` at replay). The launch itself still
-happens: observing changes nothing that runs.
+global_size, local_size, args, about)`` is told of every launch the thread
+makes, before it is enqueued, with ``args`` as given (a capture swaps buffers
+by identity and re-reads every ``Live`` at replay) and ``about`` what the op
+says of it (see :mod:`netcl.core.tensor.launch_info`; None for most). The
+launch itself still happens: observing changes nothing that runs. The
+observer also hears of what a replay of launches would miss: a tensor's value
+read back to the host (:func:`host_read`), host data copied in
+(:func:`host_upload`) and host work that must run again (:func:`host_effect`,
+an optimizer counting its steps).
 
 ``Live(read)`` declares an argument whose value must be re-read every time the
 launch is replayed (an optimizer's learning rate, step count or bias
@@ -75,7 +80,17 @@ class LaunchObserver(Protocol):
         global_size: Size,
         local_size: Size | None,
         args: Sequence[Any],
+        about: object,
     ) -> None: ...
+
+    def host_read(self, what: str) -> None:
+        """``what`` (``"item()"``, say) is about to read a tensor's value back."""
+
+    def host_upload(self, what: str) -> None:
+        """``what`` (``"from_numpy"``) is about to copy host data into a buffer."""
+
+    def host_effect(self, effect: Callable[[], None]) -> None:
+        """``effect`` just ran and would have to run again wherever these launches do."""
 
 
 # A context variable, as the recorder slot is: each thread and each asyncio task has
@@ -133,16 +148,41 @@ def pack_float32(value: float) -> bytes:
     return _FLOAT32(value)
 
 
+def host_read(what: str) -> None:
+    """Tell the observer, if any, that ``what`` reads a tensor's value back."""
+    observer = _current.get()
+    if observer is not None:
+        observer.host_read(what)
+
+
+def host_upload(what: str) -> None:
+    """Tell the observer, if any, that ``what`` copies host data into a buffer."""
+    observer = _current.get()
+    if observer is not None:
+        observer.host_upload(what)
+
+
+def host_effect(effect: Callable[[], None]) -> None:
+    """Run ``effect`` (host state that changes with every launch of what follows, such as
+    a step count its ``Live`` arguments read), then tell the observer, if any."""
+    effect()
+    observer = _current.get()
+    if observer is not None:
+        observer.host_effect(effect)
+
+
 def enqueue(
     device: Device,
     kernel: cl.Kernel,
     global_size: Size,
     local_size: Size | None,
     args: Sequence[Any],
+    about: object = None,
 ) -> None:
     """Set ``args`` on ``kernel`` and enqueue it on ``device``'s queue; returns at once.
 
-    ``global_size`` must be a multiple of ``local_size`` where one is given.
+    ``global_size`` must be a multiple of ``local_size`` where one is given;
+    ``about`` goes to the observer (see :mod:`netcl.core.tensor.launch_info`).
     """
     buffers: list[Any] = []
     values: list[Any] = []
@@ -154,7 +194,7 @@ def enqueue(
         else:
             values += (index, arg)
     enqueue_prepared(device, kernel, global_size, local_size, tuple(buffers), tuple(values),
-                     args)
+                     args, about)
 
 
 def enqueue_prepared(
@@ -165,6 +205,7 @@ def enqueue_prepared(
     buffers: tuple[Any, ...],
     values: tuple[Any, ...],
     args: Sequence[Any] | None = None,
+    about: object = None,
 ) -> None:
     """:func:`enqueue` for a caller that knows which argument is which: ``buffers`` and
     ``values`` are flat (index, argument, index, argument, ...) tuples, every buffer
@@ -180,7 +221,7 @@ def enqueue_prepared(
                 for i in range(0, len(pairs), 2):
                     joined[pairs[i]] = pairs[i + 1]
             args = joined
-        observer.launched(device, kernel, global_size, local_size, args)
+        observer.launched(device, kernel, global_size, local_size, args, about)
     # pyopencl's public Kernel.set_arg spends 7-17 us per scalar on PoCL (its
     # overload dispatch); these are the setters its own generated invokers
     # call, at ~0.1 us per argument.

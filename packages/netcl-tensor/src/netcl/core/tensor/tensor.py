@@ -13,6 +13,7 @@ import pyopencl.array as cl_array
 
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
+from netcl.core.tensor.launch import host_read
 from netcl.core.tensor.recorder import recording
 
 Shape = tuple[int, ...]
@@ -200,6 +201,11 @@ class Tensor:
         Raises ValueError if a check an op left on the device found a bad value
         (see ``netcl.core.tensor.deferred``): this read waits for it anyway.
         """
+        return self._host_copy("numpy()")
+
+    def _host_copy(self, what: str) -> np.ndarray[Any, Any]:
+        """:meth:`numpy`, after telling a launch observer that ``what`` reads this value."""
+        host_read(what)
         deferred.raise_pending(self.device)
         if self.is_contiguous:
             source = self
@@ -217,15 +223,18 @@ class Tensor:
         return host
 
     def item(self) -> Scalar:
+        return self._scalar("item()")
+
+    def _scalar(self, what: str) -> Scalar:
         if self.size != 1:
             raise ValueError(
                 f"item() needs a tensor of one element, this one has shape {self.shape}"
             )
-        value: Scalar = self.numpy().reshape(()).item()
+        value: Scalar = self._host_copy(what).reshape(()).item()
         return value
 
     def tolist(self) -> Any:
-        return self.numpy().tolist()
+        return self._host_copy("tolist()").tolist()
 
     def to_array(self) -> cl_array.Array:
         """This tensor as a ``pyopencl.array.Array`` over the same memory (no copy)."""
@@ -249,7 +258,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(self.numpy(), separator=", ", threshold=20)
+        body = np.array2string(self._host_copy("repr()"), separator=", ", threshold=20)
         return f"Tensor({body}, dtype={self.dtype}{grad})"
 
     def __len__(self) -> int:
@@ -258,10 +267,10 @@ class Tensor:
         return self.shape[0]
 
     def __bool__(self) -> bool:
-        return bool(self.item())
+        return bool(self._scalar("bool() (a Python branch on a tensor's value)"))
 
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._scalar("float()"))
 
     # Hash by identity, as PyTorch does, so tensors key dicts and sets; == is elementwise.
     __hash__ = object.__hash__

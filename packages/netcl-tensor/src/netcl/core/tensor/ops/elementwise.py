@@ -30,7 +30,9 @@ from netcl.core.tensor.dispatch import (
     needs_grad,
     record,
 )
-from netcl.core.tensor.launch import enqueue_prepared, pack_int32
+from netcl.core.tensor.launch import current_observer, enqueue_prepared, pack_int32
+from netcl.core.tensor.launch_info import ElementwiseLaunch
+from netcl.core.tensor.launch_info import Operand as LaunchOperand
 from netcl.core.tensor.tensor import Scalar, Shape, Tensor, contiguous_strides, type_name
 
 KERNEL_FILE = Path(__file__).with_name("elementwise.cl")
@@ -108,6 +110,12 @@ class _Plan(NamedTuple):
     # Per operand: its first argument's index and its collapsed strides (a tensor) or its
     # scalar's numpy type.
     operands: tuple[tuple[int, bytes | type[np.generic]], ...]
+    # What a launch observer is told (see _described): expression, compute type, the
+    # collapsed shape and the output's then each tensor operand's collapsed strides.
+    expr: str
+    compute: str
+    dims: Shape
+    collapsed: tuple[Shape, ...]
 
 
 def elementwise(
@@ -163,9 +171,26 @@ def elementwise(
         else:
             values += (index, prepared(x))  # type: ignore[operator]
     if plan.global_size[0]:
+        about = None
+        if current_observer() is not None:  # a capture may fuse this launch with its neighbours
+            about = _described(plan, out, operands)
         enqueue_prepared(device, plan.kernel, plan.global_size, None, tuple(buffers),
-                         tuple(values))
+                         tuple(values), None, about)
     return out
+
+
+def _described(plan: _Plan, out: Tensor, operands: Sequence[Operand]) -> ElementwiseLaunch:
+    """The launch as :class:`ElementwiseLaunch`, a scalar operand as the argument it is given."""
+    slots: list[Any] = []
+    strides = iter(plan.collapsed[1:])
+    for x, (_, prepared) in zip(operands, plan.operands, strict=True):
+        if isinstance(x, Tensor):
+            slots.append(LaunchOperand(x.buffer, x.offset, next(strides), x.dtype))
+        else:
+            slots.append(prepared(x))  # type: ignore[operator]
+    result = LaunchOperand(out.buffer, out.offset, plan.collapsed[0], out.dtype)
+    n = math.prod(plan.shape)
+    return ElementwiseLaunch(plan.expr, plan.compute, n, plan.dims, result, tuple(slots))
 
 
 _ZERO = pack_int32(0)
@@ -260,6 +285,10 @@ def _plan(
         values=(0, pack_int32(n), 1, int8_vector(dims).tobytes(),
                 4, int8_vector(collapsed[0]).tobytes()),
         operands=tuple(prepared),
+        expr=expr,
+        compute=ct,
+        dims=dims,
+        collapsed=tuple(collapsed),
     )
 
 

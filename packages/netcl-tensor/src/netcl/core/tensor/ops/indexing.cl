@@ -4,7 +4,10 @@
 // each element, the index to use along `axis` at idx[idx_offset + coord .
 // idx_strides]: index_select passes a stride only along `axis` (one index per
 // slice), take_along_axis/scatter_add pass the index tensor's own strides.
-// Indices arrive non-negative and range-checked by indexing.py.
+// Indices arrive non-negative and range-checked by indexing.py. A replay of
+// captured launches (netcl.jit) does not check again: there an index outside
+// [0, axis_size) gathers zero and scatters nothing, never touching memory
+// outside the buffers.
 
 // The offset of linear index i of `shape` in an operand with `strides`,
 // leaving dimension `skip` out (-1: none); the caller adds the looked-up
@@ -24,7 +27,8 @@ inline int offset_of(int i, const int ndim, const int skip, const int *shape,
 // out (contiguous, of `shape`) [i] = src[... idx ...]. Elements are copied as
 // raw words of their size (WORD_T), so one build serves every dtype of a size,
 // fp16 included.
-__kernel void gather(const int n, const int ndim, const int axis, const int8 shape_vec,
+__kernel void gather(const int n, const int ndim, const int axis, const int axis_size,
+                     const int8 shape_vec,
                      __global WORD_T *out,
                      __global const WORD_T *src, const int src_offset, const int8 src_strides_vec,
                      __global const long *idx, const int idx_offset, const int8 idx_strides_vec)
@@ -36,6 +40,10 @@ __kernel void gather(const int n, const int ndim, const int axis, const int8 sha
     vstore8(src_strides_vec, 0, src_strides);
     vstore8(idx_strides_vec, 0, idx_strides);
     const long k = idx[idx_offset + offset_of(i, ndim, -1, shape, idx_strides)];
+    if (k < 0 || k >= axis_size) {
+        out[i] = 0;
+        return;
+    }
     out[i] = src[src_offset + offset_of(i, ndim, axis, shape, src_strides) + (int)k * src_strides[axis]];
 }
 #endif
@@ -55,7 +63,8 @@ inline void atomic_add_float(volatile __global float *p, const float v)
 
 // out (contiguous, of out_strides) [... idx ...] += src[i] for every element i
 // of src's `shape`. Duplicate indices meet at one address, hence atomics.
-__kernel void scatter_add(const int n, const int ndim, const int axis, const int8 shape_vec,
+__kernel void scatter_add(const int n, const int ndim, const int axis, const int axis_size,
+                          const int8 shape_vec,
                           __global ACC_T *out, const int8 out_strides_vec,
                           __global const SRC_T *src, const int src_offset,
                           const int8 src_strides_vec,
@@ -70,6 +79,7 @@ __kernel void scatter_add(const int n, const int ndim, const int axis, const int
     vstore8(src_strides_vec, 0, src_strides);
     vstore8(idx_strides_vec, 0, idx_strides);
     const long k = idx[idx_offset + offset_of(i, ndim, -1, shape, idx_strides)];
+    if (k < 0 || k >= axis_size) return;
     const int out_pos = offset_of(i, ndim, axis, shape, out_strides) + (int)k * out_strides[axis];
     ATOMIC_ADD(out + out_pos, LOAD(src_offset + offset_of(i, ndim, -1, shape, src_strides)));
 }

@@ -19,6 +19,7 @@ from netcl.core.device import Device
 from netcl.core.tensor import deferred, dtypes
 from netcl.core.tensor.creation import from_numpy
 from netcl.core.tensor.dispatch import MAX_DIMS, empty, int8_vector, launch, record
+from netcl.core.tensor.launch import observing
 from netcl.core.tensor.ops.elementwise import elementwise
 from netcl.core.tensor.ops.reduce import max as reduce_max
 from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
@@ -111,7 +112,10 @@ def as_indices(op: str, indices: IndexLike, axis: int, size: int, device: Device
         known = _checked.get(id(indices))
         if known is not None and known[0]() is indices and known[1] <= size:
             return indices
-        host = indices.numpy()
+        # A range check, not a value any result depends on: a capture (netcl.jit)
+        # makes it once, and replays rely on the kernels' own bound (indexing.cl).
+        with observing(None):
+            host = indices.numpy()
         _check_range(op, host, axis, size)
         if indices.dtype == dtypes.int64 and (host.size == 0 or host.min() >= 0):
             # A copy of what was checked, enqueued after the read: the caller's
@@ -139,7 +143,8 @@ def _gather(a: Tensor, axis: int, indices: Tensor, shape: Shape, idx_strides: Sh
     kernel = a.device.kernels.kernel(KERNEL_FILE, "gather", {"WORD_T": word})
     launch(
         a.device, kernel, out.size,
-        np.int32(out.size), np.int32(len(shape)), np.int32(axis), int8_vector(shape),
+        np.int32(out.size), np.int32(len(shape)), np.int32(axis), np.int32(a.shape[axis]),
+        int8_vector(shape),
         out.buffer, a.buffer, np.int32(a.offset), int8_vector(a.strides),
         indices.buffer, np.int32(indices.offset), int8_vector(idx_strides),
     )
@@ -217,7 +222,8 @@ def _scatter(
     kernel = device.kernels.kernel(KERNEL_FILE, "scatter_add", defines)
     launch(
         device, kernel, source.size,
-        np.int32(source.size), np.int32(source.ndim), np.int32(axis), int8_vector(source.shape),
+        np.int32(source.size), np.int32(source.ndim), np.int32(axis), np.int32(shape[axis]),
+        int8_vector(source.shape),
         out.buffer, int8_vector(contiguous_strides(shape)),
         source.buffer, np.int32(source.offset), int8_vector(source.strides),
         idx.buffer, np.int32(idx.offset), int8_vector(idx_strides),

@@ -14,6 +14,12 @@
 //   OUT_T, STORE(idx, v)  the output's storage type and how to store v
 //   GROUP           the local buffers' length, at least the local size (a power of 2)
 
+// A capture (netcl.jit) may compute the input where it is loaded: it redefines
+// LOAD(i) and adds the parameters that needs here.
+#ifndef EXTRA_PARAMS
+#define EXTRA_PARAMS
+#endif
+
 #define MODE_SUM 0
 #define MODE_EXTREMUM 1
 #define MODE_ARG 2
@@ -32,7 +38,8 @@ inline int takes(ACC_T v, long vi, ACC_T b, long bi) {
 
 __kernel void reduce_rows(const int rows, const int row_len,
                           __global const IN_T *in, const int in_offset,
-                          __global OUT_T *out, const int out_offset, const float scale)
+                          __global OUT_T *out, const int out_offset, const float scale
+                          EXTRA_PARAMS)
 {
     __local ACC_T vals[GROUP];
 #if MODE != MODE_SUM

@@ -14,7 +14,8 @@ import pyopencl as cl
 
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import record
-from netcl.core.tensor.launch import enqueue_prepared, pack_int32
+from netcl.core.tensor.launch import current_observer, enqueue_prepared, pack_int32
+from netcl.core.tensor.launch_info import Operand, ReductionLaunch
 from netcl.core.tensor.ops.elementwise import _store, elementwise
 from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
 
@@ -88,6 +89,10 @@ class _Plan(NamedTuple):
     global_size: tuple[int, ...]
     local_size: tuple[int, ...]
     values: tuple[Any, ...]  # (index, bytes) pairs of rows, row_len, out_offset, scale
+    # What a launch observer is told: the kernel's defines, elements read, their C type.
+    defines: dict[str, str | int]
+    count: int
+    load_type: str
 
 
 def _reduce(
@@ -124,7 +129,12 @@ def _reduce(
     # reduce_rows(rows, row_len, in, in_offset, out, out_offset, scale)
     buffers = (2, source.buffer, 4, out.buffer)
     values = (*plan.values, 3, pack_int32(source.offset))
-    enqueue_prepared(device, plan.kernel, plan.global_size, plan.local_size, buffers, values)
+    about = None
+    if current_observer() is not None:  # a capture may compute the input inside (a prologue)
+        operand = Operand(source.buffer, source.offset, (), source.dtype)
+        about = ReductionLaunch(KERNEL_FILE, plan.defines, 2, operand, plan.count, plan.load_type)
+    enqueue_prepared(device, plan.kernel, plan.global_size, plan.local_size, buffers, values,
+                     None, about)
     return out, plan.axes
 
 
@@ -189,6 +199,9 @@ def _plan(
         local_size=(local,),
         values=(0, pack_int32(rows), 1, pack_int32(row_len), 5, pack_int32(0),
                 6, np.float32(scale).tobytes()),
+        defines=defines,
+        count=rows * row_len,
+        load_type=acc,
     )
 
 
