@@ -67,4 +67,4 @@ class Adam(Optimizer):
     def _update(self, hyper: AdamHyperparameters, batch: StepBatch) -> None:
         state = batch.named(AdamState)
         adam_step(hyper, batch.params, batch.grads, state.exp_avg, state.exp_avg_sq,
-                  state.max_exp_avg_sq, batch.steps, decoupled=self.decoupled)
+                  state.max_exp_avg_sq, batch.steps, decoupled=self.decoupled, live=batch.live)

@@ -52,6 +52,7 @@ import pyopencl.tools as cl_tools
 from netcl.core.device import Device
 from netcl.core.tensor import Tensor, empty, float32, from_numpy, zeros
 from netcl.core.tensor.tensor import contiguous_strides
+from netcl.optim.functional.kernels import LiveGroup
 from netcl.optim.param_state import ParamState
 
 # Range views are cached per (start, stop); a bucket whose late parameters keep
@@ -269,6 +270,10 @@ class StepBatch:
     steps: list[float] = field(default_factory=list)
     #: Whether each entry's state was made for this step.
     first_steps: list[bool] = field(default_factory=list)
+    #: The state each entry's step count is read from (a range's first member's).
+    counters: list[ParamState] = field(default_factory=list)
+    #: The group's hyperparameters and ``steps`` as a replay re-reads them (set by the step).
+    live: LiveGroup | None = None
 
     def state(self, name: str) -> list[Tensor]:
         """Every entry's state buffer ``name``, in launch order."""
@@ -281,13 +286,14 @@ class StepBatch:
         return fields._make(self.state(name) if name in present else fields._field_defaults[name]
                             for name in fields._fields)
 
-    def add(self, param: Tensor, grad: Tensor, state: dict[str, Tensor], step: float | None,
+    def add(self, param: Tensor, grad: Tensor, state: dict[str, Tensor], counter: ParamState,
             first_step: bool) -> None:
         self.params.append(param)
         self.grads.append(grad)
         self.states.append(state)
-        self.steps.append(step or 0.0)
+        self.steps.append(counter.step or 0.0)
         self.first_steps.append(first_step)
+        self.counters.append(counter)
 
 
 class FlatLayout:
@@ -399,7 +405,7 @@ class FlatLayout:
             for name in names:
                 if name not in u.state.buffers:
                     u.state.buffers[name] = self.new_state_tensor(u.param, name)
-            batch.add(u.param, u.grad, u.state.buffers, u.state.step, u.created)
+            batch.add(u.param, u.grad, u.state.buffers, u.state, u.created)
         for r in launches.ranges:
             views = r.bucket.views(r.start, r.stop, names)
             if r.created:  # one fill per name zeroes the whole range's fresh state
@@ -411,7 +417,7 @@ class FlatLayout:
                         view = r.bucket.state_view(name, index)
                         st.buffers[name] = view if r.created else view.fill_(0.0)
             # One launch for the whole range: views of it, its members' common step.
-            batch.add(views.param, views.grad, views.state, r.states[0].step, r.created)
+            batch.add(views.param, views.grad, views.state, r.states[0], r.created)
         return batch
 
     def new_state_tensor(self, p: Tensor, name: str) -> Tensor:

@@ -68,4 +68,4 @@ class Momentum(Optimizer):
     def _update(self, hyper: MomentumHyperparameters, batch: StepBatch) -> None:
         # With momentum 0 a step is plain SGD: no buffer (PyTorch keeps none either).
         buffers = batch.named(MomentumState).momentum_buffer if hyper.momentum != 0 else None
-        sgd_step(hyper, batch.params, batch.grads, buffers, batch.first_steps)
+        sgd_step(hyper, batch.params, batch.grads, buffers, batch.first_steps, batch.live)

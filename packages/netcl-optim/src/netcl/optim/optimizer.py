@@ -17,12 +17,16 @@ math), which launches ``adam_step`` in ``functional/adam.cl`` through
 from __future__ import annotations
 
 import abc
+import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, TypeAlias
 
 from netcl.core.tensor import Tensor, float16, float32
+from netcl.core.tensor.launch import host_effect
 from netcl.optim import ownership
 from netcl.optim.flat_layout import FlatLayout, GroupLaunches, StepBatch, unmovable_reason
+from netcl.optim.functional.kernels import LiveGroup
 from netcl.optim.hyperparameters import Hyperparameters
 from netcl.optim.param_state import ParamState
 from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
@@ -252,13 +256,16 @@ class Optimizer(abc.ABC):
         # Check every group (hyperparameters and grads) before touching any, so a bad
         # one leaves everything as it was.
         groups = [self._launches(index, group) for index, group in enumerate(self.param_groups)]
-        for hyper, launches in groups:
+        for group, (hyper, launches) in zip(self.param_groups, groups, strict=True):
             states = launches.states()
             if not states:  # no parameter of the group has a grad
                 continue
-            self._count_steps(states, +1.0)  # the kernels' bias corrections read the new count
+            # The kernels' bias corrections read the new count. A host effect: a captured
+            # step (netcl.jit) counts again at every replay, as does each launch's LiveGroup.
+            host_effect(functools.partial(self._count_steps, states, +1.0))
             try:
                 batch = self.flat_layout.batch(launches, hyper.state_names())
+                batch.live = self._live(group, batch)
                 self._update(hyper, batch)
             except BaseException:
                 self._count_steps(states, -1.0)
@@ -274,6 +281,21 @@ class Optimizer(abc.ABC):
             group["params"], self.state, self._new_state, self._check_grad
         )
         return hyper, launches
+
+    def _live(self, group: ParamGroup, batch: StepBatch) -> LiveGroup:
+        """``group``'s hyperparameters and ``batch``'s step counts as they are when read.
+
+        Not checked again: a replay re-reads them as PyTorch's step reads an edited
+        ``param_groups``, trusting the edit.
+        """
+        names = [f.name for f in dataclasses.fields(self.hyperparameters)]
+        # The counters, not the batch: the batch holds this LiveGroup, and a reference
+        # cycle would keep the batch's tensors from their pool until a collection.
+        counters = batch.counters
+        return LiveGroup(
+            lambda: self.hyperparameters(**{name: group[name] for name in names}),
+            lambda: [st.step or 0.0 for st in counters],
+        )
 
     def _count_steps(self, states: list[ParamState], by: float) -> None:
         if self.counts_steps:

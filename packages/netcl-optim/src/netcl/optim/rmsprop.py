@@ -66,4 +66,4 @@ class RMSProp(Optimizer):
     def _update(self, hyper: RMSPropHyperparameters, batch: StepBatch) -> None:
         state = batch.named(RMSPropState)
         rmsprop_step(hyper, batch.params, batch.grads, state.square_avg, state.grad_avg,
-                     state.momentum_buffer)
+                     state.momentum_buffer, batch.live)

@@ -50,4 +50,4 @@ class SGD(Optimizer):
         super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
     def _update(self, hyper: SGDHyperparameters, batch: StepBatch) -> None:
-        sgd_step(hyper, batch.params, batch.grads, None, batch.first_steps)
+        sgd_step(hyper, batch.params, batch.grads, None, batch.first_steps, batch.live)

@@ -17,7 +17,7 @@ import numpy as np
 
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike, check_operands, spans
-from netcl.optim.functional.kernels import launch_step
+from netcl.optim.functional.kernels import LiveGroup, launch_step, step_scalars
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # Adam's update in words, shared by :func:`adam`'s and :class:`netcl.optim.Adam`'s docstrings.
@@ -165,10 +165,12 @@ def adam_step(
     steps: Sequence[float],
     *,
     decoupled: bool,
+    live: LiveGroup | None = None,
 ) -> None:
     """:func:`adam` with its hyperparameters checked already: one ``adam_step`` launch per
     array, after every array is checked. An optimizer class's fused path passes, as
-    one array, a view over a whole range of a flat bucket (many parameters)."""
+    one array, a view over a whole range of a flat bucket (many parameters), and
+    ``live`` (its hyperparameters and step counts, re-read by a replay)."""
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
     m, v = spans(exp_avgs, "exp_avgs", n), spans(exp_avg_sqs, "exp_avg_sqs", n)
@@ -184,5 +186,7 @@ def adam_step(
     for i in range(n):
         # Without amsgrad the kernel never touches vmax; any buffer fills the slot.
         vmax_i = vmax[i] if vmax is not None else m[i]
-        launch_step("adam.cl", "adam_step", flags, (p[i], g[i], m[i], v[i], vmax_i),
-                    hyper.kernel_scalars(steps[i], decoupled))
+        scalars = step_scalars(
+            hyper, steps, i, lambda h, t, j: h.kernel_scalars(t[j], decoupled), live
+        )
+        launch_step("adam.cl", "adam_step", flags, (p[i], g[i], m[i], v[i], vmax_i), scalars)

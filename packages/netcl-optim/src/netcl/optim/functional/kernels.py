@@ -9,8 +9,9 @@ builds anything.
 
 from __future__ import annotations
 
+import functools
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pyopencl.tools as cl_tools
 from netcl.core.device import Device
 from netcl.core.tensor import float16
 from netcl.core.tensor.dispatch import launch
+from netcl.core.tensor.launch import Live
 from netcl.optim.functional.device_arrays import Span
 
 KERNEL_DIR = Path(__file__).resolve().parent
@@ -172,3 +174,44 @@ def launch_step(
 def launch_over(device: Device, kernel: cl.Kernel, shape: Layout, count: int, *args: Any) -> None:
     """Enqueue ``kernel(count, *args)`` with enough work-items for ``count`` elements."""
     launch(device, kernel, work_items(count, shape), np.int64(count), *args)
+
+
+Scalars = Callable[[Any, Sequence[float], int], Sequence[Any]]
+
+
+class LiveGroup:
+    """A param group's hyperparameters and step counts as they are at each launch.
+
+    An optimizer class passes one to its functional form, which then gives its
+    kernel scalars as the tensor layer's ``Live`` arguments: a captured step
+    (``netcl.jit``) re-reads them at every replay, so a scheduler's lr, an edit
+    to ``param_groups`` and the step counts (hence the bias corrections) stay
+    right without netcl-optim knowing of any capture.
+    """
+
+    def __init__(self, hyper: Callable[[], Any], steps: Callable[[], Sequence[float]]) -> None:
+        self.hyper = hyper
+        self.steps = steps
+
+    def scalars(self, i: int, compute: Scalars) -> list[Live]:
+        """Entry ``i``'s kernel scalars, ``compute(hyper, steps, i)``, each a ``Live``.
+
+        ``compute`` runs once per launch: the first argument's read computes them
+        all (a launch reads its arguments in order) and the rest take theirs from it.
+        """
+        values: list[Any] = list(compute(self.hyper(), self.steps(), i))
+
+        def read(j: int) -> Any:
+            if j == 0:
+                values[:] = compute(self.hyper(), self.steps(), i)
+            return values[j]
+
+        return [Live(functools.partial(read, j)) for j in range(len(values))]
+
+
+def step_scalars(
+    hyper: Any, steps: Sequence[float], i: int, compute: Scalars, live: LiveGroup | None
+) -> Sequence[Any]:
+    """Entry ``i``'s kernel scalars: ``compute(hyper, steps, i)``, or live ones (see
+    :class:`LiveGroup`) when an optimizer class gives ``live``."""
+    return compute(hyper, steps, i) if live is None else live.scalars(i, compute)

@@ -16,7 +16,7 @@ import numpy as np
 
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike, check_operands, spans
-from netcl.optim.functional.kernels import launch_step
+from netcl.optim.functional.kernels import LiveGroup, launch_step, step_scalars
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # The update in words, shared by :func:`rmsprop`'s and :class:`netcl.optim.RMSProp`'s docstrings.
@@ -117,9 +117,11 @@ def rmsprop_step(
     square_avgs: Sequence[ArrayLike],
     grad_avgs: Sequence[ArrayLike] | None,
     momentum_buffers: Sequence[ArrayLike] | None,
+    live: LiveGroup | None = None,
 ) -> None:
     """:func:`rmsprop` with checked hyperparameters: one ``rmsprop_step`` launch per
-    array, after every array is checked."""
+    array, after every array is checked. An optimizer class passes ``live`` (see
+    :func:`~netcl.optim.functional.adam_step`)."""
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
     sq = spans(square_avgs, "square_avgs", n)
@@ -131,10 +133,10 @@ def rmsprop_step(
             extra["momentum_buffers"] = buf[i]
         check_operands(i, p[i], g[i], square_avgs=sq[i], **extra)
     flags = {"CENTERED": int(avg is not None), "MOMENTUM": int(buf is not None)}
-    scalars = hyper.kernel_scalars()
     for i in range(n):
         # Buffers a variant does not use are never touched; any buffer fills the slot.
         avg_i = avg[i] if avg is not None else sq[i]
         buf_i = buf[i] if buf is not None else sq[i]
+        scalars = step_scalars(hyper, (), i, lambda h, _, j: h.kernel_scalars(), live)
         launch_step("rmsprop.cl", "rmsprop_step", flags, (p[i], g[i], sq[i], avg_i, buf_i),
                     scalars)

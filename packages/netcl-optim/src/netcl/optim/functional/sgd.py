@@ -16,7 +16,7 @@ import numpy as np
 
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike, check_operands, spans
-from netcl.optim.functional.kernels import launch_step
+from netcl.optim.functional.kernels import LiveGroup, launch_step, step_scalars
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # The updates in words, shared by the functional forms' and the classes' docstrings.
@@ -165,9 +165,11 @@ def sgd_step(
     grads: Sequence[ArrayLike],
     momentum_buffers: Sequence[ArrayLike] | None,
     first_steps: Sequence[bool],
+    live: LiveGroup | None = None,
 ) -> None:
     """:func:`sgd` (``momentum_buffers`` None) or :func:`momentum` with checked
-    hyperparameters: one ``sgd_step`` launch per array, after every array is checked."""
+    hyperparameters: one ``sgd_step`` launch per array, after every array is checked.
+    An optimizer class passes ``live`` (see :func:`~netcl.optim.functional.adam_step`)."""
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
     buf = spans(momentum_buffers, "momentum_buffers", n) if momentum_buffers is not None else None
@@ -180,5 +182,7 @@ def sgd_step(
     for i in range(n):
         # Without momentum the kernel never touches the buffer; any buffer fills the slot.
         buf_i = buf[i] if buf is not None else g[i]
-        launch_step("sgd.cl", "sgd_step", flags, (p[i], g[i], buf_i),
-                    hyper.kernel_scalars(bool(first_steps[i])))
+        scalars = step_scalars(
+            hyper, (), i, lambda h, _, j: h.kernel_scalars(bool(first_steps[j])), live
+        )
+        launch_step("sgd.cl", "sgd_step", flags, (p[i], g[i], buf_i), scalars)
