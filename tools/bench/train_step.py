@@ -7,7 +7,10 @@
    shut by an unfinished user event while netcl runs the ops (and, below, whole
    training steps); they return with the device still held, so none of them waited.
 2. A training step (forward, cross-entropy, backward, Adam, zero_grad) of MLPs,
-   netcl against torch eager on the same device, as a ratio.
+   netcl against torch eager on the same device, as a ratio: netcl eager, and
+   the same step under ``netcl.jit.jit`` (timed calls replay the capture).
+3. Kernel launches per replayed step of the jitted step, without and with
+   elementwise fusion, for both MLPs and a small CNN.
 
     python tools/bench/train_step.py                 # CPU: PoCL against torch CPU
     NETCL_DEVICE=gpu python tools/bench/train_step.py --device gpu   # GPU: against torch CUDA
@@ -37,7 +40,8 @@ import netcl.autograd as ag
 from netcl.core.device import Device, manager
 from netcl.core.tensor import from_numpy, manual_seed
 from netcl.core.tensor.launch import observing
-from netcl.nn import Linear, ReLU, Sequential, cross_entropy
+from netcl.jit import jit
+from netcl.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, cross_entropy
 from netcl.optim import Adam
 
 Step = tuple[Callable[[], None], Callable[[], None]]  # (one step, wait for the device)
@@ -119,8 +123,16 @@ def torch_eager(spec: MLP, device: Device) -> Step:
     return step, sync
 
 
+def netcl_jit(spec: MLP, device: Device, fuse: bool = True) -> Step:
+    """netcl's step under ``netcl.jit.jit``: the warm-up's first two calls run eagerly (the
+    second is captured), every timed call replays."""
+    step, sync = netcl_eager(spec, device)
+    return jit(step, fuse=fuse), sync
+
+
 CONTENDERS: dict[str, Callable[[MLP, Device], Step]] = {
     "netcl": netcl_eager,
+    "netcl jit": netcl_jit,
     "torch": torch_eager,
 }
 PEER = "torch"
@@ -163,7 +175,8 @@ def small_op_timers(device: Device) -> dict[str, Step]:
 
     class Capture:
         def launched(self, device: Device, kernel: cl.Kernel, global_size: tuple[int, ...],
-                     local_size: tuple[int, ...] | None, args: Sequence[Any]) -> None:
+                     local_size: tuple[int, ...] | None, args: Sequence[Any],
+                     about: object) -> None:
             captured.append((kernel, global_size, local_size, args))
 
     with observing(Capture()):
@@ -263,6 +276,46 @@ def main(argv: Sequence[str] | None = None) -> None:
     device.synchronize()
     ok = runs_without_waiting(device, lambda: [step() for _ in range(3)] and None)
     print(f"3 netcl training steps with the queue held shut: {'returned' if ok else 'WAITED'}")
+    print_launches(device, MODELS[args.device])
+
+
+def small_cnn(device: Device) -> Step:
+    """Conv2d(1, 8, 3) + ReLU + MaxPool2d(2) + Linear on 28x28 images, batch 32, Adam."""
+    manual_seed(0)
+    model = Sequential(Conv2d(device, 1, 8, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(),
+                       Linear(device, 8 * 14 * 14, 10))
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = from_numpy(rng.standard_normal((32, 1, 28, 28)).astype(np.float32), device)
+    y = from_numpy(rng.integers(0, 10, 32), device)
+
+    def step() -> None:
+        with ag.Tape() as tape:
+            loss = cross_entropy(model(x), y)
+        tape.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return step, device.synchronize
+
+
+def print_launches(device: Device, specs: Sequence[MLP]) -> None:
+    """Launches one replay of the jitted step enqueues, unfused and fused."""
+    print("\nkernel launches per replayed training step (netcl.jit)")
+    print("| model | unfused | fused | fewer |\n|---|---:|---:|---:|")
+    builders: list[tuple[str, Callable[[], Step]]] = [
+        (str(spec), lambda spec=spec: netcl_eager(spec, device)) for spec in specs
+    ]
+    builders.append(("CNN conv3x3(8)-relu-maxpool-linear b32", lambda: small_cnn(device)))
+    for name, build in builders:
+        step, sync = build()
+        jitted = jit(step)
+        for _ in range(3):
+            jitted()
+        sync()
+        counts = jitted.launches
+        fewer = 1 - counts.fused / counts.unfused
+        print(f"| {name} | {counts.unfused} | {counts.fused} | **{fewer:.0%}** |")
 
 
 if __name__ == "__main__":

@@ -79,9 +79,11 @@ def held_buffers() -> set[int]:
     gc.collect()
     held: set[int] = set()
     for obj in gc.get_objects():
-        if isinstance(obj, Tensor):
+        # type(), not isinstance: some objects (lazy modules) warn when asked __class__.
+        kind = type(obj)
+        if issubclass(kind, Tensor):
             held.add(id(obj.buffer))
-        elif isinstance(obj, cl_array.Array):
+        elif issubclass(kind, cl_array.Array):
             held.add(id(obj.base_data))
     return held
 
