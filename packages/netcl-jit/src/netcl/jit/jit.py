@@ -90,7 +90,7 @@ class Jitted(Generic[P, R]):
         program = build(capture.device, capture.items, inputs, lambda b: id(b) in held, self.fuse)
         unfused = sum(isinstance(item, Launch) for item in capture.items)
         entry.program = program
-        entry.outputs = _template(result, inputs, self._name)
+        entry.outputs = _template(result, inputs)
         entry.launches = Launches(fused=program.launches, unfused=unfused)
         self._last = entry
 
@@ -101,9 +101,12 @@ class Jitted(Generic[P, R]):
         parts: list[Hashable] = []
         for name, value in [*enumerate(args), *sorted(kwargs.items())]:
             if isinstance(value, Tensor):
+                # Which earlier argument shares its memory, if one does: a capture that saw
+                # two arguments in one buffer cannot tell their launches apart.
+                alias = next((i for i, t in enumerate(tensors) if t.buffer is value.buffer), None)
                 tensors.append(value)
                 parts.append((name, value.shape, value.dtype.str, value.strides, value.offset,
-                              id(value.device)))
+                              id(value.device), alias))
                 continue
             try:
                 hash(value)
@@ -129,7 +132,7 @@ def jit(fn: Callable[P, R] | None = None, *, fuse: bool = True) -> Any:
     return Jitted(fn, fuse)
 
 
-def _template(value: Any, inputs: list[Any], name: str) -> Any:
+def _template(value: Any, inputs: list[Any]) -> Any:
     """What a replay returns, described: a Tensor by its buffer (an input's index, when it
     is an argument's) and layout; containers recursively; anything else as it is."""
     if isinstance(value, Tensor):
@@ -138,9 +141,9 @@ def _template(value: Any, inputs: list[Any], name: str) -> Any:
         return (_TENSOR, buffer, value.shape, value.dtype, value.device, value.strides,
                 value.offset)
     if isinstance(value, tuple | list):
-        return type(value)(_template(v, inputs, name) for v in value)
+        return type(value)(_template(v, inputs) for v in value)
     if isinstance(value, dict):
-        return {k: _template(v, inputs, name) for k, v in value.items()}
+        return {k: _template(v, inputs) for k, v in value.items()}
     return value
 
 
