@@ -70,3 +70,20 @@ def test_intermediates_of_a_fused_chain_are_not_kept() -> None:
     unfused, fused = held_by_capture(False), held_by_capture(True)
     assert unfused >= 5 * x.nbytes
     assert fused <= x.nbytes  # the result; no intermediate
+
+
+def test_a_reduction_takes_only_a_run_it_covers_as_its_prologue() -> None:
+    """A run ending in a short result that a reduction reads, with a longer member before
+    it: computed inside the reduction, the longer member would stop at the short length."""
+
+    def step(x: Tensor, b: Tensor, i: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        longer = x - 1.0  # 33 x 40 elements
+        shorter = ops.exp(b * 0.5)  # 40, read by the reduction next
+        return longer, ops.sum(shorter), ops.max(ops.abs(x) * 2.0)
+
+    jitted = jit(step)
+    for seed in range(4):
+        args = operands(seed)
+        for got, want in zip(jitted(*args), step(*args), strict=True):
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert jitted.launches.fused < jitted.launches.unfused

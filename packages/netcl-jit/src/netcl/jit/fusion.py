@@ -179,9 +179,9 @@ def _reduction(
     run_touches: Sequence[Sequence[Touch]],
 ) -> ReductionLaunch | None:
     """``reduction`` (the launch after the run of ``members``) if the run can be its
-    prologue: it reads exactly the last member's result, and no member reads from memory
-    what the run writes (a reduction may load an element twice, so the prologue may run
-    twice)."""
+    prologue: it reads exactly the last member's result, no member has more elements,
+    and no member reads from memory what the run writes (a reduction may load an element
+    twice, so the prologue may run twice)."""
     if not isinstance(reduction, ReductionLaunch):
         return None
     last = members[-1].launch
@@ -191,6 +191,9 @@ def _reduction(
         and source.dtype == last.out.dtype and reduction.count == last.n
         and is_flat(last.out, last.dims)
     ):
+        return None
+    # The reduction loads elements 0..count-1 only: a longer member would stop short.
+    if any(m.launch.n > reduction.count for m in members):
         return None
     writes = [t for mine in run_touches for t in mine if t.write]
     for member, mine in zip(members, run_touches, strict=True):
