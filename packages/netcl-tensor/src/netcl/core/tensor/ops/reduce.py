@@ -91,7 +91,7 @@ class _Plan(NamedTuple):
     values: tuple[Any, ...]  # (index, bytes) pairs of rows, row_len, out_offset, scale
     # What a launch observer is told: the kernel's defines, elements read, their C type.
     defines: dict[str, str | int]
-    count: int
+    elements: int
     load_type: str
 
 
@@ -132,7 +132,8 @@ def _reduce(
     about = None
     if current_observer() is not None:  # a capture may compute the input inside (a prologue)
         operand = Operand(source.buffer, source.offset, (), source.dtype)
-        about = ReductionLaunch(KERNEL_FILE, plan.defines, 2, operand, plan.count, plan.load_type)
+        about = ReductionLaunch(KERNEL_FILE, plan.defines, 2, operand, plan.elements,
+                                plan.load_type)
     enqueue_prepared(device, plan.kernel, plan.global_size, plan.local_size, buffers, values,
                      None, about)
     return out, plan.axes
@@ -200,7 +201,7 @@ def _plan(
         values=(0, pack_int32(rows), 1, pack_int32(row_len), 5, pack_int32(0),
                 6, np.float32(scale).tobytes()),
         defines=defines,
-        count=rows * row_len,
+        elements=rows * row_len,
         load_type=acc,
     )
 
