@@ -238,12 +238,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--rounds", type=int, default=7, help="samples per contender")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="torch's intra-op threads (0: its default); 1 is torch's best "
+                             "on a CPU that other jobs share")
     parser.add_argument("--sample", type=float, default=0.05, help="seconds per small-op sample")
     parser.add_argument("--step-sample", type=float, default=0.3,
                         help="seconds per training-step sample")
     args = parser.parse_args(argv)
     device = manager.default(args.device)
-    torch.set_num_threads(torch.get_num_threads())
+    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     print(f"device: {device.name} ({device.type}); torch {torch.__version__}")
 
     op_timers = small_op_timers(device)
