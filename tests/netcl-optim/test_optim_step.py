@@ -151,13 +151,42 @@ def test_a_bad_hyperparameter_set_after_construction_raises_before_any_launch() 
     assert optimizer.state[first]["step"] == optimizer.state[second]["step"] == 1.0
 
 
-def test_a_non_contiguous_grad_is_refused() -> None:
+def test_a_non_contiguous_grad_is_stepped_through_a_contiguous_copy() -> None:
     p = param(np.ones((2, 2)))
     optimizer = no.SGD([p], lr=0.1)
-    g = from_numpy(np.ones((2, 2), dtype=np.float32))
-    p.grad = Tensor(g.buffer, (2, 2), g.dtype, g.device, strides=(1, 2))
-    with pytest.raises(ValueError, match="contiguous"):
+    g = from_numpy(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32))
+    p.grad = Tensor(g.buffer, (2, 2), g.dtype, g.device, strides=(1, 2))  # g transposed
+    optimizer.step()
+    np.testing.assert_allclose(p.numpy(), 1 - 0.1 * np.array([[1.0, 3.0], [2.0, 4.0]]))
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ALL, ids=IDS)
+def test_a_strided_parameter_is_stepped_in_place_and_the_rest_stay_fused(
+    cls: type[no.Optimizer], kwargs: dict[str, Any]
+) -> None:
+    """Issue 16: Adam([Parameter(base.T), w]) stepped nothing. Now the strided one steps
+    through a contiguous copy written back into base's memory, the others in one bucket,
+    and every value is what the per-parameter path (fused=False, contiguous) gives."""
+    rng = np.random.default_rng(5)
+    start = [rng.standard_normal(s).astype(np.float32) for s in ((3, 2), (4,), (2, 2), (5,))]
+    grads = [[rng.standard_normal(s.shape).astype(np.float32) for s in start] for _ in range(4)]
+    base = from_numpy(np.ascontiguousarray(start[0].T))
+    ours = [Parameter(base.T), *(param(v) for v in start[1:])]
+    reference = [param(v) for v in start]
+    optimizer = cls(ours, **kwargs)
+    twin = cls(reference, fused=False, **kwargs)
+    assert not ours[0].is_contiguous
+    assert [q for b in optimizer.flat_layout.buckets for q in b.params] == ours[1:]
+    for step_grads in grads:
+        for group in (ours, reference):
+            for q, g in zip(group, step_grads, strict=True):
+                q.grad = from_numpy(g)
         optimizer.step()
+        twin.step()
+    for q, r in zip(ours, reference, strict=True):
+        np.testing.assert_array_equal(q.numpy(), r.numpy())
+    np.testing.assert_array_equal(base.numpy(), ours[0].numpy().T)  # still base's memory
+    assert not np.array_equal(ours[0].numpy(), start[0])
 
 
 def test_momentum_changed_from_zero_starts_a_buffer_from_the_gradient() -> None:

@@ -50,7 +50,7 @@ import pyopencl as cl
 import pyopencl.tools as cl_tools
 
 from netcl.core.device import Device
-from netcl.core.tensor import Tensor, empty, float32, from_numpy, zeros
+from netcl.core.tensor import Tensor, empty, float32, from_numpy, recorder, zeros
 from netcl.core.tensor.tensor import contiguous_strides
 from netcl.optim.functional.kernels import LiveGroup
 from netcl.optim.param_state import ParamState
@@ -274,6 +274,9 @@ class StepBatch:
     counters: list[ParamState] = field(default_factory=list)
     #: The group's hyperparameters and ``steps`` as a replay re-reads them (set by the step).
     live: LiveGroup | None = None
+    #: (parameter, contiguous copy stepped in its place): the kernels take contiguous
+    #: memory, so a strided parameter is stepped in a copy that ``write_back`` returns.
+    staged: list[tuple[Tensor, Tensor]] = field(default_factory=list)
 
     def state(self, name: str) -> list[Tensor]:
         """Every entry's state buffer ``name``, in launch order."""
@@ -294,6 +297,12 @@ class StepBatch:
         self.steps.append(counter.step or 0.0)
         self.first_steps.append(first_step)
         self.counters.append(counter)
+
+    def write_back(self) -> None:
+        """Copy each staged parameter's new values into the strided parameter it stands for."""
+        with recorder.recording(None):  # an optimizer's update is no op of the model
+            for param, staged in self.staged:
+                param.copy_(staged)
 
 
 class FlatLayout:
@@ -405,7 +414,13 @@ class FlatLayout:
             for name in names:
                 if name not in u.state.buffers:
                     u.state.buffers[name] = self.new_state_tensor(u.param, name)
-            batch.add(u.param, u.grad, u.state.buffers, u.state, u.created)
+            param, grad = u.param, u.grad
+            with recorder.recording(None):
+                if not param.is_contiguous:
+                    param = param.contiguous()
+                    batch.staged.append((u.param, param))
+                grad = grad.contiguous()
+            batch.add(param, grad, u.state.buffers, u.state, u.created)
         for r in launches.ranges:
             views = r.bucket.views(r.start, r.stop, names)
             if r.created:  # one fill per name zeroes the whole range's fresh state

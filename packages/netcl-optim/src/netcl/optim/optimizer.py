@@ -267,6 +267,7 @@ class Optimizer(abc.ABC):
                 batch = self.flat_layout.batch(launches, hyper.state_names())
                 batch.live = self._live(group, batch)
                 self._update(hyper, batch)
+                batch.write_back()
             except BaseException:
                 self._count_steps(states, -1.0)
                 raise
@@ -306,8 +307,9 @@ class Optimizer(abc.ABC):
         return ParamState(step=0.0 if self.counts_steps else None)
 
     def _check_grad(self, p: Tensor, grad: Tensor) -> None:
-        """Raise ValueError unless ``grad`` fits ``p`` (shape, dtype, OpenCL context) and both
-        are contiguous: everything the kernels' launch would refuse, found before any launch."""
+        """Raise ValueError unless ``grad`` fits ``p`` (shape, dtype, OpenCL context): everything
+        the kernels' launch would refuse, found before any launch. Strided parameters and
+        grads are stepped through contiguous copies (``StepBatch.staged``)."""
         if grad.shape != p.shape or grad.dtype != p.dtype:
             raise ValueError(
                 f"{type(self).__name__}.step: a parameter of shape {p.shape} and dtype "
@@ -317,11 +319,6 @@ class Optimizer(abc.ABC):
             raise ValueError(
                 f"{type(self).__name__}.step: a parameter of shape {p.shape} on "
                 f"{p.device.name} has a grad in another OpenCL context ({grad.device.name})"
-            )
-        if not (p.is_contiguous and grad.is_contiguous):
-            raise ValueError(
-                f"{type(self).__name__}.step: parameters and grads must be contiguous "
-                f"(shape {p.shape}: strides {p.strides}, grad strides {grad.strides})"
             )
 
     # -- state dicts ---------------------------------------------------------------------
