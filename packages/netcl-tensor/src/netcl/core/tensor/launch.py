@@ -11,8 +11,12 @@ argument, of one of three kinds:
 - a ``Live``: a scalar read when the launch happens (see below);
 - anything else: a scalar or OpenCL vector passed by value, as an object with
   the buffer protocol holding exactly the kernel parameter's bytes (``bytes``
-  from :func:`pack`, a numpy scalar of the kernel's type, a numpy array of a
-  ``pyopencl.cltypes`` vector type).
+  from :func:`pack_int32` and its siblings or ``struct``, a numpy scalar of the
+  kernel's type, a numpy array of a ``pyopencl.cltypes`` vector type).
+
+``enqueue_prepared`` is the same launch for a caller that already knows which
+argument is a buffer (an op's plan does): it skips sorting them, and an
+observer still sees one ``args`` list.
 
 The launch-observer slot sits beside autograd's recorder slot: ``observing(o)``
 installs ``o`` for the current thread (or asyncio task), and ``o.launched(device, kernel,
