@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,32 @@ def test_progress_shows_a_bar_on_a_terminal_and_a_line_per_epoch(
     assert "loss=" in bar and "lr=0.01" in bar
     line = capsys.readouterr().out.strip()
     assert line.startswith("epoch 1/1  loss ") and line.endswith(" s") and "samples/s" in line
+
+
+def test_jitted_steps_match_eager_steps_bit_for_bit() -> None:
+    pytest.importorskip("netcl.jit")
+    runs = []
+    for jit in (False, True):
+        trainer = adam_trainer(mlp(), jit=jit)
+        assert trainer.jit_active == jit
+        trainer.fit(loaders()[0], 2)  # 23 batches an epoch: captured on call 2, then replayed
+        runs.append((_final_weights(trainer), [r["loss"] for r in trainer.history]))
+    (eager_weights, eager_losses), (jit_weights, jit_losses) = runs
+    for a, b in zip(eager_weights, jit_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert jit_losses == eager_losses  # the replays' losses are the ones reported
+
+
+def test_a_step_the_jit_refuses_runs_eagerly_with_the_same_results() -> None:
+    pytest.importorskip("netcl.jit")
+    runs = []
+    for jit in (False, True):
+        trainer = adam_trainer(mlp(dropout=0.3), jit=jit)  # Dropout uploads a host mask
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(loaders()[0], 1)
+        assert not trainer.jit_active
+        assert any("cannot be jitted" in str(w.message) for w in caught) == jit
+        runs.append(_final_weights(trainer))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -122,6 +122,8 @@ def build_parser() -> Parser:
                      "(pip install 'netcl[plot]')")
     run.add_argument("--json", action="store_true",
                      help='print {"epochs", "loss", "accuracy", "seconds"} as the last line')
+    run.add_argument("--no-jit", action="store_true",
+                     help="run every step eagerly, even where netcl-jit could replay it")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar and no per-epoch lines (the setup lines stay)")
 

@@ -83,7 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
     callbacks: list[Callback] = [] if checkpoint is None else [Checkpoint(checkpoint)]
     trainer = Trainer(model, optimizer, cross_entropy, scheduler, callbacks=callbacks,
                       clip_grad_norm=args.clip_grad_norm, accumulate=args.accumulate,
-                      progress=show)
+                      progress=show, jit=not args.no_jit)
     if args.resume and checkpoint is not None:
         if checkpoint.exists():
             with user_errors("--resume"):
@@ -98,7 +98,8 @@ def run_train(args: argparse.Namespace) -> int:
                f"{len(splits.train)} train / {len(splits.test)} test images "
                f"{'x'.join(map(str, splits.image_shape))}; {args.model} with "
                f"{parameter_count(model):,} parameters; {type(optimizer).__name__} lr {args.lr:g}"
-               + (f", {type(scheduler).__name__}" if scheduler is not None else ""))
+               + (f", {type(scheduler).__name__}" if scheduler is not None else "")
+               + ("; steps replayed by netcl.jit" if trainer.jit_active else ""))
     started = time.perf_counter()
     history = trainer.fit(train, args.epochs, val_loader=test)
     seconds = time.perf_counter() - started

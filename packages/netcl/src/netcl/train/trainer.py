@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence, Sized
-from typing import Any
+from typing import Any, cast
 
 import netcl.autograd as ag
 from netcl.core.tensor import Tensor, float32, get_rng_state, set_rng_state, zeros
@@ -39,6 +41,14 @@ class Trainer:
         callbacks: :class:`Callback` objects told of each epoch and batch.
         progress: show a tqdm bar per epoch (loss, lr, samples/s) on an
             interactive terminal and print one line per finished epoch.
+        jit: replay each step with ``netcl.jit`` (captured on a step's second
+            call, then replayed without running Python) when netcl-jit is
+            installed and the step can be captured: one batch per step
+            (``accumulate=1``), no ``clip_grad_norm`` (it reads the norm back),
+            and a model that neither reads tensors back nor uploads host data
+            (Dropout draws its mask on the host). A step that cannot be captured
+            says so at its capture; that batch and the rest run eagerly, with
+            the same results. False: always eager.
 
     ``fit`` returns and keeps ``history``: one dict per epoch with ``epoch``,
     ``loss`` (the mean training loss), ``lr``, ``seconds``,
@@ -69,6 +79,7 @@ class Trainer:
         accumulate: int = 1,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
+        jit: bool = True,
     ) -> None:
         if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
             raise ValueError(f"Trainer: accumulate must be an int >= 1, got {accumulate!r}")
@@ -87,6 +98,9 @@ class Trainer:
         self.history: list[Record] = []
         #: Set by a callback to end ``fit`` after the current epoch.
         self.stop = False
+        #: The step ``fit`` calls per batch: jitted while that is possible, else eager.
+        self._step = self._jitted_step() if jit and accumulate == 1 and clip_grad_norm is None \
+            else None
 
     # -- training ------------------------------------------------------------------------
     def fit(self, train_loader: Batches, epochs: int, val_loader: Batches | None = None
@@ -133,10 +147,12 @@ class Trainer:
         bar = EpochBar(f"epoch {epoch + 1}/{epochs}", _sample_count(loader), lr, self.progress)
         with bar:
             for index, (x, y) in enumerate(loader):
-                group = self._group_size(index, batches)
-                loss = self._forward_backward(x, y, 1.0 / group)
-                if (index + 1) % self.accumulate == 0 or index + 1 == batches:
-                    self._optimizer_step()
+                if self._step is not None:
+                    loss = self._jit_or_eager(x, y)
+                else:
+                    loss = self._forward_backward(x, y, 1.0 / self._group_size(index, batches))
+                    if (index + 1) % self.accumulate == 0 or index + 1 == batches:
+                        self._optimizer_step()
                 n = int(x.shape[0])
                 with ag.no_grad():
                     if total_loss is None:
@@ -168,6 +184,40 @@ class Trainer:
             scaled = loss if scale == 1.0 else loss * scale
         tape.backward(scaled)
         return loss
+
+    def _whole_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """One batch, one optimizer step: what the JIT captures."""
+        loss = self._forward_backward(x, y, 1.0)
+        self._optimizer_step()
+        return loss
+
+    @property
+    def jit_active(self) -> bool:
+        """Whether steps are (still) replayed by netcl.jit."""
+        return self._step is not None
+
+    def _jitted_step(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+        try:  # netcl-jit is optional (the meta-package does not need it): eager steps
+            self._jit = importlib.import_module("netcl.jit")
+        except ModuleNotFoundError:
+            return None
+        return cast(Callable[[Tensor, Tensor], Tensor], self._jit.jit(self._whole_step))
+
+    def _jit_or_eager(self, x: Tensor, y: Tensor) -> Tensor:
+        """The jitted step; on a capture the JIT refuses, that batch again eagerly, and every
+        later one (the refused capture changed nothing: the error comes before any update,
+        and the random state it drew from is put back)."""
+        assert self._step is not None
+        rng = get_rng_state()
+        try:
+            return self._step(x, y)
+        except self._jit.CaptureError as error:
+            warnings.warn(f"Trainer: stepping eagerly, the step cannot be jitted: {error}",
+                          stacklevel=4)
+            self._step = None
+            set_rng_state(rng)
+            self.optimizer.zero_grad()
+            return self._whole_step(x, y)
 
     def _optimizer_step(self) -> None:
         if self.clip_grad_norm is not None:
