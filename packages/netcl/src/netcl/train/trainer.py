@@ -98,9 +98,9 @@ class Trainer:
         self.history: list[Record] = []
         #: Set by a callback to end ``fit`` after the current epoch.
         self.stop = False
-        #: The step ``fit`` calls per batch: jitted while that is possible, else eager.
-        self._step = self._jitted_step() if jit and accumulate == 1 and clip_grad_norm is None \
-            else None
+        # The jitted step while the JIT can replay it, else None (eager steps).
+        capturable = accumulate == 1 and clip_grad_norm is None
+        self._step = self._jitted_step() if jit and capturable else None
 
     # -- training ------------------------------------------------------------------------
     def fit(self, train_loader: Batches, epochs: int, val_loader: Batches | None = None
