@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import sys
 import warnings
@@ -146,27 +147,35 @@ def test_reduce_on_plateau_steps_on_the_validation_loss() -> None:
     assert [r["lr"] for r in trainer.history] == [1e-6, 1e-6, 5e-7]
 
 
-def _resumable(tmp: Path, epochs: int, stop_after: int | None) -> Trainer:
-    """Adam + cosine + dropout (draws from the tensor layer's generator) on digits."""
-    model = mlp(seed=0, dropout=0.2)
+def _resumable(tmp: Path, epochs: int, stop_after: int | None, dropout: float) -> Trainer:
+    """Adam + cosine (+ dropout, which draws from the tensor layer's generator) on digits."""
+    model = mlp(seed=0, dropout=dropout)
     trainer = adam_trainer(model, epochs=epochs, callbacks=[Checkpoint(tmp / "c")])
     if stop_after is not None:
         trainer.fit(loaders()[0], stop_after)
     return trainer
 
 
-def test_two_epochs_then_resume_then_two_equals_four_straight(tmp_path: Path) -> None:
-    straight = _resumable(tmp_path / "a", 4, None)
+# With dropout the step uploads host data, so the JIT (if installed) refuses it: eager steps.
+# Without, the steps are replayed where netcl-jit is installed: resume is exact either way.
+@pytest.mark.filterwarnings("ignore:Trainer. stepping eagerly:UserWarning")
+@pytest.mark.parametrize("dropout", [0.2, 0.0])
+def test_two_epochs_then_resume_then_two_equals_four_straight(
+    tmp_path: Path, dropout: float
+) -> None:
+    straight = _resumable(tmp_path / "a", 4, None, dropout)
     (tmp_path / "a").mkdir()
     straight.fit(loaders()[0], 4)
 
     (tmp_path / "b").mkdir()
-    _resumable(tmp_path / "b", 4, stop_after=2)
+    _resumable(tmp_path / "b", 4, stop_after=2, dropout=dropout)
     manual_seed(123)  # a fresh process: other weights, another generator state
     rand(5)
-    resumed = adam_trainer(mlp(seed=7, dropout=0.2), epochs=4)
+    resumed = adam_trainer(mlp(seed=7, dropout=dropout), epochs=4)
     assert resumed.resume(tmp_path / "b" / "c") == 2
     resumed.fit(loaders()[0], 4)  # a new loader, as a restarted process builds
+    jit_installed = importlib.util.find_spec("netcl.jit") is not None
+    assert straight.jit_active == resumed.jit_active == (jit_installed and dropout == 0.0)
 
     for a, b in zip(_final_weights(straight), _final_weights(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
