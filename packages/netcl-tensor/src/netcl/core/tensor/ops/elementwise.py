@@ -163,11 +163,12 @@ def elementwise(
     # elementwise.cl's arguments: n, shape, out, out_offset, out_strides, then per
     # operand a buffer, an offset and strides (a tensor) or one value (a scalar).
     buffers: list[Any] = [2, out.buffer]
-    values: list[Any] = [*plan.values, 3, _offset(out)]
+    values: list[Any] = [*plan.values, 3, _ZERO if out.offset == 0 else pack_int32(out.offset)]
     for x, (index, prepared) in zip(operands, plan.operands, strict=True):
         if isinstance(x, Tensor):
             buffers += (index, x.buffer)
-            values += (index + 1, _offset(x), index + 2, prepared)
+            offset = _ZERO if x.offset == 0 else pack_int32(x.offset)
+            values += (index + 1, offset, index + 2, prepared)
         else:
             values += (index, prepared(x))  # type: ignore[operator]
     if plan.global_size[0]:
@@ -194,10 +195,6 @@ def _described(plan: _Plan, out: Tensor, operands: Sequence[Operand]) -> Element
 
 
 _ZERO = pack_int32(0)
-
-
-def _offset(t: Tensor) -> bytes:
-    return _ZERO if t.offset == 0 else pack_int32(t.offset)
 
 
 def _plan(
