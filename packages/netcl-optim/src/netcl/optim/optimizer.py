@@ -36,8 +36,9 @@ ParamsLike: TypeAlias = "Iterable[Tensor] | Iterable[Mapping[str, Any]]"
 
 # Argument docs every optimizer class shares (joined into each class's docstring).
 PARAMS_DOC = """params: Tensors, or param-group dicts (see :class:`Optimizer`)."""
-COMMON_ARGS_DOC = """allow_shared: let a parameter that another live optimizer holds join
-            this one (refused by default: both would step it).
+COMMON_ARGS_DOC = """allow_shared: step a parameter together with the optimizers already
+            built over it. By default the newest optimizer built over a
+            parameter owns it, and an older one that steps it raises.
         fused: None (the default) updates the parameters of each param group
             that share a dtype and device with one kernel launch per step,
             through a flat layout (:mod:`netcl.optim.flat_layout`) made here, at
@@ -107,6 +108,7 @@ class Optimizer(abc.ABC):
         self.allow_shared = allow_shared
         self.fused = fused
         self.flat_layout = FlatLayout()
+        self._ownership_checked = ownership.generation()
         groups = self._groups_from(params)
         checked = [self._checked_group(group, i, len(groups)) for i, group in enumerate(groups)]
         self._check_duplicates(checked)
@@ -252,6 +254,9 @@ class Optimizer(abc.ABC):
         ``closure`` re-evaluates the model and its gradients (it runs first, so
         the update uses the grads it leaves).
         """
+        if self._ownership_checked != ownership.generation():
+            ownership.check_owner(self)  # a newer optimizer may have taken a parameter
+            self._ownership_checked = ownership.generation()
         loss = closure() if closure is not None else None
         # Check every group (hyperparameters and grads) before touching any, so a bad
         # one leaves everything as it was.
