@@ -253,3 +253,57 @@ def test_loaded_hyperparameters_replace_current_ones_and_unknown_keys_are_kept()
     assert run.optimizer.param_groups[0]["initial_lr"] == 0.25
     assert run.optimizer.param_groups[0]["params"][0] is run.params[0]
     cl.enqueue_barrier(run.params[0].device.queue)  # the queue is still usable
+
+
+def _stepped_adam() -> tuple[no.Optimizer, list[Parameter]]:
+    params = [Parameter(from_numpy(np.ones(3, np.float32))) for _ in range(2)]
+    optimizer = no.Adam(params, lr=1e-3)
+    for p in params:
+        p.grad = from_numpy(np.full(3, 0.5, np.float32))
+    optimizer.step()
+    return optimizer, params
+
+
+def _torch_state(cls: type[torch.optim.Optimizer], **kwargs: Any) -> dict[str, Any]:
+    params = [torch.nn.Parameter(torch.ones(3)) for _ in range(2)]
+    optimizer = cls(params, **kwargs)
+    for p in params:
+        p.grad = torch.full((3,), 0.5)
+    optimizer.step()
+    return optimizer.state_dict()
+
+
+@pytest.mark.parametrize(
+    ("load", "fragment"),
+    [
+        (lambda: _torch_state(torch.optim.SGD, lr=0.1), "lacks ['amsgrad', 'betas', 'eps']"),
+        (lambda: _torch_state(torch.optim.RMSprop, lr=0.1),
+         "lacks ['amsgrad', 'betas'] and has ['alpha=0.99', 'centered=False', 'momentum=0']"),
+    ],
+    ids=["torch-sgd", "torch-rmsprop"],
+)
+def test_another_algorithms_state_dict_is_refused_and_changes_nothing(
+    load: Callable[[], dict[str, Any]], fragment: str
+) -> None:
+    """Issue 16: Adam loading torch's SGD state set lr 0.1, added SGD's keys and cleared
+    every moment. Now the groups are checked against Adam's hyperparameters first."""
+    optimizer, _ = _stepped_adam()
+    before = optimizer.state_dict()
+    with pytest.raises(ValueError, match="not this algorithm's") as error:
+        optimizer.load_state_dict(load())
+    assert fragment in str(error.value)
+    assert_state_dicts_equal(optimizer.state_dict(), before)
+    assert optimizer.param_groups[0]["lr"] == 1e-3 and len(optimizer.state) == 2
+
+
+def test_sgd_takes_torch_sgd_without_momentum_and_refuses_it_with_momentum() -> None:
+    params = [Parameter(from_numpy(np.ones(3, np.float32))) for _ in range(2)]
+    sgd = no.SGD(params, lr=0.5)
+    sgd.load_state_dict(_torch_state(torch.optim.SGD, lr=0.1))  # momentum 0: plain SGD
+    assert sgd.param_groups[0]["lr"] == 0.1
+    with pytest.raises(ValueError, match=r"has \['momentum=0.9'\]"):
+        sgd.load_state_dict(_torch_state(torch.optim.SGD, lr=0.2, momentum=0.9))
+    assert sgd.param_groups[0]["lr"] == 0.1
+    adam, _ = _stepped_adam()
+    with pytest.raises(ValueError, match=r"has \['amsgrad=False', 'betas=\(0.9, 0.999\)'"):
+        sgd.load_state_dict(adam.state_dict())

@@ -31,6 +31,9 @@ class Hyperparameters:
 
     #: Whether a parameter's state counts its steps (``"step"`` in the state dict).
     counts_steps: ClassVar[bool] = True
+    #: Another algorithm's hyperparameters that PyTorch's twin of this one keeps in its
+    #: groups, each with the one value that means this algorithm (torch's SGD has momentum).
+    torch_keys: ClassVar[Mapping[str, object]] = {}
 
     @classmethod
     def checked(cls, owner: str, values: Mapping[str, Any]) -> Self:
@@ -40,6 +43,22 @@ class Hyperparameters:
                        for f in fields(cls)})
         hyper.check_together(owner)
         return hyper
+
+    @classmethod
+    def foreign(cls, group: Mapping[str, Any]) -> str | None:
+        """Why a saved param group is not this algorithm's (None if it is): hyperparameters
+        of this algorithm it lacks, or another netcl algorithm's it holds."""
+        own = {f.name for f in fields(cls)}
+        others = {f.name for kind in _algorithms() if kind is not cls for f in fields(kind)}
+        missing = sorted(own - group.keys())
+        alien = sorted(
+            f"{key}={group[key]!r}" for key in (group.keys() & others) - own
+            if key not in cls.torch_keys or group[key] != cls.torch_keys[key]
+        )
+        if not missing and not alien:
+            return None
+        return (f"it lacks {missing} and has {alien}" if missing and alien
+                else f"it lacks {missing}" if missing else f"it has {alien}")
 
     def check_together(self, owner: str) -> None:
         """Raise ValueError for a combination of values that is invalid (none by default)."""
@@ -51,6 +70,16 @@ class Hyperparameters:
     def state_names(self) -> tuple[str, ...]:
         """The float32 buffers a parameter keeps under these values (PyTorch's names)."""
         return ()
+
+
+def _algorithms() -> list[type[Hyperparameters]]:
+    """Every algorithm's hyperparameter class (each imported with its optimizer)."""
+    found, todo = [], list(Hyperparameters.__subclasses__())
+    while todo:
+        kind = todo.pop()
+        found.append(kind)
+        todo.extend(kind.__subclasses__())
+    return found
 
 
 def _real(value: object) -> float | None:

@@ -347,7 +347,9 @@ class Optimizer(abc.ABC):
         starts from zero again, as a fresh one does.
         """
         where = f"{type(self).__name__}.load_state_dict"
-        groups, id_map = unpack_groups(state_dict, self.param_groups, self.check_group, where)
+        groups, id_map = unpack_groups(
+            state_dict, self.param_groups, self.check_group, where, self.hyperparameters
+        )
         loaded = unpack_state(
             state_dict, id_map, groups,
             lambda group: self.check_group(group, where).state_names(), self.counts_steps, where,

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from netcl.core.tensor import Tensor
+from netcl.optim.hyperparameters import Hyperparameters
 from netcl.optim.param_state import ParamState
 
 GroupCheck = Callable[[Mapping[str, Any], str], object]
@@ -54,9 +55,11 @@ def unpack_groups(
     param_groups: Sequence[Mapping[str, Any]],
     check_group: GroupCheck,
     where: str,
+    hyperparameters: type[Hyperparameters] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[Any, Tensor]]:
     """The new param groups (saved hyperparameters over current ones, current params)
-    and the map from saved parameter index to parameter. Nothing is changed."""
+    and the map from saved parameter index to parameter. Nothing is changed. With
+    ``hyperparameters``, a saved group must be that algorithm's (``Hyperparameters.foreign``)."""
     if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= state_dict.keys():
         raise ValueError(f"{where}: expected a dict with 'state' and 'param_groups'")
     saved_groups = state_dict["param_groups"]
@@ -72,6 +75,12 @@ def unpack_groups(
     for g, (group, saved) in enumerate(zip(param_groups, saved_groups, strict=True)):
         if not isinstance(saved, Mapping) or not _is_list(saved.get("params")):
             raise ValueError(f"{where}: param group {g} must be a dict with a 'params' list")
+        alien = None if hyperparameters is None else hyperparameters.foreign(saved)
+        if alien is not None:
+            raise ValueError(
+                f"{where}: param group {g} of the state dict is not this algorithm's: {alien}; "
+                "load a state dict saved by the same algorithm"
+            )
         indices = saved["params"]
         if len(indices) != len(group["params"]):
             raise ValueError(

@@ -8,9 +8,9 @@ hyperparameters; another framework calls :func:`sgd` or :func:`momentum`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -56,6 +56,9 @@ class SGDHyperparameters(Hyperparameters):
     """
 
     counts_steps = False
+    torch_keys: ClassVar[Mapping[str, object]] = {
+        "momentum": 0, "dampening": 0, "nesterov": False,
+    }
 
     lr: float = hyperparameter(1e-3, check.non_negative)
     weight_decay: float = hyperparameter(0.0, check.non_negative)
