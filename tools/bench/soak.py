@@ -10,6 +10,7 @@ bytes in use that keep growing after the first window; steady state allocates
 nothing, so the allocation count stays put too.
 
     python tools/bench/soak.py                        # 10,000 steps, a row every 1,000
+    python tools/bench/soak.py --torch-threads 1      # a shared CPU: torch on one thread
     NETCL_DEVICE=gpu python tools/bench/soak.py       # on the GPU, against torch CUDA
 """
 
@@ -106,10 +107,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--every", type=int, default=1_000)
+    parser.add_argument("--torch-threads", type=int, default=torch.get_num_threads(),
+                        help="torch's CPU threads (on a shared machine, 1 avoids contention)")
     args = parser.parse_args()
+    torch.set_num_threads(args.torch_threads)
     device = manager.default("auto")
     torch_device = "cuda" if device.cl_device.type & 4 and torch.cuda.is_available() else "cpu"
-    print(f"device: {device.cl_device.name.strip()} (torch on {torch_device})")
+    print(f"device: {device.cl_device.name.strip()} (torch on {torch_device}, "
+          f"{torch.get_num_threads()} CPU threads)")
     print("| step | bytes in use | bytes held | pool allocations | loss "
           "| netcl ms/step | torch ms/step | netcl / torch |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
