@@ -15,7 +15,9 @@ from netcl.core.tensor import Tensor, arange, from_numpy, tensor, zeros
 Array = np.ndarray[Any, Any]
 
 IN_PLACE: dict[str, tuple[Callable[[Tensor, Tensor], Any], Callable[[Array, Array], Any]]] = {
-    "copy_": (lambda t, s: t.copy_(s), lambda t, s: np.copyto(t, s)),
+    # np.copyto does not guard every overlap (base[4::-2] from base[2::-1] reads an element it
+    # already wrote), so the reference copies the source first: the no-overlap semantics.
+    "copy_": (lambda t, s: t.copy_(s), lambda t, s: np.copyto(t, s.copy())),
     "add_": (lambda t, s: t.add_(s), lambda t, s: np.add(t, s, out=t)),
     "add_alpha": (lambda t, s: t.add_(s, alpha=-2), lambda t, s: np.add(t, -2 * s, out=t)),
     "mul_": (lambda t, s: t.mul_(s), lambda t, s: np.multiply(t, s, out=t)),
