@@ -38,7 +38,7 @@ import torch
 
 import netcl.autograd as ag
 from netcl.core.device import Device, manager
-from netcl.core.tensor import from_numpy, manual_seed
+from netcl.core.tensor import Tensor, from_numpy, manual_seed
 from netcl.core.tensor.launch import observing
 from netcl.jit import jit
 from netcl.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, cross_entropy
@@ -77,6 +77,19 @@ MODELS = {
 # -- contenders: each builds its model and returns (step, sync) -----------------------------
 
 
+def adam_step(model: Sequential, optimizer: Adam, x: Tensor, y: Tensor) -> Callable[[], None]:
+    """One eager training step of ``model`` on the batch ``(x, y)``: forward, backward, Adam."""
+
+    def step() -> None:
+        with ag.Tape() as tape:
+            loss = cross_entropy(model(x), y)
+        tape.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return step
+
+
 def netcl_eager(spec: MLP, device: Device) -> Step:
     manual_seed(0)
     layers: list[Any] = []
@@ -87,14 +100,7 @@ def netcl_eager(spec: MLP, device: Device) -> Step:
     x_host, y_host = spec.data()
     x, y = from_numpy(x_host, device), from_numpy(y_host, device)
 
-    def step() -> None:
-        with ag.Tape() as tape:
-            loss = cross_entropy(model(x), y)
-        tape.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad()
-
-    return step, device.synchronize
+    return adam_step(model, optimizer, x, y), device.synchronize
 
 
 def torch_eager(spec: MLP, device: Device) -> Step:
@@ -292,14 +298,7 @@ def small_cnn(device: Device) -> Step:
     x = from_numpy(rng.standard_normal((32, 1, 28, 28)).astype(np.float32), device)
     y = from_numpy(rng.integers(0, 10, 32), device)
 
-    def step() -> None:
-        with ag.Tape() as tape:
-            loss = cross_entropy(model(x), y)
-        tape.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad()
-
-    return step, device.synchronize
+    return adam_step(model, optimizer, x, y), device.synchronize
 
 
 def print_launches(device: Device, specs: Sequence[MLP]) -> None:
