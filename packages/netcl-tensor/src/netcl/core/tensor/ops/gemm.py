@@ -301,6 +301,12 @@ def _tiled_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any]
     entries = splits if splits > 1 else count
     summed = sum_batch or splits > 1
     in_launch = summed and _sums_in_launch(device)
+    local_bytes = tile.local_bytes + 4 * in_launch  # SUM_Z adds one int flag
+    if local_bytes > device.cl_device.local_mem_size:
+        raise ValueError(
+            f"matmul: tile {tile.name} needs {local_bytes} bytes of local memory; "
+            f"{device.name} has {device.cl_device.local_mem_size}: choose a smaller tile"
+        )
     grid_tiles = (-(-n // tile.bn), -(-m // tile.bm))
     variant = Variant(
         "tiled", a.dtype, b.dtype, out_dtype if not summed or in_launch else dtypes.float32,

@@ -224,12 +224,18 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 #define THREADS (THREADS_X * THREADS_Y)
 #define A_SLOTS (BM * BK / 4 / THREADS)
 #define B_SLOTS (BN * BK / 4 / THREADS)
-// Local rows are padded by 4 floats: a K-major operand is stored transposed
-// (local row k holds column k of the tile), and a warp's scalar writes of
-// it then fall in different banks; a multiple of 4 keeps each row
-// float4-aligned for the fragment reads.
-#define AS_STRIDE (BM + 4)
-#define BS_STRIDE (BN + 4)
+// A K-major operand is stored transposed (local row k holds column k of the
+// tile), written one float per row by each work-item. Without care the four
+// K slots a warp writes at once fall in the same banks: rows are multiples
+// of 32 floats long. Instead of padding rows (which pushed 128x256x16 tiles
+// past 48 KiB of local memory), float4 column c of row k is stored at
+// c ^ SWIZZLE(k): the warp's BK / 4 slots, each covering 32 / BK columns,
+// land on disjoint banks, and since the XOR only permutes aligned groups of 8
+// columns, the fragment reads of a row stay conflict-free. Needs rows of a
+// multiple of 8 float4s (the table's tiles all are); others go unswizzled.
+#define SWIZZLE(width, k) ((width) % 32 == 0 ? (k) / 4 * 32 / BK % 8 : 0)
+#define A_SWIZZLE(k) (A_K_MAJOR ? SWIZZLE(BM, k) : 0)
+#define B_SWIZZLE(k) (B_K_MAJOR ? SWIZZLE(BN, k) : 0)
 
 // Load slot e of a tile: the first of its four elements, as (row, depth),
 // and the step to the next element.
@@ -310,16 +316,21 @@ inline float col2im_at(__global const B_T *X, const int r, const int q)
     (float4)(B_SAFE(k, n), B_SAFE((k) + B_DK, (n) + B_DN),                      \
              B_SAFE((k) + 2 * B_DK, (n) + 2 * B_DN), B_SAFE((k) + 3 * B_DK, (n) + 3 * B_DN))
 
-// A slot that lies wholly inside the matrix: no bound tests.
-#if A_VEC
-#define A_FAST4(m, k) (*(__global const float4 *)(A + (m) * a_sm + (k) * a_sk))
+// A slot that lies wholly inside the matrix: no bound tests. A float4 slot's
+// unit stride is known here (A_VEC implies it), which saves a multiply per load.
+#if A_VEC && A_K_MAJOR
+#define A_FAST4(m, k) (*(__global const float4 *)(A + (m) * a_sm + (k)))
+#elif A_VEC
+#define A_FAST4(m, k) (*(__global const float4 *)(A + (m) + (k) * a_sk))
 #else
 #define A_FAST4(m, k)                                                           \
     (float4)(A_AT(m, k), A_AT((m) + A_DM, (k) + A_DK),                          \
              A_AT((m) + 2 * A_DM, (k) + 2 * A_DK), A_AT((m) + 3 * A_DM, (k) + 3 * A_DK))
 #endif
-#if B_VEC
-#define B_FAST4(k, n) (*(__global const float4 *)(B + (k) * b_sk + (n) * b_sn))
+#if B_VEC && B_K_MAJOR
+#define B_FAST4(k, n) (*(__global const float4 *)(B + (k) + (n) * b_sn))
+#elif B_VEC
+#define B_FAST4(k, n) (*(__global const float4 *)(B + (k) * b_sk + (n)))
 #elif B_GATHER
 #define B_FAST4(k, n) B_SAFE4(k, n)  // the gather tests its own bounds
 #else
@@ -360,8 +371,8 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     UNPACK_PARAMS
     // Declared float4 so that every local row is 16-byte aligned for the
     // vector fragment reads; K-major tiles are written through float pointers.
-    __local float4 As[2][BK][AS_STRIDE / 4];
-    __local float4 Bs[2][BK][BS_STRIDE / 4];
+    __local float4 As[2][BK][BM / 4];
+    __local float4 Bs[2][BK][BN / 4];
 
     const int tx = get_local_id(0);
     const int ty = get_local_id(1);
@@ -415,22 +426,23 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
         }                                                                       \
     }
 // A slot along K becomes four local rows (`tile` is one buffer of As or Bs,
-// `stride` its row length), a slot along M (N) one float4.
-#define PUT_ALONG_K(tile, stride, k, i, v)                                      \
+// `width` its row length in floats), a slot along M (N) one float4.
+#define PUT_ALONG_K(tile, width, k, i, v)                                       \
     {                                                                           \
-        __local float *at = (__local float *)(tile)[k] + (i);                   \
+        __local float *at =                                                     \
+            (__local float *)&(tile)[k][((i) / 4) ^ SWIZZLE(width, k)] + (i) % 4; \
         at[0] = (v).x;                                                          \
-        at[stride] = (v).y;                                                     \
-        at[2 * (stride)] = (v).z;                                               \
-        at[3 * (stride)] = (v).w;                                               \
+        at[width] = (v).y;                                                      \
+        at[2 * (width)] = (v).z;                                                \
+        at[3 * (width)] = (v).w;                                                \
     }
 #if A_K_MAJOR
-#define PUT_A(buf, i, e) PUT_ALONG_K(As[buf], AS_STRIDE, A_SLOT_K(e), A_SLOT_M(e), a_next[i])
+#define PUT_A(buf, i, e) PUT_ALONG_K(As[buf], BM, A_SLOT_K(e), A_SLOT_M(e), a_next[i])
 #else
 #define PUT_A(buf, i, e) As[buf][A_SLOT_K(e)][A_SLOT_M(e) / 4] = a_next[i];
 #endif
 #if B_K_MAJOR
-#define PUT_B(buf, i, e) PUT_ALONG_K(Bs[buf], BS_STRIDE, B_SLOT_K(e), B_SLOT_N(e), b_next[i])
+#define PUT_B(buf, i, e) PUT_ALONG_K(Bs[buf], BN, B_SLOT_K(e), B_SLOT_N(e), b_next[i])
 #else
 #define PUT_B(buf, i, e) Bs[buf][B_SLOT_K(e)][B_SLOT_N(e) / 4] = b_next[i];
 #endif
@@ -465,7 +477,7 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             float b_frag[TN];
 #pragma unroll
             for (int g = 0; g < TM / 4; ++g) {
-                const float4 v = As[buf][kk][g * THREADS_Y + ty];
+                const float4 v = As[buf][kk][(g * THREADS_Y + ty) ^ A_SWIZZLE(kk)];
                 a_frag[4 * g + 0] = v.x;
                 a_frag[4 * g + 1] = v.y;
                 a_frag[4 * g + 2] = v.z;
@@ -473,7 +485,7 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             }
 #pragma unroll
             for (int g = 0; g < TN / 4; ++g) {
-                const float4 v = Bs[buf][kk][g * THREADS_X + tx];
+                const float4 v = Bs[buf][kk][(g * THREADS_X + tx) ^ B_SWIZZLE(kk)];
                 b_frag[4 * g + 0] = v.x;
                 b_frag[4 * g + 1] = v.y;
                 b_frag[4 * g + 2] = v.z;
