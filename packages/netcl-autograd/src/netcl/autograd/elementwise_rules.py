@@ -153,7 +153,16 @@ def sqrt(g: Tensor, a: Tensor, out: Tensor) -> Tensor:
 @_unary
 def relu(g: Tensor, a: Tensor, out: Tensor) -> Tensor:
     # Zero where the output is zero, so relu'(0) = 0 as in PyTorch.
-    return ops.where(ops.gt(out, 0), g, 0.0)
+    return ops.relu_backward(g, out)
+
+
+@_binary
+def relu_backward(
+    g: Tensor, a: Operand, b: Operand, out: Tensor, wa: bool, wb: bool
+) -> tuple[Grad, Grad]:
+    # Linear in the incoming gradient under the same mask; a step function of
+    # the relu's output, whose derivative is zero almost everywhere.
+    return (ops.relu_backward(g, b) if wa else None, None)
 
 
 @_unary

@@ -47,13 +47,32 @@ def matmul(g: Tensor, node: Node) -> list[Grad]:
     g2 = _insert_unit(g, g.ndim - (b.ndim != 1)) if a.ndim == 1 else g
     g2 = _insert_unit(g2, g2.ndim) if b.ndim == 1 else g2
     ga = gb = None
+    # An operand stored transposed (Linear's weight.T) gets its gradient computed
+    # transposed too, (dC^T A)^T rather than A^T dC: the same products summed in
+    # the same order, but the gradient then lands in the operand's own layout,
+    # and copying it into a contiguous .grad is not a transposing copy (on a
+    # CPU, 4.7 ms of a 35 ms 784-1024x2-10 step).
     if a.requires_grad:
-        ga = sum_to_shape(ops.matmul(g2, _swap_last(b2)), a2.shape)
+        if _stored_transposed(a2):
+            ga = _swap_last(ops.matmul(b2, _swap_last(g2)))
+        else:
+            ga = ops.matmul(g2, _swap_last(b2))
+        ga = sum_to_shape(ga, a2.shape)
         ga = _drop_unit(ga, 0) if a.ndim == 1 else ga
     if b.requires_grad:
-        gb = sum_to_shape(ops.matmul(_swap_last(a2), g2), b2.shape)
+        if _stored_transposed(b2):
+            gb = _swap_last(ops.matmul(_swap_last(g2), a2))
+        else:
+            gb = ops.matmul(_swap_last(a2), g2)
+        gb = sum_to_shape(gb, b2.shape)
         gb = _drop_unit(gb, 1) if b.ndim == 1 else gb
     return [ga, gb]
+
+
+def _stored_transposed(t: Tensor) -> bool:
+    """Whether the last two axes of ``t`` are a transposed view of a row-major matrix."""
+    rows, cols = t.shape[-2:]
+    return rows > 1 and cols > 1 and t.strides[-2] == 1 and t.strides[-1] != 1
 
 
 def conv2d(g: Tensor, node: Node) -> list[Grad]:

@@ -37,6 +37,7 @@ RULES: dict[str, Rule] = {
     "log": ew.log,
     "sqrt": ew.sqrt,
     "relu": ew.relu,
+    "relu_backward": ew.relu_backward,
     "sigmoid": ew.sigmoid,
     "tanh": ew.tanh,
     "erf": ew.erf,

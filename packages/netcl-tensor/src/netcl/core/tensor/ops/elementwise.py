@@ -381,6 +381,12 @@ def relu(a: Tensor) -> Tensor:
     return _unary("relu", "(a > 0 ? a : 0)", a)
 
 
+def relu_backward(grad: Operand, out: Operand) -> Tensor:
+    """``grad`` where ``out`` (a relu's output) is positive, else 0: relu's
+    gradient in one launch, with no mask tensor in between."""
+    return _binary("relu_backward", "(b > 0 ? a : 0)", grad, out)
+
+
 def sigmoid(a: Tensor) -> Tensor:
     return _unary("sigmoid", "1.0f / (1.0f + exp(-a))", a, float_op=True)
 
