@@ -123,6 +123,22 @@ def check(optimizer_class: type[Optimizer], **defaults: Any) -> None:
         for a, b in zip(before[1], after[1], strict=True):
             for x, y in zip(a, b, strict=True):
                 np.testing.assert_array_equal(x, y)
+    # Another algorithm's state dict (Adam's betas, Momentum's momentum) is refused by
+    # the call that was given it, before anything changes.
+    foreign = {**saved, "param_groups": [{**group, "momentum": 0.9, "betas": (0.8, 0.9)}
+                                         for group in saved["param_groups"]]}
+    try:
+        zero.load_state_dict(foreign)
+    except ValueError as error:
+        assert "ZeroRedundancyOptimizer.load_state_dict: param group 0" in str(error), error
+        assert "not this algorithm's" in str(error), error
+    else:
+        raise AssertionError("another algorithm's state dict loaded")
+    after = zero.state_bytes(), [values(st.buffers.values()) for st in zero.state.values()]
+    assert before[0] == after[0]
+    for a, b in zip(before[1], after[1], strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
     zero.load_state_dict(saved)
     again = zero.consolidate_state_dict(to=0)
     if rank == 0:

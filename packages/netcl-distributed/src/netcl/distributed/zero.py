@@ -290,7 +290,9 @@ class ZeroRedundancyOptimizer:
         """
         where = "ZeroRedundancyOptimizer.load_state_dict"
         owner = self._layout_owner
-        groups, id_map = unpack_groups(state_dict, self.param_groups, owner.check_group, where)
+        groups, id_map = unpack_groups(
+            state_dict, self.param_groups, owner.check_group, where, owner.hyperparameters
+        )
         loaded = unpack_state(
             state_dict, id_map, groups,
             lambda group: owner.check_group(group, where).state_names(), owner.counts_steps,
