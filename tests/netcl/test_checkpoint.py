@@ -191,3 +191,25 @@ def test_save_replaces_the_file_and_flushes_file_and_folder(
 
     # Each save flushes the new file, then the folder holding the rename.
     assert [stat.S_ISDIR(m) for m in synced] == [False, True, False, True]
+
+
+def test_a_dead_writers_temporary_is_removed_by_the_next_save(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    names = {
+        "dead": f".c.{host}.{dead.pid}.x1.tmp",  # killed mid-save: removed
+        "alive": f".c.{host}.{os.getpid()}.x2.tmp",  # a save under way: kept
+        "elsewhere": f".c.other-host.{dead.pid}.x3.tmp",  # another host's: kept
+        "other file": f".d.{host}.{dead.pid}.x4.tmp",  # another checkpoint's: kept
+    }
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"partial")
+    save({"version": 1}, tmp_path / "c")
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"c", *names.values()} - {names["dead"]}
+

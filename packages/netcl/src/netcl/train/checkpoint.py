@@ -10,13 +10,18 @@ checkpoint from an untrusted source is safe to load (a pickle is refused).
 Writes are atomic: the bytes go to a temporary file in the same folder, which
 is flushed to disk, renamed over the target, and the folder itself is flushed,
 so a process killed at any moment leaves either the old file or the new one.
+A process killed mid-write also leaves its temporary file; the next save to
+the same path on that host removes it (the name carries host and process id,
+and only a dead process's temporaries are removed).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import glob
 import os
+import socket
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -83,7 +88,11 @@ def atomic_write(path: Path, data: bytes) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    host = socket.gethostname()
+    _remove_dead_temporaries(folder, f".{path.name}.{host}.")
+    fd, temporary = tempfile.mkstemp(
+        dir=folder, prefix=f".{path.name}.{host}.{os.getpid()}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -99,6 +108,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(folder_fd)
     finally:
         os.close(folder_fd)
+
+
+def _remove_dead_temporaries(folder: Path, prefix: str) -> None:
+    """Delete the temporary files ``prefix``<pid>.*.tmp whose process no longer runs."""
+    for leftover in folder.glob(glob.escape(prefix) + "*.tmp"):
+        pid = leftover.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user's
+    return True
 
 
 def _encode(obj: Any, where: str, arrays: dict[str, np.ndarray[Any, Any]]) -> Any:
