@@ -17,9 +17,9 @@ and only a dead process's temporaries are removed).
 
 from __future__ import annotations
 
+import glob
 import json
 import math
-import glob
 import os
 import socket
 import tempfile
