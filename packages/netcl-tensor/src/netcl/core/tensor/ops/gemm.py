@@ -26,7 +26,7 @@ import pyopencl.cltypes as cltypes
 
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.launch import enqueue
+from netcl.core.tensor.launch import enqueue_prepared
 from netcl.core.tensor.ops.elementwise import add_, copy_, fill_
 from netcl.core.tensor.ops.matmul_tiles import TileConfig, choose_tile
 from netcl.core.tensor.tensor import Shape, Tensor
@@ -95,8 +95,13 @@ def run(device: Device, plan: Plan, a: Any, b: Any, out: Any) -> None:
     """Enqueue ``plan`` over these buffers (scratch comes from the device's pool)."""
     buffers = (a, b, out, *(device.pool.allocate(size) for size in plan.scratch))
     for step in plan.steps:
-        args = (*step.scalars, *(buffers[r] if type(r) is int else r for r in step.buffers))
-        enqueue(device, step.kernel, step.global_size, step.local_size, args)
+        # Every kernel takes the two packed scalars first, then only buffers.
+        bound: list[Any] = []
+        for index, role in enumerate(step.buffers, start=2):
+            bound += (index, buffers[role] if type(role) is int else role)
+        scalars = (0, step.scalars[0], 1, step.scalars[1])
+        enqueue_prepared(device, step.kernel, step.global_size, step.local_size, tuple(bound),
+                         scalars)
 
 
 class Variant(NamedTuple):
