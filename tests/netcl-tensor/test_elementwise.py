@@ -116,6 +116,16 @@ def test_size_one_empty_and_0d_shapes(
     check(ops.add(from_numpy(a), from_numpy(b)), a.astype(np.float64) + b)
 
 
+@pytest.mark.parametrize("size", [64, 65, 192, 4097], ids=lambda n: f"n{n}")
+def test_launches_with_and_without_a_rounded_tail(size: int, rng: np.random.Generator) -> None:
+    # A multiple of the launch alignment (64) runs the CPU build without a bound
+    # test, any other size the one with it; flat and broadcast plans alike.
+    a, b = operand(rng, (size,), False), operand(rng, (size,), False)
+    check(ops.add(from_numpy(a), from_numpy(b)), a.astype(np.float64) + b)
+    rows, row = operand(rng, (2, size), False), operand(rng, (size,), False)
+    check(ops.mul(from_numpy(rows), from_numpy(row)), rows.astype(np.float64) * row)
+
+
 def test_non_contiguous_views(rng: np.random.Generator) -> None:
     a = operand(rng, (6, 8), False)
     t = from_numpy(a)

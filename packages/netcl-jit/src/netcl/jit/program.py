@@ -18,13 +18,11 @@ import pyopencl as cl
 import pyopencl._cl as _cl
 
 from netcl.core.device import Device
+from netcl.core.tensor.dispatch import LAUNCH_ALIGN
 from netcl.core.tensor.launch import Live
 from netcl.core.tensor.launch_info import ElementwiseLaunch, ReductionLaunch
 from netcl.jit import fusion
 from netcl.jit.codegen import fused_kernel, prologue
-
-# Work-items of a fused kernel are rounded up to this, as the tensor layer's launches are.
-LAUNCH_ALIGN = 64
 
 
 @dataclass
@@ -156,7 +154,7 @@ def _fused(
     for run in fusion.runs(pairs, live):
         out.extend(items[done:run.start])
         if run.reduction is None:
-            source, args, total = fused_kernel(run.members)
+            source, args, total = fused_kernel(run.members, cpu=device.type == "cpu")
             kernel = device.kernels.kernel_from_source(source, "fused", origin="<netcl.jit fused>")
             size = -(-total // LAUNCH_ALIGN) * LAUNCH_ALIGN
             out.append(Launch(kernel, (size,), None, tuple(args)))

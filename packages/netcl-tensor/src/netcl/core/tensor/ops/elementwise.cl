@@ -1,5 +1,6 @@
 // One strided, broadcasting elementwise kernel for every unary, binary and
 // ternary op. elementwise.py supplies, as #defines:
+//   GUARD           0 only on a CPU device when the launch has exactly n work-items
 //   NDIM            0 when every operand is contiguous with the output's shape
 //                   (flat index), else the number of collapsed dimensions (<= 8)
 //   CT              the C type the expression is computed in
@@ -37,7 +38,11 @@ __kernel void elementwise(const int n, const int8 shape_vec,
                           PARAMS_A PARAMS_B PARAMS_C)
 {
     const int i = get_global_id(0);
+#if GUARD
+    // Only when the launch was rounded up past n: on PoCL a kernel with this
+    // early return is not vectorized, and a 262144-element add ran 3.8x slower.
     if (i >= n) return;
+#endif
 #if NDIM > 0
     int shape[8];
     vstore8(shape_vec, 0, shape);

@@ -240,7 +240,11 @@ def _plan(
         raise ValueError(f"{op}: more than {MAX_DIMS} non-contiguous dimensions in shape {shape}")
     flat = len(dims) <= 1 and all(s == (1,) or s == () for s in collapsed)
 
+    n = math.prod(shape)
     defines: dict[str, str | int] = {
+        # The bound test is dropped only where it costs (see elementwise.cl): GPU
+        # builds keep the kernel the GPU was measured and tested with.
+        "GUARD": int(n % LAUNCH_ALIGN != 0 or device.type != "cpu"),
         "NDIM": 0 if flat else len(dims),
         "CT": ct,
         "EXPR": expr,
@@ -271,7 +275,6 @@ def _plan(
         defines[f"PARAMS_{slot}"] = ""
         defines[f"LOAD_{slot}"] = "0"
 
-    n = math.prod(shape)
     return _Plan(
         kernel=device.kernels.kernel(KERNEL_FILE, "elementwise", defines),
         global_size=(-(-n // LAUNCH_ALIGN) * LAUNCH_ALIGN,),
