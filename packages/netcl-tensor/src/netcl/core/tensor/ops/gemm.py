@@ -73,14 +73,18 @@ class Operand(NamedTuple):
 Params = tuple[tuple[int, ...], tuple[int, ...]]
 
 
+# The packed int16 and long8 as ``enqueue_prepared`` takes them: (0, ints, 1, longs).
+Packed = tuple[int, bytes, int, bytes]
+
+
 class Step(NamedTuple):
-    """One kernel launch of a plan. ``buffers``: an int is a role (A, B, OUT,
-    or 3 + i for scratch buffer i), anything else is passed as it is."""
+    """One kernel launch of a plan. ``buffers`` (arguments 2, 3, ...): an int is a
+    role (A, B, OUT, or 3 + i for scratch buffer i), anything else is passed as it is."""
 
     kernel: cl.Kernel
     global_size: tuple[int, int, int]
     local_size: tuple[int, int, int] | None
-    scalars: tuple[bytes, bytes]
+    scalars: Packed
     buffers: tuple[Any, ...]
 
 
@@ -95,13 +99,11 @@ def run(device: Device, plan: Plan, a: Any, b: Any, out: Any) -> None:
     """Enqueue ``plan`` over these buffers (scratch comes from the device's pool)."""
     buffers = (a, b, out, *(device.pool.allocate(size) for size in plan.scratch))
     for step in plan.steps:
-        # Every kernel takes the two packed scalars first, then only buffers.
         bound: list[Any] = []
         for index, role in enumerate(step.buffers, start=2):
             bound += (index, buffers[role] if type(role) is int else role)
-        scalars = (0, step.scalars[0], 1, step.scalars[1])
         enqueue_prepared(device, step.kernel, step.global_size, step.local_size, tuple(bound),
-                         scalars)
+                         step.scalars)
 
 
 class Variant(NamedTuple):
@@ -223,7 +225,7 @@ def params(a: Operand, b: Operand, m: int, n: int, k: int, dims: Shape,
     return (*ints, *((0,) * (16 - len(ints)))), (a.offset, *a_bs, b.offset, *b_bs)
 
 
-def _slices(count: int, params: Params) -> list[tuple[int, tuple[bytes, bytes]]]:
+def _slices(count: int, params: Params) -> list[tuple[int, Packed]]:
     """(entries, packed scalars) for each slice of at most MAX_BATCH_SLICE batch entries."""
     ints, longs = params
     return [
@@ -232,10 +234,11 @@ def _slices(count: int, params: Params) -> list[tuple[int, tuple[bytes, bytes]]]
     ]
 
 
-def _pack(params: Params) -> tuple[bytes, bytes]:
+def _pack(params: Params) -> Packed:
+    """The scalars as every kernel's first two arguments (PARAMS in matmul.cl)."""
     ints, longs = params
-    return (np.array(ints, dtype=cltypes.int16).tobytes(),
-            np.array(longs, dtype=cltypes.long8).tobytes())
+    return (0, np.array(ints, dtype=cltypes.int16).tobytes(),
+            1, np.array(longs, dtype=cltypes.long8).tobytes())
 
 
 def product_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any],
