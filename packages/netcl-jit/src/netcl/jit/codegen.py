@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from netcl.core.device import Device
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.dispatch import LAUNCH_ALIGN
+from netcl.core.tensor.dispatch import needs_bound_test
 from netcl.core.tensor.launch_info import ElementwiseLaunch, Operand
 from netcl.core.tensor.tensor import contiguous_strides
 
@@ -131,20 +132,16 @@ class _Body:
         return [b for b, _, _ in self._buffers.values()] + [v for _, v in self._scalars]
 
 
-def fused_kernel(members: Sequence[Member], cpu: bool = False) -> tuple[str, list[Any], int]:
-    """The source of kernel ``fused``, its arguments in order, and its work-item count.
-
-    The launch is rounded up to LAUNCH_ALIGN work-items. For a ``cpu`` device the
-    bound is tested only when that added any: PoCL does not vectorize a kernel
-    that returns early (the tensor layer's elementwise kernel does the same).
-    """
+def fused_kernel(members: Sequence[Member], device: Device) -> tuple[str, list[Any], int]:
+    """The source of kernel ``fused`` for ``device``, its arguments in order, and its
+    work-item count."""
     body = _Body(members)
-    exact = cpu and body.total % LAUNCH_ALIGN == 0
-    guard = "" if exact else f"    if (i >= {body.total}) return;\n"
+    guard = needs_bound_test(device, body.total)
+    test = f"    if (i >= {body.total}) return;\n" if guard else ""
     source = (
         "#pragma OPENCL FP_CONTRACT OFF\n"
         f"__kernel void fused({', '.join(body.params())})\n{{\n"
-        "    const int i = get_global_id(0);\n" + guard
+        "    const int i = get_global_id(0);\n" + test
         + "\n".join(body.lines) + "\n}\n"
     )
     return source, body.args(), body.total

@@ -154,7 +154,7 @@ def _fused(
     for run in fusion.runs(pairs, live):
         out.extend(items[done:run.start])
         if run.reduction is None:
-            source, args, total = fused_kernel(run.members, cpu=device.type == "cpu")
+            source, args, total = fused_kernel(run.members, device)
             kernel = device.kernels.kernel_from_source(source, "fused", origin="<netcl.jit fused>")
             size = -(-total // LAUNCH_ALIGN) * LAUNCH_ALIGN
             out.append(Launch(kernel, (size,), None, tuple(args)))

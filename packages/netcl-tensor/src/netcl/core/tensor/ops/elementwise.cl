@@ -1,6 +1,6 @@
 // One strided, broadcasting elementwise kernel for every unary, binary and
 // ternary op. elementwise.py supplies, as #defines:
-//   GUARD           0 only on a CPU device when the launch has exactly n work-items
+//   GUARD           whether to test i < n (dispatch.needs_bound_test says when)
 //   NDIM            0 when every operand is contiguous with the output's shape
 //                   (flat index), else the number of collapsed dimensions (<= 8)
 //   CT              the C type the expression is computed in
@@ -39,8 +39,6 @@ __kernel void elementwise(const int n, const int8 shape_vec,
 {
     const int i = get_global_id(0);
 #if GUARD
-    // Only when the launch was rounded up past n: on PoCL a kernel with this
-    // early return is not vectorized, and a 262144-element add ran 3.8x slower.
     if (i >= n) return;
 #endif
 #if NDIM > 0

@@ -27,6 +27,7 @@ from netcl.core.tensor.dispatch import (
     MAX_DIMS,
     common_device,
     int8_vector,
+    needs_bound_test,
     needs_grad,
     record,
 )
@@ -242,9 +243,7 @@ def _plan(
 
     n = math.prod(shape)
     defines: dict[str, str | int] = {
-        # The bound test is dropped only where it costs (see elementwise.cl): GPU
-        # builds keep the kernel the GPU was measured and tested with.
-        "GUARD": int(n % LAUNCH_ALIGN != 0 or device.type != "cpu"),
+        "GUARD": int(needs_bound_test(device, n)),
         "NDIM": 0 if flat else len(dims),
         "CT": ct,
         "EXPR": expr,
