@@ -106,7 +106,7 @@ def check(optimizer_class: type[Optimizer], **defaults: Any) -> None:
 
     # A bad state dict changes nothing; a good one, made by another world size, loads.
     saved = world.comm.bcast(full, root=size - 1)
-    before = zero.state_bytes(), [values(st.buffers.values()) for st in zero.state.values()]
+    before = snapshot(zero)
     if saved["state"]:
         broken = {**saved, "state": dict(saved["state"])}
         first = next(iter(broken["state"]))
@@ -118,11 +118,7 @@ def check(optimizer_class: type[Optimizer], **defaults: Any) -> None:
             assert "shape" in str(error), error
         else:
             raise AssertionError("a state dict of wrong shapes loaded")
-        after = zero.state_bytes(), [values(st.buffers.values()) for st in zero.state.values()]
-        assert before[0] == after[0]
-        for a, b in zip(before[1], after[1], strict=True):
-            for x, y in zip(a, b, strict=True):
-                np.testing.assert_array_equal(x, y)
+        assert_unchanged(zero, before)
     # Another algorithm's state dict (Adam's betas, Momentum's momentum) is refused by
     # the call that was given it, before anything changes.
     foreign = {**saved, "param_groups": [{**group, "momentum": 0.9, "betas": (0.8, 0.9)}
@@ -134,11 +130,7 @@ def check(optimizer_class: type[Optimizer], **defaults: Any) -> None:
         assert "not this algorithm's" in str(error), error
     else:
         raise AssertionError("another algorithm's state dict loaded")
-    after = zero.state_bytes(), [values(st.buffers.values()) for st in zero.state.values()]
-    assert before[0] == after[0]
-    for a, b in zip(before[1], after[1], strict=True):
-        for x, y in zip(a, b, strict=True):
-            np.testing.assert_array_equal(x, y)
+    assert_unchanged(zero, before)
     zero.load_state_dict(saved)
     again = zero.consolidate_state_dict(to=0)
     if rank == 0:
@@ -146,6 +138,20 @@ def check(optimizer_class: type[Optimizer], **defaults: Any) -> None:
         for index, entry in saved["state"].items():
             for name, value in entry.items():
                 np.testing.assert_array_equal(again["state"][index][name], value)
+
+
+def snapshot(zero: dist.ZeroRedundancyOptimizer) -> tuple[int, list[list[Any]]]:
+    """The optimizer's state bytes and every state buffer's values."""
+    return zero.state_bytes(), [values(st.buffers.values()) for st in zero.state.values()]
+
+
+def assert_unchanged(zero: dist.ZeroRedundancyOptimizer,
+                     before: tuple[int, list[list[Any]]]) -> None:
+    after = snapshot(zero)
+    assert before[0] == after[0]
+    for a, b in zip(before[1], after[1], strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
 
 
 def check_a_bucket_steps_as_one() -> None:

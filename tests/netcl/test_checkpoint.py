@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -194,10 +197,6 @@ def test_save_replaces_the_file_and_flushes_file_and_folder(
 
 
 def test_a_dead_writers_temporary_is_removed_by_the_next_save(tmp_path: Path) -> None:
-    import socket
-    import subprocess
-    import sys
-
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = socket.gethostname()
