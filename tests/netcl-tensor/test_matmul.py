@@ -313,7 +313,9 @@ def test_tiled_float4_path_in_every_layout(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-@pytest.mark.parametrize("shape", [(5, 301, 7), (33, 97, 65), (1, 1000, 1)],
+# N = 40: the in-launch sum reads and stores whole float4s (C_VEC), the others
+# one float at a time.
+@pytest.mark.parametrize("shape", [(5, 301, 7), (33, 97, 65), (1, 1000, 1), (36, 301, 40)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_split_k_sums_every_chunk_once(
     shape: tuple[int, int, int], dtype: Any, device: Device, rng: np.random.Generator
@@ -324,6 +326,24 @@ def test_split_k_sums_every_chunk_once(
         tile = TileConfig(32, 32, 16, 4, 4, splits)
         check(matmul_with(from_numpy(a, device), transposed_view(b, device), "tiled", tile),
               a, b)
+
+
+@pytest.mark.parametrize("n", [40, 17], ids=["float4", "scalar"])
+def test_split_k_sum_in_the_launch_equals_the_second_launch_bit_for_bit(
+    n: int, device: Device, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The work-group that finishes a tile last adds its own chunk from
+    # registers and the others from their slabs, in slab order: the same
+    # additions sum_splits makes, whichever work-group came last.
+    a, b = normal(rng, (36, 301)), normal(rng, (301, n))
+    tile = TileConfig(32, 32, 16, 4, 4, 5)
+    in_launch = matmul_with(from_numpy(a, device), from_numpy(b, device), "tiled", tile).numpy()
+    device.kernels.plans.clear()
+    monkeypatch.setattr(gemm, "_sums_in_launch", lambda device: False)
+    second = matmul_with(from_numpy(a, device), from_numpy(b, device), "tiled", tile).numpy()
+    device.kernels.plans.clear()  # no later test may reuse these plans
+    np.testing.assert_array_equal(in_launch, second)
+    check(from_numpy(second, device), a, b)
 
 
 def test_a_batch_ignores_split_k(device: Device, rng: np.random.Generator) -> None:

@@ -9,6 +9,7 @@ reference, and ends with the winners as rows for ``matmul_tiles.MEASURED``.
     NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py           # everything
     NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py --quick   # one config each
     NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py --match 512x512@  # some problems
+    NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py --match 1024x1024@,conv
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ T = TileConfig
 LARGE = [T(128, 256, 8, 8, 16), T(128, 256, 8, 16, 8), T(128, 128, 16, 16, 8),
          T(128, 128, 16, 8, 8), T(128, 128, 8, 8, 16), T(128, 64, 16, 8, 8),
          T(128, 64, 16, 8, 4), T(64, 64, 16, 8, 8), T(64, 64, 16, 8, 4), T(64, 64, 16, 4, 4)]
+# 1024^3 has 64 tiles of 128 x 128 for the H200's 132 SMs: K split in two
+# doubles the work-groups.
+SPLIT_LARGE = [T(128, 128, 16, 8, 8, 2), T(128, 64, 16, 8, 8, 2), T(64, 64, 16, 8, 4, 2)]
 SMALL = [T(64, 64, 16, 4, 4), T(32, 32, 16, 4, 4), T(64, 32, 16, 4, 4),
          T(32, 32, 16, 4, 4, 2), T(32, 32, 16, 4, 4, 4), T(32, 32, 16, 4, 4, 8),
          T(64, 32, 16, 4, 4, 2), T(64, 32, 16, 4, 4, 4), T(64, 64, 16, 4, 4, 4),
@@ -52,7 +56,8 @@ CONV = [T(64, 128, 8, 8, 8), T(64, 128, 16, 8, 8), T(64, 64, 16, 8, 8), T(64, 64
         T(128, 128, 8, 8, 8)]
 # (layout, M, K, N, batch, candidates)
 PROBLEMS: list[tuple[str, int, int, int, int, list[TileConfig]]] = [
-    *((layout, s, s, s, 1, LARGE) for s in (1024, 2048, 4096) for layout in ("nn", "nt", "tn")),
+    *((layout, 1024, 1024, 1024, 1, LARGE + SPLIT_LARGE) for layout in ("nn", "nt", "tn")),
+    *((layout, s, s, s, 1, LARGE) for s in (2048, 4096) for layout in ("nn", "nt", "tn")),
     *((layout, 512, 512, 512, 1, SMALL + LARGE[:2]) for layout in ("nn", "nt", "tn")),
     *((layout, 128, 784, 256, 1, SMALL) for layout in ("nn", "nt", "tn")),
     *((layout, 256, 1024, 1024, 1, SMALL + LARGE[:3]) for layout in ("nn", "nt", "tn")),
@@ -71,8 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="first candidate only")
     parser.add_argument("--match", default="",
-                        help="only the problems whose name holds this (no conv unless 'conv')")
+                        help="only the problems whose name holds one of these comma-separated "
+                        "strings (no conv unless one is 'conv')")
     args = parser.parse_args()
+    matches = args.match.split(",")
     device = manager.default("auto")
     sync = device.queue.finish
     assert torch is not None and torch.cuda.is_available(), "the peer is torch CUDA"
@@ -85,7 +92,7 @@ def main() -> None:
     winners: list[str] = []
     for layout, m, k, n, batch, candidates in PROBLEMS:
         name = f"{layout} {f'{batch} x ' if batch > 1 else ''}{m}x{k}@{k}x{n}"
-        if args.match not in name:
+        if not any(part in name for part in matches):
             continue
         candidates = candidates[:1] if args.quick else candidates
         a_host = rng.standard_normal((batch, m, k) if batch > 1 else (m, k), np.float32)
@@ -104,7 +111,7 @@ def main() -> None:
               flush=True)
         winners.append(f'("{layout}", {m * batch}, {n}, {k}, T({_args(best)})),')
 
-    if args.match not in "conv":
+    if not any(part in "conv" for part in matches):
         print("\n".join(winners))
         return
     n_img, c, h, w, o, kernel, pad = CONV_SHAPE

@@ -134,6 +134,7 @@ class Variant(NamedTuple):
             "LOAD_A(p, i)": _load(self.a_dtype),
             "LOAD_B(p, i)": _load(self.b_dtype),
             "STORE_C(p, i, v)": _store(self.c_dtype),
+            "STORE_C4(p, i, v)": _store4(self.c_dtype),
             "PANEL": int(self.family == "panel"),
             "BATCH_SLICED": int(self.sliced),
         }
@@ -158,6 +159,12 @@ def _load(dtype: np.dtype[Any]) -> str:
 
 def _store(dtype: np.dtype[Any]) -> str:
     return "vstore_half((v), (i), (p))" if dtype == dtypes.float16 else "(p)[i] = (v)"
+
+
+def _store4(dtype: np.dtype[Any]) -> str:
+    if dtype == dtypes.float16:
+        return "vstore_half4((v), 0, (p) + (i))"
+    return "*(__global float4 *)((p) + (i)) = (v)"
 
 
 def _is_nvidia(device: Device) -> bool:
