@@ -332,9 +332,9 @@ def test_split_k_sums_every_chunk_once(
 def test_split_k_sum_in_the_launch_equals_the_second_launch_bit_for_bit(
     n: int, device: Device, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The work-group that finishes a tile last adds its own chunk from
-    # registers and the others from their slabs, in slab order: the same
-    # additions sum_splits makes, whichever work-group came last.
+    # The work-group that finishes a tile last adds the slabs in slab order
+    # (a float4 at a time where N allows): the same additions sum_splits
+    # makes, whichever work-group came last.
     a, b = normal(rng, (36, 301)), normal(rng, (301, n))
     tile = TileConfig(32, 32, 16, 4, 4, 5)
     in_launch = matmul_with(from_numpy(a, device), from_numpy(b, device), "tiled", tile).numpy()

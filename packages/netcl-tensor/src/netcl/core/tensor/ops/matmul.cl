@@ -514,12 +514,11 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     barrier(CLK_LOCAL_MEM_FENCE);
     if (!last) return;
     GLOBAL_FENCE;
-    // Volatile: the other slabs come from memory every compute unit sees,
-    // never from a copy cached on this one. This work-group's own slab is
-    // still in its registers. Summed in slab order from 0.0f, as sum_splits
-    // sums, so the result does not depend on which work-group came last.
-    // (Read one float at a time, the sum ran a split 1024^3 on the H200 at
-    // 96 us instead of 70.)
+    // Volatile: the slabs come from memory every compute unit sees, never
+    // from a copy cached on this one. Summed in slab order from 0.0f, as
+    // sum_splits sums, so the result does not depend on which work-group came
+    // last. Whole float4s where the rows allow: read one float at a time, the
+    // sum ran a split 1024^3 on the H200 at 96 us instead of 70.
     __global volatile const float *slabs = W;
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
@@ -530,11 +529,9 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             const int n = n0 + g * 4 * THREADS_X + tx * 4;
             const long at = (long)m * N + n;
             if (C_VEC && n + 3 < N) {
-                const float4 own = (float4)(acc[i][4 * g], acc[i][4 * g + 1],
-                                            acc[i][4 * g + 2], acc[i][4 * g + 3]);
                 float4 sum = 0.0f;
                 for (int s = 0; s < ip.sc; ++s)
-                    sum += s == z ? own : *(__global volatile const float4 *)(slabs + s * size + at);
+                    sum += *(__global volatile const float4 *)(slabs + s * size + at);
                 STORE_C4(C, at, sum);
                 continue;
             }
@@ -542,8 +539,7 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             for (int j = 0; j < 4; ++j) {
                 if (n + j >= N) continue;
                 float sum = 0.0f;
-                for (int s = 0; s < ip.sc; ++s)
-                    sum += s == z ? acc[i][4 * g + j] : slabs[s * size + at + j];
+                for (int s = 0; s < ip.sc; ++s) sum += slabs[s * size + at + j];
                 STORE_C(C, at + j, sum);
             }
         }

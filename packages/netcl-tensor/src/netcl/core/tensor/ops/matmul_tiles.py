@@ -95,7 +95,7 @@ MEASURED: dict[str, Measured] = {
         ("nn", 128, 256, 784, T(32, 32, 16, 4, 4, 4)),
         ("nt", 128, 256, 784, T(64, 64, 16, 4, 4, 4)),
         ("tn", 128, 256, 784, T(32, 32, 16, 4, 4, 4)),
-        # Split K summed from float4s and the last work-group's registers: 64 x 64
+        # Split K, its slabs summed a float4 at a time: 64 x 64
         # in four chunks beat 64 x 32 unsplit by 18% (third sweep, RESULTS.md).
         ("nn", 256, 1024, 1024, T(64, 64, 16, 4, 4, 4)),
         ("nt", 256, 1024, 1024, T(64, 64, 16, 4, 4, 4)),
