@@ -292,9 +292,10 @@ def kernels_seen(monkeypatch: pytest.MonkeyPatch, device: Device, name: str) -> 
 # Every tiled-kernel variant: sizes that are multiples of 4 give aligned float4
 # loads (A_VEC, B_VEC, C_VEC), with whole tiles inside and partial ones at the
 # M, N and K edges; split K, alone and with fp16 output; the H200 table's
-# wide and tall work-item blocks.
+# wide and tall work-item blocks and its one 32-deep tile.
 TILED = [TILE_CONFIGS[0], TileConfig(64, 32, 16, 4, 4, 3), TileConfig(128, 256, 8, 8, 16),
-         TileConfig(128, 256, 8, 16, 8), TileConfig(128, 128, 16, 16, 8)]
+         TileConfig(128, 256, 8, 16, 8), TileConfig(128, 128, 16, 16, 8),
+         TileConfig(64, 64, 32, 8, 4)]
 
 
 @pytest.mark.parametrize("tile", TILED, ids=lambda t: t.name)
