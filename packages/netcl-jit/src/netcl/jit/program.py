@@ -18,7 +18,7 @@ import pyopencl as cl
 import pyopencl._cl as _cl
 
 from netcl.core.device import Device
-from netcl.core.tensor.dispatch import LAUNCH_ALIGN
+from netcl.core.tensor.dispatch import launch_size
 from netcl.core.tensor.launch import Live
 from netcl.core.tensor.launch_info import ElementwiseLaunch, ReductionLaunch
 from netcl.jit import fusion
@@ -156,8 +156,7 @@ def _fused(
         if run.reduction is None:
             source, args, total = fused_kernel(run.members, device)
             kernel = device.kernels.kernel_from_source(source, "fused", origin="<netcl.jit fused>")
-            size = -(-total // LAUNCH_ALIGN) * LAUNCH_ALIGN
-            out.append(Launch(kernel, (size,), None, tuple(args)))
+            out.append(Launch(kernel, (launch_size(total),), None, tuple(args)))
         else:
             reduce_launch = items[run.stop - 1]
             assert isinstance(reduce_launch, Launch)

@@ -22,15 +22,20 @@ DeviceLike = Device | cl.CommandQueue | None
 LAUNCH_ALIGN = 64
 # Kernels take shapes and strides as one OpenCL int8 vector each.
 MAX_DIMS = 8
+_INT8: np.dtype[Any] = cltypes.int8
+
+
+def launch_size(work_items: int, align: int = LAUNCH_ALIGN) -> int:
+    """The global size of a 1-D launch over ``work_items``: rounded up to ``align``."""
+    return -(-work_items // align) * align
 
 
 def needs_bound_test(device: Device, work_items: int) -> bool:
-    """Whether a 1-D kernel over ``work_items``, launched rounded up to LAUNCH_ALIGN,
-    must test its bound. Always on a GPU (the kernels measured and tested there);
-    on a CPU only when rounding added work-items, since PoCL does not vectorize a
-    kernel that returns early (a 262144-element add ran 3.8x slower with the test)."""
-    return device.type != "cpu" or work_items % LAUNCH_ALIGN != 0
-_INT8: np.dtype[Any] = cltypes.int8
+    """Whether a 1-D kernel over ``work_items``, launched at ``launch_size``, must test
+    its bound. Always on a GPU (the kernels measured and tested there); on a CPU
+    only when rounding added work-items, since PoCL does not vectorize a kernel
+    that returns early (a 262144-element add ran 3.8x slower with the test)."""
+    return device.type != "cpu" or launch_size(work_items) != work_items
 
 
 def int8_vector(values: Sequence[int]) -> np.ndarray[Any, Any]:
@@ -95,8 +100,7 @@ def launch(
     ``about`` may hold)."""
     if work_items == 0:
         return
-    align = local_size or LAUNCH_ALIGN
-    global_size = -(-work_items // align) * align
+    global_size = launch_size(work_items, local_size or LAUNCH_ALIGN)
     local = None if local_size is None else (local_size,)
     enqueue(device, kernel, (global_size,), local, args, about)
 

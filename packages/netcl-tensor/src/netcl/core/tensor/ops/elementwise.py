@@ -23,10 +23,10 @@ import pyopencl as cl
 
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import (
-    LAUNCH_ALIGN,
     MAX_DIMS,
     common_device,
     int8_vector,
+    launch_size,
     needs_bound_test,
     needs_grad,
     record,
@@ -276,7 +276,7 @@ def _plan(
 
     return _Plan(
         kernel=device.kernels.kernel(KERNEL_FILE, "elementwise", defines),
-        global_size=(-(-n // LAUNCH_ALIGN) * LAUNCH_ALIGN,),
+        global_size=(launch_size(n),),
         shape=shape,
         strides=contiguous_strides(shape),
         dtype=result_dtype,
