@@ -7,6 +7,7 @@ checks the GPU kernel's tiling, edges and layouts too.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
@@ -292,10 +293,15 @@ def kernels_seen(monkeypatch: pytest.MonkeyPatch, device: Device, name: str) -> 
 # Every tiled-kernel variant: sizes that are multiples of 4 give aligned float4
 # loads (A_VEC, B_VEC, C_VEC), with whole tiles inside and partial ones at the
 # M, N and K edges; split K, alone and with fp16 output; the H200 table's
-# wide and tall work-item blocks and its one 32-deep tile.
+# wide and tall work-item blocks and its one 32-deep tile; swizzled local
+# tiles 8, 16 and 32 deep (each depth has its own XOR step), one split.
 TILED = [TILE_CONFIGS[0], TileConfig(64, 32, 16, 4, 4, 3), TileConfig(128, 256, 8, 8, 16),
          TileConfig(128, 256, 8, 16, 8), TileConfig(128, 128, 16, 16, 8),
-         TileConfig(64, 64, 32, 8, 4)]
+         TileConfig(64, 64, 32, 8, 4),
+         *(dataclasses.replace(tile, swizzle=True) for tile in (
+             TileConfig(64, 64, 32, 8, 4), TileConfig(128, 64, 16, 8, 4, 2),
+             TileConfig(128, 256, 8, 16, 8), TileConfig(256, 128, 16, 16, 8),
+             TileConfig(32, 32, 32, 4, 4, 4)))]
 
 
 @pytest.mark.parametrize("tile", TILED, ids=lambda t: t.name)
@@ -347,6 +353,23 @@ def test_split_k_sum_in_the_launch_equals_the_second_launch_bit_for_bit(
     check(from_numpy(second, device), a, b)
 
 
+@pytest.mark.parametrize("layout", ["nn", "nt", "tn", "tt"])
+@pytest.mark.parametrize("tile", [TileConfig(64, 64, 32, 8, 4), TileConfig(128, 64, 16, 8, 8),
+                                  TileConfig(64, 128, 8, 8, 8)], ids=lambda t: t.name)
+def test_swizzled_local_tiles_change_no_bit_of_the_product(
+    tile: TileConfig, layout: str, device: Device, rng: np.random.Generator
+) -> None:
+    # The swizzle moves where a K-major tile sits in local memory, not which
+    # products are summed in which order: the result is bit-for-bit the
+    # padded kernel's, in every layout, interior and edge tiles alike.
+    a, b = normal(rng, (200, 72)), normal(rng, (72, 136))
+    args = place(a, layout, 0, device), place(b, layout, 1, device)
+    padded = matmul_with(*args, "tiled", tile).numpy()
+    swizzled = matmul_with(*args, "tiled", dataclasses.replace(tile, swizzle=True)).numpy()
+    np.testing.assert_array_equal(swizzled, padded)
+    check(from_numpy(swizzled, device), a, b)
+
+
 def test_a_batch_ignores_split_k(device: Device, rng: np.random.Generator) -> None:
     a, b = normal(rng, (3, 9, 40)), normal(rng, (3, 40, 11))
     tile = TileConfig(32, 32, 16, 4, 4, 4)
@@ -357,6 +380,10 @@ def test_tiles_the_kernel_cannot_run_are_refused() -> None:
     for bad in ((64, 64, 16, 6, 4), (64, 64, 8, 4, 4), (64, 64, 10, 8, 8), (64, 64, 16, 8, 8, 0)):
         with pytest.raises(ValueError, match="does not fit the tiled kernel"):
             TileConfig(*bad)
+    # Swizzling: 4 work-items along M, 4 along N, 64 deep.
+    for bad in ((64, 64, 16, 16, 4), (32, 64, 16, 4, 16), (64, 64, 64, 8, 8)):
+        with pytest.raises(ValueError, match="cannot swizzle"):
+            TileConfig(*bad, swizzle=True)
 
 
 def test_a_tile_past_the_local_memory_is_refused_by_name(
@@ -375,13 +402,13 @@ def test_measured_devices_take_their_table_others_the_rule() -> None:
     assert choose_tile("NVIDIA H200", 132, "nn", 4000, 4100, 4096, 1) == TileConfig(
         128, 128, 16, 16, 8)
     assert choose_tile("NVIDIA H200", 132, "nt", 4000, 4100, 4096, 1) == TileConfig(
-        128, 256, 8, 16, 8)
+        256, 128, 16, 16, 8, swizzle=True)
     # Batched: the batch counts as rows, and K is never split.
     assert choose_tile("NVIDIA H200", 132, "nt", 1024, 10, 8192, 4).split_k == 1
     assert choose_tile("NVIDIA H200", 132, "tn", 512, 512, 512, 8) == TileConfig(
         128, 64, 16, 8, 8)
     assert choose_tile("NVIDIA H200", 132, "tn", 512, 512, 512, 1) == TileConfig(
-        64, 32, 16, 4, 4)
+        32, 32, 16, 4, 4, 4, swizzle=True)
     # Elsewhere: the largest tile that fills the compute units...
     assert choose_tile("Some GPU", 100, "nn", 2048, 2048, 2048, 1) == TILE_CONFIGS[0]
     assert choose_tile("Some GPU", 100, "nn", 512, 512, 512, 1) == TILE_CONFIGS[-1]

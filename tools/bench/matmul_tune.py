@@ -40,12 +40,27 @@ except ImportError:
     torch = None  # type: ignore[assignment]
 
 T = TileConfig
+
+
+def X(*args: int) -> TileConfig:
+    """A swizzled tile: unpadded local rows, K-major tiles XOR-permuted."""
+    return TileConfig(*args, swizzle=True)
+
+
 LARGE = [T(128, 256, 8, 8, 16), T(128, 256, 8, 16, 8), T(128, 128, 16, 16, 8),
          T(128, 128, 16, 8, 8), T(128, 128, 8, 8, 16), T(128, 64, 16, 8, 8),
          T(128, 64, 16, 8, 4), T(64, 64, 16, 8, 8), T(64, 64, 16, 8, 4), T(64, 64, 16, 4, 4)]
 # 1024^3 has 64 tiles of 128 x 128 for the H200's 132 SMs: K split in two
 # doubles the work-groups.
-SPLIT_LARGE = [T(128, 128, 16, 8, 8, 2), T(128, 64, 16, 8, 8, 2), T(64, 64, 16, 8, 4, 2)]
+SPLIT_LARGE = [T(128, 128, 16, 8, 8, 2), T(128, 64, 16, 8, 8, 2), T(64, 64, 16, 8, 4, 2),
+               T(64, 64, 32, 8, 4, 2)]
+# Swizzled: 16 deep, 128 x 256 fits 48 KiB; and the 1024^3 shapes, 32 deep.
+SWIZZLED_LARGE = [X(256, 128, 16, 16, 8), X(128, 256, 16, 16, 8), X(128, 256, 16, 8, 16),
+                  X(128, 128, 16, 16, 8), X(128, 256, 8, 16, 8)]
+SWIZZLED_1024 = [X(64, 64, 32, 8, 4), X(128, 64, 32, 8, 4), X(64, 64, 16, 8, 8),
+                 X(128, 64, 16, 8, 4), X(64, 64, 32, 8, 4, 2)]
+SWIZZLED_SMALL = [X(32, 32, 16, 4, 4), X(32, 32, 16, 4, 4, 4), X(32, 32, 32, 4, 4, 4),
+                  X(64, 64, 16, 8, 8, 4), X(64, 64, 32, 8, 4, 4), X(64, 64, 16, 8, 8)]
 SMALL = [T(64, 64, 16, 4, 4), T(32, 32, 16, 4, 4), T(64, 32, 16, 4, 4),
          T(32, 32, 16, 4, 4, 2), T(32, 32, 16, 4, 4, 4), T(32, 32, 16, 4, 4, 8),
          T(64, 32, 16, 4, 4, 2), T(64, 32, 16, 4, 4, 4), T(64, 64, 16, 4, 4, 4),
@@ -56,15 +71,19 @@ CONV = [T(64, 128, 8, 8, 8), T(64, 128, 16, 8, 8), T(64, 64, 16, 8, 8), T(64, 64
         T(128, 128, 8, 8, 8)]
 # (layout, M, K, N, batch, candidates)
 PROBLEMS: list[tuple[str, int, int, int, int, list[TileConfig]]] = [
-    *((layout, 1024, 1024, 1024, 1, LARGE + SPLIT_LARGE) for layout in ("nn", "nt", "tn")),
-    *((layout, s, s, s, 1, LARGE) for s in (2048, 4096) for layout in ("nn", "nt", "tn")),
-    *((layout, 512, 512, 512, 1, SMALL + LARGE[:2]) for layout in ("nn", "nt", "tn")),
-    *((layout, 128, 784, 256, 1, SMALL) for layout in ("nn", "nt", "tn")),
-    *((layout, 256, 1024, 1024, 1, SMALL + LARGE[:3]) for layout in ("nn", "nt", "tn")),
-    ("nn", 512, 512, 512, 8, LARGE),
+    *((layout, 1024, 1024, 1024, 1, LARGE + SPLIT_LARGE + SWIZZLED_1024)
+      for layout in ("nn", "nt", "tn")),
+    *((layout, s, s, s, 1, LARGE + SWIZZLED_LARGE) for s in (2048, 4096)
+      for layout in ("nn", "nt", "tn")),
+    *((layout, 512, 512, 512, 1, SMALL + LARGE[:2] + SWIZZLED_SMALL)
+      for layout in ("nn", "nt", "tn")),
+    *((layout, 128, 784, 256, 1, SMALL + SWIZZLED_SMALL) for layout in ("nn", "nt", "tn")),
+    *((layout, 256, 1024, 1024, 1, SMALL + LARGE[:3] + SWIZZLED_SMALL)
+      for layout in ("nn", "nt", "tn")),
+    ("nn", 512, 512, 512, 8, LARGE + SWIZZLED_LARGE[:2]),
     # The 784-8192x4-10 MLP at batch 4096: first layer, last layer and its gradients.
-    ("nt", 4096, 784, 8192, 1, LARGE[:4]),
-    ("nt", 4096, 8192, 10, 1, SMALL),
+    ("nt", 4096, 784, 8192, 1, LARGE[:4] + SWIZZLED_LARGE),
+    ("nt", 4096, 8192, 10, 1, SMALL + SWIZZLED_SMALL),
     ("nn", 4096, 10, 8192, 1, LARGE[:4]),
     ("tn", 10, 4096, 8192, 1, SMALL),
     ("tn", 8192, 4096, 784, 1, LARGE[:4]),
@@ -192,7 +211,8 @@ def _report(name: str, flops: float, candidates: list[TileConfig],
 
 def _args(tile: TileConfig) -> str:
     fields = [tile.bm, tile.bn, tile.bk, tile.tm, tile.tn]
-    return ", ".join(map(str, fields + ([tile.split_k] if tile.split_k > 1 else [])))
+    fields += [tile.split_k] if tile.split_k > 1 else []
+    return ", ".join(map(str, fields)) + (", swizzle=True" if tile.swizzle else "")
 
 
 if __name__ == "__main__":

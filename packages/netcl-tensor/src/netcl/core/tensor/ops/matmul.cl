@@ -207,6 +207,7 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 //                       offset and the batch strides multiples of 4): tiles
 //                       inside the matrix then load with one 16-byte read
 //   C_VEC               1 when C rows can be stored as float4 (float, N % 4 == 0)
+//   SWIZZLE             1: local rows unpadded, K-major tiles XOR-swizzled (below)
 //   SPLIT_K             1: batch entry z multiplies only K chunk z (ip.sb long)
 //   SUM_Z               1: the ip.sc batch entries' products are summed into one
 //                       C (split-K chunks, or a convolution's images for its
@@ -227,12 +228,32 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 #define B_SLOTS (BN * BK / 4 / THREADS)
 // Local rows are padded by 4 floats: a K-major operand is stored transposed
 // (local row k holds column k of the tile), and a warp's scalar writes of
-// it then fall in different banks; a multiple of 4 keeps each row
-// float4-aligned for the fragment reads. (An XOR swizzle of the columns
-// instead, which needs no padding and has no conflicts at all, ran nn and
-// nt 4096^3 at 0.85 of torch instead of 0.90 on the H200.)
+// it then fall in fewer banks; a multiple of 4 keeps each row float4-aligned
+// for the fragment reads. SWIZZLE instead leaves rows unpadded and stores a
+// K-major tile's column i of rows 4c .. 4c+3 at column i ^ A_XOR(4c): the
+// chunks c that a warp's load slots span then write distinct banks, and a
+// 16-deep 128x256 tile fits 48 KiB. The XOR is a multiple of 4, so float4
+// groups stay whole, and below 32, so the fragment reads of a warp (eight
+// float4s in a row) stay in one 128-byte line.
+#if SWIZZLE
+#define AS_STRIDE BM
+#define BS_STRIDE BN
+#define CHUNK_XOR(k) ((k) / 4 % (BK / 4) * (128 / BK))
+#else
 #define AS_STRIDE (BM + 4)
 #define BS_STRIDE (BN + 4)
+#define CHUNK_XOR(k) 0
+#endif
+#if A_K_MAJOR
+#define A_XOR(k) CHUNK_XOR(k)
+#else
+#define A_XOR(k) 0
+#endif
+#if B_K_MAJOR
+#define B_XOR(k) CHUNK_XOR(k)
+#else
+#define B_XOR(k) 0
+#endif
 
 // Load slot e of a tile: the first of its four elements, as (row, depth),
 // and the step to the next element.
@@ -424,21 +445,21 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     }
 // A slot along K becomes four local rows (`tile` is one buffer of As or Bs,
 // `stride` its row length), a slot along M (N) one float4.
-#define PUT_ALONG_K(tile, stride, k, i, v)                                      \
+#define PUT_ALONG_K(tile, stride, k, i, v, XOR)                                 \
     {                                                                           \
-        __local float *at = (__local float *)(tile)[k] + (i);                   \
+        __local float *at = (__local float *)(tile)[k] + ((i) ^ XOR(k));        \
         at[0] = (v).x;                                                          \
         at[stride] = (v).y;                                                     \
         at[2 * (stride)] = (v).z;                                               \
         at[3 * (stride)] = (v).w;                                               \
     }
 #if A_K_MAJOR
-#define PUT_A(buf, i, e) PUT_ALONG_K(As[buf], AS_STRIDE, A_SLOT_K(e), A_SLOT_M(e), a_next[i])
+#define PUT_A(buf, i, e) PUT_ALONG_K(As[buf], AS_STRIDE, A_SLOT_K(e), A_SLOT_M(e), a_next[i], A_XOR)
 #else
 #define PUT_A(buf, i, e) As[buf][A_SLOT_K(e)][A_SLOT_M(e) / 4] = a_next[i];
 #endif
 #if B_K_MAJOR
-#define PUT_B(buf, i, e) PUT_ALONG_K(Bs[buf], BS_STRIDE, B_SLOT_K(e), B_SLOT_N(e), b_next[i])
+#define PUT_B(buf, i, e) PUT_ALONG_K(Bs[buf], BS_STRIDE, B_SLOT_K(e), B_SLOT_N(e), b_next[i], B_XOR)
 #else
 #define PUT_B(buf, i, e) Bs[buf][B_SLOT_K(e)][B_SLOT_N(e) / 4] = b_next[i];
 #endif
@@ -468,12 +489,14 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             // likewise for columns: its float4 reads of a local row are
             // spread over the tile, so a warp reads each row without bank
             // conflicts (the work-items of a warp sharing ty share one A
-            // fragment: a broadcast).
+            // fragment: a broadcast). A swizzled row's float4 g * THREADS_Y + ty
+            // sits at g * THREADS_Y + (ty ^ A_XOR / 4): THREADS_Y is a multiple
+            // of 8 (TileConfig checks), so the XOR stays inside ty.
             float a_frag[TM];
             float b_frag[TN];
 #pragma unroll
             for (int g = 0; g < TM / 4; ++g) {
-                const float4 v = As[buf][kk][g * THREADS_Y + ty];
+                const float4 v = As[buf][kk][g * THREADS_Y + (ty ^ A_XOR(kk) / 4)];
                 a_frag[4 * g + 0] = v.x;
                 a_frag[4 * g + 1] = v.y;
                 a_frag[4 * g + 2] = v.z;
@@ -481,7 +504,7 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             }
 #pragma unroll
             for (int g = 0; g < TN / 4; ++g) {
-                const float4 v = Bs[buf][kk][g * THREADS_X + tx];
+                const float4 v = Bs[buf][kk][g * THREADS_X + (tx ^ B_XOR(kk) / 4)];
                 b_frag[4 * g + 0] = v.x;
                 b_frag[4 * g + 1] = v.y;
                 b_frag[4 * g + 2] = v.z;

@@ -19,7 +19,13 @@ class TileConfig:
     """One shape of the GPU kernel: a ``bm x bn`` tile of C per work-group,
     stepped ``bk`` deep along K, ``tm x tn`` outputs per work-item, and K
     split into at most ``split_k`` chunks whose partial products are summed
-    after (for a problem too small to give every compute unit a tile)."""
+    after (for a problem too small to give every compute unit a tile).
+
+    ``swizzle``: local rows are not padded, and an operand whose unit stride
+    runs along K is stored with its columns XOR-permuted per 4-deep chunk
+    (matmul.cl's A_XOR), which keeps its transposed stores free of bank
+    conflicts in 48 KiB where padding would not fit. It needs a multiple of 8
+    work-items along each side and ``bk`` at most 32."""
 
     bm: int
     bn: int
@@ -27,6 +33,7 @@ class TileConfig:
     tm: int
     tn: int
     split_k: int = 1
+    swizzle: bool = False
 
     def __post_init__(self) -> None:
         threads = (self.bm // max(self.tm, 1)) * (self.bn // max(self.tn, 1))
@@ -39,6 +46,14 @@ class TileConfig:
                 "of 4 dividing bm and bn, bk a multiple of 4, bm * bk and bn * bk multiples "
                 "of 4 per work-item (each loads whole float4s), split_k at least 1"
             )
+        # The XOR reaches bit 4 of a column and bit 2 of a work-item's index
+        # (matmul.cl): 8 work-items of 4 columns a side keep it inside the tile.
+        if self.swizzle and ((self.bm // self.tm) % 8 or (self.bn // self.tn) % 8
+                             or self.bk > 32):
+            raise ValueError(
+                f"matmul: {self} cannot swizzle: bm / tm and bn / tn must be multiples "
+                "of 8, bk at most 32"
+            )
 
     @property
     def local_size(self) -> tuple[int, int, int]:
@@ -47,13 +62,15 @@ class TileConfig:
     @property
     def local_bytes(self) -> int:
         """Local memory of the double-buffered A and B tiles: float rows padded by
-        4 (matmul.cl's AS_STRIDE and BS_STRIDE)."""
-        return 2 * self.bk * (self.bm + 4 + self.bn + 4) * 4
+        4 unless swizzled (matmul.cl's AS_STRIDE and BS_STRIDE)."""
+        pad = 0 if self.swizzle else 4
+        return 2 * self.bk * (self.bm + pad + self.bn + pad) * 4
 
     @property
     def name(self) -> str:
         split = f"/k{self.split_k}" if self.split_k > 1 else ""
-        return f"{self.bm}x{self.bn}x{self.bk}/{self.tm}x{self.tn}{split}"
+        swizzle = "/xor" if self.swizzle else ""
+        return f"{self.bm}x{self.bn}x{self.bk}/{self.tm}x{self.tn}{split}{swizzle}"
 
 
 T = TileConfig
@@ -75,37 +92,41 @@ Measured = tuple[tuple[str, int, int, int, TileConfig], ...]
 MEASURED: dict[str, Measured] = {
     # 2026-11-29, NVIDIA H200 (132 SMs), OpenCL; split-K summed in the launch.
     "H200": (
-        ("nn", 512, 512, 512, T(64, 32, 16, 4, 4)),
-        ("nt", 512, 512, 512, T(32, 32, 16, 4, 4)),
-        ("tn", 512, 512, 512, T(64, 32, 16, 4, 4)),
+        # 512^3: K in four chunks, swizzled where that won (fourth sweep).
+        ("nn", 512, 512, 512, T(64, 64, 16, 4, 4, 4)),
+        ("nt", 512, 512, 512, T(32, 32, 32, 4, 4, 4, swizzle=True)),
+        ("tn", 512, 512, 512, T(32, 32, 16, 4, 4, 4, swizzle=True)),
         # 1024^3 has too few big tiles for 132 SMs; 2048^3 and up: 128 x 256
-        # tiles with 8 x 16 or 16 x 8 outputs per work-item, 128 x 128 with
-        # 16 x 8 for nn (issue 15's second sweep, RESULTS.md). 128 x 256 x 16
-        # ran nt at 0.92-0.94 of torch but needs 50 KiB of local memory, past
-        # the 48 KiB the device reports.
-        ("nn", 1024, 1024, 1024, T(128, 64, 16, 8, 4)),
-        ("nt", 1024, 1024, 1024, T(64, 64, 16, 8, 8)),
+        # tiles with 8 x 16 outputs per work-item for tn, 128 x 128 with 16 x 8
+        # for nn (issue 15's second sweep, RESULTS.md). Swizzled local tiles
+        # (fourth sweep): 256 x 128 x 16 fits 48 KiB and runs nt 2-6% faster
+        # than the padded 8-deep tiles, and 64 x 64 x 32 runs nn and nt 1024^3
+        # 6-10% faster than any padded tile; tn has no K-major operand to
+        # swizzle and keeps its padded tiles.
+        ("nn", 1024, 1024, 1024, T(64, 64, 32, 8, 4, swizzle=True)),
+        ("nt", 1024, 1024, 1024, T(64, 64, 32, 8, 4, swizzle=True)),
         # 32 deep: 35375 GF/s against 34482 for 16 (third sweep, RESULTS.md).
         ("tn", 1024, 1024, 1024, T(64, 64, 32, 8, 4)),
         ("nn", 2048, 2048, 2048, T(128, 128, 16, 16, 8)),
-        ("nt", 2048, 2048, 2048, T(128, 256, 8, 16, 8)),
+        ("nt", 2048, 2048, 2048, T(256, 128, 16, 16, 8, swizzle=True)),
         ("tn", 2048, 2048, 2048, T(128, 256, 8, 8, 16)),
         ("nn", 4096, 4096, 4096, T(128, 128, 16, 16, 8)),
-        ("nt", 4096, 4096, 4096, T(128, 256, 8, 16, 8)),
+        ("nt", 4096, 4096, 4096, T(256, 128, 16, 16, 8, swizzle=True)),
         ("tn", 4096, 4096, 4096, T(128, 256, 8, 8, 16)),
         ("nn", 128, 256, 784, T(32, 32, 16, 4, 4, 4)),
         ("nt", 128, 256, 784, T(64, 64, 16, 4, 4, 4)),
         ("tn", 128, 256, 784, T(32, 32, 16, 4, 4, 4)),
         # Split K, its slabs summed a float4 at a time: 64 x 64
-        # in four chunks beat 64 x 32 unsplit by 18% (third sweep, RESULTS.md).
+        # in four chunks beat 64 x 32 unsplit by 18% (third sweep, RESULTS.md);
+        # 32 deep and swizzled, 6-11% more for nt and tn (fourth sweep).
         ("nn", 256, 1024, 1024, T(64, 64, 16, 4, 4, 4)),
-        ("nt", 256, 1024, 1024, T(64, 64, 16, 4, 4, 4)),
-        ("tn", 256, 1024, 1024, T(64, 64, 16, 4, 4, 4)),
+        ("nt", 256, 1024, 1024, T(64, 64, 32, 8, 4, 4, swizzle=True)),
+        ("tn", 256, 1024, 1024, T(64, 64, 32, 8, 4, 4, swizzle=True)),
         ("nn", 4096, 512, 512, T(128, 128, 16, 8, 8)),
         # 8 x 512^3: the tile tools/bench/matmul.py ran at 0.93 / 0.88 of torch.
         ("nt", 4096, 512, 512, T(128, 64, 16, 8, 8)),
         ("tn", 4096, 512, 512, T(128, 64, 16, 8, 8)),
-        ("nt", 4096, 8192, 784, T(128, 128, 16, 16, 8)),
+        ("nt", 4096, 8192, 784, T(256, 128, 16, 16, 8, swizzle=True)),
         ("nt", 4096, 10, 8192, T(32, 32, 16, 4, 4, 8)),
         ("nn", 4096, 8192, 10, T(128, 64, 8, 8, 8)),
         ("tn", 10, 8192, 4096, T(32, 32, 16, 4, 4, 4)),
