@@ -294,14 +294,19 @@ def kernels_seen(monkeypatch: pytest.MonkeyPatch, device: Device, name: str) -> 
 # loads (A_VEC, B_VEC, C_VEC), with whole tiles inside and partial ones at the
 # M, N and K edges; split K, alone and with fp16 output; the H200 table's
 # wide and tall work-item blocks and its one 32-deep tile; swizzled local
-# tiles 8, 16 and 32 deep (each depth has its own XOR step), one split.
+# tiles 8, 16 and 32 deep (each depth has its own XOR step), one split; K
+# sliced across work-items, alone, swizzled and with split K (its slabs
+# summed in the launch by slice 0 alone).
 TILED = [TILE_CONFIGS[0], TileConfig(64, 32, 16, 4, 4, 3), TileConfig(128, 256, 8, 8, 16),
          TileConfig(128, 256, 8, 16, 8), TileConfig(128, 128, 16, 16, 8),
          TileConfig(64, 64, 32, 8, 4),
          *(dataclasses.replace(tile, swizzle=True) for tile in (
              TileConfig(64, 64, 32, 8, 4), TileConfig(128, 64, 16, 8, 4, 2),
              TileConfig(128, 256, 8, 16, 8), TileConfig(256, 128, 16, 16, 8),
-             TileConfig(32, 32, 32, 4, 4, 4)))]
+             TileConfig(32, 32, 32, 4, 4, 4))),
+         TileConfig(64, 64, 32, 8, 8, k_slices=2), TileConfig(128, 64, 16, 8, 8, k_slices=2),
+         TileConfig(128, 64, 32, 8, 8, swizzle=True, k_slices=2),
+         TileConfig(64, 64, 16, 8, 4, 2, k_slices=2)]
 
 
 @pytest.mark.parametrize("tile", TILED, ids=lambda t: t.name)
@@ -380,6 +385,9 @@ def test_tiles_the_kernel_cannot_run_are_refused() -> None:
     for bad in ((64, 64, 16, 6, 4), (64, 64, 8, 4, 4), (64, 64, 10, 8, 8), (64, 64, 16, 8, 8, 0)):
         with pytest.raises(ValueError, match="does not fit the tiled kernel"):
             TileConfig(*bad)
+    # Slicing: the slices' sums past A's local tiles.
+    with pytest.raises(ValueError, match="slices' sums do not fit"):
+        TileConfig(64, 64, 32, 8, 4, k_slices=4)
     # Swizzling: 4 work-items along M, 4 along N, 64 deep.
     for bad in ((64, 64, 16, 16, 4), (32, 64, 16, 4, 16), (64, 64, 64, 8, 8)):
         with pytest.raises(ValueError, match="cannot swizzle"):

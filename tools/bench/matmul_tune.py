@@ -42,9 +42,9 @@ except ImportError:
 T = TileConfig
 
 
-def X(*args: int) -> TileConfig:
+def X(*args: int, k_slices: int = 1) -> TileConfig:
     """A swizzled tile: unpadded local rows, K-major tiles XOR-permuted."""
-    return TileConfig(*args, swizzle=True)
+    return TileConfig(*args, swizzle=True, k_slices=k_slices)
 
 
 LARGE = [T(128, 256, 8, 8, 16), T(128, 256, 8, 16, 8), T(128, 128, 16, 16, 8),
@@ -59,6 +59,14 @@ SWIZZLED_LARGE = [X(256, 128, 16, 16, 8), X(128, 256, 16, 16, 8), X(128, 256, 16
                   X(128, 128, 16, 16, 8), X(128, 256, 8, 16, 8)]
 SWIZZLED_1024 = [X(64, 64, 32, 8, 4), X(128, 64, 32, 8, 4), X(64, 64, 16, 8, 8),
                  X(128, 64, 16, 8, 4), X(64, 64, 32, 8, 4, 2)]
+# K sliced across two work-items per output: twice the work-items per tile.
+SLICED_1024 = [T(64, 64, 32, 8, 4), T(64, 64, 32, 8, 4, k_slices=2),
+               X(64, 64, 32, 8, 4, k_slices=2), T(128, 64, 16, 8, 8, k_slices=2),
+               T(64, 64, 16, 8, 8, k_slices=2), T(64, 64, 32, 8, 8, k_slices=2),
+               T(64, 64, 32, 4, 4, k_slices=2), X(128, 64, 32, 8, 8, k_slices=2)]
+SLICED_LARGE = [T(128, 64, 16, 8, 8, k_slices=2), X(128, 64, 32, 8, 8, k_slices=2),
+                T(64, 64, 32, 8, 8, k_slices=2)]
+SLICED_SMALL = [T(64, 64, 32, 8, 4, 4, k_slices=2), T(32, 32, 32, 4, 4, 4, k_slices=2)]
 SWIZZLED_SMALL = [X(32, 32, 16, 4, 4), X(32, 32, 16, 4, 4, 4), X(32, 32, 32, 4, 4, 4),
                   X(64, 64, 16, 8, 8, 4), X(64, 64, 32, 8, 4, 4), X(64, 64, 16, 8, 8)]
 SMALL = [T(64, 64, 16, 4, 4), T(32, 32, 16, 4, 4), T(64, 32, 16, 4, 4),
@@ -71,14 +79,15 @@ CONV = [T(64, 128, 8, 8, 8), T(64, 128, 16, 8, 8), T(64, 64, 16, 8, 8), T(64, 64
         T(128, 128, 8, 8, 8)]
 # (layout, M, K, N, batch, candidates)
 PROBLEMS: list[tuple[str, int, int, int, int, list[TileConfig]]] = [
-    *((layout, 1024, 1024, 1024, 1, LARGE + SPLIT_LARGE + SWIZZLED_1024)
+    *((layout, 1024, 1024, 1024, 1, LARGE + SPLIT_LARGE + SWIZZLED_1024 + SLICED_1024)
       for layout in ("nn", "nt", "tn")),
-    *((layout, s, s, s, 1, LARGE + SWIZZLED_LARGE) for s in (2048, 4096)
+    *((layout, s, s, s, 1, LARGE + SWIZZLED_LARGE + SLICED_LARGE) for s in (2048, 4096)
       for layout in ("nn", "nt", "tn")),
     *((layout, 512, 512, 512, 1, SMALL + LARGE[:2] + SWIZZLED_SMALL)
       for layout in ("nn", "nt", "tn")),
-    *((layout, 128, 784, 256, 1, SMALL + SWIZZLED_SMALL) for layout in ("nn", "nt", "tn")),
-    *((layout, 256, 1024, 1024, 1, SMALL + LARGE[:3] + SWIZZLED_SMALL)
+    *((layout, 128, 784, 256, 1, SMALL + SWIZZLED_SMALL + SLICED_SMALL)
+      for layout in ("nn", "nt", "tn")),
+    *((layout, 256, 1024, 1024, 1, SMALL + LARGE[:3] + SWIZZLED_SMALL + SLICED_SMALL)
       for layout in ("nn", "nt", "tn")),
     ("nn", 512, 512, 512, 8, LARGE + SWIZZLED_LARGE[:2]),
     # The 784-8192x4-10 MLP at batch 4096: first layer, last layer and its gradients.
@@ -212,7 +221,9 @@ def _report(name: str, flops: float, candidates: list[TileConfig],
 def _args(tile: TileConfig) -> str:
     fields = [tile.bm, tile.bn, tile.bk, tile.tm, tile.tn]
     fields += [tile.split_k] if tile.split_k > 1 else []
-    return ", ".join(map(str, fields)) + (", swizzle=True" if tile.swizzle else "")
+    keywords = (", swizzle=True" if tile.swizzle else "") + (
+        f", k_slices={tile.k_slices}" if tile.k_slices > 1 else "")
+    return ", ".join(map(str, fields)) + keywords
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ class Variant(NamedTuple):
                            A_K_MAJOR=int(self.a_k_major), B_K_MAJOR=int(self.b_k_major),
                            A_VEC=int(self.a_vec), B_VEC=int(self.b_vec),
                            C_VEC=int(self.c_vec), SPLIT_K=int(self.split),
-                           SWIZZLE=int(tile.swizzle),
+                           SWIZZLE=int(tile.swizzle), K_SLICES=tile.k_slices,
                            SUM_Z=int(self.sum_z), GLOBAL_FENCE=self.fence or "0")
             defines.update(self.gather or (("B_GATHER", 0),))
         return defines

@@ -208,6 +208,10 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 //                       inside the matrix then load with one 16-byte read
 //   C_VEC               1 when C rows can be stored as float4 (float, N % 4 == 0)
 //   SWIZZLE             1: local rows unpadded, K-major tiles XOR-swizzled (below)
+//   K_SLICES            work-items per C element: slice s of a work-group
+//                       multiplies rows s * BK / K_SLICES .. of each local tile,
+//                       and slice 0 adds the others' sums at the end (more
+//                       work-items per compute unit for a problem with few tiles)
 //   SPLIT_K             1: batch entry z multiplies only K chunk z (ip.sb long)
 //   SUM_Z               1: the ip.sc batch entries' products are summed into one
 //                       C (split-K chunks, or a convolution's images for its
@@ -223,7 +227,8 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 //                       implicit-GEMM columns of a convolution (see gather_b)
 #define THREADS_X (BN / TN)
 #define THREADS_Y (BM / TM)
-#define THREADS (THREADS_X * THREADS_Y)
+#define THREADS (THREADS_X * THREADS_Y * K_SLICES)
+#define SLICE_DEPTH (BK / K_SLICES)
 #define A_SLOTS (BM * BK / 4 / THREADS)
 #define B_SLOTS (BN * BK / 4 / THREADS)
 // Local rows are padded by 4 floats: a K-major operand is stored transposed
@@ -383,7 +388,7 @@ inline float col2im_at(__global const B_T *X, const int r, const int q)
     }
 #define STORE_FLOAT(p, i, v) (p)[i] = (v)
 
-__kernel __attribute__((reqd_work_group_size(THREADS_X, THREADS_Y, 1)))
+__kernel __attribute__((reqd_work_group_size(THREADS_X, THREADS_Y * K_SLICES, 1)))
 void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global C_T *C SUM_ARGS)
 {
     UNPACK_PARAMS
@@ -393,8 +398,14 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     __local float4 Bs[2][BK][BS_STRIDE / 4];
 
     const int tx = get_local_id(0);
+    const int tid = get_local_id(1) * THREADS_X + tx;
+#if K_SLICES > 1
+    const int ty = get_local_id(1) % THREADS_Y;
+    const int slice = get_local_id(1) / THREADS_Y;
+#else
     const int ty = get_local_id(1);
-    const int tid = ty * THREADS_X + tx;
+    const int slice = 0;
+#endif
     const int m0 = get_group_id(1) * BM;
     const int n0 = get_group_id(0) * BN;
     A += a_off + batch_offset(z, batch_shape, a_bs);
@@ -484,7 +495,8 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             FETCH(k0 + BK)
         }
 #pragma unroll
-        for (int kk = 0; kk < BK; ++kk) {
+        for (int step = 0; step < SLICE_DEPTH; ++step) {
+            const int kk = slice * SLICE_DEPTH + step;
             // Work-item (tx, ty) owns rows ty*4 + g*4*THREADS_Y + 0..3 and
             // likewise for columns: its float4 reads of a local row are
             // spread over the tile, so a warp reads each row without bank
@@ -524,11 +536,43 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
         buf ^= 1;
     }
 
+#if K_SLICES > 1
+    // Slices 1.. hand their sums to slice 0 through local memory (free: the
+    // loop ended on a barrier), four rows of each work-item's block at a time
+    // (TileConfig checks that they fit), laid out so that consecutive
+    // work-items touch consecutive floats. Slice 0 adds them in slice order.
+    __local float *partial = (__local float *)As;
+    const int lane = ty * THREADS_X + tx;
+#define ROUND_FLOATS (4 * TN * THREADS_X * THREADS_Y)
+#define PARTIAL(s, r, j) partial[((s) - 1) * ROUND_FLOATS + ((r) * TN + (j)) * THREADS_X * THREADS_Y + lane]
+#pragma unroll
+    for (int g = 0; g < TM / 4; ++g) {
+        if (slice > 0) {
+#pragma unroll
+            for (int r = 0; r < 4; ++r)
+#pragma unroll
+                for (int j = 0; j < TN; ++j) PARTIAL(slice, r, j) = acc[4 * g + r][j];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (slice == 0) {
+            for (int s = 1; s < K_SLICES; ++s)
+#pragma unroll
+                for (int r = 0; r < 4; ++r)
+#pragma unroll
+                    for (int j = 0; j < TN; ++j) acc[4 * g + r][j] += PARTIAL(s, r, j);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+#endif
+
 #if !SUM_Z
+    if (slice > 0) return;
     STORE_ACC(C, C_T, STORE_C)
 #else
     const long size = (long)M * N;
-    STORE_ACC(W + z * size, float, STORE_FLOAT)
+    if (slice == 0) {
+        STORE_ACC(W + z * size, float, STORE_FLOAT)
+    }
     GLOBAL_FENCE;
     barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
     __local int last;
@@ -536,6 +580,7 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     if (tid == 0) last = atomic_inc(counters + tile) == ip.sc - 1;
     barrier(CLK_LOCAL_MEM_FENCE);
     if (!last) return;
+    if (slice > 0) return;  // slice 0 holds the tile's sums
     GLOBAL_FENCE;
     // Volatile: the slabs come from memory every compute unit sees, never
     // from a copy cached on this one. Summed in slab order from 0.0f, as

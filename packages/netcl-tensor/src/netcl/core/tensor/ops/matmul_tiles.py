@@ -25,7 +25,12 @@ class TileConfig:
     runs along K is stored with its columns XOR-permuted per 4-deep chunk
     (matmul.cl's A_XOR), which keeps its transposed stores free of bank
     conflicts in 48 KiB where padding would not fit. It needs a multiple of 8
-    work-items along each side and ``bk`` at most 32."""
+    work-items along each side and ``bk`` at most 32.
+
+    ``k_slices``: work-items per output element. Each slice multiplies its
+    share of every ``bk``-deep step and the slices' sums are added in local
+    memory at the end: more work-items per tile, for problems whose tiles are
+    too few to keep a compute unit's schedulers busy."""
 
     bm: int
     bn: int
@@ -34,17 +39,20 @@ class TileConfig:
     tn: int
     split_k: int = 1
     swizzle: bool = False
+    k_slices: int = 1
 
     def __post_init__(self) -> None:
-        threads = (self.bm // max(self.tm, 1)) * (self.bn // max(self.tn, 1))
+        threads = (self.bm // max(self.tm, 1)) * (self.bn // max(self.tn, 1)) * max(
+            self.k_slices, 1)
         if (self.tm < 4 or self.tn < 4 or self.tm % 4 or self.tn % 4 or self.bm % self.tm
                 or self.bn % self.tn or self.bk < 4 or self.bk % 4
                 or (self.bm * self.bk) % (4 * threads) or (self.bn * self.bk) % (4 * threads)
-                or self.split_k < 1):
+                or self.split_k < 1 or self.k_slices < 1 or self.bk % self.k_slices):
             raise ValueError(
                 f"matmul: {self} does not fit the tiled kernel: tm and tn must be multiples "
                 "of 4 dividing bm and bn, bk a multiple of 4, bm * bk and bn * bk multiples "
-                "of 4 per work-item (each loads whole float4s), split_k at least 1"
+                "of 4 per work-item (each loads whole float4s), split_k at least 1, "
+                "k_slices dividing bk"
             )
         # The XOR reaches bit 4 of a column and bit 2 of a work-item's index
         # (matmul.cl): 8 work-items of 4 columns a side keep it inside the tile.
@@ -55,22 +63,35 @@ class TileConfig:
                 "of 8, bk at most 32"
             )
 
+        # Four rows of every other slice's sums at a time go through A's tiles.
+        a_tiles = 2 * self.bk * (self.bm + self.row_pad)
+        if (self.k_slices - 1) * 4 * self.bn * (self.bm // self.tm) > a_tiles:
+            raise ValueError(
+                f"matmul: {self}'s {self.k_slices} slices' sums do not fit its local A tiles: "
+                "fewer slices or a deeper tile"
+            )
+
     @property
     def local_size(self) -> tuple[int, int, int]:
-        return (self.bn // self.tn, self.bm // self.tm, 1)
+        return (self.bn // self.tn, self.bm // self.tm * self.k_slices, 1)
 
     @property
     def local_bytes(self) -> int:
         """Local memory of the double-buffered A and B tiles: float rows padded by
         4 unless swizzled (matmul.cl's AS_STRIDE and BS_STRIDE)."""
-        pad = 0 if self.swizzle else 4
-        return 2 * self.bk * (self.bm + pad + self.bn + pad) * 4
+        return 2 * self.bk * (self.bm + self.bn + 2 * self.row_pad) * 4
+
+    @property
+    def row_pad(self) -> int:
+        """Floats of padding after each local row (matmul.cl's AS_STRIDE)."""
+        return 0 if self.swizzle else 4
 
     @property
     def name(self) -> str:
         split = f"/k{self.split_k}" if self.split_k > 1 else ""
         swizzle = "/xor" if self.swizzle else ""
-        return f"{self.bm}x{self.bn}x{self.bk}/{self.tm}x{self.tn}{split}{swizzle}"
+        slices = f"/s{self.k_slices}" if self.k_slices > 1 else ""
+        return f"{self.bm}x{self.bn}x{self.bk}/{self.tm}x{self.tn}{split}{swizzle}{slices}"
 
 
 T = TileConfig
@@ -100,13 +121,13 @@ MEASURED: dict[str, Measured] = {
         # tiles with 8 x 16 outputs per work-item for tn, 128 x 128 with 16 x 8
         # for nn (issue 15's second sweep, RESULTS.md). Swizzled local tiles
         # (fourth sweep): 256 x 128 x 16 fits 48 KiB and runs nt 2-6% faster
-        # than the padded 8-deep tiles, and 64 x 64 x 32 runs nn and nt 1024^3
-        # 6-10% faster than any padded tile; tn has no K-major operand to
-        # swizzle and keeps its padded tiles.
-        ("nn", 1024, 1024, 1024, T(64, 64, 32, 8, 4, swizzle=True)),
+        # than the padded 8-deep tiles, and 64 x 64 x 32 runs nt 1024^3 10%
+        # faster than any padded tile. At 1024^3 K sliced over two work-items
+        # per output doubles the work-items per compute unit: nn 37003 GF/s
+        # against 34646 unsliced, tn 36176 against 35134 (fourth sweep).
+        ("nn", 1024, 1024, 1024, T(128, 64, 32, 8, 8, swizzle=True, k_slices=2)),
         ("nt", 1024, 1024, 1024, T(64, 64, 32, 8, 4, swizzle=True)),
-        # 32 deep: 35375 GF/s against 34482 for 16 (third sweep, RESULTS.md).
-        ("tn", 1024, 1024, 1024, T(64, 64, 32, 8, 4)),
+        ("tn", 1024, 1024, 1024, T(64, 64, 32, 8, 8, k_slices=2)),
         ("nn", 2048, 2048, 2048, T(128, 128, 16, 16, 8)),
         ("nt", 2048, 2048, 2048, T(256, 128, 16, 16, 8, swizzle=True)),
         ("tn", 2048, 2048, 2048, T(128, 256, 8, 8, 16)),
