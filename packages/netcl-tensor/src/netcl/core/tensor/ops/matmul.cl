@@ -238,8 +238,9 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 // K-major tile's column i of rows 4c .. 4c+3 at column i ^ A_XOR(4c): the
 // chunks c that a warp's load slots span then write distinct banks, and a
 // 16-deep 128x256 tile fits 48 KiB. The XOR is a multiple of 4, so float4
-// groups stay whole, and below 32, so the fragment reads of a warp (eight
-// float4s in a row) stay in one 128-byte line.
+// groups stay whole, and below 32, so it permutes float4s only within
+// aligned groups of eight: the eight a quarter-warp reads stay in one
+// 128-byte line.
 #if SWIZZLE
 #define AS_STRIDE BM
 #define BS_STRIDE BN
