@@ -59,7 +59,8 @@ SWIZZLED_LARGE = [X(256, 128, 16, 16, 8), X(128, 256, 16, 16, 8), X(128, 256, 16
                   X(128, 128, 16, 16, 8), X(128, 256, 8, 16, 8)]
 SWIZZLED_1024 = [X(64, 64, 32, 8, 4), X(128, 64, 32, 8, 4), X(64, 64, 16, 8, 8),
                  X(128, 64, 16, 8, 4), X(64, 64, 32, 8, 4, 2)]
-# K sliced across two work-items per output: twice the work-items per tile.
+# K sliced across two work-items per output: twice the work-items per tile
+# (after the unsliced 32-deep tile they are measured against).
 SLICED_1024 = [T(64, 64, 32, 8, 4), T(64, 64, 32, 8, 4, k_slices=2),
                X(64, 64, 32, 8, 4, k_slices=2), T(128, 64, 16, 8, 8, k_slices=2),
                T(64, 64, 16, 8, 8, k_slices=2), T(64, 64, 32, 8, 8, k_slices=2),
