@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyopencl as cl
 import pytest
 
 from netcl.core.device import Device, manager
@@ -52,3 +53,27 @@ def tape() -> Iterator[RecordLog]:
     log = RecordLog()
     with recorder.recording(log):
         yield log
+
+
+@dataclass
+class LaunchLog:
+    """An observer that keeps each launch's kernel name and arguments."""
+
+    launches: list[tuple[str, tuple[int, ...], list[Any]]] = field(default_factory=list)
+
+    def launched(
+        self, device: Device, kernel: cl.Kernel, global_size: tuple[int, ...],
+        local_size: tuple[int, ...] | None, args: Sequence[Any], about: object,
+    ) -> None:
+        self.launches.append((kernel.function_name, global_size, list(args)))
+
+    # Host reads, uploads and effects are not launches; this log keeps none.
+    def host_read(self, what: str) -> None: ...
+
+    def host_upload(self, what: str) -> None: ...
+
+    def host_effect(self, effect: Callable[[], None]) -> None: ...
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.launches]

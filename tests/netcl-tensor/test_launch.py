@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import pyopencl as cl
 import pytest
+from conftest import LaunchLog
 
 from netcl.core.device import Device
 from netcl.core.tensor import Tensor, from_numpy, ops
@@ -24,30 +23,6 @@ __kernel void scale(__global float *out, __global const float *x, const float s,
     if (i < n) out[i] = x[i] * s;
 }
 """
-
-
-@dataclass
-class LaunchLog:
-    """An observer that keeps each launch's kernel name and arguments."""
-
-    launches: list[tuple[str, tuple[int, ...], list[Any]]] = field(default_factory=list)
-
-    def launched(
-        self, device: Device, kernel: cl.Kernel, global_size: tuple[int, ...],
-        local_size: tuple[int, ...] | None, args: Sequence[Any], about: object,
-    ) -> None:
-        self.launches.append((kernel.function_name, global_size, list(args)))
-
-    # Host reads, uploads and effects are not launches; this log keeps none.
-    def host_read(self, what: str) -> None: ...
-
-    def host_upload(self, what: str) -> None: ...
-
-    def host_effect(self, effect: Callable[[], None]) -> None: ...
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _, _ in self.launches]
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import RecordLog
+from conftest import LaunchLog, RecordLog
 
 from netcl.core.device import Device
 from netcl.core.tensor import from_numpy, ops, tensor
+from netcl.core.tensor.launch import observing
 
 Array = np.ndarray[Any, Any]
 AxisArg = int | tuple[int, ...] | None
@@ -82,6 +83,71 @@ def test_long_rows_and_many_rows(rng: np.random.Generator) -> None:
     )
 
 
+def launched_kernels(work: Callable[[], Any]) -> list[str]:
+    """The kernel names ``work`` enqueues, in order."""
+    log = LaunchLog()
+    with observing(log):
+        work()
+    return log.names
+
+
+# (shape, leading axes summed): wide enough for reduce_cols (32 kept elements or
+# more), with odd sizes, a partial last work-group and one column group's worth.
+COLUMN_CASES = [((37, 1000), 0), ((5, 7, 300), (0, 1)), ((3000, 40), 0), ((64, 33), 0),
+                ((2, 32), 0)]
+
+
+def kahan_tree_bound(x: Array, axis: AxisArg) -> Array:
+    """What reduce_cols's rounding admits per output: each work-item's compensated sum is
+    within 2u of exact (u = 2^-24), the 32-leaf tree that adds them up adds at most 5u,
+    and the result's own rounding 1u; so 8u * sum(|x|) (Higham, Accuracy and Stability
+    of Numerical Algorithms, 4.2 and 4.3)."""
+    bound: Array = 8 * 2.0**-24 * np.abs(x.astype(np.float64)).sum(axis=axis)
+    return bound
+
+
+@pytest.mark.parametrize(("shape", "axis"), COLUMN_CASES)
+def test_sums_over_leading_axes_read_the_input_in_place(
+    shape: tuple[int, ...], axis: AxisArg, rng: np.random.Generator
+) -> None:
+    x = rng.standard_normal(shape).astype(np.float32)
+    # A slice starts the input past element 0 of its buffer.
+    padded = np.concatenate([rng.standard_normal((1, *shape[1:])).astype(np.float32), x])
+    t = from_numpy(padded)[1:]
+    assert launched_kernels(lambda: ops.sum(t, axis)) == ["reduce_cols"]
+    want = x.astype(np.float64).sum(axis=axis)
+    bound = kahan_tree_bound(x, axis)
+    assert np.all(np.abs(ops.sum(t, axis).numpy() - want) <= bound)
+    kept = ops.mean(t, axis, keepdims=True)
+    count = x.size // want.size
+    assert kept.shape == np.shape(x.mean(axis=axis, keepdims=True))
+    assert np.all(np.abs(kept.numpy().reshape(want.shape) - want / count) <= bound / count)
+
+
+def test_sums_over_leading_axes_of_other_dtypes(rng: np.random.Generator) -> None:
+    ints = rng.integers(-1000, 1000, (300, 64)).astype(np.int32)
+    total = ops.sum(from_numpy(ints), 0)
+    assert total.dtype == np.int64 and np.array_equal(total.numpy(), ints.sum(0, dtype=np.int64))
+    halves = rng.uniform(0, 1, (512, 48)).astype(np.float16)
+    got = ops.sum(from_numpy(halves), 0)
+    assert got.dtype == np.float16
+    # Accumulated in float: off by the fp16 rounding of the result only.
+    np.testing.assert_allclose(got.numpy(), halves.astype(np.float64).sum(0), rtol=2.0**-11)
+
+
+def test_tall_narrow_and_strided_inputs_are_summed_as_rows(rng: np.random.Generator) -> None:
+    tall = rng.standard_normal((20000, 40)).astype(np.float32)
+    t = from_numpy(tall)
+    assert launched_kernels(lambda: ops.sum(t, 0)) == ["elementwise", "reduce_rows"]
+    np.testing.assert_allclose(ops.sum(t, 0).numpy(),
+                               tall.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)
+    x = rng.standard_normal((40, 64)).astype(np.float32)
+    view = from_numpy(x)[:, ::2]  # not contiguous: copied into rows first
+    assert launched_kernels(lambda: ops.sum(view, 0)) == ["elementwise", "reduce_rows"]
+    np.testing.assert_allclose(ops.sum(view, 0).numpy(), x[:, ::2].astype(np.float64).sum(0),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_float32_sum_keeps_small_terms() -> None:
     # A plain float32 running sum drops every 1e-8 added to 1.0; the
     # compensated sum keeps them.
@@ -89,6 +155,12 @@ def test_float32_sum_keeps_small_terms() -> None:
     x[0] = 1.0
     got = ops.sum(from_numpy(x)).item()
     assert got == pytest.approx(x.astype(np.float64).sum(), rel=1e-6)
+    # The same down 64 columns (reduce_cols): 8192 rows, 256 per work-item.
+    columns = np.full((8192, 64), 1e-8, np.float32)
+    columns[0] = 1.0
+    got_columns = ops.sum(from_numpy(columns), 0).numpy()
+    assert np.all(np.abs(got_columns - columns.astype(np.float64).sum(0))
+                  <= kahan_tree_bound(columns, 0))
 
 
 def test_fp16_accumulates_in_float(rng: np.random.Generator) -> None:

@@ -51,9 +51,9 @@ class ElementwiseLaunch:
 
 @dataclass(frozen=True, slots=True)
 class ReductionLaunch:
-    """A launch of ``reduce_rows`` (``file``, built with ``defines``): it reads ``count``
-    contiguous elements of ``input`` (its argument ``input_arg``) from ``input.offset``,
-    each as the C type ``load_type``. ``reduce.cl`` lets a capture redefine its
+    """A launch of ``reduce_rows`` or ``reduce_cols`` (``file``, built with ``defines``): it
+    reads ``count`` contiguous elements of ``input`` (its argument ``input_arg``) from
+    ``input.offset``, each as the C type ``load_type``. ``reduce.cl`` lets a capture redefine its
     ``LOAD(i)`` and add parameters (``EXTRA_PARAMS``)."""
 
     file: Path

@@ -1,8 +1,9 @@
-// One reduction kernel for sum, mean, max, min, argmax, argmin and logsumexp.
-// The input is contiguous [rows, row_len] (reduce.py moves the reduced axes
-// innermost first); each work-group reduces one row at a time, every
-// work-item striding over the row, then a tree in local memory combines the
-// work-items' partial results. reduce.py supplies, as #defines:
+// One reduction kernel for sum, mean, max, min, argmax, argmin and logsumexp
+// (reduce_rows), and one for sums over leading axes (reduce_cols).
+// reduce_rows: the input is contiguous [rows, row_len] (reduce.py moves the
+// reduced axes innermost first); each work-group reduces one row at a time,
+// every work-item striding over the row, then a tree in local memory combines
+// the work-items' partial results. reduce.py supplies, as #defines:
 //   MODE            MODE_SUM, MODE_EXTREMUM, MODE_ARG or MODE_LSE
 //   IN_T, LOAD(i)   the input's storage type; element i read as ACC_T
 //   ACC_T           the accumulator type (float for fp16 and fp32 inputs)
@@ -13,6 +14,7 @@
 //   FINISH(x)       MODE_SUM: the row's result from its sum (x * scale for mean)
 //   OUT_T, STORE(idx, v)  the output's storage type and how to store v
 //   GROUP           the local buffers' length, at least the local size (a power of 2)
+//   COLS_WIDTH, COLS_DEPTH  reduce_cols's work-group shape (COLS_DEPTH a power of 2)
 
 // A capture (netcl.jit) may compute the input where it is loaded: it redefines
 // LOAD(i) and adds the parameters that needs here.
@@ -24,6 +26,20 @@
 #define MODE_EXTREMUM 1
 #define MODE_ARG 2
 #define MODE_LSE 3
+
+// acc += v; with KAHAN compensated by comp, which is dropped once the sum is
+// infinite (it would be NaN).
+#if KAHAN
+#define ACCUMULATE(acc, comp, v)                                                \
+    {                                                                           \
+        const ACC_T y_ = (v) - comp;                                            \
+        const ACC_T t_ = acc + y_;                                              \
+        comp = isfinite(t_) ? (t_ - acc) - y_ : 0.0f;                           \
+        acc = t_;                                                               \
+    }
+#else
+#define ACCUMULATE(acc, comp, v) acc += (v)
+#endif
 
 #if MODE == MODE_EXTREMUM || MODE == MODE_ARG || MODE == MODE_LSE
 // Whether (v, vi) replaces (b, bi) as the running extremum. NaN wins and then
@@ -89,20 +105,8 @@ __kernel void reduce_rows(const int rows, const int row_len,
 #else
 #define TERM(v) (v)
 #endif
-        ACC_T acc = 0;
-#if KAHAN
-        // Kahan summation over this work-item's share of the row; the
-        // compensation is dropped once the sum is infinite (it would be NaN).
-        ACC_T comp = 0;
-        for (int j = lid; j < row_len; j += size) {
-            const ACC_T y = TERM(LOAD(base + j)) - comp;
-            const ACC_T t = acc + y;
-            comp = isfinite(t) ? (t - acc) - y : 0.0f;
-            acc = t;
-        }
-#else
-        for (int j = lid; j < row_len; j += size) acc += TERM(LOAD(base + j));
-#endif
+        ACC_T acc = 0, comp = 0;
+        for (int j = lid; j < row_len; j += size) ACCUMULATE(acc, comp, TERM(LOAD(base + j)));
         vals[lid] = acc;
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int s = size / 2; s > 0; s >>= 1) {
@@ -120,3 +124,36 @@ __kernel void reduce_rows(const int rows, const int row_len,
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
+
+#if MODE == MODE_SUM
+// The sums over the leading axis of a contiguous [row_len, cols] input: a
+// bias gradient, a (batch, features) gradient summed over the batch. Work-item
+// (x, y) of a work-group takes column get_global_id(0) and rows y, y + depth,
+// ...: a warp reads consecutive columns of one row, so the input is read once,
+// coalesced, where reduce_rows would need it transposed first (a copy that
+// cost 5x the sum itself: 242 + 43 us for 4096 x 8192 on the H200). Then a
+// tree in local memory over y. reduce.py launches work-groups of COLS_WIDTH x
+// COLS_DEPTH. Arguments as reduce_rows's, cols in place of rows.
+__kernel __attribute__((reqd_work_group_size(COLS_WIDTH, COLS_DEPTH, 1)))
+void reduce_cols(const int cols, const int row_len,
+                 __global const IN_T *in, const int in_offset,
+                 __global OUT_T *out, const int out_offset, const float scale
+                 EXTRA_PARAMS)
+{
+    __local ACC_T vals[COLS_DEPTH][COLS_WIDTH];
+    const int col = get_global_id(0);
+    const int x = get_local_id(0), y = get_local_id(1);
+    ACC_T acc = 0, comp = 0;
+    if (col < cols) {
+        for (int r = y; r < row_len; r += COLS_DEPTH)
+            ACCUMULATE(acc, comp, LOAD(in_offset + r * cols + col));
+    }
+    vals[y][x] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = COLS_DEPTH / 2; s > 0; s >>= 1) {
+        if (y < s) vals[y][x] += vals[y + s][x];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (y == 0 && col < cols) STORE(out_offset + col, FINISH(vals[0][x]));
+}
+#endif

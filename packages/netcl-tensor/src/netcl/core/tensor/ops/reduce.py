@@ -35,6 +35,14 @@ LONG_ROW = 4 * GROUP
 # Groups launched at most; past that each group walks several rows, so a
 # huge row count is still one launch of bounded size.
 MAX_GROUPS = 16384
+# reduce_cols (a sum over leading axes, read in place): work-groups of
+# COLS_WIDTH columns (a warp's worth of consecutive floats per row) and up to
+# COLS_DEPTH work-items down each column. It is taken only while each
+# work-item sums at most COLS_SERIAL elements: its parallelism is the column
+# count alone, so a tall, narrow input is faster transposed into rows.
+COLS_WIDTH = 32
+COLS_DEPTH = 32
+COLS_SERIAL = 256
 
 _MODES = {"sum": 0, "extremum": 1, "arg": 2, "lse": 3}
 _LOWEST = {"float": "(-INFINITY)", "int": "INT_MIN", "long": "LONG_MIN"}
@@ -81,7 +89,9 @@ class _Plan(NamedTuple):
     axes: tuple[int, ...]
     rows_shape: Shape  # the input's shape with the reduced axes innermost
     rows_strides: Shape
-    in_place: bool  # that view is contiguous: the kernel reads the input as it is
+    # The kernel reads the input as it is: rows (that view is contiguous) or columns
+    # (reduce_cols); else it reads a copy of that view.
+    in_place: bool
     out_shape: Shape
     out_strides: Shape
     nbytes: int
@@ -167,8 +177,12 @@ def _plan(
     rows_shape = tuple(a.shape[d] for d in order)
     rows_strides = tuple(a.strides[d] for d in order)
     in_place = Tensor.fresh(a.buffer, rows_shape, a.dtype, a.device, rows_strides).is_contiguous
-
     device = a.device
+    depth = builtins.min(COLS_DEPTH, device.max_work_group_size // COLS_WIDTH)
+    columns = (
+        mode == "sum" and not in_place and rows >= COLS_WIDTH
+        and row_len <= depth * COLS_SERIAL and _leads(a, axes)
+    )
     is_float = acc == "float"
     extremes = _LOWEST if beats == ">" else _HIGHEST
     defines: dict[str, str | int] = {
@@ -184,26 +198,41 @@ def _plan(
         "OUT_T": dtypes.STORAGE_C_TYPE[out_dtype],
         "STORE(idx, v)": _store(out_dtype),
         "GROUP": GROUP,
+        "COLS_WIDTH": COLS_WIDTH,
+        "COLS_DEPTH": depth,
     }
-    local = _local_size(row_len, device.max_work_group_size)
+    if columns:
+        name = "reduce_cols"
+        global_size: tuple[int, ...] = (-(-rows // COLS_WIDTH) * COLS_WIDTH, depth)
+        local_size: tuple[int, ...] = (COLS_WIDTH, depth)
+    else:
+        name = "reduce_rows"
+        local = _local_size(row_len, device.max_work_group_size)
+        global_size, local_size = (builtins.min(rows, MAX_GROUPS) * local,), (local,)
     scale = 1.0 / row_len if row_len else math.nan
     return _Plan(
         axes=axes,
         rows_shape=rows_shape,
         rows_strides=rows_strides,
-        in_place=in_place,
+        in_place=in_place or columns,
         out_shape=out_shape,
         out_strides=contiguous_strides(out_shape),
         nbytes=rows * out_dtype.itemsize,
-        kernel=device.kernels.kernel(KERNEL_FILE, "reduce_rows", defines) if rows else None,
-        global_size=(builtins.min(rows, MAX_GROUPS) * local,),
-        local_size=(local,),
+        kernel=device.kernels.kernel(KERNEL_FILE, name, defines) if rows else None,
+        global_size=global_size,
+        local_size=local_size,
         values=(0, pack_int32(rows), 1, pack_int32(row_len), 5, pack_int32(0),
                 6, np.float32(scale).tobytes()),
         defines=defines,
         elements=rows * row_len,
         load_type=acc,
     )
+
+
+def _leads(a: Tensor, axes: tuple[int, ...]) -> bool:
+    """Whether ``a`` is contiguous with ``axes`` (a sorted tuple) its leading axes: read
+    in place as [reduced elements, kept elements], the layout reduce_cols sums."""
+    return axes == tuple(range(len(axes))) and a.is_contiguous
 
 
 def _sum_acc(dtype: np.dtype[Any]) -> str:
