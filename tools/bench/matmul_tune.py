@@ -96,7 +96,7 @@ PROBLEMS: list[tuple[str, int, int, int, int, list[TileConfig]]] = [
     ("nt", 4096, 8192, 10, 1, SMALL + SWIZZLED_SMALL),
     ("nn", 4096, 10, 8192, 1, LARGE[:4]),
     ("tn", 10, 4096, 8192, 1, SMALL),
-    ("tn", 8192, 4096, 784, 1, LARGE[:4]),
+    ("tn", 8192, 4096, 784, 1, LARGE + SWIZZLED_LARGE[:3]),
 ]
 CONV_SHAPE = (32, 64, 56, 56, 64, 3, 1)  # N, C, H, W, O, kernel, padding
 

@@ -125,6 +125,7 @@ class Variant(NamedTuple):
     fence: str = ""  # tiled: GLOBAL_FENCE, the device's fence across work-groups
     gather: tuple[tuple[str, int], ...] = ()  # tiled: B is a convolution's input (G_* defines)
     sliced: bool = False  # the batch runs in slices (see _slices)
+    edge_slots: bool = False  # tiled: M or N is ragged; edge tiles read inner slots whole
 
     def defines(self) -> dict[str, str | int]:
         defines: dict[str, str | int] = {
@@ -149,7 +150,8 @@ class Variant(NamedTuple):
                            A_VEC=int(self.a_vec), B_VEC=int(self.b_vec),
                            C_VEC=int(self.c_vec), SPLIT_K=int(self.split),
                            SWIZZLE=int(tile.swizzle), K_SLICES=tile.k_slices,
-                           SUM_Z=int(self.sum_z), GLOBAL_FENCE=self.fence or "0")
+                           SUM_Z=int(self.sum_z), GLOBAL_FENCE=self.fence or "0",
+                           EDGE_SLOTS=int(self.edge_slots))
             defines.update(self.gather or (("B_GATHER", 0),))
         return defines
 
@@ -333,6 +335,7 @@ def _tiled_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any]
         tile=tile, split=splits > 1, sum_z=in_launch, gather=gather,
         fence=_global_fence(device) if in_launch else "",
         sliced=entries > MAX_BATCH_SLICE,
+        edge_slots=m % tile.bm != 0 or n % tile.bn != 0,
     )
     local = tile.local_size
     scalars = params(a, b, m, n, k, dims, chunk, entries if summed else 0)

@@ -212,6 +212,7 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 //                       multiplies rows s * BK / K_SLICES .. of each local tile,
 //                       and slice 0 adds the others' sums at the end (more
 //                       work-items per compute unit for a problem with few tiles)
+//   EDGE_SLOTS          1 when M or N is not a multiple of the tile (see A_EDGE4)
 //   SPLIT_K             1: batch entry z multiplies only K chunk z (ip.sb long)
 //   SUM_Z               1: the ip.sc batch entries' products are summed into one
 //                       C (split-K chunks, or a convolution's images for its
@@ -340,6 +341,7 @@ inline float col2im_at(__global const B_T *X, const int r, const int q)
     (float4)(B_SAFE(k, n), B_SAFE((k) + B_DK, (n) + B_DN),                      \
              B_SAFE((k) + 2 * B_DK, (n) + 2 * B_DN), B_SAFE((k) + 3 * B_DK, (n) + 3 * B_DN))
 
+
 // A slot that lies wholly inside the matrix: no bound tests. A float4 slot's
 // unit stride is known here (A_VEC implies it), which saves a multiply per load.
 #if A_VEC && A_K_MAJOR
@@ -361,6 +363,23 @@ inline float col2im_at(__global const B_T *X, const int r, const int q)
 #define B_FAST4(k, n)                                                           \
     (float4)(B_AT(k, n), B_AT((k) + B_DK, (n) + B_DN),                          \
              B_AT((k) + 2 * B_DK, (n) + 2 * B_DN), B_AT((k) + 3 * B_DK, (n) + 3 * B_DN))
+#endif
+
+// A slot of a tile over an edge. With EDGE_SLOTS, one that lies inside the
+// matrix and this work-group's K range (its last element does) is still read
+// whole: testing every element made the MLP's 8192 x 4096 @ 4096 x 784 weight
+// gradient, whose last column of tiles is mostly past N, 0.72-0.74 of cuBLAS
+// on the H200 instead of 0.76-0.86. Only then: in a problem without a ragged
+// edge, the extra path slowed the interior loop of nn 4096 x 8192 x 8192 from
+// 0.90 to 0.85 of cuBLAS.
+#if EDGE_SLOTS
+#define A_EDGE4(m, k)                                                           \
+    (((m) + 3 * A_DM < M && (k) + 3 * A_DK < k_end) ? A_FAST4(m, k) : A_SAFE4(m, k))
+#define B_EDGE4(k, n)                                                           \
+    (((k) + 3 * B_DK < k_end && (n) + 3 * B_DN < N) ? B_FAST4(k, n) : B_SAFE4(k, n))
+#else
+#define A_EDGE4(m, k) A_SAFE4(m, k)
+#define B_EDGE4(k, n) B_SAFE4(k, n)
 #endif
 
 #if SUM_Z
@@ -448,11 +467,11 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     } else {                                                                    \
         _Pragma("unroll") for (int i = 0; i < A_SLOTS; ++i) {                   \
             const int e = tid + i * THREADS;                                    \
-            a_next[i] = A_SAFE4(m0 + A_SLOT_M(e), (k0) + A_SLOT_K(e));          \
+            a_next[i] = A_EDGE4(m0 + A_SLOT_M(e), (k0) + A_SLOT_K(e));          \
         }                                                                       \
         _Pragma("unroll") for (int i = 0; i < B_SLOTS; ++i) {                   \
             const int e = tid + i * THREADS;                                    \
-            b_next[i] = B_SAFE4((k0) + B_SLOT_K(e), n0 + B_SLOT_N(e));          \
+            b_next[i] = B_EDGE4((k0) + B_SLOT_K(e), n0 + B_SLOT_N(e));          \
         }                                                                       \
     }
 // A slot along K becomes four local rows (`tile` is one buffer of As or Bs,
