@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import LaunchLog
 
 from netcl.core.device import Device, manager
 from netcl.core.tensor import Tensor, from_numpy, ops, tensor, zeros
+from netcl.core.tensor.dispatch import launch_size
+from netcl.core.tensor.launch import observing
+from netcl.core.tensor.ops import elementwise as elementwise_module
 
 Array = np.ndarray[Any, Any]
 
@@ -124,6 +128,48 @@ def test_launches_with_and_without_a_rounded_tail(size: int, rng: np.random.Gene
     check(ops.add(from_numpy(a), from_numpy(b)), a.astype(np.float64) + b)
     rows, row = operand(rng, (2, size), False), operand(rng, (size,), False)
     check(ops.mul(from_numpy(rows), from_numpy(row)), rows.astype(np.float64) * row)
+
+
+@pytest.fixture
+def vector_lanes(device: Device, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Flat launches take four elements a work-item, as on a GPU (the CPU does not),
+    with plans made from here on and dropped after."""
+    monkeypatch.setattr(elementwise_module, "vector_lanes", lambda device: True)
+    device.kernels.plans.clear()
+    yield
+    device.kernels.plans.clear()
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 5, 7, 8, 9, 1003], ids=lambda n: f"n{n}")
+def test_four_lanes_a_work_item_at_any_size_and_offset(
+    size: int, vector_lanes: None, rng: np.random.Generator
+) -> None:
+    a, b = operand(rng, (size + 3,), True), operand(rng, (size,), False)
+    view = from_numpy(a)[3:]  # element 3 of its buffer: no vector alignment
+    log = LaunchLog()
+    with observing(log):
+        got = ops.mul(view, from_numpy(b))
+    assert log.launches[-1][1] == (launch_size(-(-size // 4)),)  # a work-item per 4 elements
+    check(got, a[3:].astype(np.float64) * b)
+    check(ops.where(from_numpy(b > 0), view, 2.5), np.where(b > 0, a[3:], 2.5))
+    check(ops.sqrt(view), np.sqrt(a[3:].astype(np.float64)))
+    ints = np.arange(size, dtype=np.int32)
+    assert np.array_equal((from_numpy(ints) * 3 - 1).numpy(), ints * 3 - 1)
+
+
+def test_what_four_lanes_do_not_take_runs_one_element_a_work_item(
+    vector_lanes: None, rng: np.random.Generator
+) -> None:
+    a = operand(rng, (6, 7), False)
+    t = from_numpy(a)
+    log = LaunchLog()
+    with observing(log):
+        # Broadcast, transposed, fp16, bool out: not flat, or not 4 bytes an element.
+        cases = [(t + from_numpy(a[0]), a + a[0]), (t.T * 2, a.T * 2.0),
+                 (ops.cast(t, np.float16), a.astype(np.float16)), (t > 0, a > 0)]
+    assert [g for _, g, _ in log.launches] == [(launch_size(42),)] * 4
+    for got, want in cases:
+        np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=1e-3)
 
 
 def test_non_contiguous_views(rng: np.random.Generator) -> None:

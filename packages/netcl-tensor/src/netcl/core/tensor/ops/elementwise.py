@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyopencl as cl
 
+from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import (
     MAX_DIMS,
@@ -242,13 +243,20 @@ def _plan(
     flat = len(dims) <= 1 and all(s == (1,) or s == () for s in collapsed)
 
     n = math.prod(shape)
+    # Vectors of four where every operand and the output are flat and 4 bytes an
+    # element (elementwise.cl's VEC).
+    vec = flat and vector_lanes(device) and store_dtype.itemsize == 4 and all(
+        t.dtype.itemsize == 4 for t in tensors)
+    out_type = dtypes.STORAGE_C_TYPE[store_dtype]
     defines: dict[str, str | int] = {
         "GUARD": int(needs_bound_test(device, n)),
         "NDIM": 0 if flat else len(dims),
         "CT": ct,
         "EXPR": expr,
-        "OUT_T": dtypes.STORAGE_C_TYPE[store_dtype],
+        "OUT_T": out_type,
         "STORE(idx, v)": _store(store_dtype),
+        "VEC": int(vec),
+        "VECTOR_T": f"{out_type}4",
     }
     prepared: list[tuple[int, bytes | type[np.generic]]] = []
     tensor_index = 0
@@ -262,21 +270,25 @@ def _plan(
                 f"const int8 {slot}_strides"
             )
             defines[f"LOAD_{upper}"] = _load(slot, x.dtype, ct)
+            defines[f"VLOAD_{upper}"] = (
+                f"const {c_type}4 v{slot} = vload4(0, {slot}_data + {slot}_offset + i);")
+            defines[f"LANE_{upper}(s)"] = f"(({ct})v{slot}.s)"
             prepared.append((index, int8_vector(collapsed[1 + tensor_index]).tobytes()))
             tensor_index += 1
             index += 3
         else:
             defines[f"PARAMS_{upper}"] = f", const {ct} {slot}_scalar"
-            defines[f"LOAD_{upper}"] = f"{slot}_scalar"
+            defines[f"LOAD_{upper}"] = defines[f"LANE_{upper}(s)"] = f"{slot}_scalar"
+            defines[f"VLOAD_{upper}"] = ""
             prepared.append((index, scalar_type))
             index += 1
     for slot in "ABC"[len(operands):]:
-        defines[f"PARAMS_{slot}"] = ""
-        defines[f"LOAD_{slot}"] = "0"
+        defines[f"PARAMS_{slot}"] = defines[f"VLOAD_{slot}"] = ""
+        defines[f"LOAD_{slot}"] = defines[f"LANE_{slot}(s)"] = "0"
 
     return _Plan(
         kernel=device.kernels.kernel(KERNEL_FILE, "elementwise", defines),
-        global_size=(launch_size(n),),
+        global_size=(launch_size(-(-n // 4) if vec else n),),
         shape=shape,
         strides=contiguous_strides(shape),
         dtype=result_dtype,
@@ -289,6 +301,13 @@ def _plan(
         dims=dims,
         collapsed=tuple(collapsed),
     )
+
+
+def vector_lanes(device: Device) -> bool:
+    """Whether flat launches on ``device`` take four elements a work-item (VEC). Not on a
+    CPU: PoCL vectorizes across work-items itself, and with VEC a 4096 x 4096 add ran
+    1.8x slower on a 2-core EPYC (8.4 against 4.8 ms)."""
+    return device.type != "cpu"
 
 
 def _binary(op: str, expr: str, a: Operand, b: Operand, **kwargs: Any) -> Tensor:
