@@ -37,6 +37,15 @@ inline int strided_offset(const int *index, const int8 strides_vec) {
 #define OFFSET(i, strides) (i)
 #endif
 
+// Element i of the result, read through LOAD_X and stored at out_index.
+#define ELEMENT(out_index)                                                      \
+    {                                                                           \
+        const CT a = LOAD_A;                                                    \
+        const CT b = LOAD_B;                                                    \
+        const CT c = LOAD_C;                                                    \
+        STORE(out_index, (EXPR));                                               \
+    }
+
 #if VEC
 // One lane of the result: the expression on lane s of each operand.
 #define LANE(s)                                                                 \
@@ -64,12 +73,7 @@ __kernel void elementwise(const int n, const int8 shape_vec,
         vstore4(result, 0, out + out_offset + i);
         return;
     }
-    for (int i = first; i < n; ++i) {
-        const CT a = LOAD_A;
-        const CT b = LOAD_B;
-        const CT c = LOAD_C;
-        STORE(out_offset + i, (EXPR));
-    }
+    for (int i = first; i < n; ++i) ELEMENT(out_offset + i)
 }
 #else
 __kernel void elementwise(const int n, const int8 shape_vec,
@@ -93,10 +97,6 @@ __kernel void elementwise(const int n, const int8 shape_vec,
     }
     index[0] = rest;
 #endif
-    const CT a = LOAD_A;
-    const CT b = LOAD_B;
-    const CT c = LOAD_C;
-    const int out_index = out_offset + OFFSET(i, out_strides);
-    STORE(out_index, (EXPR));
+    ELEMENT(out_offset + OFFSET(i, out_strides))
 }
 #endif

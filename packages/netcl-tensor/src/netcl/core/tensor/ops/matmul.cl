@@ -341,7 +341,6 @@ inline float col2im_at(__global const B_T *X, const int r, const int q)
     (float4)(B_SAFE(k, n), B_SAFE((k) + B_DK, (n) + B_DN),                      \
              B_SAFE((k) + 2 * B_DK, (n) + 2 * B_DN), B_SAFE((k) + 3 * B_DK, (n) + 3 * B_DN))
 
-
 // A slot that lies wholly inside the matrix: no bound tests. A float4 slot's
 // unit stride is known here (A_VEC implies it), which saves a multiply per load.
 #if A_VEC && A_K_MAJOR

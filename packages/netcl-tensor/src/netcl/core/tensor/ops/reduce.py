@@ -13,7 +13,7 @@ import numpy as np
 import pyopencl as cl
 
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.dispatch import record
+from netcl.core.tensor.dispatch import launch_size, record
 from netcl.core.tensor.launch import current_observer, enqueue_prepared, pack_int32
 from netcl.core.tensor.launch_info import Operand, ReductionLaunch
 from netcl.core.tensor.ops.elementwise import _store, elementwise
@@ -203,7 +203,7 @@ def _plan(
     }
     if columns:
         name = "reduce_cols"
-        global_size: tuple[int, ...] = (-(-rows // COLS_WIDTH) * COLS_WIDTH, depth)
+        global_size: tuple[int, ...] = (launch_size(rows, COLS_WIDTH), depth)
         local_size: tuple[int, ...] = (COLS_WIDTH, depth)
     else:
         name = "reduce_rows"
