@@ -296,7 +296,8 @@ def kernels_seen(monkeypatch: pytest.MonkeyPatch, device: Device, name: str) -> 
 # wide and tall work-item blocks and its one 32-deep tile; swizzled local
 # tiles 8, 16 and 32 deep (each depth has its own XOR step), one split; K
 # sliced across work-items, alone, swizzled and with split K (its slabs
-# summed in the launch by slice 0 alone).
+# summed in the launch by slice 0 alone); pipelined fragment reads, split,
+# swizzled, the H200 table's and sliced.
 TILED = [TILE_CONFIGS[0], TileConfig(64, 32, 16, 4, 4, 3), TileConfig(128, 256, 8, 8, 16),
          TileConfig(128, 256, 8, 16, 8), TileConfig(128, 128, 16, 16, 8),
          TileConfig(64, 64, 32, 8, 4),
@@ -306,7 +307,12 @@ TILED = [TILE_CONFIGS[0], TileConfig(64, 32, 16, 4, 4, 3), TileConfig(128, 256, 
              TileConfig(32, 32, 32, 4, 4, 4))),
          TileConfig(64, 64, 32, 8, 8, k_slices=2), TileConfig(128, 64, 16, 8, 8, k_slices=2),
          TileConfig(128, 64, 32, 8, 8, swizzle=True, k_slices=2),
-         TileConfig(64, 64, 16, 8, 4, 2, k_slices=2)]
+         TileConfig(64, 64, 16, 8, 4, 2, k_slices=2),
+         *(dataclasses.replace(tile, pipelined=True) for tile in (
+             TileConfig(64, 32, 16, 4, 4, 3), TileConfig(64, 64, 32, 8, 4, swizzle=True),
+             TileConfig(128, 256, 16, 16, 8, swizzle=True),
+             TileConfig(256, 128, 16, 8, 16, swizzle=True),
+             TileConfig(128, 64, 16, 8, 8, k_slices=2)))]
 
 
 @pytest.mark.parametrize("tile", TILED, ids=lambda t: t.name)
@@ -375,6 +381,26 @@ def test_swizzled_local_tiles_change_no_bit_of_the_product(
     check(from_numpy(swizzled, device), a, b)
 
 
+@pytest.mark.parametrize("layout", ["nn", "nt", "tn", "tt"])
+@pytest.mark.parametrize("tile", [TileConfig(64, 64, 32, 8, 4, swizzle=True),
+                                  TileConfig(64, 32, 16, 4, 4, 3),
+                                  TileConfig(128, 64, 16, 8, 8, k_slices=2)],
+                         ids=lambda t: t.name)
+def test_pipelined_fragment_reads_change_no_bit_of_the_product(
+    tile: TileConfig, layout: str, device: Device, rng: np.random.Generator
+) -> None:
+    # Pipelining moves when a fragment is read from local memory, not which
+    # products are summed in which order: bit-for-bit the plain kernel's,
+    # with K a whole number of tiles (72) and not (77).
+    for k in (72, 77):
+        a, b = normal(rng, (200, k)), normal(rng, (k, 136))
+        args = place(a, layout, 0, device), place(b, layout, 1, device)
+        plain = matmul_with(*args, "tiled", tile).numpy()
+        pipelined = matmul_with(*args, "tiled", dataclasses.replace(tile, pipelined=True))
+        np.testing.assert_array_equal(pipelined.numpy(), plain)
+        check(pipelined, a, b)
+
+
 def test_a_batch_ignores_split_k(device: Device, rng: np.random.Generator) -> None:
     a, b = normal(rng, (3, 9, 40)), normal(rng, (3, 40, 11))
     tile = TileConfig(32, 32, 16, 4, 4, 4)
@@ -392,6 +418,10 @@ def test_tiles_the_kernel_cannot_run_are_refused() -> None:
     for bad in ((64, 64, 16, 16, 4), (32, 64, 16, 4, 16), (64, 64, 64, 8, 8)):
         with pytest.raises(ValueError, match="cannot swizzle"):
             TileConfig(*bad, swizzle=True)
+    # Pipelining: three steps a slice, so the two fragment sets cannot alternate.
+    with pytest.raises(ValueError, match="cannot be pipelined"):
+        TileConfig(16, 16, 12, 8, 8, k_slices=4, pipelined=True)
+    assert TileConfig(16, 16, 12, 8, 8, k_slices=4).k_slices == 4
 
 
 def test_a_tile_past_the_local_memory_is_refused_by_name(
@@ -408,9 +438,9 @@ def test_a_tile_past_the_local_memory_is_refused_by_name(
 def test_measured_devices_take_their_table_others_the_rule() -> None:
     # An H200 takes the winner of the nearest measured problem in its layout.
     assert choose_tile("NVIDIA H200", 132, "nn", 4000, 4100, 4096, 1) == TileConfig(
-        128, 128, 16, 16, 8)
+        128, 256, 16, 16, 8, swizzle=True, pipelined=True)
     assert choose_tile("NVIDIA H200", 132, "nt", 4000, 4100, 4096, 1) == TileConfig(
-        256, 128, 16, 16, 8, swizzle=True)
+        256, 128, 16, 16, 8, swizzle=True, pipelined=True)
     # Batched: the batch counts as rows, and K is never split.
     assert choose_tile("NVIDIA H200", 132, "nt", 1024, 10, 8192, 4).split_k == 1
     assert choose_tile("NVIDIA H200", 132, "tn", 512, 512, 512, 8) == TileConfig(

@@ -42,9 +42,9 @@ except ImportError:
 T = TileConfig
 
 
-def X(*args: int, k_slices: int = 1) -> TileConfig:
+def X(*args: int, k_slices: int = 1, pipelined: bool = False) -> TileConfig:
     """A swizzled tile: unpadded local rows, K-major tiles XOR-permuted."""
-    return TileConfig(*args, swizzle=True, k_slices=k_slices)
+    return TileConfig(*args, swizzle=True, k_slices=k_slices, pipelined=pipelined)
 
 
 LARGE = [T(128, 256, 8, 8, 16), T(128, 256, 8, 16, 8), T(128, 128, 16, 16, 8),
@@ -57,8 +57,12 @@ SPLIT_LARGE = [T(128, 128, 16, 8, 8, 2), T(128, 64, 16, 8, 8, 2), T(64, 64, 16, 
 # Swizzled: 16 deep, 128 x 256 fits 48 KiB; and the 1024^3 shapes, 32 deep.
 SWIZZLED_LARGE = [X(256, 128, 16, 16, 8), X(128, 256, 16, 16, 8), X(128, 256, 16, 8, 16),
                   X(128, 128, 16, 16, 8), X(128, 256, 8, 16, 8)]
+# Pipelined fragment reads: the swizzled shapes whose registers leave room
+# for a second fragment (128 x 128 with 16 x 8 spills).
+PIPELINED_LARGE = [X(256, 128, 16, 16, 8, pipelined=True), X(128, 256, 16, 16, 8, pipelined=True),
+                   X(256, 128, 16, 8, 16, pipelined=True)]
 SWIZZLED_1024 = [X(64, 64, 32, 8, 4), X(128, 64, 32, 8, 4), X(64, 64, 16, 8, 8),
-                 X(128, 64, 16, 8, 4), X(64, 64, 32, 8, 4, 2)]
+                 X(128, 64, 16, 8, 4), X(64, 64, 32, 8, 4, 2), X(64, 64, 32, 8, 4, pipelined=True)]
 # K sliced across two work-items per output: twice the work-items per tile
 # (after the unsliced 32-deep tile they are measured against).
 SLICED_1024 = [T(64, 64, 32, 8, 4), T(64, 64, 32, 8, 4, k_slices=2),
@@ -82,7 +86,8 @@ CONV = [T(64, 128, 8, 8, 8), T(64, 128, 16, 8, 8), T(64, 64, 16, 8, 8), T(64, 64
 PROBLEMS: list[tuple[str, int, int, int, int, list[TileConfig]]] = [
     *((layout, 1024, 1024, 1024, 1, LARGE + SPLIT_LARGE + SWIZZLED_1024 + SLICED_1024)
       for layout in ("nn", "nt", "tn")),
-    *((layout, s, s, s, 1, LARGE + SWIZZLED_LARGE + SLICED_LARGE) for s in (2048, 4096)
+    *((layout, s, s, s, 1, LARGE + SWIZZLED_LARGE + PIPELINED_LARGE + SLICED_LARGE)
+      for s in (2048, 4096)
       for layout in ("nn", "nt", "tn")),
     *((layout, 512, 512, 512, 1, SMALL + LARGE[:2] + SWIZZLED_SMALL)
       for layout in ("nn", "nt", "tn")),
@@ -92,7 +97,7 @@ PROBLEMS: list[tuple[str, int, int, int, int, list[TileConfig]]] = [
       for layout in ("nn", "nt", "tn")),
     ("nn", 512, 512, 512, 8, LARGE + SWIZZLED_LARGE[:2]),
     # The 784-8192x4-10 MLP at batch 4096: first layer, last layer and its gradients.
-    ("nt", 4096, 784, 8192, 1, LARGE[:4] + SWIZZLED_LARGE),
+    ("nt", 4096, 784, 8192, 1, LARGE[:4] + SWIZZLED_LARGE + PIPELINED_LARGE),
     ("nt", 4096, 8192, 10, 1, SMALL + SWIZZLED_SMALL),
     ("nn", 4096, 10, 8192, 1, LARGE[:4]),
     ("tn", 10, 4096, 8192, 1, SMALL),
@@ -223,7 +228,8 @@ def _args(tile: TileConfig) -> str:
     fields = [tile.bm, tile.bn, tile.bk, tile.tm, tile.tn]
     fields += [tile.split_k] if tile.split_k > 1 else []
     keywords = (", swizzle=True" if tile.swizzle else "") + (
-        f", k_slices={tile.k_slices}" if tile.k_slices > 1 else "")
+        f", k_slices={tile.k_slices}" if tile.k_slices > 1 else "") + (
+        ", pipelined=True" if tile.pipelined else "")
     return ", ".join(map(str, fields)) + keywords
 
 

@@ -150,6 +150,7 @@ class Variant(NamedTuple):
                            A_VEC=int(self.a_vec), B_VEC=int(self.b_vec),
                            C_VEC=int(self.c_vec), SPLIT_K=int(self.split),
                            SWIZZLE=int(tile.swizzle), K_SLICES=tile.k_slices,
+                           PIPELINED=int(tile.pipelined),
                            SUM_Z=int(self.sum_z), GLOBAL_FENCE=self.fence or "0",
                            EDGE_SLOTS=int(self.edge_slots))
             defines.update(self.gather or (("B_GATHER", 0),))

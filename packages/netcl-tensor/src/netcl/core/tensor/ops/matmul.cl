@@ -213,6 +213,8 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 //                       and slice 0 adds the others' sums at the end (more
 //                       work-items per compute unit for a problem with few tiles)
 //   EDGE_SLOTS          1 when M or N is not a multiple of the tile (see A_EDGE4)
+//   PIPELINED           1: each step's fragments are read while the step
+//                       before it multiplies, the next tile's first ones too
 //   SPLIT_K             1: batch entry z multiplies only K chunk z (ip.sb long)
 //   SUM_Z               1: the ip.sc batch entries' products are summed into one
 //                       C (split-K chunks, or a convolution's images for its
@@ -507,7 +509,38 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     PUT(0)
     barrier(CLK_LOCAL_MEM_FENCE);
 
+    // Work-item (tx, ty) owns rows ty*4 + g*4*THREADS_Y + 0..3 and likewise
+    // for columns: its float4 reads of a local row are spread over the tile,
+    // so a warp reads each row without bank conflicts (the work-items of a
+    // warp sharing ty share one A fragment: a broadcast). A swizzled row's
+    // float4 g * THREADS_Y + ty sits at g * THREADS_Y + (ty ^ A_XOR / 4):
+    // THREADS_Y is a multiple of 8 (TileConfig checks), so the XOR stays
+    // inside ty. Row kk of local buffer b_ into fragments fa and fb.
+#define READ_FRAGMENTS(fa, fb, b_, kk)                                          \
+    _Pragma("unroll") for (int g = 0; g < TM / 4; ++g) {                        \
+        const float4 v = As[b_][kk][g * THREADS_Y + (ty ^ A_XOR(kk) / 4)];      \
+        fa[4 * g + 0] = v.x; fa[4 * g + 1] = v.y;                               \
+        fa[4 * g + 2] = v.z; fa[4 * g + 3] = v.w;                               \
+    }                                                                           \
+    _Pragma("unroll") for (int g = 0; g < TN / 4; ++g) {                        \
+        const float4 v = Bs[b_][kk][g * THREADS_X + (tx ^ B_XOR(kk) / 4)];      \
+        fb[4 * g + 0] = v.x; fb[4 * g + 1] = v.y;                               \
+        fb[4 * g + 2] = v.z; fb[4 * g + 3] = v.w;                               \
+    }
+#define MULTIPLY(fa, fb)                                                        \
+    _Pragma("unroll") for (int i = 0; i < TM; ++i)                              \
+        _Pragma("unroll") for (int j = 0; j < TN; ++j) acc[i][j] += fa[i] * fb[j];
+
     int buf = 0;
+#if PIPELINED
+    // The next step's fragments are read while this step multiplies, across
+    // the barrier too: the next tile is stored and the barrier passed before
+    // the last step's multiplies, which then hide the first reads of the
+    // other buffer. That buffer was last read before the previous barrier.
+    // Fragment set `step % 2` belongs to the step (SLICE_DEPTH is even).
+    float a_frag[2][TM];
+    float b_frag[2][TN];
+    READ_FRAGMENTS(a_frag[0], b_frag[0], 0, slice * SLICE_DEPTH)
     for (int k0 = k_begin; k0 < k_end; k0 += BK) {
         const bool more = k0 + BK < k_end;
         if (more) {
@@ -515,36 +548,36 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
         }
 #pragma unroll
         for (int step = 0; step < SLICE_DEPTH; ++step) {
-            const int kk = slice * SLICE_DEPTH + step;
-            // Work-item (tx, ty) owns rows ty*4 + g*4*THREADS_Y + 0..3 and
-            // likewise for columns: its float4 reads of a local row are
-            // spread over the tile, so a warp reads each row without bank
-            // conflicts (the work-items of a warp sharing ty share one A
-            // fragment: a broadcast). A swizzled row's float4 g * THREADS_Y + ty
-            // sits at g * THREADS_Y + (ty ^ A_XOR / 4): THREADS_Y is a multiple
-            // of 8 (TileConfig checks), so the XOR stays inside ty.
+            const int now = step % 2;
+            if (step < SLICE_DEPTH - 1) {
+                READ_FRAGMENTS(a_frag[now ^ 1], b_frag[now ^ 1], buf,
+                               slice * SLICE_DEPTH + step + 1)
+            } else {
+                if (more) {
+                    PUT(buf ^ 1)
+                }
+                barrier(CLK_LOCAL_MEM_FENCE);
+                if (more) {
+                    READ_FRAGMENTS(a_frag[now ^ 1], b_frag[now ^ 1], buf ^ 1,
+                                   slice * SLICE_DEPTH)
+                }
+            }
+            MULTIPLY(a_frag[now], b_frag[now])
+        }
+        buf ^= 1;
+    }
+#else
+    for (int k0 = k_begin; k0 < k_end; k0 += BK) {
+        const bool more = k0 + BK < k_end;
+        if (more) {
+            FETCH(k0 + BK)
+        }
+#pragma unroll
+        for (int step = 0; step < SLICE_DEPTH; ++step) {
             float a_frag[TM];
             float b_frag[TN];
-#pragma unroll
-            for (int g = 0; g < TM / 4; ++g) {
-                const float4 v = As[buf][kk][g * THREADS_Y + (ty ^ A_XOR(kk) / 4)];
-                a_frag[4 * g + 0] = v.x;
-                a_frag[4 * g + 1] = v.y;
-                a_frag[4 * g + 2] = v.z;
-                a_frag[4 * g + 3] = v.w;
-            }
-#pragma unroll
-            for (int g = 0; g < TN / 4; ++g) {
-                const float4 v = Bs[buf][kk][g * THREADS_X + (tx ^ B_XOR(kk) / 4)];
-                b_frag[4 * g + 0] = v.x;
-                b_frag[4 * g + 1] = v.y;
-                b_frag[4 * g + 2] = v.z;
-                b_frag[4 * g + 3] = v.w;
-            }
-#pragma unroll
-            for (int i = 0; i < TM; ++i)
-#pragma unroll
-                for (int j = 0; j < TN; ++j) acc[i][j] += a_frag[i] * b_frag[j];
+            READ_FRAGMENTS(a_frag, b_frag, buf, slice * SLICE_DEPTH + step)
+            MULTIPLY(a_frag, b_frag)
         }
         // The other buffer was last read before the previous barrier, so it
         // may be overwritten now; one barrier per step suffices.
@@ -554,10 +587,11 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
         barrier(CLK_LOCAL_MEM_FENCE);
         buf ^= 1;
     }
+#endif
 
 #if K_SLICES > 1
-    // Slices 1.. hand their sums to slice 0 through local memory (free: the
-    // loop ended on a barrier), four rows of each work-item's block at a time
+    // Slices 1.. hand their sums to slice 0 through local memory (free: no
+    // work-item reads it after the loop's last barrier), four rows of each work-item's block at a time
     // (TileConfig checks that they fit), laid out so that consecutive
     // work-items touch consecutive floats. Slice 0 adds them in slice order.
     __local float *partial = (__local float *)As;
