@@ -27,11 +27,13 @@ Array = np.ndarray[Any, Any]
 matmul_module = importlib.import_module("netcl.core.tensor.ops.matmul")
 gemm = importlib.import_module("netcl.core.tensor.ops.gemm")
 
-# The tiled kernel's smallest shape builds fastest on PoCL; the big one is
-# checked separately below.
+# The tiled kernel's smallest shape builds fastest on PoCL, plain and with
+# pipelined fragment reads (its own loop); the big one is checked separately below.
 SMALL_TILE = TILE_CONFIGS[-1]
-KERNELS: list[tuple[str, TileConfig | None]] = [("panel", None), ("tiled", SMALL_TILE)]
-KERNEL_IDS = ["panel", "tiled"]
+KERNELS: list[tuple[str, TileConfig | None]] = [
+    ("panel", None), ("tiled", SMALL_TILE),
+    ("tiled", dataclasses.replace(SMALL_TILE, pipelined=True))]
+KERNEL_IDS = ["panel", "tiled", "tiled-pipelined"]
 
 # (M, K, N): 1, 3, 17, 65 and 130 straddle the panel (6 x 16) and tile (64, 128) edges.
 SHAPES = [
