@@ -299,7 +299,7 @@ def kernels_seen(monkeypatch: pytest.MonkeyPatch, device: Device, name: str) -> 
 # tiles 8, 16 and 32 deep (each depth has its own XOR step), one split; K
 # sliced across work-items, alone, swizzled and with split K (its slabs
 # summed in the launch by slice 0 alone); pipelined fragment reads, split,
-# swizzled, the H200 table's and sliced.
+# swizzled, the H200 table's, sliced, and sliced with split K.
 TILED = [TILE_CONFIGS[0], TileConfig(64, 32, 16, 4, 4, 3), TileConfig(128, 256, 8, 8, 16),
          TileConfig(128, 256, 8, 16, 8), TileConfig(128, 128, 16, 16, 8),
          TileConfig(64, 64, 32, 8, 4),
@@ -313,8 +313,10 @@ TILED = [TILE_CONFIGS[0], TileConfig(64, 32, 16, 4, 4, 3), TileConfig(128, 256, 
          *(dataclasses.replace(tile, pipelined=True) for tile in (
              TileConfig(64, 32, 16, 4, 4, 3), TileConfig(64, 64, 32, 8, 4, swizzle=True),
              TileConfig(128, 256, 16, 16, 8, swizzle=True),
+             TileConfig(256, 128, 16, 16, 8, swizzle=True),
              TileConfig(256, 128, 16, 8, 16, swizzle=True),
-             TileConfig(128, 64, 16, 8, 8, k_slices=2)))]
+             TileConfig(128, 64, 16, 8, 8, k_slices=2),
+             TileConfig(64, 64, 16, 8, 4, 2, k_slices=2)))]
 
 
 @pytest.mark.parametrize("tile", TILED, ids=lambda t: t.name)
@@ -393,8 +395,8 @@ def test_pipelined_fragment_reads_change_no_bit_of_the_product(
 ) -> None:
     # Pipelining moves when a fragment is read from local memory, not which
     # products are summed in which order: bit-for-bit the plain kernel's,
-    # with K a whole number of tiles (72) and not (77).
-    for k in (72, 77):
+    # with K one tile (8), whole tiles (64) and neither (77).
+    for k in (8, 64, 77):
         a, b = normal(rng, (200, k)), normal(rng, (k, 136))
         args = place(a, layout, 0, device), place(b, layout, 1, device)
         plain = matmul_with(*args, "tiled", tile).numpy()

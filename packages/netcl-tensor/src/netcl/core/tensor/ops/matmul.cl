@@ -515,15 +515,15 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
     // warp sharing ty share one A fragment: a broadcast). A swizzled row's
     // float4 g * THREADS_Y + ty sits at g * THREADS_Y + (ty ^ A_XOR / 4):
     // THREADS_Y is a multiple of 8 (TileConfig checks), so the XOR stays
-    // inside ty. Row kk of local buffer b_ into fragments fa and fb.
-#define READ_FRAGMENTS(fa, fb, b_, kk)                                          \
+    // inside ty. Row kk of local buffer buf into fragments fa and fb.
+#define READ_FRAGMENTS(fa, fb, buf, kk)                                         \
     _Pragma("unroll") for (int g = 0; g < TM / 4; ++g) {                        \
-        const float4 v = As[b_][kk][g * THREADS_Y + (ty ^ A_XOR(kk) / 4)];      \
+        const float4 v = As[buf][kk][g * THREADS_Y + (ty ^ A_XOR(kk) / 4)];     \
         fa[4 * g + 0] = v.x; fa[4 * g + 1] = v.y;                               \
         fa[4 * g + 2] = v.z; fa[4 * g + 3] = v.w;                               \
     }                                                                           \
     _Pragma("unroll") for (int g = 0; g < TN / 4; ++g) {                        \
-        const float4 v = Bs[b_][kk][g * THREADS_X + (tx ^ B_XOR(kk) / 4)];      \
+        const float4 v = Bs[buf][kk][g * THREADS_X + (tx ^ B_XOR(kk) / 4)];     \
         fb[4 * g + 0] = v.x; fb[4 * g + 1] = v.y;                               \
         fb[4 * g + 2] = v.z; fb[4 * g + 3] = v.w;                               \
     }
@@ -533,19 +533,25 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
 
     int buf = 0;
 #if PIPELINED
-    // The next step's fragments are read while this step multiplies, across
+#if SLICE_DEPTH % 2
+#error "PIPELINED alternates two fragment sets by step: SLICE_DEPTH must be even"
+#endif
+    // Each step's fragments are read while the step before multiplies, across
     // the barrier too: the next tile is stored and the barrier passed before
-    // the last step's multiplies, which then hide the first reads of the
-    // other buffer. That buffer was last read before the previous barrier.
-    // Fragment set `step % 2` belongs to the step (SLICE_DEPTH is even).
+    // the tile's last step, whose multiplies then hide the first reads of the
+    // other buffer (last read before the previous barrier). Fragment set
+    // `step % 2` belongs to the step. The loop runs at least once (K > 0), so
+    // these first reads are done before the K_SLICES code reuses As.
     float a_frag[2][TM];
     float b_frag[2][TN];
     READ_FRAGMENTS(a_frag[0], b_frag[0], 0, slice * SLICE_DEPTH)
+#endif
     for (int k0 = k_begin; k0 < k_end; k0 += BK) {
         const bool more = k0 + BK < k_end;
         if (more) {
             FETCH(k0 + BK)
         }
+#if PIPELINED
 #pragma unroll
         for (int step = 0; step < SLICE_DEPTH; ++step) {
             const int now = step % 2;
@@ -564,14 +570,7 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             }
             MULTIPLY(a_frag[now], b_frag[now])
         }
-        buf ^= 1;
-    }
 #else
-    for (int k0 = k_begin; k0 < k_end; k0 += BK) {
-        const bool more = k0 + BK < k_end;
-        if (more) {
-            FETCH(k0 + BK)
-        }
 #pragma unroll
         for (int step = 0; step < SLICE_DEPTH; ++step) {
             float a_frag[TM];
@@ -580,20 +579,21 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
             MULTIPLY(a_frag, b_frag)
         }
         // The other buffer was last read before the previous barrier, so it
-        // may be overwritten now; one barrier per step suffices.
+        // may be overwritten now; one barrier per tile suffices.
         if (more) {
             PUT(buf ^ 1)
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+#endif
         buf ^= 1;
     }
-#endif
 
 #if K_SLICES > 1
     // Slices 1.. hand their sums to slice 0 through local memory (free: no
-    // work-item reads it after the loop's last barrier), four rows of each work-item's block at a time
-    // (TileConfig checks that they fit), laid out so that consecutive
-    // work-items touch consecutive floats. Slice 0 adds them in slice order.
+    // work-item reads it after the loop's last barrier), four rows of each
+    // work-item's block at a time (TileConfig checks that they fit), laid out
+    // so that consecutive work-items touch consecutive floats. Slice 0 adds
+    // them in slice order.
     __local float *partial = (__local float *)As;
     const int lane = ty * THREADS_X + tx;
 #define ROUND_FLOATS (4 * TN * THREADS_X * THREADS_Y)

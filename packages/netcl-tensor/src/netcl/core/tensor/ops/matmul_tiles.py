@@ -32,10 +32,10 @@ class TileConfig:
     memory at the end: more work-items per tile, for problems whose tiles are
     too few to keep a compute unit's schedulers busy.
 
-    ``pipelined``: each ``bk``-deep step's fragments are read from local
-    memory while the step before multiplies, and the next tile is stored and
-    the barrier passed before a tile's last step, whose multiplies then hide
-    the first reads of the other buffer. Costs the registers of a second
+    ``pipelined``: each of a tile's ``bk`` steps reads its fragments from
+    local memory while the step before multiplies, and the next tile is
+    stored and the barrier passed before the tile's last step, whose
+    multiplies then hide the first reads of the other buffer. Costs the registers of a second
     fragment; needs an even ``bk / k_slices``."""
 
     bm: int
@@ -132,21 +132,21 @@ MEASURED: dict[str, Measured] = {
         ("nn", 512, 512, 512, T(64, 64, 16, 4, 4, 4)),
         ("nt", 512, 512, 512, T(32, 32, 32, 4, 4, 4, swizzle=True)),
         ("tn", 512, 512, 512, T(32, 32, 16, 4, 4, 4, swizzle=True)),
-        # 1024^3 has too few big tiles for 132 SMs; 2048^3 and up: 128 x 256
-        # tiles with 8 x 16 outputs per work-item for tn, 128 x 128 with 16 x 8
-        # for nn (issue 15's second sweep, RESULTS.md). Swizzled local tiles
-        # (fourth sweep): 256 x 128 x 16 fits 48 KiB and runs nt 2-6% faster
-        # than the padded 8-deep tiles, and 64 x 64 x 32 runs nt 1024^3 10%
-        # faster than any padded tile. At 1024^3 K sliced over two work-items
-        # per output doubles the work-items per compute unit: nn 37003 GF/s
+        # 1024^3 has too few big tiles for 132 SMs. Swizzled local tiles
+        # (fourth sweep, RESULTS.md): 256 x 128 x 16 fits 48 KiB and runs nt
+        # 2-6% faster than the padded 8-deep tiles, and 64 x 64 x 32 runs nt
+        # 1024^3 10% faster than any padded tile (pipelined, sixth pass: 0.946
+        # -> 0.962 of cuBLAS). At 1024^3 K sliced over two work-items per
+        # output doubles the work-items per compute unit: nn 37003 GF/s
         # against 34646 unsliced, tn 36176 against 35134 (fourth sweep).
         ("nn", 1024, 1024, 1024, T(128, 64, 32, 8, 8, swizzle=True, k_slices=2)),
         ("nt", 1024, 1024, 1024, T(64, 64, 32, 8, 4, swizzle=True, pipelined=True)),
         ("tn", 1024, 1024, 1024, T(64, 64, 32, 8, 8, k_slices=2)),
-        # Pipelined fragment reads (RESULTS.md, sixth pass): nn 0.89 -> 0.93
-        # of cuBLAS on 128 x 256 tiles (128 x 128 spills with the second
-        # fragment), nt 0.91-0.93 -> 0.93-0.94, tn 4096^3 0.90 -> 0.91,
-        # tn 2048^3 0.88 -> 0.89.
+        # 2048^3 and up: swizzled, pipelined tiles of 256 work-items (sixth
+        # pass, RESULTS.md; the padded 128 x 256 / 128 x 128 tiles before them,
+        # second sweep): nn 0.89 -> 0.93 of cuBLAS on 128 x 256 (128 x 128
+        # spills with the second fragment), nt 0.91-0.93 -> 0.93-0.94, tn
+        # 4096^3 0.90 -> 0.91, tn 2048^3 0.88 -> 0.89.
         ("nn", 2048, 2048, 2048, T(128, 256, 16, 16, 8, swizzle=True, pipelined=True)),
         ("nt", 2048, 2048, 2048, T(256, 128, 16, 16, 8, swizzle=True, pipelined=True)),
         ("tn", 2048, 2048, 2048, T(256, 128, 16, 8, 16, swizzle=True, pipelined=True)),
