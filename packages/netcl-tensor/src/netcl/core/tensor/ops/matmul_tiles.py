@@ -35,8 +35,8 @@ class TileConfig:
     ``pipelined``: each of a tile's ``bk`` steps reads its fragments from
     local memory while the step before multiplies, and the next tile is
     stored and the barrier passed before the tile's last step, whose
-    multiplies then hide the first reads of the other buffer. Costs the registers of a second
-    fragment; needs an even ``bk / k_slices``."""
+    multiplies then hide the first reads of the other buffer. Costs the
+    registers of a second fragment; needs an even ``bk / k_slices``."""
 
     bm: int
     bn: int
