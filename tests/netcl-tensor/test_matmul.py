@@ -445,6 +445,8 @@ def test_measured_devices_take_their_table_others_the_rule() -> None:
         128, 256, 16, 16, 8, swizzle=True, pipelined=True)
     assert choose_tile("NVIDIA H200", 132, "nt", 4000, 4100, 4096, 1) == TileConfig(
         256, 128, 16, 16, 8, swizzle=True, pipelined=True)
+    assert choose_tile("NVIDIA H200", 132, "tn", 2048, 2048, 2100, 1) == TileConfig(
+        128, 256, 16, 16, 8, swizzle=True, pipelined=True)
     # Batched: the batch counts as rows, and K is never split.
     assert choose_tile("NVIDIA H200", 132, "nt", 1024, 10, 8192, 4).split_k == 1
     assert choose_tile("NVIDIA H200", 132, "tn", 512, 512, 512, 8) == TileConfig(
