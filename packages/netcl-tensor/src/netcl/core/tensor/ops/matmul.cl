@@ -389,26 +389,28 @@ inline float col2im_at(__global const B_T *X, const int r, const int q)
 #define SUM_ARGS
 #endif
 
-// The accumulators to `dst` (a float slab, or C), which points at the
-// tile's first element: float4 stores where a group of four lies inside a row
-// and C_VEC allows it. Offsets inside the tile rather than the matrix: with
-// them ptxas schedules the main loop differently, and 128x256x16/16x8 ran tn
-// 2048^3 at 0.91 of cuBLAS instead of 0.88, 4096^3 at 0.94 instead of 0.90
-// (H200, seventh pass in RESULTS.md).
-#define STORE_ACC(dst, T, STORE)                                                \
+// The accumulators to `dst` (a float slab, or C), element (m, n) of the tile
+// at dst[(mb + m) * N + nb + n]: float4 stores where a group of four lies
+// inside a row and C_VEC allows it. C is stored with dst at the tile's first
+// element (mb = nb = 0): ptxas then schedules the main loop differently, and
+// 128x256x16/16x8 ran tn 2048^3 at 0.91 of cuBLAS instead of 0.88, 4096^3 at
+// 0.94 instead of 0.90. A SUM_Z slab is stored from the matrix's origin
+// (mb = m0, nb = n0): at the tile's first element, tn 256x1024x1024 split in
+// four ran at 0.63 instead of 0.79 (H200, seventh pass in RESULTS.md).
+#define STORE_ACC(dst, mb, nb, T, STORE)                                        \
     _Pragma("unroll") for (int i = 0; i < TM; ++i) {                            \
         const int m = (i / 4) * 4 * THREADS_Y + ty * 4 + i % 4;                 \
         if (m0 + m >= M) continue;                                              \
-        __global T *row = (dst) + (long)m * N;                                  \
+        __global T *row = (dst) + (long)((mb) + m) * N;                         \
         _Pragma("unroll") for (int g = 0; g < TN / 4; ++g) {                    \
-            const int n = g * 4 * THREADS_X + tx * 4;                           \
-            if (C_VEC && n0 + n + 3 < N) {                                      \
+            const int n = (nb) + g * 4 * THREADS_X + tx * 4;                    \
+            if (C_VEC && n0 - (nb) + n + 3 < N) {                               \
                 *(__global float4 *)(row + n) = (float4)(                       \
                     acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]); \
                 continue;                                                       \
             }                                                                   \
             _Pragma("unroll") for (int j = 0; j < 4; ++j)                       \
-                if (n0 + n + j < N) STORE(row, n + j, acc[i][4 * g + j]);       \
+                if (n0 - (nb) + n + j < N) STORE(row, n + j, acc[i][4 * g + j]); \
         }                                                                       \
     }
 #define STORE_FLOAT(p, i, v) (p)[i] = (v)
@@ -624,11 +626,11 @@ void matmul_tiled(PARAMS, __global const A_T *A, __global const B_T *B, __global
 
 #if !SUM_Z
     if (slice > 0) return;
-    STORE_ACC(C + (long)m0 * N + n0, C_T, STORE_C)
+    STORE_ACC(C + (long)m0 * N + n0, 0, 0, C_T, STORE_C)
 #else
     const long size = (long)M * N;
     if (slice == 0) {
-        STORE_ACC(W + z * size + (long)m0 * N + n0, float, STORE_FLOAT)
+        STORE_ACC(W + z * size, m0, n0, float, STORE_FLOAT)
     }
     GLOBAL_FENCE;
     barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
