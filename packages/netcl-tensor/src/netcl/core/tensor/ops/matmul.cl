@@ -403,14 +403,14 @@ inline float col2im_at(__global const B_T *X, const int r, const int q)
         if (m0 + m >= M) continue;                                              \
         __global T *row = (dst) + (long)((mb) + m) * N;                         \
         _Pragma("unroll") for (int g = 0; g < TN / 4; ++g) {                    \
-            const int n = (nb) + g * 4 * THREADS_X + tx * 4;                    \
-            if (C_VEC && n0 - (nb) + n + 3 < N) {                               \
-                *(__global float4 *)(row + n) = (float4)(                       \
+            const int n = g * 4 * THREADS_X + tx * 4;                           \
+            if (C_VEC && n0 + n + 3 < N) {                                      \
+                *(__global float4 *)(row + (nb) + n) = (float4)(                \
                     acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]); \
                 continue;                                                       \
             }                                                                   \
             _Pragma("unroll") for (int j = 0; j < 4; ++j)                       \
-                if (n0 - (nb) + n + j < N) STORE(row, n + j, acc[i][4 * g + j]); \
+                if (n0 + n + j < N) STORE(row, (nb) + n + j, acc[i][4 * g + j]); \
         }                                                                       \
     }
 #define STORE_FLOAT(p, i, v) (p)[i] = (v)
