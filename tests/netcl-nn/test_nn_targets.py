@@ -13,7 +13,7 @@ import torch
 import netcl.autograd as ag
 import netcl.core.tensor as nt
 import netcl.nn as nn
-from netcl.core.tensor import Tensor
+from netcl.core.tensor import Tensor, ops
 from netcl.nn import functional as F
 
 Array = np.ndarray[Any, Any]
@@ -140,3 +140,27 @@ def test_padding_idx_starts_at_zero_and_gets_no_gradient_as_torch() -> None:
     np.testing.assert_array_equal(grad.numpy()[4], np.zeros(3))
     with pytest.raises(ValueError, match="padding_idx 6 is out of range for 6 embeddings"):
         nn.Embedding(None, 6, 3, padding_idx=6)
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e8])
+def test_cross_entropy_and_log_softmax_keep_precision_at_large_logits(scale: float) -> None:
+    # Two tied logits: log_softmax is -ln 2 for both however large they are. Subtracting a
+    # logsumexp of ~scale from x keeps only the float32 spacing at scale (1e-3 at 1e4, 8 at
+    # 1e8); subtracting the row's max first leaves exact zeros and an exact ln 2.
+    rows = np.array([[scale, scale, 0.0], [0.0, -scale, -scale]], np.float32)
+    targets = np.array([1, 2])
+    logits = nt.tensor(rows, requires_grad=True)
+    with ag.Tape() as tape:
+        losses = nn.cross_entropy(logits, nt.tensor(targets), reduction="none")
+        loss = ops.mean(losses)
+    tape.backward(loss)
+    reference = torch.tensor(rows, dtype=torch.float64, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(reference, torch.tensor(targets), reduction="none")
+    expected.mean().backward()
+    # float32 against float64: a few ulps of ln 2, of scale + ln 2, of the 1/N-scaled softmax
+    np.testing.assert_allclose(losses.numpy(), expected.detach().numpy(), rtol=RTOL)
+    assert reference.grad is not None and logits.grad is not None
+    np.testing.assert_allclose(logits.grad.numpy(), reference.grad.numpy(), rtol=RTOL, atol=1e-7)
+    logp = F.log_softmax(nt.tensor(rows), axis=1).numpy()
+    np.testing.assert_allclose(logp, torch.log_softmax(torch.tensor(rows, dtype=torch.float64), 1),
+                               rtol=RTOL)
