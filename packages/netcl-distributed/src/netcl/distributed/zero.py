@@ -142,10 +142,18 @@ class ZeroRedundancyOptimizer:
         for s in shards:
             if s.tensor is not None:
                 s.tensor.grad = None
-        self._reduce_scatter(live)
+        if self.world.size == 1:
+            # A world of one owns every whole bucket: the averaged grads are the grads, in
+            # place, and the parameters its shards step are the model's own. Nothing moves.
+            for s in live:
+                if s.tensor is not None:
+                    s.tensor.grad = flat_view(s.grad_flat(), s.lo, s.hi)
+        else:
+            self._reduce_scatter(live)
         if self._inner is not None:
             self._inner.step()
-        self._all_gather(live)
+        if self.world.size > 1:
+            self._all_gather(live)
         return loss
 
     def _agreed_stepping(self, shards: list[Shard], where: str) -> list[bool]:
@@ -171,6 +179,8 @@ class ZeroRedundancyOptimizer:
                             "flat grad buffer (assigned by hand?); assign grads with p.grad = g"
                         )
             mine[i] = all(with_grad)
+        if self.world.size == 1:
+            return [bool(v) for v in mine]
         # One collective for both ends: the max of the flags is minus the min of their negatives.
         ends = np.empty(2 * len(mine), np.int8)
         self.world.comm.Allreduce(np.concatenate([mine, -mine]), ends, op=MPI.MIN)
