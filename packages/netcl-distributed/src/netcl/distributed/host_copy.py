@@ -48,6 +48,25 @@ def spans(tensors: Sequence[Tensor]) -> list[Span]:
     return out
 
 
+def pinned_array(queue: cl.CommandQueue, size: int) -> np.ndarray[Any, Any]:
+    """A float32 host array of ``size`` elements in memory the driver pins, mapped for good.
+
+    Copies between the device and pinned memory need no staging through a driver buffer:
+    on the H200, 218 MB crossed in 4.0 ms to or from an ``ALLOC_HOST_PTR`` buffer against
+    21.8 ms (device to host) and 40.6 ms (host to device) for pageable numpy memory (issue
+    34's measurements). PoCL's host memory is the device's, so there it costs nothing.
+    The array holds the mapping, and the mapping holds the buffer.
+    """
+    buffer = cl.Buffer(queue.context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR,
+                       max(size, 1) * 4)
+    flags = cast(cl.map_flags, cl.map_flags.READ | cl.map_flags.WRITE)
+    mapped = cl.enqueue_map_buffer(queue, buffer, flags, 0, (max(size, 1),), np.dtype(np.float32),
+                                   is_blocking=True)
+    array = cast(np.ndarray[Any, Any], mapped[0])
+    array.fill(0)
+    return array[:size]
+
+
 def to_host(queue: cl.CommandQueue, copies: Sequence[Span], host: np.ndarray[Any, Any]
             ) -> cl.Event | None:
     """Enqueue the device-to-host copies (not waiting); the last one's event, None if none."""

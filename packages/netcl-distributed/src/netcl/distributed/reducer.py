@@ -78,8 +78,9 @@ def _remove(handles: list[RemovableHandle]) -> None:
 def _bucket(members: list[tuple[str, Tensor]]) -> Bucket:
     members = members[::-1]  # model order, so that ranges adjacent on the device merge
     total = sum(p.size for _, p in members)
-    return Bucket([p for _, p in members], [name for name, _ in members],
-                  np.zeros(total, np.float32), missing=len(members))
+    params = [p for _, p in members]
+    return Bucket(params, [name for name, _ in members],
+                  host_copy.pinned_array(params[0].queue, total), missing=len(members))
 
 
 class Reducer:

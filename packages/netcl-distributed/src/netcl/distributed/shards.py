@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from netcl.core.tensor import Parameter, Tensor
+from netcl.distributed import host_copy
 from netcl.optim import Optimizer
 
 
@@ -43,7 +44,7 @@ class Shard:
     host: np.ndarray[Any, Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.host = np.zeros(self.total, np.float32)
+        self.host = host_copy.pinned_array(self.param_flat.queue, self.total)
 
     def grad_flat(self) -> Tensor:
         """All of the run's grads as one 1-D tensor (in the bucket's grad buffer)."""
