@@ -8,11 +8,16 @@ gradients across ranks during backward, one all-reduce per bucket;
 rank keeps the state of 1/N of the parameters.
 """
 
-from netcl.distributed._version import __version__
-from netcl.distributed.ddp import DistributedDataParallel
-from netcl.distributed.sampler import DistributedSampler
-from netcl.distributed.world import World, init, world
-from netcl.distributed.zero import ZeroRedundancyOptimizer
+# First: it chooses the MPI library before any module below imports mpi4py.MPI.
+from netcl.distributed.mpi_library import prefer_launchers_library
+
+prefer_launchers_library()
+
+from netcl.distributed._version import __version__  # noqa: E402
+from netcl.distributed.ddp import DistributedDataParallel  # noqa: E402
+from netcl.distributed.sampler import DistributedSampler  # noqa: E402
+from netcl.distributed.world import World, init, world  # noqa: E402
+from netcl.distributed.zero import ZeroRedundancyOptimizer  # noqa: E402
 
 __all__ = [
     "DistributedDataParallel",

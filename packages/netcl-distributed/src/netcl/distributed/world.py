@@ -17,6 +17,7 @@ from mpi4py import MPI
 
 from netcl.core.device import Device, manager
 from netcl.core.device.manager import ENV_VAR
+from netcl.distributed.mpi_library import check_world_size
 
 # PoCL starts one worker thread per core in every process: K ranks on one machine would run
 # K times as many threads as cores, which slows every rank down many times over.
@@ -70,6 +71,8 @@ def init(kind: str = "auto", comm: MPI.Intracomm | None = None) -> World:
     local = comm.Split_type(MPI.COMM_TYPE_SHARED)
     rank, size, local_rank, local_size = comm.rank, comm.size, local.rank, local.size
     local.Free()
+    if comm is MPI.COMM_WORLD:
+        check_world_size(size, MPI.Get_library_version().splitlines()[0].strip())
     if size > 1:
         cores = os.cpu_count() or 1
         os.environ.setdefault(_POCL_THREADS, str(max(1, cores // local_size)))
