@@ -15,6 +15,7 @@ import numpy as np
 import netcl.autograd as ag
 import netcl.distributed as dist
 from netcl.core.tensor import Tensor, from_numpy, manual_seed
+from netcl.distributed import reducer as reducer_module
 from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
 from netcl.optim import Adam
 
@@ -54,7 +55,15 @@ def grads(model: Module) -> list[np.ndarray[Any, Any]]:
     return [p.grad.numpy().copy() for p in model.parameters()]  # type: ignore[union-attr]
 
 
-def check(optimizer_first: bool) -> None:
+def all_started(bucket: reducer_module.Bucket) -> bool:
+    return bool(bucket.chunks) and all(c.request is not None for c in bucket.chunks)
+
+
+def check(optimizer_first: bool, chunk_bytes: int) -> None:
+    """``chunk_bytes`` of 40 cuts the buckets (24 and 42 floats) into chunks of 10 floats that
+    start and end inside parameters; the default cuts none."""
+    reducer_module.CHUNK_BYTES = chunk_bytes
+    chunks = [-(-24 * 4 // chunk_bytes), -(-42 * 4 // chunk_bytes)]
     manual_seed(100 + rank)  # different weights on every rank: the wrap must equalise them
     model = Sequential(Linear(q, 5, 7), ReLU(), Linear(q, 7, 3))
     if optimizer_first:
@@ -66,7 +75,8 @@ def check(optimizer_first: bool) -> None:
     # bucket's host copy done and starts its all-reduce; at w1 (its last grad) we look.
     ag.register_post_accumulate_grad_hook(b1, lambda t: q.finish())
     ag.register_post_accumulate_grad_hook(w1, lambda t: seen.update(
-        first=reducer.buckets[0].request, last=reducer.buckets[1].request, at=counting.started))
+        first=all_started(reducer.buckets[0]), last=all_started(reducer.buckets[1]),
+        at=counting.started))
     ddp = dist.DistributedDataParallel(model, bucket_cap_mb=60 / 2**20)  # 60 B: 2 buckets
     reducer = ddp._reducer
     assert reducer is not None and ddp.bucket_sizes == [2, 2], ddp.bucket_sizes
@@ -79,7 +89,8 @@ def check(optimizer_first: bool) -> None:
         for a, b in zip(theirs, everyone[0], strict=True):
             np.testing.assert_array_equal(a, b)
 
-    # One all-reduce per bucket, the first started while the last bucket's grads were not all in.
+    # One all-reduce per chunk, the first bucket's started while the last bucket's grads were
+    # not all in.
     xa, ya = batch()
     with ddp.no_sync():
         backward(ddp, xa, ya)
@@ -87,8 +98,8 @@ def check(optimizer_first: bool) -> None:
     assert counting.started == 0
     model.zero_grad()
     backward(ddp, xa, ya)
-    assert counting.started == 2, counting.started
-    assert seen["first"] is not None and seen["last"] is None and seen["at"] == 1, seen
+    assert counting.started == sum(chunks), (counting.started, chunks)
+    assert seen["first"] and not seen["last"] and seen["at"] == chunks[0], seen
     all_local = world.comm.allgather(local)
     for i, got in enumerate(grads(model)):
         want = np.mean([theirs[i] for theirs in all_local], axis=0)
@@ -155,8 +166,9 @@ def check_a_dropped_wrapper_stops_averaging() -> None:
     assert not any(np.array_equal(a[0], second[0][0]) for a in second[1:])
 
 
-check(optimizer_first=False)
-check(optimizer_first=True)
+check(optimizer_first=False, chunk_bytes=reducer_module.CHUNK_BYTES)
+check(optimizer_first=True, chunk_bytes=reducer_module.CHUNK_BYTES)
+check(optimizer_first=True, chunk_bytes=40)
 check_unused_parameter_is_reported()
 check_a_dropped_wrapper_stops_averaging()
 print(f"rank {rank} of {size}: ddp checks passed")

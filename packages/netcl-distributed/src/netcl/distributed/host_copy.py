@@ -48,6 +48,23 @@ def spans(tensors: Sequence[Tensor]) -> list[Span]:
     return out
 
 
+def clip(copies: Sequence[Span], lo: int, hi: int) -> list[Span]:
+    """The parts of ``copies`` that move host elements ``[lo, hi)``."""
+    out: list[Span] = []
+    for span in copies:
+        first = max(span.host_offset, lo)
+        stop = min(span.host_offset + span.size, hi)
+        if first < stop:
+            out.append(Span(span.buffer, span.device_offset + first - span.host_offset, first,
+                            stop - first))
+    return out
+
+
+def device_view(like: Tensor, span: Span) -> Tensor:
+    """The device elements of ``span`` as a 1-D tensor of ``like``'s dtype and device."""
+    return Tensor(span.buffer, (span.size,), like.dtype, like.device, offset=span.device_offset)
+
+
 def pinned_array(queue: cl.CommandQueue, size: int) -> np.ndarray[Any, Any]:
     """A float32 host array of ``size`` elements in memory the driver pins, mapped for good.
 

@@ -4,13 +4,17 @@ Parameters are cut into buckets: runs of consecutive parameters of about
 ``cap_bytes`` each, listed from the model's last parameter back, the order in
 which backward completes their gradients. A hook on each parameter
 (``netcl.autograd.register_post_accumulate_grad_hook``) counts the bucket's
-gradients in; when the last one arrives, the bucket's device-to-host copy is
-enqueued, and once that copy is done a non-blocking ``Iallreduce`` starts:
-the host never waits for the device inside backward, so the copies and the
-collectives of late buckets run while the device still computes the
-gradients of early layers. When every bucket has started (the first layers'
-hook), the reducer waits for the collectives in order and enqueues each
-averaged bucket's copy back into the gradients, before backward returns.
+gradients in; when the last one arrives, the bucket's device-to-host copies
+are enqueued, one per chunk of about ``CHUNK_BYTES``, into pinned host
+memory, and once a chunk's copy is done a non-blocking ``Iallreduce`` of that
+chunk starts: the host never waits for the device inside backward, so the
+copies and the collectives of late buckets run while the device still
+computes the gradients of early layers, and within a bucket the copy of one
+chunk runs while the chunk before it is reduced. When every bucket has
+started (the first layers' hook), the reducer waits for the collectives in
+order and enqueues each summed chunk's copy back into the gradients as soon
+as it is done, then divides the gradients by the world size on the device,
+before backward returns.
 """
 
 from __future__ import annotations
@@ -25,9 +29,25 @@ import numpy as np
 import pyopencl as cl
 from mpi4py import MPI
 
-from netcl.autograd import RemovableHandle, register_post_accumulate_grad_hook
+from netcl.autograd import RemovableHandle, no_grad, register_post_accumulate_grad_hook
 from netcl.core.tensor import Tensor
 from netcl.distributed import host_copy
+
+# A bucket crosses in chunks of this size, so that copies and the collective overlap. Small
+# enough that a 25 MB bucket pipelines over several chunks, large enough that each MPI call
+# and each copy moves megabytes (their fixed costs are microseconds).
+CHUNK_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(eq=False)
+class Chunk:
+    """Elements ``[lo, hi)`` of a bucket's host array, and the device ranges they come from."""
+
+    lo: int
+    hi: int
+    copies: list[host_copy.Span]
+    copied: cl.Event | None = None
+    request: MPI.Request | None = None
 
 
 @dataclass(eq=False)
@@ -38,9 +58,8 @@ class Bucket:
     names: list[str]
     host: np.ndarray[Any, Any]
     missing: int = 0
-    copied: cl.Event | None = None
-    request: MPI.Request | None = None
     copies: list[host_copy.Span] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
 
 
 def make_buckets(named: Sequence[tuple[str, Tensor]], cap_bytes: int) -> list[Bucket]:
@@ -134,38 +153,57 @@ class Reducer:
             assert p.grad is not None  # its hook ran after its grad was accumulated
             grads.append(p.grad)
         bucket.copies = host_copy.spans(grads)
-        bucket.copied = host_copy.to_host(bucket.params[0].queue, bucket.copies, bucket.host)
+        step = max(1, CHUNK_BYTES // bucket.host.itemsize)
+        queue = bucket.params[0].queue
+        bucket.chunks = []
+        for lo in range(0, bucket.host.size, step):
+            hi = min(lo + step, bucket.host.size)
+            chunk = Chunk(lo, hi, host_copy.clip(bucket.copies, lo, hi))
+            chunk.copied = host_copy.to_host(queue, chunk.copies, bucket.host)
+            bucket.chunks.append(chunk)
         self._started.append(bucket)
 
+    def _start(self, bucket: Bucket, chunk: Chunk) -> None:
+        chunk.request = self.comm.Iallreduce(MPI.IN_PLACE, bucket.host[chunk.lo:chunk.hi],
+                                             op=MPI.SUM)
+
     def _start_copied(self) -> None:
-        """Start, in bucket order, the all-reduce of each bucket whose host copy is done.
+        """Start, in order, the all-reduce of each chunk whose host copy is done.
 
         Strictly in order, stopping at the first copy still running: MPI needs every
         rank to start its collectives in the same order, and a later copy may finish
         between two status reads.
         """
         for bucket in self._started:
-            if bucket.request is not None:
-                continue
-            if bucket.copied is not None and (
-                bucket.copied.command_execution_status != cl.command_execution_status.COMPLETE
-            ):
-                return
-            bucket.request = self.comm.Iallreduce(MPI.IN_PLACE, bucket.host, op=MPI.SUM)
+            for chunk in bucket.chunks:
+                if chunk.request is not None:
+                    continue
+                if chunk.copied is not None and (
+                    chunk.copied.command_execution_status
+                    != cl.command_execution_status.COMPLETE
+                ):
+                    return
+                self._start(bucket, chunk)
 
     def _finish(self) -> None:
-        scale = np.float32(1.0 / self.comm.size)
         for bucket in self._started:
-            if bucket.request is None:
-                if bucket.copied is not None:
-                    bucket.copied.wait()
-                bucket.request = self.comm.Iallreduce(MPI.IN_PLACE, bucket.host, op=MPI.SUM)
+            for chunk in bucket.chunks:
+                if chunk.request is None:
+                    if chunk.copied is not None:
+                        chunk.copied.wait()
+                    self._start(bucket, chunk)
         for bucket in self._started:
-            assert bucket.request is not None
-            host_copy.wait(bucket.request)
-            bucket.host *= scale
-            host_copy.to_device(bucket.params[0].queue, bucket.copies, bucket.host)
-            bucket.request, bucket.copied = None, None
+            queue = bucket.params[0].queue
+            for chunk in bucket.chunks:
+                assert chunk.request is not None
+                host_copy.wait(chunk.request)
+                host_copy.to_device(queue, chunk.copies, bucket.host)
+            # The sum becomes the mean on the device: a pass over the gradients there costs
+            # far less than over the host array (one launch per merged range).
+            with no_grad():
+                for span in bucket.copies:
+                    host_copy.device_view(bucket.params[0], span).mul_(1.0 / self.comm.size)
+            bucket.chunks = []
             bucket.missing = len(bucket.params)
         self._started = []
         self._ready.clear()
