@@ -118,6 +118,39 @@ def test_weight_grad_sums_groups_of_images_past_the_slab_budget(
     assert_close(got, want_gw, 100)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_conv2d_with_bias_and_its_three_gradients_match_pytorch(
+    geometry: tuple, batch: int
+) -> None:
+    # On a CPU the bias is added as the product is reordered and the three gradients
+    # share one reordering of g (conv_cpu.py); elsewhere a broadcast add and a sum.
+    kernel = (geometry[0],) * 2 if isinstance(geometry[0], int) else geometry[0]
+    x, w, b = image((batch, 5, 9, 7)), image((6, 5, *kernel), seed=1), image((6,), seed=3)
+    _, stride, padding, dilation = geometry
+    want = TF.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(),
+                     torch.from_numpy(b).double(), stride, padding, dilation).numpy()
+    out = ops.conv2d(nt.tensor(x), nt.tensor(w), stride, padding, dilation, bias=nt.tensor(b))
+    terms = 5 * kernel[0] * kernel[1]
+    assert_close(out, want, terms + 1)
+    g = image(want.shape, seed=2)
+    _, want_gx, want_gw = conv_reference(x, w, g, geometry)
+    gx, gw, gb = ops.conv2d_grads(nt.tensor(g), nt.tensor(x), nt.tensor(w), stride, padding,
+                                  dilation, needs=(True, True, True))
+    assert gx is not None and gw is not None and gb is not None
+    assert_close(gx, want_gx, 6 * kernel[0] * kernel[1])
+    assert_close(gw, want_gw, batch * want.shape[2] * want.shape[3])
+    assert_close(gb, g.astype(np.float64).sum((0, 2, 3)), batch * want.shape[2] * want.shape[3])
+    assert ops.conv2d_grads(nt.tensor(g), nt.tensor(x), nt.tensor(w), stride, padding, dilation,
+                            needs=(False, True, False))[::2] == (None, None)
+
+
+def test_conv2d_bias_of_the_wrong_shape_raises() -> None:
+    x, w = nt.tensor(image((1, 3, 5, 5))), nt.tensor(image((2, 3, 3, 3)))
+    with pytest.raises(ValueError, match=r"bias \(3,\).*must be \(2,\)"):
+        ops.conv2d(x, w, bias=nt.tensor(image((3,))))
+
+
 def test_conv2d_records_once_and_its_rule_gives_both_gradients() -> None:
     from netcl.autograd import Tape
 
@@ -164,7 +197,13 @@ def test_unfold_reads_a_strided_view_without_a_copy() -> None:
     np.testing.assert_array_equal(ops.unfold(view, 2).numpy(), expected.numpy())
 
 
-@pytest.mark.parametrize("geometry", [(2, None, 0, 1), (3, 2, 1, 1), (2, 1, 1, 2)], ids=str)
+# Windows that share no pixel (stride >= kernel, no dilation) take the CPU's per-window
+# backward: with pixels in no window (7 rows by 2, stride past the kernel, padding) or
+# none ((1, 2) on 7x6); the others (overlapping, dilated) its per-pixel gather.
+POOLS = [(2, None, 0, 1), (2, 3, 1, 1), ((1, 2), None, 0, 1), (3, 2, 1, 1), (2, 1, 1, 2)]
+
+
+@pytest.mark.parametrize("geometry", POOLS, ids=str)
 def test_max_pool2d_and_its_indices_match_pytorch(geometry: tuple) -> None:
     kernel, stride, padding, dilation = geometry
     x = image((2, 3, 7, 6), seed=1)

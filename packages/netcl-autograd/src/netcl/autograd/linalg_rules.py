@@ -76,12 +76,13 @@ def _stored_transposed(t: Tensor) -> bool:
 
 
 def conv2d(g: Tensor, node: Node) -> list[Grad]:
-    """out = conv2d(x, w): both gradients are implicit GEMMs on the same kernel."""
-    x, w = node.inputs
+    """out = conv2d(x, w[, bias]): the gradients from one call, which shares work between
+    them where it can (on a CPU, one reordering of ``g``)."""
+    x, w, *bias = node.inputs
     geometry = node.saved["stride"], node.saved["padding"], node.saved["dilation"]
-    gx = ops.conv2d_input_grad(g, w, x.shape, *geometry) if x.requires_grad else None
-    gw = ops.conv2d_weight_grad(g, x, w.shape, *geometry) if w.requires_grad else None
-    return [gx, gw]
+    needs = (x.requires_grad, w.requires_grad, bool(bias) and bias[0].requires_grad)
+    gx, gw, gb = ops.conv2d_grads(g, x, w, *geometry, needs=needs)
+    return [gx, gw, gb] if bias else [gx, gw]
 
 
 def _geometry(node: Node) -> tuple[Any, Any, Any, Any]:

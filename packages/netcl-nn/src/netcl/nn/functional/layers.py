@@ -112,8 +112,13 @@ def conv2d(
     """2-D cross-correlation, as PyTorch's conv2d: x (N, C, H, W), weight (O, C, KH, KW).
 
     An implicit GEMM per image on matmul's tiled kernel (``ops.conv2d``): the
-    input is read in place, no unfolded copy of it is made.
+    input is read in place, no unfolded copy of it is made. On a CPU the bias
+    goes into ``ops.conv2d``, which adds it while reordering its product (a
+    separate broadcast add of the bias cost more than the convolution there);
+    elsewhere it stays a broadcast add (the GPU keeps its kernels).
     """
+    if bias is not None and x.device.type == "cpu":
+        return ops.conv2d(x, weight, stride, padding, dilation, bias=bias)
     out = ops.conv2d(x, weight, stride, padding, dilation)
     if bias is not None:
         out = ops.add(out, ops.reshape(bias, (1, weight.shape[0], 1, 1)))

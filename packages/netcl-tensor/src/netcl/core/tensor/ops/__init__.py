@@ -2,6 +2,7 @@
 
 from netcl.core.tensor.ops.conv import (
     conv2d,
+    conv2d_grads,
     conv2d_input_grad,
     conv2d_weight_grad,
     fold,
@@ -74,6 +75,7 @@ __all__ = [
     "cat",
     "checked_indices",
     "conv2d",
+    "conv2d_grads",
     "conv2d_input_grad",
     "conv2d_weight_grad",
     "copy",

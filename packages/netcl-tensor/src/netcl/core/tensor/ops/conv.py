@@ -1,6 +1,8 @@
 """2-D convolution over NCHW tensors: the convolution itself and its two gradients as
 implicit GEMMs on matmul's tiled kernel (matmul.cl reads the input in place, no
-unfolded copy), unfold/fold (im2col/col2im) and max pooling with its argmax (conv.cl)."""
+unfolded copy), unfold/fold (im2col/col2im) and max pooling with its argmax (conv.cl).
+A CPU device takes conv_cpu.py's paths instead (the whole batch's im2col into one
+panel matmul, geometry compiled into the kernels)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import pyopencl.cltypes as cltypes
 
 from netcl.core.tensor import dtypes, recorder
 from netcl.core.tensor.dispatch import common_device, empty, launch, record
-from netcl.core.tensor.ops.elementwise import copy_
-from netcl.core.tensor.ops.matmul import TileConfig, implicit_gemm, matmul
+from netcl.core.tensor.ops import conv_cpu
+from netcl.core.tensor.ops.elementwise import add, copy_
+from netcl.core.tensor.ops.matmul import TileConfig, implicit_gemm
 from netcl.core.tensor.ops.reduce import sum as sum_
 from netcl.core.tensor.tensor import Shape, Tensor
 
@@ -87,33 +90,68 @@ def _ints(values: Sequence[int]) -> list[np.int32]:
 
 def conv2d(
     x: Tensor, weight: Tensor, stride: IntPair = 1, padding: IntPair = 0,
-    dilation: IntPair = 1, tile: TileConfig | None = None,
+    dilation: IntPair = 1, tile: TileConfig | None = None, bias: Tensor | None = None,
 ) -> Tensor:
-    """2-D cross-correlation, as ``torch.nn.functional.conv2d`` without bias.
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
     ``x`` (N, C, H, W), ``weight`` (O, C, KH, KW) -> (N, O, OH, OW) with
     ``out[n, o, oh, ow] = sum over c, kh, kw of weight[o, c, kh, kw] *
-    x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]`` (0 in the padding).
-    One implicit GEMM per image, (O, C*KH*KW) @ (C*KH*KW, OH*OW), its columns
-    read straight from ``x``. On a CPU device (PoCL, where the tiled kernel
-    is slow) ``unfold`` and the panel matmul instead, unless ``tile`` forces
-    the tiled kernel's shape (tests, benchmarks). Recorded as ``conv2d`` with
-    the geometry.
+    x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]`` (0 in the padding),
+    plus ``bias[o]`` when a bias (O,) is given. One implicit GEMM per image,
+    (O, C*KH*KW) @ (C*KH*KW, OH*OW), its columns read straight from ``x``. On
+    a CPU device (PoCL, where the tiled kernel is slow) the whole batch's
+    columns and one panel matmul instead (conv_cpu.py, which adds the bias as
+    it reorders the product), unless ``tile`` forces the tiled kernel's shape
+    (tests, benchmarks). Recorded as ``conv2d`` with the geometry.
     """
-    _check_conv("conv2d", x, weight)
+    _check_conv("conv2d", x, weight, bias)
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
     (oh, ow), geometry = _geometry("conv2d", (h, w), (kh, kw), stride, padding, dilation)
     a = _as_shape(_contiguous(weight), (o, c * kh * kw))
+    inputs = [x, weight] if bias is None else [x, weight, bias]
     if _unfolds(x, tile):
         with recorder.recording(None):
-            cols = unfold(x, (kh, kw), *_pairs(geometry))
-            out = _as_shape(matmul(a, cols), (n, o, oh, ow))
-    elif (out := empty((n, o, oh, ow), x.dtype, x.device)).size:
-        implicit_gemm(a, x, _as_shape(out, (n, o, oh * ow)), 1,
-                      _gather(geometry, (h, w), (oh, ow), x.strides), tile)
-    return record("conv2d", [x, weight], out, stride=geometry[2:4], padding=geometry[4:6],
+            out = conv_cpu.conv2d(x, a, geometry, (oh, ow), bias)
+    else:
+        if (out := empty((n, o, oh, ow), x.dtype, x.device)).size:
+            implicit_gemm(a, x, _as_shape(out, (n, o, oh * ow)), 1,
+                          _gather(geometry, (h, w), (oh, ow), x.strides), tile)
+        if bias is not None:
+            with recorder.recording(None):
+                out = add(out, Tensor(bias.buffer, (1, o, 1, 1), bias.dtype, bias.device,
+                                      (0, bias.strides[0], 0, 0), bias.offset))
+    return record("conv2d", inputs, out, stride=geometry[2:4], padding=geometry[4:6],
                   dilation=geometry[6:8])
+
+
+def conv2d_grads(
+    grad: Tensor, x: Tensor, weight: Tensor, stride: IntPair = 1, padding: IntPair = 0,
+    dilation: IntPair = 1, needs: tuple[bool, bool, bool] = (True, True, False),
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The gradients of ``conv2d`` for its input, weight and bias, each only where ``needs``
+    says: ``conv2d_input_grad``, ``conv2d_weight_grad`` and ``grad`` summed over
+    (N, OH, OW). On a CPU device the three share one reordering of ``grad``. Not recorded.
+    """
+    if not _unfolds(grad, None):
+        gx = conv2d_input_grad(grad, weight, x.shape, stride, padding, dilation) \
+            if needs[0] else None
+        gw = conv2d_weight_grad(grad, x, weight.shape, stride, padding, dilation) \
+            if needs[1] else None
+        gb = sum_(grad, (0, 2, 3)) if needs[2] else None
+        return gx, gw, gb
+    (oh, ow), geometry = _geometry(
+        "conv2d_grads", x.shape[2:], weight.shape[2:], stride, padding, dilation
+    )
+    _check_grad("conv2d_grads", grad, x, (x.shape[0], weight.shape[0], oh, ow))
+    with recorder.recording(None):
+        planes = conv_cpu.gradient_planes(grad)
+        return (
+            conv_cpu.input_grad(planes, weight, x.shape, geometry, (oh, ow)) if needs[0] else None,
+            conv_cpu.weight_grad(planes, x, weight.shape, geometry, (oh, ow))
+            if needs[1] else None,
+            conv_cpu.bias_grad(planes) if needs[2] else None,
+        )
 
 
 def conv2d_input_grad(
@@ -126,7 +164,7 @@ def conv2d_input_grad(
     grad[n, o, oh, ow]`` over the windows (oh, ow) whose tap (kh, kw) read
     (h, w): one implicit GEMM per image, (C, O*KH*KW) @ (O*KH*KW, H*W), its
     columns read straight from ``grad`` (on a CPU device, as ``conv2d``:
-    a matmul then ``fold``). Not recorded.
+    one matmul then conv_cpu's fold). Not recorded.
     """
     n, c, h, w = (int(s) for s in input_shape)
     o, _, kh, kw = weight.shape
@@ -135,10 +173,9 @@ def conv2d_input_grad(
     )
     _check_grad("conv2d_input_grad", grad, weight, (n, o, oh, ow))
     if _unfolds(grad, tile):
-        a = _as_shape(_contiguous(weight), (o, c * kh * kw))
         with recorder.recording(None):
-            cols = matmul(_swap_last(a), _as_shape(_contiguous(grad), (n, o, oh * ow)))
-            return fold(cols, (h, w), (kh, kw), *_pairs(geometry))
+            return conv_cpu.input_grad(conv_cpu.gradient_planes(grad), weight, (n, c, h, w),
+                                       geometry, (oh, ow))
     out = empty((n, c, h, w), grad.dtype, grad.device)
     if out.size:
         # The weight as (C, O, KH, KW): a copy, but of the (small) weight only.
@@ -160,8 +197,8 @@ def conv2d_weight_grad(
     ``grad_w[o, c, kh, kw] = sum over n, oh, ow of grad[n, o, oh, ow] *
     x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]``: per image an implicit
     GEMM (O, OH*OW) @ (OH*OW, C*KH*KW) reading ``x`` in place, then the
-    images' products summed in order (on a CPU device, as ``conv2d``:
-    ``unfold`` and a batched matmul). Not recorded.
+    images' products summed in order (on a CPU device, as ``conv2d``: the
+    batch's columns and one matmul). Not recorded.
     """
     o, c, kh, kw = (int(s) for s in weight_shape)
     n, _, h, w = x.shape
@@ -174,11 +211,11 @@ def conv2d_weight_grad(
             f"conv2d_weight_grad: input {x.shape} does not have the {c} channels of "
             f"weight shape {tuple(weight_shape)}"
         )
-    a = _as_shape(_contiguous(grad), (n, o, oh * ow))
     if _unfolds(x, tile):
         with recorder.recording(None):
-            cols = unfold(x, (kh, kw), *_pairs(geometry))
-            return _as_shape(sum_(matmul(a, _swap_last(cols)), 0), (o, c, kh, kw))
+            return conv_cpu.weight_grad(conv_cpu.gradient_planes(grad), x, (o, c, kh, kw),
+                                        geometry, (oh, ow))
+    a = _as_shape(_contiguous(grad), (n, o, oh * ow))
     out = empty((o, c, kh, kw), grad.dtype, grad.device)
     if out.size:
         implicit_gemm(a, x, _as_shape(out, (o, c * kh * kw)), 2,
@@ -186,7 +223,7 @@ def conv2d_weight_grad(
     return out
 
 
-def _check_conv(op: str, x: Tensor, weight: Tensor) -> None:
+def _check_conv(op: str, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> None:
     _check(op, x, 4, "input (N, C, H, W)")
     _check(op, weight, 4, "weight (O, C, KH, KW)")
     if x.shape[1] != weight.shape[1] or x.dtype != weight.dtype:
@@ -194,7 +231,14 @@ def _check_conv(op: str, x: Tensor, weight: Tensor) -> None:
             f"{op}: input {x.shape} ({x.dtype}) and weight {weight.shape} ({weight.dtype}) "
             "must have the same channel count C and dtype"
         )
-    common_device(op, [x, weight])
+    if bias is not None:
+        _check(op, bias, 1, f"bias ({weight.shape[0]},)")
+        if bias.shape != weight.shape[:1] or bias.dtype != weight.dtype:
+            raise ValueError(
+                f"{op}: bias {bias.shape} ({bias.dtype}) must be ({weight.shape[0]},) "
+                f"({weight.dtype}), one value per output channel of weight {weight.shape}"
+            )
+    common_device(op, [x, weight, *([] if bias is None else [bias])])
 
 
 def _check_grad(op: str, grad: Tensor, other: Tensor, shape: Shape) -> None:
@@ -208,20 +252,8 @@ def _check_grad(op: str, grad: Tensor, other: Tensor, shape: Shape) -> None:
 
 
 def _unfolds(t: Tensor, tile: TileConfig | None) -> bool:
-    """Whether a convolution goes through ``unfold`` and the panel matmul (CPU devices)."""
+    """Whether a convolution takes conv_cpu's path (CPU devices, no tile forced)."""
     return tile is None and t.device.type == "cpu"
-
-
-def _pairs(geometry: list[int]) -> tuple[tuple[int, int], ...]:
-    """stride, padding, dilation as pairs, from _geometry's list."""
-    return tuple((geometry[i], geometry[i + 1]) for i in (2, 4, 6))
-
-
-def _swap_last(t: Tensor) -> Tensor:
-    """The last two axes swapped, as a view (matmul reads any strides)."""
-    strides = (*t.strides[:-2], t.strides[-1], t.strides[-2])
-    return Tensor(t.buffer, (*t.shape[:-2], t.shape[-1], t.shape[-2]), t.dtype, t.device,
-                  strides, t.offset)
 
 
 def _contiguous(t: Tensor) -> Tensor:
@@ -332,13 +364,16 @@ def max_pool2d(
         raise ValueError(
             f"max_pool2d: padding {ph}x{pw} must be at most half the kernel {kh}x{kw}"
         )
-    out = empty((n, c, oh, ow), x.dtype, x.device)
-    indices = empty((n, c, oh, ow), dtypes.int64, x.device)
-    launch(
-        x.device, _kernel(x, "max_pool2d"), out.size,
-        np.int32(out.size), out.buffer, indices.buffer, x.buffer, np.int32(x.offset),
-        _strides4(x), *_ints([c, h, w, oh, ow, *geometry]),
-    )
+    if x.device.type == "cpu":
+        out, indices = conv_cpu.max_pool2d(x, geometry, (oh, ow))
+    else:
+        out = empty((n, c, oh, ow), x.dtype, x.device)
+        indices = empty((n, c, oh, ow), dtypes.int64, x.device)
+        launch(
+            x.device, _kernel(x, "max_pool2d"), out.size,
+            np.int32(out.size), out.buffer, indices.buffer, x.buffer, np.int32(x.offset),
+            _strides4(x), *_ints([c, h, w, oh, ow, *geometry]),
+        )
     record(
         "max_pool2d", [x], out, indices=indices, input_shape=x.shape, kernel_size=(kh, kw),
         stride=stride, padding=padding, dilation=dilation,
@@ -372,6 +407,8 @@ def max_pool2d_backward(
             "max_pool2d_backward: indices must be the contiguous int64 tensor max_pool2d gave"
         )
     device = common_device("max_pool2d_backward", [grad, indices])
+    if device.type == "cpu":
+        return conv_cpu.max_pool2d_backward(grad, indices, (n, c, h, w), geometry)
     out = empty((n, c, h, w), grad.dtype, device)
     launch(
         device, _kernel(grad, "max_pool2d_backward"), out.size,

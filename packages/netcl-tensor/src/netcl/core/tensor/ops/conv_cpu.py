@@ -1,0 +1,177 @@
+"""The CPU (PoCL) convolution and pooling paths behind ops/conv.py: im2col of the whole
+batch into one column matrix, one panel matmul, and kernels with the geometry compiled
+in (conv_cpu.cl).
+
+conv.py checks arguments and chooses per device; these functions take its checked
+geometry, ``[KH, KW, SH, SW, PH, PW, DH, DW]``, and contiguous-or-not tensors of
+float32 or float16. Nothing here is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netcl.core.device import Device
+from netcl.core.tensor import dtypes
+from netcl.core.tensor.dispatch import empty
+from netcl.core.tensor.launch import enqueue
+from netcl.core.tensor.ops.elementwise import copy_, fill_
+from netcl.core.tensor.ops.matmul import matmul
+from netcl.core.tensor.tensor import Shape, Tensor
+
+KERNEL_FILE = Path(__file__).with_name("conv_cpu.cl")
+Geometry = list[int]
+_NAMES = ("KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW")
+
+
+def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
+            size: tuple[int, int], out_size: tuple[int, int], bias: bool = False) -> Any:
+    if dtype == dtypes.float16:
+        defines: dict[str, str | int] = {
+            "T": "half", "LOAD(p, i)": "vload_half((i), (p))",
+            "STORE(p, i, v)": "vstore_half((v), (i), (p))"}
+    else:
+        defines = {"T": "float", "LOAD(p, i)": "(p)[(i)]", "STORE(p, i, v)": "(p)[(i)] = (v)"}
+    defines.update(zip(_NAMES, geometry, strict=True))
+    defines.update(H=size[0], W=size[1], OH=out_size[0], OW=out_size[1], BIAS=int(bias),
+                   HALF=int(dtype == dtypes.float16))
+    return device.kernels.kernel(KERNEL_FILE, name, defines)
+
+
+def _launch(device: Device, kernel: Any, grid: tuple[int, int, int], *args: Any) -> None:
+    # Exact grid sizes: the kernels have no bound test (see conv_cpu.cl).
+    if math.prod(grid):
+        enqueue(device, kernel, grid, None, args)
+
+
+def _contiguous(t: Tensor) -> Tensor:
+    if t.is_contiguous:
+        return t
+    target = empty(t.shape, t.dtype, t.device)
+    copy_(target, t)
+    return target
+
+
+def _view(t: Tensor, shape: Shape, strides: Shape | None = None) -> Tensor:
+    return Tensor(t.buffer, shape, t.dtype, t.device, strides, t.offset)
+
+
+def _transposed(t: Tensor) -> Tensor:
+    """A 2-D tensor's transpose, as a view (matmul reads any strides)."""
+    return _view(t, t.shape[::-1], t.strides[::-1])
+
+
+def unfold_cols(x: Tensor, geometry: Geometry, out_size: tuple[int, int]) -> Tensor:
+    """The whole batch's columns, (C*KH*KW, N*OH*OW) (see conv_cpu.cl)."""
+    x = _contiguous(x)
+    n, c, h, w = x.shape
+    kk = geometry[0] * geometry[1]
+    cols = empty((c * kk, n * out_size[0] * out_size[1]), x.dtype, x.device)
+    kernel = _kernel(x.dtype, x.device, "unfold_cols", geometry, (h, w), out_size)
+    _launch(x.device, kernel, (out_size[1], out_size[0], n * c * kk),
+            cols.buffer, x.buffer, np.int32(x.offset), np.int32(n), np.int32(c))
+    return cols
+
+
+def fold_cols(cols: Tensor, input_shape: Shape, geometry: Geometry,
+              out_size: tuple[int, int]) -> Tensor:
+    """unfold_cols's adjoint: (N, C, H, W) from contiguous columns (C*KH*KW, N*OH*OW)."""
+    n, c, h, w = input_shape
+    out = empty(input_shape, cols.dtype, cols.device)
+    kernel = _kernel(cols.dtype, cols.device, "fold_cols", geometry, (h, w), out_size)
+    _launch(cols.device, kernel, (w, h, n * c), out.buffer, cols.buffer, np.int32(n),
+            np.int32(c))
+    return out
+
+
+def swap_planes(t: Tensor, bias: Tensor | None = None) -> Tensor:
+    """(A, B, LEN) -> (B, A, LEN) contiguous, plus ``bias[a]`` when given."""
+    t = _contiguous(t)
+    a, b, length = t.shape
+    out = empty((b, a, length), t.dtype, t.device)
+    kernel = _kernel(t.dtype, t.device, "swap_planes", [1] * 8, (1, 1), (1, 1), bias is not None)
+    source = t if bias is None else bias
+    _launch(t.device, kernel, (length, a, b), out.buffer, t.buffer, np.int32(t.offset),
+            source.buffer, np.int32(source.offset))
+    return out
+
+
+def conv2d(x: Tensor, weight: Tensor, geometry: Geometry, out_size: tuple[int, int],
+           bias: Tensor | None) -> Tensor:
+    """(N, O, OH, OW): weight (O, C*KH*KW) @ the batch's columns, then to NCHW plus bias."""
+    n = x.shape[0]
+    o = weight.shape[0]
+    length = out_size[0] * out_size[1]
+    a = _contiguous(weight)
+    product = matmul(_view(a, (o, a.size // o)), unfold_cols(x, geometry, out_size))
+    out = swap_planes(_view(product, (o, n, length)), bias)
+    return _view(out, (n, o, *out_size))
+
+
+def gradient_planes(grad: Tensor) -> Tensor:
+    """The output gradient (N, O, OH, OW) as the (O, N*OH*OW) matrix the products take."""
+    n, o, oh, ow = grad.shape
+    return _view(swap_planes(_view(_contiguous(grad), (n, o, oh * ow))), (o, n * oh * ow))
+
+
+def input_grad(planes: Tensor, weight: Tensor, input_shape: Shape, geometry: Geometry,
+               out_size: tuple[int, int]) -> Tensor:
+    """dx from ``gradient_planes``: fold(weight^T (C*KH*KW, O) @ planes)."""
+    o = weight.shape[0]
+    a = _contiguous(weight)
+    cols = matmul(_transposed(_view(a, (o, a.size // o))), planes)
+    return fold_cols(cols, input_shape, geometry, out_size)
+
+
+def weight_grad(planes: Tensor, x: Tensor, weight_shape: Shape, geometry: Geometry,
+                out_size: tuple[int, int]) -> Tensor:
+    """dw from ``gradient_planes``: planes @ columns^T, (O, C*KH*KW) seen as ``weight_shape``."""
+    product = matmul(planes, _transposed(unfold_cols(x, geometry, out_size)))
+    return _view(product, weight_shape)
+
+
+def bias_grad(planes: Tensor) -> Tensor:
+    """db from ``gradient_planes`` (contiguous): each row's sum (conv_cpu.cl's row_sums)."""
+    rows, length = planes.shape
+    out = empty((rows,), planes.dtype, planes.device)
+    kernel = _kernel(planes.dtype, planes.device, "row_sums", [1] * 8, (1, 1), (1, 1))
+    if rows:
+        enqueue(planes.device, kernel, (rows,), (1,),
+                (out.buffer, planes.buffer, np.int32(planes.offset), np.int32(length)))
+    return out
+
+
+def max_pool2d(x: Tensor, geometry: Geometry, out_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    x = _contiguous(x)
+    n, c, h, w = x.shape
+    out = empty((n, c, *out_size), x.dtype, x.device)
+    indices = empty((n, c, *out_size), dtypes.int64, x.device)
+    kernel = _kernel(x.dtype, x.device, "max_pool2d_rows", geometry, (h, w), out_size)
+    _launch(x.device, kernel, (out_size[1], out_size[0], n * c), out.buffer, indices.buffer,
+            x.buffer, np.int32(x.offset))
+    return out, indices
+
+
+def max_pool2d_backward(grad: Tensor, indices: Tensor, input_shape: Shape,
+                        geometry: Geometry) -> Tensor:
+    grad = _contiguous(grad)
+    n, c, h, w = input_shape
+    oh, ow = grad.shape[2:]
+    kh, kw, sh, sw, ph, pw, dh, dw = geometry
+    out = empty(input_shape, grad.dtype, grad.device)
+    args = (out.buffer, grad.buffer, np.int32(grad.offset), indices.buffer)
+    if dh == dw == 1 and sh >= kh and sw >= kw:  # no pixel in two windows
+        if (sh, sw, ph, pw, oh * sh, ow * sw) != (kh, kw, 0, 0, h, w):  # some in none
+            fill_(out, 0)
+        kernel = _kernel(grad.dtype, grad.device, "max_pool2d_backward_windows", geometry,
+                         (h, w), (oh, ow))
+        _launch(grad.device, kernel, (ow, oh, n * c), *args)
+    else:
+        kernel = _kernel(grad.dtype, grad.device, "max_pool2d_backward_rows", geometry,
+                         (h, w), (oh, ow))
+        _launch(grad.device, kernel, (w, h, n * c), *args)
+    return out
