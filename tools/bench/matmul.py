@@ -7,13 +7,18 @@ Linear layer multiplies in (``nn`` A @ B, ``nt`` A @ B.T, ``tn`` A.T @ B, the
 transposed operand read in place), prints netcl's GFLOP/s, each peer's and the
 ratio netcl / peer (above 1.0: netcl is faster). Peers: on a CPU device numpy
 and PyTorch CPU; on a GPU PyTorch CUDA with TF32 off (fp32 at full
-precision, as netcl computes it), when torch sees a GPU. ``--conv`` adds a
+precision, as netcl computes it), when torch sees a GPU; with ``--tf32`` both
+sides may use TF32 tensor cores (netcl's set_float32_matmul_precision("high"),
+torch's allow_tf32), and fp16 runs on tensor cores on both sides where the
+device has them. ``--square`` keeps only the square shapes of those sizes.
+``--conv`` adds a
 3x3 Conv2d (64 -> 64 channels, 56x56, batch 32 on a GPU, 8 on a CPU),
 forward + input grad + weight grad, against torch (cuDNN on a GPU).
 
     python tools/bench/matmul.py                          # default device (PoCL here)
     NETCL_DEVICE=gpu python tools/bench/matmul.py --conv  # the GPU, and the conv row
     python tools/bench/matmul.py --dtype float16 --layout nt   # fp16, x @ W.T
+    NETCL_DEVICE=gpu python tools/bench/matmul.py --tf32 --square 2048 4096  # TF32 both sides
     python tools/bench/matmul_tune.py                     # tile sweep (GPU)
 
 Timing is wall time around many calls followed by one ``queue.finish()``
@@ -44,7 +49,7 @@ for _src in ("packages/netcl-device/src", "packages/netcl-tensor/src"):
         sys.path.append(str(_ROOT / _src))
 
 from netcl.core.device import manager  # noqa: E402
-from netcl.core.tensor import Tensor, from_numpy, ops  # noqa: E402
+from netcl.core.tensor import Tensor, backends, from_numpy, ops  # noqa: E402
 
 try:
     import torch
@@ -122,7 +127,15 @@ def main() -> None:
                         default=["nn", "nt", "tn"],
                         help="nn: A @ B; nt: A @ B.T (nn.Linear); tn: A.T @ B (its weight grad)")
     parser.add_argument("--conv", action="store_true", help="add the Conv2d row")
+    parser.add_argument("--tf32", action="store_true",
+                        help="float32 on TF32 tensor cores, netcl and torch alike")
+    parser.add_argument("--square", type=int, nargs="+", metavar="N",
+                        help="only the square shapes N^3 (default: every shape)")
     args = parser.parse_args()
+    if args.tf32:
+        backends.set_float32_matmul_precision("high")
+    shapes = [s for s in SHAPES if not args.square
+              or (s[0] == 1 and s[1] == s[2] == s[3] and s[1] in args.square)]
 
     device = manager.default("auto")
     dtype = np.dtype(args.dtype)
@@ -130,9 +143,10 @@ def main() -> None:
     peers: dict[str, Callable[[np.ndarray[Any, Any], np.ndarray[Any, Any], str], Timed]] = {}
     if on_gpu:
         if torch is not None and torch.cuda.is_available():
-            # TF32 would round the inputs to 10 mantissa bits: not the same work.
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+            # TF32 rounds the inputs to 10 mantissa bits: the same work only when
+            # netcl is allowed it too.
+            torch.backends.cuda.matmul.allow_tf32 = args.tf32
+            torch.backends.cudnn.allow_tf32 = args.tf32
             torch.backends.cudnn.benchmark = True
             peers["torch-cuda"] = partial(_torch_peer, "cuda")
     else:
@@ -141,7 +155,7 @@ def main() -> None:
             peers["torch-cpu"] = partial(_torch_peer, "cpu")
 
     print(f"device: {device.name} ({device.type}, {device.compute_units} compute units)"
-          f"  dtype: {dtype}")
+          f"  dtype: {dtype}{' (TF32 allowed)' if args.tf32 else ''}")
     if torch is not None and on_gpu and "torch-cuda" in peers:
         print(f"peer: torch {torch.__version__} on {torch.cuda.get_device_name()}")
     header = f"{'layout  [batch x] M x K @ K x N':>34} {'rel err':>8} {'netcl GF/s':>11}"
@@ -153,7 +167,7 @@ def main() -> None:
     pause = 0.0 if on_gpu else 0.2
     sync = device.queue.finish
     for layout in args.layout:
-        for batch, m, k, n in SHAPES:
+        for batch, m, k, n in shapes:
             if not on_gpu and max(m, k, n) > CPU_MAX_SIZE:
                 continue
             a_host, b_host = operands(batch, m, k, n, layout, dtype, rng)

@@ -6,7 +6,10 @@ choosing a kernel variant, a tile and packing the scalars is not repeated on
 the per-call path. ``matmul`` caches plans; ``implicit_gemm`` (a convolution
 pass whose B operand is an NCHW tensor read in place) builds one per call.
 
-On a CPU device (PoCL) the "panel" kernel runs: B is packed into 16-wide
+On NVIDIA devices with tensor cores (compute capability 8.0 or more) float16
+products, and float32 ones when TF32 is allowed (netcl.core.tensor.backends),
+run the "mma" kernel (matmul_mma.cl: mma.sync and ldmatrix through inline
+PTX). On a CPU device (PoCL) the "panel" kernel runs: B is packed into 16-wide
 float panels and each work-item computes a 6x16 block of C in vector
 registers, with no local memory. On a GPU the "tiled" kernel runs: a tile of C
 per work-group, local-memory tiles of A and B double-buffered along K, a block
@@ -25,13 +28,20 @@ import pyopencl as cl
 import pyopencl.cltypes as cltypes
 
 from netcl.core.device import Device
-from netcl.core.tensor import dtypes
+from netcl.core.tensor import backends, dtypes
 from netcl.core.tensor.launch import enqueue_prepared
 from netcl.core.tensor.ops.elementwise import add_, copy_, fill_
-from netcl.core.tensor.ops.matmul_tiles import TileConfig, choose_tile
+from netcl.core.tensor.ops.matmul_tiles import MmaTile, TileConfig, choose_mma_tile, choose_tile
 from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("matmul.cl")
+MMA_FILE = Path(__file__).with_name("matmul_mma.cl")
+# PARAMS, UNPACK_PARAMS and batch_offset, built ahead of either file.
+PARAMS_FILE = Path(__file__).with_name("matmul_params.cl")
+# matmul_mma.cl's MMA_TYPE per input dtype: TF32 for float32, f16 for float16.
+MMA_TYPES = {dtypes.float32: 0, dtypes.float16: 1}
+# mma.sync with f16 and tf32 inputs (and ldmatrix) needs compute capability 8.0.
+MMA_CAPABILITY = (8, 0)
 # The kernels decompose the batch index over at most this many dimensions.
 MAX_BATCH_DIMS = 3
 # Offsets inside one matrix are 32-bit ints in the kernels (faster index math
@@ -171,6 +181,57 @@ def _store4(dtype: np.dtype[Any]) -> str:
     return "*(__global float4 *)((p) + (i)) = (v)"
 
 
+class MmaVariant(NamedTuple):
+    """What selects one build of matmul_mma.cl; the defines follow from it."""
+
+    a_dtype: np.dtype[Any]  # both operands' dtype
+    c_dtype: np.dtype[Any]
+    a_k_major: bool  # A's unit stride runs along K
+    b_k_major: bool
+    a_vec: bool  # A's 16-byte vectors along its unit stride are aligned
+    b_vec: bool
+    c_vec: bool  # C is float32 with N even: stored two floats at a time
+    copy_async: bool  # both operands' vectors aligned: tiles come in by cp.async
+    tile: MmaTile
+    sliced: bool = False  # the batch runs in slices (see _slices)
+
+    def defines(self) -> dict[str, str | int]:
+        tile = self.tile
+        return {
+            "MMA_TYPE": MMA_TYPES[self.a_dtype], "BM": tile.bm, "BN": tile.bn, "BK": tile.bk,
+            "WARPS_M": tile.warps_m, "WARPS_N": tile.warps_n,
+            "A_K_MAJOR": int(self.a_k_major), "B_K_MAJOR": int(self.b_k_major),
+            "A_VEC": int(self.a_vec), "B_VEC": int(self.b_vec), "LDMATRIX": 1,
+            "ASYNC": int(self.copy_async), "STAGES": tile.stages,
+            "C_T": dtypes.STORAGE_C_TYPE[self.c_dtype], "STORE_C(p, i, v)": _store(self.c_dtype),
+            "C_VEC2": int(self.c_vec), "BATCH_SLICED": int(self.sliced),
+        }
+
+
+def tensor_core_capability(cl_device: Any) -> tuple[int, int] | None:
+    """An NVIDIA device's compute capability (cl_nv_device_attribute_query); None
+    for a device that does not report one."""
+    if "cl_nv_device_attribute_query" not in str(cl_device.extensions).split():
+        return None
+    return int(cl_device.compute_capability_major_nv), int(cl_device.compute_capability_minor_nv)
+
+
+def tensor_cores(cl_device: Any) -> bool:
+    """Whether matmul_mma.cl can run on this OpenCL device."""
+    capability = tensor_core_capability(cl_device)
+    return capability is not None and capability >= MMA_CAPABILITY
+
+
+def default_family(device: Device, dtype: np.dtype[Any]) -> str:
+    """The kernel a product of ``dtype`` operands runs on ``device`` unless one is
+    forced: "panel" on a CPU; "mma" on tensor cores for float16, and for float32
+    when TF32 is allowed (backends); "tiled" otherwise."""
+    if device.type == "cpu":
+        return "panel"
+    wants_mma = dtype in MMA_TYPES and (dtype != dtypes.float32 or backends.tf32_allowed())
+    return "mma" if wants_mma and tensor_cores(device.cl_device) else "tiled"
+
+
 def _is_nvidia(device: Device) -> bool:
     return "NVIDIA" in str(device.cl_device.platform.name)
 
@@ -193,7 +254,7 @@ def _sums_in_launch(device: Device) -> bool:
 
 def kernel(device: Device, name: str, variant: Variant) -> cl.Kernel:
     """Kernel ``name`` of matmul.cl built for ``variant`` (the cache's key)."""
-    return device.kernels.kernel(KERNEL_FILE, name, variant)
+    return device.kernels.kernel((PARAMS_FILE, KERNEL_FILE), name, variant)
 
 
 # Per device: a buffer of zeroed per-tile counters for SUM_Z launches (each
@@ -254,10 +315,17 @@ def _pack(params: Params) -> Packed:
 
 def product_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any],
                  dims: Shape, m: int, n: int, k: int, kernel_family: str | None,
-                 tile: TileConfig | None) -> Plan:
+                 tile: TileConfig | MmaTile | None) -> Plan:
     """The plan of ``out[z] = A[z] @ B[z]`` for a contiguous ``out`` (batch, M, N)."""
-    if (kernel_family or ("panel" if device.type == "cpu" else "tiled")) == "panel":
+    family = kernel_family or default_family(device, a.dtype)
+    if family == "panel":
         return _panel_plan(device, a, b, out_dtype, dims, m, n, k)
+    if family == "mma":
+        if isinstance(tile, TileConfig):
+            raise ValueError(f"matmul: kernel 'mma' takes an MmaTile, got {tile}")
+        return _mma_plan(device, a, b, out_dtype, dims, m, n, k, tile)
+    if isinstance(tile, MmaTile):
+        raise ValueError(f"matmul: {tile.name} is a tile of kernel 'mma', not {family!r}")
     a_k_major = a.col_stride == 1
     b_k_major = b.row_stride == 1 and b.col_stride != 1
     count = math.prod(dims)
@@ -300,9 +368,53 @@ def _panel_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any]
 def _float4_slots(op: Operand, k_major: bool) -> bool:
     """Whether the tiled kernel may read ``op``'s load slots as aligned float4s:
     float32, unit stride along the slot, everything else a multiple of 4."""
+    return op.dtype == dtypes.float32 and _aligned_slots(op, k_major, 4)
+
+
+def _aligned_slots(op: Operand, k_major: bool, width: int) -> bool:
+    """Whether ``width`` elements of ``op`` along K (``k_major``) or along its rows'
+    other axis, starting at a multiple of ``width``, are one aligned vector."""
     unit, other = (op.col_stride, op.row_stride) if k_major else (op.row_stride, op.col_stride)
-    return (op.dtype == dtypes.float32 and unit == 1
-            and all(s % 4 == 0 for s in (other, op.offset, *op.batch_strides)))
+    return unit == 1 and all(s % width == 0 for s in (other, op.offset, *op.batch_strides))
+
+
+def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], dims: Shape,
+              m: int, n: int, k: int, tile: MmaTile | None) -> Plan:
+    """``out[z] = A[z] @ B[z]`` on tensor cores (matmul_mma.cl)."""
+    if not tensor_cores(device.cl_device):
+        raise ValueError(
+            f"matmul: kernel 'mma' needs tensor cores (NVIDIA compute capability "
+            f"{MMA_CAPABILITY[0]}.{MMA_CAPABILITY[1]} or more); {device.name} has none"
+        )
+    if a.dtype not in MMA_TYPES:
+        raise TypeError(f"matmul: kernel 'mma' takes {sorted(map(str, MMA_TYPES))}, got {a.dtype}")
+    size = a.dtype.itemsize
+    count = math.prod(dims)
+    a_k_major = a.col_stride == 1
+    b_k_major = b.row_stride == 1 and b.col_stride != 1
+    if tile is None:
+        layout = ("n" if a_k_major else "t") + ("t" if b_k_major else "n")
+        tile = choose_mma_tile(device.compute_units, layout, m, n, count, size)
+    per_vector = 16 // size
+    a_vec = _aligned_slots(a, a_k_major, per_vector)
+    b_vec = _aligned_slots(b, not b_k_major, per_vector)
+    copy_async = a_vec and b_vec
+    local_bytes = tile.local_bytes(size, a_k_major, b_k_major, tile.stages if copy_async else 2)
+    if not tile.fits(size) or local_bytes > device.cl_device.local_mem_size:
+        raise ValueError(
+            f"matmul: {tile.name} cannot run {a.dtype} here: bk must be a multiple of "
+            f"{32 // size}, bm * bk and bn * bk of {per_vector} elements per work-item, "
+            f"and its {local_bytes} bytes of tiles must fit the device's "
+            f"{device.cl_device.local_mem_size} of local memory"
+        )
+    variant = MmaVariant(a.dtype, out_dtype, a_k_major, b_k_major, a_vec, b_vec,
+                         n % 2 == 0 and out_dtype == dtypes.float32, copy_async, tile,
+                         sliced=count > MAX_BATCH_SLICE)
+    mma = device.kernels.kernel((PARAMS_FILE, MMA_FILE), "matmul_mma", variant)
+    grid = (-(-n // tile.bn) * tile.threads, -(-m // tile.bm))
+    steps = tuple(Step(mma, (*grid, entries), (tile.threads, 1, 1), scalars, (A, B, OUT))
+                  for entries, scalars in _slices(count, params(a, b, m, n, k, dims)))
+    return Plan((), steps)
 
 
 def _tiled_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any],

@@ -16,15 +16,15 @@ from typing import NamedTuple
 import numpy as np
 
 from netcl.core.device import Device
-from netcl.core.tensor import dtypes
+from netcl.core.tensor import backends, dtypes
 from netcl.core.tensor.dispatch import common_device, empty, record
 from netcl.core.tensor.ops import gemm
 from netcl.core.tensor.ops.elementwise import copy_, fill_
 from netcl.core.tensor.ops.gemm import Operand, implicit_gemm
-from netcl.core.tensor.ops.matmul_tiles import TILE_CONFIGS, TileConfig
+from netcl.core.tensor.ops.matmul_tiles import TILE_CONFIGS, MmaTile, TileConfig
 from netcl.core.tensor.tensor import Shape, Tensor, type_name
 
-__all__ = ["TILE_CONFIGS", "TileConfig", "implicit_gemm", "matmul", "matmul_with"]
+__all__ = ["TILE_CONFIGS", "MmaTile", "TileConfig", "implicit_gemm", "matmul", "matmul_with"]
 
 class _Call(NamedTuple):
     """Everything one matmul call runs, given its operands' buffers."""
@@ -45,7 +45,11 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     dot product, a 0-d tensor). K = 0 gives zeros.
 
     Operands must be float32 or float16 and of one dtype; fp16 is accumulated
-    in float32 and rounded once. Any strides are read as they are, without a
+    in float32 and rounded once. On tensor cores (NVIDIA compute capability
+    8.0 or more) fp16 runs there, and float32 too when TF32 is allowed
+    (``backends.set_float32_matmul_precision("high")``: inputs rounded to
+    10-bit mantissas, as in PyTorch); the summation order is fixed, so
+    results are deterministic. Any strides are read as they are, without a
     copy. Raises ValueError when the inner dimensions or batch shapes do not
     match and TypeError for mixed or non-float dtypes, naming both operands.
     """
@@ -53,18 +57,20 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def matmul_with(a: Tensor, b: Tensor, kernel: str | None = None,
-                tile: TileConfig | None = None) -> Tensor:
-    """``matmul`` with the kernel forced: ``kernel`` "panel" or "tiled"
-    (None: by device type), ``tile`` the tiled kernel's shape (None: by size).
+                tile: TileConfig | MmaTile | None = None) -> Tensor:
+    """``matmul`` with the kernel forced: ``kernel`` "panel", "tiled" or "mma"
+    (tensor cores; None: by device and dtype, gemm.default_family), ``tile``
+    that kernel's shape (None: by size).
 
-    For tests and benchmarks, which run both kernels on one device.
+    For tests and benchmarks, which run several kernels on one device.
     """
-    if kernel not in (None, "panel", "tiled"):
-        raise ValueError(f"matmul: kernel must be 'panel', 'tiled' or None, got {kernel!r}")
+    if kernel not in (None, "panel", "tiled", "mma"):
+        raise ValueError(
+            f"matmul: kernel must be 'panel', 'tiled', 'mma' or None, got {kernel!r}")
     _check_operands(a, b)
     device = common_device("matmul", [a, b])
     key = ("matmul", a.shape, a.strides, a.offset, a.dtype, b.shape, b.strides, b.offset,
-           kernel, tile)
+           kernel, tile, backends.get_float32_matmul_precision())
     call = device.kernels.plans.get(key)
     if call is None:
         call = device.kernels.remember(key, _plan(device, a, b, kernel, tile))
@@ -82,7 +88,7 @@ def matmul_with(a: Tensor, b: Tensor, kernel: str | None = None,
 
 
 def _plan(device: Device, a: Tensor, b: Tensor, kernel: str | None,
-          tile: TileConfig | None) -> _Call:
+          tile: TileConfig | MmaTile | None) -> _Call:
     """What ``a @ b`` runs; raises the shape errors of ``matmul``."""
     a2 = a if a.ndim >= 2 else _view(a, (1, a.shape[0]), (0, a.strides[0]))
     b2 = b if b.ndim >= 2 else _view(b, (b.shape[0], 1), (b.strides[0], 0))
@@ -142,7 +148,7 @@ def _view(t: Tensor, shape: Shape, strides: Shape | None) -> Tensor:
 
 
 def _product(device: Device, a: Tensor, b: Tensor, batch: Shape, kernel: str | None,
-             tile: TileConfig | None) -> tuple[gemm.Plan, tuple[Shape, Shape] | None]:
+             tile: TileConfig | MmaTile | None) -> tuple[gemm.Plan, tuple[Shape, Shape] | None]:
     """The plan of ``a @ b`` into a contiguous (batch, M, N), and the shapes to
     materialise the operands to first, if they must be."""
     m, k = a.shape[-2:]

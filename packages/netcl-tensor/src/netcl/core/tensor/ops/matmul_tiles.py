@@ -219,3 +219,82 @@ def _groups(tile: TileConfig, m: int, n: int, count: int) -> int:
 
 def _unsplit(tile: TileConfig) -> TileConfig:
     return dataclasses.replace(tile, split_k=1)
+
+
+@dataclass(frozen=True)
+class MmaTile:
+    """One shape of the tensor-core kernel (matmul_mma.cl): a ``bm x bn`` tile of
+    C per work-group, stepped ``bk`` deep along K, by ``warps_m x warps_n`` warps
+    that each own a ``bm / warps_m`` by ``bn / warps_n`` block of C (whole 16 x 16
+    blocks: the B fragments are read two n8 blocks at a time). ``stages``:
+    local buffers the tiles are copied into ahead (cp.async), where the
+    operands' strides allow 16-byte copies; two otherwise."""
+
+    bm: int
+    bn: int
+    bk: int
+    warps_m: int = 2
+    warps_n: int = 4
+    stages: int = 2
+
+    def __post_init__(self) -> None:
+        if (min(self.bm, self.bn, self.bk, self.warps_m, self.warps_n) < 1
+                or self.bm % (16 * self.warps_m) or self.bn % (16 * self.warps_n)
+                or self.bk % 8 or self.stages not in (2, 3, 4)):
+            raise ValueError(
+                f"matmul: {self} does not fit the tensor-core kernel: bm / warps_m and "
+                "bn / warps_n must be multiples of 16, bk a multiple of 8, stages 2 to 4"
+            )
+
+    @property
+    def threads(self) -> int:
+        return 32 * self.warps_m * self.warps_n
+
+    def fits(self, element_bytes: int) -> bool:
+        """Whether this tile runs inputs of ``element_bytes``: bk a whole number of
+        mma steps (16 deep for 16-bit inputs, 8 for TF32), every work-item loading
+        whole 16-byte vectors of both tiles."""
+        per_vector = 16 // element_bytes
+        return self.bk % (32 // element_bytes) == 0 and all(
+            (rows * self.bk) % (per_vector * self.threads) == 0 for rows in (self.bm, self.bn))
+
+    def local_bytes(self, element_bytes: int, a_k_major: bool, b_k_major: bool,
+                    buffers: int) -> int:
+        """Local memory of ``buffers`` tiles of A and B, padded as matmul_mma.cl pads
+        them (a row along K by one 16-byte vector, along M or N by 8 elements)."""
+        along_k = self.bk + 16 // element_bytes
+
+        def tile(rows: int, k_major: bool) -> int:
+            return rows * along_k if k_major else self.bk * (rows + 8)
+        return buffers * (tile(self.bm, a_k_major) + tile(self.bn, b_k_major)) * element_bytes
+
+    @property
+    def name(self) -> str:
+        return f"mma {self.bm}x{self.bn}x{self.bk}/{self.warps_m}x{self.warps_n}w/s{self.stages}"
+
+
+# The tensor-core kernel's tile per (input element bytes, layout) where there
+# are enough tiles to go round, from the H200 sweep (second pass in
+# RESULTS.md, cp.async stages; 4096^3 TFLOP/s): fp16 nn 288 and nt 271 on 32
+# deep, two stages; tn 336 on 16 deep, four stages (312 on 32 deep). TF32:
+# 16 deep, two stages (32 would need 72 KiB of local memory) for nn 112 and
+# nt 130; tn 119 on 8 deep, four stages.
+MMA_TILES = {
+    (2, "nn"): MmaTile(128, 128, 32), (2, "nt"): MmaTile(128, 128, 32),
+    (2, "tn"): MmaTile(128, 128, 16, stages=4),
+    (4, "nn"): MmaTile(128, 128, 16), (4, "nt"): MmaTile(128, 128, 16),
+    (4, "tn"): MmaTile(128, 128, 8, stages=4),
+}
+# Too few 128 x 128 tiles for the compute units: a quarter of the size.
+MMA_SMALL_TILES = {2: MmaTile(64, 64, 32, 2, 2, stages=3), 4: MmaTile(64, 64, 16, 2, 2)}
+
+
+def choose_mma_tile(compute_units: int, layout: str, m: int, n: int, count: int,
+                    element_bytes: int) -> MmaTile:
+    """The tensor-core tile for a ``count``-batch of (M, K) @ (K, N) in ``layout``
+    ("nn", "nt", "tn"; "tt" takes tn's): the measured big tile while it gives
+    every compute unit a work-group, else the small one."""
+    tile = MMA_TILES[element_bytes, "tn" if layout == "tt" else layout]
+    if -(-m // tile.bm) * -(-n // tile.bn) * count >= compute_units:
+        return tile
+    return MMA_SMALL_TILES[element_bytes]

@@ -1,0 +1,402 @@
+// Matrix multiply C[z] = A[z] @ B[z] on NVIDIA tensor cores (compute
+// capability 8.0 and up), through inline PTX: warp-level `mma.sync` (PTX ISA,
+// "Warp-level matrix multiply-accumulate instructions") and `ldmatrix`.
+// OpenCL has no tensor-core builtin; NVIDIA's OpenCL compiler passes inline
+// PTX through (its PTX is `.target sm_90` on the H200, so Hopper's `wgmma`,
+// which needs sm_90a, is out of reach). gemm.py picks this kernel where
+// tensor_cores(device) holds, and the tiled kernel of matmul.cl elsewhere.
+//
+// MMA_TYPE 0: float32 inputs rounded to TF32 (10-bit mantissa, cvt.rna) as
+//             they enter local memory, m16n8k8 products;
+//          1: float16 inputs, 2: bfloat16 inputs, m16n8k16 products.
+// Products are accumulated in float32 in a fixed order (K ascending, one
+// accumulator per output), so results are deterministic.
+//
+// Supplied by gemm.py (with PARAMS and batch_offset from matmul_params.cl):
+//   BM, BN, BK            a BM x BN tile of C per work-group, K stepped BK deep
+//   WARPS_M, WARPS_N      warps per tile along M and N; each warp owns a
+//                         (BM / WARPS_M) x (BN / WARPS_N) block of C
+//   A_K_MAJOR, B_K_MAJOR  1 when the operand's unit stride runs along K
+//   A_VEC, B_VEC          1 when 16 bytes of the operand along its unit stride
+//                         may be read as one aligned vector (gemm.py checks
+//                         the strides, offset and batch strides)
+//   LDMATRIX              1: 16-bit fragments come from local memory by
+//                         ldmatrix, 0: by plain 32-bit local loads
+//   ASYNC, STAGES         1: tiles go from global to local memory by cp.async,
+//                         STAGES deep (needs A_VEC and B_VEC); 0: through
+//                         registers, double-buffered
+//   C_T, STORE_C(p, i, v) the output's storage type and a float store
+//   C_VEC2                1: C is float with N even, stored two floats at a time
+
+#if MMA_TYPE == 0
+#define E uint  // float bits
+#define EPV 4   // elements per 16-byte vector
+#define MMA_K 8
+#else
+#define E ushort
+#define EPV 8
+#define MMA_K 16
+#endif
+
+#define THREADS (32 * WARPS_M * WARPS_N)
+#define WARP_M (BM / WARPS_M)
+#define WARP_N (BN / WARPS_N)
+#define MT (WARP_M / 16)  // m16 fragments per warp
+#define NT (WARP_N / 8)   // n8 fragments per warp
+
+// Local tiles keep each operand's global layout (rows along its unit stride),
+// so a 16-byte global read is one 16-byte local store. Rows are padded so
+// that the eight rows one fragment read touches fall in distinct banks:
+// along K by one vector (a row of 40 halves, 20 words, or of 20 floats puts
+// rows g = 0..7 at words 20 g mod 32: 0, 20, 8, 28, ...), along M or N by 8
+// elements (136 floats put fragment words t * 136 + g at 8 t + g mod 32).
+#if A_K_MAJOR
+#define A_STRIDE (BK + EPV)
+#define A_AT(m, k) ((m) * A_STRIDE + (k))
+#define A_WORDS (BM * A_STRIDE * sizeof(E) / 16)
+#else
+#define A_STRIDE (BM + 8)
+#define A_AT(m, k) ((k) * A_STRIDE + (m))
+#define A_WORDS (BK * A_STRIDE * sizeof(E) / 16)
+#endif
+#if B_K_MAJOR
+#define B_STRIDE (BK + EPV)
+#define B_AT(n, k) ((n) * B_STRIDE + (k))
+#define B_WORDS (BN * B_STRIDE * sizeof(E) / 16)
+#else
+#define B_STRIDE (BN + 8)
+#define B_AT(n, k) ((k) * B_STRIDE + (n))
+#define B_WORDS (BK * B_STRIDE * sizeof(E) / 16)
+#endif
+
+// Vectors of a tile each work-item loads per step (gemm.py checks they divide).
+#define A_LOADS (BM * BK / EPV / THREADS)
+#define B_LOADS (BN * BK / EPV / THREADS)
+
+// Vector e of a tile as (row, depth): EPV elements along the unit stride.
+#if A_K_MAJOR
+#define A_VM(e) ((e) / (BK / EPV))
+#define A_VK(e) ((e) % (BK / EPV) * EPV)
+#else
+#define A_VM(e) ((e) % (BM / EPV) * EPV)
+#define A_VK(e) ((e) / (BM / EPV))
+#endif
+#if B_K_MAJOR
+#define B_VN(e) ((e) / (BK / EPV))
+#define B_VK(e) ((e) % (BK / EPV) * EPV)
+#else
+#define B_VN(e) ((e) % (BN / EPV) * EPV)
+#define B_VK(e) ((e) / (BN / EPV))
+#endif
+
+// The first `valid` of EPV elements `step` apart, zero after: an edge
+// vector, or one whose strides do not allow a vector read.
+inline uint4 gather(__global const E *p, const int step, const int valid)
+{
+    E v[EPV];
+#pragma unroll
+    for (int i = 0; i < EPV; ++i) v[i] = i < valid ? p[i * step] : (E)0;
+#if MMA_TYPE == 0
+    return (uint4)(v[0], v[1], v[2], v[3]);
+#else
+    return (uint4)(v[0] | (uint)v[1] << 16, v[2] | (uint)v[3] << 16,
+                   v[4] | (uint)v[5] << 16, v[6] | (uint)v[7] << 16);
+#endif
+}
+
+inline uint4 load_vector(__global const E *p, const int step, const int valid, const bool vec)
+{
+    if (vec && valid == EPV) return *(__global const uint4 *)p;
+    return gather(p, step, valid);
+}
+
+// Copies 16 bytes, of which the first `bytes` come from `src` and the rest
+// are zero (cp.async's src-size): an edge vector reads only what exists.
+inline void copy_async(__local E *dst, __global const E *src, const int bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                 :: "r"((uint)(ulong)dst), "l"((ulong)src), "r"(bytes) : "memory");
+}
+#if STAGES == 2
+#define PENDING "0"
+#elif STAGES == 3
+#define PENDING "1"
+#elif STAGES == 4
+#define PENDING "2"
+#endif
+
+#if MMA_TYPE == 0
+// Round to TF32 (nearest, ties away: what the tensor core then reads exactly).
+inline uint to_tf32(const uint x)
+{
+    uint r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(as_float(x)));
+    return r;
+}
+#define ROUND(v) (uint4)(to_tf32((v).x), to_tf32((v).y), to_tf32((v).z), to_tf32((v).w))
+#else
+#define ROUND(v) (v)
+#endif
+// cp.async copies float32 as it is, so TF32 fragments are rounded as read.
+#if MMA_TYPE == 0 && ASYNC
+#define FRAG(x) to_tf32(x)
+#else
+#define FRAG(x) (x)
+#endif
+#if ASYNC
+#define BUFFERS STAGES
+#else
+#define BUFFERS 2
+#endif
+
+// A local pointer as the 32-bit shared-window address PTX takes.
+#define SHARED(p) ((uint)(ulong)(p))
+
+#define LDSM_X4(r, p)                                                           \
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];" \
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(SHARED(p)))
+#define LDSM_X4_T(r, p)                                                         \
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];" \
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(SHARED(p)))
+
+#if MMA_TYPE == 0
+#define MMA_SHAPE "m16n8k8.row.col.f32.tf32.tf32.f32"
+#elif MMA_TYPE == 1
+#define MMA_SHAPE "m16n8k16.row.col.f32.f16.f16.f32"
+#else
+#define MMA_SHAPE "m16n8k16.row.col.f32.bf16.bf16.f32"
+#endif
+// c += a b for one 16 x 8 block: a four registers, b two, c four floats.
+#define MMA(c, a, b)                                                            \
+    asm("mma.sync.aligned." MMA_SHAPE                                           \
+        " {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"  \
+        : "=f"(c[0]), "=f"(c[1]), "=f"(c[2]), "=f"(c[3])                        \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]),     \
+          "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]))
+
+// Two 16-bit elements, k and k + 1, as one register (low half first).
+#define PAIR(p, at0, at1) ((uint)(p)[at0] | (uint)(p)[at1] << 16)
+
+__kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
+void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *C)
+{
+    UNPACK_PARAMS
+    __local uint4 As[BUFFERS][A_WORDS];
+    __local uint4 Bs[BUFFERS][B_WORDS];
+
+    const int tid = get_local_id(0);
+    const int lane = tid % 32;
+    const int warp = tid / 32;
+    // Fragment coordinates (PTX ISA, the mma.m16n8k16 / m16n8k8 layouts).
+    const int g = lane / 4, t = lane % 4;
+    const int wm = warp / WARPS_N * WARP_M;
+    const int wn = warp % WARPS_N * WARP_N;
+    const int m0 = get_group_id(1) * BM;
+    const int n0 = get_group_id(0) * BN;
+    A += a_off + batch_offset(z, batch_shape, a_bs);
+    B += b_off + batch_offset(z, batch_shape, b_bs);
+    C += (long)z * M * N;
+
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+
+    // Vector e of the A tile at depth k0: where it starts and how many of its
+    // elements lie inside the matrix (zero past it).
+#define A_VECTOR(e, k0)                                                         \
+    const int m = m0 + A_VM(e), k = (k0) + A_VK(e);                             \
+    const int valid = A_K_MAJOR ? (m < M ? clamp(K - k, 0, EPV) : 0)            \
+                                : (k < K ? clamp(M - m, 0, EPV) : 0);           \
+    __global const E *src = valid ? A + m * a_sm + k * a_sk : A;
+#define B_VECTOR(e, k0)                                                         \
+    const int n = n0 + B_VN(e), k = (k0) + B_VK(e);                             \
+    const int valid = B_K_MAJOR ? (n < N ? clamp(K - k, 0, EPV) : 0)            \
+                                : (k < K ? clamp(N - n, 0, EPV) : 0);           \
+    __global const E *src = valid ? B + k * b_sk + n * b_sn : B;
+
+#if ASYNC
+    // Global -> local buffer `stage` for the tile at depth k0, as one group.
+#define COPY(stage, k0)                                                         \
+    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        A_VECTOR(e, k0)                                                         \
+        copy_async((__local E *)As[stage] + A_AT(A_VM(e), A_VK(e)), src,        \
+                   valid * (int)sizeof(E));                                     \
+    }                                                                           \
+    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        B_VECTOR(e, k0)                                                         \
+        copy_async((__local E *)Bs[stage] + B_AT(B_VN(e), B_VK(e)), src,        \
+                   valid * (int)sizeof(E));                                     \
+    }                                                                           \
+    asm volatile("cp.async.commit_group;" ::: "memory");
+
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        COPY(s, s * BK)
+    }
+#else
+    uint4 a_next[A_LOADS];
+    uint4 b_next[B_LOADS];
+    // Global -> registers for the tile at depth k0.
+#define FETCH(k0)                                                               \
+    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        A_VECTOR(e, k0)                                                         \
+        a_next[i] = load_vector(src, A_K_MAJOR ? a_sk : a_sm, valid, A_VEC);    \
+    }                                                                           \
+    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        B_VECTOR(e, k0)                                                         \
+        b_next[i] = load_vector(src, B_K_MAJOR ? b_sk : b_sn, valid, B_VEC);    \
+    }
+    // Registers -> local buffer buf.
+#define PUT(buf)                                                                \
+    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        *(__local uint4 *)((__local E *)As[buf] + A_AT(A_VM(e), A_VK(e))) = ROUND(a_next[i]); \
+    }                                                                           \
+    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        *(__local uint4 *)((__local E *)Bs[buf] + B_AT(B_VN(e), B_VK(e))) = ROUND(b_next[i]); \
+    }
+
+    FETCH(0)
+    PUT(0)
+    barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+
+    int buf = 0;
+    for (int k0 = 0; k0 < K; k0 += BK) {
+#if ASYNC
+        // This tile's group has landed once at most STAGES - 2 are pending;
+        // after the barrier every work-item's copies are visible and the
+        // buffer read in the last step is free for the tile STAGES - 1 ahead
+        // (zeros past K: every step commits one group).
+        asm volatile("cp.async.wait_group " PENDING ";" ::: "memory");
+        barrier(CLK_LOCAL_MEM_FENCE);
+        {
+            const int refill = buf == 0 ? STAGES - 1 : buf - 1;
+            COPY(refill, k0 + (STAGES - 1) * BK)
+        }
+#else
+        const bool more = k0 + BK < K;
+        if (more) {
+            FETCH(k0 + BK)
+        }
+#endif
+        __local const E *as = (__local const E *)As[buf];
+        __local const E *bs = (__local const E *)Bs[buf];
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += MMA_K) {
+            uint af[MT][4];
+            uint bf[NT][2];
+#if MMA_TYPE == 0
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                const int m = wm + i * 16 + g;
+                af[i][0] = FRAG(as[A_AT(m, kk + t)]);
+                af[i][1] = FRAG(as[A_AT(m + 8, kk + t)]);
+                af[i][2] = FRAG(as[A_AT(m, kk + t + 4)]);
+                af[i][3] = FRAG(as[A_AT(m + 8, kk + t + 4)]);
+            }
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                const int n = wn + j * 8 + g;
+                bf[j][0] = FRAG(bs[B_AT(n, kk + t)]);
+                bf[j][1] = FRAG(bs[B_AT(n, kk + t + 4)]);
+            }
+#elif LDMATRIX
+            // Lane l gives the row address of 8 x 8 matrix l / 8; matrices
+            // 0-3 are a fragment's registers 0-3 (rows m 0-7 / 8-15, k 0-7 /
+            // 8-15 for A; for B two n8 fragments, k 0-7 / 8-15 each). .trans
+            // reads a tile stored along M (N) as the K-paired registers.
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+#if A_K_MAJOR
+                LDSM_X4(af[i], as + A_AT(wm + i * 16 + lane % 16, kk + lane / 16 * 8));
+#else
+                LDSM_X4_T(af[i], as + A_AT(wm + i * 16 + lane / 8 % 2 * 8,
+                                           kk + lane % 8 + lane / 16 * 8));
+#endif
+            }
+#pragma unroll
+            for (int j = 0; j < NT; j += 2) {
+                uint r[4];
+#if B_K_MAJOR
+                LDSM_X4(r, bs + B_AT(wn + j * 8 + lane % 8 + lane / 16 * 8,
+                                     kk + lane / 8 % 2 * 8));
+#else
+                LDSM_X4_T(r, bs + B_AT(wn + j * 8 + lane / 16 * 8,
+                                       kk + lane % 8 + lane / 8 % 2 * 8));
+#endif
+                bf[j][0] = r[0];
+                bf[j][1] = r[1];
+                bf[j + 1][0] = r[2];
+                bf[j + 1][1] = r[3];
+            }
+#else
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                const int m = wm + i * 16 + g;
+                const int k = kk + 2 * t;
+                af[i][0] = PAIR(as, A_AT(m, k), A_AT(m, k + 1));
+                af[i][1] = PAIR(as, A_AT(m + 8, k), A_AT(m + 8, k + 1));
+                af[i][2] = PAIR(as, A_AT(m, k + 8), A_AT(m, k + 9));
+                af[i][3] = PAIR(as, A_AT(m + 8, k + 8), A_AT(m + 8, k + 9));
+            }
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                const int n = wn + j * 8 + g;
+                const int k = kk + 2 * t;
+                bf[j][0] = PAIR(bs, B_AT(n, k), B_AT(n, k + 1));
+                bf[j][1] = PAIR(bs, B_AT(n, k + 8), B_AT(n, k + 9));
+            }
+#endif
+#pragma unroll
+            for (int i = 0; i < MT; ++i)
+#pragma unroll
+                for (int j = 0; j < NT; ++j) MMA(acc[i][j], af[i], bf[j]);
+        }
+#if ASYNC
+        buf = buf == STAGES - 1 ? 0 : buf + 1;
+#else
+        // The other buffer was last read before the previous barrier.
+        if (more) {
+            PUT(buf ^ 1)
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        buf ^= 1;
+#endif
+    }
+#if ASYNC
+    asm volatile("cp.async.wait_all;" ::: "memory");  // the zero-filled groups past K
+#endif
+
+    // Accumulator r of fragment (i, j) is C row g (+ 8 for r >= 2), column
+    // 2 t (+ 1 for odd r) of that 16 x 8 block.
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+#pragma unroll
+        for (int row_half = 0; row_half < 2; ++row_half) {
+            const int m = m0 + wm + i * 16 + g + row_half * 8;
+            if (m >= M) continue;
+            __global C_T *row = C + (long)m * N;
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                const int n = n0 + wn + j * 8 + 2 * t;
+                const float v0 = acc[i][j][2 * row_half], v1 = acc[i][j][2 * row_half + 1];
+                if (C_VEC2 && n + 1 < N) {
+                    *(__global float2 *)(row + n) = (float2)(v0, v1);
+                    continue;
+                }
+                if (n < N) STORE_C(row, n, v0);
+                if (n + 1 < N) STORE_C(row, n + 1, v1);
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+"""Tensor-core matmul (matmul_mma.cl) and the TF32 switch.
+
+The switch, the capability check and which kernel a product gets are plain
+Python and run everywhere. The kernel itself needs an NVIDIA device of compute
+capability 8.0 or more (inline PTX mma.sync); those tests skip elsewhere and
+say so. Results are checked against float64 within a bound derived from the
+rounding the kernel admits, and against torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+import pytest
+from test_matmul import place
+
+from netcl.core.device import Device
+from netcl.core.tensor import backends, dtypes, from_numpy
+from netcl.core.tensor.ops.matmul import MmaTile, matmul_with
+from netcl.core.tensor.ops.matmul_tiles import choose_mma_tile
+
+Array = np.ndarray[Any, Any]
+gemm = importlib.import_module("netcl.core.tensor.ops.gemm")
+
+
+@pytest.fixture
+def precision() -> Iterator[None]:
+    """Restores the process-wide float32 precision after the test."""
+    before = backends.get_float32_matmul_precision()
+    yield
+    backends.set_float32_matmul_precision(before)
+
+
+def test_tf32_is_off_by_default_and_both_names_are_one_setting(precision: None) -> None:
+    assert backends.get_float32_matmul_precision() == "highest"
+    assert backends.matmul.allow_tf32 is False
+    backends.matmul.allow_tf32 = True
+    assert backends.get_float32_matmul_precision() == "high"
+    backends.set_float32_matmul_precision("medium")
+    assert backends.matmul.allow_tf32 is True
+    backends.set_float32_matmul_precision("highest")
+    assert backends.matmul.allow_tf32 is False
+
+
+def test_bad_settings_are_refused_and_change_nothing(precision: None) -> None:
+    backends.set_float32_matmul_precision("high")
+    with pytest.raises(ValueError, match=r"'highest', 'high', 'medium'.*'fast'"):
+        backends.set_float32_matmul_precision("fast")
+    with pytest.raises(TypeError, match="must be a bool, got int"):
+        backends.matmul.allow_tf32 = 1  # type: ignore[assignment]
+    assert backends.get_float32_matmul_precision() == "high"
+
+
+def fake_cl_device(extensions: str, major: int = 0, minor: int = 0) -> Any:
+    return SimpleNamespace(extensions=extensions, compute_capability_major_nv=major,
+                           compute_capability_minor_nv=minor)
+
+
+NV = "cl_khr_fp64 cl_nv_device_attribute_query cl_khr_fp16"
+
+
+def test_compute_capability_is_read_only_where_the_device_reports_it() -> None:
+    assert gemm.tensor_core_capability(fake_cl_device(NV, 9, 0)) == (9, 0)
+    assert gemm.tensor_core_capability(fake_cl_device("cl_khr_fp64 cl_amd_fp64")) is None
+    assert gemm.tensor_cores(fake_cl_device(NV, 8, 0))
+    assert gemm.tensor_cores(fake_cl_device(NV, 8, 9))
+    assert not gemm.tensor_cores(fake_cl_device(NV, 7, 5))  # Turing: no tf32 mma
+    assert not gemm.tensor_cores(fake_cl_device("cl_khr_fp16"))
+
+
+# (device type, extensions, capability, dtype, TF32 allowed, the kernel it gets)
+FAMILIES = [
+    ("gpu", NV, (9, 0), dtypes.float16, False, "mma"),
+    ("gpu", NV, (9, 0), dtypes.float32, False, "tiled"),
+    ("gpu", NV, (9, 0), dtypes.float32, True, "mma"),
+    ("gpu", NV, (8, 0), dtypes.float16, False, "mma"),
+    ("gpu", NV, (7, 5), dtypes.float16, False, "tiled"),
+    ("gpu", NV, (7, 5), dtypes.float32, True, "tiled"),
+    ("gpu", "cl_khr_fp16", (0, 0), dtypes.float16, True, "tiled"),  # another vendor
+    ("cpu", "cl_khr_fp16", (0, 0), dtypes.float16, True, "panel"),  # PoCL
+    ("cpu", "cl_khr_fp16", (0, 0), dtypes.float32, True, "panel"),
+]
+
+
+@pytest.mark.parametrize(("kind", "extensions", "capability", "dtype", "tf32", "family"),
+                         FAMILIES)
+def test_each_device_and_dtype_gets_its_kernel(
+        precision: None, kind: str, extensions: str, capability: tuple[int, int],
+        dtype: np.dtype[Any], tf32: bool, family: str) -> None:
+    backends.matmul.allow_tf32 = tf32
+    device = SimpleNamespace(type=kind, cl_device=fake_cl_device(extensions, *capability))
+    assert gemm.default_family(cast(Device, device), dtype) == family
+
+
+def test_tf32_changes_no_bit_without_tensor_cores(
+        device: Device, rng: np.random.Generator, precision: None) -> None:
+    if gemm.tensor_cores(device.cl_device):
+        pytest.skip("this device has tensor cores: TF32 does change results here")
+    a = from_numpy(rng.standard_normal((37, 70)).astype(np.float32), device)
+    b = from_numpy(rng.standard_normal((70, 19)).astype(np.float32), device)
+    full = (a @ b).numpy()
+    backends.matmul.allow_tf32 = True
+    assert np.array_equal((a @ b).numpy(), full)
+
+
+def test_the_mma_kernel_is_refused_by_name_without_tensor_cores(device: Device) -> None:
+    if gemm.tensor_cores(device.cl_device):
+        pytest.skip("this device has tensor cores")
+    a = from_numpy(np.ones((4, 4), np.float16), device)
+    with pytest.raises(ValueError, match=r"needs tensor cores.*compute capability 8\.0"):
+        matmul_with(a, a, kernel="mma")
+
+
+def test_tiles_the_mma_kernel_cannot_run_are_refused() -> None:
+    with pytest.raises(ValueError, match="multiples of 16"):
+        MmaTile(96, 128, 32, warps_m=4)  # 24 rows a warp
+    with pytest.raises(ValueError, match="stages 2 to 4"):
+        MmaTile(128, 128, 32, stages=5)
+    assert not MmaTile(128, 128, 8).fits(2)  # 16-bit mma steps are 16 deep
+    assert MmaTile(128, 128, 8).fits(4)
+    assert not MmaTile(32, 32, 16, 2, 2).fits(2)  # 32 x 16 halves: half a vector each
+
+
+def test_mma_tiles_by_problem_size() -> None:
+    assert choose_mma_tile(132, "nt", 4096, 4096, 1, 2) == MmaTile(128, 128, 32)
+    assert choose_mma_tile(132, "tt", 4096, 4096, 1, 2) == MmaTile(128, 128, 16, stages=4)
+    assert choose_mma_tile(132, "nn", 256, 256, 1, 2).bm == 64
+    # A batch of 64 fills the compute units.
+    assert choose_mma_tile(132, "nn", 256, 256, 64, 4) == MmaTile(128, 128, 16)
+    # 128 rows of 32 + 8 halves, twice, for A and B: what matmul_mma.cl declares.
+    assert MmaTile(128, 128, 32).local_bytes(2, True, True, 2) == 2 * 2 * 128 * 40 * 2
+    assert MmaTile(128, 128, 16).local_bytes(4, False, True, 3) == 3 * (16 * 136 + 128 * 20) * 4
+
+
+# --- the kernel, on tensor cores only -------------------------------------------------
+
+@pytest.fixture
+def tc_device(device: Device) -> Device:
+    if not gemm.tensor_cores(device.cl_device):
+        pytest.skip(f"{device.name} has no tensor cores the mma kernel reaches "
+                    "(NVIDIA compute capability 8.0 or more)")
+    return device
+
+
+def bound(a: Array, b: Array, out_dtype: np.dtype[Any]) -> Array:
+    """What the kernel may miss the exact product of the stored inputs by.
+
+    TF32 rounds each float32 input to nearest with 10 mantissa bits (unit
+    roundoff 2**-11), so a product is off by at most 2u + u^2 relative; 16-bit
+    inputs multiply exactly in float32. The K-term sum is float32, which the
+    tensor cores may truncate rather than round: at most one ulp (2**-23
+    relative) per addition, gamma_K = K u / (1 - K u) of sum |a||b|. A 16-bit
+    output is rounded once more (2**-11 of the value for float16).
+    """
+    k = a.shape[-1]
+    magnitude = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
+    u_in = 2.0**-11 if a.dtype == np.float32 else 0.0
+    u_sum = 2.0**-23
+    error: Array = magnitude * (2 * u_in + u_in**2 + k * u_sum / (1 - k * u_sum))
+    if out_dtype == np.float16:
+        exact = a.astype(np.float64) @ b.astype(np.float64)
+        error = error * (1 + 2.0**-11) + np.abs(exact) * 2.0**-11
+    return error
+
+
+def float32_sum_error(a: Array, b: Array) -> Array:
+    """torch's own error on the CPU: a float32 sum, rounded (gamma_K, u = 2**-24)."""
+    k = a.shape[-1]
+    magnitude: Array = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
+    return magnitude * (k * 2.0**-24 / (1 - k * 2.0**-24))
+
+
+# (A shape, B shape): ragged edges of 128 x 128 and 64 x 64 tiles, a batch, a
+# batch broadcast against one B, a K shorter than one step.
+PROBLEMS = [((131, 45), (45, 77)), ((2, 200, 72), (2, 72, 136)), ((3, 40, 130), (130, 24)),
+            ((256, 512), (512, 256)), ((17, 5), (5, 9))]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32], ids=["fp16", "tf32"])
+@pytest.mark.parametrize("layout", ["nn", "nt", "tn", "strided"])
+@pytest.mark.parametrize(("a_shape", "b_shape"), PROBLEMS)
+def test_tensor_cores_match_float64_and_torch(
+        tc_device: Device, rng: np.random.Generator, precision: None, dtype: Any,
+        layout: str, a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
+    """"strided": an offset and a column stride of 2, so no 16-byte vector of
+    either operand is aligned and every load takes the element path."""
+    if layout == "strided" and len(a_shape) + len(b_shape) > 4:
+        pytest.skip("the strided layout is built for 2-D operands")
+    torch = pytest.importorskip("torch")
+    backends.matmul.allow_tf32 = True
+    a = rng.standard_normal(a_shape).astype(dtype)
+    b = rng.standard_normal(b_shape).astype(dtype)
+    left, right = place(a, layout, 0, tc_device), place(b, layout, 1, tc_device)
+    assert gemm.default_family(tc_device, left.dtype) == "mma"
+    got = (left @ right).numpy()
+    assert got.dtype == dtype
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    allowed = bound(a, b, np.dtype(dtype))
+    assert np.all(np.abs(got - exact) <= allowed)
+    # torch on the CPU sums in float32 (and rounds fp16 once): within both bounds.
+    want = (torch.from_numpy(a) @ torch.from_numpy(b)).double().numpy()
+    torch_error = bound(a, b, np.dtype(dtype)) if dtype == np.float16 else float32_sum_error(a, b)
+    assert np.all(np.abs(got - want) <= allowed + torch_error)
+    # A fixed summation order: the same bits every time.
+    assert np.array_equal((left @ right).numpy(), got)
+
+
+def test_float32_is_unchanged_with_tf32_off(
+        tc_device: Device, rng: np.random.Generator, precision: None) -> None:
+    a = from_numpy(rng.standard_normal((300, 200)).astype(np.float32), tc_device)
+    b = from_numpy(rng.standard_normal((200, 100)).astype(np.float32), tc_device)
+    full = (a @ b).numpy()
+    assert np.array_equal(full, matmul_with(a, b, kernel="tiled").numpy())
+    backends.matmul.allow_tf32 = True
+    tf32 = (a @ b).numpy()
+    # TF32's 10-bit inputs leave errors far past float32's on random data.
+    assert not np.array_equal(tf32, full)
+    assert np.array_equal(tf32, matmul_with(a, b, kernel="mma").numpy())
