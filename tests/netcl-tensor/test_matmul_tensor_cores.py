@@ -127,10 +127,10 @@ def test_tiles_the_mma_kernel_cannot_run_are_refused() -> None:
 
 def test_mma_tiles_by_problem_size() -> None:
     assert choose_mma_tile(132, "nt", 4096, 4096, 1, 2) == MmaTile(128, 128, 32)
-    assert choose_mma_tile(132, "tt", 4096, 4096, 1, 2) == MmaTile(128, 128, 16, stages=4)
+    assert choose_mma_tile(132, "tt", 4096, 4096, 1, 2) == MmaTile(128, 128, 16, 2, 2, stages=4)
     assert choose_mma_tile(132, "nn", 256, 256, 1, 2).bm == 64
     # A batch of 64 fills the compute units.
-    assert choose_mma_tile(132, "nn", 256, 256, 64, 4) == MmaTile(128, 128, 16)
+    assert choose_mma_tile(132, "nn", 256, 256, 64, 4) == MmaTile(128, 128, 16, 2, 2)
     # 128 rows of 32 + 8 halves, twice, for A and B: what matmul_mma.cl declares.
     assert MmaTile(128, 128, 32).local_bytes(2, True, True, 2) == 2 * 2 * 128 * 40 * 2
     assert MmaTile(128, 128, 16).local_bytes(4, False, True, 3) == 3 * (16 * 136 + 128 * 20) * 4

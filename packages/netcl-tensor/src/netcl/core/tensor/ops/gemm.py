@@ -201,7 +201,7 @@ class MmaVariant(NamedTuple):
             "MMA_TYPE": MMA_TYPES[self.a_dtype], "BM": tile.bm, "BN": tile.bn, "BK": tile.bk,
             "WARPS_M": tile.warps_m, "WARPS_N": tile.warps_n,
             "A_K_MAJOR": int(self.a_k_major), "B_K_MAJOR": int(self.b_k_major),
-            "A_VEC": int(self.a_vec), "B_VEC": int(self.b_vec), "LDMATRIX": 1,
+            "A_VEC": int(self.a_vec), "B_VEC": int(self.b_vec), "LDMATRIX": int(tile.ldmatrix),
             "ASYNC": int(self.copy_async), "STAGES": tile.stages,
             "C_T": dtypes.STORAGE_C_TYPE[self.c_dtype], "STORE_C(p, i, v)": _store(self.c_dtype),
             "C_VEC2": int(self.c_vec), "BATCH_SLICED": int(self.sliced),

@@ -20,8 +20,8 @@
 //   A_VEC, B_VEC          1 when 16 bytes of the operand along its unit stride
 //                         may be read as one aligned vector (gemm.py checks
 //                         the strides, offset and batch strides)
-//   LDMATRIX              1: 16-bit fragments come from local memory by
-//                         ldmatrix, 0: by plain 32-bit local loads
+//   LDMATRIX              1: fragments come from local memory by ldmatrix
+//                         (TF32: rows along K only), 0: by plain local loads
 //   ASYNC, STAGES         1: tiles go from global to local memory by cp.async,
 //                         STAGES deep (needs A_VEC and B_VEC); 0: through
 //                         registers, double-buffered
@@ -295,41 +295,43 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         for (int kk = 0; kk < BK; kk += MMA_K) {
             uint af[MT][4];
             uint bf[NT][2];
-#if MMA_TYPE == 0
+            // ldmatrix: lane l gives the row address of 8 x 8 matrix l / 8
+            // (8 rows of 16 bytes); matrices 0-3 become a fragment's registers
+            // 0-3. A: rows m 0-7 / 8-15, then the second 16 bytes along K; B:
+            // two n8 fragments, each its two K halves. Rows along K suit TF32
+            // too (a row is 4 floats, a register one float); .trans reads a
+            // 16-bit tile stored along M (N) as K-paired registers.
 #pragma unroll
             for (int i = 0; i < MT; ++i) {
-                const int m = wm + i * 16 + g;
-                af[i][0] = FRAG(as[A_AT(m, kk + t)]);
-                af[i][1] = FRAG(as[A_AT(m + 8, kk + t)]);
-                af[i][2] = FRAG(as[A_AT(m, kk + t + 4)]);
-                af[i][3] = FRAG(as[A_AT(m + 8, kk + t + 4)]);
-            }
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                const int n = wn + j * 8 + g;
-                bf[j][0] = FRAG(bs[B_AT(n, kk + t)]);
-                bf[j][1] = FRAG(bs[B_AT(n, kk + t + 4)]);
-            }
-#elif LDMATRIX
-            // Lane l gives the row address of 8 x 8 matrix l / 8; matrices
-            // 0-3 are a fragment's registers 0-3 (rows m 0-7 / 8-15, k 0-7 /
-            // 8-15 for A; for B two n8 fragments, k 0-7 / 8-15 each). .trans
-            // reads a tile stored along M (N) as the K-paired registers.
-#pragma unroll
-            for (int i = 0; i < MT; ++i) {
-#if A_K_MAJOR
-                LDSM_X4(af[i], as + A_AT(wm + i * 16 + lane % 16, kk + lane / 16 * 8));
-#else
+#if LDMATRIX && A_K_MAJOR
+                LDSM_X4(af[i], as + A_AT(wm + i * 16 + lane % 16, kk + lane / 16 * EPV));
+#elif LDMATRIX && MMA_TYPE != 0
                 LDSM_X4_T(af[i], as + A_AT(wm + i * 16 + lane / 8 % 2 * 8,
                                            kk + lane % 8 + lane / 16 * 8));
+#elif MMA_TYPE == 0
+                const int m = wm + i * 16 + g;
+                af[i][0] = as[A_AT(m, kk + t)];
+                af[i][1] = as[A_AT(m + 8, kk + t)];
+                af[i][2] = as[A_AT(m, kk + t + 4)];
+                af[i][3] = as[A_AT(m + 8, kk + t + 4)];
+#else
+                const int m = wm + i * 16 + g;
+                const int k = kk + 2 * t;
+                af[i][0] = PAIR(as, A_AT(m, k), A_AT(m, k + 1));
+                af[i][1] = PAIR(as, A_AT(m + 8, k), A_AT(m + 8, k + 1));
+                af[i][2] = PAIR(as, A_AT(m, k + 8), A_AT(m, k + 9));
+                af[i][3] = PAIR(as, A_AT(m + 8, k + 8), A_AT(m + 8, k + 9));
 #endif
+#pragma unroll
+                for (int r = 0; r < 4; ++r) af[i][r] = FRAG(af[i][r]);
             }
 #pragma unroll
             for (int j = 0; j < NT; j += 2) {
+#if LDMATRIX && (B_K_MAJOR || MMA_TYPE != 0)
                 uint r[4];
 #if B_K_MAJOR
                 LDSM_X4(r, bs + B_AT(wn + j * 8 + lane % 8 + lane / 16 * 8,
-                                     kk + lane / 8 % 2 * 8));
+                                     kk + lane / 8 % 2 * EPV));
 #else
                 LDSM_X4_T(r, bs + B_AT(wn + j * 8 + lane / 16 * 8,
                                        kk + lane % 8 + lane / 8 % 2 * 8));
@@ -338,25 +340,26 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
                 bf[j][1] = r[1];
                 bf[j + 1][0] = r[2];
                 bf[j + 1][1] = r[3];
-            }
 #else
 #pragma unroll
-            for (int i = 0; i < MT; ++i) {
-                const int m = wm + i * 16 + g;
-                const int k = kk + 2 * t;
-                af[i][0] = PAIR(as, A_AT(m, k), A_AT(m, k + 1));
-                af[i][1] = PAIR(as, A_AT(m + 8, k), A_AT(m + 8, k + 1));
-                af[i][2] = PAIR(as, A_AT(m, k + 8), A_AT(m, k + 9));
-                af[i][3] = PAIR(as, A_AT(m + 8, k + 8), A_AT(m + 8, k + 9));
-            }
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                const int n = wn + j * 8 + g;
-                const int k = kk + 2 * t;
-                bf[j][0] = PAIR(bs, B_AT(n, k), B_AT(n, k + 1));
-                bf[j][1] = PAIR(bs, B_AT(n, k + 8), B_AT(n, k + 9));
-            }
+                for (int h = 0; h < 2; ++h) {
+                    const int n = wn + (j + h) * 8 + g;
+#if MMA_TYPE == 0
+                    bf[j + h][0] = bs[B_AT(n, kk + t)];
+                    bf[j + h][1] = bs[B_AT(n, kk + t + 4)];
+#else
+                    const int k = kk + 2 * t;
+                    bf[j + h][0] = PAIR(bs, B_AT(n, k), B_AT(n, k + 1));
+                    bf[j + h][1] = PAIR(bs, B_AT(n, k + 8), B_AT(n, k + 9));
 #endif
+                }
+#endif
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    bf[j + h][0] = FRAG(bf[j + h][0]);
+                    bf[j + h][1] = FRAG(bf[j + h][1]);
+                }
+            }
 #pragma unroll
             for (int i = 0; i < MT; ++i)
 #pragma unroll

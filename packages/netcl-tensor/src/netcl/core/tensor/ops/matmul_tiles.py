@@ -228,7 +228,9 @@ class MmaTile:
     that each own a ``bm / warps_m`` by ``bn / warps_n`` block of C (whole 16 x 16
     blocks: the B fragments are read two n8 blocks at a time). ``stages``:
     local buffers the tiles are copied into ahead (cp.async), where the
-    operands' strides allow 16-byte copies; two otherwise."""
+    operands' strides allow 16-byte copies; two otherwise. ``ldmatrix``: TF32
+    fragments of a tile stored along K are read by ldmatrix rather than by
+    single loads (16-bit fragments always are)."""
 
     bm: int
     bn: int
@@ -236,6 +238,7 @@ class MmaTile:
     warps_m: int = 2
     warps_n: int = 4
     stages: int = 2
+    ldmatrix: bool = True
 
     def __post_init__(self) -> None:
         if (min(self.bm, self.bn, self.bk, self.warps_m, self.warps_n) < 1
@@ -270,20 +273,23 @@ class MmaTile:
 
     @property
     def name(self) -> str:
-        return f"mma {self.bm}x{self.bn}x{self.bk}/{self.warps_m}x{self.warps_n}w/s{self.stages}"
+        lds = "" if self.ldmatrix else "/lds"
+        return (f"mma {self.bm}x{self.bn}x{self.bk}/{self.warps_m}x{self.warps_n}w"
+                f"/s{self.stages}{lds}")
 
 
 # The tensor-core kernel's tile per (input element bytes, layout) where there
-# are enough tiles to go round, from the H200 sweep (second pass in
-# RESULTS.md, cp.async stages; 4096^3 TFLOP/s): fp16 nn 288 and nt 271 on 32
-# deep, two stages; tn 336 on 16 deep, four stages (312 on 32 deep). TF32:
-# 16 deep, two stages (32 would need 72 KiB of local memory) for nn 112 and
-# nt 130; tn 119 on 8 deep, four stages.
+# are enough tiles to go round, from the H200 sweeps (RESULTS.md, tensor
+# cores; 4096^3 TFLOP/s): fp16 nn 288 and nt 271 on 32 deep, two stages, 2 x
+# 4 warps of 64 x 32; tn 342 on 16 deep, four stages, 2 x 2 warps of 64 x 64.
+# TF32 steps 16 deep with two stages (32 would need 72 KiB of local memory):
+# nn 140 and tn 128 on 2 x 2 warps; nt 130 on 2 x 4 with single-load
+# fragments (115 by ldmatrix).
 MMA_TILES = {
     (2, "nn"): MmaTile(128, 128, 32), (2, "nt"): MmaTile(128, 128, 32),
-    (2, "tn"): MmaTile(128, 128, 16, stages=4),
-    (4, "nn"): MmaTile(128, 128, 16), (4, "nt"): MmaTile(128, 128, 16),
-    (4, "tn"): MmaTile(128, 128, 8, stages=4),
+    (2, "tn"): MmaTile(128, 128, 16, 2, 2, stages=4),
+    (4, "nn"): MmaTile(128, 128, 16, 2, 2), (4, "nt"): MmaTile(128, 128, 16, ldmatrix=False),
+    (4, "tn"): MmaTile(128, 128, 16, 2, 2),
 }
 # Too few 128 x 128 tiles for the compute units: a quarter of the size.
 MMA_SMALL_TILES = {2: MmaTile(64, 64, 32, 2, 2, stages=3), 4: MmaTile(64, 64, 16, 2, 2)}

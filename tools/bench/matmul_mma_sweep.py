@@ -1,0 +1,97 @@
+"""Tile sweep of the tensor-core matmul (matmul_mma.cl) against torch cuBLAS, in one run.
+
+For each input dtype (float16; float32 as TF32), layout and square size, runs
+every candidate ``MmaTile`` through ``matmul_with(kernel="mma")``, checks the
+result once against float64 (max error over the bound the kernel admits, as
+tests/netcl-tensor/test_matmul_tensor_cores.py derives it; must be <= 1), and
+prints TFLOP/s beside torch's with the same dtype (TF32 allowed for float32).
+The winners go into matmul_tiles.MMA_TILES.
+
+    NETCL_DEVICE=gpu python tools/bench/matmul_mma_sweep.py --sizes 2048 4096
+
+Timing as tools/bench/matmul.py: wall time around many calls ended by
+queue.finish() / torch.cuda.synchronize(), median of 7 repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))
+from matmul import operands, time_calls, transposed, used  # noqa: E402
+
+from netcl.core.device import manager  # noqa: E402
+from netcl.core.tensor import backends, from_numpy  # noqa: E402
+from netcl.core.tensor.ops.matmul import MmaTile, matmul_with  # noqa: E402
+
+T = MmaTile
+CANDIDATES = {
+    "float16": [T(128, 128, 32), T(128, 128, 32, 2, 2), T(128, 128, 16, 2, 2, stages=4),
+                T(128, 128, 16, stages=4), T(128, 256, 16)],
+    "float32": [T(128, 128, 16), T(128, 128, 16, ldmatrix=False), T(128, 128, 16, 2, 2),
+                T(128, 128, 8, stages=4)],
+}
+
+
+def error_over_bound(got: Any, a: Any, b: Any) -> float:
+    """Max |got - exact| over the bound of test_matmul_tensor_cores.bound."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    k = a.shape[-1]
+    u_in = 2.0**-11 if a.dtype == np.float32 else 0.0
+    allowed = (np.abs(a64) @ np.abs(b64)) * (2 * u_in + u_in**2 + k * 2.0**-23 / (1 - k * 2.0**-23))
+    exact = a64 @ b64
+    if a.dtype == np.float16:
+        allowed = allowed * (1 + 2.0**-11) + np.abs(exact) * 2.0**-11
+    return float(np.max(np.abs(got.astype(np.float64) - exact) / allowed))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
+    parser.add_argument("--dtype", choices=tuple(CANDIDATES), nargs="+",
+                        default=list(CANDIDATES))
+    parser.add_argument("--layout", choices=("nn", "nt", "tn"), nargs="+",
+                        default=["nn", "nt", "tn"])
+    args = parser.parse_args()
+    import torch
+
+    device = manager.default("auto")
+    backends.set_float32_matmul_precision("high")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    print(f"device: {device.name}; peer: torch {torch.__version__} cuBLAS")
+    rng = np.random.default_rng(0)
+    for dtype_name in args.dtype:
+        dtype = np.dtype(dtype_name)
+        for layout in args.layout:
+            for size in args.sizes:
+                a_host, b_host = operands(1, size, size, size, layout, dtype, rng)
+                a, b = from_numpy(a_host, device), from_numpy(b_host, device)
+                a = transposed(a) if layout[0] == "t" else a
+                b = transposed(b) if layout[1] == "t" else b
+                left = torch.from_numpy(a_host).cuda()
+                right = torch.from_numpy(b_host).cuda()
+                left = left.T if layout[0] == "t" else left
+                right = right.T if layout[1] == "t" else right
+                a_used, b_used = used(a_host, layout[0] == "t"), used(b_host, layout[1] == "t")
+                flops = 2.0 * size**3
+                peer = partial(torch.matmul, left, right)
+                torch_s, = time_calls([(peer, torch.cuda.synchronize)], 0.0)
+                for tile in CANDIDATES[dtype_name]:
+                    call = partial(matmul_with, a, b, kernel="mma", tile=tile)
+                    ratio = error_over_bound(call().numpy(), a_used, b_used)
+                    seconds, = time_calls([(call, device.queue.finish)], 0.0)
+                    print(f"{dtype_name:>8} {layout} {size:>5}^3 {tile.name:>30}"
+                          f"  err/bound {ratio:5.3f}  {flops / seconds / 1e12:6.1f} TFLOP/s"
+                          f"  torch {flops / torch_s / 1e12:6.1f}  ratio {torch_s / seconds:.2f}",
+                          flush=True)
+
+
+if __name__ == "__main__":
+    main()
