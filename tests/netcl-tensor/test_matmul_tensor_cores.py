@@ -19,6 +19,7 @@ import pytest
 from test_matmul import place
 
 from netcl.core.device import Device
+from netcl.core.device.device import compute_capability
 from netcl.core.tensor import backends, dtypes, from_numpy
 from netcl.core.tensor.ops.matmul import MmaTile, matmul_with
 from netcl.core.tensor.ops.matmul_tiles import choose_mma_tile
@@ -64,8 +65,8 @@ NV = "cl_khr_fp64 cl_nv_device_attribute_query cl_khr_fp16"
 
 
 def test_compute_capability_is_read_only_where_the_device_reports_it() -> None:
-    assert gemm.tensor_core_capability(fake_cl_device(NV, 9, 0)) == (9, 0)
-    assert gemm.tensor_core_capability(fake_cl_device("cl_khr_fp64 cl_amd_fp64")) is None
+    assert compute_capability(fake_cl_device(NV, 9, 0)) == (9, 0)
+    assert compute_capability(fake_cl_device("cl_khr_fp64 cl_amd_fp64")) is None
     assert gemm.tensor_cores(fake_cl_device(NV, 8, 0))
     assert gemm.tensor_cores(fake_cl_device(NV, 8, 9))
     assert not gemm.tensor_cores(fake_cl_device(NV, 7, 5))  # Turing: no tf32 mma
@@ -94,6 +95,13 @@ def test_each_device_and_dtype_gets_its_kernel(
     backends.matmul.allow_tf32 = tf32
     device = SimpleNamespace(type=kind, cl_device=fake_cl_device(extensions, *capability))
     assert gemm.default_family(cast(Device, device), dtype) == family
+
+
+def test_each_device_is_told_its_matmul_kernels() -> None:
+    assert "tensor cores" in gemm.kernels_for("gpu", (9, 0))
+    assert "tiled" in gemm.kernels_for("gpu", (7, 5))
+    assert "tiled" in gemm.kernels_for("gpu", None)
+    assert "panel" in gemm.kernels_for("cpu", None)
 
 
 def test_tf32_changes_no_bit_without_tensor_cores(

@@ -117,6 +117,8 @@ def test_devices_marks_the_auto_device(capsys: pytest.CaptureFixture[str]) -> No
     marked = [line for line in out.splitlines() if "<- auto" in line]
     assert len(marked) == 1 and marked[0].split()[0] == auto
     assert "compute units" in marked[0] and "GiB" in marked[0]
+    # Each device's line is followed by the matmul kernels it runs.
+    assert out.count("matmul: ") == len(manager.devices())
 
 
 def test_the_module_runs_as_a_command_without_traceback() -> None:

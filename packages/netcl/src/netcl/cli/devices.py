@@ -7,6 +7,7 @@ import os
 from netcl.cli.errors import UserError
 from netcl.core.device import DeviceError, manager
 from netcl.core.device.manager import ENV_VAR
+from netcl.core.tensor.ops.gemm import kernels_for
 
 
 def list_devices() -> int:
@@ -30,6 +31,7 @@ def list_devices() -> int:
         mark = "  <- auto" + (f" ({why})" if why else "") if info.spec == auto else ""
         print(f"  {info.spec:>5}  {info.type:<11} {info.name}  {gib:.1f} GiB, "
               f"{info.compute_units} compute units{mark}")
+        print(f"         {kernels_for(info.type, info.compute_capability)}")
     if auto is None:
         print(f"auto: {why}")
     return 0

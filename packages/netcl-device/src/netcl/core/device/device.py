@@ -20,6 +20,7 @@ class DeviceInfo:
     platform: str
     global_mem_bytes: int
     compute_units: int
+    compute_capability: tuple[int, int] | None = None  # NVIDIA's, where reported
 
     def __str__(self) -> str:
         gib = self.global_mem_bytes / 2**30
@@ -27,6 +28,14 @@ class DeviceInfo:
             f"{self.spec:>5}  {self.type:<5} {self.name} ({self.platform}), "
             f"{self.compute_units} compute units, {gib:.1f} GiB"
         )
+
+
+def compute_capability(device: cl.Device) -> tuple[int, int] | None:
+    """An NVIDIA device's compute capability, read through the
+    cl_nv_device_attribute_query extension; None for a device without it."""
+    if "cl_nv_device_attribute_query" not in str(device.extensions).split():
+        return None
+    return int(device.compute_capability_major_nv), int(device.compute_capability_minor_nv)
 
 
 def device_type_name(device: cl.Device) -> str:

@@ -6,7 +6,7 @@ import os
 
 import pyopencl as cl
 
-from netcl.core.device.device import Device, DeviceInfo, device_type_name
+from netcl.core.device.device import Device, DeviceInfo, compute_capability, device_type_name
 from netcl.core.device.errors import DeviceError
 
 ENV_VAR = "NETCL_DEVICE"
@@ -35,6 +35,7 @@ class DeviceManager:
                     platform=str(cl_device.platform.name).strip(),
                     global_mem_bytes=int(cl_device.global_mem_size),
                     compute_units=int(cl_device.max_compute_units),
+                    compute_capability=compute_capability(cl_device),
                 )
             )
         return found

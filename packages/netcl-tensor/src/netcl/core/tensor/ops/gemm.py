@@ -28,6 +28,7 @@ import pyopencl as cl
 import pyopencl.cltypes as cltypes
 
 from netcl.core.device import Device
+from netcl.core.device.device import compute_capability
 from netcl.core.tensor import backends, dtypes
 from netcl.core.tensor.launch import enqueue_prepared
 from netcl.core.tensor.ops.elementwise import add_, copy_, fill_
@@ -208,18 +209,24 @@ class MmaVariant(NamedTuple):
         }
 
 
-def tensor_core_capability(cl_device: Any) -> tuple[int, int] | None:
-    """An NVIDIA device's compute capability (cl_nv_device_attribute_query); None
-    for a device that does not report one."""
-    if "cl_nv_device_attribute_query" not in str(cl_device.extensions).split():
-        return None
-    return int(cl_device.compute_capability_major_nv), int(cl_device.compute_capability_minor_nv)
-
-
 def tensor_cores(cl_device: Any) -> bool:
     """Whether matmul_mma.cl can run on this OpenCL device."""
-    capability = tensor_core_capability(cl_device)
+    return reaches_tensor_cores(compute_capability(cl_device))
+
+
+def reaches_tensor_cores(capability: tuple[int, int] | None) -> bool:
     return capability is not None and capability >= MMA_CAPABILITY
+
+
+def kernels_for(device_type: str, capability: tuple[int, int] | None) -> str:
+    """Which matmul kernels a device of this type and compute capability runs,
+    in words (``netcl devices`` prints it)."""
+    if device_type == "cpu":
+        return "matmul: panel kernel (CPU)"
+    if reaches_tensor_cores(capability):
+        return ("matmul: tensor cores (mma.sync) for float16, and float32 when TF32 is "
+                "allowed; tiled kernel otherwise")
+    return "matmul: tiled kernel (no tensor cores reachable)"
 
 
 def default_family(device: Device, dtype: np.dtype[Any]) -> str:
