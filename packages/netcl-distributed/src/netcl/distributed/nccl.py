@@ -1,0 +1,226 @@
+"""NCCL on memory that OpenCL and CUDA share: the collective engine PyTorch's DDP runs on.
+
+OpenCL has no collectives across GPUs, and NCCL speaks only CUDA. NVIDIA's OpenCL
+driver bridges the two with ``cl_khr_external_memory_opaque_fd``: memory that the
+CUDA driver allocates exportably (``cuMemCreate`` with a POSIX file-descriptor
+handle) is imported as an OpenCL buffer, so a netcl kernel and an NCCL collective
+work on the same bytes, with no copy and no trip through the host.
+
+Ordering between the two APIs: OpenCL's queue is finished before a collective is
+enqueued on the CUDA stream, and the stream is synchronised before OpenCL reads
+the result (``Communicator`` does both). That is coarser than external semaphores,
+and measured in ``tools/bench/ddp.py``.
+
+Everything NVIDIA here is optional: ``cuda-bindings`` and the NCCL library come
+with the ``netcl-distributed[nccl]`` extra, and ``unavailable()`` says why the
+path cannot be used on a machine where it cannot.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, cast
+
+import pyopencl as cl
+
+# cl_khr_external_memory and cl_khr_external_memory_opaque_fd (Khronos OpenCL registry).
+_CL_EXTERNAL_MEMORY_HANDLE_OPAQUE_FD_KHR = 0x2060
+_CL_DEVICE_HANDLE_LIST_KHR = 0x2051
+_CL_DEVICE_HANDLE_LIST_END_KHR = 0
+_EXTENSION = "cl_khr_external_memory_opaque_fd"
+
+# nccl.h: ncclDataType_t and ncclRedOp_t values; NCCL_UNIQUE_ID_BYTES.
+_NCCL_FLOAT32 = 7
+_NCCL_SUM = 0
+_UNIQUE_ID_BYTES = 128
+
+
+class _UniqueId(ctypes.Structure):
+    _fields_ = [("internal", ctypes.c_char * _UNIQUE_ID_BYTES)]
+
+
+def _driver() -> Any:
+    from cuda.bindings import driver  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    return driver
+
+
+def _check(result: Any, what: str) -> Any:
+    """cuda-bindings return (error, value...); raise on an error, return the value(s)."""
+    error, *values = result if isinstance(result, tuple) else (result,)
+    if int(error) != 0:
+        raise RuntimeError(f"netcl.distributed.nccl: {what} failed with CUDA error {error}")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _nccl_library() -> ctypes.CDLL:
+    """libnccl.so.2: NVIDIA's wheel (nvidia-nccl-cu12/-cu13) first, then the loader's path."""
+    candidates = [path for entry in sys.path for path in sorted(
+        glob.glob(os.path.join(entry, "nvidia", "**", "libnccl.so*"), recursive=True))]
+    for path in [*candidates, "libnccl.so.2"]:
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    raise RuntimeError("netcl.distributed.nccl: no NCCL library (pip install "
+                       "'netcl-distributed[nccl]' installs NVIDIA's)")
+
+
+def unavailable(device: cl.Device) -> str | None:
+    """Why the NCCL path cannot run on ``device`` (None when it can)."""
+    if _EXTENSION not in device.extensions.split():
+        return f"the OpenCL device {device.name!r} lacks {_EXTENSION}"
+    try:
+        _driver()
+    except ImportError:
+        return "cuda-bindings is not installed (pip install 'netcl-distributed[nccl]')"
+    try:
+        _nccl_library()
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+def _opencl_library() -> ctypes.CDLL:
+    """The OpenCL loader pyopencl itself uses (its wheel bundles one)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if os.path.basename(path).startswith("libOpenCL.so"):
+                return ctypes.CDLL(path)
+    return ctypes.CDLL("libOpenCL.so.1")
+
+
+class SharedBuffer:
+    """``nbytes`` of GPU memory that CUDA allocated and OpenCL imported: ``buffer`` for
+    netcl's kernels, ``pointer`` (a CUDA device address) for NCCL."""
+
+    def __init__(self, context: cl.Context, device: cl.Device, nbytes: int) -> None:
+        driver = _driver()
+        _check(driver.cuInit(0), "cuInit")
+        self._cuda_device = _check(driver.cuDeviceGet(_cuda_ordinal(device)), "cuDeviceGet")
+        self._cuda_context = _check(driver.cuDevicePrimaryCtxRetain(self._cuda_device),
+                                    "cuDevicePrimaryCtxRetain")
+        _check(driver.cuCtxSetCurrent(self._cuda_context), "cuCtxSetCurrent")
+        prop = driver.CUmemAllocationProp()
+        prop.type = driver.CUmemAllocationType.CU_MEM_ALLOCATION_TYPE_PINNED
+        prop.location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE
+        prop.location.id = int(self._cuda_device)
+        prop.requestedHandleTypes = (
+            driver.CUmemAllocationHandleType.CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        granularity = _check(driver.cuMemGetAllocationGranularity(
+            prop, driver.CUmemAllocationGranularity_flags.CU_MEM_ALLOC_GRANULARITY_MINIMUM),
+            "cuMemGetAllocationGranularity")
+        self.nbytes = nbytes
+        self._size = -(-max(nbytes, 1) // granularity) * granularity
+        self._handle = _check(driver.cuMemCreate(self._size, prop, 0), "cuMemCreate")
+        self._address = _check(driver.cuMemAddressReserve(self._size, 0, 0, 0),
+                               "cuMemAddressReserve")
+        _check(driver.cuMemMap(self._address, self._size, 0, self._handle, 0), "cuMemMap")
+        access = driver.CUmemAccessDesc()
+        access.location = prop.location
+        access.flags = driver.CUmemAccess_flags.CU_MEM_ACCESS_FLAGS_PROT_READWRITE
+        _check(driver.cuMemSetAccess(self._address, self._size, [access], 1), "cuMemSetAccess")
+        fd = _check(driver.cuMemExportToShareableHandle(
+            self._handle, driver.CUmemAllocationHandleType.CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
+            0), "cuMemExportToShareableHandle")
+        self.pointer = int(self._address)
+        self.buffer = _import_fd(context, device, int(fd), self._size)
+
+    def close(self) -> None:
+        """Release both views of the memory (OpenCL's first)."""
+        driver = _driver()
+        self.buffer.release()
+        _check(driver.cuMemUnmap(self._address, self._size), "cuMemUnmap")
+        _check(driver.cuMemAddressFree(self._address, self._size), "cuMemAddressFree")
+        _check(driver.cuMemRelease(self._handle), "cuMemRelease")
+
+
+def _cuda_ordinal(device: cl.Device) -> int:
+    """The CUDA device that is this OpenCL device: the one with the same PCI bus id."""
+    driver = _driver()
+    _check(driver.cuInit(0), "cuInit")
+    count = _check(driver.cuDeviceGetCount(), "cuDeviceGetCount")
+    if count == 1:
+        return 0
+    try:
+        bus = device.pci_bus_id_nv  # cl_nv_device_attribute_query
+    except (AttributeError, cl.Error) as error:
+        raise RuntimeError("netcl.distributed.nccl: cannot tell which CUDA device the OpenCL "
+                           f"device {device.name!r} is (no PCI bus id)") from error
+    for ordinal in range(count):
+        cuda_bus = _check(driver.cuDeviceGetAttribute(
+            driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_PCI_BUS_ID, ordinal),
+            "cuDeviceGetAttribute")
+        if int(cuda_bus) == int(bus):
+            return ordinal
+    raise RuntimeError(f"netcl.distributed.nccl: no CUDA device on PCI bus {bus}")
+
+
+def _import_fd(context: cl.Context, device: cl.Device, fd: int, size: int) -> cl.Buffer:
+    library = _opencl_library()
+    create = library.clCreateBufferWithProperties
+    create.restype = ctypes.c_void_p
+    create.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_uint64,
+                       ctypes.c_size_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32)]
+    properties = (ctypes.c_uint64 * 6)(_CL_EXTERNAL_MEMORY_HANDLE_OPAQUE_FD_KHR, fd,
+                                       _CL_DEVICE_HANDLE_LIST_KHR, device.int_ptr,
+                                       _CL_DEVICE_HANDLE_LIST_END_KHR, 0)
+    error = ctypes.c_int32(0)
+    handle = create(context.int_ptr, properties, int(cl.mem_flags.READ_WRITE), size, None,
+                    ctypes.byref(error))
+    if error.value != 0 or not handle:
+        raise RuntimeError(
+            f"netcl.distributed.nccl: importing CUDA memory into OpenCL failed "
+            f"(clCreateBufferWithProperties error {error.value})"
+        )
+    return cast(cl.Buffer, cl.Buffer.from_int_ptr(handle, retain=False))
+
+
+class Communicator:
+    """An NCCL communicator over the ranks of an MPI communicator, one GPU a rank.
+
+    MPI bootstraps it: rank 0 makes NCCL's unique id and broadcasts it.
+    """
+
+    def __init__(self, comm: Any, device: cl.Device) -> None:
+        driver = _driver()
+        _check(driver.cuInit(0), "cuInit")
+        cuda_device = _check(driver.cuDeviceGet(_cuda_ordinal(device)), "cuDeviceGet")
+        context = _check(driver.cuDevicePrimaryCtxRetain(cuda_device), "cuDevicePrimaryCtxRetain")
+        _check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        self._nccl = _nccl_library()
+        unique = _UniqueId()
+        if comm.rank == 0:
+            self._call("ncclGetUniqueId", ctypes.byref(unique))
+        unique.internal = comm.bcast(bytes(unique.internal), root=0)
+        self._comm = ctypes.c_void_p()
+        self._call("ncclCommInitRank", ctypes.byref(self._comm), comm.size, unique, comm.rank)
+        self._stream = _check(driver.cuStreamCreate(0), "cuStreamCreate")
+        self.size = comm.size
+
+    def _call(self, name: str, *args: Any) -> None:
+        function: Callable[..., int] = getattr(self._nccl, name)
+        result = function(*args)
+        if result != 0:
+            error = self._nccl.ncclGetErrorString
+            error.restype = ctypes.c_char_p
+            raise RuntimeError(f"netcl.distributed.nccl: {name} failed: "
+                               f"{error(result).decode()} ({result})")
+
+    def all_reduce(self, queue: cl.CommandQueue, send: int, count: int,
+                   recv: int | None = None) -> None:
+        """Sum ``count`` float32 at CUDA address ``send`` over the ranks into ``recv`` (in place
+        when None), once the OpenCL queue's work is done; returns when the sum is in memory."""
+        queue.finish()
+        self._call("ncclAllReduce", ctypes.c_void_p(send),
+                   ctypes.c_void_p(send if recv is None else recv), ctypes.c_size_t(count),
+                   _NCCL_FLOAT32, _NCCL_SUM, self._comm, ctypes.c_void_p(int(self._stream)))
+        _check(_driver().cuStreamSynchronize(self._stream), "cuStreamSynchronize")
+
+    def close(self) -> None:
+        self._call("ncclCommDestroy", self._comm)

@@ -1,0 +1,47 @@
+"""netcl's OpenCL kernels and NCCL on the same GPU memory (NVIDIA only; skipped elsewhere).
+
+The memory is allocated by the CUDA driver and imported into OpenCL; a netcl
+kernel writes it, a single-rank NCCL communicator sums it into a second such
+buffer, and netcl reads that back: bit for bit, since a sum over one rank is
+the value itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from netcl.core.device import manager
+from netcl.core.tensor import float32, from_buffer, from_numpy
+from netcl.distributed import nccl
+
+device = manager.default("auto")
+why_not = nccl.unavailable(device.cl_device)
+
+
+@pytest.mark.skipif(why_not is not None, reason=f"no NCCL path: {why_not}")
+def test_opencl_kernels_and_nccl_share_memory() -> None:
+    n = 1 << 20
+    sent = nccl.SharedBuffer(device.context, device.cl_device, n * 4)
+    summed = nccl.SharedBuffer(device.context, device.cl_device, n * 4)
+    communicator = nccl.Communicator(MPI.COMM_SELF, device.cl_device)
+    try:
+        values = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+        written = from_buffer(sent.buffer, (n,), float32, device.queue)
+        written.copy_(from_numpy(values, device.queue))
+        written.mul_(3.0)  # a netcl kernel writes the shared memory
+        communicator.all_reduce(device.queue, sent.pointer, n, recv=summed.pointer)
+        got = from_buffer(summed.buffer, (n,), float32, device.queue).numpy()
+        np.testing.assert_array_equal(got, values * np.float32(3.0))
+    finally:
+        communicator.close()
+        sent.close()
+        summed.close()
+
+
+@pytest.mark.skipif("cl_khr_external_memory_opaque_fd" in device.cl_device.extensions,
+                    reason="the device imports external memory")
+def test_a_device_without_external_memory_says_so() -> None:
+    assert why_not == (f"the OpenCL device {device.cl_device.name!r} lacks "
+                       "cl_khr_external_memory_opaque_fd")
