@@ -27,6 +27,13 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dist.World]:
 def test_a_world_of_one(world: dist.World) -> None:
     assert (world.rank, world.size, world.local_rank, world.local_size) == (0, 1, 0, 1)
     assert dist.init() is world and dist.world() is world
+    assert (world.backend, world.backend_reason) == ("mpi", "a world of one sends nothing")
+    assert world.nccl is None
+
+
+def test_init_refuses_an_unknown_backend(world: dist.World) -> None:
+    with pytest.raises(ValueError, match="backend must be 'auto', 'nccl' or 'mpi', got 'gloo'"):
+        dist.init(backend="gloo")
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+import netcl.autograd as ag
 from netcl.core.device import manager
-from netcl.core.tensor import float32, from_buffer, from_numpy
+from netcl.core.tensor import float32, from_buffer, from_numpy, manual_seed
 from netcl.distributed import nccl
+from netcl.distributed.reducer import NcclReducer
+from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
+from netcl.optim import Adam
 
 device = manager.default("auto")
 why_not = nccl.unavailable(device.cl_device)
@@ -38,6 +42,33 @@ def test_opencl_kernels_and_nccl_share_memory() -> None:
         communicator.close()
         sent.close()
         summed.close()
+
+
+@pytest.mark.skipif(why_not is not None, reason=f"no NCCL path: {why_not}")
+def test_the_nccl_reducer_averages_in_place_on_the_device() -> None:
+    """Over one rank the average is the gradient itself, so every element must come back
+    exactly where it was, through the device copies and NCCL, whatever the bucket cuts."""
+    def model() -> Module:
+        manual_seed(5)
+        return Sequential(Linear(device.queue, 7, 33), ReLU(), Linear(device.queue, 33, 5))
+
+    reduced, alone = model(), model()
+    Adam(reduced.parameters())  # a flat grad buffer: each bucket is one device range
+    communicator = nccl.Communicator(MPI.COMM_SELF, device.cl_device)
+    reducer = NcclReducer(list(reduced.named_parameters()), MPI.COMM_SELF, 200, communicator)
+    assert len(reducer.buckets) > 1
+    rng = np.random.default_rng(1)
+    x = from_numpy(rng.standard_normal((9, 7)).astype(np.float32), device.queue)
+    y = from_numpy(rng.integers(0, 5, 9), device.queue)
+    for net in (reduced, alone):
+        with ag.Tape() as tape:
+            loss = cross_entropy(net(x), y)
+        tape.backward(loss)
+    for a, b in zip(reduced.parameters(), alone.parameters(), strict=True):
+        assert a.grad is not None and b.grad is not None
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+    reducer.check_finished("test")  # every bucket was reduced
+    communicator.close()
 
 
 @pytest.mark.skipif("cl_khr_external_memory_opaque_fd" in device.cl_device.extensions,

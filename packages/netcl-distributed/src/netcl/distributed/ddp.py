@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from netcl.core.tensor import float32
-from netcl.distributed.reducer import Reducer
+from netcl.distributed.reducer import NcclReducer, Reducer
 from netcl.distributed.replicas import broadcast_from_root, check_same_everywhere
 from netcl.distributed.world import World, world_or_default
 from netcl.nn import Module
@@ -75,8 +75,10 @@ class DistributedDataParallel(Module):
         self.module = module
         object.__setattr__(self, "world", the_world)
         reducer = None
+        cap_bytes = int(bucket_cap_mb * 1024 * 1024)
         if the_world.size > 1 and trained:
-            reducer = Reducer(trained, the_world.comm, int(bucket_cap_mb * 1024 * 1024))
+            reducer = (Reducer(trained, the_world.comm, cap_bytes) if the_world.nccl is None
+                       else NcclReducer(trained, the_world.comm, cap_bytes, the_world.nccl))
         object.__setattr__(self, "_reducer", reducer)
 
     world: World

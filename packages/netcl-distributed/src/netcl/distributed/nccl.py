@@ -36,6 +36,7 @@ _EXTENSION = "cl_khr_external_memory_opaque_fd"
 # nccl.h: ncclDataType_t and ncclRedOp_t values; NCCL_UNIQUE_ID_BYTES.
 _NCCL_FLOAT32 = 7
 _NCCL_SUM = 0
+_NCCL_AVG = 4  # NCCL 2.10 and later
 _UNIQUE_ID_BYTES = 128
 
 
@@ -101,15 +102,11 @@ class SharedBuffer:
 
     def __init__(self, context: cl.Context, device: cl.Device, nbytes: int) -> None:
         driver = _driver()
-        _check(driver.cuInit(0), "cuInit")
-        self._cuda_device = _check(driver.cuDeviceGet(_cuda_ordinal(device)), "cuDeviceGet")
-        self._cuda_context = _check(driver.cuDevicePrimaryCtxRetain(self._cuda_device),
-                                    "cuDevicePrimaryCtxRetain")
-        _check(driver.cuCtxSetCurrent(self._cuda_context), "cuCtxSetCurrent")
+        cuda_device = _make_current(device)
         prop = driver.CUmemAllocationProp()
         prop.type = driver.CUmemAllocationType.CU_MEM_ALLOCATION_TYPE_PINNED
         prop.location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE
-        prop.location.id = int(self._cuda_device)
+        prop.location.id = int(cuda_device)
         prop.requestedHandleTypes = (
             driver.CUmemAllocationHandleType.CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
         granularity = _check(driver.cuMemGetAllocationGranularity(
@@ -138,6 +135,17 @@ class SharedBuffer:
         _check(driver.cuMemUnmap(self._address, self._size), "cuMemUnmap")
         _check(driver.cuMemAddressFree(self._address, self._size), "cuMemAddressFree")
         _check(driver.cuMemRelease(self._handle), "cuMemRelease")
+
+
+def _make_current(device: cl.Device) -> Any:
+    """Make current the primary CUDA context of the CUDA device that is OpenCL's ``device``;
+    returns that CUDA device."""
+    driver = _driver()
+    _check(driver.cuInit(0), "cuInit")
+    cuda_device = _check(driver.cuDeviceGet(_cuda_ordinal(device)), "cuDeviceGet")
+    context = _check(driver.cuDevicePrimaryCtxRetain(cuda_device), "cuDevicePrimaryCtxRetain")
+    _check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+    return cuda_device
 
 
 def _cuda_ordinal(device: cl.Device) -> int:
@@ -188,11 +196,7 @@ class Communicator:
     """
 
     def __init__(self, comm: Any, device: cl.Device) -> None:
-        driver = _driver()
-        _check(driver.cuInit(0), "cuInit")
-        cuda_device = _check(driver.cuDeviceGet(_cuda_ordinal(device)), "cuDeviceGet")
-        context = _check(driver.cuDevicePrimaryCtxRetain(cuda_device), "cuDevicePrimaryCtxRetain")
-        _check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        _make_current(device)
         self._nccl = _nccl_library()
         unique = _UniqueId()
         if comm.rank == 0:
@@ -200,7 +204,7 @@ class Communicator:
         unique.internal = comm.bcast(bytes(unique.internal), root=0)
         self._comm = ctypes.c_void_p()
         self._call("ncclCommInitRank", ctypes.byref(self._comm), comm.size, unique, comm.rank)
-        self._stream = _check(driver.cuStreamCreate(0), "cuStreamCreate")
+        self._stream = _check(_driver().cuStreamCreate(0), "cuStreamCreate")
         self.size = comm.size
 
     def _call(self, name: str, *args: Any) -> None:
@@ -212,15 +216,26 @@ class Communicator:
             raise RuntimeError(f"netcl.distributed.nccl: {name} failed: "
                                f"{error(result).decode()} ({result})")
 
-    def all_reduce(self, queue: cl.CommandQueue, send: int, count: int,
-                   recv: int | None = None) -> None:
-        """Sum ``count`` float32 at CUDA address ``send`` over the ranks into ``recv`` (in place
-        when None), once the OpenCL queue's work is done; returns when the sum is in memory."""
-        queue.finish()
+    def start_all_reduce(self, send: int, count: int, recv: int | None = None,
+                         average: bool = False) -> None:
+        """Enqueue, on NCCL's stream, the sum (or mean) over the ranks of ``count`` float32 at
+        CUDA address ``send`` into ``recv`` (in place when None). The caller makes sure that
+        the OpenCL writes it reads are done, and calls ``synchronize()`` before reading."""
         self._call("ncclAllReduce", ctypes.c_void_p(send),
                    ctypes.c_void_p(send if recv is None else recv), ctypes.c_size_t(count),
-                   _NCCL_FLOAT32, _NCCL_SUM, self._comm, ctypes.c_void_p(int(self._stream)))
+                   _NCCL_FLOAT32, _NCCL_AVG if average else _NCCL_SUM, self._comm,
+                   ctypes.c_void_p(int(self._stream)))
+
+    def synchronize(self) -> None:
+        """Return when every collective started so far is done."""
         _check(_driver().cuStreamSynchronize(self._stream), "cuStreamSynchronize")
+
+    def all_reduce(self, queue: cl.CommandQueue, send: int, count: int,
+                   recv: int | None = None) -> None:
+        """``start_all_reduce`` once ``queue``'s work is done; returns when the sum is in."""
+        queue.finish()
+        self.start_all_reduce(send, count, recv)
+        self.synchronize()
 
     def close(self) -> None:
         self._call("ncclCommDestroy", self._comm)

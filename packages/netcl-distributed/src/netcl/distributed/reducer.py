@@ -31,7 +31,7 @@ from mpi4py import MPI
 
 from netcl.autograd import RemovableHandle, no_grad, register_post_accumulate_grad_hook
 from netcl.core.tensor import Tensor
-from netcl.distributed import host_copy
+from netcl.distributed import host_copy, nccl
 
 # A bucket crosses in chunks of this size, so that copies and the collective overlap. Small
 # enough that a 25 MB bucket pipelines over several chunks, large enough that each MPI call
@@ -47,6 +47,7 @@ class Chunk:
     hi: int
     copies: list[host_copy.Span]
     copied: cl.Event | None = None
+    started: bool = False
     request: MPI.Request | None = None
 
 
@@ -56,7 +57,8 @@ class Bucket:
 
     params: list[Tensor]
     names: list[str]
-    host: np.ndarray[Any, Any]
+    total: int
+    host: np.ndarray[Any, Any] = field(default_factory=lambda: np.empty(0, np.float32))
     missing: int = 0
     copies: list[host_copy.Span] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
@@ -97,9 +99,8 @@ def _remove(handles: list[RemovableHandle]) -> None:
 def _bucket(members: list[tuple[str, Tensor]]) -> Bucket:
     members = members[::-1]  # model order, so that ranges adjacent on the device merge
     total = sum(p.size for _, p in members)
-    params = [p for _, p in members]
-    return Bucket(params, [name for name, _ in members],
-                  host_copy.pinned_array(params[0].queue, total), missing=len(members))
+    return Bucket([p for _, p in members], [name for name, _ in members], total,
+                  missing=len(members))
 
 
 class Reducer:
@@ -111,6 +112,8 @@ class Reducer:
         self.comm = comm
         self.enabled = True
         self.buckets = make_buckets(named, cap_bytes)
+        for bucket in self.buckets:
+            self._allocate(bucket)
         self._bucket_of = {id(p): b for b in self.buckets for p in b.params}
         self._ready: set[int] = set()
         self._started: list[Bucket] = []
@@ -130,6 +133,10 @@ class Reducer:
                 "their buckets were never averaged across ranks. Every parameter that requires "
                 "grad must take part in the loss (or set requires_grad=False before wrapping)."
             )
+
+    def _allocate(self, bucket: Bucket) -> None:
+        """Where the bucket's gradients are reduced: pinned host memory, for MPI."""
+        bucket.host = host_copy.pinned_array(bucket.params[0].queue, bucket.total)
 
     # -- during backward ------------------------------------------------------------------
     def _on_grad(self, p: Tensor) -> None:
@@ -153,19 +160,23 @@ class Reducer:
             assert p.grad is not None  # its hook ran after its grad was accumulated
             grads.append(p.grad)
         bucket.copies = host_copy.spans(grads)
-        step = max(1, CHUNK_BYTES // bucket.host.itemsize)
-        queue = bucket.params[0].queue
-        bucket.chunks = []
-        for lo in range(0, bucket.host.size, step):
-            hi = min(lo + step, bucket.host.size)
-            chunk = Chunk(lo, hi, host_copy.clip(bucket.copies, lo, hi))
-            chunk.copied = host_copy.to_host(queue, chunk.copies, bucket.host)
-            bucket.chunks.append(chunk)
+        bucket.chunks = [Chunk(lo, hi, host_copy.clip(bucket.copies, lo, hi))
+                         for lo, hi in self._cuts(bucket.total)]
+        for chunk in bucket.chunks:
+            chunk.copied = self._copy_out_chunk(bucket, chunk)
         self._started.append(bucket)
+
+    def _cuts(self, total: int) -> list[tuple[int, int]]:
+        step = max(1, CHUNK_BYTES // 4)
+        return [(lo, min(lo + step, total)) for lo in range(0, total, step)]
+
+    def _copy_out_chunk(self, bucket: Bucket, chunk: Chunk) -> cl.Event | None:
+        return host_copy.to_host(bucket.params[0].queue, chunk.copies, bucket.host)
 
     def _start(self, bucket: Bucket, chunk: Chunk) -> None:
         chunk.request = self.comm.Iallreduce(MPI.IN_PLACE, bucket.host[chunk.lo:chunk.hi],
                                              op=MPI.SUM)
+        chunk.started = True
 
     def _start_copied(self) -> None:
         """Start, in order, the all-reduce of each chunk whose host copy is done.
@@ -176,7 +187,7 @@ class Reducer:
         """
         for bucket in self._started:
             for chunk in bucket.chunks:
-                if chunk.request is not None:
+                if chunk.started:
                     continue
                 if chunk.copied is not None and (
                     chunk.copied.command_execution_status
@@ -185,13 +196,16 @@ class Reducer:
                     return
                 self._start(bucket, chunk)
 
-    def _finish(self) -> None:
+    def _start_the_rest(self) -> None:
         for bucket in self._started:
             for chunk in bucket.chunks:
-                if chunk.request is None:
+                if not chunk.started:
                     if chunk.copied is not None:
                         chunk.copied.wait()
                     self._start(bucket, chunk)
+
+    def _finish(self) -> None:
+        self._start_the_rest()
         for bucket in self._started:
             queue = bucket.params[0].queue
             for chunk in bucket.chunks:
@@ -203,7 +217,63 @@ class Reducer:
             with no_grad():
                 for span in bucket.copies:
                     host_copy.device_view(bucket.params[0], span).mul_(1.0 / self.comm.size)
+        self._reset()
+
+    def _reset(self) -> None:
+        for bucket in self._started:
             bucket.chunks = []
             bucket.missing = len(bucket.params)
         self._started = []
         self._ready.clear()
+
+
+class NcclReducer(Reducer):
+    """The reducer on NVIDIA GPUs, one a rank: nothing crosses to the host.
+
+    Each bucket's gradients are copied on the device into memory that CUDA
+    allocated and OpenCL imported (:class:`netcl.distributed.nccl.SharedBuffer`),
+    and once that copy is done NCCL averages them there, on its own stream, while
+    OpenCL computes the rest of backward. Before backward returns, the reducer
+    waits for NCCL's stream and copies the averages back into the gradients.
+    """
+
+    def __init__(self, named: Sequence[tuple[str, Tensor]], comm: MPI.Intracomm,
+                 cap_bytes: int, communicator: nccl.Communicator) -> None:
+        self.communicator = communicator
+        self._shared: dict[int, nccl.SharedBuffer] = {}
+        super().__init__(named, comm, cap_bytes)
+
+    def _allocate(self, bucket: Bucket) -> None:
+        device = bucket.params[0].device
+        shared = nccl.SharedBuffer(device.context, device.cl_device, bucket.total * 4)
+        self._shared[id(bucket)] = shared
+        weakref.finalize(self, shared.close)
+
+    def _cuts(self, total: int) -> list[tuple[int, int]]:
+        return [(0, total)]  # the copies and NCCL run on the device: no pipeline to fill
+
+    def _copy_out_chunk(self, bucket: Bucket, chunk: Chunk) -> cl.Event | None:
+        shared = self._shared[id(bucket)].buffer
+        event = None
+        for span in chunk.copies:
+            event = cl.enqueue_copy(bucket.params[0].queue, shared, span.buffer,
+                                    byte_count=span.size * 4, src_offset=span.device_offset * 4,
+                                    dst_offset=span.host_offset * 4)
+        return event
+
+    def _start(self, bucket: Bucket, chunk: Chunk) -> None:
+        shared = self._shared[id(bucket)]
+        self.communicator.start_all_reduce(shared.pointer + chunk.lo * 4, chunk.hi - chunk.lo,
+                                           average=True)
+        chunk.started = True
+
+    def _finish(self) -> None:
+        self._start_the_rest()
+        self.communicator.synchronize()
+        for bucket in self._started:
+            shared = self._shared[id(bucket)].buffer
+            for span in bucket.copies:
+                cl.enqueue_copy(bucket.params[0].queue, span.buffer, shared,
+                                byte_count=span.size * 4, src_offset=span.host_offset * 4,
+                                dst_offset=span.device_offset * 4)
+        self._reset()

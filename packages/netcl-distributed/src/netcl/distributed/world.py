@@ -17,7 +17,9 @@ from mpi4py import MPI
 
 from netcl.core.device import Device, manager
 from netcl.core.device.manager import ENV_VAR
+from netcl.distributed import nccl
 from netcl.distributed.mpi_library import check_world_size
+from netcl.distributed.nccl import Communicator
 
 # PoCL starts one worker thread per core in every process: K ranks on one machine would run
 # K times as many threads as cores, which slows every rank down many times over.
@@ -31,7 +33,9 @@ class World:
 
     ``rank`` of ``size`` processes in ``comm`` (MPI's world communicator by
     default); ``local_rank`` of ``local_size`` on this machine, which picks
-    ``device``.
+    ``device``. ``backend`` is what averages gradients: "nccl" (on the GPUs,
+    through ``nccl``) or "mpi" (through host memory); ``backend_reason`` says
+    why that one.
     """
 
     comm: MPI.Intracomm
@@ -40,12 +44,16 @@ class World:
     local_rank: int
     local_size: int
     device: Device
+    backend: str = "mpi"
+    backend_reason: str = "a world of one sends nothing"
+    nccl: Communicator | None = None
 
 
 _world: World | None = None
 
 
-def init(kind: str = "auto", comm: MPI.Intracomm | None = None) -> World:
+def init(kind: str = "auto", comm: MPI.Intracomm | None = None, backend: str = "auto"
+         ) -> World:
     """Join the job: learn this process's rank and take one OpenCL device for it.
 
     ``kind`` is "auto", "gpu", "cpu" (``$NETCL_DEVICE`` decides "auto" when
@@ -62,9 +70,16 @@ def init(kind: str = "auto", comm: MPI.Intracomm | None = None) -> World:
     with ``MPI_Abort``: the other ranks, perhaps waiting in a collective for
     this one, are ended instead of hanging.
 
+    ``backend`` "auto" takes NCCL where every rank can (an NVIDIA GPU of its
+    own that imports CUDA memory, cuda-bindings and NCCL installed: the
+    ``netcl-distributed[nccl]`` extra), else MPI; "nccl" raises RuntimeError
+    where NCCL cannot run, saying why; "mpi" never uses NCCL.
+
     Calling ``init()`` again returns the same World.
     """
     global _world
+    if backend not in ("auto", "nccl", "mpi"):
+        raise ValueError(f"init: backend must be 'auto', 'nccl' or 'mpi', got {backend!r}")
     if _world is not None:
         return _world
     comm = MPI.COMM_WORLD if comm is None else comm
@@ -79,8 +94,33 @@ def init(kind: str = "auto", comm: MPI.Intracomm | None = None) -> World:
         _abort_on_uncaught_exception(comm, rank, size)
     device = _device_for(kind, local_rank)
     os.environ[ENV_VAR] = device.spec
-    _world = World(comm, rank, size, local_rank, local_size, device)
+    chosen, reason = _backend(backend, comm, device, size, local_size)
+    communicator = nccl.Communicator(comm, device.cl_device) if chosen == "nccl" else None
+    _world = World(comm, rank, size, local_rank, local_size, device, chosen, reason,
+                   communicator)
     return _world
+
+
+def _backend(asked: str, comm: MPI.Intracomm, device: Device, size: int, local_size: int
+             ) -> tuple[str, str]:
+    """The backend and why: NCCL only if every rank can run it (they agree, collectively)."""
+    if size == 1:
+        return "mpi", "a world of one sends nothing"
+    if asked == "mpi":
+        why_not: str | None = "backend='mpi' was asked for"
+    else:
+        why_not = nccl.unavailable(device.cl_device)
+        same_type = sum(info.type == device.type for info in manager.devices())
+        if why_not is None and local_size > same_type:
+            why_not = (f"{local_size} ranks share {same_type} GPU(s) on this machine; NCCL "
+                       "needs a GPU of its own for every rank")
+        reasons = comm.allgather(why_not)
+        why_not = next((r for r in reasons if r is not None), None)
+    if asked == "nccl" and why_not is not None:
+        raise RuntimeError(f"netcl.distributed.init(backend='nccl'): {why_not}")
+    if why_not is None:
+        return "nccl", "every rank has an NVIDIA GPU of its own that NCCL can reach"
+    return "mpi", why_not
 
 
 def world() -> World:
