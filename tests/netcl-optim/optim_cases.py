@@ -8,6 +8,7 @@ configuration is a new row.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +30,12 @@ CHECKPOINTS = (1, 10, 50, 200)
 
 CLASSES: dict[str, type[no.Optimizer]] = {
     "Adam": no.Adam, "AdamW": no.AdamW, "SGD": no.SGD, "Momentum": no.Momentum,
-    "RMSProp": no.RMSProp,
+    "RMSProp": no.RMSProp, "NAdam": no.NAdam, "RAdam": no.RAdam, "Adamax": no.Adamax,
+    "Adagrad": no.Adagrad,
 }
+# netcl's algorithms whose torch.optim twin has the same name and arguments.
+SAME_IN_TORCH = {"NAdam": torch.optim.NAdam, "RAdam": torch.optim.RAdam,
+                 "Adamax": torch.optim.Adamax, "Adagrad": torch.optim.Adagrad}
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,46 @@ CASES: tuple[Case, ...] = (
     _case("rmsprop-fp16", "RMSProp", lr=1e-3, dtype="float16"),
     _case("rmsprop-fp16-centered-momentum", "RMSProp", lr=1e-3, centered=True, momentum=0.5,
           dtype="float16"),
+    _case("nadam", "NAdam"),
+    _case("nadam-lr-wd", "NAdam", lr=1e-2, weight_decay=0.1),
+    _case("nadam-decoupled", "NAdam", lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
+    _case("nadam-maximize-momentum-decay", "NAdam", lr=1e-2, maximize=True,
+          momentum_decay=0.01, betas=(0.8, 0.99), eps=1e-6),
+    _case("nadam-groups", "NAdam", lr=1e-2,
+          groups=({}, {"lr": 3e-3, "weight_decay": 0.1, "decoupled_weight_decay": True})),
+    _case("nadam-late", "NAdam", lr=1e-2, late=True),
+    _case("nadam-fp16", "NAdam", lr=1e-2, weight_decay=0.05, dtype="float16"),
+    _case("radam", "RAdam"),
+    _case("radam-lr-wd", "RAdam", lr=1e-2, weight_decay=0.1),
+    _case("radam-decoupled", "RAdam", lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
+    _case("radam-maximize-betas", "RAdam", lr=1e-2, maximize=True, betas=(0.5, 0.9), eps=1e-6),
+    _case("radam-groups", "RAdam", lr=1e-2, groups=({}, {"lr": 1e-3, "weight_decay": 0.5})),
+    _case("radam-late", "RAdam", lr=1e-2, late=True),
+    _case("radam-fp16", "RAdam", lr=1e-2, dtype="float16"),
+    _case("adamax", "Adamax"),
+    _case("adamax-wd", "Adamax", lr=1e-2, weight_decay=0.1),
+    _case("adamax-maximize-betas-eps", "Adamax", lr=1e-2, maximize=True, betas=(0.5, 0.9),
+          eps=1e-3),
+    _case("adamax-groups", "Adamax", groups=({}, {"lr": 1e-2, "weight_decay": 0.1})),
+    _case("adamax-late", "Adamax", late=True),
+    _case("adamax-fp16", "Adamax", lr=1e-2, dtype="float16"),
+    _case("adagrad", "Adagrad"),
+    _case("adagrad-lr-decay-wd", "Adagrad", lr_decay=0.01, weight_decay=0.1),
+    _case("adagrad-initial-eps", "Adagrad", initial_accumulator_value=0.5, eps=1e-6),
+    _case("adagrad-maximize", "Adagrad", lr=1e-3, maximize=True),
+    _case("adagrad-groups", "Adagrad",
+          groups=({}, {"lr": 1e-1, "lr_decay": 0.1})),
+    _case("adagrad-late", "Adagrad", late=True, initial_accumulator_value=0.25),
+    _case("adagrad-fp16", "Adagrad", dtype="float16"),
 )
 BY_ID = {case.id: case for case in CASES}
+
+
+# Which netcl algorithm a saved param group's keys belong to.
+CLASSES_BY_KEYS = {
+    frozenset(f.name for f in dataclasses.fields(cls.hyperparameters)): name
+    for name, cls in CLASSES.items()
+}
 
 
 def netcl_kwargs(case: Case) -> dict[str, Any]:
@@ -121,6 +164,8 @@ def netcl_kwargs(case: Case) -> dict[str, Any]:
 def torch_optimizer(case: Case, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     """torch.optim's equivalent of the case over ``groups`` (its single-tensor path)."""
     kwargs = netcl_kwargs(case)
+    if case.algorithm in SAME_IN_TORCH:
+        return SAME_IN_TORCH[case.algorithm](groups, **kwargs, foreach=False)
     if case.algorithm == "Adam":
         return torch.optim.Adam(groups, **kwargs, foreach=False)
     if case.algorithm == "AdamW":
@@ -246,15 +291,16 @@ def to_torch_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     """
     state = {
         index: {
-            key: torch.tensor(value, dtype=torch.float32) if key == "step"
-            else torch.from_numpy(np.array(value))
+            key: torch.from_numpy(np.array(value)) if isinstance(value, np.ndarray)
+            else torch.tensor(value, dtype=torch.float32)  # step, NAdam's mu_product
             for key, value in entry.items()
         }
         for index, entry in state_dict["state"].items()
     }
     groups = [
         {"momentum": 0.0, "dampening": 0.0, "nesterov": False, **group}
-        if "betas" not in group and "alpha" not in group else dict(group)
+        if CLASSES_BY_KEYS.get(frozenset(group) - {"params"}) in ("SGD", "Momentum")
+        else dict(group)
         for group in state_dict["param_groups"]
     ]
     return {"state": state, "param_groups": groups}
@@ -269,8 +315,8 @@ def assert_state_matches_torch(netcl_sd: Mapping[str, Any], torch_sd: Mapping[st
         assert list(ours[index]) == list(theirs[index]), f"state[{index}] keys"
         for key, value in ours[index].items():
             expected = theirs[index][key]
-            if key == "step":
-                assert isinstance(value, float) and value == float(expected)
+            if not isinstance(value, np.ndarray):  # step, NAdam's mu_product: the same float
+                assert isinstance(value, float) and value == float(expected), f"{index} {key}"
                 continue
             assert value.dtype == np.float32, "netcl state is always float32"
             if not half:

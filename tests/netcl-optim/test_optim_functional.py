@@ -13,6 +13,10 @@ import pyopencl as cl
 import pyopencl.array as cl_array
 import pytest
 import torch
+import torch.optim.adagrad as torch_optim_adagrad
+import torch.optim.adamax as torch_optim_adamax
+import torch.optim.nadam as torch_optim_nadam
+import torch.optim.radam as torch_optim_radam
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -250,3 +254,71 @@ def test_adam_kernel_matches_float64_reference_for_any_size_and_offset(
         np.testing.assert_allclose(state[1].get(), v64, rtol=1e-5, atol=1e-9)
         p_before = got
     assert full.get()[:offset].tobytes() == host[:offset].tobytes()  # before the view: untouched
+
+
+# Each functional form beside torch's own functional form (its single-tensor path), over
+# pyopencl arrays of another framework: (netcl function, torch function, state names,
+# whether it keeps mu_products, hyperparameters as both take them).
+FUNCTIONAL_TWINS = [
+    (F.nadam, torch_optim_nadam.nadam, ("exp_avgs", "exp_avg_sqs"), True,
+     {"lr": 1e-2, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.1,
+      "momentum_decay": 4e-3, "decoupled_weight_decay": True, "maximize": False}),
+    (F.radam, torch_optim_radam.radam, ("exp_avgs", "exp_avg_sqs"), False,
+     {"lr": 1e-2, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.1,
+      "decoupled_weight_decay": False, "maximize": True}),
+    (F.adamax, torch_optim_adamax.adamax, ("exp_avgs", "exp_infs"), False,
+     {"lr": 1e-2, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.1,
+      "maximize": False}),
+    (F.adagrad, torch_optim_adagrad.adagrad, ("state_sums",), False,
+     {"lr": 1e-2, "lr_decay": 0.01, "eps": 1e-10, "weight_decay": 0.1, "maximize": False}),
+]
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "names", "mu", "hyper"), FUNCTIONAL_TWINS,
+    ids=[twin[0].__name__ for twin in FUNCTIONAL_TWINS],
+)
+def test_functional_forms_match_torchs_over_pyopencl_arrays(
+    foreign_queue: cl.CommandQueue, ours: Any, theirs: Any, names: tuple[str, ...], mu: bool,
+    hyper: dict[str, Any],
+) -> None:
+    rng = np.random.default_rng(5)
+    n = 300
+    start = rng.standard_normal(n).astype(np.float32)
+    p = cl_array.to_device(foreign_queue, start)
+    state = [cl_array.zeros(foreign_queue, n, np.float32) for _ in names]
+    tp = torch.from_numpy(start.copy())
+    tstate = [torch.zeros(n) for _ in names]
+    mu_products, tmu = [1.0], [torch.tensor(1.0)]
+    tstep = torch.tensor(0.0)  # torch's functional forms count the step themselves
+    for t in range(1, 31):
+        g = rng.standard_normal(n).astype(np.float32)
+        extra = [mu_products] if mu else []
+        ours([p], [cl_array.to_device(foreign_queue, g)], *[[s] for s in state], *extra, [t],
+             **hyper)
+        textra = [tmu] if mu else []
+        theirs([tp], [torch.from_numpy(g)], *[[s] for s in tstate], *textra, [tstep],
+               foreach=False, **hyper)
+    # The same operations in the same order; fp32 rounding inside an op (a fused
+    # multiply-add) differs by an ulp or so a step (see optim_cases.assert_params_close).
+    np.testing.assert_allclose(p.get(), tp.numpy(), rtol=1e-5, atol=1e-6)
+    for ours_state, their_state in zip(state, tstate, strict=True):
+        np.testing.assert_allclose(ours_state.get(), their_state.numpy(), rtol=1e-5, atol=1e-7)
+    if mu:
+        assert mu_products[0] == float(tmu[0])
+
+
+def test_functional_lion_equals_the_class_step(foreign_queue: cl.CommandQueue) -> None:
+    rng = np.random.default_rng(6)
+    start = rng.standard_normal(50).astype(np.float32)
+    p, m = cl_array.to_device(foreign_queue, start), cl_array.zeros(foreign_queue, 50, np.float32)
+    w = no.Lion([from_array(cl_array.to_device(foreign_queue, start))], lr=1e-2,
+                weight_decay=0.1)
+    (param,) = w.param_groups[0]["params"]
+    for _ in range(5):
+        g = rng.standard_normal(50).astype(np.float32)
+        F.lion([p], [cl_array.to_device(foreign_queue, g)], [m], lr=1e-2, beta1=0.9,
+               beta2=0.99, weight_decay=0.1, maximize=False)
+        param.grad = from_array(cl_array.to_device(foreign_queue, g))
+        w.step()
+    np.testing.assert_array_equal(p.get(), param.numpy())

@@ -27,13 +27,16 @@ from netcl.optim.functional import kernels
 
 # The algorithm modules (the package's names adam, sgd, rmsprop are their functions).
 FAMILIES = [
-    importlib.import_module(f"netcl.optim.functional.{name}") for name in ("adam", "sgd", "rmsprop")
+    importlib.import_module(f"netcl.optim.functional.{name}")
+    for name in ("adam", "sgd", "rmsprop", "elementwise")
 ]
 
 ALL = [
     (no.Adam, {}), (no.AdamW, {"weight_decay": 0.1}), (no.SGD, {"lr": 0.1}),
     (no.Momentum, {"lr": 0.1, "nesterov": True}),
     (no.RMSProp, {"momentum": 0.5, "centered": True}),
+    (no.NAdam, {"weight_decay": 0.1}), (no.RAdam, {"decoupled_weight_decay": True}),
+    (no.Adamax, {}), (no.Adagrad, {"initial_accumulator_value": 0.5}), (no.Lion, {}),
 ]
 IDS = [cls.__name__ for cls, _ in ALL]
 

@@ -33,6 +33,7 @@ from netcl.core.tensor import Parameter, from_numpy
 STATE_CASES = [
     "adam-amsgrad-wd", "adamw-groups", "adam-late", "sgd-wd", "momentum-maximize-nesterov-wd",
     "momentum-late", "rmsprop-centered-momentum", "rmsprop-groups", "adam-fp16-amsgrad-wd",
+    "nadam-groups", "nadam-late", "radam-decoupled", "adamax-groups", "adagrad-late",
 ]
 HALF = 10  # steps before the hand-over; < LATE_STEP, so "late" params have no state yet
 assert HALF < LATE_STEP

@@ -13,7 +13,8 @@ from netcl.core.tensor import Parameter, Tensor, from_numpy
 
 ALL = [
     (no.Adam, {}), (no.AdamW, {}), (no.SGD, {"lr": 0.1}), (no.Momentum, {"lr": 0.1}),
-    (no.RMSProp, {"momentum": 0.5, "centered": True}),
+    (no.RMSProp, {"momentum": 0.5, "centered": True}), (no.NAdam, {}), (no.RAdam, {}),
+    (no.Adamax, {}), (no.Adagrad, {}), (no.Lion, {}),
 ]
 IDS = [cls.__name__ for cls, _ in ALL]
 

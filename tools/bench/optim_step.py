@@ -1,11 +1,13 @@
 """Optimizer step time: netcl (fused and per-parameter) against torch.optim, in one run.
 
-For Adam, AdamW, SGD with momentum and RMSProp, on (a) one big tensor and
-(b) 200 tensors of the same total size, times one optimizer step of:
-netcl fused (one launch per group), netcl per-parameter (one launch per
-tensor), torch fused, torch foreach and torch for-loop. Each row prints its
-ratio to torch fused (below 1.0: faster than torch fused) and, for Adam and
-AdamW, the effective bandwidth at 28 bytes a parameter.
+For Adam, AdamW, SGD with momentum, RMSProp, NAdam, RAdam, Adamax, Adagrad and
+Lion, on (a) one big tensor and (b) 200 tensors of the same total size, times
+one optimizer step of: netcl fused (one launch per group), netcl per-parameter
+(one launch per tensor), torch fused, torch foreach and torch for-loop (those
+torch has). Each row prints its ratio to torch's fastest kind it has (fused,
+else foreach; below 1.0: faster than torch) and the effective bandwidth at the
+bytes a parameter's step reads and writes. torch has no Lion: its peer is a
+foreach transcription of the paper's update (``TorchLion`` below).
 
     python tools/bench/optim_step.py                 # CPU: PoCL against torch CPU
     NETCL_DEVICE=gpu python tools/bench/optim_step.py --params 100000000   # GPU
@@ -30,8 +32,41 @@ import torch
 
 from netcl.core.device import manager
 from netcl.core.tensor import Parameter, Tensor, empty, float32, from_numpy
-from netcl.optim import SGD, Adam, AdamW, Momentum, RMSProp
+from netcl.optim import SGD, Adagrad, Adam, Adamax, AdamW, Lion, Momentum, NAdam, RAdam, RMSProp
 from netcl.optim.functional import kernels
+
+
+class TorchLion(torch.optim.Optimizer):
+    """Lion in torch for the bench (torch has none): the paper's Algorithm 2 with torch's
+    foreach ops (one launch per op over every tensor), or per tensor with ``foreach=False``."""
+
+    def __init__(self, params: Any, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
+                 weight_decay: float = 0.0, *, foreach: bool = True,
+                 fused: bool | None = None) -> None:
+        if fused:
+            raise TypeError("TorchLion has no fused form")
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+        self.foreach = foreach
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [p.grad for p in params]
+            exp_avgs = [self.state[p].setdefault("exp_avg", torch.zeros_like(p)) for p in params]
+            beta1, beta2 = group["betas"]
+            lr, decay = group["lr"], 1 - group["lr"] * group["weight_decay"]
+            if self.foreach:
+                torch._foreach_mul_(params, decay)
+                direction = torch._foreach_lerp(exp_avgs, grads, 1 - beta1)
+                torch._foreach_sign_(direction)
+                torch._foreach_add_(params, direction, alpha=-lr)
+                torch._foreach_lerp_(exp_avgs, grads, 1 - beta2)
+                continue
+            for p, g, m in zip(params, grads, exp_avgs, strict=True):
+                p.mul_(decay).add_(m.lerp(g, 1 - beta1).sign_(), alpha=-lr)
+                m.lerp_(g, 1 - beta2)
+
 
 ALGORITHMS: dict[str, tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {
     # name: (netcl class, torch class, netcl kwargs, torch kwargs)
@@ -41,8 +76,16 @@ ALGORITHMS: dict[str, tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {
         Momentum, torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}, {"lr": 1e-2, "momentum": 0.9},
     ),
     "rmsprop": (RMSProp, torch.optim.RMSprop, {"lr": 1e-2}, {"lr": 1e-2}),
+    "nadam": (NAdam, torch.optim.NAdam, {}, {}),
+    "radam": (RAdam, torch.optim.RAdam, {}, {}),
+    "adamax": (Adamax, torch.optim.Adamax, {}, {}),
+    "adagrad": (Adagrad, torch.optim.Adagrad, {}, {}),
+    "lion": (Lion, TorchLion, {}, {}),
 }
-BYTES_PER_PARAM = {"adam": 28, "adamw": 28}
+# Bytes one parameter's fp32 step reads and writes: p and g read, state read and written,
+# p written (Adam: p, g, m, v in; p, m, v out). RMSProp and momentum vary with options.
+BYTES_PER_PARAM = {"adam": 28, "adamw": 28, "nadam": 28, "radam": 28, "adamax": 28,
+                   "adagrad": 20, "lion": 20}
 assert SGD is not None  # imported so a missing class fails at import, not mid-run
 
 
@@ -142,7 +185,7 @@ def main() -> None:
     }
     header = (
         f"{'algorithm':<13} {'case':<12} {'implementation':<20} "
-        f"{'ms/step':>9} {'x torch fused':>14} {'GB/s':>8} {'% copy':>7}"
+        f"{'ms/step':>9} {'x torch best':>14} {'GB/s':>8} {'% copy':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -170,7 +213,7 @@ def main() -> None:
             measured = time_round_robin(timers, steps, args.repeats)
             results: dict[str, float | None] = {**dict.fromkeys(unavailable), **measured}
             del timers, tparams, topt, nopt  # free this case's memory before the next
-            reference = results.get("torch fused")
+            reference = results.get("torch fused") or results.get("torch foreach")
             for label, seconds in results.items():
                 if seconds is None:
                     print(f"{name:<13} {case:<12} {label:<20} {'n/a':>9}")

@@ -22,7 +22,7 @@ from netcl.optim import Optimizer
 from netcl.optim.param_state import ParamState
 from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
 
-HostState = tuple[float | None, dict[str, np.ndarray[Any, Any]]]
+HostState = tuple[float | None, dict[str, float], dict[str, np.ndarray[Any, Any]]]
 
 
 class ZeroRedundancyOptimizer:
@@ -255,7 +255,8 @@ class ZeroRedundancyOptimizer:
         for i, s in enumerate(self._all_shards()):
             st = self.state.get(s.tensor) if s.tensor is not None else None
             if st is not None:
-                mine[i] = (st.step, {name: b.numpy() for name, b in st.buffers.items()})
+                mine[i] = (st.step, dict(st.scalars),
+                           {name: b.numpy() for name, b in st.buffers.items()})
         everyone = self.world.comm.gather(mine, root=to)
         if everyone is None:
             self._consolidated = None
@@ -268,12 +269,13 @@ class ZeroRedundancyOptimizer:
             pieces = [(r, theirs[i]) for r, theirs in enumerate(everyone) if i in theirs]
             if not pieces:
                 continue
-            step = pieces[0][1][0]
-            names = pieces[0][1][1].keys()
-            whole = {name: np.concatenate([arrays[name] for _, (_, arrays) in pieces])
+            step, scalars = pieces[0][1][0], pieces[0][1][1]
+            names = pieces[0][1][2].keys()
+            whole = {name: np.concatenate([arrays[name] for _, (_, _, arrays) in pieces])
                      for name in names}
             for p, start in zip(s.params, s.starts, strict=True):
                 entry: dict[str, Any] = {} if step is None else {"step": step}
+                entry.update(scalars)
                 for name in names:
                     entry[name] = whole[name][start:start + p.size].reshape(p.shape).copy()
                 state[index_of[id(p)]] = entry
@@ -306,7 +308,7 @@ class ZeroRedundancyOptimizer:
         loaded = unpack_state(
             state_dict, id_map, groups,
             lambda group: owner.check_group(group, where).state_names(), owner.counts_steps,
-            where,
+            where, tuple(owner.hyperparameters.scalar_state),
         )
         inner_state: dict[int, dict[str, Any]] = {}
         inner_groups: list[dict[str, Any]] = []
@@ -357,12 +359,19 @@ def _shard_entry(s: Shard, loaded: Mapping[Tensor, HostState], where: str
             f"{where}: the parameters of a flat bucket must share one step count; the state "
             f"dict has {sorted(steps, key=str)}"
         )
-    names = next(st for st in states if st is not None)[1].keys()
+    scalars = [st[1] for st in states if st is not None]
+    if any(other != scalars[0] for other in scalars):
+        raise ValueError(
+            f"{where}: the parameters of a flat bucket must share their per-parameter numbers "
+            f"({sorted(scalars[0])}); the state dict has {scalars}"
+        )
+    names = next(st for st in states if st is not None)[2].keys()
     entry: dict[str, Any] = {}
     (step,) = steps
     if step is not None:
         entry["step"] = step
+    entry.update(scalars[0])
     for name in names:
-        whole = np.concatenate([st[1][name].reshape(-1) for st in states if st is not None])
+        whole = np.concatenate([st[2][name].reshape(-1) for st in states if st is not None])
         entry[name] = whole[s.lo:s.hi]
     return entry

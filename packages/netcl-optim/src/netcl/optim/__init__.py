@@ -1,4 +1,5 @@
-"""netcl.optim: Adam, AdamW, SGD, Momentum and RMSProp as OpenCL kernels, plus schedulers.
+"""netcl.optim: Adam, AdamW, NAdam, RAdam, Adamax, Adagrad, Lion, Muon, SGD, Momentum and
+RMSProp as OpenCL kernels, plus schedulers.
 
 Depends only on netcl.core.device and netcl.core.tensor. Three layers: the
 classes here (param groups, lazy float32 state, state dicts in PyTorch's
@@ -10,10 +11,13 @@ parameter with ``fused=False``).
 """
 
 from netcl.optim._version import __version__
+from netcl.optim.adagrad import Adagrad
 from netcl.optim.adam import Adam
+from netcl.optim.adamax import Adamax
 from netcl.optim.adamw import AdamW
 from netcl.optim.clip_grad import clip_grad_norm_, clip_grad_value_
 from netcl.optim.flat_layout import FlatBucket, FlatLayout, StepBatch
+from netcl.optim.lion import Lion
 from netcl.optim.lr_scheduler import (
     ChainedScheduler,
     CosineAnnealingLR,
@@ -29,15 +33,20 @@ from netcl.optim.lr_scheduler import (
     StepLR,
 )
 from netcl.optim.momentum import Momentum
+from netcl.optim.muon import Muon
+from netcl.optim.nadam import NAdam
 from netcl.optim.optimizer import Optimizer
 from netcl.optim.param_state import ParamState
+from netcl.optim.radam import RAdam
 from netcl.optim.rmsprop import RMSProp
 from netcl.optim.sgd import SGD
 
 __all__ = [
     "SGD",
+    "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "ChainedScheduler",
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
@@ -47,11 +56,15 @@ __all__ = [
     "LRScheduler",
     "LambdaLR",
     "LinearLR",
+    "Lion",
     "Momentum",
     "MultiStepLR",
+    "Muon",
+    "NAdam",
     "OneCycleLR",
     "Optimizer",
     "ParamState",
+    "RAdam",
     "RMSProp",
     "ReduceLROnPlateau",
     "SequentialLR",

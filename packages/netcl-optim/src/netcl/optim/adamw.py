@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from netcl.optim.adam import _DEFAULT, Adam
+from netcl.optim.functional.adam import AdamWHyperparameters
 from netcl.optim.optimizer import ParamsLike
 
 
@@ -30,6 +31,7 @@ class AdamW(Adam):
     """
 
     decoupled: ClassVar[bool] = True
+    hyperparameters = AdamWHyperparameters
 
     def __init__(
         self,

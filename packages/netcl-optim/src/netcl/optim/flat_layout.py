@@ -394,6 +394,7 @@ class FlatLayout:
                     if (
                         open_range is not None and open_range.stop == index
                         and open_range.step == st.step and open_range.created == created
+                        and open_range.states[0].scalars == st.scalars
                     ):
                         open_range.stop = index + 1
                         open_range.states.append(st)
@@ -406,14 +407,18 @@ class FlatLayout:
             out.separate.append(SeparateUpdate(p, grad, st, created))
         return out
 
-    def batch(self, launches: GroupLaunches, names: Sequence[str]) -> StepBatch:
+    def batch(
+        self, launches: GroupLaunches, names: Sequence[str],
+        initial: Callable[[str], float] = lambda name: 0.0,
+    ) -> StepBatch:
         """The StepBatch of ``launches`` (step counts already advanced), after making every
-        state buffer ``names`` it lacks: zeroed, a view of the bucket's where it has one."""
+        state buffer ``names`` it lacks: filled with ``initial(name)`` (zero unless the
+        algorithm says otherwise), a view of the bucket's where it has one."""
         batch = StepBatch()
         for u in launches.separate:
             for name in names:
                 if name not in u.state.buffers:
-                    u.state.buffers[name] = self.new_state_tensor(u.param, name)
+                    u.state.buffers[name] = self.new_state_tensor(u.param, name, initial(name))
             param, grad = u.param, u.grad
             with recorder.recording(None):
                 if not param.is_contiguous:
@@ -423,28 +428,30 @@ class FlatLayout:
             batch.add(param, grad, u.state.buffers, u.state, u.created)
         for r in launches.ranges:
             views = r.bucket.views(r.start, r.stop, names)
-            if r.created:  # one fill per name zeroes the whole range's fresh state
-                for flat_state in views.state.values():
-                    flat_state.fill_(0.0)
+            if r.created:  # one fill per name sets the whole range's fresh state
+                for name, flat_state in views.state.items():
+                    flat_state.fill_(initial(name))
             for index, st in enumerate(r.states, r.start):
                 for name in names:
                     if name not in st.buffers:
                         view = r.bucket.state_view(name, index)
-                        st.buffers[name] = view if r.created else view.fill_(0.0)
+                        st.buffers[name] = view if r.created else view.fill_(initial(name))
             # One launch for the whole range: views of it, its members' common step.
             batch.add(views.param, views.grad, views.state, r.states[0], r.created)
         return batch
 
-    def new_state_tensor(self, p: Tensor, name: str) -> Tensor:
-        """A zero float32 state buffer for ``p``: its view of the flat state if it has a place.
+    def new_state_tensor(self, p: Tensor, name: str, value: float = 0.0) -> Tensor:
+        """A float32 state buffer for ``p`` filled with ``value``: its view of the flat state
+        if it has a place.
 
-        The view is zeroed: its range may hold the state of an earlier life
+        The view is filled: its range may hold the state of an earlier life
         (``optimizer.state`` cleared, a state dict loaded without this parameter).
         """
         placed = self._placements.get(p)
         if placed is None:
-            return zeros(p.shape, float32, device=p.device)
-        return placed.bucket.state_view(name, placed.position).fill_(0.0)
+            fresh = zeros(p.shape, float32, device=p.device)
+            return fresh.fill_(value) if value else fresh
+        return placed.bucket.state_view(name, placed.position).fill_(value)
 
     def zero_grads_in_homes(self) -> set[int]:
         """Zero, one fill per bucket, every bucket whose grads all sit in their homes;
@@ -458,13 +465,13 @@ class FlatLayout:
         return zeroed
 
     def load(
-        self, loaded: Mapping[Tensor, tuple[float | None, HostArrays]]
+        self, loaded: Mapping[Tensor, tuple[float | None, dict[str, float], HostArrays]]
     ) -> dict[Tensor, ParamState]:
         """Each loaded parameter's new state: for a placed parameter, views of its bucket's
         state buffers, every bucket's buffers overwritten (zeros where nothing was
         loaded); for any other, new device copies."""
         by_bucket: dict[FlatBucket, dict[int, HostArrays]] = {}
-        for p, (_, arrays) in loaded.items():
+        for p, (_, _, arrays) in loaded.items():
             placed = self._placements.get(p)
             if placed is not None:
                 by_bucket.setdefault(placed.bucket, {})[placed.position] = arrays
@@ -472,13 +479,13 @@ class FlatLayout:
             for name, image in bucket.state_images(by_bucket.get(bucket, {})).items():
                 bucket.load_state(name, image)
         states: dict[Tensor, ParamState] = {}
-        for p, (step, arrays) in loaded.items():
+        for p, (step, scalars, arrays) in loaded.items():
             placed = self._placements.get(p)
             if placed is None:
                 buffers = {name: from_numpy(a, p.device) for name, a in arrays.items()}
             else:
                 buffers = {name: placed.bucket.state_view(name, placed.position) for name in arrays}
-            states[p] = ParamState(buffers, step)
+            states[p] = ParamState(buffers, step, scalars)
         return states
 
 

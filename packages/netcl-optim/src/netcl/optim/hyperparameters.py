@@ -34,6 +34,9 @@ class Hyperparameters:
     #: Another algorithm's hyperparameters that PyTorch's twin of this one keeps in its
     #: groups, each with the one value that means this algorithm (torch's SGD has momentum).
     torch_keys: ClassVar[Mapping[str, object]] = {}
+    #: Numbers a parameter keeps besides its step, with their values on its first step
+    #: (PyTorch keeps them as 0-d tensors: NAdam's ``mu_product``).
+    scalar_state: ClassVar[Mapping[str, float]] = {}
 
     @classmethod
     def checked(cls, owner: str, values: Mapping[str, Any]) -> Self:
@@ -70,6 +73,16 @@ class Hyperparameters:
     def state_names(self) -> tuple[str, ...]:
         """The float32 buffers a parameter keeps under these values (PyTorch's names)."""
         return ()
+
+    def initial_value(self, name: str) -> float:
+        """The value every element of state buffer ``name`` starts from (0 unless the
+        algorithm says otherwise: Adagrad's ``initial_accumulator_value``)."""
+        return 0.0
+
+    def advance_scalars(self, step: float, scalars: Mapping[str, float]) -> dict[str, float]:
+        """A parameter's ``scalar_state`` values once it reaches ``step``, from ``scalars``
+        (their values before it)."""
+        return {}
 
 
 def _algorithms() -> list[type[Hyperparameters]]:
@@ -140,3 +153,35 @@ def betas(owner: str, name: str, value: object) -> tuple[float, float]:
         below_one(owner, f"beta1 ({name}[0])", value[0]),
         below_one(owner, f"beta2 ({name}[1])", value[1]),
     )
+
+
+def one_of(*allowed: object) -> Check:
+    """A check that the value is one of ``allowed`` (Muon's adjust_lr_fn)."""
+
+    def check(owner: str, name: str, value: object) -> object:
+        if value not in allowed or isinstance(value, bool):
+            _fail(owner, name, value, f"one of {', '.join(map(repr, allowed))}")
+        return value
+
+    return check
+
+
+def count_below(limit: int) -> Check:
+    """A check that the value is an int in [0, limit) (Muon's ns_steps)."""
+
+    def check(owner: str, name: str, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
+            0 <= int(value) < limit
+        ):
+            _fail(owner, name, value, f"an int, 0 <= value < {limit}")
+        return int(value)
+
+    return check
+
+
+def finite_triple(owner: str, name: str, value: object) -> tuple[float, float, float]:
+    """Three finite real numbers (Muon's ns_coefficients)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 3:
+        _fail(owner, name, value, "three numbers (a, b, c)")
+    a, b, c = (finite(owner, f"{name}[{i}]", x) for i, x in enumerate(value))
+    return (a, b, c)

@@ -267,14 +267,18 @@ class Optimizer(abc.ABC):
                 continue
             # The kernels' bias corrections read the new count. A host effect: a captured
             # step (netcl.jit) counts again at every replay, as does each launch's LiveGroup.
-            host_effect(functools.partial(self._count_steps, states, +1.0))
+            before = [dict(st.scalars) for st in states] if hyper.scalar_state else []
+            host_effect(functools.partial(self._advance, states, group))
             try:
-                batch = self.flat_layout.batch(launches, hyper.state_names())
+                names = hyper.state_names()
+                batch = self.flat_layout.batch(launches, names, hyper.initial_value)
                 batch.live = self._live(group, batch)
                 self._update(hyper, batch)
                 batch.write_back()
             except BaseException:
                 self._count_steps(states, -1.0)
+                for st, scalars in zip(states, before, strict=False):  # [] without scalars
+                    st.scalars = scalars
                 raise
             if hyper.state_names() or self.counts_steps:  # plain SGD keeps no entry
                 self.state.update(launches.created())
@@ -294,14 +298,26 @@ class Optimizer(abc.ABC):
         Not checked again: a replay re-reads them as PyTorch's step reads an edited
         ``param_groups``, trusting the edit.
         """
-        names = [f.name for f in dataclasses.fields(self.hyperparameters)]
         # The counters, not the batch: the batch holds this LiveGroup, and a reference
         # cycle would keep the batch's tensors from their pool until a collection.
         counters = batch.counters
         return LiveGroup(
-            lambda: self.hyperparameters(**{name: group[name] for name in names}),
+            functools.partial(self._unchecked_hyperparameters, group),
             lambda: [st.step or 0.0 for st in counters],
         )
+
+    def _unchecked_hyperparameters(self, group: ParamGroup) -> Hyperparameters:
+        """``group``'s hyperparameters as they are now, trusted (see :meth:`_live`)."""
+        names = [f.name for f in dataclasses.fields(self.hyperparameters)]
+        return self.hyperparameters(**{name: group[name] for name in names})
+
+    def _advance(self, states: list[ParamState], group: ParamGroup) -> None:
+        """Count a step of each of ``states`` and move its ``scalar_state`` on to it."""
+        self._count_steps(states, +1.0)
+        if self.hyperparameters.scalar_state:
+            hyper = self._unchecked_hyperparameters(group)
+            for st in states:
+                st.scalars = hyper.advance_scalars(st.step or 0.0, st.scalars)
 
     def _count_steps(self, states: list[ParamState], by: float) -> None:
         if self.counts_steps:
@@ -309,7 +325,8 @@ class Optimizer(abc.ABC):
                 st.step = (st.step or 0.0) + by
 
     def _new_state(self) -> ParamState:
-        return ParamState(step=0.0 if self.counts_steps else None)
+        return ParamState(step=0.0 if self.counts_steps else None,
+                          scalars=dict(self.hyperparameters.scalar_state))
 
     def _check_grad(self, p: Tensor, grad: Tensor) -> None:
         """Raise ValueError unless ``grad`` fits ``p`` (shape, dtype, OpenCL context): everything
@@ -353,6 +370,7 @@ class Optimizer(abc.ABC):
         loaded = unpack_state(
             state_dict, id_map, groups,
             lambda group: self.check_group(group, where).state_names(), self.counts_steps, where,
+            tuple(self.hyperparameters.scalar_state),
         )
         for group, new in zip(self.param_groups, groups, strict=True):
             group.clear()

@@ -23,14 +23,23 @@ class ParamState:
 
     buffers: dict[str, Tensor] = field(default_factory=dict)
     step: float | None = None
+    #: Numbers kept besides the step (NAdam's ``mu_product``), by PyTorch's names.
+    scalars: dict[str, float] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Tensor | float:
         if key == "step" and self.step is not None:
             return self.step
+        if key in self.scalars:
+            return self.scalars[key]
         return self.buffers[key]
 
     def __contains__(self, key: object) -> bool:
-        return (key == "step" and self.step is not None) or key in self.buffers
+        return (
+            (key == "step" and self.step is not None) or key in self.scalars
+            or key in self.buffers
+        )
 
     def keys(self) -> list[str]:
-        return (["step"] if self.step is not None else []) + list(self.buffers)
+        return (["step"] if self.step is not None else []) + list(self.scalars) + list(
+            self.buffers
+        )

@@ -45,6 +45,7 @@ def pack_state(
         if index is None:  # a group removed from param_groups by hand
             continue
         entry: dict[str, Any] = {} if st.step is None else {"step": st.step}
+        entry.update(st.scalars)
         entry.update((key, tensor.numpy()) for key, tensor in st.buffers.items())
         packed_state[index] = entry
     return {"state": dict(sorted(packed_state.items())), "param_groups": groups}
@@ -108,14 +109,17 @@ def unpack_state(
     state_names: StateNames,
     counts_steps: bool,
     where: str,
-) -> dict[Tensor, tuple[float | None, dict[str, np.ndarray[Any, Any]]]]:
-    """Each saved parameter's (step, state arrays), checked; float32 host arrays in the
-    parameter's shape. Nothing touches a device: the optimizer places them."""
+    scalar_names: Sequence[str] = (),
+) -> dict[Tensor, tuple[float | None, dict[str, float], dict[str, np.ndarray[Any, Any]]]]:
+    """Each saved parameter's (step, numbers named ``scalar_names``, state arrays), checked;
+    float32 host arrays in the parameter's shape. Nothing touches a device: the
+    optimizer places them."""
     saved_state = state_dict["state"]
     if not isinstance(saved_state, Mapping):
         raise ValueError(f"{where}: 'state' must be a dict of per-parameter dicts")
     group_of = {id(p): group for group in groups for p in group["params"]}
-    checked: list[tuple[Tensor, float | None, dict[str, np.ndarray[Any, Any]]]] = []
+    checked: list[tuple[Tensor, float | None, dict[str, float], dict[str, np.ndarray[Any, Any]]]]
+    checked = []
     for index, entry in saved_state.items():
         p = id_map.get(index)
         if p is None:
@@ -124,7 +128,7 @@ def unpack_state(
         if not isinstance(entry, Mapping):
             raise ValueError(f"{at} must be a dict, got {type(entry).__name__}")
         keys = state_names(group_of[id(p)])
-        expected = {*keys, *(("step",) if counts_steps else ())}
+        expected = {*keys, *scalar_names, *(("step",) if counts_steps else ())}
         missing, unexpected = expected - entry.keys(), entry.keys() - expected
         if missing or unexpected:
             raise ValueError(
@@ -132,25 +136,34 @@ def unpack_state(
                 f"(missing {sorted(missing)}, unexpected {sorted(map(str, unexpected))})"
             )
         step = _step(entry["step"], at) if counts_steps else None
+        scalars = {key: _number(entry[key], f"{at}[{key!r}]") for key in scalar_names}
         arrays = {key: _array(entry[key], p.shape, f"{at}[{key!r}]") for key in keys}
-        checked.append((p, step, arrays))
-    return {p: (step, arrays) for p, step, arrays in checked}
+        checked.append((p, step, scalars, arrays))
+    return {p: (step, scalars, arrays) for p, step, scalars, arrays in checked}
 
 
 def _is_list(value: object) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str | bytes)
 
 
-def _step(value: object, where: str) -> float:
-    """A step count: a real number, or a 0-d numeric array (PyTorch keeps a tensor)."""
-    step: float | None = None
+def _number(value: object, where: str) -> float:
+    """A finite real number, or a 0-d numeric array of one (PyTorch keeps a tensor)."""
+    number: float | None = None
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        step = float(value)
+        number = float(value)
     elif hasattr(value, "__array__"):
         array = np.asarray(value)
         if array.size == 1 and array.dtype.kind in "fiu":
-            step = float(array.reshape(-1)[0])
-    if step is None or not math.isfinite(step) or step < 0:
+            number = float(array.reshape(-1)[0])
+    if number is None or not math.isfinite(number):
+        raise ValueError(f"{where} is {value!r}; expected a finite number")
+    return number
+
+
+def _step(value: object, where: str) -> float:
+    """A step count: a number (see :func:`_number`) >= 0."""
+    step = _number(value, f"{where}['step']")
+    if step < 0:
         raise ValueError(f"{where}['step'] is {value!r}; expected a finite number >= 0")
     return step
 

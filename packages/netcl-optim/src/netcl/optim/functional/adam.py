@@ -9,9 +9,9 @@ hyperparameters; another framework calls :func:`adam` with plain arguments.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -58,6 +58,9 @@ class AdamHyperparameters(Hyperparameters):
     ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq')
     """
 
+    #: torch's Adam and AdamW share one group key for what netcl makes two classes.
+    torch_keys: ClassVar[Mapping[str, object]] = {"decoupled_weight_decay": False}
+
     lr: float = hyperparameter(1e-3, check.non_negative)
     betas: tuple[float, float] = hyperparameter((0.9, 0.999), check.betas)
     eps: float = hyperparameter(1e-8, check.non_negative)
@@ -91,6 +94,13 @@ class AdamHyperparameters(Hyperparameters):
             np.float32(bias_correction2**0.5),
             np.float32(self.eps),
         )
+
+
+@dataclass(frozen=True)
+class AdamWHyperparameters(AdamHyperparameters):
+    """AdamW's: Adam's, with the value of torch's ``decoupled_weight_decay`` that means AdamW."""
+
+    torch_keys: ClassVar[Mapping[str, object]] = {"decoupled_weight_decay": True}
 
 
 def adam(

@@ -69,3 +69,15 @@ typedef CAT(float, VEC) floatv;
     const long begin = (long)get_global_id(0) * CHUNK;   \
     if (begin >= (n)) return;                             \
     const long end = min(begin + (long)CHUNK, (n))
+
+// The body of an element-wise step kernel over [begin, end): AT(i, TYPE, LOAD_P,
+// STORE_P, LOAD_F, STORE_F) updates element(s) i, VEC at a time, then the tail one by one.
+#if VEC > 1
+#define FOR_EACH_ELEMENT(AT)                                                  \
+    long i = begin;                                                           \
+    for (; i + VEC <= end; i += VEC) AT(i, floatv, LOADV_P, STOREV_P, LOADV_F, STOREV_F); \
+    for (; i < end; ++i) AT(i, float, LOAD1_P, STORE1_P, LOAD1_F, STORE1_F)
+#else
+#define FOR_EACH_ELEMENT(AT)                                                  \
+    for (long i = begin; i < end; ++i) AT(i, float, LOAD1_P, STORE1_P, LOAD1_F, STORE1_F)
+#endif

@@ -1,0 +1,41 @@
+// Adamax (Kingma and Ba, 2014, section 7.1; vector_io.cl is prepended). No defines
+// besides VEC, CHUNK and PARAM_HALF. The host gives neg_clr = -lr / (1 - beta1^t),
+// in double as PyTorch computes it. Operation order follows PyTorch's single-tensor
+// Adamax: lerp for m, max(u * beta2, |g| + eps), then p + (-clr * m) / u.
+
+#define ADAMAX_HYPERPARAMETERS                                                  \
+    const float grad_sign,      /* -1 to maximize */                            \
+    const float weight_decay,   /* coupled L2 coefficient */                    \
+    const float one_minus_beta1, const float beta2, const float eps,            \
+    const float neg_clr
+
+// fmax, not a NaN-propagating max: torch.maximum would carry a NaN of u * beta2 on,
+// fmax takes |g| + eps; only a state that is already NaN differs.
+#define ADAMAX_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                    \
+    do {                                                                        \
+        TYPE p_i = LOAD_P(p, i), g_i = grad_sign * LOAD_P(g, i);                \
+        TYPE m_i = LOAD_F(m, i), u_i = LOAD_F(u, i);                            \
+        if (weight_decay != 0.0f) g_i = g_i + weight_decay * p_i;               \
+        m_i = LERP(m_i, g_i, one_minus_beta1);                                  \
+        u_i = fmax(u_i * beta2, fabs(g_i) + eps);                               \
+        p_i = p_i + (neg_clr * m_i) / u_i;                                      \
+        STORE_P(p_i, p, i);                                                     \
+        STORE_F(m_i, m, i);                                                     \
+        STORE_F(u_i, u, i);                                                     \
+    } while (0)
+
+// One parameter: n elements of p, g, exp_avg (m) and exp_inf (u), each at its own offset.
+__kernel void adamax_step(const long n,
+                          __global param_t *p_data, const long p_offset,
+                          __global const param_t *g_data, const long g_offset,
+                          __global float *m_data, const long m_offset,
+                          __global float *u_data, const long u_offset,
+                          ADAMAX_HYPERPARAMETERS)
+{
+    CHUNK_BOUNDS(n);
+    __global param_t *p = p_data + p_offset;
+    __global const param_t *g = g_data + g_offset;
+    __global float *m = m_data + m_offset;
+    __global float *u = u_data + u_offset;
+    FOR_EACH_ELEMENT(ADAMAX_AT);
+}

@@ -1,0 +1,34 @@
+// Lion (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms",
+// Algorithm 2; vector_io.cl is prepended). No defines besides VEC, CHUNK and
+// PARAM_HALF. The update direction is the sign of an interpolation of the momentum
+// and the gradient; the momentum itself moves with its own beta2 afterwards.
+// Weight decay is the paper's, decoupled: p * (1 - lr * weight_decay) from the host.
+
+#define LION_HYPERPARAMETERS                                                    \
+    const float grad_sign,      /* -1 to maximize */                            \
+    const float decay,          /* 1 - lr * weight_decay */                     \
+    const float one_minus_beta1, const float one_minus_beta2, const float neg_lr
+
+#define LION_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                      \
+    do {                                                                        \
+        TYPE p_i = LOAD_P(p, i), g_i = grad_sign * LOAD_P(g, i), m_i = LOAD_F(m, i); \
+        const TYPE c_i = LERP(m_i, g_i, one_minus_beta1);                       \
+        p_i = p_i * decay + neg_lr * sign(c_i);                                 \
+        m_i = LERP(m_i, g_i, one_minus_beta2);                                  \
+        STORE_P(p_i, p, i);                                                     \
+        STORE_F(m_i, m, i);                                                     \
+    } while (0)
+
+// One parameter: n elements of p, g and exp_avg (m), each at its own offset.
+__kernel void lion_step(const long n,
+                        __global param_t *p_data, const long p_offset,
+                        __global const param_t *g_data, const long g_offset,
+                        __global float *m_data, const long m_offset,
+                        LION_HYPERPARAMETERS)
+{
+    CHUNK_BOUNDS(n);
+    __global param_t *p = p_data + p_offset;
+    __global const param_t *g = g_data + g_offset;
+    __global float *m = m_data + m_offset;
+    FOR_EACH_ELEMENT(LION_AT);
+}

@@ -1,0 +1,46 @@
+// Muon's element-wise halves (vector_io.cl is prepended); the Newton-Schulz
+// orthogonalisation between them is netcl's matmul. No defines besides VEC, CHUNK and
+// PARAM_HALF. Operation order follows PyTorch's single-tensor Muon:
+//   buf.lerp_(g, 1 - momentum); u = g.lerp(buf, momentum) if nesterov else buf
+//   p.mul_(1 - lr * weight_decay); p.add_(o, alpha=-adjusted_lr)
+
+// muon_momentum: moves the momentum buffer and writes the matrix to orthogonalise (u).
+#define MUON_MOMENTUM_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)             \
+    do {                                                                        \
+        TYPE g_i = LOAD_P(g, i), buf_i = LOAD_F(buf, i);                        \
+        buf_i = LERP(buf_i, g_i, one_minus_momentum);                           \
+        STORE_F(buf_i, buf, i);                                                 \
+        STORE_F(nesterov ? LERP(g_i, buf_i, momentum) : buf_i, u, i);           \
+    } while (0)
+
+__kernel void muon_momentum(const long n,
+                            __global const param_t *g_data, const long g_offset,
+                            __global float *buf_data, const long buf_offset,
+                            __global float *u_data, const long u_offset,
+                            const float momentum, const float one_minus_momentum,
+                            const int nesterov)
+{
+    CHUNK_BOUNDS(n);
+    __global const param_t *g = g_data + g_offset;
+    __global float *buf = buf_data + buf_offset;
+    __global float *u = u_data + u_offset;
+    FOR_EACH_ELEMENT(MUON_MOMENTUM_AT);
+}
+
+// muon_apply: the decoupled weight decay, then the orthogonalised update o.
+#define MUON_APPLY_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                \
+    do {                                                                        \
+        TYPE p_i = LOAD_P(p, i) * decay;                                        \
+        STORE_P(p_i + neg_lr * LOAD_F(o, i), p, i);                             \
+    } while (0)
+
+__kernel void muon_apply(const long n,
+                         __global param_t *p_data, const long p_offset,
+                         __global const float *o_data, const long o_offset,
+                         const float decay, const float neg_lr)
+{
+    CHUNK_BOUNDS(n);
+    __global param_t *p = p_data + p_offset;
+    __global const float *o = o_data + o_offset;
+    FOR_EACH_ELEMENT(MUON_APPLY_AT);
+}
