@@ -1,17 +1,29 @@
 """``@jit``: run a function eagerly, capture its launches, then replay them.
 
-The first call with a given signature (the Tensor arguments' shapes, dtypes,
-strides, offsets and devices, and the other arguments' values) runs eagerly:
-it creates whatever state a first step creates. The second runs eagerly too
-and is captured. Every later call replays the capture: the recorded launches
-with the Tensor arguments' buffers swapped in, their ``Live`` scalars re-read
-and their host work (an optimizer counting its steps) repeated; the function's
-Python does not run. A call with a new signature starts over for it.
+A capture is keyed by the call's signature (the Tensor arguments' shapes,
+dtypes, strides, offsets and devices, and the other arguments' values) and by
+its guards (see :mod:`netcl.jit.guards`: the parameters, grads, ``training``
+flags and optimizer state the function reads). The first call of a key that
+returns normally runs eagerly (a warm-up: a call that raises does not count);
+the next one of that key runs eagerly too and is captured, unless it changed
+what a replay cannot repeat (an optimizer's first step creates state: the
+state is then part of the next call's guards, so that one warms up a new key).
+Every later call of the key replays the capture: the recorded launches with
+the Tensor arguments' buffers swapped in, their ``Live`` scalars re-read,
+their host work (an optimizer counting its steps, a device-side check
+reported) repeated, and the grads put back as the captured call left them;
+the function's Python does not run.
+
+A Tensor a capture or a replay returns lives in memory the next replay of that
+capture overwrites: reading it after that raises RuntimeError (read or copy it
+first). Up to CACHE_SIZE keys are kept per function; calls of a further key
+run eagerly, with one warning.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -20,6 +32,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from netcl.core.tensor import Tensor
 from netcl.core.tensor.launch import observing
 from netcl.jit.capture import Capture, CaptureError, held_buffers
+from netcl.jit.guards import Guarded, guarded, roots
 from netcl.jit.program import Launch, Program, build
 
 P = ParamSpec("P")
@@ -43,6 +56,10 @@ class _Entry:
     program: Program | None = None
     outputs: Any = None
     launches: Launches | None = None
+    #: Host work run after each replay's launches (the guarded objects' ``jit_exit``).
+    exits: list[Callable[[], None]] | None = None
+    #: Replays so far: what a returned Tensor's expiry compares against.
+    generation: int = 0
 
 
 class Jitted(Generic[P, R]):
@@ -54,36 +71,93 @@ class Jitted(Generic[P, R]):
         self._name = getattr(fn, "__qualname__", repr(fn))
         self._cache: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._last: _Entry | None = None
+        self._warned_full = False
         functools.update_wrapper(self, fn)
 
     @property
     def launches(self) -> Launches:
         """The launches of one replay of the most recent capture, with and without fusion."""
         if self._last is None or self._last.launches is None:
-            raise RuntimeError(f"jit({self._name}): nothing captured yet (it captures on call 2)")
+            raise RuntimeError(
+                f"jit({self._name}): nothing captured yet (it captures on a key's second call)")
         return self._last.launches
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        key, tensors = self._signature(args, kwargs)
+        signature, tensors = self._signature(args, kwargs)
+        objects = guarded([*roots(self.fn), *args, *kwargs.values()])
+        entry_guards = tuple(o.jit_guard() for o in objects)
+        key = (signature, tuple(map(id, objects)), entry_guards)
         entry = self._cache.get(key)
         if entry is None:
-            entry = self._cache[key] = _Entry()
-            if len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+            entry = self._new_entry(key)
+            if entry is None:
+                return self.fn(*args, **kwargs)
         else:
             self._cache.move_to_end(key)
         if entry.program is not None:
             entry.program.run([t.buffer for t in tensors])
-            return _rebuild(entry.outputs, tensors)  # type: ignore[no-any-return]
-        entry.calls += 1
+            assert entry.exits is not None
+            for effect in entry.exits:
+                effect()
+            entry.generation += 1
+            return _rebuild(entry.outputs, tensors, self._expiry(entry))  # type: ignore[no-any-return]
         capture = Capture(self._name)
         with observing(capture):
             result = self.fn(*args, **kwargs)
-        if entry.calls >= 2 and capture.device is not None:
-            self._keep(entry, capture, tensors, result)
+        if entry.calls == 0:
+            entry.calls = 1  # the warm-up returned normally: the next call is captured
+        elif capture.device is not None:
+            self._keep(entry, capture, tensors, result, objects, entry_guards)
         return result
 
-    def _keep(self, entry: _Entry, capture: Capture, tensors: list[Tensor], result: Any) -> None:
+    def _new_entry(self, key: Hashable) -> _Entry | None:
+        """A cache entry for ``key``; with the cache full, the least recently used one that
+        captured nothing is dropped, and without one, None (the call runs eagerly)."""
+        if len(self._cache) >= CACHE_SIZE:
+            idle = next((k for k, e in self._cache.items() if e.program is None), None)
+            if idle is None:
+                if not self._warned_full:
+                    self._warned_full = True
+                    warnings.warn(
+                        f"jit({self._name}): {CACHE_SIZE} captures kept; calls with other "
+                        "argument shapes or other guards (replaced parameters, grads present "
+                        "or not, train/eval, optimizer state) run eagerly from now on",
+                        RuntimeWarning, stacklevel=3)
+                return None
+            del self._cache[idle]
+        entry = self._cache[key] = _Entry()
+        return entry
+
+    def _expiry(self, entry: _Entry) -> Callable[[], None]:
+        """What a Tensor returned now checks before it is read: no replay of ``entry`` since."""
+        generation = entry.generation
+        name = self._name
+
+        def check() -> None:
+            if entry.generation != generation:
+                raise RuntimeError(
+                    f"jit({name}): this Tensor was returned by a call of {name} whose memory "
+                    f"a later replay ({entry.generation - generation} since) has overwritten. "
+                    "Read it (.item(), .numpy()) or copy it (.clone()) before the next call."
+                )
+
+        return check
+
+    def _keep(
+        self,
+        entry: _Entry,
+        capture: Capture,
+        tensors: list[Tensor],
+        result: Any,
+        objects: list[Guarded],
+        entry_guards: tuple[Hashable, ...],
+    ) -> None:
+        """Build the replay program of ``capture``, unless a guarded object says the call
+        changed what a replay cannot repeat (then the next call of this key tries again)."""
+        exits = [o.jit_exit(g) for o, g in zip(objects, entry_guards, strict=True)]
+        kept = [effect for effect in exits if effect is not None]
+        if len(kept) < len(exits):
+            return
         held = held_buffers()
         inputs = [t.buffer for t in tensors]
         assert capture.device is not None
@@ -92,7 +166,10 @@ class Jitted(Generic[P, R]):
         entry.program = program
         entry.outputs = _template(result, inputs)
         entry.launches = Launches(fused=program.launches, unfused=unfused)
+        entry.exits = kept
         self._last = entry
+        # The first replay overwrites what this call returned.
+        _expire(result, inputs, self._expiry(entry))
 
     def _signature(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -150,17 +227,33 @@ def _template(value: Any, inputs: list[Any]) -> Any:
 _TENSOR = object()
 
 
-def _rebuild(template: Any, tensors: list[Tensor]) -> Any:
+def _rebuild(template: Any, tensors: list[Tensor], expiry: Callable[[], None]) -> Any:
+    """A replay's result from its template; Tensors in the capture's memory get ``expiry``."""
     if isinstance(template, tuple) and template and template[0] is _TENSOR:
         _, buffer, shape, dtype, device, strides, offset = template
         if isinstance(buffer, int):
-            buffer = tensors[buffer].buffer
-        return Tensor(buffer, shape, dtype, device, strides, offset)
+            return Tensor(tensors[buffer].buffer, shape, dtype, device, strides, offset)
+        t = Tensor(buffer, shape, dtype, device, strides, offset)
+        t.expiry = expiry
+        return t
     if isinstance(template, tuple | list):
-        return type(template)(_rebuild(v, tensors) for v in template)
+        return type(template)(_rebuild(v, tensors, expiry) for v in template)
     if isinstance(template, dict):
-        return {k: _rebuild(v, tensors) for k, v in template.items()}
+        return {k: _rebuild(v, tensors, expiry) for k, v in template.items()}
     return template
+
+
+def _expire(value: Any, inputs: list[Any], expiry: Callable[[], None]) -> None:
+    """Give every Tensor in ``value`` not in an argument's memory ``expiry``."""
+    if isinstance(value, Tensor):
+        if not any(value.buffer is b for b in inputs):
+            value.expiry = expiry
+    elif isinstance(value, tuple | list):
+        for v in value:
+            _expire(v, inputs, expiry)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _expire(v, inputs, expiry)
 
 
 __all__ = ["CaptureError", "Jitted", "Launches", "jit"]

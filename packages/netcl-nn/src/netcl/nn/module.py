@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from netcl.autograd import no_grad
 from netcl.core.tensor import Parameter, Tensor, from_numpy
+from netcl.core.tensor.replay_state import grads_restorer, tensor_guard
 from netcl.core.tensor.tensor import type_name
 
 
@@ -195,6 +196,23 @@ class Module:
                     "take netcl Tensors: convert with netcl.core.tensor.tensor(x.numpy())"
                 )
         return self.forward(*args, **kwargs)
+
+    # -- what netcl.jit checks -----------------------------------------------------------------
+    def jit_guard(self) -> Hashable:
+        """What a captured call (netcl.jit) assumes of this module: every submodule's
+        ``training`` flag and every parameter's and buffer's memory, layout,
+        ``requires_grad`` and gradient (see ``netcl.core.tensor.replay_state``)."""
+        return tuple(
+            (module.training,
+             tuple(tensor_guard(p) for p in module._parameters.values()),
+             tuple(tensor_guard(b) for b in module._buffers.values()))
+            for module in self.modules()
+        )
+
+    def jit_exit(self, entry: Hashable) -> Callable[[], None]:
+        """What a replay does for this module after its launches: give every parameter the
+        grad the captured call left it (a replay runs no Python that would set it)."""
+        return grads_restorer(self.parameters())
 
     # -- state ---------------------------------------------------------------------------------
     def _state_tensors(self) -> dict[str, Tensor]:

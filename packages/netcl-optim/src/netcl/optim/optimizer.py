@@ -19,11 +19,12 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, TypeAlias
 
 from netcl.core.tensor import Tensor, float16, float32
 from netcl.core.tensor.launch import host_effect
+from netcl.core.tensor.replay_state import grads_restorer, tensor_guard
 from netcl.optim import ownership
 from netcl.optim.flat_layout import FlatLayout, GroupLaunches, StepBatch, unmovable_reason
 from netcl.optim.functional.kernels import LiveGroup
@@ -342,6 +343,31 @@ class Optimizer(abc.ABC):
                 f"{type(self).__name__}.step: a parameter of shape {p.shape} on "
                 f"{p.device.name} has a grad in another OpenCL context ({grad.device.name})"
             )
+
+    # -- what netcl.jit checks -----------------------------------------------------------
+    def jit_guard(self) -> Hashable:
+        """What a captured step (netcl.jit) assumes of this optimizer: its groups' parameters
+        (memory, layout, grads) and which state each has, in which memory. Not the
+        hyperparameters or step counts: a replay re-reads those (``Live``)."""
+        return (self._state_guard(),
+                tuple(tensor_guard(p) for g in self.param_groups for p in g["params"]))
+
+    def _state_guard(self) -> Hashable:
+        states = (self.state.get(p) for g in self.param_groups for p in g["params"])
+        return tuple(
+            None if st is None else (st.step is None, tuple(
+                (name, tensor_guard(buffer)) for name, buffer in st.buffers.items()))
+            for st in states
+        )
+
+    def jit_exit(self, entry: Hashable) -> Callable[[], None] | None:
+        """What a replay does after its launches: give every parameter the grad the
+        captured step left it. None (the capture is not kept) if the step created or
+        replaced state: a replay would create it again, zeroed, at every step."""
+        assert isinstance(entry, tuple)
+        if self._state_guard() != entry[0]:
+            return None
+        return grads_restorer(p for g in self.param_groups for p in g["params"])
 
     # -- state dicts ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

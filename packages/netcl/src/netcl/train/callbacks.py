@@ -15,9 +15,9 @@ class Callback:
     """Override the hooks you need; each does nothing by default.
 
     ``on_batch_end`` gets the batch's loss as a device Tensor: reading it
-    (``.item()``) waits for the device, so read it only now and then. When
-    the JIT replays the steps, every step's loss lands in the same memory:
-    read it (or ``clone()`` it) in the hook, not after the next batch.
+    (``.item()``) waits for the device, so read it only now and then. It is
+    the hook's to keep, also when the JIT replays the steps (the Trainer
+    hands hooks a copy then, as every replay writes its loss in one place).
     Setting ``trainer.stop = True`` ends ``fit`` after the current epoch.
     """
 

@@ -160,8 +160,12 @@ class Trainer:
                     total_loss.add_(loss.detach(), alpha=n)
                 samples += n
                 bar.advance(n, loss)
-                for callback in self.callbacks:
-                    callback.on_batch_end(self, index, loss)
+                if self.callbacks:
+                    # A replayed step's loss is overwritten by the next replay (reading it
+                    # then raises): callbacks get a copy they may keep.
+                    kept = loss.clone() if self._step is not None else loss
+                    for callback in self.callbacks:
+                        callback.on_batch_end(self, index, kept)
             if batches is None and samples and index % self.accumulate != self.accumulate - 1:
                 self._optimizer_step()  # an iterable of unknown length ended mid-step
         seconds = time.perf_counter() - started

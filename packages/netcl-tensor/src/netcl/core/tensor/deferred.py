@@ -11,15 +11,21 @@ which may be a later one than the loss's, but it always names the op, the bad
 value and what was expected. Reports of one kind accumulate into one scalar
 (their maximum), so a loop that never reads holds one scalar per kind, not one
 per call.
+
+Under a capture (netcl.jit), a report is host work the replay repeats: each
+replay reports a copy of its own ``example`` (the replay rewrites the captured
+one's memory), so a bad value in any replay raises at the next read, as eagerly.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from netcl.core.device import Device
 from netcl.core.tensor import ops
+from netcl.core.tensor.launch import current_observer, host_effect, observing
 from netcl.core.tensor.tensor import Tensor
 
 _lock = threading.Lock()
@@ -31,6 +37,19 @@ def report(key: str, example: Tensor, fine: int, describe: Callable[[int], str])
     """Raise ``ValueError(describe(v))`` at the next read if ``example`` (an int64 scalar on
     the device) holds some v != ``fine``. ``key`` names the kind of check; reports of one key
     keep the largest value, so ``fine`` must be the smallest int64 the check can produce."""
+    if current_observer() is None:
+        _accumulate(key, example, fine, describe)
+    else:
+        host_effect(partial(_report_copy, key, example, fine, describe))
+
+
+def _report_copy(key: str, example: Tensor, fine: int, describe: Callable[[int], str]) -> None:
+    # Its launches are the replay's own host work, not part of what is captured.
+    with observing(None):
+        _accumulate(key, ops.copy(example), fine, describe)
+
+
+def _accumulate(key: str, example: Tensor, fine: int, describe: Callable[[int], str]) -> None:
     with _lock:
         kinds = _pending.setdefault(example.device, {})
         if key in kinds:

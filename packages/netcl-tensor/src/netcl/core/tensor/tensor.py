@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, SupportsIndex, cast
 
 import numpy as np
@@ -36,6 +36,10 @@ class Tensor:
     Ops enqueue kernels on the device's in-order queue and return at once;
     only reading a value back (``numpy()``, ``item()``) waits for the device.
     """
+
+    #: Raises if this tensor's memory was overwritten since it was handed out (a result
+    #: of a netcl.jit replay, valid until the next replay); None for every other tensor.
+    expiry: Callable[[], None] | None = None
 
     def __init__(
         self,
@@ -205,6 +209,8 @@ class Tensor:
 
     def _host_copy(self, what: str) -> np.ndarray[Any, Any]:
         """:meth:`numpy`, after telling a launch observer that ``what`` reads this value."""
+        if self.expiry is not None:
+            self.expiry()
         host_read(what)
         deferred.raise_pending(self.device)
         if self.is_contiguous:
@@ -249,8 +255,10 @@ class Tensor:
 
     # -- autograd-facing ----------------------------------------------------------------------
     def detach(self) -> Tensor:
-        """The same memory, cut off from any gradient."""
-        return Tensor(self.buffer, self.shape, self.dtype, self.device, self.strides, self.offset)
+        """The same memory, cut off from any gradient (and valid exactly as long as this one)."""
+        t = Tensor(self.buffer, self.shape, self.dtype, self.device, self.strides, self.offset)
+        t.expiry = self.expiry
+        return t
 
     def requires_grad_(self, value: bool = True) -> Tensor:
         self.requires_grad = value
