@@ -4,6 +4,7 @@ eagerly from the same start and must end bit-identical (or raise as eagerly)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,8 @@ import pytest
 import netcl.autograd as ag
 from netcl.core.tensor import Parameter, Tensor, from_numpy, manual_seed
 from netcl.jit import jit
-from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
+from netcl.nn import Dropout, Linear, Module, ReLU, Sequential, cross_entropy
+from netcl.nn.functional import dropout
 from netcl.optim import Adam
 from netcl.train import Callback, Trainer
 
@@ -206,3 +208,36 @@ def test_the_trainer_hands_callbacks_losses_that_stay_valid() -> None:
         assert trainer.jit_active == jit_steps
         kept.append([loss.item() for loss in keep.losses])
     assert kept[0] == kept[1]
+
+
+def test_dropout_jits_and_each_replay_draws_a_new_mask_equal_to_eager() -> None:
+    # Item 5: Dropout drew its mask on the host, so call 1 raised CaptureError.
+    runs = []
+    for jitted in (False, True):
+        manual_seed(0)
+        m = Sequential(Linear(None, 6, 32), ReLU(), Dropout(0.5), Linear(None, 32, 3))
+        optimizer = Adam(m.parameters(), lr=1e-2)
+
+        def step(x: Tensor, y: Tensor, m: Sequential = m, optimizer: Adam = optimizer) -> Tensor:
+            loss = forward_backward(m, x, y)
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss
+
+        run = jit(step) if jitted else step
+        x, y = batches(1)[0]
+        losses = [run(x, y).item() for _ in range(8)]
+        runs.append((losses, params(m)))
+    (eager, eager_params), (jitted_losses, jitted_params) = runs
+    assert eager == jitted_losses
+    assert_same(eager_params, jitted_params)
+
+    masks = []
+    for drop in (dropout, jit(dropout)):
+        manual_seed(1)
+        ones = from_numpy(np.ones((4, 64), np.float32))
+        masks.append([drop(ones, 0.5).numpy() for _ in range(6)])
+    for eager_mask, jitted_mask in zip(*masks, strict=True):
+        np.testing.assert_array_equal(eager_mask, jitted_mask)
+    replays = masks[1][2:]  # calls 3 to 6
+    assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(replays))

@@ -41,14 +41,14 @@ class Trainer:
         callbacks: :class:`Callback` objects told of each epoch and batch.
         progress: show a tqdm bar per epoch (loss, lr, samples/s) on an
             interactive terminal and print one line per finished epoch.
-        jit: replay each step with ``netcl.jit`` (captured on a step's second
-            call, then replayed without running Python) when netcl-jit is
-            installed and the step can be captured: one batch per step
-            (``accumulate=1``), no ``clip_grad_norm`` (it reads the norm back),
-            and a model that neither reads tensors back nor uploads host data
-            (Dropout draws its mask on the host). A step that cannot be captured
-            says so at its capture; that batch and the rest run eagerly, with
-            the same results. False: always eager.
+        jit: replay each step with ``netcl.jit`` (captured once a step's
+            conditions are steady, then replayed without running Python) when
+            netcl-jit is installed and the step can be captured: one batch per
+            step (``accumulate=1``), no ``clip_grad_norm`` (it reads the norm
+            back), and a model that neither reads tensors back nor uploads host
+            data (Dropout draws its masks on the device, so it replays). A step
+            that cannot be captured says so at its first call; that batch and the
+            rest run eagerly, with the same results. False: always eager.
 
     ``fit`` returns and keeps ``history``: one dict per epoch with ``epoch``,
     ``loss`` (the mean training loss), ``lr``, ``seconds``,

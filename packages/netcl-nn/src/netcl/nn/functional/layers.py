@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from netcl.core.tensor import Tensor, dtypes, from_numpy, ops, rand
+from netcl.core.tensor import Tensor, from_numpy, ops, philox
 from netcl.core.tensor.ops.conv import IntPair
 
 IndexLike = Tensor | np.ndarray[Any, Any] | Sequence[int]
@@ -27,9 +27,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout).
 
-    The mask is drawn from the tensor layer's seeded generator
-    (``netcl.core.tensor.manual_seed``), fresh on every call. Identity when
-    not ``training`` or ``p == 0``.
+    The mask is drawn on the device (``netcl.core.tensor.philox``, seeded by
+    ``netcl.core.tensor.manual_seed``), fresh on every call, also in every
+    replay of a captured step (netcl.jit). Identity when not ``training`` or
+    ``p == 0``.
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
@@ -37,7 +38,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1.0:
         return ops.mul(x, 0.0)
-    keep = ops.ge(rand(x.shape, dtypes.float32, x.device), p)
+    keep = ops.ge(philox.uniform(x.shape, x.device), p)
     scale = ops.where(keep, 1.0 / (1.0 - p), 0.0)
     return ops.mul(x, scale if scale.dtype == x.dtype else ops.cast(scale, x.dtype))
 

@@ -10,33 +10,42 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.array as cl_array
 
-from netcl.core.tensor import dtypes
+from netcl.core.tensor import dtypes, philox
 from netcl.core.tensor.dispatch import DeviceLike, empty, resolve_device
 from netcl.core.tensor.launch import host_upload
 from netcl.core.tensor.tensor import Scalar, Tensor, as_shape
 
 _generator = np.random.default_rng()
+_DEVICE = "philox"  # the device generator's entry in get_rng_state's dict
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the generator ``rand``/``randn`` use when given none."""
+    """Seed the generator ``rand``/``randn`` use when given none, and the device's
+    (``netcl.core.tensor.philox``: Dropout's masks) from its first draw."""
     global _generator
     _generator = np.random.default_rng(seed)
+    philox.seed(seed)
 
 
 def get_rng_state() -> dict[str, Any]:
     """The state of the generator ``rand``/``randn`` use when given none (plain data: a
-    dict of str, int and dicts, numpy's ``bit_generator.state``), for checkpoints."""
-    return copy.deepcopy(dict(_generator.bit_generator.state))
+    dict of str, int and dicts, numpy's ``bit_generator.state``) and of the device's
+    (under ``"philox"``), for checkpoints."""
+    return {**copy.deepcopy(dict(_generator.bit_generator.state)), _DEVICE: philox.get_state()}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Put back a state from :func:`get_rng_state`; the draws that followed it follow again.
 
-    A state numpy does not accept raises ValueError or TypeError and leaves the
-    generator as it was.
+    A state numpy does not accept raises ValueError or TypeError and leaves both
+    generators as they were; one without ``"philox"`` (saved before the device
+    had a generator) leaves the device's as it is.
     """
     global _generator
+    device = state.get(_DEVICE) if isinstance(state, dict) else None
+    device_state = None if device is None else philox.checked_state(device)
+    if isinstance(state, dict):
+        state = {key: value for key, value in state.items() if key != _DEVICE}
     name = state.get("bit_generator") if isinstance(state, dict) else None
     kind = getattr(np.random, name, None) if isinstance(name, str) else None
     # Only a BitGenerator class is called: a state read from a file picks nothing else.
@@ -45,6 +54,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     generator = np.random.Generator(kind())
     generator.bit_generator.state = state
     _generator = generator
+    if device_state is not None:
+        philox.set_state(device_state)
 
 
 def from_numpy(array: np.ndarray[Any, Any], device: DeviceLike = None) -> Tensor:
