@@ -22,6 +22,7 @@ def leaf(*shape: int, requires_grad: bool = True) -> Tensor:
     return nt.tensor(RNG.standard_normal(shape).astype(np.float32), requires_grad=requires_grad)
 
 
+@pytest.mark.smoke
 def test_backward_accumulates_the_gradient_into_leaves() -> None:
     x, w = leaf(2, 3), leaf(3)
     with ag.Tape() as tape:
@@ -133,6 +134,7 @@ def test_backward_errors_name_the_shapes() -> None:
         tape.backward(z)
 
 
+@pytest.mark.smoke
 def test_no_grad_records_nothing() -> None:
     x = leaf(3)
     with ag.Tape() as tape:

@@ -31,6 +31,7 @@ def test_auto_falls_back_to_a_cpu_when_no_gpu(monkeypatch: pytest.MonkeyPatch) -
     assert fresh.default("auto").type == expected
 
 
+@pytest.mark.smoke
 def test_default_returns_the_same_device_each_call() -> None:
     assert manager.default("cpu") is manager.default("cpu")
     first = manager.devices()[0]
@@ -110,6 +111,7 @@ def test_pool_rejects_negative_sizes() -> None:
         manager.default("cpu").pool.allocate(-1)
 
 
+@pytest.mark.smoke
 def test_kernel_cache_builds_once_and_returns_the_same_kernel(tmp_path: Path) -> None:
     device = Device(manager.default("cpu").cl_device, "cache-test")
     source = tmp_path / "counter.cl"
@@ -184,6 +186,7 @@ def test_missing_kernel_name_lists_the_kernels(tmp_path: Path) -> None:
         manager.default("cpu").kernels.kernel(source, "nope")
 
 
+@pytest.mark.smoke
 def test_in_order_queue_runs_kernels_in_enqueue_order(tmp_path: Path) -> None:
     device = manager.default("cpu")
     source = tmp_path / "counter.cl"

@@ -24,6 +24,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dist.World]:
     yield dist.init()
 
 
+@pytest.mark.smoke
 def test_a_world_of_one(world: dist.World) -> None:
     assert (world.rank, world.size, world.local_rank, world.local_size) == (0, 1, 0, 1)
     assert dist.init() is world and dist.world() is world

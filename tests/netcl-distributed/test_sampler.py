@@ -8,6 +8,7 @@ import pytest
 from netcl.distributed import DistributedSampler
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize(("n", "k"), [(10, 1), (12, 4), (10, 4), (3, 4)])
 def test_slices_are_disjoint_and_cover_the_permutation(n: int, k: int) -> None:
     slices = [list(DistributedSampler(n, k, r, seed=7)) for r in range(k)]

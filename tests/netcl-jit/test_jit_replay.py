@@ -17,6 +17,7 @@ def host(values: Any) -> Tensor:
     return from_numpy(np.asarray(values, np.float32))
 
 
+@pytest.mark.smoke
 def test_calls_one_and_two_run_eagerly_then_replays_skip_python() -> None:
     calls = 0
 
@@ -54,6 +55,7 @@ def test_a_new_signature_is_captured_again_and_the_old_capture_kept() -> None:
     assert calls == 6
 
 
+@pytest.mark.smoke
 def test_returned_tensors_hold_the_replays_results() -> None:
     @jit
     def affine(x: Tensor, w: Tensor) -> dict[str, Any]:

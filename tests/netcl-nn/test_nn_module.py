@@ -86,6 +86,7 @@ def test_call_runs_forward_and_a_module_without_forward_raises() -> None:
     assert model(x).shape == (5, 2)
 
 
+@pytest.mark.smoke
 def test_state_dict_round_trip_reproduces_the_model() -> None:
     nt.manual_seed(0)
     source = make_model()

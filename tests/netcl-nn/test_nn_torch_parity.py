@@ -50,6 +50,7 @@ def check_model(
         assert_close(param.grad.numpy(), grad)
 
 
+@pytest.mark.smoke
 def test_mlp_matches_pytorch() -> None:
     nt.manual_seed(1)
     rng = np.random.default_rng(1)

@@ -50,6 +50,7 @@ def foreign_queue() -> cl.CommandQueue:
     return cl.CommandQueue(context)
 
 
+@pytest.mark.smoke
 def test_functional_adam_over_another_frameworks_pyopencl_arrays(
     foreign_queue: cl.CommandQueue,
 ) -> None:
@@ -101,6 +102,7 @@ def test_momentum_and_rmsprop_functional_forms(foreign_queue: cl.CommandQueue) -
     np.testing.assert_allclose(p_rms.get(), ref_rms, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.smoke
 def test_optimizer_over_wrapped_foreign_buffers_matches_torch(
     foreign_queue: cl.CommandQueue,
 ) -> None:

@@ -134,6 +134,7 @@ def sorted_params(optimizer: no.Optimizer, case: Case) -> list[Any]:
     return out
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("case_id", STATE_CASES)
 def test_round_trip_is_exact_and_continues_identically(case_id: str) -> None:
     case = BY_ID[case_id]

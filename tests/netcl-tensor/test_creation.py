@@ -32,6 +32,7 @@ from netcl.core.tensor import (
 )
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int32, np.int64, np.bool_])
 def test_from_numpy_round_trips_every_dtype(dtype: type, rng: np.random.Generator) -> None:
     host: np.ndarray[Any, Any] = (rng.standard_normal((3, 4)) * 100).astype(dtype)

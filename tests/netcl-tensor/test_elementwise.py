@@ -80,6 +80,7 @@ def test_scalar_operands_on_either_side(name: str, rng: np.random.Generator) -> 
     check(op(1.5, from_numpy(a)), ref(1.5, a.astype(np.float64)))
 
 
+@pytest.mark.smoke
 def test_python_operators_reach_the_ops(rng: np.random.Generator) -> None:
     a = operand(rng, (2, 3), positive=True)
     t = from_numpy(a)

@@ -127,6 +127,7 @@ def test_the_large_gpu_tile_with_edges(device: Device, rng: np.random.Generator)
     check(matmul_with(ta, tb, "tiled", TILE_CONFIGS[0]), a, b)
 
 
+@pytest.mark.smoke
 def test_the_public_op_and_the_operator(device: Device, rng: np.random.Generator) -> None:
     a, b = normal(rng, (33, 20)), normal(rng, (20, 18))
     ta, tb = from_numpy(a, device), from_numpy(b, device)

@@ -236,6 +236,7 @@ def test_bad_axes_are_refused_before_anything_is_allocated(device: Device) -> No
     assert device.pool.stats().bytes_in_use == before
 
 
+@pytest.mark.smoke
 def test_tensor_methods_reach_the_ops() -> None:
     t = tensor([[1.0, 5.0], [3.0, 2.0]])
     assert t.sum().item() == 11.0 and t.mean(0).tolist() == [2.0, 3.5]

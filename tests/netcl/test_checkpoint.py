@@ -18,6 +18,7 @@ from netcl.train import checkpoint as checkpoint_module
 from netcl.train import load, save
 
 
+@pytest.mark.smoke
 def test_round_trip_keeps_every_type(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     state = {

@@ -23,6 +23,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return status, out, err
 
 
+@pytest.mark.smoke
 def test_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(["train", "--help"], capsys)
     assert status == 0

@@ -44,6 +44,7 @@ def test_shuffled_order_is_the_seeded_permutation_of_each_epoch() -> None:
     assert _flat(other_seed) != epochs[0]
 
 
+@pytest.mark.smoke
 def test_batches_hold_the_rows_they_name_as_float32_and_int64() -> None:
     x, y = _data(23)
     loader = DataLoader((x, y), batch_size=5, shuffle=True, seed=1)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+@pytest.mark.smoke
 def test_the_readme_jit_example_runs(capsys: object) -> None:
     section = README.read_text().split("## Capturing a step", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S)
