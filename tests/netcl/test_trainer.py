@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import sys
 import warnings
@@ -156,8 +155,8 @@ def _resumable(tmp: Path, epochs: int, stop_after: int | None, dropout: float) -
     return trainer
 
 
-# The steps are replayed where netcl-jit is installed, Dropout's too (its masks are drawn on
-# the device, from the generator state the checkpoint keeps): resume is exact either way.
+# The steps are replayed, Dropout's too (its masks are drawn on the device, from the
+# generator state the checkpoint keeps): resume is exact either way.
 @pytest.mark.parametrize("dropout", [0.2, 0.0])
 def test_two_epochs_then_resume_then_two_equals_four_straight(
     tmp_path: Path, dropout: float
@@ -173,8 +172,7 @@ def test_two_epochs_then_resume_then_two_equals_four_straight(
     resumed = adam_trainer(mlp(seed=7, dropout=dropout), epochs=4)
     assert resumed.resume(tmp_path / "b" / "c") == 2
     resumed.fit(loaders()[0], 4)  # a new loader, as a restarted process builds
-    jit_installed = importlib.util.find_spec("netcl.jit") is not None
-    assert straight.jit_active == resumed.jit_active == jit_installed
+    assert straight.jit_active and resumed.jit_active
 
     for a, b in zip(_final_weights(straight), _final_weights(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -245,7 +243,6 @@ def test_progress_shows_a_bar_on_a_terminal_and_a_line_per_epoch(
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_jitted_steps_match_eager_steps_bit_for_bit(dropout: float) -> None:
-    pytest.importorskip("netcl.jit")
     runs = []
     for jit in (False, True):
         trainer = adam_trainer(mlp(dropout=dropout), jit=jit)
@@ -259,7 +256,6 @@ def test_jitted_steps_match_eager_steps_bit_for_bit(dropout: float) -> None:
 
 
 def test_a_step_the_jit_refuses_runs_eagerly_with_the_same_results() -> None:
-    pytest.importorskip("netcl.jit")
     runs = []
     for jit in (False, True):
         trainer = adam_trainer(mlp(), jit=jit)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence, Sized
-from typing import Any, cast
+from typing import Any
 
 import netcl.autograd as ag
 from netcl.core.tensor import Tensor, float32, get_rng_state, set_rng_state, zeros
+from netcl.jit import CaptureError
+from netcl.jit import jit as jit_step  # `jit` is the name of the constructor's flag
 from netcl.nn import Module
 from netcl.optim import LRScheduler, Optimizer, ReduceLROnPlateau, clip_grad_norm_
 from netcl.train.callbacks import Callback
@@ -43,12 +44,12 @@ class Trainer:
             interactive terminal and print one line per finished epoch.
         jit: replay each step with ``netcl.jit`` (captured once a step's
             conditions are steady, then replayed without running Python) when
-            netcl-jit is installed and the step can be captured: one batch per
-            step (``accumulate=1``), no ``clip_grad_norm`` (it reads the norm
-            back), and a model that neither reads tensors back nor uploads host
-            data (Dropout draws its masks on the device, so it replays). A step
-            that cannot be captured says so at its first call; that batch and the
-            rest run eagerly, with the same results. False: always eager.
+            the step can be captured: one batch per step (``accumulate=1``), no
+            ``clip_grad_norm`` (it reads the norm back), and a model that neither
+            reads tensors back nor uploads host data (Dropout draws its masks on
+            the device, so it replays). A step that cannot be captured says so at
+            its first call; that batch and the rest run eagerly, with the same
+            results. False: always eager.
 
     ``fit`` returns and keeps ``history``: one dict per epoch with ``epoch``,
     ``loss`` (the mean training loss), ``lr``, ``seconds``,
@@ -100,7 +101,8 @@ class Trainer:
         self.stop = False
         # The jitted step while the JIT can replay it, else None (eager steps).
         capturable = accumulate == 1 and clip_grad_norm is None
-        self._step = self._jitted_step() if jit and capturable else None
+        self._step: Callable[[Tensor, Tensor], Tensor] | None = (
+            jit_step(self._whole_step) if jit and capturable else None)
 
     # -- training ------------------------------------------------------------------------
     def fit(self, train_loader: Batches, epochs: int, val_loader: Batches | None = None
@@ -200,13 +202,6 @@ class Trainer:
         """Whether steps are (still) replayed by netcl.jit."""
         return self._step is not None
 
-    def _jitted_step(self) -> Callable[[Tensor, Tensor], Tensor] | None:
-        try:  # netcl-jit is optional (the meta-package does not need it): eager steps
-            self._jit = importlib.import_module("netcl.jit")
-        except ModuleNotFoundError:
-            return None
-        return cast(Callable[[Tensor, Tensor], Tensor], self._jit.jit(self._whole_step))
-
     def _jit_or_eager(self, x: Tensor, y: Tensor) -> Tensor:
         """The jitted step; on a capture the JIT refuses, that batch again eagerly, and every
         later one (the refused capture changed nothing: the error comes before any update,
@@ -215,7 +210,7 @@ class Trainer:
         rng = get_rng_state()
         try:
             return self._step(x, y)
-        except self._jit.CaptureError as error:
+        except CaptureError as error:
             warnings.warn(f"Trainer: stepping eagerly, the step cannot be jitted: {error}",
                           stacklevel=4)
             self._step = None
