@@ -7,10 +7,11 @@ For each world size K it launches ``mpiexec -n K`` of itself. Every rank
 trains the same MLP (``--hidden`` wide, weak scaling: ``--batch`` rows per
 rank) with Adam, timing a step with gradient averaging (``step``) and one
 without (``no_sync``: forward, backward and the optimizer, no communication),
-in turns, the fastest of ``--repeats`` samples of ``--steps`` steps (on a
-machine shared with other jobs the fastest sample is the least disturbed one),
-the slowest rank's. Both frameworks run the same shapes in the same processes:
-netcl on its OpenCL device, torch on the CPU through gloo. It prints
+in turns (tools/bench/harness.py's ``time_contenders``), the fastest of
+``--repeats`` samples of ``--steps`` steps (on a machine shared with other jobs
+the fastest sample is the least disturbed one), the slowest rank's. Both
+frameworks run the same shapes in the same processes: netcl on its OpenCL
+device, torch on the CPU through gloo. It prints
 
 * the gradient bytes each step hands to the collective (``B``, every
   parameter's fp32 gradient) and what each rank sends for them in a ring
@@ -30,31 +31,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import Contender, Report, add_json_flag, no_sync, time_contenders
 
 HERE = Path(__file__).resolve()
-
-
-def fastest_times(timers: dict[str, Callable[[], None]], steps: int, repeats: int
-                  ) -> dict[str, float]:
-    """Seconds per call of each timer, the fastest sample; sampled in turns, so that a
-    neighbour's load falls on every contender alike."""
-    for run in timers.values():
-        for _ in range(2):
-            run()
-    samples: dict[str, list[float]] = {label: [] for label in timers}
-    for _ in range(repeats):
-        for label, run in timers.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                run()
-            samples[label].append((time.perf_counter() - start) / steps)
-    return {label: min(values) for label, values in samples.items()}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -120,12 +103,14 @@ def worker(args: argparse.Namespace) -> None:
     def bare_allreduce() -> None:
         comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
 
-    timers = {"netcl step": netcl_step, "netcl no_sync": netcl_no_sync,
-              "torch step": torch_step, "torch no_sync": torch_no_sync,
-              "mpi allreduce": bare_allreduce}
+    # Each call ends finished (netcl's step ends with q.finish(); torch's and MPI's return so).
+    timers: dict[str, Contender] = {
+        "netcl step": (netcl_step, no_sync), "netcl no_sync": (netcl_no_sync, no_sync),
+        "torch step": (torch_step, no_sync), "torch no_sync": (torch_no_sync, no_sync),
+        "mpi allreduce": (bare_allreduce, no_sync)}
     comm.Barrier()
-    mine = fastest_times(timers, args.steps, args.repeats)
-    slowest = {label: max(comm.allgather(seconds)) for label, seconds in mine.items()}
+    mine = time_contenders(timers, calls=args.steps, rounds=args.repeats, warmup=2)
+    slowest = {label: max(comm.allgather(t.fastest)) for label, t in mine.items()}
     torch_dist.destroy_process_group()
     if world.rank == 0:
         print(json.dumps({"ranks": world.size, "params": params, "device": world.device.name,
@@ -141,7 +126,8 @@ def _free_port() -> int:
 
 def driver(args: argparse.Namespace) -> None:
     mpiexec = str(Path(sys.executable).parent / "mpiexec")
-    forwarded = [f"--{k}={v}" for k, v in vars(args).items() if k not in ("ranks", "worker")]
+    forwarded = [f"--{k}={v}" for k, v in vars(args).items()
+                 if k not in ("ranks", "worker", "json")]
     rows: list[dict[str, Any]] = []
     for ranks in args.ranks:
         command = [mpiexec, "-n", str(ranks), sys.executable, str(HERE), "--worker", *forwarded]
@@ -149,24 +135,29 @@ def driver(args: argparse.Namespace) -> None:
         rows.append(json.loads(out.strip().splitlines()[-1]))
     first = rows[0]
     grad_bytes = first["params"] * 4
-    print(f"{first['params']:,} parameters ({grad_bytes / 2**20:.2f} MiB of fp32 gradients a "
-          f"step), batch {args.batch} per rank; netcl on {first['device']}, torch CPU + gloo")
-    print("| ranks | ring bytes sent/rank | netcl step ms | netcl no_sync ms | netcl comm ms "
-          "| torch step ms | torch no_sync ms | torch comm ms | MPI allreduce ms "
-          "| step netcl/torch | comm netcl/torch |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    report = Report("data-parallel step", f"{first['device']}; torch CPU + gloo", args.json,
+                    params=first["params"], batch_per_rank=args.batch,
+                    gradients=f"{grad_bytes / 2**20:.2f} MiB of fp32 a step")
+    table = report.table(
+        "ms per step, fastest sample, slowest rank",
+        ["ring MiB sent/rank", "netcl step", "netcl no_sync", "netcl comm", "torch step",
+         "torch no_sync", "torch comm", "MPI allreduce"],
+        ratios=[("netcl step", "torch step"), ("netcl comm", "torch comm")])
     for row in rows:
         k = row["ranks"]
-        sent = 2 * (k - 1) / k * grad_bytes
         ms = {label: seconds * 1e3 for label, seconds in row.items()
               if isinstance(seconds, float)}
-        netcl_comm = ms["netcl step"] - ms["netcl no_sync"]
-        torch_comm = ms["torch step"] - ms["torch no_sync"]
-        comm_ratio = f"{netcl_comm / torch_comm:.2f}" if k > 1 and torch_comm > 0 else "-"
-        print(f"| {k} | {sent / 2**20:.2f} MiB | {ms['netcl step']:.2f} "
-              f"| {ms['netcl no_sync']:.2f} | {netcl_comm:.2f} | {ms['torch step']:.2f} "
-              f"| {ms['torch no_sync']:.2f} | {torch_comm:.2f} | {ms['mpi allreduce']:.2f} "
-              f"| {ms['netcl step'] / ms['torch step']:.2f} | {comm_ratio} |")
+        cells: dict[str, float | None] = {
+            "ring MiB sent/rank": 2 * (k - 1) / k * grad_bytes / 2**20,
+            "netcl step": ms["netcl step"], "netcl no_sync": ms["netcl no_sync"],
+            "torch step": ms["torch step"], "torch no_sync": ms["torch no_sync"],
+            "MPI allreduce": ms["mpi allreduce"],
+            # With one rank there is nothing to communicate: no comm ratio.
+            "netcl comm": ms["netcl step"] - ms["netcl no_sync"] if k > 1 else None,
+            "torch comm": ms["torch step"] - ms["torch no_sync"] if k > 1 else None,
+        }
+        table.row(f"{k} ranks", cells)
+    report.finish()
 
 
 def main() -> None:
@@ -179,6 +170,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    add_json_flag(parser)
     args = parser.parse_args()
     if args.worker:
         worker(args)

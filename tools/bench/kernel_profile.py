@@ -2,7 +2,8 @@
 
 The step runs on a device whose queue has profiling enabled; every launch's event is
 kept, and after a few steps the kernels' summed device times are printed, top first
-(name, launches per step, ms per step, share). Models: the two-conv CNN of issue 30
+(name, launches per step, ms per step, share), through tools/bench/harness.py's table
+(``--json``: one JSON line too). Models: the two-conv CNN of issue 30
 (1->32->64 channels, 3x3, max-pool, Linear; 28x28 images, batch 64, Adam).
 
     POCL_MAX_PTHREAD_COUNT=2 python tools/bench/kernel_profile.py --model cnn --steps 5
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyopencl as cl
+from harness import Report, add_json_flag
 
 import netcl.autograd as ag
 from netcl.core.device import Device, manager
@@ -83,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--model", choices=tuple(MODELS), default="cnn")
     parser.add_argument("--steps", type=int, default=5)
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     plain = manager.default(args.device)
     queue = cl.CommandQueue(plain.context, properties=cl.command_queue_properties.PROFILING_ENABLE)
@@ -93,11 +96,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     device.synchronize()
     rows = profile(step, device, args.steps)
     total = sum(t for _, _, t in rows)
-    print(f"device: {device.name}; model {args.model}; {args.steps} steps; "
-          f"{total / args.steps * 1e3:.2f} ms of kernel time a step")
-    print("| kernel | launches / step | ms / step | share |\n|---|---:|---:|---:|")
+    report = Report("kernel profile", device.name, args.json, model=args.model, steps=args.steps,
+                    kernel_ms_per_step=round(total / args.steps * 1e3, 3))
+    table = report.table("each kernel's device time, largest first",
+                         ["launches / step", "ms / step", "share of the step's kernel time"])
     for name, n, t in rows:
-        print(f"| {name} | {n / args.steps:.0f} | {t / args.steps * 1e3:.2f} | {t / total:.0%} |")
+        table.row(name, {"launches / step": n / args.steps, "ms / step": t / args.steps * 1e3,
+                         "share of the step's kernel time": t / total})
+    report.finish()
 
 
 if __name__ == "__main__":

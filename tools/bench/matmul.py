@@ -21,10 +21,14 @@ forward + input grad + weight grad, against torch (cuDNN on a GPU).
     NETCL_DEVICE=gpu python tools/bench/matmul.py --tf32 --square 2048 4096  # TF32 both sides
     python tools/bench/matmul_tune.py                     # tile sweep (GPU)
 
-Timing is wall time around many calls followed by one ``queue.finish()``
-for netcl, ``torch.cuda.synchronize()`` for torch CUDA (numpy and torch CPU
-return finished): the same method for every column, the median of seven
-repeats. FLOPs are counted as 2 M N K.
+Timing is tools/bench/harness.py's: wall time around many calls followed by
+one ``queue.finish()`` for netcl, ``torch.cuda.synchronize()`` for torch CUDA
+(numpy and torch CPU return finished), the same method for every column, the
+median of seven samples. The contenders take whole turns, not alternating
+samples: on a CPU, OpenBLAS's, OpenMP's and PoCL's idle workers spin for a
+while after a call and steal the next one's cores (alternating cut torch CPU
+to a tenth of its speed at 256^3), so a pause of 0.2 s on a CPU lets them go
+idle first. FLOPs are counted as 2 M N K.
 Each shape's netcl result is also checked against numpy ("rel err": max
 abs error over max abs value).
 """
@@ -32,15 +36,14 @@ abs error over max abs value).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import Contender, Report, add_json_flag, no_sync, time_contenders
 
 # Runnable from a checkout without installing: put the sources on the path.
 _ROOT = Path(__file__).resolve().parents[2]
@@ -63,39 +66,11 @@ SHAPES = [(1, 256, 256, 256), (1, 512, 512, 512), (1, 1024, 1024, 1024),
 CPU_MAX_SIZE = 2048  # 4096^3 takes most of a second a call on the 2-core CPU
 
 
-Timed = tuple[Callable[[], Any], Callable[[], None]]  # (one call, wait for it)
-
-
-def time_calls(sides: list[Timed], pause: float, repeats: int = 7,
-               min_seconds: float = 0.05) -> list[float]:
-    """Median seconds per call of each side, one side after the other.
-
-    Each side warms up, then runs ``repeats`` times enough calls to last
-    ``min_seconds``. The sides take whole turns rather than alternating
-    batches: on a CPU, OpenBLAS's, OpenMP's and PoCL's idle workers spin for
-    a while after a call and steal the next batch's cores (alternating cut
-    torch CPU to a tenth of its speed at 256^3). ``pause`` seconds between
-    sides let those workers go idle.
-    """
-    results = []
-    for call, sync in sides:
-        time.sleep(pause)
-        call()
-        sync()
-        start = time.perf_counter()
-        call()
-        sync()
-        once = max(time.perf_counter() - start, 1e-6)
-        count = max(1, min(1000, int(min_seconds / once)))
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(count):
-                call()
-            sync()
-            samples.append((time.perf_counter() - start) / count)
-        results.append(statistics.median(samples))
-    return results
+def gflops(sides: dict[str, Contender], flops: float, pause: float) -> dict[str, float]:
+    """GFLOP/s of each side, timed in whole turns (the module's docstring says why)."""
+    timings = time_contenders(sides, rounds=7, sample_s=0.05, warmup=1, interleave=False,
+                              pause_s=pause)
+    return {name: flops / timing.median / 1e9 for name, timing in timings.items()}
 
 
 def transposed(t: Tensor) -> Tensor:
@@ -131,6 +106,7 @@ def main() -> None:
                         help="float32 on TF32 tensor cores, netcl and torch alike")
     parser.add_argument("--square", type=int, nargs="+", metavar="N",
                         help="only the square shapes N^3 (default: every shape)")
+    add_json_flag(parser)
     args = parser.parse_args()
     if args.tf32:
         backends.set_float32_matmul_precision("high")
@@ -140,7 +116,7 @@ def main() -> None:
     device = manager.default("auto")
     dtype = np.dtype(args.dtype)
     on_gpu = device.type == "gpu"
-    peers: dict[str, Callable[[np.ndarray[Any, Any], np.ndarray[Any, Any], str], Timed]] = {}
+    peers: dict[str, Callable[[np.ndarray[Any, Any], np.ndarray[Any, Any], str], Contender]] = {}
     if on_gpu:
         if torch is not None and torch.cuda.is_available():
             # TF32 rounds the inputs to 10 mantissa bits: the same work only when
@@ -154,14 +130,14 @@ def main() -> None:
         if torch is not None:
             peers["torch-cpu"] = partial(_torch_peer, "cpu")
 
-    print(f"device: {device.name} ({device.type}, {device.compute_units} compute units)"
-          f"  dtype: {dtype}{' (TF32 allowed)' if args.tf32 else ''}")
+    about = {"dtype": f"{dtype}{' (TF32 allowed)' if args.tf32 else ''}",
+             "compute units": device.compute_units}
     if torch is not None and on_gpu and "torch-cuda" in peers:
-        print(f"peer: torch {torch.__version__} on {torch.cuda.get_device_name()}")
-    header = f"{'layout  [batch x] M x K @ K x N':>34} {'rel err':>8} {'netcl GF/s':>11}"
-    for name in peers:
-        header += f" {name + ' GF/s':>16} {'ratio':>6}"
-    print(header)
+        about["peer"] = f"torch {torch.__version__} on {torch.cuda.get_device_name()}"
+    report = Report("matmul", f"{device.name} ({device.type})", args.json, **about)
+    columns = ["rel err", *(f"{name} GF/s" for name in ["netcl", *peers])]
+    table = report.table("GFLOP/s; layout [batch x] M x K @ K x N", columns,
+                         ratios=[("netcl GF/s", f"{name} GF/s") for name in peers])
 
     rng = np.random.default_rng(0)
     pause = 0.0 if on_gpu else 0.2
@@ -182,24 +158,19 @@ def main() -> None:
             reference = (used(a_host, layout[0] == "t").astype(np.float32)
                          @ used(b_host, layout[1] == "t").astype(np.float32))
             error = np.abs(netcl_call().numpy() - reference).max() / np.abs(reference).max()
-            sides: list[Timed] = [(netcl_call, sync)]
-            sides += [make(a_host, b_host, layout) for make in peers.values()]
-            flops = 2.0 * batch * m * n * k
-            gflops = [flops / seconds / 1e9 for seconds in time_calls(sides, pause)]
+            sides = {"netcl": (netcl_call, sync)}
+            sides |= {peer: make(a_host, b_host, layout) for peer, make in peers.items()}
+            rates = gflops(sides, 2.0 * batch * m * n * k, pause)
             name = f"{layout}  {f'{batch} x ' if batch > 1 else ''}{m} x {k} @ {k} x {n}"
-            print(_row(name, error, gflops), flush=True)
+            table.row(name, {"rel err": float(error),
+                             **{f"{side} GF/s": rate for side, rate in rates.items()}})
     if args.conv:
-        _conv_row(device, on_gpu, pause, rng)
+        _conv_row(report, device, on_gpu, pause, rng)
+    report.finish()
 
 
-def _row(name: str, error: float, gflops: list[float]) -> str:
-    row = f"{name:>34} {error:>8.1e} {gflops[0]:>11.1f}"
-    for peer_gf in gflops[1:]:
-        row += f" {peer_gf:>16.1f} {gflops[0] / peer_gf:>6.2f}"
-    return row
-
-
-def _conv_row(device: Any, on_gpu: bool, pause: float, rng: np.random.Generator) -> None:
+def _conv_row(report: Report, device: Any, on_gpu: bool, pause: float,
+              rng: np.random.Generator) -> None:
     """Conv2d 3x3, 64 -> 64, 56x56, padding 1: forward, input grad and weight grad."""
     batch = 32 if on_gpu else 8
     x_host = rng.standard_normal((batch, 64, 56, 56), np.float32)
@@ -212,7 +183,7 @@ def _conv_row(device: Any, on_gpu: bool, pause: float, rng: np.random.Generator)
         ops.conv2d_input_grad(g, w, x.shape, 1, 1)
         return ops.conv2d_weight_grad(g, x, w.shape, 1, 1)
 
-    sides: list[Timed] = [(netcl_call, device.queue.finish)]
+    sides: dict[str, Contender] = {"netcl": (netcl_call, device.queue.finish)}
     error = float("nan")
     if torch is not None:
         where = "cuda" if on_gpu else "cpu"
@@ -229,31 +200,29 @@ def _conv_row(device: Any, on_gpu: bool, pause: float, rng: np.random.Generator)
         assert tw.grad is not None
         want = tw.grad.double().cpu().numpy()
         error = float(np.abs(netcl_call().numpy() - want).max() / np.abs(want).max())
-        sync = torch.cuda.synchronize if on_gpu else (lambda: None)
-        sides.append((torch_call, sync))
-    flops = 3 * 2.0 * batch * 64 * 64 * 9 * 56 * 56
-    gflops = [flops / seconds / 1e9 for seconds in time_calls(sides, pause)]
-    print(_row(f"conv2d 3x3 64->64 56x56 b{batch} f+b", error, gflops), flush=True)
+        sides["torch"] = (torch_call, torch.cuda.synchronize if on_gpu else no_sync)
+    table = report.table("conv2d 3x3 64->64 56x56, forward + input grad + weight grad, GFLOP/s",
+                         ["rel err", "netcl GF/s", "torch GF/s"],
+                         ratios=[("netcl GF/s", "torch GF/s")])
+    rates = gflops(sides, 3 * 2.0 * batch * 64 * 64 * 9 * 56 * 56, pause)
+    table.row(f"b{batch}", {"rel err": error,
+                            **{f"{side} GF/s": rate for side, rate in rates.items()}})
 
 
-def _numpy_peer(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], layout: str) -> Timed:
+def _numpy_peer(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], layout: str) -> Contender:
     left, right = used(a, layout[0] == "t"), used(b, layout[1] == "t")
-    return (lambda: left @ right), (lambda: None)
+    return (lambda: left @ right), no_sync
 
 
 def _torch_peer(where: str, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any],
-                layout: str) -> Timed:
+                layout: str) -> Contender:
     assert torch is not None
     ta = torch.from_numpy(a).to(where)
     tb = torch.from_numpy(b).to(where)
     left = ta.transpose(-1, -2) if layout[0] == "t" else ta
     right = tb.transpose(-1, -2) if layout[1] == "t" else tb
 
-    def sync() -> None:
-        if where == "cuda":
-            torch.cuda.synchronize()
-
-    return (lambda: left @ right), sync
+    return (lambda: left @ right), torch.cuda.synchronize if where == "cuda" else no_sync
 
 
 if __name__ == "__main__":

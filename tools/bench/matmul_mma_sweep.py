@@ -9,8 +9,9 @@ The winners go into matmul_tiles.MMA_TILES.
 
     NETCL_DEVICE=gpu python tools/bench/matmul_mma_sweep.py --sizes 2048 4096
 
-Timing as tools/bench/matmul.py: wall time around many calls ended by
-queue.finish() / torch.cuda.synchronize(), median of 7 repeats.
+Timing and table are tools/bench/harness.py's: wall time around many calls
+ended by queue.finish() / torch.cuda.synchronize(), median of 7 samples, each
+contender in a whole turn (``--json``: the table as one JSON line too).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import numpy as np
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
-from matmul import operands, time_calls, transposed, used  # noqa: E402
+from harness import Contender, Report, add_json_flag, time_contenders  # noqa: E402
+from matmul import operands, transposed, used  # noqa: E402
 
 from netcl.core.device import manager  # noqa: E402
 from netcl.core.tensor import backends, from_numpy  # noqa: E402
@@ -59,13 +61,18 @@ def main() -> None:
                         default=list(CANDIDATES))
     parser.add_argument("--layout", choices=("nn", "nt", "tn"), nargs="+",
                         default=["nn", "nt", "tn"])
+    add_json_flag(parser)
     args = parser.parse_args()
     import torch
 
     device = manager.default("auto")
     backends.set_float32_matmul_precision("high")
     torch.backends.cuda.matmul.allow_tf32 = True
-    print(f"device: {device.name}; peer: torch {torch.__version__} cuBLAS")
+    report = Report("tensor-core matmul tile sweep", device.name, args.json,
+                    peer=f"torch {torch.__version__} cuBLAS")
+    table = report.table("TFLOP/s; err/bound must be <= 1",
+                         ["err/bound", "netcl TFLOP/s", "torch TFLOP/s"],
+                         ratios=[("netcl TFLOP/s", "torch TFLOP/s")])
     rng = np.random.default_rng(0)
     for dtype_name in args.dtype:
         dtype = np.dtype(dtype_name)
@@ -82,15 +89,19 @@ def main() -> None:
                 a_used, b_used = used(a_host, layout[0] == "t"), used(b_host, layout[1] == "t")
                 flops = 2.0 * size**3
                 peer = partial(torch.matmul, left, right)
-                torch_s, = time_calls([(peer, torch.cuda.synchronize)], 0.0)
+                torch_s = seconds_per_call((peer, torch.cuda.synchronize))
                 for tile in CANDIDATES[dtype_name]:
                     call = partial(matmul_with, a, b, kernel="mma", tile=tile)
                     ratio = error_over_bound(call().numpy(), a_used, b_used)
-                    seconds, = time_calls([(call, device.queue.finish)], 0.0)
-                    print(f"{dtype_name:>8} {layout} {size:>5}^3 {tile.name:>30}"
-                          f"  err/bound {ratio:5.3f}  {flops / seconds / 1e12:6.1f} TFLOP/s"
-                          f"  torch {flops / torch_s / 1e12:6.1f}  ratio {torch_s / seconds:.2f}",
-                          flush=True)
+                    seconds = seconds_per_call((call, device.queue.finish))
+                    table.row(f"{dtype_name} {layout} {size}^3 {tile.name}", {
+                        "err/bound": ratio, "netcl TFLOP/s": flops / seconds / 1e12,
+                        "torch TFLOP/s": flops / torch_s / 1e12})
+    report.finish()
+
+
+def seconds_per_call(contender: Contender) -> float:
+    return time_contenders({"it": contender}, interleave=False)["it"].median
 
 
 if __name__ == "__main__":

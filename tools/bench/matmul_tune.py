@@ -5,6 +5,8 @@ convolution) times each candidate ``TileConfig`` of matmul.cl's tiled kernel
 and the peer (torch CUDA, TF32 off, cuDNN autotuned), prints GFLOP/s per
 candidate, the winner and winner / peer, checks the winner against a float64
 reference, and ends with the winners as rows for ``matmul_tiles.MEASURED``.
+Timing is tools/bench/harness.py's, each contender in a whole turn of three
+samples.
 
     NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py           # everything
     NETCL_DEVICE=gpu python3 tools/bench/matmul_tune.py --quick   # one config each
@@ -28,7 +30,8 @@ for _src in ("packages/netcl-device/src", "packages/netcl-tensor/src", str(_HERE
     if str(_ROOT / _src) not in sys.path:
         sys.path.append(str(_ROOT / _src))
 
-from matmul import Timed, time_calls, transposed  # noqa: E402  (tools/bench/matmul.py)
+from harness import Contender, Report, Table, add_json_flag, time_contenders  # noqa: E402
+from matmul import transposed  # noqa: E402  (tools/bench/matmul.py)
 
 from netcl.core.device import manager  # noqa: E402
 from netcl.core.tensor import Tensor, from_numpy, ops  # noqa: E402
@@ -112,6 +115,7 @@ def main() -> None:
     parser.add_argument("--match", default="",
                         help="only the problems whose name holds one of these comma-separated "
                         "strings (no conv unless one is 'conv')")
+    add_json_flag(parser)
     args = parser.parse_args()
     matches = args.match.split(",")
     device = manager.default("auto")
@@ -120,8 +124,11 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
-    print(f"device: {device.name}, {device.compute_units} compute units; "
-          f"peer torch {torch.__version__} on {torch.cuda.get_device_name()}", flush=True)
+    report = Report("matmul tile sweep", f"{device.name}, {device.compute_units} compute units",
+                    args.json, peer=f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
+    table = report.table("GFLOP/s of torch and of the best candidate tile",
+                         ["torch GF/s", "best tile", "best GF/s", "rel err", "every candidate"],
+                         ratios=[("best GF/s", "torch GF/s")])
     rng = np.random.default_rng(0)
     winners: list[str] = []
     for layout, m, k, n, batch, candidates in PROBLEMS:
@@ -135,18 +142,18 @@ def main() -> None:
         ta, tb = torch.from_numpy(a_host).cuda(), torch.from_numpy(b_host).cuda()
         want = (ta.double() @ tb.double()).cpu().numpy()
         ta, tb = _torch_place(ta, layout[0] == "t"), _torch_place(tb, layout[1] == "t")
-        sides: list[Timed] = [(_bind(torch.matmul, ta, tb), torch.cuda.synchronize)]
-        sides += [(_bind(matmul_with, a, b, "tiled", tile), sync) for tile in candidates]
+        sides = [(_bind(matmul_with, a, b, "tiled", tile), sync) for tile in candidates]
         flops = 2.0 * m * n * k * batch
-        best = _report(name, flops, candidates, time_calls(sides, 0.0, repeats=3))
+        seconds = _seconds([(_bind(torch.matmul, ta, tb), torch.cuda.synchronize), *sides])
+        best = _best(candidates, seconds[1:])
         checked = candidates if m * n * batch <= CHECK_ALL else [best]
         errors = [np.abs(matmul_with(a, b, "tiled", t).numpy() - want).max() for t in checked]
-        print(f"    rel err {max(errors) / np.abs(want).max():.1e} (worst of {len(checked)})",
-              flush=True)
+        _row(table, name, flops, candidates, seconds, float(max(errors) / np.abs(want).max()))
         winners.append(f'("{layout}", {m * batch}, {n}, {k}, T({_args(best)})),')
 
     if not any(part in "conv" for part in matches):
         print("\n".join(winners))
+        report.finish()
         return
     n_img, c, h, w, o, kernel, pad = CONV_SHAPE
     x_host = rng.standard_normal((n_img, c, h, w), np.float32)
@@ -162,9 +169,8 @@ def main() -> None:
         y.backward(tg)  # type: ignore[no-untyped-call]
 
     flops = 2.0 * n_img * o * c * kernel * kernel * h * w
-    torch_s = time_calls([(torch_all, torch.cuda.synchronize)], 0.0, repeats=3)[0]
-    print(f"conv 3x3 {c}->{o} {h}x{w} b{n_img}: torch fwd+bwd {torch_s * 1e3:.3f} ms "
-          f"({3 * flops / torch_s / 1e9:.0f} GF/s)")
+    torch_s = _seconds([(torch_all, torch.cuda.synchronize)])[0]
+    report.note(f"conv 3x3 {c}->{o} {h}x{w} b{n_img}: torch fwd+bwd ms", torch_s * 1e3)
     xd, wd, gd = (torch.from_numpy(v).double() for v in (x_host, w_host, g_host))
     xd.requires_grad_()
     wd.requires_grad_()
@@ -181,18 +187,21 @@ def main() -> None:
     total = 0.0
     for mode, rows, run, want in passes:
         candidates = CONV[:1] if args.quick else CONV
-        seconds = time_calls([(_bind(run, tile), sync) for tile in candidates], 0.0, repeats=3)
-        best = _report(f"{mode} (pass)", flops, candidates, [torch_s / 3, *seconds])
+        seconds = _seconds([(_bind(run, tile), sync) for tile in candidates])
+        best = _best(candidates, seconds)
         total += min(seconds)
         got = run(best).numpy()
-        print(f"    rel err {np.abs(got - want).max() / np.abs(want).max():.1e}", flush=True)
+        _row(table, f"{mode} (pass)", flops, candidates, [torch_s / 3, *seconds],
+             float(np.abs(got - want).max() / np.abs(want).max()))
         cols = {"conv1": h * w, "conv3": h * w, "conv2": c * kernel * kernel}[mode]
         depth = {"conv1": c * 9, "conv3": o * 9, "conv2": h * w}[mode]
         winners.append(f'("{mode}", {rows * n_img}, {cols}, {depth}, T({_args(best)})),')
-    print(f"conv fwd+bwd: netcl best {total * 1e3:.3f} ms, torch {torch_s * 1e3:.3f} ms, "
-          f"netcl / torch speed {torch_s / total:.2f}")
+    conv = report.table("conv fwd+bwd, ms", ["netcl best", "torch"],
+                        ratios=[("netcl best", "torch")])
+    conv.row(f"3x3 {c}->{o} {h}x{w} b{n_img}", {"netcl best": total * 1e3, "torch": torch_s * 1e3})
     print("winners (layout, M, N, K, tile):")
     print("\n".join(winners))
+    report.finish()
 
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
@@ -212,16 +221,27 @@ def _torch_place(t: Any, transpose: bool) -> Any:
     return t.transpose(-1, -2).contiguous().transpose(-1, -2) if transpose else t
 
 
-def _report(name: str, flops: float, candidates: list[TileConfig],
-            seconds: list[float]) -> TileConfig:
+def _seconds(sides: list[Contender]) -> list[float]:
+    """Median seconds per call of each side, each in a whole turn of three samples."""
+    timings = time_contenders({str(i): side for i, side in enumerate(sides)},
+                              rounds=3, warmup=1, interleave=False)
+    return [timing.median for timing in timings.values()]
+
+
+def _best(candidates: list[TileConfig], seconds: list[float]) -> TileConfig:
+    return candidates[min(range(len(seconds)), key=lambda i: seconds[i])]
+
+
+def _row(table: Table, name: str, flops: float, candidates: list[TileConfig],
+         seconds: list[float], error: float) -> None:
+    """One problem: the peer's rate (``seconds[0]``), the best candidate's, every one's."""
     peer, *mine = seconds
     best = min(range(len(mine)), key=lambda i: mine[i])
-    cells = " ".join(f"{t.name}:{flops / s / 1e9:.0f}" for t, s in zip(candidates, mine,
-                                                                        strict=True))
-    print(f"{name:>28}  torch {flops / peer / 1e9:8.0f} GF/s  best {candidates[best].name} "
-          f"{flops / mine[best] / 1e9:8.0f}  ratio {peer / mine[best]:.2f}  | {cells}",
-          flush=True)
-    return candidates[best]
+    every = " ".join(f"{t.name}:{flops / s / 1e9:.0f}" for t, s in zip(candidates, mine,
+                                                                         strict=True))
+    table.row(name, {"torch GF/s": flops / peer / 1e9, "best tile": candidates[best].name,
+                     "best GF/s": flops / mine[best] / 1e9, "rel err": error,
+                     "every candidate": every})
 
 
 def _args(tile: TileConfig) -> str:

@@ -2,53 +2,51 @@
 load nor PoCL's worker threads enter, so two trees compare on a busy machine.
 
 For 200 tensors of 1000 floats, netcl Adam and Momentum, fused and per-parameter: the median
-over 7 samples of 20 steps of ``time.thread_time()`` per step. To compare two trees, run it
-alternately with each tree's sources first on the path:
+over 7 samples of 20 steps of ``time.thread_time()`` per step (tools/bench/harness.py's
+``host_cost``), and per-parameter / fused. To compare two trees, run it alternately with each
+tree's sources first on the path:
 
     PYTHONPATH=$(ls -d /path/to/tree/packages/*/src | paste -sd:) python tools/bench/optim_host.py
 """
 
 from __future__ import annotations
 
-import statistics
-import time
+import argparse
 
 import numpy as np
+from harness import Report, add_json_flag, host_cost
 
 from netcl.core.device import manager
 from netcl.core.tensor import Parameter, from_numpy
-from netcl.optim import Adam, Momentum, Optimizer
+from netcl.optim import Adam, Momentum
 
-TENSORS, SIZE, STEPS, SAMPLES = 200, 1000, 20, 7
-
-
-def host_us_per_step(optimizer: Optimizer) -> float:
-    queue = manager.default("auto").queue
-    for _ in range(5):
-        optimizer.step()
-    queue.finish()
-    samples = []
-    for _ in range(SAMPLES):
-        started = time.thread_time()
-        for _ in range(STEPS):
-            optimizer.step()
-        samples.append((time.thread_time() - started) / STEPS * 1e6)
-        queue.finish()
-    return statistics.median(samples)
+TENSORS, SIZE, STEPS, SAMPLES, WARMUP = 200, 1000, 20, 7, 5
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_json_flag(parser)
+    args = parser.parse_args()
+    device = manager.default("auto")
+    report = Report("optimizer host cost", device.name, args.json,
+                    tensors=f"{TENSORS} of {SIZE} floats")
+    table = report.table("main-thread CPU us per step", ["fused", "per-parameter"],
+                         ratios=[("per-parameter", "fused")])
     rng = np.random.default_rng(0)
-    print(f"netcl device: {manager.default('auto').name}; {TENSORS} tensors of {SIZE} floats")
     for cls, kwargs in ((Adam, {"lr": 1e-3}), (Momentum, {"lr": 1e-2})):
-        for fused in (None, False):
+        cells: dict[str, float] = {}
+        for path, fused in (("fused", None), ("per-parameter", False)):
             params = [Parameter(from_numpy(rng.standard_normal(SIZE).astype(np.float32)))
                       for _ in range(TENSORS)]
             optimizer = cls(params, fused=fused, **kwargs)
             for p in params:
                 p.grad = from_numpy(np.full(SIZE, 0.1, np.float32))
-            path = "fused" if fused is None else "per-parameter"
-            print(f"{cls.__name__:9s} {path:14s} host us/step {host_us_per_step(optimizer):9.1f}")
+            for _ in range(WARMUP):
+                optimizer.step()
+            step = (optimizer.step, device.synchronize)
+            cells[path] = host_cost(step, STEPS, SAMPLES) * 1e6
+        table.row(cls.__name__, cells)
+    report.finish()
 
 
 if __name__ == "__main__":

@@ -12,23 +12,21 @@ foreach transcription of the paper's update (``TorchLion`` below).
     python tools/bench/optim_step.py                 # CPU: PoCL against torch CPU
     NETCL_DEVICE=gpu python tools/bench/optim_step.py --params 100000000   # GPU
 
-Timing is wall time around many steps, ended by ``queue.finish()`` for
-netcl and ``torch.cuda.synchronize()`` for torch CUDA: the same method on
-both sides, so the ratio means what it says. The contenders of a case are
-sampled in turns, so load from elsewhere falls on all of them.
+Timing is tools/bench/harness.py's: wall time around many steps, ended by
+``queue.finish()`` for netcl and ``torch.cuda.synchronize()`` for torch CUDA
+(the same method on both sides, so the ratio means what it says), the median
+of samples taken in turns, so load from elsewhere falls on every contender.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyopencl as cl
 import torch
+from harness import Contender, Report, add_json_flag, no_sync, time_contenders
 
 from netcl.core.device import manager
 from netcl.core.tensor import Parameter, Tensor, empty, float32, from_numpy
@@ -89,31 +87,6 @@ BYTES_PER_PARAM = {"adam": 28, "adamw": 28, "nadam": 28, "radam": 28, "adamax": 
 assert SGD is not None  # imported so a missing class fails at import, not mid-run
 
 
-Timer = tuple[Callable[[], None], Callable[[], None]]  # (one step, wait for the device)
-
-
-def time_round_robin(timers: dict[str, Timer], steps: int, repeats: int) -> dict[str, float]:
-    """Median seconds per step of each timer, over ``repeats`` samples of ``steps`` steps.
-
-    The samples are taken in turns (a sample of each, then the next round), so a
-    neighbour's load on this shared machine lands on every contender alike
-    instead of on whichever ran during it.
-    """
-    for step, sync in timers.values():
-        for _ in range(3):
-            step()
-        sync()
-    samples: dict[str, list[float]] = {label: [] for label in timers}
-    for _ in range(repeats):
-        for label, (step, sync) in timers.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            sync()
-            samples[label].append((time.perf_counter() - start) / steps)
-    return {label: statistics.median(values) for label, values in samples.items()}
-
-
 def netcl_params(sizes: list[int], device: Any, rng: np.random.Generator) -> list[Tensor]:
     params: list[Tensor] = []
     for size in sizes:
@@ -140,7 +113,8 @@ def copy_bandwidth(device: Any, count: int, steps: int, repeats: int) -> float:
     def copy() -> None:
         cl.enqueue_copy(device.queue, dst.buffer, src.buffer, byte_count=count * 4)
 
-    seconds = time_round_robin({"copy": (copy, device.synchronize)}, steps, repeats)["copy"]
+    timing = time_contenders({"copy": (copy, device.synchronize)}, calls=steps, rounds=repeats)
+    seconds = timing["copy"].median
     return 2 * count * 4 / seconds
 
 
@@ -155,6 +129,7 @@ def main() -> None:
         "--layout", metavar="VEC,CHUNK",
         help="force the kernels' layout (elements per vector, per work-item) on this device",
     )
+    add_json_flag(parser)
     args = parser.parse_args()
 
     device = manager.default("auto")
@@ -163,37 +138,37 @@ def main() -> None:
         kernels.layout_override[device.type] = kernels.Layout(vec, chunk)
     torch_device = "cuda" if device.type == "gpu" and torch.cuda.is_available() else "cpu"
     steps = args.steps or (20 if device.type == "gpu" else 3)
-    sync_torch = torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
+    sync_torch = torch.cuda.synchronize if torch_device == "cuda" else no_sync
     if torch_device == "cuda":
         peer = torch.cuda.get_device_name()
     else:
         peer = f"torch CPU, {torch.get_num_threads()} threads"
-    print(f"netcl device: {device.name} ({device.type}); peer: {peer}")
-    print(f"{args.params:,} fp32 parameters; {steps} steps x {args.repeats} samples, median")
-    print(f"kernel layout: {kernels.layout(device)}")
+    report = Report("optimizer step", f"{device.name} ({device.type})", args.json, peer=peer,
+                    params=args.params, timing=f"{steps} steps x {args.repeats} samples, median",
+                    kernel_layout=str(kernels.layout(device)))
     # PoCL copies a buffer on one thread, which makes it no ceiling for a CPU kernel.
     copy_rate = None
     if device.type == "gpu":
         copy_rate = copy_bandwidth(device, args.params, steps, args.repeats)
-        print(f"netcl device-to-device copy: {copy_rate / 1e9:.0f} GB/s (read + written)")
-    print()
+        report.note("device-to-device copy GB/s (read + written)", round(copy_rate / 1e9))
 
     rng = np.random.default_rng(0)
     cases = {
         "1 tensor": [args.params],
         f"{args.tensors} tensors": [args.params // args.tensors] * args.tensors,
     }
-    header = (
-        f"{'algorithm':<13} {'case':<12} {'implementation':<20} "
-        f"{'ms/step':>9} {'x torch best':>14} {'GB/s':>8} {'% copy':>7}"
-    )
-    print(header)
-    print("-" * len(header))
+    implementations = ["netcl fused", "netcl per-parameter", "torch fused", "torch foreach",
+                       "torch for-loop", "torch best"]
     for name in args.algorithms.split(","):
         netcl_cls, torch_cls, netcl_kwargs, torch_kwargs = ALGORITHMS[name]
+        per_param = BYTES_PER_PARAM.get(name)
+        bandwidth = ["netcl fused GB/s", "% copy"] if per_param else []
+        table = report.table(
+            f"{name}: ms per step", [*implementations, *bandwidth],
+            ratios=[("netcl fused", "torch best"), ("netcl per-parameter", "torch best")],
+        )
         for case, sizes in cases.items():
-            timers: dict[str, Timer] = {}
-            unavailable: list[str] = []
+            contenders: dict[str, Contender] = {}
             tparams = torch_params(sizes, torch_device)
             torch_variants = (
                 ("torch fused", {"fused": True}),
@@ -204,32 +179,23 @@ def main() -> None:
                 try:
                     topt = torch_cls(tparams, **torch_kwargs, **flags)
                 except (RuntimeError, TypeError, ValueError):
-                    unavailable.append(label)  # e.g. no fused RMSprop in this torch
-                    continue
-                timers[label] = (topt.step, sync_torch)
+                    continue  # e.g. no fused RMSprop in this torch: n/a in the table
+                contenders[label] = (topt.step, sync_torch)
             for label, fused in (("netcl fused", True), ("netcl per-parameter", False)):
                 nopt = netcl_cls(netcl_params(sizes, device, rng), **netcl_kwargs, fused=fused)
-                timers[label] = (nopt.step, device.synchronize)
-            measured = time_round_robin(timers, steps, args.repeats)
-            results: dict[str, float | None] = {**dict.fromkeys(unavailable), **measured}
-            del timers, tparams, topt, nopt  # free this case's memory before the next
-            reference = results.get("torch fused") or results.get("torch foreach")
-            for label, seconds in results.items():
-                if seconds is None:
-                    print(f"{name:<13} {case:<12} {label:<20} {'n/a':>9}")
-                    continue
-                ratio = f"{seconds / reference:.2f}" if reference else "n/a"
-                per_param = BYTES_PER_PARAM.get(name)
-                bandwidth = percent = ""
-                if per_param:
-                    rate = per_param * args.params / seconds
-                    bandwidth = f"{rate / 1e9:.0f}"
-                    percent = f"{100 * rate / copy_rate:.0f}" if copy_rate else ""
-                print(
-                    f"{name:<13} {case:<12} {label:<20} "
-                    f"{seconds * 1e3:9.3f} {ratio:>14} {bandwidth:>8} {percent:>7}"
-                )
-        print()
+                contenders[label] = (nopt.step, device.synchronize)
+            timings = time_contenders(contenders, calls=steps, rounds=args.repeats)
+            del contenders, tparams, topt, nopt  # free this case's memory before the next
+            cells: dict[str, float | int | None] = {
+                label: timing.median * 1e3 for label, timing in timings.items()}
+            # torch's fastest kind it has: fused, else foreach.
+            cells["torch best"] = cells.get("torch fused") or cells.get("torch foreach")
+            if per_param:
+                rate = per_param * args.params / timings["netcl fused"].median
+                cells["netcl fused GB/s"] = rate / 1e9
+                cells["% copy"] = round(100 * rate / copy_rate) if copy_rate else None
+            table.row(case, cells)
+    report.finish()
 
 
 if __name__ == "__main__":

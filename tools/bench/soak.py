@@ -7,7 +7,9 @@ allocations the pool has made (a miss: a buffer it did not have), the loss and
 the window's time per step, next to torch (CPU) running the same model on the
 same batches in the same process: the ratio is netcl / torch. A leak shows as
 bytes in use that keep growing after the first window; steady state allocates
-nothing, so the allocation count stays put too.
+nothing, so the allocation count stays put too. The steps of netcl and torch
+alternate, one each, so load from elsewhere falls on both; the table and its
+``--json`` line are tools/bench/harness.py's.
 
     python tools/bench/soak.py                        # 10,000 steps, a row every 1,000
     python tools/bench/soak.py --torch-threads 1      # a shared CPU: torch on one thread
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from harness import Report, add_json_flag
 from sklearn.datasets import load_digits
 
 import netcl.autograd as ag
@@ -109,23 +112,27 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1_000)
     parser.add_argument("--torch-threads", type=int, default=torch.get_num_threads(),
                         help="torch's CPU threads (on a shared machine, 1 avoids contention)")
+    add_json_flag(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
     device = manager.default("auto")
     torch_device = "cuda" if device.cl_device.type & 4 and torch.cuda.is_available() else "cpu"
-    print(f"device: {device.cl_device.name.strip()} (torch on {torch_device}, "
-          f"{torch.get_num_threads()} CPU threads)")
-    print("| step | bytes in use | bytes held | pool allocations | loss "
-          "| netcl ms/step | torch ms/step | netcl / torch |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    report = Report("soak", device.cl_device.name.strip(), args.json,
+                    peer=f"torch on {torch_device}, {torch.get_num_threads()} CPU threads")
+    table = report.table(
+        f"every {args.every} steps: the pool, the loss, and the window's ms per step",
+        ["bytes in use", "bytes held", "pool allocations", "loss", "netcl ms/step",
+         "torch ms/step"], ratios=[("netcl ms/step", "torch ms/step")])
     rows = []
     for w in soak(args.steps, args.every, device, torch_device):
         rows.append(w)
-        print(f"| {w.step} | {w.bytes_in_use:,} | {w.bytes_held:,} | {w.allocations} "
-              f"| {w.loss:.4f} | {w.netcl_ms:.3f} | {w.torch_ms:.3f} "
-              f"| {w.netcl_ms / w.torch_ms:.2f} |", flush=True)
+        table.row(f"step {w.step}", {
+            "bytes in use": w.bytes_in_use, "bytes held": w.bytes_held,
+            "pool allocations": w.allocations, "loss": w.loss, "netcl ms/step": w.netcl_ms,
+            "torch ms/step": w.torch_ms})
     growth = rows[-1].bytes_in_use - rows[0].bytes_in_use
-    print(f"bytes in use from step {rows[0].step} to {rows[-1].step}: {growth:+,}")
+    report.note(f"bytes in use from step {rows[0].step} to {rows[-1].step}", f"{growth:+,}")
+    report.finish()
 
 
 if __name__ == "__main__":

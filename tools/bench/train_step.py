@@ -17,17 +17,16 @@
 
 Contenders are functions that build a model and return (one step, wait for the
 device); a row of the table is a model, a column a contender, so another
-contender (a jitted step, say) is one more entry in CONTENDERS. Samples are
-taken in turns (one sample of each contender, then the next round) and the
-median is reported, so a neighbour's load on a shared machine falls on all.
+contender (a jitted step, say) is one more entry in CONTENDERS. Timing and tables
+are tools/bench/harness.py's: samples taken in turns (one sample of each
+contender, then the next round) and the median reported, so a neighbour's load
+on a shared machine falls on all; ``--json`` adds the tables as one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import pyopencl as cl
 import torch
+from harness import Contender, Report, add_json_flag, host_cost, no_sync, time_contenders
 
 import netcl.autograd as ag
 from netcl.core.device import Device, manager
@@ -44,7 +44,7 @@ from netcl.jit import jit
 from netcl.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, cross_entropy
 from netcl.optim import Adam
 
-Step = tuple[Callable[[], None], Callable[[], None]]  # (one step, wait for the device)
+Step = Contender  # (one step, wait for the device)
 
 
 @dataclass(frozen=True)
@@ -122,11 +122,7 @@ def torch_eager(spec: MLP, device: Device) -> Step:
         optimizer.step()
         optimizer.zero_grad()
 
-    def sync() -> None:
-        if where.type == "cuda":
-            torch.cuda.synchronize()
-
-    return step, sync
+    return step, torch.cuda.synchronize if where.type == "cuda" else no_sync
 
 
 def netcl_jit(spec: MLP, device: Device, fuse: bool = True) -> Step:
@@ -142,36 +138,6 @@ CONTENDERS: dict[str, Callable[[MLP, Device], Step]] = {
     "torch": torch_eager,
 }
 PEER = "torch"
-
-
-# -- timing ---------------------------------------------------------------------------------
-
-
-def time_in_turns(timers: dict[str, Step], sample_s: float, rounds: int) -> dict[str, float]:
-    """Median seconds per call of each timer over ``rounds`` samples of about ``sample_s``
-    seconds each (the same span for every timer, so a neighbour's load or a scheduler
-    time slice weighs on each alike), one sample of each timer per round; each sample
-    ends with its sync."""
-    calls: dict[str, int] = {}
-    for name, (step, sync) in timers.items():  # warm up (builds, pool, plans), then size
-        for _ in range(3):
-            step()
-        sync()
-        start, count = time.perf_counter(), 0
-        while count < 3 or time.perf_counter() - start < sample_s / 4:
-            step()
-            count += 1
-        sync()
-        calls[name] = max(1, round(count * sample_s / (time.perf_counter() - start)))
-    samples: dict[str, list[float]] = {name: [] for name in timers}
-    for _ in range(rounds):
-        for name, (step, sync) in timers.items():
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                step()
-            sync()
-            samples[name].append((time.perf_counter() - start) / calls[name])
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def small_op_timers(device: Device) -> dict[str, Step]:
@@ -205,21 +171,6 @@ def small_op_timers(device: Device) -> dict[str, Step]:
     return {"netcl a + a": (netcl_add, sync), "raw pyopencl": (raw, sync)}
 
 
-def thread_cpu_per_call(step: Step, calls: int, rounds: int) -> float:
-    """Median main-thread CPU seconds per call (``time.thread_time``): the host cost
-    itself, which other processes' load does not inflate as it does wall time."""
-    run, sync = step
-    samples = []
-    for _ in range(rounds):
-        sync()
-        start = time.thread_time()
-        for _ in range(calls):
-            run()
-        samples.append((time.thread_time() - start) / calls)
-    sync()
-    return statistics.median(samples)
-
-
 def runs_without_waiting(device: Device, work: Callable[[], None], timeout: float = 60.0) -> bool:
     """Whether ``work`` returns while the device's queue is held shut: an unfinished
     user event first in the queue, so any wait on the device inside ``work`` never ends."""
@@ -250,42 +201,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sample", type=float, default=0.05, help="seconds per small-op sample")
     parser.add_argument("--step-sample", type=float, default=0.3,
                         help="seconds per training-step sample")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     device = manager.default(args.device)
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
-    print(f"device: {device.name} ({device.type}); torch {torch.__version__}")
+    report = Report("train step", f"{device.name} ({device.type})", args.json,
+                    torch=torch.__version__, timing=f"median of {args.rounds} samples in turns")
 
     op_timers = small_op_timers(device)
-    op = time_in_turns(op_timers, args.sample, args.rounds)
-    netcl_us, raw_us = op["netcl a + a"] * 1e6, op["raw pyopencl"] * 1e6
-    print("\nsmall op: 4x4 float32 a + a, one sync per sample")
-    print("| netcl a + a | raw pyopencl launch | netcl / raw |\n|---:|---:|---:|")
-    print(f"| {netcl_us:.2f} us | {raw_us:.2f} us | **{netcl_us / raw_us:.2f}** |")
-    cpu = {name: thread_cpu_per_call(t, 2000, args.rounds) * 1e6 for name, t in op_timers.items()}
-    print("main-thread CPU time per call: " + ", ".join(f"{n} {v:.2f} us" for n, v in cpu.items()))
+    op = time_contenders(op_timers, sample_s=args.sample, rounds=args.rounds)
+    table = report.table("small op: 4x4 float32 a + a, one sync per sample, us per call",
+                         list(op_timers), ratios=[("netcl a + a", "raw pyopencl")])
+    table.row("wall time", {name: timing.median * 1e6 for name, timing in op.items()})
+    table.row("main-thread CPU time",
+              {name: host_cost(t, 2000, args.rounds) * 1e6 for name, t in op_timers.items()})
     a = from_numpy(np.ones((4, 4), np.float32), device)
     ok = runs_without_waiting(device, lambda: [a + a for _ in range(2000)] and None)
-    print(f"2000 adds with the queue held shut: {'returned' if ok else 'WAITED'}")
+    report.note("2000 adds with the queue held shut", "returned" if ok else "WAITED")
 
-    print(f"\ntraining step (forward, backward, Adam, zero_grad), median of {args.rounds}")
-    names = list(CONTENDERS)
-    others = [n for n in names if n != PEER]
-    header = " | ".join(f"{n} ms" for n in names)
-    ratios = " | ".join(f"{n} / {PEER}" for n in others)
-    print(f"| model | {header} | {ratios} |")
-    print("|---|" + "---:|" * (len(names) + len(others)))
+    others = [n for n in CONTENDERS if n != PEER]
+    table = report.table("training step (forward, backward, Adam, zero_grad), ms",
+                         list(CONTENDERS), ratios=[(n, PEER) for n in others])
     for spec in MODELS[args.device]:
         timers = {name: build(spec, device) for name, build in CONTENDERS.items()}
-        times = time_in_turns(timers, args.step_sample, args.rounds)
-        cells = " | ".join(f"{times[n] * 1e3:.2f}" for n in names)
-        rel = " | ".join(f"**{times[n] / times[PEER]:.2f}**" for n in others)
-        print(f"| {spec} | {cells} | {rel} |")
+        times = time_contenders(timers, sample_s=args.step_sample, rounds=args.rounds)
+        table.row(str(spec), {name: timing.median * 1e3 for name, timing in times.items()})
     step, _ = netcl_eager(MODELS[args.device][-1], device)
     step()
     device.synchronize()
     ok = runs_without_waiting(device, lambda: [step() for _ in range(3)] and None)
-    print(f"3 netcl training steps with the queue held shut: {'returned' if ok else 'WAITED'}")
-    print_launches(device, MODELS[args.device])
+    report.note("3 netcl training steps with the queue held shut", "returned" if ok else "WAITED")
+    print_launches(report, device, MODELS[args.device])
+    report.finish()
 
 
 def small_cnn(device: Device) -> Step:
@@ -301,10 +248,10 @@ def small_cnn(device: Device) -> Step:
     return adam_step(model, optimizer, x, y), device.synchronize
 
 
-def print_launches(device: Device, specs: Sequence[MLP]) -> None:
+def print_launches(report: Report, device: Device, specs: Sequence[MLP]) -> None:
     """Launches one replay of the jitted step enqueues, unfused and fused."""
-    print("\nkernel launches per replayed training step (netcl.jit)")
-    print("| model | unfused | fused | fewer |\n|---|---:|---:|---:|")
+    table = report.table("kernel launches per replayed training step (netcl.jit)",
+                         ["unfused", "fused"], ratios=[("fused", "unfused")])
     builders: list[tuple[str, Callable[[], Step]]] = [
         (str(spec), lambda spec=spec: netcl_eager(spec, device)) for spec in specs
     ]
@@ -316,10 +263,8 @@ def print_launches(device: Device, specs: Sequence[MLP]) -> None:
             jitted()
         sync()
         counts = jitted.launches
-        fewer = 1 - counts.fused / counts.unfused
-        print(f"| {name} | {counts.unfused} | {counts.fused} | **{fewer:.0%}** |")
+        table.row(name, {"unfused": counts.unfused, "fused": counts.fused})
 
 
 if __name__ == "__main__":
     main()
-
