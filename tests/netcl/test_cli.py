@@ -43,6 +43,20 @@ def test_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0 and "optim-step" in out and "train-step" in out
 
 
+def test_bench_outside_a_checkout_says_it_needs_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import netcl.cli.bench as bench
+
+    # An installed wheel: neither the current folder nor the package sits in a checkout.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "bench.py"))
+    status, _, err = run(["bench", "optim-step"], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "scripts of netcl's source repository (tools/bench/)" in err
+    assert "clone the source" in err and "--tools CLONE/tools/bench" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -2,7 +2,9 @@
 
 The benchmarks compare netcl with PyTorch in one run and need torch, so they
 stay scripts of the repository (where their results are recorded) rather
-than code every install of netcl carries.
+than code every install of netcl carries: from an installed wheel, ``netcl
+bench`` says so and what to do (clone the source and run it there, or point
+``--tools`` at a checkout's tools/bench).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from netcl.cli.errors import UserError
@@ -30,9 +33,24 @@ def find_tools(given: str | None) -> Path:
             if (folder / "tools" / "bench" / "optim_step.py").is_file():
                 return folder / "tools" / "bench"
     raise UserError(
-        "no tools/bench folder found above the current folder: run from a netcl source "
-        "checkout (git clone), or give --tools DIR"
+        "the benchmarks are scripts of netcl's source repository (tools/bench/), not part of "
+        f"the installed package, and no tools/bench folder is above {Path.cwd()}: clone the "
+        f"source{source_url()}, then run `netcl bench` inside the clone or pass "
+        "--tools CLONE/tools/bench"
     )
+
+
+def source_url() -> str:
+    """`` from URL`` where the installed netcl's metadata names its source, else ``""``."""
+    try:
+        urls = metadata.metadata("netcl").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return ""
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in ("source", "repository", "homepage"):
+            return f" from {url.strip()}"
+    return ""
 
 
 def run_bench(name: str, tools: str | None, args: Sequence[str]) -> int:
