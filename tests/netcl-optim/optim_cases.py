@@ -31,11 +31,14 @@ CHECKPOINTS = (1, 10, 50, 200)
 CLASSES: dict[str, type[no.Optimizer]] = {
     "Adam": no.Adam, "AdamW": no.AdamW, "SGD": no.SGD, "Momentum": no.Momentum,
     "RMSProp": no.RMSProp, "NAdam": no.NAdam, "RAdam": no.RAdam, "Adamax": no.Adamax,
-    "Adagrad": no.Adagrad,
+    "Adagrad": no.Adagrad, "Adafactor": no.Adafactor,
 }
+# Algorithms that step each parameter on its own (no flat layout).
+UNFUSED = {"Adafactor"}
 # netcl's algorithms whose torch.optim twin has the same name and arguments.
 SAME_IN_TORCH = {"NAdam": torch.optim.NAdam, "RAdam": torch.optim.RAdam,
-                 "Adamax": torch.optim.Adamax, "Adagrad": torch.optim.Adagrad}
+                 "Adamax": torch.optim.Adamax, "Adagrad": torch.optim.Adagrad,
+                 "Adafactor": torch.optim.Adafactor}
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,14 @@ CASES: tuple[Case, ...] = (
           groups=({}, {"lr": 1e-1, "lr_decay": 0.1})),
     _case("adagrad-late", "Adagrad", late=True, initial_accumulator_value=0.25),
     _case("adagrad-fp16", "Adagrad", dtype="float16"),
+    _case("adafactor", "Adafactor"),
+    _case("adafactor-lr-wd", "Adafactor", lr=1e-3, weight_decay=0.1),
+    _case("adafactor-eps-d-decay", "Adafactor", eps=(1e-6, 1e-2), d=2.0, beta2_decay=-0.5),
+    _case("adafactor-maximize", "Adafactor", maximize=True),
+    _case("adafactor-groups", "Adafactor", groups=({}, {"lr": 1e-3, "weight_decay": 0.1})),
+    _case("adafactor-late", "Adafactor", late=True),
+    # torch's eps1 default is the parameter dtype's epsilon, and torch runs in float32 here.
+    _case("adafactor-fp16", "Adafactor", eps=(1e-7, 1e-3), dtype="float16"),
 )
 BY_ID = {case.id: case for case in CASES}
 

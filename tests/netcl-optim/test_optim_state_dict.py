@@ -34,6 +34,7 @@ STATE_CASES = [
     "adam-amsgrad-wd", "adamw-groups", "adam-late", "sgd-wd", "momentum-maximize-nesterov-wd",
     "momentum-late", "rmsprop-centered-momentum", "rmsprop-groups", "adam-fp16-amsgrad-wd",
     "nadam-groups", "nadam-late", "radam-decoupled", "adamax-groups", "adagrad-late",
+    "adafactor-late", "adafactor-groups",
 ]
 HALF = 10  # steps before the hand-over; < LATE_STEP, so "late" params have no state yet
 assert HALF < LATE_STEP
@@ -211,7 +212,7 @@ def _mutations() -> list[tuple[str, Callable[[dict[str, Any]], None], str]]:
         ("amsgrad-off-keeps-max", lambda sd: sd["param_groups"][0].__setitem__("amsgrad", False),
          "unexpected ['max_exp_avg_sq']"),
         ("wrong-shape", set_state(2, "exp_avg", np.zeros(299, np.float32)),
-         "has shape (299,); the parameter has shape (300,)"),
+         "has shape (299,); expected (300,)"),
         ("int-dtype", set_state(2, "exp_avg", np.zeros(300, np.int32)), "dtype int32"),
         ("not-an-array", set_state(2, "exp_avg", "zeros"), "expected an array"),
         ("step-string", set_state(4, "step", "ten"), "['step'] is 'ten'"),

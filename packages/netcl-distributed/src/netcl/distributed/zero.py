@@ -307,7 +307,7 @@ class ZeroRedundancyOptimizer:
         )
         loaded = unpack_state(
             state_dict, id_map, groups,
-            lambda group: owner.check_group(group, where).state_names(), owner.counts_steps,
+            lambda group: owner.check_group(group, where), owner.counts_steps,
             where, tuple(owner.hyperparameters.scalar_state),
         )
         inner_state: dict[int, dict[str, Any]] = {}

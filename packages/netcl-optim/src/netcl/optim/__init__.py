@@ -1,5 +1,5 @@
-"""netcl.optim: Adam, AdamW, NAdam, RAdam, Adamax, Adagrad, Lion, Muon, SGD, Momentum and
-RMSProp as OpenCL kernels, plus schedulers.
+"""netcl.optim: Adam, AdamW, NAdam, RAdam, Adamax, Adagrad, Adafactor, Lion, Muon, SGD,
+Momentum and RMSProp as OpenCL kernels, plus schedulers.
 
 Depends only on netcl.core.device and netcl.core.tensor. Three layers: the
 classes here (param groups, lazy float32 state, state dicts in PyTorch's
@@ -11,6 +11,7 @@ parameter with ``fused=False``).
 """
 
 from netcl.optim._version import __version__
+from netcl.optim.adafactor import Adafactor
 from netcl.optim.adagrad import Adagrad
 from netcl.optim.adam import Adam
 from netcl.optim.adamax import Adamax
@@ -43,6 +44,7 @@ from netcl.optim.sgd import SGD
 
 __all__ = [
     "SGD",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",

@@ -74,6 +74,11 @@ class Hyperparameters:
         """The float32 buffers a parameter keeps under these values (PyTorch's names)."""
         return ()
 
+    def state_shapes(self, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """Each state buffer a parameter of ``shape`` keeps, with its shape (the parameter's,
+        unless the algorithm keeps less: Adafactor's factored moments)."""
+        return dict.fromkeys(self.state_names(), shape)
+
     def initial_value(self, name: str) -> float:
         """The value every element of state buffer ``name`` starts from (0 unless the
         algorithm says otherwise: Adagrad's ``initial_accumulator_value``)."""

@@ -395,7 +395,7 @@ class Optimizer(abc.ABC):
         )
         loaded = unpack_state(
             state_dict, id_map, groups,
-            lambda group: self.check_group(group, where).state_names(), self.counts_steps, where,
+            lambda group: self.check_group(group, where), self.counts_steps, where,
             tuple(self.hyperparameters.scalar_state),
         )
         for group, new in zip(self.param_groups, groups, strict=True):

@@ -26,7 +26,7 @@ from netcl.optim.hyperparameters import Hyperparameters
 from netcl.optim.param_state import ParamState
 
 GroupCheck = Callable[[Mapping[str, Any], str], object]
-StateNames = Callable[[Mapping[str, Any]], tuple[str, ...]]
+GroupHyperparameters = Callable[[Mapping[str, Any]], Hyperparameters]
 
 
 def pack_state(
@@ -106,14 +106,14 @@ def unpack_state(
     state_dict: Mapping[str, Any],
     id_map: Mapping[Any, Tensor],
     groups: Sequence[Mapping[str, Any]],
-    state_names: StateNames,
+    hyperparameters_of: GroupHyperparameters,
     counts_steps: bool,
     where: str,
     scalar_names: Sequence[str] = (),
 ) -> dict[Tensor, tuple[float | None, dict[str, float], dict[str, np.ndarray[Any, Any]]]]:
     """Each saved parameter's (step, numbers named ``scalar_names``, state arrays), checked;
-    float32 host arrays in the parameter's shape. Nothing touches a device: the
-    optimizer places them."""
+    float32 host arrays in the shapes its group's hyperparameters give (``state_shapes``).
+    Nothing touches a device: the optimizer places them."""
     saved_state = state_dict["state"]
     if not isinstance(saved_state, Mapping):
         raise ValueError(f"{where}: 'state' must be a dict of per-parameter dicts")
@@ -127,7 +127,8 @@ def unpack_state(
         at = f"{where}: state[{index!r}]"
         if not isinstance(entry, Mapping):
             raise ValueError(f"{at} must be a dict, got {type(entry).__name__}")
-        keys = state_names(group_of[id(p)])
+        shapes = hyperparameters_of(group_of[id(p)]).state_shapes(p.shape)
+        keys = tuple(shapes)
         expected = {*keys, *scalar_names, *(("step",) if counts_steps else ())}
         missing, unexpected = expected - entry.keys(), entry.keys() - expected
         if missing or unexpected:
@@ -137,7 +138,7 @@ def unpack_state(
             )
         step = _step(entry["step"], at) if counts_steps else None
         scalars = {key: _number(entry[key], f"{at}[{key!r}]") for key in scalar_names}
-        arrays = {key: _array(entry[key], p.shape, f"{at}[{key!r}]") for key in keys}
+        arrays = {key: _array(entry[key], shapes[key], f"{at}[{key!r}]") for key in keys}
         checked.append((p, step, scalars, arrays))
     return {p: (step, scalars, arrays) for p, step, scalars, arrays in checked}
 
@@ -176,6 +177,6 @@ def _array(value: object, shape: tuple[int, ...], where: str) -> np.ndarray[Any,
     if array.dtype.kind != "f":
         raise ValueError(f"{where} has dtype {array.dtype}; expected floating-point values")
     if array.shape != shape:
-        raise ValueError(f"{where} has shape {array.shape}; the parameter has shape {shape}")
+        raise ValueError(f"{where} has shape {array.shape}; expected {shape}")
     # ascontiguousarray makes a 0-d array 1-d; the reshape keeps a scalar parameter's ().
     return np.ascontiguousarray(array, dtype=np.float32).reshape(shape)

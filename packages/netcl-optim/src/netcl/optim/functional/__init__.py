@@ -8,12 +8,17 @@ returns without waiting for the device.
 
 Each algorithm family is one module here (``adam.py``, ``sgd.py``,
 ``rmsprop.py``, ``nadam.py``, ``radam.py``, ``adamax.py``, ``adagrad.py``,
-``lion.py``, ``muon.py``) beside its kernel (``adam.cl``, ...): its hyperparameter
+``lion.py``, ``muon.py``, ``adafactor.py``) beside its kernel (``adam.cl``, ...): its hyperparameter
 dataclass, its state's names (``AdamState``), the host half of its math
 (``kernel_scalars``), the functional form
 (``adam``) and the checked form the optimizer classes call (``adam_step``).
 """
 
+from netcl.optim.functional.adafactor import (
+    AdafactorHyperparameters,
+    adafactor,
+    adafactor_step,
+)
 from netcl.optim.functional.adagrad import (
     AdagradHyperparameters,
     AdagradState,
@@ -65,6 +70,7 @@ from netcl.optim.functional.sgd import (
 )
 
 __all__ = [
+    "AdafactorHyperparameters",
     "AdagradHyperparameters",
     "AdagradState",
     "AdamHyperparameters",
@@ -88,6 +94,8 @@ __all__ = [
     "RMSPropState",
     "SGDHyperparameters",
     "Span",
+    "adafactor",
+    "adafactor_step",
     "adagrad",
     "adagrad_step",
     "adam",
