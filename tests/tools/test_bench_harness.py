@@ -76,3 +76,11 @@ def test_a_ratio_of_a_column_the_table_lacks_is_refused() -> None:
     report = harness.Report("demo", "some device")
     with pytest.raises(ValueError, match=r"\['peer'\] not in the table's"):
         report.table("t", ["netcl"], ratios=[("netcl", "peer")])
+
+
+def test_results_hold_current_tables_and_history_holds_the_passes() -> None:
+    # RESULTS.md is where things stand now; the story of each pass goes to history/.
+    results = (BENCH / "RESULTS.md").read_text()
+    assert len(results.splitlines()) < 300, "move earlier passes to tools/bench/history/"
+    for linked in re.findall(r"`(history/[\w.-]+\.md)`", results):
+        assert (BENCH / linked).is_file(), f"RESULTS.md names {linked}, which does not exist"

@@ -51,7 +51,8 @@ class Layout:
 
 # GPU: one float4 per work-item, so a warp reads 512 contiguous bytes in 128-bit
 # loads (coalesced); Adam over 100M floats on an H100 runs at the device's copy
-# bandwidth this way, 7% faster than with one float per work-item (bench/RESULTS.md).
+# bandwidth this way, 7% faster than with one float per work-item
+# (tools/bench/history/2026-11-25-to-29-optim-step.md).
 # CPU (PoCL): each work-item walks a long contiguous chunk with float8 loads;
 # measured ~4x faster than one element per work-item there.
 LAYOUTS = {"gpu": Layout(vec=4, chunk=4), "cpu": Layout(vec=8, chunk=4096)}

@@ -114,7 +114,7 @@ T = TileConfig
 # 8x8 outputs per work-item is the classic SGEMM shape for NVIDIA parts (64
 # accumulators, 16 FMAs per local read); the smaller ones keep more compute
 # units busy when there are too few big tiles to go round. Depth 16 beat 8
-# on the H200 for every shape from 1024^3 up (RESULTS.md).
+# on the H200 for every shape from 1024^3 up (tools/bench/history/).
 TILE_CONFIGS = (T(128, 128, 16, 8, 8), T(128, 64, 16, 8, 8), T(64, 64, 16, 4, 4))
 # Split K only while each chunk stays at least this deep: a shorter chunk
 # spends more on writing and summing its partial slab than it saves.
@@ -123,7 +123,7 @@ MIN_SPLIT_DEPTH = 128
 # Problem (layout, M, N, K) -> the tile that ran it fastest, per device (a
 # substring of its OpenCL name). Layout: "nn" A @ B, "nt" A @ B.T, "tn" A.T @ B.
 # Batched problems count their batch into M. From tools/bench/matmul_tune.py
-# (RESULTS.md has the sweep, every candidate's GFLOP/s).
+# (tools/bench/history/ has the sweep, every candidate's GFLOP/s).
 Measured = tuple[tuple[str, int, int, int, TileConfig], ...]
 MEASURED: dict[str, Measured] = {
     # 2026-11-29, NVIDIA H200 (132 SMs), OpenCL; split-K summed in the launch.
@@ -133,7 +133,7 @@ MEASURED: dict[str, Measured] = {
         ("nt", 512, 512, 512, T(32, 32, 32, 4, 4, 4, swizzle=True)),
         ("tn", 512, 512, 512, T(32, 32, 16, 4, 4, 4, swizzle=True)),
         # 1024^3 has too few big tiles for 132 SMs. Swizzled local tiles
-        # (fourth sweep, RESULTS.md): 256 x 128 x 16 fits 48 KiB and runs nt
+        # (fourth sweep, tools/bench/history/): 256 x 128 x 16 fits 48 KiB and runs nt
         # 2-6% faster than the padded 8-deep tiles, and 64 x 64 x 32 runs nt
         # 1024^3 10% faster than any padded tile (pipelined, sixth pass: 0.946
         # -> 0.962 of cuBLAS). At 1024^3 K sliced over two work-items per
@@ -143,7 +143,7 @@ MEASURED: dict[str, Measured] = {
         ("nt", 1024, 1024, 1024, T(64, 64, 32, 8, 4, swizzle=True, pipelined=True)),
         ("tn", 1024, 1024, 1024, T(64, 64, 32, 8, 8, k_slices=2)),
         # 2048^3 and up: swizzled, pipelined tiles of 256 work-items (sixth
-        # pass, RESULTS.md; the padded 128 x 256 / 128 x 128 tiles before them,
+        # pass, tools/bench/history/; the padded 128 x 256 / 128 x 128 tiles before them,
         # second sweep): nn 0.89 -> 0.93 of cuBLAS on 128 x 256 (128 x 128
         # spills with the second fragment), nt 0.91-0.93 -> 0.93-0.94. tn takes
         # nn's tile since C is stored at offsets inside the tile (seventh
@@ -158,7 +158,7 @@ MEASURED: dict[str, Measured] = {
         ("nt", 128, 256, 784, T(64, 64, 16, 4, 4, 4)),
         ("tn", 128, 256, 784, T(32, 32, 16, 4, 4, 4)),
         # Split K, its slabs summed a float4 at a time: 64 x 64
-        # in four chunks beat 64 x 32 unsplit by 18% (third sweep, RESULTS.md);
+        # in four chunks beat 64 x 32 unsplit by 18% (third sweep, tools/bench/history/);
         # 32 deep and swizzled, 6-11% more for nt and tn (fourth sweep).
         ("nn", 256, 1024, 1024, T(64, 64, 16, 4, 4, 4)),
         ("nt", 256, 1024, 1024, T(64, 64, 32, 8, 4, 4, swizzle=True)),
@@ -279,7 +279,7 @@ class MmaTile:
 
 
 # The tensor-core kernel's tile per (input element bytes, layout) where there
-# are enough tiles to go round, from the H200 sweeps (RESULTS.md, tensor
+# are enough tiles to go round, from the H200 sweeps (tools/bench/history/, tensor
 # cores; 4096^3 TFLOP/s): fp16 nn 288 and nt 271 on 32 deep, two stages, 2 x
 # 4 warps of 64 x 32; tn 342 on 16 deep, four stages, 2 x 2 warps of 64 x 64.
 # TF32 steps 16 deep with two stages (32 would need 72 KiB of local memory):
