@@ -98,7 +98,7 @@ def used(host: np.ndarray[Any, Any], stored_transposed: bool) -> np.ndarray[Any,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
-    parser.add_argument("--layout", choices=("nn", "nt", "tn"), nargs="+",
+    parser.add_argument("--layout", choices=("nn", "nt", "tn"), nargs="*",
                         default=["nn", "nt", "tn"],
                         help="nn: A @ B; nt: A @ B.T (nn.Linear); tn: A.T @ B (its weight grad)")
     parser.add_argument("--conv", action="store_true", help="add the Conv2d row")
@@ -165,23 +165,31 @@ def main() -> None:
             table.row(name, {"rel err": float(error),
                              **{f"{side} GF/s": rate for side, rate in rates.items()}})
     if args.conv:
-        _conv_row(report, device, on_gpu, pause, rng)
+        table = report.table(
+            "conv2d 3x3 padding 1, forward + input grad + weight grad, GFLOP/s",
+            ["rel err", "netcl GF/s", "torch GF/s"], ratios=[("netcl GF/s", "torch GF/s")])
+        for shape in CONV_SHAPES["gpu" if on_gpu else "cpu"]:
+            _conv_row(table, device, on_gpu, pause, rng, *shape)
     report.finish()
 
 
-def _conv_row(report: Report, device: Any, on_gpu: bool, pause: float,
-              rng: np.random.Generator) -> None:
-    """Conv2d 3x3, 64 -> 64, 56x56, padding 1: forward, input grad and weight grad."""
-    batch = 32 if on_gpu else 8
-    x_host = rng.standard_normal((batch, 64, 56, 56), np.float32)
-    w_host = rng.standard_normal((64, 64, 3, 3), np.float32) / np.float32(24.0)
-    g_host = rng.standard_normal((batch, 64, 56, 56), np.float32)
+# Conv2d rows (batch, in channels, out channels, image size), 3x3 with padding 1; the
+# CPU's second is issue 30's (the digits CNN's second layer, padded).
+CONV_SHAPES = {"gpu": [(32, 64, 64, 56)], "cpu": [(8, 64, 64, 56), (64, 32, 64, 28)]}
+
+
+def _conv_row(table: Any, device: Any, on_gpu: bool, pause: float, rng: np.random.Generator,
+              batch: int, c_in: int, c_out: int, size: int) -> None:
+    """Conv2d 3x3, padding 1: forward, input grad and weight grad, as a training step asks
+    for them (``conv2d_grads``, which shares work between the two on a CPU)."""
+    x_host = rng.standard_normal((batch, c_in, size, size), np.float32)
+    w_host = rng.standard_normal((c_out, c_in, 3, 3), np.float32) / np.float32(24.0)
+    g_host = rng.standard_normal((batch, c_out, size, size), np.float32)
     x, w, g = (from_numpy(v, device) for v in (x_host, w_host, g_host))
 
     def netcl_call() -> Any:
         ops.conv2d(x, w, 1, 1)
-        ops.conv2d_input_grad(g, w, x.shape, 1, 1)
-        return ops.conv2d_weight_grad(g, x, w.shape, 1, 1)
+        return ops.conv2d_grads(g, x, w, 1, 1)[1]
 
     sides: dict[str, Contender] = {"netcl": (netcl_call, device.queue.finish)}
     error = float("nan")
@@ -201,12 +209,9 @@ def _conv_row(report: Report, device: Any, on_gpu: bool, pause: float,
         want = tw.grad.double().cpu().numpy()
         error = float(np.abs(netcl_call().numpy() - want).max() / np.abs(want).max())
         sides["torch"] = (torch_call, torch.cuda.synchronize if on_gpu else no_sync)
-    table = report.table("conv2d 3x3 64->64 56x56, forward + input grad + weight grad, GFLOP/s",
-                         ["rel err", "netcl GF/s", "torch GF/s"],
-                         ratios=[("netcl GF/s", "torch GF/s")])
-    rates = gflops(sides, 3 * 2.0 * batch * 64 * 64 * 9 * 56 * 56, pause)
-    table.row(f"b{batch}", {"rel err": error,
-                            **{f"{side} GF/s": rate for side, rate in rates.items()}})
+    rates = gflops(sides, 3 * 2.0 * batch * c_in * c_out * 9 * size * size, pause)
+    table.row(f"{c_in}->{c_out} {size}x{size} b{batch}",
+              {"rel err": error, **{f"{side} GF/s": rate for side, rate in rates.items()}})
 
 
 def _numpy_peer(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], layout: str) -> Contender:

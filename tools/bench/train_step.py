@@ -6,14 +6,23 @@
    alone). Then the proof that nothing waits on the device: the queue is held
    shut by an unfinished user event while netcl runs the ops (and, below, whole
    training steps); they return with the device still held, so none of them waited.
-2. A training step (forward, cross-entropy, backward, Adam, zero_grad) of MLPs,
-   netcl against torch eager on the same device, as a ratio: netcl eager, and
-   the same step under ``netcl.jit.jit`` (timed calls replay the capture).
+2. A training step (forward, cross-entropy, backward, Adam, zero_grad) of MLPs and
+   (on the CPU) the digits CNN of issue 30, netcl against torch eager on the same
+   device, as a ratio: netcl eager, and the same step under ``netcl.jit.jit`` (timed
+   calls replay the capture).
 3. Kernel launches per replayed step of the jitted step, without and with
    elementwise fusion, for both MLPs and a small CNN.
 
-    python tools/bench/train_step.py                 # CPU: PoCL against torch CPU
+    python tools/bench/train_step.py --threads 2     # CPU: PoCL against torch CPU
     NETCL_DEVICE=gpu python tools/bench/train_step.py --device gpu   # GPU: against torch CUDA
+
+On the CPU, ``--threads N`` gives PoCL and torch the same N threads: it sets
+``POCL_MAX_PTHREAD_COUNT`` (PoCL reads it once, when its platform is first
+opened, which this script does after parsing its arguments) and
+``torch.set_num_threads(N)``; 0 leaves both at their defaults (every core).
+PoCL's thread count cannot change inside a process, so a row at 1 thread and
+one at all cores are two runs. The provenance line gives both counts and the
+load average at the start.
 
 Contenders are functions that build a model and return (one step, wait for the
 device); a row of the table is a model, a column a contender, so another
@@ -26,6 +35,7 @@ on a shared machine falls on all; ``--json`` adds the tables as one JSON line.
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,7 +51,16 @@ from netcl.core.device import Device, manager
 from netcl.core.tensor import Tensor, from_numpy, manual_seed
 from netcl.core.tensor.launch import observing
 from netcl.jit import jit
-from netcl.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, cross_entropy
+from netcl.nn import (
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    Module,
+    ReLU,
+    Sequential,
+    cross_entropy,
+)
 from netcl.optim import Adam
 
 Step = Contender  # (one step, wait for the device)
@@ -67,9 +86,57 @@ class MLP:
         y = rng.integers(0, self.widths[-1], self.batch).astype(np.int64)
         return x, y
 
+    def netcl_model(self, device: Device) -> Module:
+        layers: list[Any] = []
+        pairs = list(zip(self.widths, self.widths[1:], strict=False))
+        for i, (n_in, n_out) in enumerate(pairs):
+            layers += [Linear(device, n_in, n_out)] + ([ReLU()] if i < len(pairs) - 1 else [])
+        return Sequential(*layers)
 
-MODELS = {
-    "cpu": [MLP((784, 1024, 1024, 10), 256), MLP((64, 256, 10), 64)],
+    def torch_model(self) -> torch.nn.Module:
+        layers: list[torch.nn.Module] = []
+        pairs = list(zip(self.widths, self.widths[1:], strict=False))
+        for i, (n_in, n_out) in enumerate(pairs):
+            layers.append(torch.nn.Linear(n_in, n_out))
+            if i < len(pairs) - 1:
+                layers.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class DigitsCNN:
+    """The two-conv CNN of issue 30 on 28x28 one-channel images: Conv2d(1, c1, 3), ReLU,
+    MaxPool2d(2), Conv2d(c1, c2, 3), ReLU, MaxPool2d(2), Flatten, Linear(c2*5*5, 10)."""
+
+    channels: tuple[int, int]
+    batch: int
+
+    def __str__(self) -> str:
+        c1, c2 = self.channels
+        return f"CNN conv3x3 1-{c1}-{c2} pool2 linear 28x28 b{self.batch}"
+
+    def data(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((self.batch, 1, 28, 28)).astype(np.float32)
+        return x, rng.integers(0, 10, self.batch).astype(np.int64)
+
+    def netcl_model(self, device: Device) -> Module:
+        c1, c2 = self.channels
+        return Sequential(Conv2d(device, 1, c1, 3), ReLU(), MaxPool2d(2),
+                          Conv2d(device, c1, c2, 3), ReLU(), MaxPool2d(2), Flatten(),
+                          Linear(device, c2 * 5 * 5, 10))
+
+    def torch_model(self) -> torch.nn.Module:
+        c1, c2 = self.channels
+        nn = torch.nn
+        return nn.Sequential(nn.Conv2d(1, c1, 3), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(c1, c2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(c2 * 5 * 5, 10))
+
+
+Spec = MLP | DigitsCNN
+MODELS: dict[str, list[Spec]] = {
+    "cpu": [DigitsCNN((32, 64), 64), MLP((784, 1024, 1024, 10), 256), MLP((64, 256, 10), 64)],
     "gpu": [MLP((784, 4096, 4096, 4096, 4096, 10), 1024), MLP((784, 1024, 1024, 10), 256)],
 }
 
@@ -77,7 +144,7 @@ MODELS = {
 # -- contenders: each builds its model and returns (step, sync) -----------------------------
 
 
-def adam_step(model: Sequential, optimizer: Adam, x: Tensor, y: Tensor) -> Callable[[], None]:
+def adam_step(model: Module, optimizer: Adam, x: Tensor, y: Tensor) -> Callable[[], None]:
     """One eager training step of ``model`` on the batch ``(x, y)``: forward, backward, Adam."""
 
     def step() -> None:
@@ -90,12 +157,9 @@ def adam_step(model: Sequential, optimizer: Adam, x: Tensor, y: Tensor) -> Calla
     return step
 
 
-def netcl_eager(spec: MLP, device: Device) -> Step:
+def netcl_eager(spec: Spec, device: Device) -> Step:
     manual_seed(0)
-    layers: list[Any] = []
-    for i, (n_in, n_out) in enumerate(zip(spec.widths, spec.widths[1:], strict=False)):
-        layers += [Linear(device, n_in, n_out)] + ([ReLU()] if i < len(spec.widths) - 2 else [])
-    model = Sequential(*layers)
+    model = spec.netcl_model(device)
     optimizer = Adam(model.parameters(), lr=1e-3)
     x_host, y_host = spec.data()
     x, y = from_numpy(x_host, device), from_numpy(y_host, device)
@@ -103,15 +167,10 @@ def netcl_eager(spec: MLP, device: Device) -> Step:
     return adam_step(model, optimizer, x, y), device.synchronize
 
 
-def torch_eager(spec: MLP, device: Device) -> Step:
+def torch_eager(spec: Spec, device: Device) -> Step:
     torch.manual_seed(0)
     where = torch.device("cuda" if device.type == "gpu" else "cpu")
-    layers: list[torch.nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(spec.widths, spec.widths[1:], strict=False)):
-        layers.append(torch.nn.Linear(n_in, n_out))
-        if i < len(spec.widths) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers).to(where)
+    model = spec.torch_model().to(where)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x_host, y_host = spec.data()
     x, y = torch.from_numpy(x_host).to(where), torch.from_numpy(y_host).to(where)
@@ -125,14 +184,14 @@ def torch_eager(spec: MLP, device: Device) -> Step:
     return step, torch.cuda.synchronize if where.type == "cuda" else no_sync
 
 
-def netcl_jit(spec: MLP, device: Device, fuse: bool = True) -> Step:
+def netcl_jit(spec: Spec, device: Device, fuse: bool = True) -> Step:
     """netcl's step under ``netcl.jit.jit``: the warm-up's first two calls run eagerly (the
     second is captured), every timed call replays."""
     step, sync = netcl_eager(spec, device)
     return jit(step, fuse=fuse), sync
 
 
-CONTENDERS: dict[str, Callable[[MLP, Device], Step]] = {
+CONTENDERS: dict[str, Callable[[Spec, Device], Step]] = {
     "netcl": netcl_eager,
     "netcl jit": netcl_jit,
     "torch": torch_eager,
@@ -195,18 +254,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--rounds", type=int, default=7, help="samples per contender")
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="torch's intra-op threads (0: its default); 1 is torch's best "
-                             "on a CPU that other jobs share")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for PoCL and torch alike (0: both at their "
+                             "defaults, every core); see the module docstring")
     parser.add_argument("--sample", type=float, default=0.05, help="seconds per small-op sample")
     parser.add_argument("--step-sample", type=float, default=0.3,
                         help="seconds per training-step sample")
     add_json_flag(parser)
     args = parser.parse_args(argv)
+    if args.threads:
+        os.environ["POCL_MAX_PTHREAD_COUNT"] = str(args.threads)
+        torch.set_num_threads(args.threads)
     device = manager.default(args.device)
-    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     report = Report("train step", f"{device.name} ({device.type})", args.json,
-                    torch=torch.__version__, timing=f"median of {args.rounds} samples in turns")
+                    torch=torch.__version__, timing=f"median of {args.rounds} samples in turns",
+                    threads=f"PoCL {os.environ.get('POCL_MAX_PTHREAD_COUNT', 'all cores')}, "
+                            f"torch {torch.get_num_threads()}",
+                    load=f"{os.getloadavg()[0]:.1f} (1-minute average at start)")
 
     op_timers = small_op_timers(device)
     op = time_contenders(op_timers, sample_s=args.sample, rounds=args.rounds)
@@ -248,7 +312,7 @@ def small_cnn(device: Device) -> Step:
     return adam_step(model, optimizer, x, y), device.synchronize
 
 
-def print_launches(report: Report, device: Device, specs: Sequence[MLP]) -> None:
+def print_launches(report: Report, device: Device, specs: Sequence[Spec]) -> None:
     """Launches one replay of the jitted step enqueues, unfused and fused."""
     table = report.table("kernel launches per replayed training step (netcl.jit)",
                          ["unfused", "fused"], ratios=[("fused", "unfused")])

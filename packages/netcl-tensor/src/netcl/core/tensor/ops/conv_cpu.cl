@@ -35,10 +35,23 @@ typedef float float8_unaligned __attribute__((ext_vector_type(8), aligned(4)));
     (((x) + (P) - (k) * (D)) >= 0 && ((x) + (P) - (k) * (D)) % (S) == 0 && \
      ((x) + (P) - (k) * (D)) / (S) < (OUT) ? ((x) + (P) - (k) * (D)) / (S) : -1)
 
-// cols[row, n*L + oh*OW + ow] = x[n, c, h, w] (0 in the padding); grid (OW, OH, N*C*KH*KW)
-// with the third axis n-major. x is contiguous NCHW from x_offset.
-__kernel void unfold_cols(__global T *cols, __global const T *x, const int x_offset,
-                          const int N, const int C)
+// The columns as matmul.cl's pack_b lays out B for the panel kernel (float
+// panels 16 columns wide, a panel's K rows one after another), so the product
+// reads them without pack_b's copy. Column matrix entry (row, j) goes to
+//   PANELS_OF_COLS: B = cols       (K = C*KH*KW, N = N*L): the forward product;
+//   else:           B = cols^T     (K = N*L, N = C*KH*KW): the weight gradient's.
+// The last panel's columns past N are zeroed by the caller first.
+#if PANELS_OF_COLS
+#define PANEL_AT(row, j, rows, cols) ((long)((j) / 16) * (rows) + (row)) * 16 + (j) % 16
+#else
+#define PANEL_AT(row, j, rows, cols) ((long)((row) / 16) * (cols) + (j)) * 16 + (row) % 16
+#endif
+
+// Column matrix entry (row, n*L + oh*OW + ow) = x[n, c, h, w] (0 in the padding),
+// row = (c*KH + kh)*KW + kw; grid (OW, OH, N*C*KH*KW), n-major. x is
+// contiguous NCHW from x_offset.
+__kernel void unfold_panels(__global float *panels, __global const T *x, const int x_offset,
+                            const int N, const int C)
 {
     const int ow = get_global_id(0), oh = get_global_id(1), z = get_global_id(2);
     const int row = z % (C * KK), n = z / (C * KK);
@@ -47,11 +60,11 @@ __kernel void unfold_cols(__global T *cols, __global const T *x, const int x_off
     float v = 0.0f;
     if (h >= 0 && h < H && w >= 0 && w < W)
         v = LOAD(x, x_offset + ((n * C + c) * H + h) * W + w);
-    STORE(cols, (long)row * N * L + n * L + oh * OW + ow, v);
+    panels[PANEL_AT(row, n * L + oh * OW + ow, C * KK, N * L)] = v;
 }
 
-// x[n, c, h, w] = the sum of the column entries unfold_cols would copy it to;
-// grid (W, H, N*C). The adjoint of unfold_cols, gathered per pixel (no atomics).
+// x[n, c, h, w] = the sum of the column matrix entries that hold it (unfold_panels);
+// grid (W, H, N*C), cols plain row-major. The adjoint, gathered per pixel (no atomics).
 __kernel void fold_cols(__global T *x, __global const T *cols, const int N, const int C)
 {
     const int w = get_global_id(0), h = get_global_id(1), z = get_global_id(2);

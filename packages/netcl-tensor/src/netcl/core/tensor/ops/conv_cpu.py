@@ -19,6 +19,7 @@ from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import empty
 from netcl.core.tensor.launch import enqueue
+from netcl.core.tensor.ops import gemm
 from netcl.core.tensor.ops.elementwise import copy_, fill_
 from netcl.core.tensor.ops.matmul import matmul
 from netcl.core.tensor.tensor import Shape, Tensor
@@ -26,10 +27,14 @@ from netcl.core.tensor.tensor import Shape, Tensor
 KERNEL_FILE = Path(__file__).with_name("conv_cpu.cl")
 Geometry = list[int]
 _NAMES = ("KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW")
+# Work-items a work-group holds at most (see _local_size); 64 and 1024 ran the
+# two-conv CNN step's kernels 1.3-1.4x slower than 256 on the 2-core EPYC.
+GROUP_ITEMS = 256
 
 
 def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
-            size: tuple[int, int], out_size: tuple[int, int], bias: bool = False) -> Any:
+            size: tuple[int, int], out_size: tuple[int, int], bias: bool = False,
+            panels_of_cols: bool = False) -> Any:
     if dtype == dtypes.float16:
         defines: dict[str, str | int] = {
             "T": "half", "LOAD(p, i)": "vload_half((i), (p))",
@@ -38,14 +43,26 @@ def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
         defines = {"T": "float", "LOAD(p, i)": "(p)[(i)]", "STORE(p, i, v)": "(p)[(i)] = (v)"}
     defines.update(zip(_NAMES, geometry, strict=True))
     defines.update(H=size[0], W=size[1], OH=out_size[0], OW=out_size[1], BIAS=int(bias),
-                   HALF=int(dtype == dtypes.float16))
+                   HALF=int(dtype == dtypes.float16), PANELS_OF_COLS=int(panels_of_cols))
     return device.kernels.kernel(KERNEL_FILE, name, defines)
+
+
+def _local_size(grid: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Work-groups of whole rows (the first axis, which PoCL vectorizes along), rows
+    added along the second axis up to GROUP_ITEMS work-items. Left to PoCL, a
+    (676, 32, 64) reordering ran 17x slower than in groups of (676, 1, 1)."""
+    first = _largest_divisor(grid[0], GROUP_ITEMS)
+    return first, _largest_divisor(grid[1], GROUP_ITEMS // first), 1
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, min(n, max(limit, 1)) + 1) if n % d == 0)
 
 
 def _launch(device: Device, kernel: Any, grid: tuple[int, int, int], *args: Any) -> None:
     # Exact grid sizes: the kernels have no bound test (see conv_cpu.cl).
     if math.prod(grid):
-        enqueue(device, kernel, grid, None, args)
+        enqueue(device, kernel, grid, _local_size(grid), args)
 
 
 def _contiguous(t: Tensor) -> Tensor:
@@ -65,21 +82,45 @@ def _transposed(t: Tensor) -> Tensor:
     return _view(t, t.shape[::-1], t.strides[::-1])
 
 
-def unfold_cols(x: Tensor, geometry: Geometry, out_size: tuple[int, int]) -> Tensor:
-    """The whole batch's columns, (C*KH*KW, N*OH*OW) (see conv_cpu.cl)."""
+def _panels(x: Tensor, geometry: Geometry, out_size: tuple[int, int], of_cols: bool,
+            ) -> tuple[Tensor, int, int]:
+    """The batch's column matrix packed into panels (conv_cpu.cl's unfold_panels), as
+    B of ``cols`` (of_cols) or of ``cols^T``; returns it and that B's K and N."""
     x = _contiguous(x)
     n, c, h, w = x.shape
-    kk = geometry[0] * geometry[1]
-    cols = empty((c * kk, n * out_size[0] * out_size[1]), x.dtype, x.device)
-    kernel = _kernel(x.dtype, x.device, "unfold_cols", geometry, (h, w), out_size)
-    _launch(x.device, kernel, (out_size[1], out_size[0], n * c * kk),
-            cols.buffer, x.buffer, np.int32(x.offset), np.int32(n), np.int32(c))
-    return cols
+    rows, length = c * geometry[0] * geometry[1], n * out_size[0] * out_size[1]
+    k, cols = (rows, length) if of_cols else (length, rows)
+    count = -(-cols // gemm.PANEL_COLS)
+    panels = empty((count * k * gemm.PANEL_COLS,), dtypes.float32, x.device)
+    if cols % gemm.PANEL_COLS:  # the last panel's columns past N are read: zeros
+        tail = k * gemm.PANEL_COLS
+        fill_(Tensor(panels.buffer, (tail,), panels.dtype, x.device, None,
+                     panels.size - tail), 0)
+    kernel = _kernel(x.dtype, x.device, "unfold_panels", geometry, (h, w), out_size,
+                     panels_of_cols=of_cols)
+    _launch(x.device, kernel, (out_size[1], out_size[0], n * rows),
+            panels.buffer, x.buffer, np.int32(x.offset), np.int32(n), np.int32(c))
+    return panels, k, cols
+
+
+def _times_panels(a: Tensor, panels: Tensor, k: int, n: int) -> Tensor:
+    """``a`` (M, K) @ the packed B (K, N) of ``_panels``, (M, N) in a's dtype."""
+    m = a.shape[0]
+    key = ("conv_cpu", a.shape, a.strides, a.offset, a.dtype, n)
+    device = a.device
+    plan = device.kernels.plans.get(key)
+    if plan is None:
+        operand = gemm.Operand(a.dtype, a.shape, a.offset, a.strides[0], a.strides[1], ())
+        plan = device.kernels.remember(key, gemm.packed_b_plan(device, operand, m, n, k))
+    out = empty((m, n), a.dtype, device)
+    if out.size:
+        gemm.run(device, plan, a.buffer, panels.buffer, out.buffer)
+    return out
 
 
 def fold_cols(cols: Tensor, input_shape: Shape, geometry: Geometry,
               out_size: tuple[int, int]) -> Tensor:
-    """unfold_cols's adjoint: (N, C, H, W) from contiguous columns (C*KH*KW, N*OH*OW)."""
+    """(N, C, H, W) from the contiguous column matrix (C*KH*KW, N*OH*OW): im2col's adjoint."""
     n, c, h, w = input_shape
     out = empty(input_shape, cols.dtype, cols.device)
     kernel = _kernel(cols.dtype, cols.device, "fold_cols", geometry, (h, w), out_size)
@@ -107,7 +148,7 @@ def conv2d(x: Tensor, weight: Tensor, geometry: Geometry, out_size: tuple[int, i
     o = weight.shape[0]
     length = out_size[0] * out_size[1]
     a = _contiguous(weight)
-    product = matmul(_view(a, (o, a.size // o)), unfold_cols(x, geometry, out_size))
+    product = _times_panels(_view(a, (o, a.size // o)), *_panels(x, geometry, out_size, True))
     out = swap_planes(_view(product, (o, n, length)), bias)
     return _view(out, (n, o, *out_size))
 
@@ -130,7 +171,7 @@ def input_grad(planes: Tensor, weight: Tensor, input_shape: Shape, geometry: Geo
 def weight_grad(planes: Tensor, x: Tensor, weight_shape: Shape, geometry: Geometry,
                 out_size: tuple[int, int]) -> Tensor:
     """dw from ``gradient_planes``: planes @ columns^T, (O, C*KH*KW) seen as ``weight_shape``."""
-    product = matmul(planes, _transposed(unfold_cols(x, geometry, out_size)))
+    product = _times_panels(planes, *_panels(x, geometry, out_size, False))
     return _view(product, weight_shape)
 
 

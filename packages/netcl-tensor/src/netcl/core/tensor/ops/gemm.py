@@ -343,7 +343,7 @@ def product_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any
 
 
 def _panel_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any],
-                dims: Shape, m: int, n: int, k: int) -> Plan:
+                dims: Shape, m: int, n: int, k: int, b_packed: bool = False) -> Plan:
     count = math.prod(dims)
     # A is read in place only when it is float32 with unit stride along K;
     # otherwise pack_a first (see matmul.cl for the measurements).
@@ -354,22 +354,34 @@ def _panel_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any]
     blocks = -(-m // PANEL_ROWS)
     # Spread the row blocks evenly over as few work-groups as PANEL_GROUP allows.
     group = -(-blocks // -(-blocks // PANEL_GROUP))
-    scratch = [count * panels * k * PANEL_COLS * 4]  # role 3: packed B
+    # Scratch roles from 3: packed B (unless the caller packed it), then packed A.
+    scratch = [] if b_packed else [count * panels * k * PANEL_COLS * 4]
+    b_role = B if b_packed else 3
     a_role = A
     if a_packed:
         scratch.append(count * blocks * k * PANEL_ROWS * 4)
-        a_role = 4
+        a_role = 2 + len(scratch)
     steps = []
     for entries, scalars in _slices(count, params(a, b, m, n, k, dims)):
         if a_packed:
             steps.append(Step(kernel(device, "pack_a", variant), (k, blocks, entries), None,
                               scalars, (A, a_role)))
-        steps.append(Step(kernel(device, "pack_b", variant), (k, panels, entries), None,
-                          scalars, (B, 3)))
+        if not b_packed:
+            steps.append(Step(kernel(device, "pack_b", variant), (k, panels, entries), None,
+                              scalars, (B, b_role)))
         steps.append(Step(kernel(device, "matmul_panel", variant),
                           (panels, -(-blocks // group) * group, entries), (1, group, 1),
-                          scalars, (a_role, 3, OUT)))
+                          scalars, (a_role, b_role, OUT)))
     return Plan(tuple(scratch), tuple(steps))
+
+
+def packed_b_plan(device: Device, a: Operand, m: int, n: int, k: int) -> Plan:
+    """The panel kernel's plan of one (M, K) @ (K, N) whose B the caller has packed
+    as ``pack_b`` would (float panels 16 columns wide, zero past N: see matmul.cl);
+    ``run`` then takes that packed buffer as B. A convolution's columns are written
+    straight into panels this way, saving pack_b's copy of them."""
+    b = Operand(np.dtype(np.float32), (k, n), 0, n, 1, ())
+    return _panel_plan(device, a, b, a.dtype, (), m, n, k, b_packed=True)
 
 
 def _float4_slots(op: Operand, k_major: bool) -> bool:
