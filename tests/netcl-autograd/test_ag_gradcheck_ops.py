@@ -134,6 +134,17 @@ CASES: list[tuple[str, Callable[..., Tensor], list[Spec]]] = [
     ("unfold", lambda x: ops.unfold(x, 3, 2, 1), [N(2, 2, 5, 5)]),
     ("unfold_dilated", lambda x: ops.unfold(x, (2, 3), 1, (1, 0), 2), [N(1, 2, 5, 6)]),
     ("fold", lambda c: ops.fold(c, (5, 5), 3, 2, 1), [N(2, 18, 9)]),
+    # masks and attention
+    ("tril", lambda a: ops.tril(a, -1), [N(2, 3, 4)]),
+    ("triu", lambda a: ops.triu(a, 1), [N(3, 4)]),
+    ("masked_fill", lambda a: ops.masked_fill(a, cond, -2.0), [N(2, 3, 4)]),
+    ("chunk", lambda a: ops.chunk(a, 2, 1)[1], [N(2, 5)]),
+    ("sdpa", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v), [N(2, 5, 4), N(2, 6, 4),
+                                                                        N(2, 6, 3)]),
+    ("sdpa_bool_mask_transposed_query", lambda q, k, v: ops.scaled_dot_product_attention(
+        ops.transpose(q, 0, 1), k, v, cond, scale=0.7), [N(3, 1, 2), N(1, 4, 2), N(1, 4, 2)]),
+    ("sdpa_causal", lambda q, k, v: ops.scaled_dot_product_attention(q, k, v, is_causal=True),
+     [N(1, 2, 5, 4), N(1, 2, 5, 4), N(1, 2, 5, 4)]),
 ]
 
 # Reductions and pools whose inputs must have no ties within eps.

@@ -1,4 +1,5 @@
-"""Backward rules of matmul (ops/matmul.py) and the convolution ops (ops/conv.py)."""
+"""Backward rules of matmul (ops/matmul.py), the convolution ops (ops/conv.py) and
+attention (ops/attention.py)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,14 @@ def fold(g: Tensor, node: Node) -> list[Grad]:
 def max_pool2d(g: Tensor, node: Node) -> list[Grad]:
     indices, shape = node.saved["indices"], node.saved["input_shape"]
     return [ops.max_pool2d_backward(g, indices, shape, *_geometry(node))]
+
+
+def scaled_dot_product_attention(g: Tensor, node: Node) -> list[Grad]:
+    """All three gradients from the fused backward, which recomputes the attention
+    weights tile by tile from the saved log-sum-exp."""
+    q, k, v = node.inputs
+    saved = node.saved
+    grads = ops.scaled_dot_product_attention_backward(
+        g, q, k, v, node.output, saved["lse"], saved["attn_mask"], saved["is_causal"],
+        saved["scale"])
+    return [grad if t.requires_grad else None for grad, t in zip(grads, node.inputs, strict=True)]

@@ -65,4 +65,5 @@ RULES: dict[str, Rule] = {
     "unfold": la.unfold,
     "fold": la.fold,
     "max_pool2d": la.max_pool2d,
+    "scaled_dot_product_attention": la.scaled_dot_product_attention,
 }

@@ -18,6 +18,7 @@ from netcl.core.tensor.recorder import recording
 
 Shape = tuple[int, ...]
 Scalar = float | int | bool
+Axes = int | Sequence[int] | None
 
 
 def contiguous_strides(shape: Sequence[int]) -> Shape:
@@ -363,20 +364,56 @@ class Tensor:
     def tanh(self) -> Tensor:
         return ops.tanh(self)
 
-    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.sum(self, axis, keepdims)
+    # The reductions take numpy's axis/keepdims and PyTorch's dim/keepdim, one meaning.
+    def sum(self, axis: Axes = None, keepdims: bool = False, *, dim: Axes = None,
+            keepdim: bool | None = None) -> Tensor:
+        return ops.sum(self, _axis("sum", axis, dim), _keep("sum", keepdims, keepdim))
 
-    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.mean(self, axis, keepdims)
+    def mean(self, axis: Axes = None, keepdims: bool = False, *, dim: Axes = None,
+             keepdim: bool | None = None) -> Tensor:
+        return ops.mean(self, _axis("mean", axis, dim), _keep("mean", keepdims, keepdim))
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        # No dim= here: torch's x.max(dim=...) returns (values, indices), not a tensor.
         return ops.max(self, axis, keepdims)
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return ops.argmax(self, axis, keepdims)
+    def argmax(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
+               keepdim: bool | None = None) -> Tensor:
+        return ops.argmax(self, _axis("argmax", axis, dim), _keep("argmax", keepdims, keepdim))
 
-    def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.logsumexp(self, axis, keepdims)
+    def logsumexp(self, axis: Axes = None, keepdims: bool = False, *, dim: Axes = None,
+                  keepdim: bool | None = None) -> Tensor:
+        return ops.logsumexp(self, _axis("logsumexp", axis, dim),
+                             _keep("logsumexp", keepdims, keepdim))
+
+    def softmax(self, dim: int = -1) -> Tensor:
+        """exp(x - logsumexp(x)) along ``dim``, as ``torch.Tensor.softmax``."""
+        return ops.exp(ops.sub(self, ops.logsumexp(self, dim, keepdims=True)))
+
+    def squeeze(self, dim: int | Sequence[int] | None = None) -> Tensor:
+        return ops.squeeze(self, dim)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        return ops.unsqueeze(self, dim)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        return ops.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        return ops.triu(self, diagonal)
+
+    def masked_fill(self, mask: Tensor, value: Scalar) -> Tensor:
+        return ops.masked_fill(self, mask, value)
+
+    def where(self, condition: Tensor, other: Tensor | Scalar) -> Tensor:
+        """``self`` where ``condition`` holds, else ``other`` (``torch.Tensor.where``)."""
+        return ops.where(condition, self, other)
+
+    def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> list[Tensor]:
+        return ops.split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks: int, dim: int = 0) -> list[Tensor]:
+        return ops.chunk(self, chunks, dim)
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         return ops.reshape(self, _shape_args(shape))
@@ -477,3 +514,21 @@ def _shape_args(args: tuple[int | Sequence[int], ...]) -> Shape:
 
 # Imported last: the ops build Tensors, and Tensor's methods call the ops.
 from netcl.core.tensor import deferred, ops  # noqa: E402
+
+
+def _axis(op: str, axis: Any, dim: Any) -> Any:
+    """The axis given as numpy's ``axis`` or PyTorch's ``dim`` (not both)."""
+    if dim is None:
+        return axis
+    if axis is not None:
+        raise TypeError(f"{op}: got both axis={axis!r} and dim={dim!r}; they are one argument")
+    return dim
+
+
+def _keep(op: str, keepdims: bool, keepdim: bool | None) -> bool:
+    """``keepdims`` or PyTorch's ``keepdim`` (not both)."""
+    if keepdim is None:
+        return keepdims
+    if keepdims:
+        raise TypeError(f"{op}: got both keepdims and keepdim; they are one argument")
+    return keepdim

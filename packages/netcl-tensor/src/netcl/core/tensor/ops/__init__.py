@@ -1,5 +1,9 @@
 """Every op of the tensor layer; each module holds one family."""
 
+from netcl.core.tensor.ops.attention import (
+    scaled_dot_product_attention,
+    scaled_dot_product_attention_backward,
+)
 from netcl.core.tensor.ops.conv import (
     conv2d,
     conv2d_grads,
@@ -49,14 +53,17 @@ from netcl.core.tensor.ops.indexing import (
     scatter_add,
     take_along_axis,
 )
+from netcl.core.tensor.ops.masks import masked_fill, tril, triu
 from netcl.core.tensor.ops.matmul import matmul
 from netcl.core.tensor.ops.movement import (
     cat,
+    chunk,
     expand,
     flatten,
     getitem,
     permute,
     reshape,
+    split,
     squeeze,
     stack,
     transpose,
@@ -74,6 +81,7 @@ __all__ = [
     "cast",
     "cat",
     "checked_indices",
+    "chunk",
     "conv2d",
     "conv2d_grads",
     "conv2d_input_grad",
@@ -98,6 +106,7 @@ __all__ = [
     "log",
     "logsumexp",
     "lt",
+    "masked_fill",
     "matmul",
     "max",
     "max_pool2d",
@@ -115,8 +124,11 @@ __all__ = [
     "relu",
     "relu_backward",
     "reshape",
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
     "scatter_add",
     "sigmoid",
+    "split",
     "sqrt",
     "squeeze",
     "stack",
@@ -125,6 +137,8 @@ __all__ = [
     "take_along_axis",
     "tanh",
     "transpose",
+    "tril",
+    "triu",
     "unfold",
     "unsqueeze",
     "view",

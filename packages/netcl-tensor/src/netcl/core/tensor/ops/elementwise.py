@@ -54,6 +54,13 @@ def broadcast_shapes(op: str, shapes: Sequence[Shape]) -> Shape:
         raise ValueError(f"{op}: shapes {listed} cannot be broadcast together") from None
 
 
+def broadcasts_to(shape: Shape, target: Shape) -> bool:
+    """Whether ``shape`` broadcasts to exactly ``target`` (``target`` itself unstretched)."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1], strict=False))
+
+
 def broadcast_strides(t: Tensor, shape: Shape) -> Shape:
     """``t``'s strides seen from ``shape``: 0 along every broadcast dimension."""
     lead = len(shape) - t.ndim

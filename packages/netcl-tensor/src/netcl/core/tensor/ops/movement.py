@@ -45,6 +45,15 @@ def _dim(op: str, dim: int, ndim: int) -> int:
     return dim % bound
 
 
+def _axis_or_dim(op: str, axis: int, dim: int | None) -> int:
+    """numpy's ``axis`` or PyTorch's ``dim``: one argument under two names."""
+    if dim is None:
+        return axis
+    if axis != 0:
+        raise TypeError(f"{op}: got both axis={axis} and dim={dim}; they are one argument")
+    return dim
+
+
 def _resolve_shape(op: str, old: Shape, shape: Sequence[int]) -> Shape:
     """``shape`` with its -1 filled in, or a ValueError naming both shapes."""
     new = [operator.index(s) for s in shape]
@@ -327,13 +336,15 @@ def getitem(a: Tensor, index: Any) -> Tensor:
     return permute(selected, [*moved, *rest])
 
 
-def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """``tensors`` joined along ``axis``; the dtype is their promoted dtype.
+def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    """``tensors`` joined along ``axis`` (or PyTorch's ``dim``); the dtype is their
+    promoted dtype.
 
     Recorded as ``cat`` with the non-negative ``axis`` and each input's
     ``sizes`` along it.
     """
     tensors = list(tensors)
+    axis = _axis_or_dim("cat", axis, dim)
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
     device = common_device("cat", tensors)
@@ -361,9 +372,10 @@ def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return record("cat", tensors, out, axis=axis, sizes=sizes)
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """``tensors``, all of one shape, joined along a new dimension ``axis``."""
+def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    """``tensors``, all of one shape, joined along a new dimension ``axis`` (or ``dim``)."""
     tensors = list(tensors)
+    axis = _axis_or_dim("stack", axis, dim)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
     for t in tensors[1:]:
@@ -371,3 +383,38 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
             raise ValueError(f"stack: shapes {tensors[0].shape} and {t.shape} differ")
     axis = _dim("stack", axis, tensors[0].ndim + 1)
     return cat([unsqueeze(t, axis) for t in tensors], axis)
+
+
+def split(a: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0) -> list[Tensor]:
+    """Views of ``a`` along ``dim``, as ``torch.split``: pieces of ``split_size_or_sections``
+    elements (the last may be shorter), or of the listed sizes, which must sum to its size."""
+    dim = _dim("split", dim, a.ndim)
+    length = a.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size <= 0:
+            raise ValueError(f"split: split_size must be positive, got {size}")
+        sizes = [min(size, length - start) for start in range(0, length, size)] or [0]
+    else:
+        sizes = [operator.index(s) for s in split_size_or_sections]
+        if any(s < 0 for s in sizes) or sum(sizes) != length:
+            raise ValueError(
+                f"split: sections {sizes} must be non-negative and sum to {length}, the size "
+                f"of dimension {dim} of shape {a.shape}"
+            )
+    pieces = []
+    start = 0
+    for size in sizes:
+        index = (slice(None),) * dim + (slice(start, start + size),)
+        pieces.append(getitem(a, index))
+        start += size
+    return pieces
+
+
+def chunk(a: Tensor, chunks: int, dim: int = 0) -> list[Tensor]:
+    """``a`` split into at most ``chunks`` views along ``dim`` of ceil(size / chunks)
+    elements each (the last may be shorter), as ``torch.chunk``."""
+    if operator.index(chunks) <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    length = a.shape[_dim("chunk", dim, a.ndim)]
+    return split(a, max(-(-length // chunks), 1), dim)

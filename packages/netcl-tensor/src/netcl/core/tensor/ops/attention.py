@@ -1,0 +1,184 @@
+"""Scaled dot-product attention as fused kernels (attention.cl): the forward keeps only
+each query row's log-sum-exp for the backward, never the (L, S) attention matrix."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyopencl.cltypes as cltypes
+
+from netcl.core.tensor import dtypes
+from netcl.core.tensor.dispatch import common_device, empty, needs_grad, record
+from netcl.core.tensor.launch import enqueue
+from netcl.core.tensor.ops.elementwise import broadcast_strides, broadcasts_to
+from netcl.core.tensor.tensor import Shape, Tensor
+
+KERNEL_FILE = Path(__file__).with_name("attention.cl")
+# Rows a work-group (one work-item each) and rows a local-memory tile. 64 rows
+# share each K/V tile; a tile of 32 rows of 64 floats for K and for V is 16 KiB
+# of local memory, well inside every device's 32 KiB minimum.
+ROWS = 64
+TILE = 32
+# Head dims the kernels keep in private arrays; past this they would spill.
+MAX_HEAD_DIM = 256
+_INT32_MAX = 2**31 - 1
+
+
+def _as4(op: str, name: str, t: Tensor) -> tuple[Shape, np.ndarray[Any, Any]]:
+    """``t`` (2 to 4 dims) as a 4-D (batch, head, row, column) shape and its int4 strides."""
+    if not 2 <= t.ndim <= 4:
+        raise ValueError(
+            f"{op}: {name} must have 2 to 4 dimensions (..., L, E), got shape {t.shape}"
+        )
+    if t.dtype not in (dtypes.float32, dtypes.float16):
+        raise TypeError(f"{op}: {name} must be float32 or float16, got {t.dtype}")
+    pad = 4 - t.ndim
+    shape = (1,) * pad + t.shape
+    strides = (0,) * pad + t.strides
+    return shape, np.array(strides, dtype=cltypes.int4)
+
+
+def _defines(q: Tensor, dqk: int, dv: int, mask: int, causal: bool) -> dict[str, str | int]:
+    if q.dtype == dtypes.float16:
+        access = {"T": "half", "LOAD(p, i)": "vload_half((i), (p))",
+                  "STORE(p, i, v)": "vstore_half((v), (i), (p))"}
+    else:
+        access = {"T": "float", "LOAD(p, i)": "(p)[(i)]", "STORE(p, i, v)": "(p)[(i)] = (v)"}
+    return {**access, "DQK": dqk, "DV": dv, "BQ": ROWS, "BK": TILE, "MASK": mask,
+            "CAUSAL": int(causal)}
+
+
+class _Problem:
+    """The checked shapes and kernel arguments one attention call shares with its backward."""
+
+    def __init__(self, op: str, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None,
+                 causal: bool, scale: float | None) -> None:
+        qs, self.q_st = _as4(op, "query", q)
+        ks, self.k_st = _as4(op, "key", k)
+        vs, self.v_st = _as4(op, "value", v)
+        if q.dtype != k.dtype or q.dtype != v.dtype:
+            raise TypeError(
+                f"{op}: query, key and value must have one dtype, got {q.dtype}, {k.dtype}, "
+                f"{v.dtype}"
+            )
+        if qs[:2] != ks[:2] or ks[:2] != vs[:2] or qs[3] != ks[3] or ks[2] != vs[2]:
+            raise ValueError(
+                f"{op}: query {q.shape}, key {k.shape} and value {v.shape} must be "
+                "(..., L, E), (..., S, E) and (..., S, Ev) with the same leading dimensions"
+            )
+        self.device = common_device(op, [q, k, v] + ([mask] if mask is not None else []))
+        self.batch, self.heads, self.lq, self.dqk = qs
+        self.lk, self.dv = ks[2], vs[3]
+        if self.dqk > MAX_HEAD_DIM or self.dv > MAX_HEAD_DIM:
+            raise ValueError(
+                f"{op}: head dims up to {MAX_HEAD_DIM} are supported, got {self.dqk} "
+                f"(query/key) and {self.dv} (value)"
+            )
+        if max(q.size, k.size, v.size) > _INT32_MAX:
+            raise ValueError(f"{op}: tensors of more than {_INT32_MAX} elements are not supported")
+        self.out_shape = (*q.shape[:-1], self.dv)
+        self.scale = 1.0 / math.sqrt(self.dqk) if scale is None else float(scale)
+        if causal and mask is not None:
+            raise ValueError(f"{op}: give attn_mask or is_causal=True, not both (as PyTorch)")
+        self.mask_kind = 0
+        self.mask_args: list[Any] = []
+        if mask is not None:
+            full = (self.batch, self.heads, self.lq, self.lk)
+            if not broadcasts_to(mask.shape, full):
+                raise ValueError(
+                    f"{op}: attn_mask of shape {mask.shape} does not broadcast to "
+                    f"(batch, heads, L, S) = {full}"
+                )
+            if mask.dtype == dtypes.bool_:
+                self.mask_kind = 1
+            elif mask.dtype == q.dtype:
+                self.mask_kind = 2
+            else:
+                raise TypeError(
+                    f"{op}: attn_mask must be bool or the query's dtype {q.dtype}, got {mask.dtype}"
+                )
+            strides = broadcast_strides(mask, full)
+            self.mask_args = [mask.buffer, np.int32(mask.offset),
+                              np.array(strides, dtype=cltypes.int4)]
+        self.defines = _defines(q, self.dqk, self.dv, self.mask_kind, causal)
+
+    def launch(self, name: str, rows: int, args: list[Any]) -> None:
+        """Kernel ``name`` with a work-item per row of ``rows`` (a work-group per ROWS)
+        for every (batch, head), then ``tail``'s sizes and scale."""
+        if rows and self.batch * self.heads:
+            enqueue(self.device, self.device.kernels.kernel(KERNEL_FILE, name, self.defines),
+                    (-(-rows // ROWS) * ROWS, self.batch * self.heads), (ROWS, 1),
+                    [*args, *self.tail()])
+
+    def tail(self) -> list[Any]:
+        return [np.int32(self.heads), np.int32(self.lq), np.int32(self.lk),
+                np.float32(self.scale)]
+
+
+def _operand(t: Tensor, strides: np.ndarray[Any, Any]) -> list[Any]:
+    return [t.buffer, np.int32(t.offset), strides]
+
+
+def scaled_dot_product_attention(
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False,
+    scale: float | None = None,
+) -> Tensor:
+    """softmax(q @ k^T * scale + mask) @ v, fused, without dropout.
+
+    ``q`` (..., L, E), ``k`` (..., S, E), ``v`` (..., S, Ev), up to two leading
+    dims (batch, heads), all of one float dtype; the result is (..., L, Ev).
+    ``scale`` defaults to 1/sqrt(E). ``attn_mask`` broadcasts to (batch,
+    heads, L, S): bool (True takes part) or additive of the query's dtype.
+    ``is_causal`` keeps key j for query i only where j <= i (top-left
+    aligned, as PyTorch; not with a mask). A query row with no key
+    left gives 0, as PyTorch. Recorded as ``scaled_dot_product_attention``,
+    saving each row's log-sum-exp (float32, O(L)) for the backward.
+    """
+    op = "scaled_dot_product_attention"
+    problem = _Problem(op, q, k, v, attn_mask, is_causal, scale)
+    out = empty(problem.out_shape, q.dtype, problem.device)
+    lse = empty((problem.batch * problem.heads * problem.lq,), dtypes.float32, problem.device)
+    if attn_mask is not None and attn_mask.requires_grad and needs_grad([q, k, v, attn_mask]):
+        raise NotImplementedError(
+            f"{op}: an attn_mask that requires grad is not supported (its gradient is the "
+            "(L, S) matrix the fused kernels never form); detach it"
+        )
+    problem.launch("sdpa_forward", problem.lq, [
+        *_operand(q, problem.q_st), *_operand(k, problem.k_st), *_operand(v, problem.v_st),
+        *problem.mask_args, out.buffer, lse.buffer])
+    return record(op, [q, k, v], out, lse=lse, attn_mask=attn_mask, is_causal=is_causal,
+                  scale=problem.scale)
+
+
+def scaled_dot_product_attention_backward(
+    grad: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
+    attn_mask: Tensor | None = None, is_causal: bool = False, scale: float | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients (dq, dk, dv) of :func:`scaled_dot_product_attention` from its output
+    ``out``, the ``lse`` it saved and ``grad`` (of ``out``'s shape): two launches,
+    one over query rows, one over key rows. Not recorded."""
+    op = "scaled_dot_product_attention_backward"
+    problem = _Problem(op, q, k, v, attn_mask, is_causal, scale)
+    if grad.shape != problem.out_shape or out.shape != problem.out_shape:
+        raise ValueError(
+            f"{op}: grad {grad.shape} and out {out.shape} must both be {problem.out_shape}"
+        )
+    if not out.is_contiguous or out.offset or grad.dtype != q.dtype:
+        raise ValueError(f"{op}: out must be the contiguous tensor the forward returned")
+    device = problem.device
+    rows = problem.batch * problem.heads
+    dq = empty(q.shape, q.dtype, device)
+    dk = empty(k.shape, k.dtype, device)
+    dv = empty(v.shape, v.dtype, device)
+    delta = empty((rows * problem.lq,), dtypes.float32, device)
+    _, g_st = _as4(op, "grad", grad)
+    inputs = [*_operand(q, problem.q_st), *_operand(k, problem.k_st),
+              *_operand(v, problem.v_st), *problem.mask_args, *_operand(grad, g_st)]
+    problem.launch("sdpa_backward_q", problem.lq,
+                   [*inputs, out.buffer, lse.buffer, dq.buffer, delta.buffer])
+    problem.launch("sdpa_backward_kv", problem.lk,
+                   [*inputs, lse.buffer, delta.buffer, dk.buffer, dv.buffer])
+    return dq, dk, dv
