@@ -10,6 +10,8 @@ from netcl.core.tensor import Parameter
 from netcl.nn import functional, init
 from netcl.nn._version import __version__
 from netcl.nn.activation import GELU, ReLU, Sigmoid, Tanh
+from netcl.nn.attention import MultiheadAttention, TransformerEncoderLayer
+from netcl.nn.batchnorm import BatchNorm1d, BatchNorm2d, GroupNorm, RMSNorm
 from netcl.nn.container import ModuleList, Sequential
 from netcl.nn.conv import Conv2d
 from netcl.nn.dropout import Dropout
@@ -26,26 +28,34 @@ from netcl.nn.functional import (
 from netcl.nn.linear import Linear
 from netcl.nn.module import LoadResult, Module, StateDictError
 from netcl.nn.normalization import LayerNorm
-from netcl.nn.pooling import MaxPool2d
+from netcl.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
     "GELU",
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv2d",
     "Dropout",
     "Embedding",
     "Flatten",
+    "GroupNorm",
     "LayerNorm",
     "Linear",
     "LoadResult",
     "MaxPool2d",
     "Module",
     "ModuleList",
+    "MultiheadAttention",
     "Parameter",
+    "RMSNorm",
     "ReLU",
     "Sequential",
     "Sigmoid",
     "StateDictError",
     "Tanh",
+    "TransformerEncoderLayer",
     "__version__",
     "binary_cross_entropy_with_logits",
     "cross_entropy",

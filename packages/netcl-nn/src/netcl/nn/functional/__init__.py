@@ -1,6 +1,7 @@
 """netcl.nn.functional: losses, activations and the layers as functions."""
 
 from netcl.nn.functional.activations import gelu, log_softmax, relu, sigmoid, softmax, tanh
+from netcl.nn.functional.attention import scaled_dot_product_attention
 from netcl.nn.functional.layers import (
     conv2d,
     dropout,
@@ -16,8 +17,13 @@ from netcl.nn.functional.losses import (
     mse_loss,
     nll_loss,
 )
+from netcl.nn.functional.normalization import batch_norm, group_norm, rms_norm
+from netcl.nn.functional.pooling import adaptive_avg_pool2d, avg_pool2d
 
 __all__ = [
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "batch_norm",
     "binary_cross_entropy_with_logits",
     "conv2d",
     "cross_entropy",
@@ -25,6 +31,7 @@ __all__ = [
     "embedding",
     "flatten",
     "gelu",
+    "group_norm",
     "layer_norm",
     "linear",
     "log_softmax",
@@ -32,6 +39,8 @@ __all__ = [
     "mse_loss",
     "nll_loss",
     "relu",
+    "rms_norm",
+    "scaled_dot_product_attention",
     "sigmoid",
     "softmax",
     "tanh",

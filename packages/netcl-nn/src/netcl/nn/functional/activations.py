@@ -41,8 +41,9 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     return ops.mul(ops.mul(x, 0.5), ops.add(inner, 1.0))
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """y - logsumexp(y) along ``axis``, y = x - max(x): stable for any magnitude of x.
+def log_softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """y - logsumexp(y) along ``axis`` (or PyTorch's ``dim``), y = x - max(x): stable for any
+    magnitude of x.
 
     Subtracting logsumexp(x) from x directly keeps only float32's spacing at |x|
     (two tied logits of 1e4 gave -0.69336, of 1e8 gave 0); y's largest entry is
@@ -50,6 +51,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     the gradient (log_softmax is invariant to it), so it is not recorded; a row
     whose max is infinite or NaN is not shifted, as logsumexp does not shift it.
     """
+    axis = axis if dim is None else dim
     with no_grad():
         top = ops.max(x, axis, keepdims=True)
         shift = ops.where(ops.lt(ops.abs(top), math.inf), top, 0.0)
@@ -57,6 +59,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return ops.sub(y, ops.logsumexp(y, axis, keepdims=True))
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``axis``, as exp(log_softmax(x)) so it never overflows."""
-    return ops.exp(log_softmax(x, axis))
+def softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis`` (or ``dim``), as exp(log_softmax(x)) so it never
+    overflows."""
+    return ops.exp(log_softmax(x, axis, dim=dim))

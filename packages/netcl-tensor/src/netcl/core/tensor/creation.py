@@ -106,7 +106,9 @@ def full(
     requires_grad: bool = False,
 ) -> Tensor:
     out = empty(as_shape(shape), dtype, resolve_device(device))
-    if isinstance(value, float) and not dtypes.is_floating(out.dtype):
+    if out.dtype == dtypes.bool_:
+        value = bool(value)  # ones((2, 2), bool_), as numpy and torch make it
+    elif isinstance(value, float) and not dtypes.is_floating(out.dtype):
         value = int(value)  # numpy's full casts unsafely: the dtype asked for wins
     out.fill_(value)
     out.requires_grad = requires_grad

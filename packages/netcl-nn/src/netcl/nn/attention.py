@@ -1,0 +1,210 @@
+"""MultiheadAttention and TransformerEncoderLayer, with PyTorch's parameter names."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from netcl.core.tensor import Parameter, Tensor, dtypes, empty, ops
+from netcl.core.tensor.dispatch import DeviceLike, resolve_device
+from netcl.nn import init
+from netcl.nn.dropout import Dropout
+from netcl.nn.functional.activations import gelu, relu
+from netcl.nn.functional.attention import attention_weights, scaled_dot_product_attention
+from netcl.nn.functional.layers import dropout, linear
+from netcl.nn.linear import Linear
+from netcl.nn.module import Module
+from netcl.nn.normalization import LayerNorm
+
+
+class MultiheadAttention(Module):
+    """Attention over ``num_heads`` heads of ``embed_dim // num_heads`` dims (Vaswani et al.,
+    2017), as ``torch.nn.MultiheadAttention`` with key and value of ``embed_dim``.
+
+    Parameters ``in_proj_weight`` (3E, E), ``in_proj_bias`` (3E,) and
+    ``out_proj`` (a Linear), so a torch state dict loads as is; initialized
+    as torch does (xavier-uniform projections, zero biases). Inputs are
+    (N, L, E) when ``batch_first``, else (L, N, E), or unbatched (L, E).
+    Masks as torch's: a bool ``attn_mask`` (L, S) or (N*heads, L, S) and a
+    bool ``key_padding_mask`` (N, S) mark with True what may NOT be attended
+    to; float masks are added to the scores.
+
+    >>> from netcl.core.tensor import ones
+    >>> out, weights = MultiheadAttention(None, 8, 2, batch_first=True)(*[ones((1, 3, 8))] * 3)
+    >>> out.shape, weights.shape
+    ((1, 3, 8), (1, 3, 3))
+    """
+
+    def __init__(
+        self, q: DeviceLike, embed_dim: int, num_heads: int, dropout: float = 0.0,
+        bias: bool = True, batch_first: bool = False, dtype: dtypes.DTypeLike = dtypes.float32,
+    ) -> None:
+        super().__init__()
+        if num_heads <= 0 or embed_dim % num_heads:
+            raise ValueError(
+                f"MultiheadAttention: embed_dim {embed_dim} must be divisible by num_heads "
+                f"{num_heads}"
+            )
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}")
+        device = resolve_device(q)
+        self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
+        self.head_dim = embed_dim // num_heads
+        self.batch_first = batch_first
+        self.in_proj_weight = Parameter(
+            init.xavier_uniform_(empty((3 * embed_dim, embed_dim), dtype, device)))
+        self.in_proj_bias: Parameter | None = None
+        if bias:
+            self.in_proj_bias = Parameter(init.zeros_(empty((3 * embed_dim,), dtype, device)))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = Linear(device, embed_dim, embed_dim, bias=bias, dtype=dtype)
+        if self.out_proj.bias is not None:
+            init.zeros_(self.out_proj.bias)
+
+    def forward(
+        self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
+        need_weights: bool = True, attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True, is_causal: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """(output, weights): the output as the query's layout; the attention weights
+        (N, L, S), averaged over heads unless not ``average_attn_weights`` (then
+        (N, heads, L, S)), only when ``need_weights`` (which forms them; without it the
+        fused kernel runs). ``is_causal`` without ``attn_mask`` masks j > i."""
+        unbatched = query.ndim == 2
+        if unbatched:
+            query, key, value = (ops.unsqueeze(t, 0) for t in (query, key, value))
+        elif not self.batch_first:
+            query, key, value = (ops.transpose(t, 0, 1) for t in (query, key, value))
+        if query.ndim != 3 or query.shape[-1] != self.embed_dim or key.shape != value.shape:
+            raise ValueError(
+                f"MultiheadAttention: query {query.shape}, key {key.shape} and value "
+                f"{value.shape} must be (N, L, {self.embed_dim}) and (N, S, {self.embed_dim})"
+            )
+        q, k, v = (self._project(t, i) for i, t in enumerate((query, key, value)))
+        mask = self._mask(attn_mask, key_padding_mask, query.shape[0], query.shape[1],
+                          key.shape[1], query.dtype)
+        causal = is_causal and mask is None
+        p = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            weights = attention_weights(q, k, mask, causal)
+            attended = ops.matmul(dropout(weights, p), v)
+            if average_attn_weights:
+                weights = ops.mean(weights, 1)
+        else:
+            attended = scaled_dot_product_attention(q, k, v, mask, p, causal)
+        n, length = query.shape[:2]
+        merged = ops.reshape(ops.permute(attended, (0, 2, 1, 3)), (n, length, self.embed_dim))
+        out = self.out_proj(merged)
+        if unbatched:
+            out = ops.squeeze(out, 0)
+            weights = None if weights is None else ops.squeeze(weights, 0)
+        elif not self.batch_first:
+            out = ops.transpose(out, 0, 1)
+        return out, weights
+
+    def _project(self, x: Tensor, which: int) -> Tensor:
+        """Projection ``which`` (0 query, 1 key, 2 value) of (N, L, E) as (N, heads, L, d)."""
+        rows = slice(which * self.embed_dim, (which + 1) * self.embed_dim)
+        bias = None if self.in_proj_bias is None else self.in_proj_bias[rows]
+        projected = linear(x, self.in_proj_weight[rows], bias)
+        split = ops.reshape(projected, (x.shape[0], x.shape[1], self.num_heads, self.head_dim))
+        return ops.permute(split, (0, 2, 1, 3))
+
+    def _mask(
+        self, attn_mask: Tensor | None, key_padding_mask: Tensor | None, n: int, length: int,
+        source: int, dtype: dtypes.DTypeLike,
+    ) -> Tensor | None:
+        """torch's two masks as one additive (N or 1, heads or 1, L, S) mask (or None)."""
+        merged: Tensor | None = None
+        if attn_mask is not None:
+            per_head = (n * self.num_heads, length, source)
+            if attn_mask.shape not in ((length, source), per_head):
+                raise ValueError(
+                    f"MultiheadAttention: attn_mask must be {(length, source)} or {per_head}, "
+                    f"got {attn_mask.shape}"
+                )
+            if attn_mask.ndim == 3:
+                attn_mask = ops.reshape(attn_mask, (n, self.num_heads, length, source))
+            merged = _additive(attn_mask, dtype)
+        if key_padding_mask is not None:
+            if key_padding_mask.shape != (n, source):
+                raise ValueError(
+                    f"MultiheadAttention: key_padding_mask must be {(n, source)}, got "
+                    f"{key_padding_mask.shape}"
+                )
+            padding = ops.reshape(_additive(key_padding_mask, dtype), (n, 1, 1, source))
+            merged = padding if merged is None else ops.add(merged, padding)
+        return merged
+
+    def extra_repr(self) -> str:
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
+                f"dropout={self.dropout}, batch_first={self.batch_first}")
+
+
+def _additive(mask: Tensor, dtype: dtypes.DTypeLike) -> Tensor:
+    """A torch-style mask (bool: True is masked out) as scores to add."""
+    if mask.dtype == dtypes.bool_:
+        return ops.cast(ops.where(mask, -math.inf, 0.0), dtype)
+    return mask
+
+
+class TransformerEncoderLayer(Module):
+    """Self-attention then a feed-forward block, each with a residual connection and a
+    LayerNorm, as ``torch.nn.TransformerEncoderLayer`` (same submodule names:
+    ``self_attn``, ``linear1``, ``dropout``, ``linear2``, ``norm1``, ``norm2``,
+    ``dropout1``, ``dropout2``). ``norm_first`` normalises before each block (the
+    GPT-2 arrangement); ``activation`` is "relu", "gelu" or a callable.
+    """
+
+    def __init__(
+        self, q: DeviceLike, d_model: int, nhead: int, dim_feedforward: int = 2048,
+        dropout: float = 0.1, activation: str | Callable[[Tensor], Tensor] = "relu",
+        layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+        bias: bool = True, dtype: dtypes.DTypeLike = dtypes.float32,
+    ) -> None:
+        super().__init__()
+        device = resolve_device(q)
+        if isinstance(activation, str):
+            if activation not in ("relu", "gelu"):
+                raise ValueError(
+                    f"TransformerEncoderLayer: activation must be 'relu', 'gelu' or a "
+                    f"callable, got {activation!r}"
+                )
+            activation = relu if activation == "relu" else gelu
+        self.activation = activation
+        self.norm_first = norm_first
+        self.self_attn = MultiheadAttention(device, d_model, nhead, dropout, bias, batch_first,
+                                            dtype)
+        self.linear1 = Linear(device, d_model, dim_feedforward, bias, dtype)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(device, dim_feedforward, d_model, bias, dtype)
+        self.norm1 = LayerNorm(device, d_model, layer_norm_eps, bias=bias, dtype=dtype)
+        self.norm2 = LayerNorm(device, d_model, layer_norm_eps, bias=bias, dtype=dtype)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+
+    def forward(
+        self, src: Tensor, src_mask: Tensor | None = None,
+        src_key_padding_mask: Tensor | None = None, is_causal: bool = False,
+    ) -> Tensor:
+        x = src
+        if self.norm_first:
+            x = ops.add(x, self._attend(self.norm1(x), src_mask, src_key_padding_mask,
+                                        is_causal))
+            return ops.add(x, self._feed_forward(self.norm2(x)))
+        x = self.norm1(ops.add(x, self._attend(x, src_mask, src_key_padding_mask, is_causal)))
+        out: Tensor = self.norm2(ops.add(x, self._feed_forward(x)))
+        return out
+
+    def _attend(self, x: Tensor, mask: Tensor | None, padding: Tensor | None,
+                is_causal: bool) -> Tensor:
+        out: Tensor = self.self_attn(x, x, x, padding, need_weights=False, attn_mask=mask,
+                                     is_causal=is_causal)[0]
+        dropped: Tensor = self.dropout1(out)
+        return dropped
+
+    def _feed_forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        return out

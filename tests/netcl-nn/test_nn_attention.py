@@ -1,0 +1,199 @@
+"""MultiheadAttention, TransformerEncoderLayer and functional SDPA against PyTorch, with
+torch's state dicts loaded as they are; one jitted training step against eager."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import netcl.autograd as ag
+import netcl.core.tensor as nt
+import netcl.nn as nn
+from netcl.core.tensor import Tensor, from_numpy, ops
+from netcl.jit import jit
+from netcl.nn import functional as F
+
+# Sums of a few dozen fp32 products through two or three layers: a few 2^-24 of the
+# largest entry each, 1e-5 of it with margin (a wrong head split or mask is 1e-1 off).
+TOL = 1e-5
+
+
+def assert_close(ours: np.ndarray[Any, Any], theirs: torch.Tensor, what: str = "") -> None:
+    expected = theirs.detach().double().numpy()
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=TOL * scale, err_msg=what)
+
+
+def load_torch_state(ours: nn.Module, theirs: torch.nn.Module) -> None:
+    """torch's own state dict into ours, as it is: no key renamed or dropped."""
+    result = ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    assert not result.missing_keys and not result.unexpected_keys
+
+
+def backward_both(ours: Tensor, theirs: torch.Tensor, rng: np.random.Generator,
+                  tape: ag.Tape) -> None:
+    """Both backwards from one random output gradient (``ours`` made on ``tape``)."""
+    grad = rng.standard_normal(ours.shape).astype(np.float32)
+    tape.backward(ours, from_numpy(grad))
+    theirs.backward(torch.tensor(grad))
+
+
+MHA_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("batch_first_weights", dict(batch_first=True, need_weights=True)),
+    ("seq_first_fused", dict(batch_first=False, need_weights=False)),
+    ("bool_mask_and_padding", dict(batch_first=True, need_weights=False, mask="bool",
+                                   padding=True)),
+    ("float_mask_per_head_weights", dict(batch_first=True, need_weights=True, mask="float3",
+                                         average=False)),
+    ("causal_cross_attention", dict(batch_first=True, need_weights=False, causal=True,
+                                    source=6)),
+]
+
+
+@pytest.mark.parametrize(("name", "case"), MHA_CASES, ids=[c[0] for c in MHA_CASES])
+def test_multihead_attention_matches_torch(name: str, case: dict[str, Any]) -> None:
+    rng = np.random.default_rng(len(name))
+    n, length, source, embed, heads = 2, 6, case.get("source", 6), 8, 2
+    torch.manual_seed(0)
+    theirs = torch.nn.MultiheadAttention(embed, heads, batch_first=case["batch_first"])
+    with torch.no_grad():  # nonzero biases, so a misplaced one shows
+        theirs.in_proj_bias.normal_()
+        theirs.out_proj.bias.normal_()
+    ours = nn.MultiheadAttention(None, embed, heads, batch_first=case["batch_first"])
+    load_torch_state(ours, theirs)
+
+    def layout(rows: int) -> np.ndarray[Any, Any]:
+        shape = (n, rows, embed) if case["batch_first"] else (rows, n, embed)
+        return rng.standard_normal(shape).astype(np.float32)
+
+    query, key, value = layout(length), layout(source), layout(source)
+    kwargs: dict[str, Any] = dict(need_weights=case["need_weights"],
+                                  average_attn_weights=case.get("average", True))
+    theirs_kwargs = dict(kwargs)
+    if case.get("mask") == "bool":
+        mask = rng.random((length, source)) > 0.7
+        mask[:, 0] = False  # every query keeps a key
+        kwargs["attn_mask"], theirs_kwargs["attn_mask"] = from_numpy(mask), torch.tensor(mask)
+    elif case.get("mask") == "float3":
+        mask = rng.standard_normal((n * heads, length, source)).astype(np.float32)
+        kwargs["attn_mask"], theirs_kwargs["attn_mask"] = from_numpy(mask), torch.tensor(mask)
+    if case.get("padding"):
+        padding = np.zeros((n, source), bool)
+        padding[0, -2:] = True
+        kwargs["key_padding_mask"] = from_numpy(padding)
+        theirs_kwargs["key_padding_mask"] = torch.tensor(padding)
+    if case.get("causal"):
+        causal = torch.nn.Transformer.generate_square_subsequent_mask(length)
+        kwargs["is_causal"] = True
+        theirs_kwargs.update(attn_mask=causal, is_causal=True)
+
+    q_ours, k_ours, v_ours = (from_numpy(a).requires_grad_() for a in (query, key, value))
+    q_t, k_t, v_t = (torch.tensor(a, requires_grad=True) for a in (query, key, value))
+    with ag.Tape() as tape:
+        out, weights = ours(q_ours, k_ours, v_ours, **kwargs)
+    expected, expected_weights = theirs(q_t, k_t, v_t, **theirs_kwargs)
+    assert_close(out.numpy(), expected, "output")
+    if case["need_weights"]:
+        assert weights is not None
+        assert_close(weights.numpy(), expected_weights, "weights")
+    else:
+        assert weights is None
+    backward_both(out, expected, rng, tape)
+    for t_ours, t_theirs, what in ((q_ours, q_t, "dq"), (k_ours, k_t, "dk"), (v_ours, v_t, "dv")):
+        assert_close(t_ours.grad.numpy(), t_theirs.grad, what)
+    reference = dict(theirs.named_parameters())
+    for param_name, param in ours.named_parameters():
+        assert param.grad is not None
+        assert_close(param.grad.numpy(), reference[param_name].grad, param_name)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_with_torch_weights_matches_torch(norm_first: bool) -> None:
+    rng = np.random.default_rng(7)
+    torch.manual_seed(1)
+    theirs = torch.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, activation="gelu",
+                                              batch_first=True, norm_first=norm_first)
+    ours = nn.TransformerEncoderLayer(None, 16, 4, 32, dropout=0.0, activation="gelu",
+                                      batch_first=True, norm_first=norm_first)
+    load_torch_state(ours, theirs)
+    x = rng.standard_normal((2, 7, 16)).astype(np.float32)
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(7)
+    x_ours, x_t = from_numpy(x).requires_grad_(), torch.tensor(x, requires_grad=True)
+    with ag.Tape() as tape:
+        out = ours(x_ours, is_causal=True)
+    expected = theirs(x_t, src_mask=causal, is_causal=True)
+    assert_close(out.numpy(), expected)
+    backward_both(out, expected, rng, tape)
+    assert_close(x_ours.grad.numpy(), x_t.grad, "dx")
+    reference = dict(theirs.named_parameters())
+    for name, param in ours.named_parameters():
+        assert param.grad is not None
+        assert_close(param.grad.numpy(), reference[name].grad, name)
+
+
+def test_sdpa_dropout_drops_the_weights_with_the_tensor_layer_generator() -> None:
+    rng = np.random.default_rng(3)
+    q, k, v = (from_numpy(rng.standard_normal((2, 5, 4)).astype(np.float32)) for _ in range(3))
+    nt.manual_seed(11)
+    dropped = F.scaled_dot_product_attention(q, k, v, dropout_p=0.4, is_causal=True)
+    nt.manual_seed(11)
+    keep = ops.ge(nt.rand((2, 5, 5)), 0.4).numpy()
+    weights = F.softmax(ops.masked_fill(ops.mul(q @ ops.transpose(k, 1, 2), 0.5),
+                                        ops.triu(nt.ones((5, 5), nt.bool_), 1), -np.inf))
+    expected = (weights.numpy() * keep / 0.6) @ v.numpy()
+    np.testing.assert_allclose(dropped.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert not keep.all() and keep.any()
+    with pytest.raises(ValueError, match="dropout_p"):
+        F.scaled_dot_product_attention(q, k, v, dropout_p=1.5)
+
+
+class TinyGPT(nn.Module):
+    """Embedding, one pre-norm causal block, RMSNorm and a head: the attention model the
+    jit test steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(None, 11, 16)
+        self.block = nn.TransformerEncoderLayer(None, 16, 2, 32, dropout=0.0, batch_first=True,
+                                                norm_first=True)
+        self.norm = nn.RMSNorm(None, 16)
+        self.head = nn.Linear(None, 16, 11)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        out: Tensor = self.head(self.norm(self.block(self.embed(tokens), is_causal=True)))
+        return out
+
+
+def test_a_jitted_gpt_step_equals_eager_bit_for_bit() -> None:
+    from netcl.optim import Adam
+
+    rng = np.random.default_rng(5)
+    batches = [from_numpy(rng.integers(0, 11, (2, 9)).astype(np.int64)) for _ in range(4)]
+
+    def train(jitted: bool) -> tuple[list[float], dict[str, np.ndarray[Any, Any]]]:
+        nt.manual_seed(0)
+        model = TinyGPT()
+        optimizer = Adam(model.parameters(), lr=1e-2)
+
+        def step(tokens: Tensor) -> Tensor:
+            with ag.Tape() as tape:
+                logits = model(tokens[:, :-1])
+                loss = nn.cross_entropy(ops.reshape(logits, (-1, 11)),
+                                        ops.reshape(tokens[:, 1:], (-1,)))
+            tape.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss
+
+        run = jit(step) if jitted else step
+        losses = [float(run(tokens).item()) for tokens in batches]
+        return losses, model.state_dict()
+
+    eager_losses, eager_state = train(False)
+    jit_losses, jit_state = train(True)
+    assert jit_losses == eager_losses
+    for name, value in eager_state.items():
+        np.testing.assert_array_equal(jit_state[name], value, err_msg=name)
