@@ -13,7 +13,6 @@ import netcl.autograd as ag
 import netcl.core.tensor as nt
 import netcl.nn as nn
 from netcl.core.tensor import Tensor, from_numpy, ops
-from netcl.jit import jit
 from netcl.nn import functional as F
 
 # Sums of a few dozen fp32 products through two or three layers: a few 2^-24 of the
@@ -148,52 +147,3 @@ def test_sdpa_dropout_drops_the_weights_with_the_tensor_layer_generator() -> Non
     assert not keep.all() and keep.any()
     with pytest.raises(ValueError, match="dropout_p"):
         F.scaled_dot_product_attention(q, k, v, dropout_p=1.5)
-
-
-class TinyGPT(nn.Module):
-    """Embedding, one pre-norm causal block, RMSNorm and a head: the attention model the
-    jit test steps."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(None, 11, 16)
-        self.block = nn.TransformerEncoderLayer(None, 16, 2, 32, dropout=0.0, batch_first=True,
-                                                norm_first=True)
-        self.norm = nn.RMSNorm(None, 16)
-        self.head = nn.Linear(None, 16, 11)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        out: Tensor = self.head(self.norm(self.block(self.embed(tokens), is_causal=True)))
-        return out
-
-
-def test_a_jitted_gpt_step_equals_eager_bit_for_bit() -> None:
-    from netcl.optim import Adam
-
-    rng = np.random.default_rng(5)
-    batches = [from_numpy(rng.integers(0, 11, (2, 9)).astype(np.int64)) for _ in range(4)]
-
-    def train(jitted: bool) -> tuple[list[float], dict[str, np.ndarray[Any, Any]]]:
-        nt.manual_seed(0)
-        model = TinyGPT()
-        optimizer = Adam(model.parameters(), lr=1e-2)
-
-        def step(tokens: Tensor) -> Tensor:
-            with ag.Tape() as tape:
-                logits = model(tokens[:, :-1])
-                loss = nn.cross_entropy(ops.reshape(logits, (-1, 11)),
-                                        ops.reshape(tokens[:, 1:], (-1,)))
-            tape.backward(loss)
-            optimizer.step()
-            optimizer.zero_grad()
-            return loss
-
-        run = jit(step) if jitted else step
-        losses = [float(run(tokens).item()) for tokens in batches]
-        return losses, model.state_dict()
-
-    eager_losses, eager_state = train(False)
-    jit_losses, jit_state = train(True)
-    assert jit_losses == eager_losses
-    for name, value in eager_state.items():
-        np.testing.assert_array_equal(jit_state[name], value, err_msg=name)

@@ -13,6 +13,11 @@ import torch.nn.functional as F
 import netcl.autograd as ag
 from netcl.core.tensor import from_numpy, ops
 
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240611)
+
 # Each output is a softmax-weighted mean of S values, and each gradient a sum over L or S
 # of products of such terms: fp32 rounding of a length-E dot and an S-term sum is a few
 # times 2^-24 of the entries' scale per term, so 2e-6 relative to the largest entry

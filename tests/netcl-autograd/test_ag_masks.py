@@ -12,6 +12,11 @@ import netcl.autograd as ag
 from netcl.core.tensor import Tensor, from_numpy, ops
 
 
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240611)
+
+
 def _pair(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[Tensor, torch.Tensor]:
     values = rng.standard_normal(shape).astype(np.float32)
     return from_numpy(values).requires_grad_(), torch.tensor(values, requires_grad=True)
