@@ -233,3 +233,38 @@ def test_seed_example_optimizer_and_scheduler_learn_together() -> None:
         built = built if built is not None else len(device.kernels)
     assert losses[-1] < 0.05 * losses[0]
     assert len(device.kernels) == built
+
+
+def test_step_in_backward_steps_each_param_as_its_hook_fires_without_autograd() -> None:
+    """A stand-in for autograd's hook registry: the caller's backward calls the hooks."""
+    hooks: dict[int, list[Any]] = {}
+
+    class Handle:
+        def __init__(self, key: int, hook: Any) -> None:
+            self.key, self.hook = key, hook
+
+        def remove(self) -> None:
+            hooks[self.key].remove(self.hook)
+
+    def register(p: Tensor, hook: Any) -> Handle:
+        hooks.setdefault(id(p), []).append(hook)
+        return Handle(id(p), hook)
+
+    values = [np.arange(4.0), np.ones((2, 3))]
+    ours, reference = [param(v) for v in values], [param(v) for v in values]
+    fused = no.NAdam(ours, lr=0.1, fused=False)
+    normal = no.NAdam(reference, lr=0.1, fused=False)
+    handle = no.step_in_backward(fused, register)
+    for step in range(3):
+        for p, q in zip(reversed(ours), reversed(reference), strict=True):  # "backward"
+            p.grad, q.grad = grad_like(p, 0.5 + step), grad_like(q, 0.5 + step)
+            for hook in hooks[id(p)]:
+                hook(p)
+            assert p.grad is None
+        normal.step()
+    for p, q in zip(ours, reference, strict=True):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+    handle.remove()
+    assert all(not h for h in hooks.values())
+    with pytest.raises(ValueError, match="in no param group"):
+        fused.step_param(param([1.0]))

@@ -41,6 +41,7 @@ from netcl.optim.param_state import ParamState
 from netcl.optim.radam import RAdam
 from netcl.optim.rmsprop import RMSProp
 from netcl.optim.sgd import SGD
+from netcl.optim.step_in_backward import StepInBackward, step_in_backward
 
 __all__ = [
     "SGD",
@@ -71,8 +72,10 @@ __all__ = [
     "ReduceLROnPlateau",
     "SequentialLR",
     "StepBatch",
+    "StepInBackward",
     "StepLR",
     "__version__",
     "clip_grad_norm_",
     "clip_grad_value_",
+    "step_in_backward",
 ]

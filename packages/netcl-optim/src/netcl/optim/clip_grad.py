@@ -13,6 +13,7 @@ from netcl.core.tensor import Tensor, float32
 from netcl.core.tensor.dispatch import empty
 from netcl.core.tensor.ops.elementwise import elementwise
 from netcl.optim.functional.kernels import Layout, launch_over, optimizer_kernel, work_items
+from netcl.optim.step_in_backward import stepped_in_backward
 
 # Elements each work-item folds into one partial: enough that the partials read
 # back to the host are few, small enough that a float partial stays accurate.
@@ -100,7 +101,16 @@ def clip_grad_norm_(
     """
     if not math.isfinite(max_norm) or max_norm < 0:
         raise ValueError(f"clip_grad_norm_: invalid max_norm: {max_norm!r} (expected >= 0)")
-    grads = _grads(parameters)  # once: parameters may be a generator
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    for p in params:
+        if stepped_in_backward(p):
+            raise ValueError(
+                f"clip_grad_norm_: a parameter of shape {p.shape} is stepped in backward "
+                "(netcl.optim.step_in_backward), which applies and drops each gradient as soon "
+                "as it is complete, before a norm over all of them exists; clip by value in "
+                "the hook's place, or step after backward to clip by norm"
+            )
+    grads = _grads(params)
     total = _total_norm(grads, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(

@@ -255,41 +255,69 @@ class Optimizer(abc.ABC):
         ``closure`` re-evaluates the model and its gradients (it runs first, so
         the update uses the grads it leaves).
         """
-        if self._ownership_checked != ownership.generation():
-            ownership.check_owner(self)  # a newer optimizer may have taken a parameter
-            self._ownership_checked = ownership.generation()
+        self._check_ownership()
         loss = closure() if closure is not None else None
         # Check every group (hyperparameters and grads) before touching any, so a bad
         # one leaves everything as it was.
         groups = [self._launches(index, group) for index, group in enumerate(self.param_groups)]
         for group, (hyper, launches) in zip(self.param_groups, groups, strict=True):
-            states = launches.states()
-            if not states:  # no parameter of the group has a grad
-                continue
-            # The kernels' bias corrections read the new count. A host effect: a captured
-            # step (netcl.jit) counts again at every replay, as does each launch's LiveGroup.
-            before = [dict(st.scalars) for st in states] if hyper.scalar_state else []
-            host_effect(functools.partial(self._advance, states, group))
-            try:
-                names = hyper.state_names()
-                batch = self.flat_layout.batch(launches, names, hyper.initial_value)
-                batch.live = self._live(group, batch)
-                self._update(hyper, batch)
-                batch.write_back()
-            except BaseException:
-                self._count_steps(states, -1.0)
-                for st, scalars in zip(states, before, strict=False):  # [] without scalars
-                    st.scalars = scalars
-                raise
-            if hyper.state_names() or self.counts_steps:  # plain SGD keeps no entry
-                self.state.update(launches.created())
+            self._step_group(group, hyper, launches)
         return loss
 
-    def _launches(self, index: int, group: ParamGroup) -> tuple[Hyperparameters, GroupLaunches]:
-        """Group ``index``'s checked hyperparameters and its launches; changes nothing."""
+    def step_param(self, param: Tensor) -> None:
+        """Step ``param`` alone (if it has a grad), as :meth:`step` would step it.
+
+        For a caller that learns of gradients one by one
+        (:func:`netcl.optim.step_in_backward`); with ``fused=False`` the result is
+        bit-identical to a :meth:`step` over every parameter.
+        """
+        self._check_ownership()
+        for index, group in enumerate(self.param_groups):
+            if any(p is param for p in group["params"]):
+                self._step_group(group, *self._launches(index, group, [param]))
+                return
+        raise ValueError(
+            f"{type(self).__name__}.step_param: the parameter (shape {param.shape}) is in no "
+            "param group of this optimizer"
+        )
+
+    def _check_ownership(self) -> None:
+        if self._ownership_checked != ownership.generation():
+            ownership.check_owner(self)  # a newer optimizer may have taken a parameter
+            self._ownership_checked = ownership.generation()
+
+    def _step_group(self, group: ParamGroup, hyper: Hyperparameters,
+                    launches: GroupLaunches) -> None:
+        """Launch ``launches`` (one group's, checked) and keep the state they made."""
+        states = launches.states()
+        if not states:  # no parameter of the group has a grad
+            return
+        # The kernels' bias corrections read the new count. A host effect: a captured
+        # step (netcl.jit) counts again at every replay, as does each launch's LiveGroup.
+        before = [dict(st.scalars) for st in states] if hyper.scalar_state else []
+        host_effect(functools.partial(self._advance, states, group))
+        try:
+            names = hyper.state_names()
+            batch = self.flat_layout.batch(launches, names, hyper.initial_value)
+            batch.live = self._live(group, batch)
+            self._update(hyper, batch)
+            batch.write_back()
+        except BaseException:
+            self._count_steps(states, -1.0)
+            for st, scalars in zip(states, before, strict=False):  # [] without scalars
+                st.scalars = scalars
+            raise
+        if hyper.state_names() or self.counts_steps:  # plain SGD keeps no entry
+            self.state.update(launches.created())
+
+    def _launches(self, index: int, group: ParamGroup, params: Sequence[Tensor] | None = None
+                  ) -> tuple[Hyperparameters, GroupLaunches]:
+        """Group ``index``'s checked hyperparameters and the launches for ``params`` (all of
+        the group's by default); changes nothing."""
         hyper = self.check_group(group, f"{type(self).__name__}.step: param group {index}")
         launches = self.flat_layout.group_launches(
-            group["params"], self.state, self._new_state, self._check_grad
+            group["params"] if params is None else params, self.state, self._new_state,
+            self._check_grad,
         )
         return hyper, launches
 

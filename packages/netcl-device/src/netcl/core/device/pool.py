@@ -73,6 +73,11 @@ class BufferPool:
             hits=self._hits,
         )
 
+    def reset_peak(self) -> None:
+        """Start ``peak_bytes_in_use`` again from the bytes in use now (torch's
+        ``reset_peak_memory_stats``), to measure the peak of one stretch of work."""
+        self._peak = self._pool.active_bytes
+
     def free_held(self) -> None:
         """Give every buffer not in use back to the driver."""
         self._pool.free_held()
