@@ -4,8 +4,9 @@
     NETCL_DEVICE=gpu python tools/bench/ddp.py --hidden 4096 --batch 2048   # the issue's MLP
     mpiexec -n 2 python tools/bench/ddp.py                       # + the collective over 2 ranks
 
-One process steps the same MLP (784-H x4-10, Adam, flat layout) three ways:
-``plain`` (no averaging), ``mpi`` (the host path's reducer: chunked copies into
+One process steps the same MLP (784-H x4-10, Adam, flat layout) four ways:
+``plain`` (no averaging), ``zero`` (``ZeroRedundancyOptimizer`` in a world of
+one, which must cost nothing), ``mpi`` (the host path's reducer: chunked copies into
 pinned host memory, an MPI all-reduce, copies back) and, where NCCL can run,
 ``nccl`` (device copies into CUDA-allocated memory and an NCCL all-reduce on
 it), each reducer over a communicator of this one process, so the step's
@@ -26,6 +27,7 @@ from harness import Report, add_json_flag, no_sync, time_contenders
 from mpi4py import MPI
 
 import netcl.autograd as ag
+import netcl.distributed as dist
 from netcl.core.device import manager
 from netcl.core.tensor import from_numpy, manual_seed
 from netcl.distributed import host_copy, nccl
@@ -58,10 +60,15 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = from_numpy(rng.standard_normal((args.batch, 784)).astype(np.float32), queue)
     y = from_numpy(rng.integers(0, 10, args.batch), queue)
-    models: dict[str, Module] = {"plain": mlp(queue, args.hidden), "mpi": mlp(queue, args.hidden)}
-    if why_not is None:
-        models["nccl"] = mlp(queue, args.hidden)
-    optimizers = {name: Adam(model.parameters(), lr=1e-4) for name, model in models.items()}
+    # ZeRO over the ranks mpiexec started would be another job than the others' one process.
+    alone = world.size == 1
+    names = ["plain", *(["zero"] if alone else []), "mpi", *(["nccl"] if why_not is None else [])]
+    models = {name: mlp(queue, args.hidden) for name in names}
+    optimizers: dict[str, Any] = {name: Adam(model.parameters(), lr=1e-4)
+                                  for name, model in models.items() if name != "zero"}
+    if alone:
+        optimizers["zero"] = dist.ZeroRedundancyOptimizer(list(models["zero"].parameters()),
+                                                          Adam, world=dist.init(), lr=1e-4)
     named = {name: list(model.named_parameters()) for name, model in models.items()}
     # The hooks hold a reducer weakly: this list keeps them for the run.
     reducers: list[Reducer] = [Reducer(named["mpi"], MPI.COMM_SELF, 25 * 2**20)]
