@@ -12,6 +12,9 @@
    calls replay the capture).
 3. Kernel launches per replayed step of the jitted step, without and with
    elementwise fusion, for both MLPs and a small CNN.
+4. The guards' host cost: main-thread CPU time of the checks a replay makes before
+   it runs (``Jitted.key``: signature, parameters, grads, flags, optimizer state),
+   against the whole replayed call's.
 
     python tools/bench/train_step.py --threads 2     # CPU: PoCL against torch CPU
     NETCL_DEVICE=gpu python tools/bench/train_step.py --device gpu   # GPU: against torch CUDA
@@ -35,6 +38,7 @@ on a shared machine falls on all; ``--json`` adds the tables as one JSON line.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -296,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ok = runs_without_waiting(device, lambda: [step() for _ in range(3)] and None)
     report.note("3 netcl training steps with the queue held shut", "returned" if ok else "WAITED")
     print_launches(report, device, MODELS[args.device])
+    print_guard_cost(report, device, MODELS[args.device], args.rounds)
     report.finish()
 
 
@@ -328,6 +333,23 @@ def print_launches(report: Report, device: Device, specs: Sequence[Spec]) -> Non
         sync()
         counts = jitted.launches
         table.row(name, {"unfused": counts.unfused, "fused": counts.fused})
+
+
+def print_guard_cost(report: Report, device: Device, specs: Sequence[Spec], rounds: int) -> None:
+    """Main-thread CPU per call of a replay's checks alone and of the whole replayed step."""
+    table = report.table("guard checks per replayed training step (netcl.jit), main-thread "
+                         "CPU us per call", ["guards", "replayed call"],
+                         ratios=[("guards", "replayed call")])
+    for spec in specs:
+        step, sync = netcl_eager(spec, device)
+        jitted = jit(step)
+        for _ in range(3):
+            jitted()
+        sync()
+        check = functools.partial(jitted.key, (), {})
+        guards = host_cost((check, sync), 500, rounds)
+        call = host_cost((jitted, sync), 200, rounds)
+        table.row(str(spec), {"guards": guards * 1e6, "replayed call": call * 1e6})
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ import types
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol, cast
 
+import numpy as np
+
+from netcl.core.tensor import Tensor
+
 
 class Guarded(Protocol):
     def jit_guard(self) -> Hashable: ...
@@ -36,8 +40,8 @@ class Guarded(Protocol):
 
 
 # Objects whose attributes are never searched: their attributes are not state a step reads.
-_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
-           types.MethodType, str, bytes, int, float, bool)
+_OPAQUE = (Tensor, np.ndarray, type, types.ModuleType, types.FunctionType,
+           types.BuiltinFunctionType, types.MethodType, str, bytes, int, float, bool)
 
 
 def roots(fn: Callable[..., Any]) -> list[object]:

@@ -83,10 +83,7 @@ class Jitted(Generic[P, R]):
         return self._last.launches
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        signature, tensors = self._signature(args, kwargs)
-        objects = guarded([*roots(self.fn), *args, *kwargs.values()])
-        entry_guards = tuple(o.jit_guard() for o in objects)
-        key = (signature, tuple(map(id, objects)), entry_guards)
+        key, tensors, objects, entry_guards = self.key(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
             entry = self._new_entry(key)
@@ -109,6 +106,17 @@ class Jitted(Generic[P, R]):
         elif capture.device is not None:
             self._keep(entry, capture, tensors, result, objects, entry_guards)
         return result
+
+    def key(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Hashable, list[Tensor], list[Guarded], tuple[Hashable, ...]]:
+        """The cache key of a call with ``args`` and ``kwargs`` (its signature and guards),
+        its Tensor arguments, the guarded objects and their guards: every check a replay
+        makes before it runs (``tools/bench/train_step.py`` times it)."""
+        signature, tensors = self._signature(args, kwargs)
+        objects = guarded([*roots(self.fn), *args, *kwargs.values()])
+        entry_guards = tuple(o.jit_guard() for o in objects)
+        return (signature, tuple(map(id, objects)), entry_guards), tensors, objects, entry_guards
 
     def _new_entry(self, key: Hashable) -> _Entry | None:
         """A cache entry for ``key``; with the cache full, the least recently used one that

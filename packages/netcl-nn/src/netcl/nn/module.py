@@ -202,12 +202,19 @@ class Module:
         """What a captured call (netcl.jit) assumes of this module: every submodule's
         ``training`` flag and every parameter's and buffer's memory, layout,
         ``requires_grad`` and gradient (see ``netcl.core.tensor.replay_state``)."""
-        return tuple(
-            (module.training,
-             tuple(tensor_guard(p) for p in module._parameters.values()),
-             tuple(tensor_guard(b) for b in module._buffers.values()))
-            for module in self.modules()
-        )
+        # Its own walk, not named_modules(): no dotted names, as this runs at every replay.
+        parts: list[Hashable] = []
+        seen: set[int] = set()
+        stack: list[Module] = [self]
+        while stack:
+            module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            parts += (module.training, tuple(map(tensor_guard, module._parameters.values())),
+                      tuple(map(tensor_guard, module._buffers.values())))
+            stack += module._modules.values()
+        return tuple(parts)
 
     def jit_exit(self, entry: Hashable) -> Callable[[], None]:
         """What a replay does for this module after its launches: give every parameter the

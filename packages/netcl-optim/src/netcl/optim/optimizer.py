@@ -381,12 +381,14 @@ class Optimizer(abc.ABC):
                 tuple(tensor_guard(p) for g in self.param_groups for p in g["params"]))
 
     def _state_guard(self) -> Hashable:
-        states = (self.state.get(p) for g in self.param_groups for p in g["params"])
-        return tuple(
-            None if st is None else (st.step is None, tuple(
-                (name, tensor_guard(buffer)) for name, buffer in st.buffers.items()))
-            for st in states
-        )
+        state = self.state
+        parts: list[Hashable] = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                st = state.get(p)
+                parts.append(None if st is None else (st.step is None, tuple(
+                    (name, id(b.buffer), b.offset) for name, b in st.buffers.items())))
+        return tuple(parts)
 
     def jit_exit(self, entry: Hashable) -> Callable[[], None] | None:
         """What a replay does after its launches: give every parameter the grad the

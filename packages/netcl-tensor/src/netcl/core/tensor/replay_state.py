@@ -18,18 +18,19 @@ from collections.abc import Callable, Hashable, Iterable
 from netcl.core.tensor.tensor import Tensor
 
 
-def _layout(t: Tensor) -> Hashable:
-    # id(buffer), not id(t): a replay reads the buffer, and a capture holds every buffer it
-    # saw, so its id cannot be reused by another buffer while the capture lives.
-    return (id(t.buffer), t.offset, t.shape, t.strides, t.dtype.str)
-
-
 def tensor_guard(t: Tensor | None) -> Hashable:
-    """``t``'s buffer, layout, ``requires_grad`` and gradient (None or its buffer and layout)."""
+    """``t``'s buffer, layout, ``requires_grad`` and gradient (None or its buffer and layout).
+
+    id(buffer), not id(t): a replay reads the buffer, and a capture holds every buffer
+    it saw, so its id cannot go to another buffer while the capture lives. Private
+    fields, not the properties: this runs for every parameter at every replayed call.
+    """
     if t is None:
         return None
-    grad = t.grad
-    return (_layout(t), t.requires_grad, None if grad is None else _layout(grad))
+    grad = t._grad
+    return (id(t.buffer), t.offset, t.shape, t.strides, t.dtype, t._requires_grad,
+            None if grad is None else (id(grad.buffer), grad.offset, grad.shape, grad.strides,
+                                       grad.dtype))
 
 
 def grads_restorer(tensors: Iterable[Tensor]) -> Callable[[], None]:
