@@ -12,7 +12,7 @@ import torch
 import netcl.autograd as ag
 import netcl.core.tensor as nt
 import netcl.nn as nn
-from netcl.core.tensor import Tensor, from_numpy, ops
+from netcl.core.tensor import Tensor, from_numpy, ops, philox
 from netcl.nn import functional as F
 
 # Sums of a few dozen fp32 products through two or three layers: a few 2^-24 of the
@@ -133,13 +133,13 @@ def test_encoder_layer_with_torch_weights_matches_torch(norm_first: bool) -> Non
         assert_close(param.grad.numpy(), reference[name].grad, name)
 
 
-def test_sdpa_dropout_drops_the_weights_with_the_tensor_layer_generator() -> None:
+def test_sdpa_dropout_drops_the_weights_with_the_device_generator() -> None:
     rng = np.random.default_rng(3)
     q, k, v = (from_numpy(rng.standard_normal((2, 5, 4)).astype(np.float32)) for _ in range(3))
     nt.manual_seed(11)
     dropped = F.scaled_dot_product_attention(q, k, v, dropout_p=0.4, is_causal=True)
     nt.manual_seed(11)
-    keep = ops.ge(nt.rand((2, 5, 5)), 0.4).numpy()
+    keep = ops.ge(philox.uniform((2, 5, 5), q.device), 0.4).numpy()
     weights = F.softmax(ops.masked_fill(ops.mul(q @ ops.transpose(k, 1, 2), 0.5),
                                         ops.triu(nt.ones((5, 5), nt.bool_), 1), -np.inf))
     expected = (weights.numpy() * keep / 0.6) @ v.numpy()

@@ -27,9 +27,10 @@ def scaled_dot_product_attention(
     where j <= i. Without dropout this is one fused kernel forward and two
     backward that never form the (L, S) weights (memory O(L) per row of
     batch and head; a row with no key left gives 0). With ``dropout_p > 0``
-    (applied whatever the module's mode, as in PyTorch) the weights are
-    formed and dropped out with the tensor layer's host-drawn generator, so
-    such a call is eager-only: ``netcl.jit`` refuses its host upload.
+    (applied whatever the module's mode, as in PyTorch) the (..., L, S)
+    weights are formed and dropped out as ``dropout`` does, with the device
+    generator (so a jitted step replays fresh masks), then multiplied by
+    ``value``: O(L S) memory on that path.
     """
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got "
