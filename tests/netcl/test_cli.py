@@ -69,6 +69,10 @@ def test_bench_outside_a_checkout_says_it_needs_one(
         (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
         (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
         (["train", "--seed", "x"], "--seed: expected a whole number"),
+        (["train", "--seed", "-1"], "--seed: expected a number >= 0, got -1"),
+        (["train", "--checkpoint-dir", __file__], f"--checkpoint-dir: {__file__} is a file"),
+        (["train", "--checkpoint-dir", f"{__file__}/ck"],
+         f"--checkpoint-dir: cannot make {__file__}/ck: Not a directory"),
         (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["train", "--dataset", "idx"], "--dataset idx needs --data DIR"),
         (["train", "--resume"], "--resume needs --checkpoint-dir DIR"),
@@ -148,3 +152,13 @@ def test_train_a_cnn(capsys: pytest.CaptureFixture[str]) -> None:
                           "--no-progress"], capsys)
     assert status == 0 and "cnn with 40,394 parameters" in out
     assert json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.5  # chance is 0.1
+
+
+def test_a_plot_into_a_missing_folder_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    status, out, err = run(["train", "--plot", str(tmp_path / "no" / "curves.png"), "--json"],
+                           capsys)
+    assert status == 2 and err.count("\n") == 1 and out == ""
+    assert f"--plot: the folder {tmp_path / 'no'} does not exist" in err

@@ -47,11 +47,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _int(text: str) -> int:
+def _non_negative_int(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:  # numpy's generators refuse negative seeds
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
 
 
 def build_parser() -> Parser:
@@ -111,7 +114,7 @@ def build_parser() -> Parser:
     run.add_argument("--device", default="auto",
                      help="auto, gpu, cpu, or PLATFORM:DEVICE as 'netcl devices' lists them "
                      "(default: auto)")
-    run.add_argument("--seed", type=_int, default=0,
+    run.add_argument("--seed", type=_non_negative_int, default=0,
                      help="seeds the weights, the test split and the batch order (default: 0)")
     run.add_argument("--checkpoint-dir", metavar="DIR",
                      help="save DIR/checkpoint.safetensors after every epoch (atomically)")

@@ -65,16 +65,25 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError("--resume needs --checkpoint-dir DIR (see netcl train --help)")
     if args.dataset == "idx" and not args.data:
         raise UserError("--dataset idx needs --data DIR (see netcl train --help)")
+    # Whatever the paths name is checked now, not after the last epoch.
+    if checkpoint is not None and checkpoint.parent.exists() and not checkpoint.parent.is_dir():
+        raise UserError(f"--checkpoint-dir: {checkpoint.parent} is a file, not a folder")
     if args.plot:
         with user_errors("--plot"):
             require_matplotlib()
+        folder = Path(args.plot).parent
+        if not folder.is_dir():
+            raise UserError(f"--plot: the folder {folder} does not exist")
     with user_errors("--device"):
         device = manager.default(args.device)
     with user_errors(f"--dataset {args.dataset}"):
         splits = load_dataset(args.dataset, args.data, seed=args.seed)
     if checkpoint is not None:
-        with user_errors("--checkpoint-dir"):
+        try:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a file where a folder of the path should be, no permission
+            raise UserError(f"--checkpoint-dir: cannot make {checkpoint.parent}: "
+                            f"{error.strerror or error}") from error
 
     manual_seed(args.seed)
     model = build_model(args.model, device, splits.image_shape, splits.classes, args.hidden)
