@@ -132,6 +132,10 @@ def test_a_pickle_inside_safetensors_metadata_is_only_text(tmp_path: Path) -> No
         (safetensors.numpy.save({}, metadata={"format": checkpoint_module.FORMAT,
                                               "netcl": '{"eval": "1"}'}), "damaged"),
     ],
+    # Named, not derived from the bytes: safetensors writes metadata keys in a per-process
+    # order, and pytest-xdist's workers must collect the same test names.
+    ids=["empty", "three bytes", "no metadata", "another format", "a missing array",
+         "an unknown key"],
 )
 def test_files_that_are_not_checkpoints_are_refused(
     tmp_path: Path, content: bytes, message: str
