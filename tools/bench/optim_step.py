@@ -178,6 +178,8 @@ def main() -> None:
             for label, flags in torch_variants:
                 try:
                     topt = torch_cls(tparams, **torch_kwargs, **flags)
+                    # Some refuse only at their first step (fused Adagrad is CPU-only).
+                    topt.step()
                 except (RuntimeError, TypeError, ValueError):
                     continue  # e.g. no fused RMSprop in this torch: n/a in the table
                 contenders[label] = (topt.step, sync_torch)
