@@ -147,11 +147,23 @@ def test_files_that_are_not_checkpoints_are_refused(
     assert str(path) in str(raised.value)
 
 
-def test_a_truncated_checkpoint_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep", [-10, -400, 20, 4])
+def test_a_truncated_checkpoint_is_called_truncated(tmp_path: Path, keep: int) -> None:
     path = tmp_path / "c"
     save({"w": np.ones(100, np.float32)}, path)
-    path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(ValueError, match="not a netcl checkpoint"):
+    path.write_bytes(path.read_bytes()[:keep])
+    message = "not a netcl checkpoint" if keep == 4 else r"is truncated: \d+ bytes where"
+    with pytest.raises(ValueError, match=message):
+        load(path)
+
+
+def test_a_flipped_byte_in_the_data_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c"
+    save({"w": np.arange(100, dtype=np.float32), "b": np.zeros(3, np.int64)}, path)
+    data = bytearray(path.read_bytes())
+    data[-50] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="do not match their SHA-256"):
         load(path)
 
 

@@ -6,6 +6,10 @@ the object (dicts, lists, tuples, numbers, strings, None) as JSON in the file's
 metadata, where each array appears as ``{"array": name}``. Reading it parses a
 JSON header and copies raw bytes: nothing in the file is ever executed, so a
 checkpoint from an untrusted source is safe to load (a pickle is refused).
+The metadata also holds a SHA-256 of every array (name, dtype, shape and
+bytes), checked on load: a flipped byte in the data is an error, not a
+silently different model. A file shorter than its header says is called
+truncated.
 
 Writes are atomic: the bytes go to a temporary file in the same folder, which
 is flushed to disk, renamed over the target, and the folder itself is flushed,
@@ -18,6 +22,7 @@ and only a dead process's temporaries are removed).
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import math
 import os
@@ -35,7 +40,7 @@ from netcl.core.tensor import Tensor
 
 FORMAT = "netcl.checkpoint/1"
 # The keys of the safetensors metadata (a str -> str map) this format uses.
-_FORMAT_KEY, _TREE_KEY = "format", "netcl"
+_FORMAT_KEY, _TREE_KEY, _DIGEST_KEY = "format", "netcl", "sha256"
 
 PathLike = str | os.PathLike[str]
 
@@ -51,18 +56,20 @@ def save(obj: Any, path: PathLike) -> None:
     """
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     tree = _encode(obj, "", arrays)
-    metadata = {_FORMAT_KEY: FORMAT, _TREE_KEY: json.dumps(tree, allow_nan=False)}
+    metadata = {_FORMAT_KEY: FORMAT, _TREE_KEY: json.dumps(tree, allow_nan=False),
+                _DIGEST_KEY: _digest(arrays)}
     atomic_write(Path(path), safetensors.numpy.save(arrays, metadata=metadata))
 
 
 def load(path: PathLike) -> Any:
     """Read what :func:`save` wrote: the same tree, with numpy arrays (Tensors come back as
     arrays, tuples as tuples). Raises FileNotFoundError, or ValueError naming the path and
-    what is wrong if the file is not a netcl checkpoint (a pickle, a truncated file, a
-    safetensors file of another origin)."""
+    what is wrong if the file is not a netcl checkpoint (a pickle, a safetensors file of
+    another origin), is truncated, or its arrays do not match their checksum."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    _check_length(path)
     try:
         with safetensors.safe_open(str(path), framework="np") as f:
             metadata = f.metadata() or {}
@@ -76,11 +83,61 @@ def load(path: PathLike) -> Any:
             f"{path} is a safetensors file but not a netcl checkpoint (its metadata has no "
             f"{_FORMAT_KEY!r}: {FORMAT!r})"
         )
+    # Checkpoints written before the checksum have none: they load unchecked.
+    if _DIGEST_KEY in metadata and metadata[_DIGEST_KEY] != _digest(arrays):
+        raise ValueError(
+            f"{path}: the checkpoint's arrays do not match their SHA-256 (the file was "
+            "damaged after it was written)"
+        )
     try:
         tree = json.loads(metadata[_TREE_KEY])
         return _decode(tree, arrays)
     except (ValueError, TypeError, KeyError) as error:
         raise ValueError(f"{path}: the checkpoint's structure is damaged ({error})") from None
+
+
+def _digest(arrays: Mapping[str, np.ndarray[Any, Any]]) -> str:
+    """SHA-256 of every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(json.dumps([name, array.dtype.str, array.shape]).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _check_length(path: Path) -> None:
+    """ValueError if ``path`` is shorter than a safetensors header at its start says.
+
+    The layout (safetensors' format): 8 bytes of little-endian header length, the JSON
+    header, then the data, each tensor's end offset in the header's ``data_offsets``.
+    A file that does not start like that is left to safetensors to refuse.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        start = f.read(8)
+        if len(start) < 8:
+            return
+        header_length = int.from_bytes(start, "little")
+        if header_length > 100_000_000:  # safetensors' own limit: not a safetensors file
+            return
+        header_bytes = f.read(header_length)
+    expected = 8 + header_length
+    if len(header_bytes) == header_length:
+        try:
+            header = json.loads(header_bytes)
+        except ValueError:
+            return
+        if not isinstance(header, dict):
+            return
+        ends = [entry.get("data_offsets", [0, 0])[1] for name, entry in header.items()
+                if name != "__metadata__" and isinstance(entry, dict)]
+        expected += max((e for e in ends if isinstance(e, int)), default=0)
+    if size < expected:
+        raise ValueError(
+            f"{path} is truncated: {size} bytes where its header promises {expected} (a copy "
+            "or a save that was cut short?)"
+        )
 
 
 def atomic_write(path: Path, data: bytes) -> None:
