@@ -394,7 +394,8 @@ class FlatLayout:
                     if (
                         open_range is not None and open_range.stop == index
                         and open_range.step == st.step and open_range.created == created
-                        and open_range.states[0].scalars == st.scalars
+                        and (open_range.states[0].scalars is st.scalars
+                             or open_range.states[0].scalars == st.scalars)
                     ):
                         open_range.stop = index + 1
                         open_range.states.append(st)

@@ -294,7 +294,8 @@ class Optimizer(abc.ABC):
             return
         # The kernels' bias corrections read the new count. A host effect: a captured
         # step (netcl.jit) counts again at every replay, as does each launch's LiveGroup.
-        before = [dict(st.scalars) for st in states] if hyper.scalar_state else []
+        # No copies: a state's numbers are replaced by _advance, never edited in place.
+        before = [st.scalars for st in states] if hyper.scalar_state else []
         host_effect(functools.partial(self._advance, states, group))
         try:
             names = hyper.state_names()
@@ -345,8 +346,15 @@ class Optimizer(abc.ABC):
         self._count_steps(states, +1.0)
         if self.hyperparameters.scalar_state:
             hyper = self._unchecked_hyperparameters(group)
+            # Computed once per distinct (step, numbers): a bucket's members share them. The
+            # new dict may be shared too: a state's numbers are replaced, never edited.
+            advanced: dict[tuple[Any, ...], dict[str, float]] = {}
             for st in states:
-                st.scalars = hyper.advance_scalars(st.step or 0.0, st.scalars)
+                key = (st.step, *st.scalars.items())
+                new = advanced.get(key)
+                if new is None:
+                    new = advanced[key] = hyper.advance_scalars(st.step or 0.0, st.scalars)
+                st.scalars = new
 
     def _count_steps(self, states: list[ParamState], by: float) -> None:
         if self.counts_steps:
