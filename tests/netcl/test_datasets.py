@@ -6,6 +6,7 @@ import gzip
 import importlib.util
 import struct
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,23 @@ def test_mnist5k_is_mlxtends_5000_digits() -> None:
     labels = np.concatenate([splits.train.y, splits.test.y])
     assert np.bincount(labels).tolist() == [500] * 10
     assert splits.train.x.dtype == np.float32 and float(splits.train.x.max()) == 1.0
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    # The header promises 10 bytes; the file inflates to 64 MB. Only the promise plus one
+    # byte may be inflated before it is refused.
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(bytes([0, 0, 0x08, 1]) + (10).to_bytes(4, "big"))
+        zeros = bytes(1 << 20)
+        for _ in range(64):
+            f.write(zeros)
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"the header says shape \(10,\)"):
+            read_idx(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak} bytes allocated reading a 10-byte promise"

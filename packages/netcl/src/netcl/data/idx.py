@@ -12,7 +12,7 @@ import gzip
 import math
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -30,8 +30,10 @@ def read_idx(path: str | Path) -> np.ndarray[Any, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no IDX file at {path}")
+    opener: Any = gzip.open if path.suffix == ".gz" else open
     try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with opener(path, "rb") as f:
+            data = _read_promised(f)
     except (OSError, EOFError, zlib.error) as error:
         raise ValueError(f"{path}: not a readable gzip file ({error})") from None
     if len(data) < 4:
@@ -55,8 +57,22 @@ def read_idx(path: str | Path) -> np.ndarray[Any, Any]:
     dtype = np.dtype(_TYPES[code])
     expected = math.prod(shape) * dtype.itemsize
     if len(data) - start != expected:
+        held = "more" if len(data) - start > expected else str(len(data) - start)
         raise ValueError(
             f"{path}: the header says shape {shape} of {dtype.name} ({expected} bytes of "
-            f"data), the file holds {len(data) - start}"
+            f"data), the file holds {held}"
         )
     return np.frombuffer(data, dtype, offset=start).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _read_promised(f: BinaryIO) -> bytes:
+    """The header, then at most the bytes it promises plus one (one more says "too long"):
+    a small .gz that would inflate to gigabytes is never inflated further. A header that
+    is cut short or names an unknown type reads no data; read_idx reports it."""
+    head = f.read(4)
+    if len(head) < 4 or head[2] not in _TYPES:
+        return head
+    dims = f.read(4 * head[3])
+    shape = np.frombuffer(dims, ">u4", len(dims) // 4)
+    promised = math.prod(int(d) for d in shape) * np.dtype(_TYPES[head[2]]).itemsize
+    return head + dims + f.read(promised + 1)
