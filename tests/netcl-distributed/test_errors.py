@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import netcl.distributed as dist
+import netcl.optim as no
 from netcl.core.tensor import Parameter, float16, from_numpy
 from netcl.nn import Linear
 from netcl.optim import Adam
@@ -80,3 +81,13 @@ def test_zero_refuses_bad_arguments(world: dist.World) -> None:
         zero.step()
     np.testing.assert_array_equal(w.numpy(), np.ones(3, np.float32))  # nothing stepped
     assert zero.state_bytes() == 0
+
+
+@pytest.mark.parametrize("cls", [no.Muon, no.Adafactor])
+def test_zero_refuses_an_algorithm_that_steps_whole_matrices(
+    world: dist.World, cls: type[no.Optimizer]
+) -> None:
+    w = Parameter(from_numpy(np.ones((4, 4), np.float32)))
+    with pytest.raises(TypeError, match=f"{cls.__name__} steps whole matrices"):
+        dist.ZeroRedundancyOptimizer([w], cls, world=world)
+

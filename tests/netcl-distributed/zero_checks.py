@@ -14,7 +14,7 @@ import netcl.autograd as ag
 import netcl.distributed as dist
 from netcl.core.tensor import Parameter, Tensor, from_numpy, manual_seed
 from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
-from netcl.optim import SGD, Adam, Momentum, Optimizer
+from netcl.optim import SGD, Adagrad, Adam, Lion, Momentum, NAdam, Optimizer
 
 world = dist.init()
 rank, size, q = world.rank, world.size, world.device.queue
@@ -181,5 +181,8 @@ def check_a_bucket_steps_as_one() -> None:
 check(Adam, lr=0.01)
 check(Momentum, lr=0.05, momentum=0.9)
 check(SGD, lr=0.1)
+check(NAdam, lr=0.01)  # mu_product: a number per parameter, equal across a bucket
+check(Adagrad, initial_accumulator_value=0.1)  # state that does not start at zero
+check(Lion, lr=1e-3, weight_decay=0.1)  # no step count
 check_a_bucket_steps_as_one()
 print(f"rank {rank} of {size}: zero checks passed")

@@ -81,6 +81,13 @@ class ZeroRedundancyOptimizer:
                 f"ZeroRedundancyOptimizer: optimizer_class must be a netcl.optim.Optimizer "
                 f"subclass (Adam, SGD, ...), got {optimizer_class!r}"
             )
+        if not optimizer_class.shards_elementwise:
+            raise TypeError(
+                f"ZeroRedundancyOptimizer: {optimizer_class.__name__} steps whole matrices "
+                "(its update is not element by element), so its state cannot be sharded by "
+                "element ranges; use it without ZeRO, or an element-wise algorithm (Adam, "
+                "NAdam, Lion, ...)"
+            )
         if "fused" in defaults:
             raise TypeError("ZeroRedundancyOptimizer: takes no 'fused': it always lays out flat")
         self.world = world_or_default(world)

@@ -45,6 +45,8 @@ class Adafactor(Optimizer):
 
     __doc__ = str(__doc__).format(ADAFACTOR_MATH=ADAFACTOR_MATH, PARAMS_DOC=PARAMS_DOC)
     hyperparameters = AdafactorHyperparameters
+    #: It reduces over whole rows and columns: a shard of elements is not a share of its step.
+    shards_elementwise = False
 
     def __init__(
         self,

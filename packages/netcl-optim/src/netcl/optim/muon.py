@@ -44,6 +44,8 @@ class Muon(Optimizer):
 
     __doc__ = str(__doc__).format(MUON_MATH=MUON_MATH, PARAMS_DOC=PARAMS_DOC)
     hyperparameters = MuonHyperparameters
+    #: It orthogonalises whole matrices: a shard of elements is not a share of its step.
+    shards_elementwise = False
 
     def __init__(
         self,

@@ -86,6 +86,10 @@ class Optimizer(abc.ABC):
 
     #: The algorithm's hyperparameter dataclass: its defaults, checks and state names.
     hyperparameters: ClassVar[type[Hyperparameters]]
+    #: Whether a step over any element range of the flat layout is that range's share of
+    #: the whole step (every element-wise algorithm), so the state can be sharded (ZeRO-1).
+    #: False for algorithms that need a whole matrix (Muon, Adafactor).
+    shards_elementwise: ClassVar[bool] = True
 
     def __init__(
         self,
