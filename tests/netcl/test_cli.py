@@ -154,6 +154,14 @@ def test_train_a_cnn(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.5  # chance is 0.1
 
 
+def test_train_a_resnet(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(["train", "--model", "resnet", "--epochs", "1", "--lr", "3e-3",
+                          "--json", "--no-progress"], capsys)
+    assert status == 0 and "resnet with 77,754 parameters" in out
+    # One epoch on digits reached 0.78 (BatchNorm in eval mode for the test); chance is 0.1.
+    assert json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.5
+
+
 def test_a_plot_into_a_missing_folder_is_refused_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
