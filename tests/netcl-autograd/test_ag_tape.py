@@ -272,3 +272,16 @@ def test_a_removed_hook_is_not_called_and_hooks_need_a_leaf_that_requires_grad()
         ag.register_post_accumulate_grad_hook(leaf(3, requires_grad=False), print)
     with pytest.raises(TypeError, match="expected a Tensor"):
         ag.register_post_accumulate_grad_hook(np.zeros(3), print)  # type: ignore[arg-type]
+
+
+def test_tapes_that_are_gone_leave_no_reference_behind() -> None:
+    # A loop that never calls grad() kept one dead weak reference per Tape (per step).
+    from netcl.autograd import tape as tape_module
+
+    x = nt.tensor(np.ones(3, np.float32), requires_grad=True)
+    for _ in range(1000):
+        with ag.Tape() as tape:
+            y = (x * 2.0).sum()
+        tape.backward(y)
+    del tape, y
+    assert len(tape_module._live_tapes) <= 128  # pruned at 64 entries, then at twice the live

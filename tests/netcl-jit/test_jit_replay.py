@@ -125,14 +125,18 @@ def test_launches_before_a_capture_is_an_error() -> None:
     assert step.launches.unfused == 1
 
 
-def test_an_index_out_of_range_at_replay_touches_no_memory_outside() -> None:
-    """Indices are range-checked at capture only; a replay's kernels skip a bad one."""
+def test_an_index_out_of_range_raises_in_a_replay_as_eagerly() -> None:
+    """Tensor indices are checked on the device, so every replay checks them too (before,
+    only the capture did, and a replay silently read element 0)."""
     logits = from_numpy(np.arange(12, dtype=np.float32).reshape(3, 4))
     step = jit(lambda y: ops.take_along_axis(logits, y, 1))
     good = np.array([[0], [3], [1]])
     for _ in range(3):
         np.testing.assert_array_equal(step(from_numpy(good)).numpy(), [[0.0], [7.0], [9.0]])
     bad = from_numpy(np.array([[0], [4], [1]]))
-    with pytest.raises(IndexError):
-        ops.take_along_axis(logits, bad, 1)  # eagerly, the check raises
-    np.testing.assert_array_equal(step(bad).numpy(), [[0.0], [0.0], [9.0]])
+    with pytest.raises(ValueError, match="index 4 is out of range"):
+        ops.take_along_axis(logits, bad, 1).numpy()  # eagerly
+    replayed = step(bad)
+    with pytest.raises(ValueError, match="index 4 is out of range"):
+        replayed.numpy()
+    np.testing.assert_array_equal(replayed.numpy(), [[0.0], [4.0], [9.0]])  # index 0 read instead

@@ -33,6 +33,10 @@ class Node:
 # can find the one that recorded ``outputs`` without the tensors pointing at a tape.
 _live_tapes: list[weakref.ref[Tape]] = []
 _live_tapes_lock = threading.Lock()  # threads add tapes while another prunes the list
+# The list's length at which adding a tape first drops the dead references (then twice
+# the live count): without it, every tape of a loop that never calls grad() left one.
+_PRUNE_AT = 64
+_prune_at = _PRUNE_AT
 # The tape that closed last in this thread (or asyncio task), held so that
 # ``with Tape(): ...`` then ``grad(...)`` works without naming the tape; at most one
 # record per thread is kept alive this way.
@@ -83,7 +87,11 @@ class Tape:
         self._parent = recorder.current()
         self._installed = recorder.recording(self)
         self._installed.__enter__()
+        global _prune_at
         with _live_tapes_lock:
+            if len(_live_tapes) >= _prune_at:
+                _live_tapes[:] = [ref for ref in _live_tapes if ref() is not None]
+                _prune_at = max(_PRUNE_AT, 2 * len(_live_tapes))
             _live_tapes.append(weakref.ref(self))
         return self
 

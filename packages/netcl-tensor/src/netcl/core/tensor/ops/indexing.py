@@ -2,8 +2,11 @@
 
 ``index_select`` and ``take_along_axis`` read; ``index_add`` and
 ``scatter_add`` are their adjoints, which their backward passes need.
-Indices may be negative (counted from the end, as in numpy); every index is
-checked on the host before anything is enqueued or allocated for the result.
+Indices may be negative (counted from the end, as in numpy). Host indices (a
+list, a numpy array) are checked on the host before anything is enqueued; a
+Tensor of indices is checked on the device (``deferred``: ValueError at the
+next read, no wait for the queue), so a captured call (netcl.jit) checks at
+every replay too.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from netcl.core.device import Device
 from netcl.core.tensor import deferred, dtypes
 from netcl.core.tensor.creation import from_numpy
 from netcl.core.tensor.dispatch import MAX_DIMS, empty, int8_vector, launch, record
-from netcl.core.tensor.launch import observing
 from netcl.core.tensor.ops.elementwise import elementwise
 from netcl.core.tensor.ops.reduce import max as reduce_max
 from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
@@ -65,20 +67,21 @@ _checked: dict[int, tuple[weakref.ref[Tensor], int]] = {}
 
 def checked_indices(
     op: str, indices: Tensor, size: int, describe: Callable[[int], str],
-    allowed: int | None = None,
+    allowed: int | None = None, wrap: bool = False,
 ) -> Tensor:
     """``indices`` for an axis of ``size``, checked on the device instead of read back.
 
-    An index outside ``[0, size)`` (other than ``allowed``, a marker such as
-    an ignore_index the caller handles) is reported to ``deferred``: the next
-    read from the device raises ``ValueError(describe(index))``. Meanwhile the
-    returned int64 indices hold 0 in its place, so no kernel reads or writes
-    outside its buffer. Negative indices are not counted from the end here.
+    An index outside ``[0, size)`` (``[-size, size)`` with ``wrap``, negative ones
+    then counted from the end; ``allowed`` exempts a marker such as an ignore_index
+    the caller handles) is reported to ``deferred``: the next read from the device
+    raises ``ValueError(describe(index))``. Meanwhile the returned int64 indices
+    hold 0 in its place, so no kernel reads or writes outside its buffer.
     """
     if indices.dtype not in (dtypes.int32, dtypes.int64):
         raise TypeError(f"{op}: indices must be int32 or int64, got {indices.dtype}")
-    inside = "(a >= 0 && a < b)"
-    safe = elementwise(op, f"({inside} ? a : 0)", [indices, size],
+    inside = "(a >= -b && a < b)" if wrap else "(a >= 0 && a < b)"
+    kept = "(a < 0 ? a + b : a)" if wrap else "a"
+    safe = elementwise(op, f"({inside} ? {kept} : 0)", [indices, size],
                        out_dtype=dtypes.int64)
     if indices.size:
         wrong = f"!{inside}" if allowed is None else f"(!{inside} && a != c)"
@@ -87,24 +90,21 @@ def checked_indices(
         marker = [] if allowed is None else [allowed]
         example = elementwise(op, f"({wrong} ? (long)a : LONG_MIN)", [indices, size, *marker],
                               out_dtype=dtypes.int64)
-        deferred.report(f"{op}:{size}:{allowed}", reduce_max(example), _LONG_MIN, describe)
+        deferred.report(f"{op}:{size}:{allowed}:{wrap}", reduce_max(example), _LONG_MIN,
+                        describe)
     return _checked_indices(safe, size)
 
 
 def as_indices(op: str, indices: IndexLike, axis: int, size: int, device: Device) -> Tensor:
     """``indices`` as a non-negative int64 tensor on ``device``, each checked against ``size``.
 
-    A Tensor of indices is read back to check it. That waits for the queue,
-    but an out-of-range index would make a kernel read or write outside its
-    buffer, silently; the error belongs at this call. Indices are usually far
-    smaller than the data they select, so the transfer is cheap next to it.
-    Host indices (a numpy array, a list) are checked on the host: no wait. The
-    result is a tensor of this function's own, so passing it in again (a
-    backward pass does) is known to be in range without a read.
+    Host indices (a numpy array, a list) are checked on the host: IndexError
+    here. A Tensor of indices is checked on the device (:func:`checked_indices`):
+    ValueError at the next read, and meanwhile a bad index selects element 0.
+    The result is a tensor of this function's own, so passing it in again (a
+    backward pass does) is known to be in range without another check.
     """
     if isinstance(indices, Tensor):
-        if indices.dtype not in (dtypes.int32, dtypes.int64):
-            raise TypeError(f"{op}: indices must be int32 or int64, got {indices.dtype}")
         if indices.device is not device:
             raise ValueError(
                 f"{op}: indices are on {indices.device!r} but the data is on {device!r}"
@@ -112,21 +112,17 @@ def as_indices(op: str, indices: IndexLike, axis: int, size: int, device: Device
         known = _checked.get(id(indices))
         if known is not None and known[0]() is indices and known[1] <= size:
             return indices
-        # A range check, not a value any result depends on: a capture (netcl.jit)
-        # makes it once, and replays rely on the kernels' own bound (indexing.cl).
-        with observing(None):
-            host = indices.numpy()
-        _check_range(op, host, axis, size)
-        if indices.dtype == dtypes.int64 and (host.size == 0 or host.min() >= 0):
-            # A copy of what was checked, enqueued after the read: the caller's
-            # tensor may be written later, this one never is.
-            return _checked_indices(elementwise(op, "a", [indices]), size)
-    else:
-        host = np.asarray(indices)
-        # An empty list comes out as float64; it selects nothing, whatever its dtype.
-        if host.dtype.kind not in "iu" and host.size:
-            raise TypeError(f"{op}: indices must be integers, got an array of {host.dtype}")
-        _check_range(op, host, axis, size)
+
+        def describe(index: int) -> str:
+            return (f"{op}: index {index} is out of range for axis {axis} of size {size} "
+                    f"(valid indices are {-size} to {size - 1})")
+
+        return checked_indices(op, indices, size, describe, wrap=True)
+    host = np.asarray(indices)
+    # An empty list comes out as float64; it selects nothing, whatever its dtype.
+    if host.dtype.kind not in "iu" and host.size:
+        raise TypeError(f"{op}: indices must be integers, got an array of {host.dtype}")
+    _check_range(op, host, axis, size)
     normalized = np.where(host < 0, host + size, host).astype(np.int64)
     return _checked_indices(from_numpy(normalized.reshape(host.shape), device), size)
 
