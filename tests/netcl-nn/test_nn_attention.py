@@ -147,3 +147,11 @@ def test_sdpa_dropout_drops_the_weights_with_the_device_generator() -> None:
     assert not keep.all() and keep.any()
     with pytest.raises(ValueError, match="dropout_p"):
         F.scaled_dot_product_attention(q, k, v, dropout_p=1.5)
+
+
+def test_softmax_takes_dim_as_torch_and_refuses_both_spellings() -> None:
+    values = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+    ours = F.softmax(from_numpy(values), dim=0).numpy()
+    np.testing.assert_allclose(ours, torch.softmax(torch.tensor(values), dim=0), rtol=1e-6)
+    with pytest.raises(TypeError, match="one argument"):
+        F.log_softmax(from_numpy(values), 0, dim=1)

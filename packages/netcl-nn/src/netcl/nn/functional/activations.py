@@ -51,7 +51,11 @@ def log_softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
     the gradient (log_softmax is invariant to it), so it is not recorded; a row
     whose max is infinite or NaN is not shifted, as logsumexp does not shift it.
     """
-    axis = axis if dim is None else dim
+    if dim is not None:
+        if axis != -1:
+            raise TypeError(f"log_softmax: got both axis={axis} and dim={dim}; they are one "
+                            "argument")
+        axis = dim
     with no_grad():
         top = ops.max(x, axis, keepdims=True)
         shift = ops.where(ops.lt(ops.abs(top), math.inf), top, 0.0)
