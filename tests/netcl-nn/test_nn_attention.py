@@ -133,6 +133,36 @@ def test_encoder_layer_with_torch_weights_matches_torch(norm_first: bool) -> Non
         assert_close(param.grad.numpy(), reference[name].grad, name)
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_layer_with_torch_weights_matches_torch(norm_first: bool) -> None:
+    rng = np.random.default_rng(8)
+    torch.manual_seed(3)
+    theirs = torch.nn.TransformerDecoderLayer(16, 4, 32, dropout=0.0, batch_first=True,
+                                              norm_first=norm_first)
+    ours = nn.TransformerDecoderLayer(None, 16, 4, 32, dropout=0.0, batch_first=True,
+                                      norm_first=norm_first)
+    load_torch_state(ours, theirs)
+    tgt = rng.standard_normal((2, 5, 16)).astype(np.float32)
+    memory = rng.standard_normal((2, 7, 16)).astype(np.float32)
+    padding = np.zeros((2, 7), bool)
+    padding[1, -3:] = True
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(5)
+    ours_in = [from_numpy(a).requires_grad_() for a in (tgt, memory)]
+    theirs_in = [torch.tensor(a, requires_grad=True) for a in (tgt, memory)]
+    with ag.Tape() as tape:
+        out = ours(*ours_in, tgt_is_causal=True, memory_key_padding_mask=from_numpy(padding))
+    expected = theirs(*theirs_in, tgt_mask=causal, tgt_is_causal=True,
+                      memory_key_padding_mask=torch.tensor(padding))
+    assert_close(out.numpy(), expected)
+    backward_both(out, expected, rng, tape)
+    for t_ours, t_theirs, what in zip(ours_in, theirs_in, ("dtgt", "dmemory"), strict=True):
+        assert_close(t_ours.grad.numpy(), t_theirs.grad, what)
+    reference = dict(theirs.named_parameters())
+    for name, param in ours.named_parameters():
+        assert param.grad is not None
+        assert_close(param.grad.numpy(), reference[name].grad, name)
+
+
 def test_sdpa_dropout_drops_the_weights_with_the_device_generator() -> None:
     rng = np.random.default_rng(3)
     q, k, v = (from_numpy(rng.standard_normal((2, 5, 4)).astype(np.float32)) for _ in range(3))

@@ -10,7 +10,7 @@ from netcl.core.tensor import Parameter
 from netcl.nn import functional, init
 from netcl.nn._version import __version__
 from netcl.nn.activation import GELU, ReLU, Sigmoid, Tanh
-from netcl.nn.attention import MultiheadAttention, TransformerEncoderLayer
+from netcl.nn.attention import MultiheadAttention
 from netcl.nn.batchnorm import BatchNorm1d, BatchNorm2d, GroupNorm, RMSNorm
 from netcl.nn.container import ModuleList, Sequential
 from netcl.nn.conv import Conv2d
@@ -29,6 +29,7 @@ from netcl.nn.linear import Linear
 from netcl.nn.module import LoadResult, Module, StateDictError
 from netcl.nn.normalization import LayerNorm
 from netcl.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from netcl.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer
 
 __all__ = [
     "GELU",
@@ -55,6 +56,7 @@ __all__ = [
     "Sigmoid",
     "StateDictError",
     "Tanh",
+    "TransformerDecoderLayer",
     "TransformerEncoderLayer",
     "__version__",
     "binary_cross_entropy_with_logits",

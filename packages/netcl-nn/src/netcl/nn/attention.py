@@ -1,20 +1,16 @@
-"""MultiheadAttention and TransformerEncoderLayer, with PyTorch's parameter names."""
+"""MultiheadAttention, with PyTorch's parameter names."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 from netcl.core.tensor import Parameter, Tensor, dtypes, empty, ops
 from netcl.core.tensor.dispatch import DeviceLike, resolve_device
 from netcl.nn import init
-from netcl.nn.dropout import Dropout
-from netcl.nn.functional.activations import gelu, relu
 from netcl.nn.functional.attention import attention_weights, scaled_dot_product_attention
 from netcl.nn.functional.layers import dropout, linear
 from netcl.nn.linear import Linear
 from netcl.nn.module import Module
-from netcl.nn.normalization import LayerNorm
 
 
 class MultiheadAttention(Module):
@@ -148,63 +144,3 @@ def _additive(mask: Tensor, dtype: dtypes.DTypeLike) -> Tensor:
     if mask.dtype == dtypes.bool_:
         return ops.cast(ops.where(mask, -math.inf, 0.0), dtype)
     return mask
-
-
-class TransformerEncoderLayer(Module):
-    """Self-attention then a feed-forward block, each with a residual connection and a
-    LayerNorm, as ``torch.nn.TransformerEncoderLayer`` (same submodule names:
-    ``self_attn``, ``linear1``, ``dropout``, ``linear2``, ``norm1``, ``norm2``,
-    ``dropout1``, ``dropout2``). ``norm_first`` normalises before each block (the
-    GPT-2 arrangement); ``activation`` is "relu", "gelu" or a callable.
-    """
-
-    def __init__(
-        self, q: DeviceLike, d_model: int, nhead: int, dim_feedforward: int = 2048,
-        dropout: float = 0.1, activation: str | Callable[[Tensor], Tensor] = "relu",
-        layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
-        bias: bool = True, dtype: dtypes.DTypeLike = dtypes.float32,
-    ) -> None:
-        super().__init__()
-        device = resolve_device(q)
-        if isinstance(activation, str):
-            if activation not in ("relu", "gelu"):
-                raise ValueError(
-                    f"TransformerEncoderLayer: activation must be 'relu', 'gelu' or a "
-                    f"callable, got {activation!r}"
-                )
-            activation = relu if activation == "relu" else gelu
-        self.activation = activation
-        self.norm_first = norm_first
-        self.self_attn = MultiheadAttention(device, d_model, nhead, dropout, bias, batch_first,
-                                            dtype)
-        self.linear1 = Linear(device, d_model, dim_feedforward, bias, dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(device, dim_feedforward, d_model, bias, dtype)
-        self.norm1 = LayerNorm(device, d_model, layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(device, d_model, layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-
-    def forward(
-        self, src: Tensor, src_mask: Tensor | None = None,
-        src_key_padding_mask: Tensor | None = None, is_causal: bool = False,
-    ) -> Tensor:
-        x = src
-        if self.norm_first:
-            x = ops.add(x, self._attend(self.norm1(x), src_mask, src_key_padding_mask,
-                                        is_causal))
-            return ops.add(x, self._feed_forward(self.norm2(x)))
-        x = self.norm1(ops.add(x, self._attend(x, src_mask, src_key_padding_mask, is_causal)))
-        out: Tensor = self.norm2(ops.add(x, self._feed_forward(x)))
-        return out
-
-    def _attend(self, x: Tensor, mask: Tensor | None, padding: Tensor | None,
-                is_causal: bool) -> Tensor:
-        out: Tensor = self.self_attn(x, x, x, padding, need_weights=False, attn_mask=mask,
-                                     is_causal=is_causal)[0]
-        dropped: Tensor = self.dropout1(out)
-        return dropped
-
-    def _feed_forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
-        return out
