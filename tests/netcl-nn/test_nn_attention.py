@@ -49,6 +49,8 @@ MHA_CASES: list[tuple[str, dict[str, Any]]] = [
                                          average=False)),
     ("causal_cross_attention", dict(batch_first=True, need_weights=False, causal=True,
                                     source=6)),
+    ("key_and_value_dims_differ", dict(batch_first=True, need_weights=True, source=4,
+                                       kdim=5, vdim=3)),
 ]
 
 
@@ -57,18 +59,21 @@ def test_multihead_attention_matches_torch(name: str, case: dict[str, Any]) -> N
     rng = np.random.default_rng(len(name))
     n, length, source, embed, heads = 2, 6, case.get("source", 6), 8, 2
     torch.manual_seed(0)
-    theirs = torch.nn.MultiheadAttention(embed, heads, batch_first=case["batch_first"])
+    dims = dict(kdim=case.get("kdim"), vdim=case.get("vdim"))
+    theirs = torch.nn.MultiheadAttention(embed, heads, batch_first=case["batch_first"], **dims)
     with torch.no_grad():  # nonzero biases, so a misplaced one shows
         theirs.in_proj_bias.normal_()
         theirs.out_proj.bias.normal_()
-    ours = nn.MultiheadAttention(None, embed, heads, batch_first=case["batch_first"])
+    ours = nn.MultiheadAttention(None, embed, heads, batch_first=case["batch_first"], **dims)
     load_torch_state(ours, theirs)
 
-    def layout(rows: int) -> np.ndarray[Any, Any]:
-        shape = (n, rows, embed) if case["batch_first"] else (rows, n, embed)
+    def layout(rows: int, features: int) -> np.ndarray[Any, Any]:
+        shape = (n, rows, features) if case["batch_first"] else (rows, n, features)
         return rng.standard_normal(shape).astype(np.float32)
 
-    query, key, value = layout(length), layout(source), layout(source)
+    query = layout(length, embed)
+    key = layout(source, case.get("kdim") or embed)
+    value = layout(source, case.get("vdim") or embed)
     kwargs: dict[str, Any] = dict(need_weights=case["need_weights"],
                                   average_attn_weights=case.get("average", True))
     theirs_kwargs = dict(kwargs)

@@ -15,10 +15,12 @@ from netcl.nn.module import Module
 
 class MultiheadAttention(Module):
     """Attention over ``num_heads`` heads of ``embed_dim // num_heads`` dims (Vaswani et al.,
-    2017), as ``torch.nn.MultiheadAttention`` with key and value of ``embed_dim``.
+    2017), as ``torch.nn.MultiheadAttention``.
 
-    Parameters ``in_proj_weight`` (3E, E), ``in_proj_bias`` (3E,) and
-    ``out_proj`` (a Linear), so a torch state dict loads as is; initialized
+    Parameters ``in_proj_weight`` (3E, E) (or, when ``kdim`` or ``vdim``
+    differs from E, ``q_proj_weight`` (E, E), ``k_proj_weight`` (E, kdim) and
+    ``v_proj_weight`` (E, vdim)), ``in_proj_bias`` (3E,) and ``out_proj`` (a
+    Linear), so a torch state dict loads as is; initialized
     as torch does (xavier-uniform projections, zero biases). Inputs are
     (N, L, E) when ``batch_first``, else (L, N, E), or unbatched (L, E).
     Masks as torch's: a bool ``attn_mask`` (L, S) or (N*heads, L, S) and a
@@ -33,7 +35,9 @@ class MultiheadAttention(Module):
 
     def __init__(
         self, q: DeviceLike, embed_dim: int, num_heads: int, dropout: float = 0.0,
-        bias: bool = True, batch_first: bool = False, dtype: dtypes.DTypeLike = dtypes.float32,
+        bias: bool = True, add_bias_kv: bool = False, add_zero_attn: bool = False,
+        kdim: int | None = None, vdim: int | None = None, batch_first: bool = False,
+        dtype: dtypes.DTypeLike = dtypes.float32,
     ) -> None:
         super().__init__()
         if num_heads <= 0 or embed_dim % num_heads:
@@ -43,12 +47,32 @@ class MultiheadAttention(Module):
             )
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}")
+        if add_bias_kv or add_zero_attn:
+            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are "
+                                      "not supported")
         device = resolve_device(q)
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
+        self.kdim = embed_dim if kdim is None else kdim
+        self.vdim = embed_dim if vdim is None else vdim
         self.head_dim = embed_dim // num_heads
         self.batch_first = batch_first
-        self.in_proj_weight = Parameter(
-            init.xavier_uniform_(empty((3 * embed_dim, embed_dim), dtype, device)))
+        # One (3E, E) matrix when key and value have E features, else one per projection:
+        # torch's two layouts, so either state dict loads.
+        self.in_proj_weight: Parameter | None = None
+        self.q_proj_weight: Parameter | None = None
+        self.k_proj_weight: Parameter | None = None
+        self.v_proj_weight: Parameter | None = None
+        if self.kdim == embed_dim and self.vdim == embed_dim:
+            self.in_proj_weight = Parameter(
+                init.xavier_uniform_(empty((3 * embed_dim, embed_dim), dtype, device)))
+            for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                self.register_parameter(name, None)
+        else:
+            self.register_parameter("in_proj_weight", None)
+            for name, features in (("q_proj_weight", embed_dim), ("k_proj_weight", self.kdim),
+                                   ("v_proj_weight", self.vdim)):
+                weight = empty((embed_dim, features), dtype, device)
+                setattr(self, name, Parameter(init.xavier_uniform_(weight)))
         self.in_proj_bias: Parameter | None = None
         if bias:
             self.in_proj_bias = Parameter(init.zeros_(empty((3 * embed_dim,), dtype, device)))
@@ -72,10 +96,12 @@ class MultiheadAttention(Module):
             query, key, value = (ops.unsqueeze(t, 0) for t in (query, key, value))
         elif not self.batch_first:
             query, key, value = (ops.transpose(t, 0, 1) for t in (query, key, value))
-        if query.ndim != 3 or query.shape[-1] != self.embed_dim or key.shape != value.shape:
+        if (query.ndim != 3 or query.shape[-1] != self.embed_dim or key.shape[:2] !=
+                value.shape[:2] or key.shape[-1] != self.kdim or value.shape[-1] != self.vdim):
             raise ValueError(
                 f"MultiheadAttention: query {query.shape}, key {key.shape} and value "
-                f"{value.shape} must be (N, L, {self.embed_dim}) and (N, S, {self.embed_dim})"
+                f"{value.shape} must be (N, L, {self.embed_dim}), (N, S, {self.kdim}) and "
+                f"(N, S, {self.vdim})"
             )
         q, k, v = (self._project(t, i) for i, t in enumerate((query, key, value)))
         mask = self._mask(attn_mask, key_padding_mask, query.shape[0], query.shape[1],
@@ -104,7 +130,13 @@ class MultiheadAttention(Module):
         """Projection ``which`` (0 query, 1 key, 2 value) of (N, L, E) as (N, heads, L, d)."""
         rows = slice(which * self.embed_dim, (which + 1) * self.embed_dim)
         bias = None if self.in_proj_bias is None else self.in_proj_bias[rows]
-        projected = linear(x, self.in_proj_weight[rows], bias)
+        if self.in_proj_weight is not None:
+            weight = self.in_proj_weight[rows]
+        else:
+            separate = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)[which]
+            assert separate is not None
+            weight = separate
+        projected = linear(x, weight, bias)
         split = ops.reshape(projected, (x.shape[0], x.shape[1], self.num_heads, self.head_dim))
         return ops.permute(split, (0, 2, 1, 3))
 

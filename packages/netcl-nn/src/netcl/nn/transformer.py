@@ -37,8 +37,8 @@ class _Layer(Module):
         device = resolve_device(q)
         self.activation = _activation(layer, activation)
         self.norm_first = norm_first
-        self.self_attn = MultiheadAttention(device, d_model, nhead, dropout, bias, batch_first,
-                                            dtype)
+        self.self_attn = MultiheadAttention(device, d_model, nhead, dropout, bias,
+                                            batch_first=batch_first, dtype=dtype)
         self.linear1 = Linear(device, d_model, dim_feedforward, bias, dtype)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(device, dim_feedforward, d_model, bias, dtype)
@@ -110,7 +110,7 @@ class TransformerDecoderLayer(_Layer):
                          activation, layer_norm_eps, batch_first, norm_first, bias, dtype)
         device = resolve_device(q)
         self.multihead_attn = MultiheadAttention(device, d_model, nhead, dropout, bias,
-                                                 batch_first, dtype)
+                                                 batch_first=batch_first, dtype=dtype)
         self.norm3 = LayerNorm(device, d_model, layer_norm_eps, bias=bias, dtype=dtype)
         self.dropout3 = Dropout(dropout)
 
