@@ -3,8 +3,10 @@
 The step runs on a device whose queue has profiling enabled; every launch's event is
 kept, and after a few steps the kernels' summed device times are printed, top first
 (name, launches per step, ms per step, share), through tools/bench/harness.py's table
-(``--json``: one JSON line too). Models: the two-conv CNN of issue 30
-(1->32->64 channels, 3x3, max-pool, Linear; 28x28 images, batch 64, Adam).
+(``--json``: one JSON line too). Models: train_step.py's digits CNN (issue 30's
+two-conv CNN), small ResNet and tiny GPT. Under load from other processes a
+kernel's event span includes time its threads were descheduled: compare shares
+within a run, not times across runs.
 
     POCL_MAX_PTHREAD_COUNT=2 python tools/bench/kernel_profile.py --model cnn --steps 5
 """
@@ -16,43 +18,27 @@ import collections
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import pyopencl as cl
 from harness import Report, add_json_flag
+from train_step import DigitsCNN, SmallResNet, Spec, TinyGPT, adam_step
 
-import netcl.autograd as ag
 from netcl.core.device import Device, manager
 from netcl.core.tensor import from_numpy, launch, manual_seed
-from netcl.nn import Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, cross_entropy
 from netcl.optim import Adam
 
 
-def two_conv_cnn(device: Device) -> Module:
-    """Conv(1, 32, 3) ReLU MaxPool(2) Conv(32, 64, 3) ReLU MaxPool(2) Flatten Linear(64*5*5, 10)."""
-    return Sequential(Conv2d(device, 1, 32, 3), ReLU(), MaxPool2d(2),
-                      Conv2d(device, 32, 64, 3), ReLU(), MaxPool2d(2), Flatten(),
-                      Linear(device, 64 * 5 * 5, 10))
-
-
-def cnn_step(device: Device, batch: int = 64) -> Callable[[], None]:
+def model_step(spec: Spec, device: Device) -> Callable[[], None]:
+    """One eager training step (Adam) of a train_step.py model on its data."""
     manual_seed(0)
-    model = two_conv_cnn(device)
+    model = spec.netcl_model(device)
     optimizer = Adam(model.parameters(), lr=1e-3)
-    rng = np.random.default_rng(0)
-    x = from_numpy(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32), device)
-    y = from_numpy(rng.integers(0, 10, batch), device)
-
-    def step() -> None:
-        with ag.Tape() as tape:
-            loss = cross_entropy(model(x), y)
-        tape.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad()
-
-    return step
+    x_host, y_host = spec.data()
+    return adam_step(model, optimizer, from_numpy(x_host, device), from_numpy(y_host, device))
 
 
-MODELS: dict[str, Callable[[Device], Callable[[], None]]] = {"cnn": cnn_step}
+# The models of train_step.py's CPU table, by a short name.
+MODELS: dict[str, Spec] = {"cnn": DigitsCNN((32, 64), 64), "resnet": SmallResNet(16, 64),
+                           "gpt": TinyGPT(2, 64, 4, 32, 65, 32)}
 
 
 def profile(step: Callable[[], None], device: Device, steps: int) -> list[tuple[str, int, float]]:
@@ -90,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     plain = manager.default(args.device)
     queue = cl.CommandQueue(plain.context, properties=cl.command_queue_properties.PROFILING_ENABLE)
     device = manager.for_queue(queue)
-    step = MODELS[args.model](device)
+    step = model_step(MODELS[args.model], device)
     for _ in range(3):  # builds, pool, plans
         step()
     device.synchronize()

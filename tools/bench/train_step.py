@@ -52,17 +52,23 @@ from harness import Contender, Report, add_json_flag, host_cost, no_sync, time_c
 
 import netcl.autograd as ag
 from netcl.core.device import Device, manager
-from netcl.core.tensor import Tensor, from_numpy, manual_seed
+from netcl.core.tensor import Tensor, from_numpy, manual_seed, ops
 from netcl.core.tensor.launch import observing
 from netcl.jit import jit
 from netcl.nn import (
+    AdaptiveAvgPool2d,
+    BatchNorm2d,
     Conv2d,
+    Embedding,
     Flatten,
+    LayerNorm,
     Linear,
     MaxPool2d,
     Module,
+    ModuleList,
     ReLU,
     Sequential,
+    TransformerEncoderLayer,
     cross_entropy,
 )
 from netcl.optim import Adam
@@ -138,9 +144,142 @@ class DigitsCNN:
                              nn.Linear(c2 * 5 * 5, 10))
 
 
-Spec = MLP | DigitsCNN
+class _NetclResidual(Module):
+    """relu(bn(conv(relu(bn(conv(x))))) + x), channels kept: a ResNet basic block."""
+
+    def __init__(self, device: Device, channels: int) -> None:
+        super().__init__()
+        self.body = Sequential(Conv2d(device, channels, channels, 3, padding=1, bias=False),
+                               BatchNorm2d(device, channels), ReLU(),
+                               Conv2d(device, channels, channels, 3, padding=1, bias=False),
+                               BatchNorm2d(device, channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.relu(ops.add(self.body(x), x))
+
+
+class _TorchResidual(torch.nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels), nn.ReLU(),
+                                  nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + x)
+
+
+@dataclass(frozen=True)
+class SmallResNet:
+    """A ResNet-style CNN on mnist5k's 28x28 one-channel images: a 3x3 stem to ``width``
+    channels (BatchNorm, ReLU), a residual block, MaxPool2d(2), a 3x3 conv to twice the
+    width (BatchNorm, ReLU), a residual block, global average pooling, Linear to 10."""
+
+    width: int
+    batch: int
+
+    def __str__(self) -> str:
+        return f"ResNet-style {self.width}-{2 * self.width} ch, 2 blocks, 28x28 b{self.batch}"
+
+    def data(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        return DigitsCNN((0, 0), self.batch).data()
+
+    def netcl_model(self, device: Device) -> Module:
+        w = self.width
+        return Sequential(
+            Conv2d(device, 1, w, 3, padding=1, bias=False), BatchNorm2d(device, w), ReLU(),
+            _NetclResidual(device, w), MaxPool2d(2),
+            Conv2d(device, w, 2 * w, 3, padding=1, bias=False), BatchNorm2d(device, 2 * w),
+            ReLU(), _NetclResidual(device, 2 * w), AdaptiveAvgPool2d(1), Flatten(),
+            Linear(device, 2 * w, 10))
+
+    def torch_model(self) -> torch.nn.Module:
+        w, nn = self.width, torch.nn
+        return nn.Sequential(
+            nn.Conv2d(1, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+            _TorchResidual(w), nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(),
+            _TorchResidual(2 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, 10))
+
+
+class _NetclGPT(Module):
+    def __init__(self, device: Device, spec: TinyGPT) -> None:
+        super().__init__()
+        d = spec.d_model
+        self.embed = Embedding(device, spec.vocab, d)
+        self.position = Embedding(device, spec.context, d)
+        self.blocks = ModuleList([
+            TransformerEncoderLayer(device, d, spec.heads, 4 * d, dropout=0.0, batch_first=True,
+                                    norm_first=True) for _ in range(spec.layers)])
+        self.norm = LayerNorm(device, d)
+        self.head = Linear(device, d, spec.vocab)
+        self.positions = from_numpy(np.arange(spec.context, dtype=np.int64), device)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        x = ops.add(self.embed(tokens), self.position(self.positions))
+        for block in self.blocks:
+            x = block(x, is_causal=True)
+        logits: Tensor = self.head(self.norm(x))
+        return ops.reshape(logits, (-1, logits.shape[-1]))
+
+
+class _TorchGPT(torch.nn.Module):
+    def __init__(self, spec: TinyGPT) -> None:
+        super().__init__()
+        d, nn = spec.d_model, torch.nn
+        self.embed = nn.Embedding(spec.vocab, d)
+        self.position = nn.Embedding(spec.context, d)
+        self.blocks = nn.ModuleList([
+            nn.TransformerEncoderLayer(d, spec.heads, 4 * d, dropout=0.0, batch_first=True,
+                                       norm_first=True) for _ in range(spec.layers)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, spec.vocab)
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(spec.context))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.embed(tokens) + self.position(positions)
+        for block in self.blocks:
+            x = block(x, src_mask=self.mask, is_causal=True)
+        logits: torch.Tensor = self.head(self.norm(x))
+        return logits.reshape(-1, logits.shape[-1])
+
+
+@dataclass(frozen=True)
+class TinyGPT:
+    """A character-level GPT: token and position embeddings, ``layers`` pre-norm causal
+    TransformerEncoderLayers (feed-forward 4x, no dropout), LayerNorm, a Linear head;
+    next-token cross-entropy over every position of ``batch`` sequences of ``context``."""
+
+    layers: int
+    d_model: int
+    heads: int
+    context: int
+    vocab: int
+    batch: int
+
+    def __str__(self) -> str:
+        return (f"tiny GPT {self.layers} layers d{self.d_model} h{self.heads} "
+                f"ctx {self.context} b{self.batch}")
+
+    def data(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        rng = np.random.default_rng(0)
+        tokens = rng.integers(0, self.vocab, (self.batch, self.context + 1)).astype(np.int64)
+        return tokens[:, :-1].copy(), tokens[:, 1:].reshape(-1).copy()
+
+    def netcl_model(self, device: Device) -> Module:
+        return _NetclGPT(device, self)
+
+    def torch_model(self) -> torch.nn.Module:
+        return _TorchGPT(self)
+
+
+Spec = MLP | DigitsCNN | SmallResNet | TinyGPT
 MODELS: dict[str, list[Spec]] = {
-    "cpu": [DigitsCNN((32, 64), 64), MLP((784, 1024, 1024, 10), 256), MLP((64, 256, 10), 64)],
+    "cpu": [DigitsCNN((32, 64), 64), SmallResNet(16, 64), TinyGPT(2, 64, 4, 32, 65, 32),
+            MLP((784, 1024, 1024, 10), 256), MLP((64, 256, 10), 64)],
     "gpu": [MLP((784, 4096, 4096, 4096, 4096, 10), 1024), MLP((784, 1024, 1024, 10), 256)],
 }
 
@@ -264,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sample", type=float, default=0.05, help="seconds per small-op sample")
     parser.add_argument("--step-sample", type=float, default=0.3,
                         help="seconds per training-step sample")
+    parser.add_argument("--only", default="",
+                        help="time only the models whose row name contains this text")
     add_json_flag(parser)
     args = parser.parse_args(argv)
     if args.threads:
@@ -290,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     others = [n for n in CONTENDERS if n != PEER]
     table = report.table("training step (forward, backward, Adam, zero_grad), ms",
                          list(CONTENDERS), ratios=[(n, PEER) for n in others])
-    for spec in MODELS[args.device]:
+    for spec in [m for m in MODELS[args.device] if args.only in str(m)]:
         timers = {name: build(spec, device) for name, build in CONTENDERS.items()}
         times = time_contenders(timers, sample_s=args.step_sample, rounds=args.rounds)
         table.row(str(spec), {name: timing.median * 1e3 for name, timing in times.items()})
