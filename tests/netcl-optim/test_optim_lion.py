@@ -60,6 +60,7 @@ def test_matches_float64_reference(kwargs: dict[str, Any], fused: bool | None) -
                                    err_msg=f"param {i} of shape {SHAPES[i]}")
 
 
+@pytest.mark.smoke
 def test_state_dict_round_trip_and_no_step_count() -> None:
     case = _case("lion", "Lion")
     params = [Parameter(from_numpy(v)) for v in initial_params(case)]

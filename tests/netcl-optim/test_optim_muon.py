@@ -158,6 +158,7 @@ def test_state_dict_crosses_to_torch_and_back() -> None:
     assert back.param_groups[0]["adjust_lr_fn"] is None
 
 
+@pytest.mark.smoke
 def test_refuses_what_torch_refuses() -> None:
     with pytest.raises(ValueError, match=r"params\[1\] has shape \(3,\); Muon steps 2-D"):
         no.Muon([Parameter(from_numpy(np.zeros((2, 2), np.float32))),
