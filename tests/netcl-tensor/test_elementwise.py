@@ -12,8 +12,7 @@ from conftest import LaunchLog
 
 from netcl.core.device import Device, manager
 from netcl.core.tensor import Tensor, from_numpy, ops, tensor, zeros
-from netcl.core.tensor.dispatch import launch_size
-from netcl.core.tensor.launch import observing
+from netcl.core.tensor.launch import launch_size, observing
 from netcl.core.tensor.ops import elementwise as elementwise_module
 
 Array = np.ndarray[Any, Any]

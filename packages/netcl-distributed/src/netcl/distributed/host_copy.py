@@ -17,6 +17,7 @@ import pyopencl as cl
 from mpi4py import MPI
 
 from netcl.core.tensor import Tensor
+from netcl.core.tensor.launch import map_to_host, transfer
 
 
 class Span(NamedTuple):
@@ -77,9 +78,7 @@ def pinned_array(queue: cl.CommandQueue, size: int) -> np.ndarray[Any, Any]:
     buffer = cl.Buffer(queue.context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR,
                        max(size, 1) * 4)
     flags = cast(cl.map_flags, cl.map_flags.READ | cl.map_flags.WRITE)
-    mapped = cl.enqueue_map_buffer(queue, buffer, flags, 0, (max(size, 1),), np.dtype(np.float32),
-                                   is_blocking=True)
-    array = cast(np.ndarray[Any, Any], mapped[0])
+    array = map_to_host(queue, buffer, flags, (max(size, 1),), np.dtype(np.float32))
     array.fill(0)
     return array[:size]
 
@@ -90,9 +89,9 @@ def to_host(queue: cl.CommandQueue, copies: Sequence[Span], host: np.ndarray[Any
     event = None
     size = host.itemsize
     for span in copies:
-        event = cl.enqueue_copy(
+        event = transfer(
             queue, host[span.host_offset:span.host_offset + span.size],
-            cast(cl.Buffer, span.buffer), src_offset=span.device_offset * size,
+            span.buffer, src_offset=span.device_offset * size,
             is_blocking=False,
         )
     return event
@@ -103,8 +102,8 @@ def to_device(queue: cl.CommandQueue, copies: Sequence[Span], host: np.ndarray[A
     """Enqueue the host-to-device copies, not waiting: ``host`` must outlive them."""
     size = host.itemsize
     for span in copies:
-        cl.enqueue_copy(
-            queue, cast(cl.Buffer, span.buffer),
+        transfer(
+            queue, span.buffer,
             host[span.host_offset:span.host_offset + span.size],
             dst_offset=span.device_offset * size, is_blocking=False,
         )

@@ -31,6 +31,7 @@ from mpi4py import MPI
 
 from netcl.autograd import RemovableHandle, no_grad, register_post_accumulate_grad_hook
 from netcl.core.tensor import Tensor
+from netcl.core.tensor.launch import transfer
 from netcl.distributed import host_copy, nccl
 
 # A bucket crosses in chunks of this size, so that copies and the collective overlap. Small
@@ -256,9 +257,9 @@ class NcclReducer(Reducer):
         shared = self._shared[id(bucket)].buffer
         event = None
         for span in chunk.copies:
-            event = cl.enqueue_copy(bucket.params[0].queue, shared, span.buffer,
-                                    byte_count=span.size * 4, src_offset=span.device_offset * 4,
-                                    dst_offset=span.host_offset * 4)
+            event = transfer(bucket.params[0].queue, shared, span.buffer,
+                             byte_count=span.size * 4, src_offset=span.device_offset * 4,
+                             dst_offset=span.host_offset * 4)
         return event
 
     def _start(self, bucket: Bucket, chunk: Chunk) -> None:
@@ -273,7 +274,7 @@ class NcclReducer(Reducer):
         for bucket in self._started:
             shared = self._shared[id(bucket)].buffer
             for span in bucket.copies:
-                cl.enqueue_copy(bucket.params[0].queue, span.buffer, shared,
-                                byte_count=span.size * 4, src_offset=span.host_offset * 4,
-                                dst_offset=span.device_offset * 4)
+                transfer(bucket.params[0].queue, span.buffer, shared,
+                         byte_count=span.size * 4, src_offset=span.host_offset * 4,
+                         dst_offset=span.device_offset * 4)
         self._reset()

@@ -21,9 +21,9 @@ import numpy as np
 
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.dispatch import needs_bound_test
+from netcl.core.tensor.launch import needs_bound_test
 from netcl.core.tensor.launch_info import ElementwiseLaunch, Operand
-from netcl.core.tensor.tensor import contiguous_strides
+from netcl.core.tensor.strides import contiguous_strides
 
 
 def is_flat(access: Operand, dims: Sequence[int]) -> bool:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import pyopencl as cl
-import pyopencl._cl as _cl
 
 from netcl.core.device import Device
-from netcl.core.tensor.dispatch import launch_size
-from netcl.core.tensor.launch import Live
+from netcl.core.tensor import launch
+from netcl.core.tensor.launch import Live, launch_size
 from netcl.core.tensor.launch_info import ElementwiseLaunch, ReductionLaunch
 from netcl.jit import fusion
 from netcl.jit.codegen import fused_kernel, prologue
@@ -56,11 +55,6 @@ class _Step:
     lives: list[_LiveSlot] = field(default_factory=list)
 
 
-# The setters and enqueue the tensor layer's launch path uses (see netcl.core.tensor.launch):
-# pyopencl's public Kernel.set_arg spends 7-17 us per scalar on PoCL.
-_ENQUEUE: Any = _cl.enqueue_nd_range_kernel
-
-
 @dataclass
 class Program:
     """What one replay enqueues, in order: kernel launches and recorded host work."""
@@ -79,20 +73,15 @@ class Program:
             if not isinstance(step, _Step):
                 step()
                 continue
-            kernel: Any = step.kernel
-            if step.inputs:
-                kernel._set_arg_multi(
-                    tuple(x for index, source in step.inputs for x in (index, buffers[source]))
-                )
+            swapped = tuple(x for index, source in step.inputs for x in (index, buffers[source]))
             changed: list[Any] = []
             for slot in step.lives:
                 value = slot.live.read()
                 if value != slot.last:
                     changed += (slot.index, value)
                     slot.last = value
-            if changed:
-                kernel._set_arg_buf_multi(tuple(changed))
-            _ENQUEUE(queue, kernel, step.global_size, step.local_size, None, None, False, True)
+            launch.set_args(step.kernel, swapped, tuple(changed))
+            launch.enqueue_set(queue, step.kernel, step.global_size, step.local_size)
 
 
 def build(
@@ -116,7 +105,7 @@ def build(
             continue
         # A kernel object of its own, so its arguments stay set between replays.
         program = cast(cl.Program, item.kernel.get_info(cl.kernel_info.PROGRAM))
-        kernel: Any = cl.Kernel(program, item.kernel.function_name)
+        kernel = cl.Kernel(program, item.kernel.function_name)
         step = _Step(kernel, item.global_size, item.local_size)
         memory: list[Any] = []
         values: list[Any] = []
@@ -130,10 +119,7 @@ def build(
                 buffers.append(arg)
             else:
                 values += (index, arg)
-        if memory:
-            kernel._set_arg_multi(tuple(memory))
-        if values:
-            kernel._set_arg_buf_multi(tuple(values))
+        launch.set_args(kernel, tuple(memory), tuple(values))
         steps.append(step)
     launches = sum(isinstance(s, _Step) for s in steps)
     return Program(device.queue, steps, launches, buffers)

@@ -43,15 +43,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-import pyopencl as cl
 import pyopencl.tools as cl_tools
 
 from netcl.core.device import Device
 from netcl.core.tensor import Tensor, empty, float32, from_numpy, recorder, zeros
-from netcl.core.tensor.tensor import contiguous_strides
+from netcl.core.tensor.launch import transfer
+from netcl.core.tensor.strides import contiguous_strides
 from netcl.optim.functional.kernels import LiveGroup
 from netcl.optim.param_state import ParamState
 
@@ -552,17 +552,15 @@ def _copy_into(flat: Tensor, start: int, p: Tensor) -> None:
     if not p.size:
         return
     itemsize = p.itemsize
-    # pyopencl's stubs name Buffer; a pooled buffer copies the same way.
-    cl.enqueue_copy(
-        flat.queue, cast(cl.Buffer, flat.buffer), cast(cl.Buffer, p.buffer),
-        byte_count=p.size * itemsize, src_offset=p.offset * itemsize,
-        dst_offset=(flat.offset + start) * itemsize,
+    transfer(
+        flat.queue, flat.buffer, p.buffer, byte_count=p.size * itemsize,
+        src_offset=p.offset * itemsize, dst_offset=(flat.offset + start) * itemsize,
     )
 
 
 def _write(view: Tensor, host: np.ndarray[Any, Any]) -> None:
     """Copy contiguous ``host`` into contiguous ``view`` (blocking: the caller may drop it)."""
-    cl.enqueue_copy(
-        view.queue, cast(cl.Buffer, view.buffer), np.ascontiguousarray(host, view.dtype),
+    transfer(
+        view.queue, view.buffer, np.ascontiguousarray(host, view.dtype),
         dst_offset=view.offset * view.itemsize, is_blocking=True,
     )

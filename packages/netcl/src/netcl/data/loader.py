@@ -12,6 +12,7 @@ import pyopencl as cl
 from netcl.core.device import Device, manager
 from netcl.core.tensor import Tensor, empty
 from netcl.core.tensor.dispatch import DeviceLike, resolve_device
+from netcl.core.tensor.launch import transfer
 from netcl.data.datasets import ArrayDataset
 
 Batch = tuple[Tensor, ...]
@@ -153,8 +154,7 @@ class DataLoader:
             out = empty(host.shape, host.dtype, self.device)
             if host.size:
                 # Non-blocking: pyopencl's event keeps ``host`` alive until the copy is done.
-                buffer = cast(cl.Buffer, out.buffer)
-                events.append(cl.enqueue_copy(self.device.queue, buffer, host, is_blocking=False))
+                events.append(transfer(self.device.queue, out.buffer, host, is_blocking=False))
             tensors.append(out)
         return tuple(tensors), events
 

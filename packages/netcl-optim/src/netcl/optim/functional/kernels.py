@@ -22,8 +22,7 @@ import pyopencl.tools as cl_tools
 
 from netcl.core.device import Device
 from netcl.core.tensor import float16
-from netcl.core.tensor.dispatch import launch
-from netcl.core.tensor.launch import Live
+from netcl.core.tensor.launch import Live, launch
 from netcl.optim.functional.device_arrays import Span
 
 KERNEL_DIR = Path(__file__).resolve().parent

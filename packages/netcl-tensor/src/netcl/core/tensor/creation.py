@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyopencl as cl
@@ -12,7 +12,7 @@ import pyopencl.array as cl_array
 
 from netcl.core.tensor import dtypes, philox
 from netcl.core.tensor.dispatch import DeviceLike, empty, resolve_device
-from netcl.core.tensor.launch import host_upload
+from netcl.core.tensor.launch import host_upload, transfer
 from netcl.core.tensor.tensor import Scalar, Tensor, as_shape
 
 _generator = np.random.default_rng()
@@ -77,7 +77,7 @@ def from_numpy(array: np.ndarray[Any, Any], device: DeviceLike = None) -> Tensor
         flags = cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR
         staging = cl.Buffer(target.context, flags, hostbuf=host)
         # pyopencl's stubs name Buffer; a pooled buffer copies the same way.
-        cl.enqueue_copy(target.queue, cast(cl.Buffer, out.buffer), staging, byte_count=host.nbytes)
+        transfer(target.queue, out.buffer, staging, byte_count=host.nbytes)
     return out
 
 

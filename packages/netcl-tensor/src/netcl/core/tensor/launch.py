@@ -1,9 +1,16 @@
-"""The one place every kernel of netcl is enqueued, and the slot that watches it.
+"""The one place every kernel of netcl is enqueued and every copy is made, and the slot
+that watches them.
 
 ``enqueue(device, kernel, global_size, local_size, args)`` is the chokepoint:
 every op of the tensor layer (elementwise, reductions, movement, indexing,
 matmul, conv) and every kernel of netcl-optim (the functional steps,
-clip_grad) reaches the device through it. Each entry of ``args`` is one kernel
+clip_grad) reaches the device through it, or through :func:`launch` (a 1-D
+launch over a count of work-items) or :func:`enqueue_prepared` over it. A
+replay (netcl-jit's program) holds kernel objects of its own, sets their
+arguments with :func:`set_args` and enqueues them with :func:`enqueue_set`;
+buffers are copied to, from and between devices with :func:`transfer` (and mapped
+into host memory with :func:`map_to_host`). Nothing
+else in netcl calls pyopencl's enqueue functions. Each entry of ``args`` is one kernel
 argument, of one of three kinds:
 
 - a buffer: a ``pyopencl.MemoryObjectHolder`` (a ``cl.Buffer`` or a pooled
@@ -47,16 +54,24 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import pyopencl as cl
 import pyopencl._cl as _cl
+import pyopencl.cltypes as cltypes
 
 if TYPE_CHECKING:
     from netcl.core.device import Device
 
 Size = tuple[int, ...]
+
+# How many work-items a 1-D launch is rounded up to: a multiple of every
+# vendor's warp/wavefront, so the driver never picks a tiny work-group size.
+LAUNCH_ALIGN = 64
+# Kernels take shapes and strides as one OpenCL int8 vector each.
+MAX_DIMS = 8
+_INT8: np.dtype[Any] = cltypes.int8
 
 
 class Live:
@@ -152,6 +167,27 @@ def pack_float32(value: float) -> bytes:
     return _FLOAT32(value)
 
 
+def int8_vector(values: Sequence[int]) -> np.ndarray[Any, Any]:
+    """``values`` (at most 8, zero-padded) as an OpenCL ``int8`` kernel argument."""
+    # np.array with cltypes' dtype, not cltypes.make_int8, which evals code on
+    # every call (~15x slower, and this runs for every operand of every op).
+    padded = tuple(values) + (0,) * (MAX_DIMS - len(values))
+    return np.array(padded, dtype=_INT8)
+
+
+def launch_size(work_items: int, align: int = LAUNCH_ALIGN) -> int:
+    """The global size of a 1-D launch over ``work_items``: rounded up to ``align``."""
+    return -(-work_items // align) * align
+
+
+def needs_bound_test(device: Device, work_items: int) -> bool:
+    """Whether a 1-D kernel over ``work_items``, launched at ``launch_size``, must test
+    its bound. Always on a GPU (the kernels measured and tested there); on a CPU
+    only when rounding added work-items, since PoCL does not vectorize a kernel
+    that returns early (a 262144-element add ran 3.8x slower with the test)."""
+    return device.type != "cpu" or launch_size(work_items) != work_items
+
+
 def host_read(what: str) -> None:
     """Tell the observer, if any, that ``what`` reads a tensor's value back."""
     observer = _current.get()
@@ -236,3 +272,75 @@ def enqueue_prepared(
         if values:
             setter._set_arg_buf_multi(values)
         _ENQUEUE(device.queue, kernel, global_size, local_size, None, None, False, True)
+
+
+def launch(
+    device: Device,
+    kernel: cl.Kernel,
+    work_items: int,
+    *args: Any,
+    local_size: int | None = None,
+    about: object = None,
+) -> None:
+    """Enqueue ``kernel(*args)`` over ``work_items`` (rounded up; kernels check their bound),
+    through :func:`enqueue`."""
+    if work_items == 0:
+        return
+    global_size = launch_size(work_items, local_size or LAUNCH_ALIGN)
+    local = None if local_size is None else (local_size,)
+    enqueue(device, kernel, (global_size,), local, args, about)
+
+
+def set_args(kernel: cl.Kernel, buffers: tuple[Any, ...], values: tuple[Any, ...]) -> None:
+    """Set arguments on a kernel object only its caller launches (a replay's own), as flat
+    (index, argument, ...) tuples of buffers and by-value arguments (see
+    :func:`enqueue_prepared`); not locked, as nobody else sets them."""
+    setter: Any = kernel
+    if buffers:
+        setter._set_arg_multi(buffers)
+    if values:
+        setter._set_arg_buf_multi(values)
+
+
+def enqueue_set(
+    queue: cl.CommandQueue, kernel: cl.Kernel, global_size: Size, local_size: Size | None
+) -> None:
+    """Enqueue ``kernel`` with the arguments :func:`set_args` left on it; not observed (a
+    replay is what an observer recorded)."""
+    _ENQUEUE(queue, kernel, global_size, local_size, None, None, False, True)
+
+
+def transfer(
+    queue: cl.CommandQueue,
+    dest: Any,
+    source: Any,
+    *,
+    byte_count: int | None = None,
+    src_offset: int = 0,
+    dst_offset: int = 0,
+    is_blocking: bool | None = None,
+) -> cl.Event:
+    """Copy ``source`` into ``dest`` on ``queue``: a device buffer (pooled or not) or a
+    host array each, offsets in bytes; returns the copy's event. A copy with the
+    host blocks unless ``is_blocking`` is False (pyopencl's default); one between
+    buffers never does, and takes no ``is_blocking``."""
+    kwargs: dict[str, Any] = {}
+    if byte_count is not None:
+        kwargs["byte_count"] = byte_count
+    if src_offset:
+        kwargs["src_offset"] = src_offset
+    if dst_offset:
+        kwargs["dst_offset"] = dst_offset
+    if is_blocking is not None:
+        kwargs["is_blocking"] = is_blocking
+    return cl.enqueue_copy(queue, dest, source, **kwargs)
+
+
+def map_to_host(
+    queue: cl.CommandQueue, buffer: cl.Buffer, flags: cl.map_flags, shape: Size,
+    dtype: np.dtype[Any],
+) -> np.ndarray[Any, Any]:
+    """``buffer`` mapped into host memory as an array of ``shape`` and ``dtype``, once every
+    command before it has run (a blocking map); the array holds the mapping."""
+    mapped = cl.enqueue_map_buffer(queue, buffer, flags, 0, shape, dtype, is_blocking=True)
+    return cast(np.ndarray[Any, Any], mapped[0])

@@ -20,8 +20,8 @@ import numpy as np
 
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.dispatch import empty, launch
-from netcl.core.tensor.launch import Live, host_effect
+from netcl.core.tensor.dispatch import empty
+from netcl.core.tensor.launch import Live, host_effect, launch
 from netcl.core.tensor.tensor import Tensor
 
 KERNEL_FILE = Path(__file__).with_name("philox.cl")

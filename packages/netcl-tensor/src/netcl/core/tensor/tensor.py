@@ -13,20 +13,13 @@ import pyopencl.array as cl_array
 
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.launch import host_read
+from netcl.core.tensor.launch import host_read, transfer
 from netcl.core.tensor.recorder import recording
+from netcl.core.tensor.strides import contiguous_strides
 
 Shape = tuple[int, ...]
 Scalar = float | int | bool
 Axes = int | Sequence[int] | None
-
-
-def contiguous_strides(shape: Sequence[int]) -> Shape:
-    """Row-major strides, in elements, for ``shape``."""
-    strides = [1] * len(shape)
-    for d in range(len(shape) - 2, -1, -1):
-        strides[d] = strides[d + 1] * max(shape[d + 1], 1)
-    return tuple(strides)
 
 
 class Tensor:
@@ -222,11 +215,7 @@ class Tensor:
                 source = ops.copy(self)
         host = np.empty(self.shape, dtype=self.dtype)
         if host.size:
-            # pyopencl's stubs name Buffer; a pooled buffer copies the same way.
-            device_buffer = cast(cl.Buffer, source.buffer)
-            cl.enqueue_copy(
-                self.queue, host, device_buffer, src_offset=source.offset * self.itemsize
-            )
+            transfer(self.queue, host, source.buffer, src_offset=source.offset * self.itemsize)
         return host
 
     def item(self) -> Scalar:

@@ -14,7 +14,8 @@ import numpy as np
 import pyopencl.cltypes as cltypes
 
 from netcl.core.tensor import dtypes, recorder
-from netcl.core.tensor.dispatch import common_device, empty, launch, record
+from netcl.core.tensor.dispatch import common_device, empty, record
+from netcl.core.tensor.launch import launch
 from netcl.core.tensor.ops import conv_cpu
 from netcl.core.tensor.ops.elementwise import add, copy_
 from netcl.core.tensor.ops.matmul import TileConfig, implicit_gemm

@@ -22,20 +22,21 @@ import numpy as np
 import pyopencl as cl
 
 from netcl.core.device import Device
-from netcl.core.tensor import dtypes
-from netcl.core.tensor.dispatch import (
+from netcl.core.tensor import dtypes, strides
+from netcl.core.tensor.dispatch import common_device, needs_grad, record
+from netcl.core.tensor.launch import (
     MAX_DIMS,
-    common_device,
+    current_observer,
+    enqueue_prepared,
     int8_vector,
     launch_size,
     needs_bound_test,
-    needs_grad,
-    record,
+    pack_int32,
 )
-from netcl.core.tensor.launch import current_observer, enqueue_prepared, pack_int32
 from netcl.core.tensor.launch_info import ElementwiseLaunch
 from netcl.core.tensor.launch_info import Operand as LaunchOperand
-from netcl.core.tensor.tensor import Scalar, Shape, Tensor, contiguous_strides, type_name
+from netcl.core.tensor.strides import contiguous_strides
+from netcl.core.tensor.tensor import Scalar, Shape, Tensor, type_name
 
 KERNEL_FILE = Path(__file__).with_name("elementwise.cl")
 # A scalar operand is passed as this numpy type of the compute type's C name.
@@ -63,32 +64,7 @@ def broadcasts_to(shape: Shape, target: Shape) -> bool:
 
 def broadcast_strides(t: Tensor, shape: Shape) -> Shape:
     """``t``'s strides seen from ``shape``: 0 along every broadcast dimension."""
-    lead = len(shape) - t.ndim
-    return (0,) * lead + tuple(
-        0 if size == 1 and want != 1 else stride
-        for size, stride, want in zip(t.shape, t.strides, shape[lead:], strict=True)
-    )
-
-
-def _collapse(shape: Shape, all_strides: list[Shape]) -> tuple[Shape, list[Shape]]:
-    """Drop size-1 dimensions and merge neighbours every operand walks contiguously.
-
-    Fewer dimensions means fewer divisions per element, and the common case
-    (everything contiguous) becomes one flat dimension.
-    """
-    keep = [d for d in range(len(shape)) if shape[d] != 1]
-    dims = [shape[d] for d in keep]
-    strides = [[s[d] for d in keep] for s in all_strides]
-    d = len(dims) - 1
-    while d > 0:
-        if all(s[d - 1] == s[d] * dims[d] for s in strides):
-            dims[d - 1] *= dims[d]
-            del dims[d]
-            for s in strides:
-                s[d - 1] = s[d]
-                del s[d]
-        d -= 1
-    return tuple(dims), [tuple(s) for s in strides]
+    return strides.broadcast_strides(t.shape, t.strides, shape)
 
 
 def _load(slot: str, dtype: np.dtype[Any], ct: str) -> str:
@@ -192,10 +168,10 @@ def elementwise(
 def _described(plan: _Plan, out: Tensor, operands: Sequence[Operand]) -> ElementwiseLaunch:
     """The launch as :class:`ElementwiseLaunch`, a scalar operand as the argument it is given."""
     slots: list[Any] = []
-    strides = iter(plan.collapsed[1:])
+    operand_strides = iter(plan.collapsed[1:])
     for x, (_, prepared) in zip(operands, plan.operands, strict=True):
         if isinstance(x, Tensor):
-            slots.append(LaunchOperand(x.buffer, x.offset, next(strides), x.dtype))
+            slots.append(LaunchOperand(x.buffer, x.offset, next(operand_strides), x.dtype))
         else:
             slots.append(prepared(x))  # type: ignore[operator]
     result = LaunchOperand(out.buffer, out.offset, plan.collapsed[0], out.dtype)
@@ -216,10 +192,42 @@ def _plan(
 ) -> _Plan:
     """Check ``operands`` and plan their elementwise launch (see ``elementwise``)."""
     tensors = [x for x in operands if isinstance(x, Tensor)]
-    anchor = tensors or ([out] if out is not None else [])
     device = common_device(op, [*tensors, *([out] if out is not None else [])])
+    compute = _compute_dtype(op, operands, tensors, out, float_op)
+    result_dtype = out_dtype or compute
+    layout = _layout(op, tensors, out, result_dtype)
+    n = math.prod(layout.shape)
+    ct = dtypes.COMPUTE_C_TYPE[compute]
+    # Vectors of four where every operand and the output are flat and 4 bytes an
+    # element (elementwise.cl's VEC).
+    vec = layout.flat and vector_lanes(device) and layout.store_dtype.itemsize == 4 and all(
+        t.dtype.itemsize == 4 for t in tensors)
+    defines = _defines(expr, operands, ct, layout, vec, needs_bound_test(device, n))
+    return _Plan(
+        kernel=device.kernels.kernel(KERNEL_FILE, "elementwise", defines),
+        global_size=(launch_size(-(-n // 4) if vec else n),),
+        shape=layout.shape,
+        strides=contiguous_strides(layout.shape),
+        dtype=result_dtype,
+        nbytes=n * result_dtype.itemsize,
+        values=(0, pack_int32(n), 1, int8_vector(layout.dims).tobytes(),
+                4, int8_vector(layout.collapsed[0]).tobytes()),
+        operands=_fixed_arguments(operands, layout, _SCALAR_TYPES[ct]),
+        expr=expr,
+        compute=ct,
+        dims=layout.dims,
+        collapsed=tuple(layout.collapsed),
+    )
 
-    compute = anchor[0].dtype if not tensors else tensors[0].dtype
+
+def _compute_dtype(
+    op: str, operands: Sequence[Operand], tensors: list[Tensor], out: Tensor | None,
+    float_op: bool,
+) -> np.dtype[Any]:
+    """The dtype ``operands`` are computed in: tensors promote as numpy's arrays do, scalars
+    as Python numbers do against them; float32 for a ``float_op`` on integers."""
+    anchor = tensors or ([out] if out is not None else [])
+    compute = anchor[0].dtype
     for t in tensors[1:]:
         compute = dtypes.promote(compute, t.dtype)
     for x in operands:
@@ -231,8 +239,24 @@ def _plan(
             compute = dtypes.promote_with_scalar(compute, x)
     if float_op and not dtypes.is_floating(compute):
         compute = dtypes.float32
-    result_dtype = out_dtype or compute
+    return compute
 
+
+class _Layout(NamedTuple):
+    """Where the launch walks: the broadcast shape, its collapsed dimensions, and the
+    collapsed strides of the output then of each tensor operand."""
+
+    shape: Shape
+    store_dtype: np.dtype[Any]
+    dims: Shape
+    collapsed: list[Shape]
+    flat: bool
+
+
+def _layout(
+    op: str, tensors: list[Tensor], out: Tensor | None, result_dtype: np.dtype[Any]
+) -> _Layout:
+    """Broadcast ``tensors`` (into ``out``'s shape when given) and collapse their strides."""
     shape = broadcast_shapes(op, [t.shape for t in tensors]) if tensors else ()
     if out is not None:
         if broadcast_shapes(op, [shape, out.shape]) != out.shape:
@@ -240,34 +264,29 @@ def _plan(
         shape, out_strides, store_dtype = out.shape, out.strides, out.dtype
     else:
         out_strides, store_dtype = contiguous_strides(shape), result_dtype
-
-    ct = dtypes.COMPUTE_C_TYPE[compute]
-    scalar_type = _SCALAR_TYPES[ct]
     strides_in = [broadcast_strides(t, shape) for t in tensors]
-    dims, collapsed = _collapse(shape, [out_strides, *strides_in])
+    dims, collapsed = strides.collapse(shape, [out_strides, *strides_in])
     if len(dims) > MAX_DIMS:
         raise ValueError(f"{op}: more than {MAX_DIMS} non-contiguous dimensions in shape {shape}")
     flat = len(dims) <= 1 and all(s == (1,) or s == () for s in collapsed)
+    return _Layout(shape, store_dtype, dims, collapsed, flat)
 
-    n = math.prod(shape)
-    # Vectors of four where every operand and the output are flat and 4 bytes an
-    # element (elementwise.cl's VEC).
-    vec = flat and vector_lanes(device) and store_dtype.itemsize == 4 and all(
-        t.dtype.itemsize == 4 for t in tensors)
-    out_type = dtypes.STORAGE_C_TYPE[store_dtype]
+
+def _defines(
+    expr: str, operands: Sequence[Operand], ct: str, layout: _Layout, vec: bool, guard: bool
+) -> dict[str, str | int]:
+    """elementwise.cl's build options: ``expr`` over these operands' kinds and dtypes."""
+    out_type = dtypes.STORAGE_C_TYPE[layout.store_dtype]
     defines: dict[str, str | int] = {
-        "GUARD": int(needs_bound_test(device, n)),
-        "NDIM": 0 if flat else len(dims),
+        "GUARD": int(guard),
+        "NDIM": 0 if layout.flat else len(layout.dims),
         "CT": ct,
         "EXPR": expr,
         "OUT_T": out_type,
-        "STORE(idx, v)": _store(store_dtype),
+        "STORE(idx, v)": _store(layout.store_dtype),
         "VEC": int(vec),
         "VECTOR_T": f"{out_type}4",
     }
-    prepared: list[tuple[int, bytes | type[np.generic]]] = []
-    tensor_index = 0
-    index = 5  # the first operand's first argument (see elementwise)
     for slot, x in zip("abc", operands, strict=False):
         upper = slot.upper()
         if isinstance(x, Tensor):
@@ -280,34 +299,32 @@ def _plan(
             defines[f"VLOAD_{upper}"] = (
                 f"const {c_type}4 v{slot} = vload4(0, {slot}_data + {slot}_offset + i);")
             defines[f"LANE_{upper}(s)"] = f"(({ct})v{slot}.s)"
-            prepared.append((index, int8_vector(collapsed[1 + tensor_index]).tobytes()))
-            tensor_index += 1
-            index += 3
         else:
             defines[f"PARAMS_{upper}"] = f", const {ct} {slot}_scalar"
             defines[f"LOAD_{upper}"] = defines[f"LANE_{upper}(s)"] = f"{slot}_scalar"
             defines[f"VLOAD_{upper}"] = ""
-            prepared.append((index, scalar_type))
-            index += 1
     for slot in "ABC"[len(operands):]:
         defines[f"PARAMS_{slot}"] = defines[f"VLOAD_{slot}"] = ""
         defines[f"LOAD_{slot}"] = defines[f"LANE_{slot}(s)"] = "0"
+    return defines
 
-    return _Plan(
-        kernel=device.kernels.kernel(KERNEL_FILE, "elementwise", defines),
-        global_size=(launch_size(-(-n // 4) if vec else n),),
-        shape=shape,
-        strides=contiguous_strides(shape),
-        dtype=result_dtype,
-        nbytes=n * result_dtype.itemsize,
-        values=(0, pack_int32(n), 1, int8_vector(dims).tobytes(),
-                4, int8_vector(collapsed[0]).tobytes()),
-        operands=tuple(prepared),
-        expr=expr,
-        compute=ct,
-        dims=dims,
-        collapsed=tuple(collapsed),
-    )
+
+def _fixed_arguments(
+    operands: Sequence[Operand], layout: _Layout, scalar_type: type[np.generic]
+) -> tuple[tuple[int, bytes | type[np.generic]], ...]:
+    """Per operand, its first argument's index and what never changes between calls: a
+    tensor's collapsed strides, packed, or the numpy type a scalar is passed as."""
+    prepared: list[tuple[int, bytes | type[np.generic]]] = []
+    operand_strides = iter(layout.collapsed[1:])
+    index = 5  # the first operand's first argument (see elementwise)
+    for x in operands:
+        if isinstance(x, Tensor):
+            prepared.append((index, int8_vector(next(operand_strides)).tobytes()))
+            index += 3
+        else:
+            prepared.append((index, scalar_type))
+            index += 1
+    return tuple(prepared)
 
 
 def vector_lanes(device: Device) -> bool:

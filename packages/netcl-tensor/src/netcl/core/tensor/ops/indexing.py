@@ -21,10 +21,12 @@ import numpy as np
 from netcl.core.device import Device
 from netcl.core.tensor import deferred, dtypes
 from netcl.core.tensor.creation import from_numpy
-from netcl.core.tensor.dispatch import MAX_DIMS, empty, int8_vector, launch, record
+from netcl.core.tensor.dispatch import empty, record
+from netcl.core.tensor.launch import MAX_DIMS, int8_vector, launch
 from netcl.core.tensor.ops.elementwise import elementwise
 from netcl.core.tensor.ops.reduce import max as reduce_max
-from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
+from netcl.core.tensor.strides import contiguous_strides
+from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("indexing.cl")
 IndexLike = Tensor | np.ndarray[Any, Any] | Sequence[int]

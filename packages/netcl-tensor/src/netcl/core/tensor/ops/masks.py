@@ -13,7 +13,8 @@ import numpy as np
 
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.dispatch import empty, launch
+from netcl.core.tensor.dispatch import empty
+from netcl.core.tensor.launch import launch
 from netcl.core.tensor.ops.elementwise import broadcasts_to, cast, where
 from netcl.core.tensor.tensor import Scalar, Tensor, type_name
 

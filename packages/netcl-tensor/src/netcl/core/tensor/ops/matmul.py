@@ -10,7 +10,6 @@ its shapes pays for planning once.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +21,7 @@ from netcl.core.tensor.ops import gemm
 from netcl.core.tensor.ops.elementwise import copy_, fill_
 from netcl.core.tensor.ops.gemm import Operand, implicit_gemm
 from netcl.core.tensor.ops.matmul_tiles import TILE_CONFIGS, MmaTile, TileConfig
+from netcl.core.tensor.strides import broadcast_strides, collapse, merge
 from netcl.core.tensor.tensor import Shape, Tensor, type_name
 
 __all__ = ["TILE_CONFIGS", "MmaTile", "TileConfig", "implicit_gemm", "matmul", "matmul_with"]
@@ -153,15 +153,15 @@ def _product(device: Device, a: Tensor, b: Tensor, batch: Shape, kernel: str | N
     materialise the operands to first, if they must be."""
     m, k = a.shape[-2:]
     n = b.shape[-1]
-    a_batch = _broadcast_batch_strides(a, batch)
-    b_batch = _broadcast_batch_strides(b, batch)
+    a_batch = broadcast_strides(a.shape[:-2], a.strides[:-2], batch)
+    b_batch = broadcast_strides(b.shape[:-2], b.strides[:-2], batch)
     b_op = Operand(b.dtype, b.shape, b.offset, b.strides[-2], b.strides[-1], ())
 
     # (..., M, K) @ (K, N): when B does not vary over the batch and A's batch
     # rows lie evenly spaced (a contiguous activation, say), the batch is
     # just more rows of one 2-D product, which keeps the GPU busier.
     if all(s == 0 for s in b_batch):
-        rows = _merge([*batch, m], [*a_batch, a.strides[-2]])
+        rows = merge((*batch, m), (*a_batch, a.strides[-2]))
         if rows is not None:
             total_rows, row_stride = rows
             a_op = Operand(a.dtype, a.shape, a.offset, row_stride, a.strides[-1], ())
@@ -172,7 +172,7 @@ def _product(device: Device, a: Tensor, b: Tensor, batch: Shape, kernel: str | N
     # collapsed along so that the kernel's batch index z still addresses
     # output matrix z.
     out_strides = tuple(m * n * math.prod(batch[d + 1:]) for d in range(len(batch)))
-    dims, (a_bs, b_bs, _) = _collapse(batch, [a_batch, b_batch, out_strides])
+    dims, (a_bs, b_bs, _) = collapse(batch, [a_batch, b_batch, out_strides])
     materialize = None
     if len(dims) > gemm.MAX_BATCH_DIMS:
         # Rare: broadcast patterns that do not collapse. Materialising both
@@ -186,44 +186,6 @@ def _product(device: Device, a: Tensor, b: Tensor, batch: Shape, kernel: str | N
         b_op = b_op._replace(batch_strides=b_bs)
     plan = gemm.product_plan(device, a_op, b_op, a.dtype, dims, m, n, k, kernel, tile)
     return plan, materialize
-
-
-def _broadcast_batch_strides(t: Tensor, batch: Shape) -> Shape:
-    """``t``'s batch strides seen from ``batch``: 0 along broadcast dimensions."""
-    own = t.shape[:-2]
-    lead = len(batch) - len(own)
-    return (0,) * lead + tuple(
-        0 if size == 1 else stride
-        for size, stride in zip(own, t.strides[:-2], strict=True)
-    )
-
-
-def _merge(shape: Sequence[int], strides: Sequence[int]) -> tuple[int, int] | None:
-    """(size, stride) of one dimension walking all of ``shape`` evenly, if there is one."""
-    kept = [(size, stride) for size, stride in zip(shape, strides, strict=True) if size != 1]
-    if not kept:
-        return math.prod(shape), 0
-    size, stride = kept[-1]
-    for outer_size, outer_stride in reversed(kept[:-1]):
-        if outer_stride != stride * size:
-            return None
-        size *= outer_size
-    return size, stride
-
-
-def _collapse(shape: Shape, all_strides: list[Shape]) -> tuple[Shape, list[Shape]]:
-    """Drop size-1 batch dimensions and merge neighbours every operand walks evenly."""
-    keep = [d for d in range(len(shape)) if shape[d] != 1]
-    dims = [shape[d] for d in keep]
-    strides = [[s[d] for d in keep] for s in all_strides]
-    for d in range(len(dims) - 1, 0, -1):
-        if all(s[d - 1] == s[d] * dims[d] for s in strides):
-            dims[d - 1] *= dims[d]
-            del dims[d]
-            for s in strides:
-                s[d - 1] = s[d]
-                del s[d]
-    return tuple(dims), [tuple(s) for s in strides]
 
 
 def _materialize(t: Tensor, shape: Shape) -> Tensor:

@@ -18,7 +18,8 @@ from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import common_device, empty, record
 from netcl.core.tensor.ops.elementwise import elementwise
 from netcl.core.tensor.ops.indexing import index_select
-from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
+from netcl.core.tensor.strides import contiguous_strides
+from netcl.core.tensor.tensor import Shape, Tensor
 
 # What getitem records as ``index``: one entry per dimension of the result's
 # making, in order: a non-negative int (that input dimension is dropped),

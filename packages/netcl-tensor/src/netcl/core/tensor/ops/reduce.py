@@ -13,11 +13,12 @@ import numpy as np
 import pyopencl as cl
 
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.dispatch import launch_size, record
-from netcl.core.tensor.launch import current_observer, enqueue_prepared, pack_int32
+from netcl.core.tensor.dispatch import record
+from netcl.core.tensor.launch import current_observer, enqueue_prepared, launch_size, pack_int32
 from netcl.core.tensor.launch_info import Operand, ReductionLaunch
 from netcl.core.tensor.ops.elementwise import _store, elementwise
-from netcl.core.tensor.tensor import Shape, Tensor, contiguous_strides
+from netcl.core.tensor.strides import contiguous_strides
+from netcl.core.tensor.tensor import Shape, Tensor
 
 # This module defines sum, max and min; the builtins are reached as builtins.*.
 KERNEL_FILE = Path(__file__).with_name("reduce.cl")
