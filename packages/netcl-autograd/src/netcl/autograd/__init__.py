@@ -13,8 +13,9 @@ from netcl.autograd.functional import grad
 from netcl.autograd.grad_mode import is_recording, no_grad
 from netcl.autograd.gradcheck import GradcheckError, gradcheck
 from netcl.autograd.hooks import RemovableHandle, register_post_accumulate_grad_hook
+from netcl.autograd.node import Node
 from netcl.autograd.rules import RULES, Rule
-from netcl.autograd.tape import Node, Tape
+from netcl.autograd.tape import Tape
 
 __all__ = [
     "RULES",

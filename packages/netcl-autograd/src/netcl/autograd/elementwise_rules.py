@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from netcl.autograd.broadcasting import fit
-from netcl.autograd.tape import Node
+from netcl.autograd.node import Node
 from netcl.core.tensor import Tensor, ops
 from netcl.core.tensor.tensor import Scalar
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from netcl.autograd.broadcasting import sum_to_shape
-from netcl.autograd.tape import Node
+from netcl.autograd.node import Node
 from netcl.core.tensor import Tensor, ops
 
 Grad = Tensor | None

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from netcl.autograd.broadcasting import sum_to_shape
-from netcl.autograd.tape import Node
+from netcl.autograd.node import Node
 from netcl.core.tensor import Tensor, ops, zeros
 from netcl.core.tensor.ops import indexing
 

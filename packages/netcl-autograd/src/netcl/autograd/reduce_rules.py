@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from netcl.autograd.broadcasting import expand_view, unsqueeze_axes
-from netcl.autograd.tape import Node
+from netcl.autograd.node import Node
 from netcl.core.tensor import Tensor, ops
 
 Grad = Tensor | None

@@ -17,7 +17,7 @@ from netcl.autograd import elementwise_rules as ew
 from netcl.autograd import linalg_rules as la
 from netcl.autograd import movement_rules as mv
 from netcl.autograd import reduce_rules as rd
-from netcl.autograd.tape import Node
+from netcl.autograd.node import Node
 from netcl.core.tensor import Tensor
 
 Rule = Callable[[Tensor, Node], Sequence[Tensor | None]]

@@ -7,27 +7,13 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from netcl.autograd.hooks import run_post_accumulate_grad_hooks
+from netcl.autograd.node import Node
+from netcl.autograd.rules import RULES
 from netcl.core.tensor import Tensor, ones_like, ops, recorder
-
-
-@dataclass(eq=False)
-class Node:
-    """One recorded op: what backward needs to push a gradient from ``output`` to ``inputs``.
-
-    ``saved`` is exactly what the op handed to the recorder (operands, axes,
-    shapes, indices); the rule for ``op`` in ``netcl.autograd.rules`` reads it.
-    """
-
-    op: str
-    inputs: tuple[Tensor, ...]
-    output: Tensor
-    saved: Mapping[str, Any]
-
 
 # Tapes that may still hold a record, newest last, so that ``grad(outputs, inputs)``
 # can find the one that recorded ``outputs`` without the tensors pointing at a tape.
@@ -204,8 +190,6 @@ class Tape:
         gradient (and dropped from the result) right after the walk passes the
         earliest op that used it: no op left can add to its gradient.
         """
-        from netcl.autograd.rules import RULES  # the rules import ops that import this module
-
         if self._freed:
             raise RuntimeError(
                 "this Tape's record was already used by a backward pass and freed; to run "

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
+from typing import Any, Literal, SupportsFloat
 
 from netcl.optim.scheduler_checks import (
+    HasParamGroups,
     int_at_least,
     load_checked,
     number,
@@ -18,9 +19,6 @@ from netcl.optim.scheduler_checks import (
     step_epoch,
     unchanged_on_error,
 )
-
-if TYPE_CHECKING:
-    from netcl.optim.lr_scheduler import HasParamGroups
 
 __all__ = ["ReduceLROnPlateau"]
 

@@ -13,9 +13,10 @@ import math
 import types
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from netcl.optim.lr_plateau import ReduceLROnPlateau as ReduceLROnPlateau
+from netcl.optim.scheduler_checks import HasParamGroups as HasParamGroups
 from netcl.optim.scheduler_checks import (
     increasing,
     int_at_least,
@@ -28,13 +29,6 @@ from netcl.optim.scheduler_checks import (
     step_epoch,
     unchanged_on_error,
 )
-
-
-class HasParamGroups(Protocol):
-    """Anything with optimizer-style parameter groups; every group holds at least ``"lr"``."""
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]: ...
 
 
 class _MissingInitialLRError(KeyError, ValueError):

@@ -14,10 +14,14 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from netcl.optim.lr_scheduler import HasParamGroups
+
+class HasParamGroups(Protocol):
+    """Anything with optimizer-style parameter groups; every group holds at least ``"lr"``."""
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]: ...
 
 
 class Checked(Protocol):

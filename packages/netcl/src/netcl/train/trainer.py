@@ -13,7 +13,6 @@ from netcl.jit import CaptureError
 from netcl.jit import jit as jit_step  # `jit` is the name of the constructor's flag
 from netcl.nn import Module
 from netcl.optim import LRScheduler, Optimizer, ReduceLROnPlateau, clip_grad_norm_
-from netcl.train.callbacks import Callback
 from netcl.train.checkpoint import PathLike, load, save
 from netcl.train.progress import EpochBar
 
@@ -21,6 +20,32 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 Scheduler = LRScheduler | ReduceLROnPlateau
 Batches = Iterable[Sequence[Tensor]]
 Record = dict[str, float]
+
+
+class Callback:
+    """Override the hooks you need; each does nothing by default.
+
+    ``on_batch_end`` gets the batch's loss as a device Tensor: reading it
+    (``.item()``) waits for the device, so read it only now and then. It is
+    the hook's to keep, also when the JIT replays the steps (the Trainer
+    hands hooks a copy then, as every replay writes its loss in one place).
+    Setting ``trainer.stop = True`` ends ``fit`` after the current epoch.
+    """
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first epoch of a ``fit``."""
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        """Before epoch ``epoch`` (counted from 0)."""
+
+    def on_batch_end(self, trainer: Trainer, batch: int, loss: Tensor) -> None:
+        """After batch ``batch`` of the epoch has been enqueued (forward, backward, step)."""
+
+    def on_epoch_end(self, trainer: Trainer, record: Record) -> None:
+        """After an epoch (and its validation): ``record`` is its ``history`` entry."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """After the last epoch of a ``fit``."""
 
 
 class Trainer:

@@ -26,7 +26,7 @@ from functools import partial
 from netcl.core.device import Device
 from netcl.core.tensor import ops
 from netcl.core.tensor.launch import current_observer, host_effect, observing
-from netcl.core.tensor.tensor import Tensor
+from netcl.core.tensor.tensor import Tensor, read_checks
 
 _lock = threading.Lock()
 # device -> key -> (the accumulated scalar, its fine value, the message for a bad value)
@@ -70,3 +70,6 @@ def raise_pending(device: Device) -> None:
             found.append(describe(value))
     if found:
         raise ValueError("; ".join(found))
+
+
+read_checks.append(raise_pending)

@@ -57,3 +57,6 @@ def rebuild(kind: type[Tensor], values: np.ndarray[Any, Any], requires_grad: boo
         return kind(data, requires_grad=requires_grad)
     data.requires_grad = requires_grad
     return data
+
+
+Tensor.reducer = reduce

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from netcl.core.tensor.tensor import Tensor
+from typing import Any, Protocol
 
 
 class Recorder(Protocol):
-    """Told of each op whose inputs need a gradient, in the order they run."""
+    """Told of each op whose inputs need a gradient, in the order they run: ``inputs`` and
+    ``output`` are the op's Tensors (typed ``Any`` here: Tensor itself uses this slot,
+    to keep its own copies off a tape)."""
 
     def record(
-        self, op: str, inputs: Sequence[Tensor], output: Tensor, saved: Mapping[str, Any]
+        self, op: str, inputs: Sequence[Any], output: Any, saved: Mapping[str, Any]
     ) -> None: ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any, SupportsIndex, cast
+from typing import Any, ClassVar, SupportsIndex, cast
 
 import numpy as np
 import pyopencl as cl
@@ -21,6 +21,12 @@ Shape = tuple[int, ...]
 Scalar = float | int | bool
 Axes = int | Sequence[int] | None
 
+# What every read from a device runs first, given the device: netcl.core.tensor.deferred
+# adds its check of errors found on the device when it is imported (as every op that
+# leaves such a check has imported it). A list this module owns, not an import of
+# deferred: deferred computes with the ops, which build Tensors.
+read_checks: list[Callable[[Device], None]] = []
+
 
 class Tensor:
     """An n-dimensional array on an OpenCL device.
@@ -34,6 +40,10 @@ class Tensor:
     #: Raises if this tensor's memory was overwritten since it was handed out (a result
     #: of a netcl.jit replay, valid until the next replay); None for every other tensor.
     expiry: Callable[[], None] | None = None
+
+    #: What ``pickle`` and ``copy.deepcopy`` store for a tensor: set by
+    #: ``netcl.core.tensor.pickling`` (which the package imports), as it builds tensors.
+    reducer: ClassVar[Callable[[Tensor], tuple[Any, ...]]]
 
     def __init__(
         self,
@@ -206,7 +216,8 @@ class Tensor:
         if self.expiry is not None:
             self.expiry()
         host_read(what)
-        deferred.raise_pending(self.device)
+        for check in read_checks:
+            check(self.device)
         if self.is_contiguous:
             source = self
         else:
@@ -448,9 +459,7 @@ class Tensor:
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
         """Pickle and deepcopy through host memory (see ``netcl.core.tensor.pickling``)."""
-        from netcl.core.tensor import pickling  # it builds tensors: imported once all exist
-
-        return pickling.reduce(self)
+        return Tensor.reducer(self)
 
 
 class Parameter(Tensor):
@@ -502,7 +511,7 @@ def _shape_args(args: tuple[int | Sequence[int], ...]) -> Shape:
 
 
 # Imported last: the ops build Tensors, and Tensor's methods call the ops.
-from netcl.core.tensor import deferred, ops  # noqa: E402
+from netcl.core.tensor import ops  # noqa: E402
 
 
 def _axis(op: str, axis: Any, dim: Any) -> Any:
