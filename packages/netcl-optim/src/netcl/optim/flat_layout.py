@@ -272,7 +272,8 @@ class StepBatch:
     first_steps: list[bool] = field(default_factory=list)
     #: The state each entry's step count is read from (a range's first member's).
     counters: list[ParamState] = field(default_factory=list)
-    #: The group's hyperparameters and ``steps`` as a replay re-reads them (set by the step).
+    #: The group's hyperparameters and ``steps`` as a replay re-reads them: set only while
+    #: a capture records (see ``Optimizer._step_group``); eager steps pass plain values.
     live: LiveGroup | None = None
     #: (parameter, contiguous copy stepped in its place): the kernels take contiguous
     #: memory, so a strided parameter is stepped in a copy that ``write_back`` returns.

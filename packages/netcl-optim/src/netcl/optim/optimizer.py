@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, TypeAlias
 
 from netcl.core.tensor import Tensor, float16, float32
-from netcl.core.tensor.launch import host_effect
+from netcl.core.tensor.launch import current_observer, host_effect
 from netcl.core.tensor.replay_state import grads_restorer, tensor_guard
 from netcl.optim import ownership
 from netcl.optim.flat_layout import FlatLayout, GroupLaunches, StepBatch, unmovable_reason
@@ -304,7 +304,11 @@ class Optimizer(abc.ABC):
         try:
             names = hyper.state_names()
             batch = self.flat_layout.batch(launches, names, hyper.initial_value)
-            batch.live = self._live(group, batch)
+            # Values go down: the kernels' scalars are computed from ``hyper`` and the
+            # counts as they are now. Only a capture (netcl.jit, an observer of the
+            # launches) needs them re-readable, so only then is a LiveGroup made.
+            if current_observer() is not None:
+                batch.live = self._live(group, batch)
             self._update(hyper, batch)
             batch.write_back()
         except BaseException:
