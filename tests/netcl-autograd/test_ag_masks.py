@@ -110,6 +110,13 @@ def test_dim_and_keepdim_mean_what_axis_and_keepdims_mean(rng: np.random.Generat
         np.testing.assert_allclose(getattr(x, name)(dim=(0, 2)).numpy(),
                                    getattr(t, name)(dim=(0, 2)).numpy(), rtol=1e-6)
     assert x.argmax(dim=2).numpy().tolist() == t.argmax(dim=2).tolist()
+    for name in ("max", "min"):
+        values, indices = getattr(x, name)(dim=1, keepdim=True)
+        expected = getattr(t, name)(dim=1, keepdim=True)
+        np.testing.assert_array_equal(values.numpy(), expected.values.numpy())
+        assert indices.numpy().tolist() == expected.indices.tolist()
+        np.testing.assert_array_equal(getattr(x, name)(axis=1).numpy(),
+                                      expected.values.numpy()[:, 0])
     np.testing.assert_allclose(x.softmax(dim=1).numpy(), t.softmax(dim=1).numpy(), rtol=1e-6)
     assert ops.cat([x, x], dim=2).shape == (2, 3, 8)
     assert ops.stack([x, x], dim=1).shape == (2, 2, 3, 4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, SupportsIndex, cast
+from typing import Any, ClassVar, NamedTuple, SupportsIndex, cast, overload
 
 import numpy as np
 import pyopencl as cl
@@ -373,9 +373,39 @@ class Tensor:
              keepdim: bool | None = None) -> Tensor:
         return ops.mean(self, _axis("mean", axis, dim), _keep("mean", keepdims, keepdim))
 
-    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        # No dim= here: torch's x.max(dim=...) returns (values, indices), not a tensor.
-        return ops.max(self, axis, keepdims)
+    @overload
+    def max(self, axis: Axes = None, keepdims: bool = False) -> Tensor: ...
+
+    @overload
+    def max(self, axis: None = None, keepdims: bool = False, *, dim: int,
+            keepdim: bool | None = None) -> ValuesIndices: ...
+
+    def max(self, axis: Axes = None, keepdims: bool = False, *, dim: int | None = None,
+            keepdim: bool | None = None) -> Tensor | ValuesIndices:
+        """The max over ``axis`` (numpy's spelling: a tensor); with PyTorch's ``dim`` the
+        (values, indices) pair ``torch.max(x, dim)`` returns."""
+        return self._extremum("max", ops.max, ops.argmax, axis, keepdims, dim, keepdim)
+
+    @overload
+    def min(self, axis: Axes = None, keepdims: bool = False) -> Tensor: ...
+
+    @overload
+    def min(self, axis: None = None, keepdims: bool = False, *, dim: int,
+            keepdim: bool | None = None) -> ValuesIndices: ...
+
+    def min(self, axis: Axes = None, keepdims: bool = False, *, dim: int | None = None,
+            keepdim: bool | None = None) -> Tensor | ValuesIndices:
+        """As :meth:`max`, for the min."""
+        return self._extremum("min", ops.min, ops.argmin, axis, keepdims, dim, keepdim)
+
+    def _extremum(self, op: str, values: Any, where: Any, axis: Axes, keepdims: bool,
+                  dim: int | None, keepdim: bool | None) -> Tensor | ValuesIndices:
+        keep = _keep(op, keepdims, keepdim)
+        if dim is None:
+            result: Tensor = values(self, axis, keep)
+            return result
+        _axis(op, axis, dim)
+        return ValuesIndices(values(self, dim, keep), where(self, dim, keep))
 
     def argmax(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
                keepdim: bool | None = None) -> Tensor:
@@ -530,3 +560,10 @@ def _keep(op: str, keepdims: bool, keepdim: bool | None) -> bool:
     if keepdims:
         raise TypeError(f"{op}: got both keepdims and keepdim; they are one argument")
     return keepdim
+
+
+class ValuesIndices(NamedTuple):
+    """What ``Tensor.max(dim=...)``/``min(dim=...)`` return, as ``torch.return_types.max``."""
+
+    values: Tensor
+    indices: Tensor
