@@ -172,6 +172,23 @@ def test_what_four_lanes_do_not_take_runs_one_element_a_work_item(
         np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=1e-3)
 
 
+def test_strided_operands_on_a_cpu_launch_rows(rng: np.random.Generator) -> None:
+    # Where PoCL vectorizes across work-items (no vector lanes), strided launches are 2-D:
+    # (innermost size, the rest), the outer index taken once a row (elementwise.cl's ROWS).
+    a = operand(rng, (3, 5, 7), False)
+    t = from_numpy(a)
+    if elementwise_module.vector_lanes(t.device):
+        pytest.skip("rows are the launch of devices without vector lanes (PoCL)")
+    log = LaunchLog()
+    with observing(log):
+        cases = [(t + from_numpy(a[:, :1, :1]), a + a[:, :1, :1]),
+                 (ops.permute(t, (2, 0, 1)) * 2, a.transpose(2, 0, 1) * 2.0),
+                 (t[:, ::2, 1:] - 1, a[:, ::2, 1:] - 1.0)]
+    assert [g for _, g, _ in log.launches] == [(35, 3), (15, 7), (6, 9)]  # dims collapsed
+    for got, want in cases:
+        np.testing.assert_array_equal(got.numpy(), want.astype(np.float32))
+
+
 def test_non_contiguous_views(rng: np.random.Generator) -> None:
     a = operand(rng, (6, 8), False)
     t = from_numpy(a)

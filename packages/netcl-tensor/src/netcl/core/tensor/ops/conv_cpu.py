@@ -20,16 +20,14 @@ from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import empty
 from netcl.core.tensor.launch import enqueue
 from netcl.core.tensor.ops import gemm
-from netcl.core.tensor.ops.elementwise import copy_, fill_
+from netcl.core.tensor.ops.elementwise import copy_, fill_, row_group
 from netcl.core.tensor.ops.matmul import matmul
 from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("conv_cpu.cl")
 Geometry = list[int]
 _NAMES = ("KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW")
-# Work-items a work-group holds at most (see _local_size); 64 and 1024 ran the
-# two-conv CNN step's kernels 1.3-1.4x slower than 256 on the 2-core EPYC.
-GROUP_ITEMS = 256
+GROUP_ITEMS = 256  # work-items a work-group holds at most (see row_group)
 
 
 def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
@@ -49,14 +47,9 @@ def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
 
 def _local_size(grid: tuple[int, int, int]) -> tuple[int, int, int]:
     """Work-groups of whole rows (the first axis, which PoCL vectorizes along), rows
-    added along the second axis up to GROUP_ITEMS work-items. Left to PoCL, a
-    (676, 32, 64) reordering ran 17x slower than in groups of (676, 1, 1)."""
-    first = _largest_divisor(grid[0], GROUP_ITEMS)
-    return first, _largest_divisor(grid[1], GROUP_ITEMS // first), 1
-
-
-def _largest_divisor(n: int, limit: int) -> int:
-    return max(d for d in range(1, min(n, max(limit, 1)) + 1) if n % d == 0)
+    added along the second axis up to GROUP_ITEMS work-items (see row_group)."""
+    first = row_group(grid[0], GROUP_ITEMS)
+    return first, row_group(grid[1], GROUP_ITEMS // first), 1
 
 
 def _launch(device: Device, kernel: Any, grid: tuple[int, int, int], *args: Any) -> None:
