@@ -121,10 +121,17 @@ def test_out_of_range_labels_raise_in_replays_after_a_host_read() -> None:
     data = batches(6)
     for x, y in data[:5]:
         step(x, y).item()  # a host read between replays
-    x, _ = data[5]
+    x, good = data[5]
     for bad in (7, -5):
         with pytest.raises(ValueError, match=rf"target {bad} is out of range for 3 classes"):
             step(x, from_numpy(np.array([0, 1, bad, 2, 0, 1, 2, 0]))).item()
+    # A bad replay followed by good ones, no read between: the next read still raises;
+    # once it has, good replays read cleanly.
+    step(x, from_numpy(np.array([0, 1, 9, 2, 0, 1, 2, 0])))
+    step(x, good)
+    with pytest.raises(ValueError, match="target 9 is out of range"):
+        step(x, good).item()
+    assert np.isfinite(step(x, good).item())
 
 
 Edit = Callable[[Sequential], None]

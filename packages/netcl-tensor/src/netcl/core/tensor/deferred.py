@@ -12,9 +12,11 @@ value and what was expected. Reports of one kind accumulate into one scalar
 (their maximum), so a loop that never reads holds one scalar per kind, not one
 per call.
 
-Under a capture (netcl.jit), a report is host work the replay repeats: each
-replay reports a copy of its own ``example`` (the replay rewrites the captured
-one's memory), so a bad value in any replay raises at the next read, as eagerly.
+Under a capture (netcl.jit), the report folds ``example`` into a scalar of the
+capture's own by a launch the capture records (so every replay folds in its
+own value), and pending-ness is host work the replay repeats (a dict entry): a
+bad value in any replay raises at the next read, as eagerly; that read sets the
+scalar back to ``fine``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from netcl.core.tensor.launch import current_observer, host_effect, observing
 from netcl.core.tensor.tensor import Tensor, read_checks
 
 _lock = threading.Lock()
-# device -> key -> (the accumulated scalar, its fine value, the message for a bad value)
-_pending: dict[Device, dict[str, tuple[Tensor, int, Callable[[int], str]]]] = {}
+# device -> key -> (the accumulated scalar, its fine value, the message for a bad value,
+# whether it is a capture's own scalar, to be set back to fine once read)
+_pending: dict[Device, dict[str, tuple[Tensor, int, Callable[[int], str], bool]]] = {}
 
 
 def report(key: str, example: Tensor, fine: int, describe: Callable[[int], str]) -> None:
@@ -39,14 +42,16 @@ def report(key: str, example: Tensor, fine: int, describe: Callable[[int], str])
     keep the largest value, so ``fine`` must be the smallest int64 the check can produce."""
     if current_observer() is None:
         _accumulate(key, example, fine, describe)
-    else:
-        host_effect(partial(_report_copy, key, example, fine, describe))
+        return
+    with observing(None):  # set once, not at every replay: replays fold into it
+        folded = ops.fill_(ops.copy(example), fine)
+    ops.elementwise.elementwise("report", "(a > b ? a : b)", [folded, example], out=folded)
+    host_effect(partial(_hold, f"{key}#{id(folded)}", folded, fine, describe))
 
 
-def _report_copy(key: str, example: Tensor, fine: int, describe: Callable[[int], str]) -> None:
-    # Its launches are the replay's own host work, not part of what is captured.
-    with observing(None):
-        _accumulate(key, ops.copy(example), fine, describe)
+def _hold(key: str, folded: Tensor, fine: int, describe: Callable[[int], str]) -> None:
+    with _lock:
+        _pending.setdefault(folded.device, {}).setdefault(key, (folded, fine, describe, True))
 
 
 def _accumulate(key: str, example: Tensor, fine: int, describe: Callable[[int], str]) -> None:
@@ -54,7 +59,7 @@ def _accumulate(key: str, example: Tensor, fine: int, describe: Callable[[int], 
         kinds = _pending.setdefault(example.device, {})
         if key in kinds:
             example = ops.maximum(kinds[key][0], example)
-        kinds[key] = (example, fine, describe)
+        kinds[key] = (example, fine, describe, False)
 
 
 def raise_pending(device: Device) -> None:
@@ -64,10 +69,12 @@ def raise_pending(device: Device) -> None:
     with _lock:
         kinds = _pending.pop(device, {})
     found = []
-    for example, fine, describe in kinds.values():
+    for example, fine, describe, captured in kinds.values():
         value = int(example.numpy())  # a read: it calls back here, with nothing left pending
         if value != fine:
             found.append(describe(value))
+            if captured:
+                ops.fill_(example, fine)
     if found:
         raise ValueError("; ".join(found))
 
