@@ -149,7 +149,7 @@ def test_bad_index_arguments() -> None:
         ops.take_along_axis(t, np.zeros((3, 1), np.int64), 1)
     with pytest.raises(ValueError, match=r"source has shape \(2, 2\).*need \(2, 1\)"):
         ops.index_add((2, 3), 1, [0], from_numpy(np.zeros((2, 2), np.float32)))
-    with pytest.raises(TypeError, match="source must be float32, float16 or int32"):
+    with pytest.raises(TypeError, match="source must be float32, float16, bfloat16 or int32"):
         ops.index_add((2,), 0, [0], tensor([1], dtype="int64"))
 
 

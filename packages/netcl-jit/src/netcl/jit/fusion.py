@@ -80,10 +80,10 @@ def touches(
 
 
 def fusable(launch: ElementwiseLaunch | ReductionLaunch | None) -> bool:
-    """fp16 is stored through vstore_half, whose rounding a register does not repeat."""
+    """A 16-bit float is rounded where it is stored, which a register does not repeat."""
     if not isinstance(launch, ElementwiseLaunch):
         return False
-    return all(x.dtype != dtypes.float16 for x in [launch.out, *launch.tensors()])
+    return all(x.dtype not in dtypes.LOW_PRECISION for x in [launch.out, *launch.tensors()])
 
 
 Entry = tuple[Sequence[Any], ElementwiseLaunch | ReductionLaunch | None]

@@ -24,12 +24,13 @@ from netcl.core.tensor.creation import (
 from netcl.core.tensor.creation import (
     empty_tensor as empty,
 )
-from netcl.core.tensor.dtypes import bool_, float16, float32, int32, int64
+from netcl.core.tensor.dtypes import bfloat16, bool_, float16, float32, int32, int64
 from netcl.core.tensor.pickling import loading_onto
 from netcl.core.tensor.tensor import Parameter, Tensor
 
 __all__ = [
-    "Parameter", "Tensor", "__version__", "arange", "backends", "bool_", "empty", "empty_like",
+    "Parameter", "Tensor", "__version__", "arange", "backends", "bfloat16", "bool_", "empty",
+    "empty_like",
     "float16", "float32", "from_array", "from_buffer", "from_numpy", "full", "full_like",
     "get_rng_state", "int32", "int64", "loading_onto", "manual_seed", "ones", "ones_like", "ops",
     "rand", "randn", "set_rng_state", "tensor", "zeros", "zeros_like",

@@ -65,19 +65,17 @@ def _geometry(
 def _check(op: str, t: Tensor, ndim: int, what: str) -> None:
     if t.ndim != ndim:
         raise ValueError(f"{op}: expected a {ndim}-D {what}, got shape {t.shape}")
-    if t.dtype not in (dtypes.float32, dtypes.float16):
-        raise TypeError(f"{op}: supports float32 and float16, got {t.dtype}")
+    if t.dtype not in dtypes.FLOATING:
+        raise TypeError(f"{op}: supports float32, float16 and bfloat16, got {t.dtype}")
     if t.size > INT32_MAX:
         raise ValueError(f"{op}: tensors of more than {INT32_MAX} elements are not supported")
 
 
 def _kernel(t: Tensor, name: str) -> Any:
-    if t.dtype == dtypes.float16:
-        defines = {"T": "half", "LOAD(p, i)": "vload_half((i), (p))",
-                   "STORE(p, i, v)": "vstore_half((v), (i), (p))"}
-    else:
-        defines = {"T": "float", "LOAD(p, i)": "(p)[(i)]", "STORE(p, i, v)": "(p)[(i)] = (v)"}
-    return t.device.kernels.kernel(KERNEL_FILE, name, defines)
+    defines = {"T": dtypes.STORAGE_C_TYPE[t.dtype],
+               "LOAD(p, i)": dtypes.cl_load(t.dtype, "(p)", "(i)"),
+               "STORE(p, i, v)": dtypes.cl_store(t.dtype, "(p)", "(i)", "(v)")}
+    return t.device.kernels.kernel((dtypes.BFLOAT16_CL, KERNEL_FILE), name, defines)
 
 
 def _strides4(t: Tensor) -> np.ndarray[Any, Any]:

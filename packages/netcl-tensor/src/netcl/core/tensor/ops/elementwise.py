@@ -39,6 +39,7 @@ from netcl.core.tensor.strides import contiguous_strides
 from netcl.core.tensor.tensor import Scalar, Shape, Tensor, type_name
 
 KERNEL_FILE = Path(__file__).with_name("elementwise.cl")
+KERNEL_SOURCES = (dtypes.BFLOAT16_CL, KERNEL_FILE)
 # A scalar operand is passed as this numpy type of the compute type's C name.
 _SCALAR_TYPES: dict[str, type[np.generic]] = {
     "float": np.float32, "int": np.int32, "long": np.int64,
@@ -68,17 +69,8 @@ def broadcast_strides(t: Tensor, shape: Shape) -> Shape:
 
 
 def _load(slot: str, dtype: np.dtype[Any], ct: str) -> str:
-    if dtype == dtypes.float16:
-        return f"(({ct})vload_half({slot}_offset + OFFSET(i, {slot}_strides), {slot}_data))"
-    return f"(({ct}){slot}_data[{slot}_offset + OFFSET(i, {slot}_strides)])"
-
-
-def _store(dtype: np.dtype[Any]) -> str:
-    if dtype == dtypes.float16:
-        return "vstore_half((float)(v), (idx), out)"
-    if dtype == dtypes.bool_:
-        return "out[idx] = (uchar)((v) != 0)"
-    return f"out[idx] = ({dtypes.STORAGE_C_TYPE[dtype]})(v)"
+    index = f"{slot}_offset + OFFSET(i, {slot}_strides)"
+    return f"(({ct}){dtypes.cl_load(dtype, f'{slot}_data', index)})"
 
 
 class _Plan(NamedTuple):
@@ -210,7 +202,7 @@ def _plan(
     defines = _defines(expr, operands, ct, layout, vec, needs_bound_test(device, n))
     defines["ROWS"] = int(rows)
     return _Plan(
-        kernel=device.kernels.kernel(KERNEL_FILE, "elementwise", defines),
+        kernel=device.kernels.kernel(KERNEL_SOURCES, "elementwise", defines),
         global_size=(dims[-1], n // dims[-1]) if rows else (launch_size(-(-n // 4) if vec else n),),
         local_size=(row_group(dims[-1]), 1) if rows else None,
         shape=layout.shape,
@@ -290,7 +282,7 @@ def _defines(
         "CT": ct,
         "EXPR": expr,
         "OUT_T": out_type,
-        "STORE(idx, v)": _store(layout.store_dtype),
+        "STORE(idx, v)": dtypes.cl_store(layout.store_dtype, "out", "(idx)", "v"),
         "VEC": int(vec),
         "VECTOR_T": f"{out_type}4",
     }

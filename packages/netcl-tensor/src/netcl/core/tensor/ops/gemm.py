@@ -169,16 +169,18 @@ class Variant(NamedTuple):
 
 
 def _load(dtype: np.dtype[Any]) -> str:
-    return "vload_half((i), (p))" if dtype == dtypes.float16 else "(p)[i]"
+    return dtypes.cl_load(dtype, "(p)", "(i)")
 
 
 def _store(dtype: np.dtype[Any]) -> str:
-    return "vstore_half((v), (i), (p))" if dtype == dtypes.float16 else "(p)[i] = (v)"
+    return dtypes.cl_store(dtype, "(p)", "(i)", "(v)")
 
 
 def _store4(dtype: np.dtype[Any]) -> str:
     if dtype == dtypes.float16:
         return "vstore_half4((v), 0, (p) + (i))"
+    if dtype == dtypes.bfloat16:
+        return "bf16_store4((v), (i), (p))"
     return "*(__global float4 *)((p) + (i)) = (v)"
 
 
@@ -261,7 +263,7 @@ def _sums_in_launch(device: Device) -> bool:
 
 def kernel(device: Device, name: str, variant: Variant) -> cl.Kernel:
     """Kernel ``name`` of matmul.cl built for ``variant`` (the cache's key)."""
-    return device.kernels.kernel((PARAMS_FILE, KERNEL_FILE), name, variant)
+    return device.kernels.kernel((dtypes.BFLOAT16_CL, PARAMS_FILE, KERNEL_FILE), name, variant)
 
 
 # Per device: a buffer of zeroed per-tile counters for SUM_Z launches (each

@@ -196,28 +196,28 @@ def _check_along_shape(op: str, shape: Shape, idx_shape: Shape, axis: int, name:
 
 
 def _check_source(op: str, source: Tensor) -> None:
-    if source.dtype not in (dtypes.float32, dtypes.float16, dtypes.int32):
-        raise TypeError(f"{op}: source must be float32, float16 or int32, got {source.dtype}")
+    if source.dtype not in (*dtypes.FLOATING, dtypes.int32):
+        raise TypeError(
+            f"{op}: source must be float32, float16, bfloat16 or int32, got {source.dtype}")
 
 
 def _scatter(
     op: str, shape: Shape, axis: int, idx: Tensor, source: Tensor, idx_strides: Shape
 ) -> Tensor:
     device = source.device
-    # fp16 accumulates in a float32 buffer: there is no 16-bit atomic, and the
-    # sum of many fp16 rows is better rounded once at the end.
+    # 16-bit floats accumulate in a float32 buffer: there is no 16-bit atomic, and
+    # the sum of many rows is better rounded once at the end.
     acc = dtypes.int32 if source.dtype == dtypes.int32 else dtypes.float32
     out = empty(shape, acc, device)
     elementwise(op, "a", [0], out=out)
-    is_half = source.dtype == dtypes.float16
     is_int = acc == dtypes.int32
     defines = {
         "ACC_T": dtypes.STORAGE_C_TYPE[acc],
         "SRC_T": dtypes.STORAGE_C_TYPE[source.dtype],
-        "LOAD(i)": "vload_half((i), src)" if is_half else "src[(i)]",
+        "LOAD(i)": dtypes.cl_load(source.dtype, "src", "(i)"),
         "ATOMIC_ADD(p, v)": "atomic_add(p, v)" if is_int else "atomic_add_float(p, v)",
     }
-    kernel = device.kernels.kernel(KERNEL_FILE, "scatter_add", defines)
+    kernel = device.kernels.kernel((dtypes.BFLOAT16_CL, KERNEL_FILE), "scatter_add", defines)
     launch(
         device, kernel, source.size,
         np.int32(source.size), np.int32(source.ndim), np.int32(axis), np.int32(shape[axis]),

@@ -44,8 +44,8 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     vector, their added dimension removed from the result (1-D @ 1-D is the
     dot product, a 0-d tensor). K = 0 gives zeros.
 
-    Operands must be float32 or float16 and of one dtype; fp16 is accumulated
-    in float32 and rounded once. On tensor cores (NVIDIA compute capability
+    Operands must be float32, float16 or bfloat16 and of one dtype; 16-bit floats
+    accumulate in float32 and round once. On tensor cores (NVIDIA compute capability
     8.0 or more) fp16 runs there, and float32 too when TF32 is allowed
     (``backends.set_float32_matmul_precision("high")``: inputs rounded to
     10-bit mantissas, as in PyTorch); the summation order is fixed, so
@@ -126,8 +126,9 @@ def _check_operands(a: Tensor, b: Tensor) -> None:
             f"matmul: operands have different dtypes, {a.dtype} and {b.dtype}; "
             "cast one first (matmul does not promote)"
         )
-    if a.dtype not in (dtypes.float32, dtypes.float16):
-        raise TypeError(f"matmul: supports float32 and float16, got {a.dtype} and {b.dtype}")
+    if a.dtype not in dtypes.FLOATING:
+        raise TypeError(
+            f"matmul: supports float32, float16 and bfloat16, got {a.dtype} and {b.dtype}")
 
 
 def _broadcast_batch(a: Tensor, b: Tensor, a_batch: Shape, b_batch: Shape) -> Shape:

@@ -16,12 +16,13 @@ from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import record
 from netcl.core.tensor.launch import current_observer, enqueue_prepared, launch_size, pack_int32
 from netcl.core.tensor.launch_info import Operand, ReductionLaunch
-from netcl.core.tensor.ops.elementwise import _store, elementwise
+from netcl.core.tensor.ops.elementwise import elementwise
 from netcl.core.tensor.strides import contiguous_strides
 from netcl.core.tensor.tensor import Shape, Tensor
 
 # This module defines sum, max and min; the builtins are reached as builtins.*.
 KERNEL_FILE = Path(__file__).with_name("reduce.cl")
+KERNEL_SOURCES = (dtypes.BFLOAT16_CL, KERNEL_FILE)
 Axis = int | Sequence[int] | None
 
 # Work-items per row at most: a power of two so the local-memory tree halves
@@ -71,9 +72,7 @@ def normalize_axes(op: str, shape: Shape, axis: Axis) -> tuple[int, ...]:
 
 
 def _load(dtype: np.dtype[Any], acc: str) -> str:
-    if dtype == dtypes.float16:
-        return "vload_half((i), in)"
-    return f"(({acc})in[(i)])"
+    return f"(({acc}){dtypes.cl_load(dtype, 'in', '(i)')})"
 
 
 def _local_size(row_len: int, max_work_group: int) -> int:
@@ -197,7 +196,7 @@ def _plan(
         "IS_NAN(x)": "isnan(x)" if is_float else "0",
         "FINISH(x)": finish,
         "OUT_T": dtypes.STORAGE_C_TYPE[out_dtype],
-        "STORE(idx, v)": _store(out_dtype),
+        "STORE(idx, v)": dtypes.cl_store(out_dtype, "out", "(idx)", "v"),
         "GROUP": GROUP,
         "COLS_WIDTH": COLS_WIDTH,
         "COLS_DEPTH": depth,
@@ -219,7 +218,7 @@ def _plan(
         out_shape=out_shape,
         out_strides=contiguous_strides(out_shape),
         nbytes=rows * out_dtype.itemsize,
-        kernel=device.kernels.kernel(KERNEL_FILE, name, defines) if rows else None,
+        kernel=device.kernels.kernel(KERNEL_SOURCES, name, defines) if rows else None,
         global_size=global_size,
         local_size=local_size,
         values=(0, pack_int32(rows), 1, pack_int32(row_len), 5, pack_int32(0),
