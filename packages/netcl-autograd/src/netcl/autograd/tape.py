@@ -14,6 +14,7 @@ from netcl.autograd.hooks import run_post_accumulate_grad_hooks
 from netcl.autograd.node import Node
 from netcl.autograd.rules import RULES
 from netcl.core.tensor import Tensor, ones_like, ops, recorder
+from netcl.core.tensor.autocast import autocast
 
 # Tapes that may still hold a record, newest last, so that ``grad(outputs, inputs)``
 # can find the one that recorded ``outputs`` without the tensors pointing at a tape.
@@ -125,7 +126,10 @@ class Tape:
         a ``.grad``; gradients of intermediate tensors are dropped as soon as
         they have been pushed further back.
         """
-        grads, tensors = self._run([output], [grad], (), retain_graph, _accumulate_into_leaf)
+        # Backward ops run in the dtypes the forward recorded, never autocast again (a
+        # gradient has its input's dtype), as PyTorch's engine runs them outside autocast.
+        with autocast(enabled=False):
+            grads, tensors = self._run([output], [grad], (), retain_graph, _accumulate_into_leaf)
         with recorder.recording(None):
             # What the walk did not hand over: the output itself, when it is a leaf.
             for key, g in grads.items():
@@ -152,7 +156,8 @@ class Tape:
         if len(seeds) != len(outs):
             raise ValueError(f"grad: {len(outs)} outputs but {len(seeds)} grad_outputs")
         keep = {id(x) for x in inputs}
-        grads, _ = self._run(outs, seeds, keep, retain_graph)
+        with autocast(enabled=False):
+            grads, _ = self._run(outs, seeds, keep, retain_graph)
         result: list[Tensor | None] = []
         with recorder.recording(None):
             for i, x in enumerate(inputs):

@@ -44,6 +44,9 @@ class Adam(Optimizer):
     hyperparameters = AdamHyperparameters
     #: AdamW sets this: weight decay multiplies p by (1 - lr * wd) before the update.
     decoupled: ClassVar[bool] = False
+    #: GradScaler hands this class its buffers (``grad_scale``, ``found_inf``) instead of
+    #: reading found_inf on the host: unscale, skip and step are one launch.
+    _step_supports_amp_scaling: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -67,4 +70,5 @@ class Adam(Optimizer):
     def _update(self, hyper: AdamHyperparameters, batch: StepBatch) -> None:
         state = batch.named(AdamState)
         adam_step(hyper, batch.params, batch.grads, state.exp_avg, state.exp_avg_sq,
-                  state.max_exp_avg_sq, batch.steps, decoupled=self.decoupled, live=batch.live)
+                  state.max_exp_avg_sq, batch.steps, decoupled=self.decoupled, live=batch.live,
+                  grad_scaling=batch.grad_scaling)

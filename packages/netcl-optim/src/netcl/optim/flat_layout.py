@@ -52,7 +52,7 @@ from netcl.core.device import Device
 from netcl.core.tensor import Tensor, empty, float32, from_numpy, recorder, zeros
 from netcl.core.tensor.launch import transfer
 from netcl.core.tensor.strides import contiguous_strides
-from netcl.optim.functional.kernels import LiveGroup
+from netcl.optim.functional.kernels import GradScaling, LiveGroup
 from netcl.optim.param_state import ParamState
 
 # Range views are cached per (start, stop); a bucket whose late parameters keep
@@ -275,6 +275,8 @@ class StepBatch:
     #: The group's hyperparameters and ``steps`` as a replay re-reads them: set only while
     #: a capture records (see ``Optimizer._step_group``); eager steps pass plain values.
     live: LiveGroup | None = None
+    #: A GradScaler's buffers, for algorithms that take them (set by the step).
+    grad_scaling: GradScaling | None = None
     #: (parameter, contiguous copy stepped in its place): the kernels take contiguous
     #: memory, so a strided parameter is stepped in a copy that ``write_back`` returns.
     staged: list[tuple[Tensor, Tensor]] = field(default_factory=list)

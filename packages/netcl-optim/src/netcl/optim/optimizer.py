@@ -22,12 +22,12 @@ import functools
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, TypeAlias
 
-from netcl.core.tensor import Tensor, float16, float32
+from netcl.core.tensor import Tensor, bfloat16, float16, float32, full, ops
 from netcl.core.tensor.launch import current_observer, host_effect
 from netcl.core.tensor.replay_state import grads_restorer, tensor_guard
 from netcl.optim import ownership
 from netcl.optim.flat_layout import FlatLayout, GroupLaunches, StepBatch, unmovable_reason
-from netcl.optim.functional.kernels import LiveGroup
+from netcl.optim.functional.kernels import GradScaling, LiveGroup
 from netcl.optim.hyperparameters import Hyperparameters
 from netcl.optim.param_state import ParamState
 from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
@@ -90,6 +90,10 @@ class Optimizer(abc.ABC):
     #: the whole step (every element-wise algorithm), so the state can be sharded (ZeRO-1).
     #: False for algorithms that need a whole matrix (Muon, Adafactor).
     shards_elementwise: ClassVar[bool] = True
+    #: Whether the algorithm's kernel takes a GradScaler's ``grad_scale`` and ``found_inf``
+    #: (then ``netcl.amp.GradScaler`` sets them around ``step()``, as PyTorch's does for
+    #: its fused optimizers); otherwise the scaler reads found_inf on the host.
+    _step_supports_amp_scaling: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -113,6 +117,13 @@ class Optimizer(abc.ABC):
         self.allow_shared = allow_shared
         self.fused = fused
         self.flat_layout = FlatLayout()
+        #: Set by a GradScaler around step(): 0-d float32 device tensors, the scale the
+        #: grads carry and the flag its inf/NaN check raised (PyTorch's fused names).
+        self.grad_scale: Tensor | None = None
+        self.found_inf: Tensor | None = None
+        # Steps the kernels skipped on the device (found_inf set), which their bias
+        # corrections do not count; made on the first step under a GradScaler.
+        self._skipped_steps: Tensor | None = None
         self._ownership_checked = ownership.generation()
         groups = self._groups_from(params)
         checked = [self._checked_group(group, i, len(groups)) for i, group in enumerate(groups)]
@@ -195,10 +206,10 @@ class Optimizer(abc.ABC):
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"{where}: params[{i}] is a {type(p).__name__}, not a Tensor")
-            if p.dtype not in (float32, float16):
+            if p.dtype not in (float32, float16, bfloat16):
                 raise TypeError(
-                    f"{where}: params[{i}] has dtype {p.dtype}; optimizers take float32 or "
-                    "float16 parameters"
+                    f"{where}: params[{i}] has dtype {p.dtype}; optimizers take float32, "
+                    "float16 or bfloat16 parameters"
                 )
         checked: ParamGroup = {**self.defaults, **group, "params": params}
         self.check_group(checked, where)
@@ -264,8 +275,14 @@ class Optimizer(abc.ABC):
         # Check every group (hyperparameters and grads) before touching any, so a bad
         # one leaves everything as it was.
         groups = [self._launches(index, group) for index, group in enumerate(self.param_groups)]
+        scaling = self._grad_scaling()
+        stepped = False
         for group, (hyper, launches) in zip(self.param_groups, groups, strict=True):
-            self._step_group(group, hyper, launches)
+            stepped = self._step_group(group, hyper, launches, scaling) or stepped
+        if scaling is not None and stepped:
+            # On the device: a skipped step adds 1, and later steps' bias corrections
+            # subtract it. One launch, no host read.
+            ops.add_(scaling.skipped_steps, scaling.found_inf)
         return loss
 
     def step_param(self, param: Tensor) -> None:
@@ -291,11 +308,12 @@ class Optimizer(abc.ABC):
             self._ownership_checked = ownership.generation()
 
     def _step_group(self, group: ParamGroup, hyper: Hyperparameters,
-                    launches: GroupLaunches) -> None:
-        """Launch ``launches`` (one group's, checked) and keep the state they made."""
+                    launches: GroupLaunches, scaling: GradScaling | None = None) -> bool:
+        """Launch ``launches`` (one group's, checked) and keep the state they made;
+        whether anything was launched."""
         states = launches.states()
         if not states:  # no parameter of the group has a grad
-            return
+            return False
         # The kernels' bias corrections read the new count. A host effect: a captured
         # step (netcl.jit) counts again at every replay, as does each launch's LiveGroup.
         # No copies: a state's numbers are replaced by _advance, never edited in place.
@@ -309,6 +327,7 @@ class Optimizer(abc.ABC):
             # launches) needs them re-readable, so only then is a LiveGroup made.
             if current_observer() is not None:
                 batch.live = self._live(group, batch)
+            batch.grad_scaling = scaling
             self._update(hyper, batch)
             batch.write_back()
         except BaseException:
@@ -318,6 +337,31 @@ class Optimizer(abc.ABC):
             raise
         if hyper.state_names() or self.counts_steps:  # plain SGD keeps no entry
             self.state.update(launches.created())
+        return True
+
+    def _grad_scaling(self) -> GradScaling | None:
+        """The GradScaler buffers set on this optimizer, checked, or None."""
+        if self.found_inf is None and self.grad_scale is None:
+            return None
+        name = type(self).__name__
+        if not self._step_supports_amp_scaling:
+            raise ValueError(
+                f"{name}.step: grad_scale/found_inf are set, but {name} reads no GradScaler "
+                "buffers; step it through GradScaler.step(), which checks on the host")
+        for what, t in (("found_inf", self.found_inf), ("grad_scale", self.grad_scale)):
+            if t is not None and (t.dtype != float32 or t.size != 1):
+                raise ValueError(
+                    f"{name}.step: {what} must be a one-element float32 tensor, got shape "
+                    f"{t.shape} and dtype {t.dtype}")
+        anchor = self.found_inf if self.found_inf is not None else self.grad_scale
+        assert anchor is not None
+        found_inf = self.found_inf if self.found_inf is not None else full((), 0.0, float32,
+                                                                            anchor.device)
+        grad_scale = self.grad_scale if self.grad_scale is not None else full((), 1.0, float32,
+                                                                              anchor.device)
+        if self._skipped_steps is None:
+            self._skipped_steps = full((), 0.0, float32, anchor.device)
+        return GradScaling(grad_scale, found_inf, self._skipped_steps)
 
     def _launches(self, index: int, group: ParamGroup, params: Sequence[Tensor] | None = None
                   ) -> tuple[Hyperparameters, GroupLaunches]:
@@ -423,7 +467,15 @@ class Optimizer(abc.ABC):
         "param_groups": [{hyperparameters..., "params": [index, ...]}]}``: indices
         count parameters across groups in order; arrays are float32 numpy copies.
         """
-        return pack_state(self.param_groups, self.state)
+        packed = pack_state(self.param_groups, self.state)
+        skipped = 0.0 if self._skipped_steps is None else float(self._skipped_steps.item())
+        if skipped:
+            # The steps the kernels took: a GradScaler's skipped steps are not counted
+            # (PyTorch's fused step takes them back off its step tensors too).
+            for entry in packed["state"].values():
+                if "step" in entry:
+                    entry["step"] = max(entry["step"] - skipped, 0.0)
+        return packed
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Take the state and hyperparameters of ``state_dict`` (from any device, or PyTorch).
@@ -451,6 +503,8 @@ class Optimizer(abc.ABC):
         new_states = self.flat_layout.load(loaded)
         self.state.clear()
         self.state.update(new_states)
+        if self._skipped_steps is not None:
+            self._skipped_steps.fill_(0.0)  # the loaded steps are the ones taken
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

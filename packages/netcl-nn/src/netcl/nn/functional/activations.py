@@ -6,6 +6,7 @@ import math
 
 from netcl.autograd import no_grad
 from netcl.core.tensor import Tensor, ops
+from netcl.core.tensor.autocast import to_float32
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -50,12 +51,14 @@ def log_softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
     exactly 0 and its logsumexp lies in [0, log n]. The shift is a constant of
     the gradient (log_softmax is invariant to it), so it is not recorded; a row
     whose max is infinite or NaN is not shifted, as logsumexp does not shift it.
+    Float32 under autocast (PyTorch's float32 list).
     """
     if dim is not None:
         if axis != -1:
             raise TypeError(f"log_softmax: got both axis={axis} and dim={dim}; they are one "
                             "argument")
         axis = dim
+    (x,) = to_float32(x)
     with no_grad():
         top = ops.max(x, axis, keepdims=True)
         shift = ops.where(ops.lt(ops.abs(top), math.inf), top, 0.0)

@@ -8,20 +8,27 @@ from typing import Any
 import numpy as np
 
 from netcl.core.tensor import Tensor, from_numpy, ops, philox
+from netcl.core.tensor.autocast import to_float32, to_low_precision
 from netcl.core.tensor.ops.conv import IntPair
 
 IndexLike = Tensor | np.ndarray[Any, Any] | Sequence[int]
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.T + bias: x (..., in), weight (out, in), bias (out,)."""
+    """x @ weight.T + bias: x (..., in), weight (out, in), bias (out,); all three in the
+    low dtype under autocast, as PyTorch's linear."""
     if x.shape[-1:] != weight.shape[1:]:
         raise ValueError(
             f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
             f"(its last dimension must be {weight.shape[1]})"
         )
+    # The weight itself, not its transposed view, is cast: a leaf's cast is cached.
+    (weight,) = to_low_precision(weight)
     out = ops.matmul(x, ops.transpose(weight, 0, 1))
-    return out if bias is None else ops.add(out, bias)
+    if bias is None:
+        return out
+    (bias,) = to_low_precision(bias)
+    return ops.add(out, bias)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
@@ -52,8 +59,12 @@ def layer_norm(
 ) -> Tensor:
     """(x - mean) / sqrt(var + eps) * weight + bias over the last ``len(normalized_shape)`` axes.
 
-    The variance is the biased one (divided by the count), as in PyTorch.
+    The variance is the biased one (divided by the count), as in PyTorch. Float32
+    under autocast (PyTorch's float32 list).
     """
+    x, *affine = to_float32(x, *(t for t in (weight, bias) if t is not None))
+    weight = affine.pop(0) if weight is not None else None
+    bias = affine.pop(0) if bias is not None else None
     shape = tuple(normalized_shape)
     if x.shape[x.ndim - len(shape) :] != shape:
         raise ValueError(

@@ -12,6 +12,7 @@ import numpy as np
 
 from netcl.autograd import no_grad
 from netcl.core.tensor import Tensor, dtypes, from_numpy, ops
+from netcl.core.tensor.autocast import to_float32
 from netcl.core.tensor.ops.elementwise import elementwise
 from netcl.core.tensor.tensor import Shape
 from netcl.nn.functional.activations import log_softmax
@@ -110,6 +111,9 @@ def cross_entropy(
     if not isinstance(targets, Tensor):
         targets = from_numpy(np.asarray(targets), logits.device)
     classes = logits.shape[1]
+    (logits,) = to_float32(logits)  # PyTorch's autocast float32 list
+    if dtypes.is_floating(targets.dtype):
+        (targets,) = to_float32(targets)
     logp = log_softmax(_classes_last(logits), axis=-1)  # (M, C)
     sample_shape = (logits.shape[0], *logits.shape[2:])
 
@@ -148,6 +152,7 @@ def nll_loss(
     device, as in ``cross_entropy``.
     """
     _check_reduction("nll_loss", reduction)
+    (log_probs,) = to_float32(log_probs)
     if not isinstance(targets, Tensor):
         targets = from_numpy(np.asarray(targets), log_probs.device)
     if log_probs.ndim != 2 or targets.shape != log_probs.shape[:1]:
@@ -162,6 +167,7 @@ def nll_loss(
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """(input - target)^2 elementwise (broadcast), then reduced."""
     _check_reduction("mse_loss", reduction)
+    input, target = to_float32(input, target)
     diff = ops.sub(input, target)
     return _reduce(ops.mul(diff, diff), reduction)
 
@@ -187,6 +193,7 @@ def binary_cross_entropy_with_logits(
             f"binary_cross_entropy_with_logits: targets {targets.shape} must have the logits' "
             f"shape {logits.shape}"
         )
+    logits, targets = to_float32(logits, targets)
     with no_grad():
         m = ops.maximum(ops.neg(logits), 0.0)
     softplus = ops.add(

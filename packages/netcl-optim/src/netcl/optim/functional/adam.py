@@ -17,7 +17,7 @@ import numpy as np
 
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike, check_operands, spans
-from netcl.optim.functional.kernels import LiveGroup, launch_step, step_scalars
+from netcl.optim.functional.kernels import GradScaling, LiveGroup, launch_step, step_scalars
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # Adam's update in words, shared by :func:`adam`'s and :class:`netcl.optim.Adam`'s docstrings.
@@ -176,11 +176,13 @@ def adam_step(
     *,
     decoupled: bool,
     live: LiveGroup | None = None,
+    grad_scaling: GradScaling | None = None,
 ) -> None:
     """:func:`adam` with its hyperparameters checked already: one ``adam_step`` launch per
     array, after every array is checked. An optimizer class's fused path passes, as
     one array, a view over a whole range of a flat bucket (many parameters), and
-    ``live`` (its hyperparameters and step counts, re-read by a replay)."""
+    ``live`` (its hyperparameters and step counts, re-read by a replay); under a
+    GradScaler, ``grad_scaling`` (see ``adam.cl``'s GRAD_SCALING)."""
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
     m, v = spans(exp_avgs, "exp_avgs", n), spans(exp_avg_sqs, "exp_avg_sqs", n)
@@ -192,11 +194,21 @@ def adam_step(
         check_operands(i, p[i], g[i], exp_avgs=m[i], exp_avg_sqs=v[i], **extra)
         if not steps[i] >= 1:
             raise ValueError(f"steps[{i}] is {steps[i]!r}; a step count is >= 1")
-    flags = {"DECOUPLED": int(decoupled), "AMSGRAD": int(hyper.amsgrad)}
+    flags = {"DECOUPLED": int(decoupled), "AMSGRAD": int(hyper.amsgrad),
+             "GRAD_SCALING": int(grad_scaling is not None)}
+
+    def compute(h: AdamHyperparameters, t: Sequence[float], j: int) -> tuple[Any, ...]:
+        scalars = h.kernel_scalars(t[j], decoupled)
+        if grad_scaling is None:
+            return scalars
+        # The kernel computes the bias corrections at t minus the skipped steps.
+        return (*scalars, np.float64(h.lr), np.float64(h.betas[0]), np.float64(h.betas[1]),
+                np.float64(t[j]))
+
+    buffers = grad_scaling.buffers() if grad_scaling is not None else ()
     for i in range(n):
         # Without amsgrad the kernel never touches vmax; any buffer fills the slot.
         vmax_i = vmax[i] if vmax is not None else m[i]
-        scalars = step_scalars(
-            hyper, steps, i, lambda h, t, j: h.kernel_scalars(t[j], decoupled), live
-        )
-        launch_step("adam.cl", "adam_step", flags, (p[i], g[i], m[i], v[i], vmax_i), scalars)
+        scalars = step_scalars(hyper, steps, i, compute, live)
+        launch_step("adam.cl", "adam_step", flags, (p[i], g[i], m[i], v[i], vmax_i),
+                    (*buffers, *scalars))

@@ -16,9 +16,9 @@ import numpy as np
 import pyopencl.array as cl_array
 
 from netcl.core.device import Device, manager
-from netcl.core.tensor import Tensor, float16, float32
+from netcl.core.tensor import Tensor, bfloat16, float16, float32
 
-PARAM_DTYPES = (float32, float16)
+PARAM_DTYPES = (float32, float16, bfloat16)
 
 
 class DeviceArray(Protocol):
@@ -112,7 +112,8 @@ def spans(values: Sequence[ArrayLike], what: str, count: int) -> list[Span]:
 def check_operands(i: int, param: Span, grad: Span, **state: Span) -> None:
     """Parameter ``i``'s operands agree: sizes, dtypes (state is fp32), one context."""
     if param.dtype not in PARAM_DTYPES:
-        raise ValueError(f"params[{i}] has dtype {param.dtype}; expected float32 or float16")
+        raise ValueError(
+            f"params[{i}] has dtype {param.dtype}; expected float32, float16 or bfloat16")
     if grad.dtype != param.dtype:
         raise ValueError(
             f"grads[{i}] has dtype {grad.dtype} but params[{i}] has {param.dtype}; "

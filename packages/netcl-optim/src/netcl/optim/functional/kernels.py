@@ -14,14 +14,14 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyopencl as cl
 import pyopencl.tools as cl_tools
 
 from netcl.core.device import Device
-from netcl.core.tensor import float16
+from netcl.core.tensor import Tensor, dtypes
 from netcl.core.tensor.launch import Live, launch
 from netcl.optim.functional.device_arrays import Span
 
@@ -70,27 +70,29 @@ def layout(device: Device) -> Layout:
 class _Build:
     """One variant of an optimizer kernel file: the device kernel cache's key for it."""
 
-    param_half: bool
+    param: str  # the parameters' storage C type
     shape: Layout
     flags: tuple[tuple[str, int], ...]
 
     def defines(self) -> dict[str, int]:
         return {
             **dict(self.flags),
-            "PARAM_HALF": int(self.param_half),
+            "PARAM_HALF": int(self.param == "half"),
+            "PARAM_BF16": int(self.param == "ushort"),
             "VEC": self.shape.vec,
             "CHUNK": self.shape.chunk,
         }
 
 
-_files: dict[str, tuple[Path, Path]] = {}
+_files: dict[str, tuple[Path, Path, Path]] = {}
 
 
-def _sources(file: str) -> tuple[Path, Path]:
-    """``file`` with vector_io.cl in front of it, as the kernel cache's source key."""
+def _sources(file: str) -> tuple[Path, Path, Path]:
+    """``file`` with bfloat16.cl and vector_io.cl in front of it, as the kernel cache's
+    source key."""
     paths = _files.get(file)
     if paths is None:
-        paths = _files[file] = (KERNEL_DIR / "vector_io.cl", KERNEL_DIR / file)
+        paths = _files[file] = (dtypes.BFLOAT16_CL, KERNEL_DIR / "vector_io.cl", KERNEL_DIR / file)
     return paths
 
 
@@ -109,7 +111,7 @@ def optimizer_kernel(
     launch path of a step with many small parameters formats and hashes no source.
     """
     shape = shape or layout(device)
-    build = _Build(param_dtype == float16, shape, tuple(sorted(flags.items())))
+    build = _Build(dtypes.STORAGE_C_TYPE[param_dtype], shape, tuple(sorted(flags.items())))
     kernel = device.kernels.kernel(_sources(file), name, build, BUILD_OPTIONS)
     return kernel, shape
 
@@ -177,6 +179,20 @@ def launch_over(device: Device, kernel: cl.Kernel, shape: Layout, count: int, *a
 
 
 Scalars = Callable[[Any, Sequence[float], int], Sequence[Any]]
+
+
+class GradScaling(NamedTuple):
+    """A GradScaler's device buffers as a step kernel takes them (PyTorch's fused
+    ``grad_scale`` and ``found_inf``), and the optimizer's count of steps skipped so far
+    (its bias corrections count the steps actually taken). Each a 1-element float32
+    tensor; nothing of them is read on the host."""
+
+    grad_scale: Tensor
+    found_inf: Tensor
+    skipped_steps: Tensor
+
+    def buffers(self) -> tuple[Any, Any, Any]:
+        return (self.grad_scale.buffer, self.found_inf.buffer, self.skipped_steps.buffer)
 
 
 class LiveGroup:

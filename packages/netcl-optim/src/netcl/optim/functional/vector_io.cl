@@ -10,6 +10,8 @@
 //   PARAM_HALF  1 when parameters and gradients are stored as half. They are read
 //               and written only through vload_half/vstore_half, which OpenCL has
 //               without cl_khr_fp16; all arithmetic is float.
+//   PARAM_BF16  1 when they are bfloat16 (netcl-tensor's bfloat16.cl, prepended,
+//               reads them exactly and rounds stores to nearest even).
 //
 // Every pointer a kernel receives comes with an element offset, so an operand may
 // be a view into a bigger buffer; the macros below index from that view's start.
@@ -19,6 +21,8 @@
 
 #if PARAM_HALF
 typedef half param_t;
+#elif PARAM_BF16
+typedef ushort param_t;
 #else
 typedef float param_t;
 #endif
@@ -29,6 +33,9 @@ typedef float param_t;
 #if PARAM_HALF
 #define LOAD1_P(ptr, i) vload_half((i), (ptr))
 #define STORE1_P(value, ptr, i) vstore_half((value), (i), (ptr))
+#elif PARAM_BF16
+#define LOAD1_P(ptr, i) bf16_load((i), (ptr))
+#define STORE1_P(value, ptr, i) bf16_store((value), (i), (ptr))
 #else
 #define LOAD1_P(ptr, i) ((ptr)[i])
 #define STORE1_P(value, ptr, i) ((ptr)[i] = (value))
@@ -54,6 +61,9 @@ typedef CAT(float, VEC) floatv;
 #if PARAM_HALF
 #define LOADV_P(ptr, i) CAT(vload_half, VEC)(0, (ptr) + (i))
 #define STOREV_P(value, ptr, i) CAT(vstore_half, VEC)((value), 0, (ptr) + (i))
+#elif PARAM_BF16
+#define LOADV_P(ptr, i) CAT(bf16_vload, VEC)((i), (ptr))
+#define STOREV_P(value, ptr, i) CAT(bf16_vstore, VEC)((value), (i), (ptr))
 #else
 #define LOADV_P(ptr, i) LOADV_F(ptr, i)
 #define STOREV_P(value, ptr, i) STOREV_F(value, ptr, i)

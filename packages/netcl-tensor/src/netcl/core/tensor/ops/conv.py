@@ -14,6 +14,7 @@ import numpy as np
 import pyopencl.cltypes as cltypes
 
 from netcl.core.tensor import dtypes, recorder
+from netcl.core.tensor.autocast import to_low_precision
 from netcl.core.tensor.dispatch import common_device, empty, record
 from netcl.core.tensor.launch import launch
 from netcl.core.tensor.ops import conv_cpu
@@ -101,8 +102,12 @@ def conv2d(
     a CPU device (PoCL, where the tiled kernel is slow) the whole batch's
     columns and one panel matmul instead (conv_cpu.py, which adds the bias as
     it reorders the product), unless ``tile`` forces the tiled kernel's shape
-    (tests, benchmarks). Recorded as ``conv2d`` with the geometry.
+    (tests, benchmarks). Recorded as ``conv2d`` with the geometry. Inside
+    ``netcl.amp.autocast`` x, weight and bias are cast to its dtype first.
     """
+    x, weight = to_low_precision(x, weight)
+    if bias is not None:
+        (bias,) = to_low_precision(bias)
     _check_conv("conv2d", x, weight, bias)
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape

@@ -25,6 +25,8 @@
 typedef float float8_unaligned __attribute__((ext_vector_type(8), aligned(4)));
 #if HALF
 #define LOAD8(p, i) vload_half8(0, (p) + (i))
+#elif BF16
+#define LOAD8(p, i) bf16_load8((i), (p))
 #else
 #define LOAD8(p, i) (*(__global const float8_unaligned *)((p) + (i)))
 #endif

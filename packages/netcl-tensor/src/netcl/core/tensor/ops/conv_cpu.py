@@ -4,7 +4,7 @@ in (conv_cpu.cl).
 
 conv.py checks arguments and chooses per device; these functions take its checked
 geometry, ``[KH, KW, SH, SW, PH, PW, DH, DW]``, and contiguous-or-not tensors of
-float32 or float16. Nothing here is recorded.
+float32, float16 or bfloat16. Nothing here is recorded.
 """
 
 from __future__ import annotations
@@ -33,16 +33,14 @@ GROUP_ITEMS = 256  # work-items a work-group holds at most (see row_group)
 def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
             size: tuple[int, int], out_size: tuple[int, int], bias: bool = False,
             panels_of_cols: bool = False) -> Any:
-    if dtype == dtypes.float16:
-        defines: dict[str, str | int] = {
-            "T": "half", "LOAD(p, i)": "vload_half((i), (p))",
-            "STORE(p, i, v)": "vstore_half((v), (i), (p))"}
-    else:
-        defines = {"T": "float", "LOAD(p, i)": "(p)[(i)]", "STORE(p, i, v)": "(p)[(i)] = (v)"}
+    defines: dict[str, str | int] = {
+        "T": dtypes.STORAGE_C_TYPE[dtype], "LOAD(p, i)": dtypes.cl_load(dtype, "(p)", "(i)"),
+        "STORE(p, i, v)": dtypes.cl_store(dtype, "(p)", "(i)", "(v)")}
     defines.update(zip(_NAMES, geometry, strict=True))
     defines.update(H=size[0], W=size[1], OH=out_size[0], OW=out_size[1], BIAS=int(bias),
-                   HALF=int(dtype == dtypes.float16), PANELS_OF_COLS=int(panels_of_cols))
-    return device.kernels.kernel(KERNEL_FILE, name, defines)
+                   HALF=int(dtype == dtypes.float16), BF16=int(dtype == dtypes.bfloat16),
+                   PANELS_OF_COLS=int(panels_of_cols))
+    return device.kernels.kernel((dtypes.BFLOAT16_CL, KERNEL_FILE), name, defines)
 
 
 def _local_size(grid: tuple[int, int, int]) -> tuple[int, int, int]:

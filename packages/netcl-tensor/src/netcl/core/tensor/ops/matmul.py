@@ -16,6 +16,7 @@ import numpy as np
 
 from netcl.core.device import Device
 from netcl.core.tensor import backends, dtypes
+from netcl.core.tensor.autocast import to_low_precision
 from netcl.core.tensor.dispatch import common_device, empty, record
 from netcl.core.tensor.ops import gemm
 from netcl.core.tensor.ops.elementwise import copy_, fill_
@@ -52,7 +53,9 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     results are deterministic. Any strides are read as they are, without a
     copy. Raises ValueError when the inner dimensions or batch shapes do not
     match and TypeError for mixed or non-float dtypes, naming both operands.
+    Inside ``netcl.amp.autocast`` both operands are cast to its dtype first.
     """
+    a, b = to_low_precision(a, b)
     return matmul_with(a, b)
 
 

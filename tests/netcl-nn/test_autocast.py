@@ -1,0 +1,198 @@
+"""autocast against torch.autocast on CPU: dtypes of every intermediate, values, gradients,
+nesting, disabling, the weight-cast cache, and a GradScaler training step.
+
+Tolerances come from the rounding the low dtype admits. Both sides cast the same
+float32 values to the low dtype with round-to-nearest-even, so the operands agree
+bit for bit; a matmul accumulates in float32 in an order of its own and rounds
+once, so its result may sit one unit of the low dtype (``UNIT[dtype]`` relative)
+from torch's. Everything downstream moves by at most what that unit moves it by,
+bounded through the absolute values of the other operand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+
+import netcl.autograd as ag
+from netcl.amp import GradScaler, autocast
+from netcl.core.tensor import autocast as autocast_module
+from netcl.core.tensor import bfloat16, float16, float32, from_numpy, ops
+from netcl.nn import Linear, ReLU, Sequential, cross_entropy
+from netcl.optim import Adam
+
+Array = np.ndarray[Any, Any]
+# One unit in the last place, relative to a value's power of two.
+UNIT = {bfloat16: 2.0**-7, float16: 2.0**-10}
+TORCH = {bfloat16: torch.bfloat16, float16: torch.float16}
+
+
+def models(seed: int = 0) -> tuple[Sequential, torch.nn.Sequential]:
+    ours = Sequential(Linear(None, 12, 16), ReLU(), Linear(None, 16, 5))
+    theirs = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5))
+    rng = np.random.default_rng(seed)
+    for mine, their in zip(ours.parameters(), theirs.parameters(), strict=True):
+        values = rng.uniform(-0.5, 0.5, mine.shape).astype(np.float32)
+        mine.copy_(from_numpy(values))
+        with torch.no_grad():
+            their.copy_(torch.from_numpy(values))
+    return ours, theirs
+
+
+def inputs(seed: int = 1) -> tuple[Array, Array]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((8, 12)).astype(np.float32), rng.integers(0, 5, 8)
+
+
+def as_np(t: torch.Tensor) -> Array:
+    return t.detach().float().numpy().astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", [bfloat16, float16], ids=str)
+def test_forward_and_backward_match_torch_autocast(dtype: np.dtype[Any]) -> None:
+    ours, theirs = models()
+    x, y = inputs()
+    with ag.Tape() as tape, autocast(dtype=dtype):
+        h = ours[0](from_numpy(x))
+        r = ours[1](h)
+        logits = ours[2](r)
+        loss = cross_entropy(logits, y)
+    tape.backward(loss)
+    with torch.autocast("cpu", dtype=TORCH[dtype]):
+        th = theirs[0](torch.from_numpy(x))
+        tr = theirs[1](th)
+        tlogits = theirs[2](tr)
+        tloss = torch.nn.functional.cross_entropy(tlogits, torch.from_numpy(y))
+    tloss.backward()
+
+    # Same dtype of every intermediate: the linears and relu low, the loss float32,
+    # every gradient its parameter's float32.
+    assert [t.dtype for t in (h, r, logits, loss)] == [dtype, dtype, dtype, float32]
+    assert [t.dtype for t in (th, tr, tlogits, tloss)] == [TORCH[dtype]] * 3 + [torch.float32]
+    assert all(p.grad is not None and p.grad.dtype == float32 for p in ours.parameters())
+
+    unit = UNIT[dtype]
+    x_abs = np.abs(x.astype(np.float64))
+    w1, w2 = (np.abs(as_np(theirs[i].weight)) for i in (0, 2))
+    # torch's linear adds the bias inside its product and rounds once; netcl's rounds the
+    # product, then the sum: half a unit of |x| @ |W| more, and half a unit of the
+    # result each side, plus whatever difference the input brings in through |W|.
+    def linear_bound(input_error: Array, input_abs: Array, w: Array, out: Array) -> Array:
+        bound: Array = input_error @ w.T + unit * (input_abs @ w.T) + unit * np.abs(out)
+        return bound + unit * 2.0**-14  # the low dtype's subnormal spacing, near 0
+
+    bound_h = linear_bound(np.zeros_like(x_abs), x_abs, w1, as_np(th))
+    assert (np.abs(h.numpy().astype(np.float64) - as_np(th)) <= bound_h).all()
+    # relu is 1-Lipschitz, so r is off by at most what h is.
+    r_abs = np.abs(as_np(tr))
+    bound_logits = linear_bound(bound_h, r_abs, w2, as_np(tlogits))
+    assert (np.abs(logits.numpy().astype(np.float64) - as_np(tlogits)) <= bound_logits).all()
+    # The loss moves by at most the largest logit difference of each sample (softmax is
+    # 1-Lipschitz in the max norm, and the mean keeps that), plus float32 rounding.
+    assert abs(float(loss.item()) - tloss.item()) <= bound_logits.max(axis=1).mean() + 1e-6
+
+    # W2's gradient is dlogits^T r: dlogits (softmax - onehot) / N moves by at most twice
+    # the largest logit difference over N, r by bound_h; dlogits rounds to the low dtype
+    # and the product rounds once: a unit each of the absolute product.
+    d_logits = (np.abs(as_np(torch.softmax(tlogits.float(), 1))) + 1.0) / len(y)
+    d_error = 2 * bound_logits.max(axis=1, keepdims=True) / len(y)
+    bound_w2 = (d_error.T @ (r_abs + bound_h) + d_logits.T @ bound_h
+                + 2 * unit * (d_logits.T @ r_abs) + 1e-7)
+    grad_w2 = ours[2].weight.grad.numpy()
+    assert (np.abs(grad_w2 - as_np(theirs[2].weight.grad)) <= bound_w2).all()
+
+
+def test_nested_disabled_and_outside() -> None:
+    a = from_numpy(np.ones((2, 3), np.float32))
+    assert autocast_module.low_precision_dtype() is None
+    with autocast():
+        assert ops.matmul(a, a.T).dtype == bfloat16
+        with autocast(enabled=False):
+            assert ops.matmul(a, a.T).dtype == float32
+            with autocast(dtype=float16):
+                assert ops.matmul(a, a.T).dtype == float16
+        assert ops.matmul(a, a.T).dtype == bfloat16
+        assert ops.add(a, a).dtype == float32  # not on the list: runs as given
+    assert ops.matmul(a, a.T).dtype == float32
+
+    @autocast(dtype=float16)
+    def f() -> Any:
+        return ops.matmul(a, a.T).dtype
+
+    assert f() == float16
+    with pytest.raises(ValueError, match="dtype must be bfloat16 or float16"):
+        autocast(dtype=float32)
+
+
+def test_a_weight_is_cast_once_per_forward() -> None:
+    layer = Linear(None, 4, 4)
+    x = from_numpy(np.ones((2, 4), np.float32))
+    with ag.Tape() as tape, autocast():
+        layer(layer(x))
+        casts = [n for n in tape.nodes() if n.op == "cast" and n.inputs[0] is layer.weight]
+        assert len(casts) == 1
+    with ag.Tape() as tape, autocast():
+        layer(x)
+        # A new region (and tape): cast afresh, so the new tape has its own record.
+        assert sum(1 for n in tape.nodes() if n.op == "cast" and n.inputs[0] is layer.weight) == 1
+
+
+def test_bf16_training_step_with_grad_scaler_matches_torch() -> None:
+    """Autocast + GradScaler + Adam, three steps: the parameters move within the bf16
+    tolerance of torch's (the gradients agree to three bf16 units, Adam normalizes
+    them, so each step moves a parameter by lr times (1 +- a few units))."""
+    ours, theirs = models(2)
+    x, y = inputs(3)
+    optimizer, torch_optimizer = Adam(ours.parameters(), lr=1e-2), torch.optim.Adam(
+        theirs.parameters(), lr=1e-2)
+    scaler, torch_scaler = GradScaler(init_scale=256.0), torch.amp.GradScaler("cpu",
+                                                                                init_scale=256.0)
+    for _ in range(3):
+        with ag.Tape() as tape:
+            with autocast():
+                loss = cross_entropy(ours(from_numpy(x)), y)
+            scaled = scaler.scale(loss)  # on the tape, outside autocast (torch's recipe)
+        tape.backward(scaled)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad()
+        torch_optimizer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            tloss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)),
+                                                      torch.from_numpy(y))
+        torch_scaler.scale(tloss).backward()
+        torch_scaler.step(torch_optimizer)
+        torch_scaler.update()
+    assert scaler.get_scale() == torch_scaler.get_scale()
+    for mine, their in zip(ours.parameters(), theirs.parameters(), strict=True):
+        # Three steps of at most lr each; where a gradient is near 0 its sign (hence the
+        # step) may differ, so the bound is the whole travel of 3 lr, and nearly every
+        # element must be much closer: within 3 lr x 8 bf16 units.
+        diff = np.abs(mine.numpy() - their.detach().numpy())
+        assert (diff <= 3 * 1e-2 + 1e-6).all()
+        assert np.mean(diff <= 3 * 1e-2 * 8 * UNIT[bfloat16]) > 0.9
+
+
+def test_bfloat16_host_values_are_ml_dtypes() -> None:
+    host = np.array([1.5, -2.25], ml_dtypes.bfloat16)
+    assert from_numpy(host).dtype == bfloat16
+
+
+def test_the_readme_recipe_runs() -> None:
+    """README's "Mixed precision" recipe, as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Mixed precision", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    scope: dict[str, Any] = {}
+    exec(compile(code.group(1), "README.md", "exec"), scope)
+    assert scope["loss"].dtype == float32
+    assert scope["scaler"].get_scale() == 2.0**16  # three clean steps: no change yet
+    assert all(p.grad is None for p in scope["model"].parameters())

@@ -1,0 +1,138 @@
+"""A bf16-autocast training step (forward, cross-entropy, backward, Adam): netcl against
+torch bf16 autocast on the same device, in one run, with both fp32 steps beside them.
+
+    NETCL_DEVICE=gpu python tools/bench/amp_step.py --device gpu
+    python tools/bench/amp_step.py                  # CPU: PoCL against torch CPU
+
+Each row is a contender; the ratio column is its time over torch's bf16 autocast step.
+Until tensor-core kernels land, netcl's bf16 matmul runs the CUDA-core kernel with
+16-bit loads, so the ratio says where the mixed-precision machinery stands, not what
+tensor cores will give. Timing is train_step.py's (samples in turns, medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from train_step import MLP, MODELS, Step, time_in_turns
+
+import netcl.autograd as ag
+from netcl.amp import autocast
+from netcl.core.device import Device, manager
+from netcl.core.tensor import from_numpy, manual_seed
+from netcl.jit import jit
+from netcl.nn import Linear, ReLU, Sequential, cross_entropy
+from netcl.optim import Adam
+
+
+def netcl_step(spec: MLP, device: Device, amp: bool, jitted: bool = False) -> Step:
+    manual_seed(0)
+    layers: list[Any] = []
+    for i, (n_in, n_out) in enumerate(zip(spec.widths, spec.widths[1:], strict=False)):
+        layers += [Linear(device, n_in, n_out)] + ([ReLU()] if i < len(spec.widths) - 2 else [])
+    model = Sequential(*layers)
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    x_host, y_host = spec.data()
+    x, y = from_numpy(x_host, device), from_numpy(y_host, device)
+
+    def step() -> None:
+        with ag.Tape() as tape, autocast(enabled=amp):
+            loss = cross_entropy(model(x), y)
+        tape.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return (jit(step) if jitted else step), device.synchronize
+
+
+def torch_step(spec: MLP, device: Device, amp: bool) -> Step:
+    torch.manual_seed(0)
+    where = torch.device("cuda" if device.type == "gpu" else "cpu")
+    layers: list[torch.nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(spec.widths, spec.widths[1:], strict=False)):
+        layers.append(torch.nn.Linear(n_in, n_out))
+        if i < len(spec.widths) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers).to(where)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=where.type == "cuda")
+    x_host, y_host = spec.data()
+    x, y = torch.from_numpy(x_host).to(where), torch.from_numpy(y_host).to(where)
+
+    def step() -> None:
+        with torch.autocast(where.type, dtype=torch.bfloat16, enabled=amp):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def sync() -> None:
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+
+    return step, sync
+
+
+CONTENDERS: dict[str, Callable[[MLP, Device], Step]] = {
+    "netcl fp32": lambda s, d: netcl_step(s, d, False),
+    "netcl bf16": lambda s, d: netcl_step(s, d, True),
+    "netcl bf16 jit": lambda s, d: netcl_step(s, d, True, jitted=True),
+    "torch fp32": lambda s, d: torch_step(s, d, False),
+    "torch bf16": lambda s, d: torch_step(s, d, True),
+}
+PEER = "torch bf16"
+
+
+def autocast_off_timers(device: Device) -> dict[str, Step]:
+    """A 4x4 matmul through ``ops.matmul`` (which asks autocast first) and through
+    ``matmul_with`` (which does not): the cost of autocast being off, on the eager path."""
+    import numpy as np
+
+    from netcl.core.tensor import ops
+    from netcl.core.tensor.ops.matmul import matmul_with
+
+    a = from_numpy(np.ones((4, 4), np.float32), device)
+
+    def many(op: Callable[[Any, Any], Any]) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(100):
+                op(a, a)
+
+        return run
+
+    return {"ops.matmul": (many(ops.matmul), device.synchronize),
+            "matmul_with": (many(matmul_with), device.synchronize)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--sample", type=float, default=0.5, help="seconds per sample")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    device = manager.default(args.device)
+    if args.device == "gpu":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    print(f"device: {device.name}")
+    off = time_in_turns(autocast_off_timers(device), args.sample, args.rounds)
+    print(f"autocast off, 4x4 matmul: ops.matmul {off['ops.matmul'] * 1e4:.2f} us, "
+          f"without the autocast check {off['matmul_with'] * 1e4:.2f} us, ratio "
+          f"{off['ops.matmul'] / off['matmul_with']:.3f}")
+    for spec in MODELS[args.device][:1]:
+        timers: dict[str, Step] = {}
+        for name, make in CONTENDERS.items():
+            try:
+                timers[name] = make(spec, device)
+            except Exception as error:  # a contender that cannot run is reported, not fatal
+                print(f"{spec}: {name} failed to build: {error!r}")
+        times = time_in_turns(timers, args.sample, args.rounds)
+        print(f"\n{spec}")
+        print(f"{'contender':<16}{'ms/step':>10}{'vs ' + PEER:>16}")
+        for name, seconds in times.items():
+            print(f"{name:<16}{seconds * 1e3:>10.2f}{seconds / times[PEER]:>16.2f}")
+
+
+if __name__ == "__main__":
+    main()
