@@ -247,5 +247,5 @@ def test_bad_input_raises_naming_the_shapes() -> None:
         ops.max_pool2d(x, 3, 1, 2)
     with pytest.raises(ValueError, match=r"\(1, 4, 8\).*2x2 kernel over 4x4"):
         ops.fold(nt.tensor(image((1, 4, 8))), (4, 4), 2)
-    with pytest.raises(TypeError, match="float32 and float16"):
+    with pytest.raises(TypeError, match="float32, float16 and bfloat16"):
         ops.unfold(nt.tensor(np.ones((1, 1, 3, 3), np.int32)), 2)

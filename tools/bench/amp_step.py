@@ -7,7 +7,7 @@ torch bf16 autocast on the same device, in one run, with both fp32 steps beside 
 Each row is a contender; the ratio column is its time over torch's bf16 autocast step.
 Until tensor-core kernels land, netcl's bf16 matmul runs the CUDA-core kernel with
 16-bit loads, so the ratio says where the mixed-precision machinery stands, not what
-tensor cores will give. Timing is train_step.py's (samples in turns, medians).
+tensor cores will give. Timing is harness.py's (samples in turns, medians).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from train_step import MLP, MODELS, Step, time_in_turns
+from harness import Report, add_json_flag, time_contenders
+from train_step import MLP, MODELS, Step
 
 import netcl.autograd as ag
 from netcl.amp import autocast
@@ -111,27 +112,28 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--sample", type=float, default=0.5, help="seconds per sample")
     parser.add_argument("--rounds", type=int, default=5)
+    add_json_flag(parser)
     args = parser.parse_args()
     device = manager.default(args.device)
     if args.device == "gpu":
         torch.backends.cuda.matmul.allow_tf32 = False
-    print(f"device: {device.name}")
-    off = time_in_turns(autocast_off_timers(device), args.sample, args.rounds)
-    print(f"autocast off, 4x4 matmul: ops.matmul {off['ops.matmul'] * 1e4:.2f} us, "
-          f"without the autocast check {off['matmul_with'] * 1e4:.2f} us, ratio "
-          f"{off['ops.matmul'] / off['matmul_with']:.3f}")
-    for spec in MODELS[args.device][:1]:
-        timers: dict[str, Step] = {}
-        for name, make in CONTENDERS.items():
-            try:
-                timers[name] = make(spec, device)
-            except Exception as error:  # a contender that cannot run is reported, not fatal
-                print(f"{spec}: {name} failed to build: {error!r}")
-        times = time_in_turns(timers, args.sample, args.rounds)
-        print(f"\n{spec}")
-        print(f"{'contender':<16}{'ms/step':>10}{'vs ' + PEER:>16}")
-        for name, seconds in times.items():
-            print(f"{name:<16}{seconds * 1e3:>10.2f}{seconds / times[PEER]:>16.2f}")
+    report = Report("bf16 autocast training step", device=device.name, json_line=args.json)
+    off = time_contenders(autocast_off_timers(device), rounds=args.rounds, sample_s=args.sample)
+    table = report.table("autocast off: 100 eager 4x4 matmuls, ms",
+                         ["ops.matmul", "matmul_with"], ratios=[("ops.matmul", "matmul_with")])
+    table.row("4x4", {name: t.median * 1e3 for name, t in off.items()})
+    spec = next(s for s in MODELS[args.device] if isinstance(s, MLP))
+    timers: dict[str, Step] = {}
+    for name, make in CONTENDERS.items():
+        try:
+            timers[name] = make(spec, device)
+        except Exception as error:  # a contender that cannot run is reported, not fatal
+            report.note(f"{name} failed", repr(error))
+    times = time_contenders(timers, rounds=args.rounds, sample_s=args.sample)
+    steps = report.table("training step, ms", list(times),
+                         ratios=[(name, PEER) for name in times if name != PEER])
+    steps.row(str(spec), {name: t.median * 1e3 for name, t in times.items()})
+    report.finish()
 
 
 if __name__ == "__main__":
