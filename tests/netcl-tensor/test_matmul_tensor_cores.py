@@ -76,12 +76,14 @@ def test_compute_capability_is_read_only_where_the_device_reports_it() -> None:
 # (device type, extensions, capability, dtype, TF32 allowed, the kernel it gets)
 FAMILIES = [
     ("gpu", NV, (9, 0), dtypes.float16, False, "mma"),
+    ("gpu", NV, (9, 0), dtypes.bfloat16, False, "mma"),
     ("gpu", NV, (9, 0), dtypes.float32, False, "tiled"),
     ("gpu", NV, (9, 0), dtypes.float32, True, "mma"),
     ("gpu", NV, (8, 0), dtypes.float16, False, "mma"),
     ("gpu", NV, (7, 5), dtypes.float16, False, "tiled"),
     ("gpu", NV, (7, 5), dtypes.float32, True, "tiled"),
     ("gpu", "cl_khr_fp16", (0, 0), dtypes.float16, True, "tiled"),  # another vendor
+    ("gpu", "cl_khr_fp16", (0, 0), dtypes.bfloat16, True, "tiled"),
     ("cpu", "cl_khr_fp16", (0, 0), dtypes.float16, True, "panel"),  # PoCL
     ("cpu", "cl_khr_fp16", (0, 0), dtypes.float32, True, "panel"),
 ]
@@ -162,16 +164,18 @@ def bound(a: Array, b: Array, out_dtype: np.dtype[Any]) -> Array:
     inputs multiply exactly in float32. The K-term sum is float32, which the
     tensor cores may truncate rather than round: at most one ulp (2**-23
     relative) per addition, gamma_K = K u / (1 - K u) of sum |a||b|. A 16-bit
-    output is rounded once more (2**-11 of the value for float16).
+    output is rounded once more (2**-11 of the value for float16, 2**-8 for
+    bfloat16).
     """
     k = a.shape[-1]
     magnitude = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
     u_in = 2.0**-11 if a.dtype == np.float32 else 0.0
     u_sum = 2.0**-23
     error: Array = magnitude * (2 * u_in + u_in**2 + k * u_sum / (1 - k * u_sum))
-    if out_dtype == np.float16:
+    if out_dtype in (dtypes.float16, dtypes.bfloat16):
+        unit = 2.0**-11 if out_dtype == dtypes.float16 else 2.0**-8  # 10 or 7 mantissa bits
         exact = a.astype(np.float64) @ b.astype(np.float64)
-        error = error * (1 + 2.0**-11) + np.abs(exact) * 2.0**-11
+        error = error * (1 + unit) + np.abs(exact) * unit
     return error
 
 
@@ -188,7 +192,8 @@ PROBLEMS = [((131, 45), (45, 77)), ((2, 200, 72), (2, 72, 136)), ((3, 40, 130), 
             ((256, 512), (512, 256)), ((17, 5), (5, 9))]
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32], ids=["fp16", "tf32"])
+@pytest.mark.parametrize("dtype", [dtypes.float16, dtypes.bfloat16, dtypes.float32],
+                         ids=["fp16", "bf16", "tf32"])
 @pytest.mark.parametrize("layout", ["nn", "nt", "tn", "strided"])
 @pytest.mark.parametrize(("a_shape", "b_shape"), PROBLEMS)
 def test_tensor_cores_match_float64_and_torch(
@@ -204,17 +209,23 @@ def test_tensor_cores_match_float64_and_torch(
     b = rng.standard_normal(b_shape).astype(dtype)
     left, right = place(a, layout, 0, tc_device), place(b, layout, 1, tc_device)
     assert gemm.default_family(tc_device, left.dtype) == "mma"
-    got = (left @ right).numpy()
-    assert got.dtype == dtype
+    result = (left @ right).numpy()
+    assert result.dtype == dtype
+    got = result.astype(np.float64)
     exact = a.astype(np.float64) @ b.astype(np.float64)
     allowed = bound(a, b, np.dtype(dtype))
     assert np.all(np.abs(got - exact) <= allowed)
-    # torch on the CPU sums in float32 (and rounds fp16 once): within both bounds.
-    want = (torch.from_numpy(a) @ torch.from_numpy(b)).double().numpy()
-    torch_error = bound(a, b, np.dtype(dtype)) if dtype == np.float16 else float32_sum_error(a, b)
+    # torch on the CPU sums in float32 (and rounds a 16-bit result once): within
+    # both bounds. It takes bf16 from float32, which holds every bf16 exactly.
+    as_torch = {dtypes.float16: torch.float16, dtypes.bfloat16: torch.bfloat16,
+                dtypes.float32: torch.float32}[np.dtype(dtype)]
+    want = (torch.from_numpy(a.astype(np.float32)).to(as_torch)
+            @ torch.from_numpy(b.astype(np.float32)).to(as_torch)).double().numpy()
+    torch_error = (float32_sum_error(a, b) if dtype == dtypes.float32
+                   else bound(a, b, np.dtype(dtype)))
     assert np.all(np.abs(got - want) <= allowed + torch_error)
     # A fixed summation order: the same bits every time.
-    assert np.array_equal((left @ right).numpy(), got)
+    assert np.array_equal((left @ right).numpy(), result)
 
 
 def test_float32_is_unchanged_with_tf32_off(

@@ -97,7 +97,8 @@ def used(host: np.ndarray[Any, Any], stored_transposed: bool) -> np.ndarray[Any,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
+                        default="float32")
     parser.add_argument("--layout", choices=("nn", "nt", "tn"), nargs="*",
                         default=["nn", "nt", "tn"],
                         help="nn: A @ B; nt: A @ B.T (nn.Linear); tn: A.T @ B (its weight grad)")
@@ -214,6 +215,15 @@ def _conv_row(table: Any, device: Any, on_gpu: bool, pause: float, rng: np.rando
               {"rel err": error, **{f"{side} GF/s": rate for side, rate in rates.items()}})
 
 
+def torch_tensor(host: np.ndarray[Any, Any]) -> Any:
+    """``host`` as a CPU torch tensor; torch has no numpy bfloat16, so bf16 goes
+    over as float32 (which holds it exactly) and is cast back."""
+    assert torch is not None
+    if host.dtype.name == "bfloat16":
+        return torch.from_numpy(host.astype(np.float32)).to(torch.bfloat16)
+    return torch.from_numpy(host)
+
+
 def _numpy_peer(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], layout: str) -> Contender:
     left, right = used(a, layout[0] == "t"), used(b, layout[1] == "t")
     return (lambda: left @ right), no_sync
@@ -222,8 +232,8 @@ def _numpy_peer(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], layout: str) -
 def _torch_peer(where: str, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any],
                 layout: str) -> Contender:
     assert torch is not None
-    ta = torch.from_numpy(a).to(where)
-    tb = torch.from_numpy(b).to(where)
+    # torch has no numpy bfloat16: bf16 goes over as float32, which holds it exactly.
+    ta, tb = (torch_tensor(x).to(where) for x in (a, b))
     left = ta.transpose(-1, -2) if layout[0] == "t" else ta
     right = tb.transpose(-1, -2) if layout[1] == "t" else tb
 

@@ -27,7 +27,7 @@ import numpy as np
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
 from harness import Contender, Report, add_json_flag, time_contenders  # noqa: E402
-from matmul import operands, transposed, used  # noqa: E402
+from matmul import operands, torch_tensor, transposed, used  # noqa: E402
 
 from netcl.core.device import manager  # noqa: E402
 from netcl.core.tensor import backends, from_numpy  # noqa: E402
@@ -37,6 +37,7 @@ T = MmaTile
 CANDIDATES = {
     "float16": [T(128, 128, 32), T(128, 128, 32, 2, 2), T(128, 128, 16, 2, 2, stages=4),
                 T(128, 128, 16, stages=4), T(128, 256, 16)],
+    "bfloat16": [T(128, 128, 32), T(128, 128, 16, 2, 2, stages=4)],
     "float32": [T(128, 128, 16), T(128, 128, 16, ldmatrix=False), T(128, 128, 16, 2, 2),
                 T(128, 128, 8, stages=4)],
 }
@@ -49,8 +50,9 @@ def error_over_bound(got: Any, a: Any, b: Any) -> float:
     u_in = 2.0**-11 if a.dtype == np.float32 else 0.0
     allowed = (np.abs(a64) @ np.abs(b64)) * (2 * u_in + u_in**2 + k * 2.0**-23 / (1 - k * 2.0**-23))
     exact = a64 @ b64
-    if a.dtype == np.float16:
-        allowed = allowed * (1 + 2.0**-11) + np.abs(exact) * 2.0**-11
+    if a.dtype != np.float32:  # a 16-bit result rounded once more: 10 or 7 mantissa bits
+        unit = 2.0**-11 if a.dtype == np.float16 else 2.0**-8
+        allowed = allowed * (1 + unit) + np.abs(exact) * unit
     return float(np.max(np.abs(got.astype(np.float64) - exact) / allowed))
 
 
@@ -82,8 +84,8 @@ def main() -> None:
                 a, b = from_numpy(a_host, device), from_numpy(b_host, device)
                 a = transposed(a) if layout[0] == "t" else a
                 b = transposed(b) if layout[1] == "t" else b
-                left = torch.from_numpy(a_host).cuda()
-                right = torch.from_numpy(b_host).cuda()
+                left = torch_tensor(a_host).cuda()
+                right = torch_tensor(b_host).cuda()
                 left = left.T if layout[0] == "t" else left
                 right = right.T if layout[1] == "t" else right
                 a_used, b_used = used(a_host, layout[0] == "t"), used(b_host, layout[1] == "t")

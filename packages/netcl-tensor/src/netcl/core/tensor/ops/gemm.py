@@ -39,8 +39,10 @@ KERNEL_FILE = Path(__file__).with_name("matmul.cl")
 MMA_FILE = Path(__file__).with_name("matmul_mma.cl")
 # PARAMS, UNPACK_PARAMS and batch_offset, built ahead of either file.
 PARAMS_FILE = Path(__file__).with_name("matmul_params.cl")
-# matmul_mma.cl's MMA_TYPE per input dtype: TF32 for float32, f16 for float16.
-MMA_TYPES = {dtypes.float32: 0, dtypes.float16: 1}
+# matmul_mma.cl's MMA_TYPE per input dtype: TF32 for float32, f16, bf16.
+MMA_TYPES = {dtypes.float32: 0, dtypes.float16: 1, dtypes.bfloat16: 2}
+# bf16's store (bfloat16.cl) and the shared scalars come first.
+MMA_SOURCES = (dtypes.BFLOAT16_CL, PARAMS_FILE, MMA_FILE)
 # mma.sync with f16 and tf32 inputs (and ldmatrix) needs compute capability 8.0.
 MMA_CAPABILITY = (8, 0)
 # The kernels decompose the batch index over at most this many dimensions.
@@ -226,14 +228,14 @@ def kernels_for(device_type: str, capability: tuple[int, int] | None) -> str:
     if device_type == "cpu":
         return "matmul: panel kernel (CPU)"
     if reaches_tensor_cores(capability):
-        return ("matmul: tensor cores (mma.sync) for float16, and float32 when TF32 is "
-                "allowed; tiled kernel otherwise")
+        return ("matmul: tensor cores (mma.sync) for float16 and bfloat16, and float32 when "
+                "TF32 is allowed; tiled kernel otherwise")
     return "matmul: tiled kernel (no tensor cores reachable)"
 
 
 def default_family(device: Device, dtype: np.dtype[Any]) -> str:
     """The kernel a product of ``dtype`` operands runs on ``device`` unless one is
-    forced: "panel" on a CPU; "mma" on tensor cores for float16, and for float32
+    forced: "panel" on a CPU; "mma" on tensor cores for float16 and bfloat16, and for float32
     when TF32 is allowed (backends); "tiled" otherwise."""
     if device.type == "cpu":
         return "panel"
@@ -431,7 +433,7 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     variant = MmaVariant(a.dtype, out_dtype, a_k_major, b_k_major, a_vec, b_vec,
                          n % 2 == 0 and out_dtype == dtypes.float32, copy_async, tile,
                          sliced=count > MAX_BATCH_SLICE)
-    mma = device.kernels.kernel((PARAMS_FILE, MMA_FILE), "matmul_mma", variant)
+    mma = device.kernels.kernel(MMA_SOURCES, "matmul_mma", variant)
     grid = (-(-n // tile.bn) * tile.threads, -(-m // tile.bm))
     steps = tuple(Step(mma, (*grid, entries), (tile.threads, 1, 1), scalars, (A, B, OUT))
                   for entries, scalars in _slices(count, params(a, b, m, n, k, dims)))
