@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from netcl.optim.flat_layout import StepBatch
-from netcl.optim.functional.muon import MUON_MATH, MuonHyperparameters, MuonState, muon_step
+from netcl.optim.functional.muon import (
+    MUON_MATH,
+    NS_DTYPES,
+    MuonHyperparameters,
+    MuonState,
+    muon_step,
+)
 from netcl.optim.optimizer import PARAMS_DOC, Optimizer, ParamGroup, ParamsLike
 
 _DEFAULT = MuonHyperparameters()
@@ -30,6 +36,8 @@ class Muon(Optimizer):
         ns_steps: Newton-Schulz iterations, 0 <= ns_steps < 100.
         adjust_lr_fn: None or "original" (lr * sqrt(max(1, rows / cols))), or
             "match_rms_adamw" (lr * 0.2 * sqrt(max(rows, cols))).
+        ns_dtype: "bfloat16" (torch's, the default: the iterations round to bfloat16
+            where torch's do) or "float32" (a netcl option, not a param-group key).
         allow_shared: as for every optimizer (see :class:`Optimizer`).
 
     >>> import numpy as np
@@ -59,8 +67,13 @@ class Muon(Optimizer):
         ns_steps: int = _DEFAULT.ns_steps,
         adjust_lr_fn: str | None = _DEFAULT.adjust_lr_fn,
         *,
+        ns_dtype: str = "bfloat16",
         allow_shared: bool = False,
     ) -> None:
+        if ns_dtype not in NS_DTYPES:
+            raise ValueError(f"Muon: invalid ns_dtype: {ns_dtype!r} (expected one of {NS_DTYPES})")
+        #: Where the Newton-Schulz iterations round: "bfloat16" as torch, or "float32".
+        self.ns_dtype = ns_dtype
         defaults = {
             "lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov,
             "ns_coefficients": ns_coefficients, "eps": eps, "ns_steps": ns_steps,
@@ -81,4 +94,4 @@ class Muon(Optimizer):
     def _update(self, hyper: MuonHyperparameters, batch: StepBatch) -> None:
         shapes = [p.shape for p in batch.params]
         muon_step(hyper, batch.params, batch.grads, batch.named(MuonState).momentum_buffer,
-                  shapes, batch.live)
+                  shapes, batch.live, ns_dtype=self.ns_dtype)

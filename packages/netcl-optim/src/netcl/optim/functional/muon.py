@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from netcl.core.tensor import Tensor, empty, float32, ops, recorder
+from netcl.core.tensor import Tensor, bfloat16, empty, float32, full, ops, recorder
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike, check_operands, span, spans
 from netcl.optim.functional.kernels import LiveGroup, launch_step, step_scalars
@@ -38,8 +38,8 @@ MUON_MATH = """
 
     with (a, b, c) = ns_coefficients and s = sqrt(max(1, A / B)) (``adjust_lr_fn``
     None or "original") or 0.2 * sqrt(max(A, B)) ("match_rms_adamw"). State
-    (float32, zero at the start): ``momentum_buffer`` b. The iterations run in
-    float32 (torch runs them in bfloat16, which netcl's tensors do not have yet).
+    (float32, zero at the start): ``momentum_buffer`` b. The iterations round to
+    bfloat16 as torch's do (``ns_dtype="bfloat16"``, the default), or run in float32.
 """
 
 
@@ -94,18 +94,38 @@ class MuonHyperparameters(Hyperparameters):
                 np.float32(-(self.lr * self.lr_scale(shape))))
 
 
-def orthogonalize(u: Tensor, hyper: MuonHyperparameters) -> Tensor:
-    """The Newton-Schulz iterate of 2-D ``u`` (torch's ``_zeropower_via_newtonschulz``, in
-    float32): a contiguous matrix of ``u``'s shape whose singular values lie near 1."""
+NS_DTYPES = ("bfloat16", "float32")
+
+
+def orthogonalize(u: Tensor, hyper: MuonHyperparameters, ns_dtype: str = "bfloat16") -> Tensor:
+    """The Newton-Schulz iterate of 2-D ``u`` (torch's ``_zeropower_via_newtonschulz``): a
+    contiguous float32 matrix of ``u``'s shape whose singular values lie near 1.
+
+    ``ns_dtype="bfloat16"`` rounds to bfloat16 where torch's iterations do (the input,
+    the normalised matrix, and each product's result: torch's bf16 matmul and addmm
+    accumulate in float32 and round once), the products themselves running in float32
+    on the rounded operands; ``"float32"`` rounds nowhere but float32.
+    """
+    if ns_dtype not in NS_DTYPES:
+        raise ValueError(f"Muon: invalid ns_dtype: {ns_dtype!r} (expected one of {NS_DTYPES})")
     a, b, c = hyper.ns_coefficients
+    rounded = _bfloat16_rounding if ns_dtype == "bfloat16" else _unrounded
     wide = u.shape[0] <= u.shape[1]
-    x = u if wide else u.T
-    norm = ops.sqrt(ops.sum(x * x))
-    x = x / ops.maximum(norm, hyper.eps)
+    x = rounded(u if wide else u.T)
+    norm = rounded(ops.sqrt(ops.sum(x * x)))
+    x = rounded(x / ops.maximum(norm, rounded(full((), hyper.eps, float32, x.device))))
     for _ in range(hyper.ns_steps):
-        gram = x @ x.T
-        x = x * a + (gram * b + (gram @ gram) * c) @ x
+        gram = rounded(x @ x.T)
+        x = rounded(x * a + rounded(gram * b + (gram @ gram) * c) @ x)
     return (x if wide else x.T).contiguous()
+
+
+def _bfloat16_rounding(x: Tensor) -> Tensor:
+    return x.astype(bfloat16).astype(float32)
+
+
+def _unrounded(x: Tensor) -> Tensor:
+    return x
 
 
 def muon(
@@ -122,8 +142,9 @@ def muon(
     eps: float,
     ns_steps: int,
     adjust_lr_fn: str | None,
+    ns_dtype: str = "bfloat16",
 ) -> None:
-    """One Muon step on every matrix, in place.
+    """One Muon step on every matrix, in place (``ns_dtype``: see :func:`orthogonalize`).
 
     ``shapes[i]`` is parameter i's (rows, columns): the arrays themselves are flat
     runs of elements, row-major. The caller owns the momentum buffers (zeros at
@@ -134,7 +155,7 @@ def muon(
         "ns_coefficients": ns_coefficients, "eps": eps, "ns_steps": ns_steps,
         "adjust_lr_fn": adjust_lr_fn,
     })
-    muon_step(hyper, params, grads, momentum_buffers, shapes)
+    muon_step(hyper, params, grads, momentum_buffers, shapes, ns_dtype=ns_dtype)
 
 
 muon.__doc__ = f"{muon.__doc__}{MUON_MATH}"
@@ -147,6 +168,8 @@ def muon_step(
     momentum_buffers: Sequence[ArrayLike],
     shapes: Sequence[Sequence[int]],
     live: LiveGroup | None = None,
+    *,
+    ns_dtype: str = "bfloat16",
 ) -> None:
     """:func:`muon` with checked hyperparameters, after every array is checked: per matrix,
     a ``muon_momentum`` launch, the iterations, a ``muon_apply`` launch (``live``: see
@@ -154,6 +177,8 @@ def muon_step(
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
     buf = spans(momentum_buffers, "momentum_buffers", n)
+    if ns_dtype not in NS_DTYPES:
+        raise ValueError(f"muon: invalid ns_dtype: {ns_dtype!r} (expected one of {NS_DTYPES})")
     if len(shapes) != n:
         raise ValueError(f"shapes has {len(shapes)} entries, expected {n} (one per param)")
     for i in range(n):
@@ -169,7 +194,7 @@ def muon_step(
             u = empty((rows, cols), float32, p[i].device)
             momentum = step_scalars(hyper, (), i, lambda h, _, j: h.momentum_scalars(), live)
             launch_step("muon.cl", "muon_momentum", {}, (g[i], buf[i], span(u, "u")), momentum)
-            o = orthogonalize(u, hyper)
+            o = orthogonalize(u, hyper, ns_dtype)
             apply = functools.partial(_apply_scalars, (rows, cols))
             applied = step_scalars(hyper, (), i, apply, live)
             launch_step("muon.cl", "muon_apply", {}, (p[i], span(o, "o")), applied)
