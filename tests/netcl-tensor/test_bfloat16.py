@@ -177,8 +177,8 @@ def test_binary_ops_match_torch_cpu(device: Device, rng: np.random.Generator, na
     want = torch_op(torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16())
     _check_against_torch(got.numpy(), want, exact)
     # A Python float keeps bf16 but is not rounded to bf16 first: the op runs in
-    # float32 with the scalar as float32, as torch does on CUDA (torch's CPU add
-    # rounds the scalar to bf16 first, its CPU mul does not).
+    # float32 with the scalar as float32, in every op (torch's CPU add rounds the
+    # scalar to bf16 first, its CPU mul does not), so the reference is that form.
     got_scalar = op(from_numpy(a.astype(BF16), device), 0.3)
     want_scalar = torch_op(torch.from_numpy(a).bfloat16().float(), torch.tensor(0.3)).bfloat16()
     assert got_scalar.dtype == bfloat16
