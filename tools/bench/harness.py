@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import sys
 import time
@@ -118,6 +119,30 @@ def host_cost(contender: Contender, calls: int, rounds: int = 7) -> float:
         samples.append((time.thread_time() - start) / calls)
     sync()
     return statistics.median(samples)
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for PoCL and torch alike (0: both at their defaults, "
+                             "every core); see set_threads")
+
+
+def set_threads(threads: int) -> str:
+    """Give PoCL and torch (when importable) the same ``threads`` (0: leave both at their
+    defaults) and say what they have. PoCL reads ``POCL_MAX_PTHREAD_COUNT`` once, when its
+    platform is first opened, so call this before the first device is made; its count
+    cannot change inside a process (a row at 1 thread and one at all cores are two runs)."""
+    if threads:
+        os.environ["POCL_MAX_PTHREAD_COUNT"] = str(threads)
+    described = f"PoCL {os.environ.get('POCL_MAX_PTHREAD_COUNT', 'all cores')}"
+    try:
+        import torch
+    except ImportError:
+        return described
+    if threads:
+        torch.set_num_threads(threads)
+    return f"{described}, torch {torch.get_num_threads()}; load average " \
+           f"{os.getloadavg()[0]:.1f} (1 minute, at start)"
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

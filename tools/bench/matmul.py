@@ -42,6 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 from harness import Contender, Report, add_json_flag, no_sync, time_contenders
 
@@ -107,8 +108,10 @@ def main() -> None:
                         help="float32 on TF32 tensor cores, netcl and torch alike")
     parser.add_argument("--square", type=int, nargs="+", metavar="N",
                         help="only the square shapes N^3 (default: every shape)")
+    harness.add_threads_flag(parser)
     add_json_flag(parser)
     args = parser.parse_args()
+    threads = harness.set_threads(args.threads)
     if args.tf32:
         backends.set_float32_matmul_precision("high")
     shapes = [s for s in SHAPES if not args.square
@@ -132,7 +135,7 @@ def main() -> None:
             peers["torch-cpu"] = partial(_torch_peer, "cpu")
 
     about = {"dtype": f"{dtype}{' (TF32 allowed)' if args.tf32 else ''}",
-             "compute units": device.compute_units}
+             "compute units": device.compute_units, "threads": threads}
     if torch is not None and on_gpu and "torch-cuda" in peers:
         about["peer"] = f"torch {torch.__version__} on {torch.cuda.get_device_name()}"
     report = Report("matmul", f"{device.name} ({device.type})", args.json, **about)

@@ -19,13 +19,10 @@
     python tools/bench/train_step.py --threads 2     # CPU: PoCL against torch CPU
     NETCL_DEVICE=gpu python tools/bench/train_step.py --device gpu   # GPU: against torch CUDA
 
-On the CPU, ``--threads N`` gives PoCL and torch the same N threads: it sets
-``POCL_MAX_PTHREAD_COUNT`` (PoCL reads it once, when its platform is first
-opened, which this script does after parsing its arguments) and
-``torch.set_num_threads(N)``; 0 leaves both at their defaults (every core).
-PoCL's thread count cannot change inside a process, so a row at 1 thread and
-one at all cores are two runs. The provenance line gives both counts and the
-load average at the start.
+On the CPU, ``--threads N`` gives PoCL and torch the same N threads
+(``harness.set_threads``: ``POCL_MAX_PTHREAD_COUNT`` and ``torch.set_num_threads``;
+0 leaves both at every core); a row at 1 thread and one at all cores are two
+runs. The provenance line gives both counts and the load average at the start.
 
 Contenders are functions that build a model and return (one step, wait for the
 device); a row of the table is a model, a column a contender, so another
@@ -39,12 +36,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import harness
 import numpy as np
 import pyopencl as cl
 import torch
@@ -397,9 +394,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--rounds", type=int, default=7, help="samples per contender")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads for PoCL and torch alike (0: both at their "
-                             "defaults, every core); see the module docstring")
+    harness.add_threads_flag(parser)
     parser.add_argument("--sample", type=float, default=0.05, help="seconds per small-op sample")
     parser.add_argument("--step-sample", type=float, default=0.3,
                         help="seconds per training-step sample")
@@ -407,15 +402,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="time only the models whose row name contains this text")
     add_json_flag(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        os.environ["POCL_MAX_PTHREAD_COUNT"] = str(args.threads)
-        torch.set_num_threads(args.threads)
+    threads = harness.set_threads(args.threads)
     device = manager.default(args.device)
     report = Report("train step", f"{device.name} ({device.type})", args.json,
                     torch=torch.__version__, timing=f"median of {args.rounds} samples in turns",
-                    threads=f"PoCL {os.environ.get('POCL_MAX_PTHREAD_COUNT', 'all cores')}, "
-                            f"torch {torch.get_num_threads()}",
-                    load=f"{os.getloadavg()[0]:.1f} (1-minute average at start)")
+                    threads=threads)
 
     op_timers = small_op_timers(device)
     op = time_contenders(op_timers, sample_s=args.sample, rounds=args.rounds)
