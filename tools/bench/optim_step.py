@@ -7,7 +7,9 @@ one optimizer step of: netcl fused (one launch per group), netcl per-parameter
 torch has). Each row prints its ratio to torch's fastest kind it has (fused,
 else foreach; below 1.0: faster than torch) and the effective bandwidth at the
 bytes a parameter's step reads and writes. torch has no Lion: its peer is a
-foreach transcription of the paper's update (``TorchLion`` below).
+foreach transcription of the paper's update (``TorchLion`` below). Muon and Adafactor
+step matrix by matrix on both sides (netcl's per-parameter row against torch's one
+form; Adafactor's torch foreach too).
 
     python tools/bench/optim_step.py                 # CPU: PoCL against torch CPU
     NETCL_DEVICE=gpu python tools/bench/optim_step.py --params 100000000   # GPU
@@ -30,7 +32,20 @@ from harness import Contender, Report, add_json_flag, no_sync, time_contenders
 
 from netcl.core.device import manager
 from netcl.core.tensor import Parameter, Tensor, empty, float32, from_numpy
-from netcl.optim import SGD, Adagrad, Adam, Adamax, AdamW, Lion, Momentum, NAdam, RAdam, RMSProp
+from netcl.optim import (
+    SGD,
+    Adafactor,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Lion,
+    Momentum,
+    Muon,
+    NAdam,
+    RAdam,
+    RMSProp,
+)
 from netcl.optim.functional import kernels
 
 
@@ -79,7 +94,12 @@ ALGORITHMS: dict[str, tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {
     "adamax": (Adamax, torch.optim.Adamax, {}, {}),
     "adagrad": (Adagrad, torch.optim.Adagrad, {}, {}),
     "lion": (Lion, TorchLion, {}, {}),
+    "muon": (Muon, torch.optim.Muon, {}, {}),
+    "adafactor": (Adafactor, torch.optim.Adafactor, {}, {}),
 }
+# Stepped matrix by matrix on both sides (no flat layout in netcl, no foreach Muon in torch):
+# their tensors are matrices of 1000 columns, and netcl has only its per-parameter row.
+PER_MATRIX = {"muon", "adafactor"}
 # Bytes one parameter's fp32 step reads and writes: p and g read, state read and written,
 # p written (Adam: p, g, m, v in; p, m, v out). RMSProp and momentum vary with options.
 BYTES_PER_PARAM = {"adam": 28, "adamw": 28, "nadam": 28, "radam": 28, "adamax": 28,
@@ -87,20 +107,28 @@ BYTES_PER_PARAM = {"adam": 28, "adamw": 28, "nadam": 28, "radam": 28, "adamax": 
 assert SGD is not None  # imported so a missing class fails at import, not mid-run
 
 
-def netcl_params(sizes: list[int], device: Any, rng: np.random.Generator) -> list[Tensor]:
+Shape = tuple[int, ...]
+
+
+def shapes_of(sizes: list[int], matrices: bool) -> list[Shape]:
+    """Each size as a vector, or as a matrix of 1000 columns (sizes are multiples of 1000)."""
+    return [(size // 1000, 1000) if matrices else (size,) for size in sizes]
+
+
+def netcl_params(shapes: list[Shape], device: Any, rng: np.random.Generator) -> list[Tensor]:
     params: list[Tensor] = []
-    for size in sizes:
-        p = Parameter(from_numpy(rng.standard_normal(size, dtype=np.float32), device))
-        p.grad = from_numpy(rng.standard_normal(size, dtype=np.float32), device)
+    for shape in shapes:
+        p = Parameter(from_numpy(rng.standard_normal(shape, dtype=np.float32), device))
+        p.grad = from_numpy(rng.standard_normal(shape, dtype=np.float32), device)
         params.append(p)
     return params
 
 
-def torch_params(sizes: list[int], device: str) -> list[torch.Tensor]:
+def torch_params(shapes: list[Shape], device: str) -> list[torch.Tensor]:
     params = []
-    for size in sizes:
-        p = torch.randn(size, device=device, requires_grad=True)
-        p.grad = torch.randn(size, device=device)
+    for shape in shapes:
+        p = torch.randn(shape, device=device, requires_grad=True)
+        p.grad = torch.randn(shape, device=device)
         params.append(p)
     return params
 
@@ -169,11 +197,13 @@ def main() -> None:
         )
         for case, sizes in cases.items():
             contenders: dict[str, Contender] = {}
-            tparams = torch_params(sizes, torch_device)
+            shapes = shapes_of(sizes, name in PER_MATRIX)
+            tparams = torch_params(shapes, torch_device)
             torch_variants = (
                 ("torch fused", {"fused": True}),
                 ("torch foreach", {"foreach": True}),
-                ("torch for-loop", {"foreach": False}),
+                # Muon has one form only, and no foreach argument.
+                ("torch for-loop", {} if name == "muon" else {"foreach": False}),
             )
             for label, flags in torch_variants:
                 try:
@@ -184,14 +214,18 @@ def main() -> None:
                     continue  # e.g. no fused RMSprop in this torch: n/a in the table
                 contenders[label] = (topt.step, sync_torch)
             for label, fused in (("netcl fused", True), ("netcl per-parameter", False)):
-                nopt = netcl_cls(netcl_params(sizes, device, rng), **netcl_kwargs, fused=fused)
+                if name in PER_MATRIX and fused:
+                    continue
+                flags = {} if name in PER_MATRIX else {"fused": fused}
+                nopt = netcl_cls(netcl_params(shapes, device, rng), **netcl_kwargs, **flags)
                 contenders[label] = (nopt.step, device.synchronize)
             timings = time_contenders(contenders, calls=steps, rounds=args.repeats)
             del contenders, tparams, topt, nopt  # free this case's memory before the next
             cells: dict[str, float | int | None] = {
                 label: timing.median * 1e3 for label, timing in timings.items()}
-            # torch's fastest kind it has: fused, else foreach.
-            cells["torch best"] = cells.get("torch fused") or cells.get("torch foreach")
+            # torch's fastest kind it has: fused, else foreach (else its only one).
+            cells["torch best"] = (cells.get("torch fused") or cells.get("torch foreach")
+                                   or cells.get("torch for-loop"))
             if per_param:
                 rate = per_param * args.params / timings["netcl fused"].median
                 cells["netcl fused GB/s"] = rate / 1e9
