@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from conftest import LaunchLog, RecordLog
 
 from netcl.core.device import Device
@@ -108,13 +109,15 @@ def kahan_tree_bound(x: Array, axis: AxisArg) -> Array:
 
 @pytest.mark.parametrize(("shape", "axis"), COLUMN_CASES)
 def test_sums_over_leading_axes_read_the_input_in_place(
-    shape: tuple[int, ...], axis: AxisArg, rng: np.random.Generator
+    shape: tuple[int, ...], axis: AxisArg, rng: np.random.Generator, device: Device
 ) -> None:
     x = rng.standard_normal(shape).astype(np.float32)
     # A slice starts the input past element 0 of its buffer.
     padded = np.concatenate([rng.standard_normal((1, *shape[1:])).astype(np.float32), x])
     t = from_numpy(padded)[1:]
-    assert launched_kernels(lambda: ops.sum(t, axis)) == ["reduce_cols"]
+    # A CPU sums 8 columns a work-item (its kernel's rounding is within the same bound).
+    cols = "reduce_cols8" if device.type == "cpu" else "reduce_cols"
+    assert launched_kernels(lambda: ops.sum(t, axis)) == [cols]
     want = x.astype(np.float64).sum(axis=axis)
     bound = kahan_tree_bound(x, axis)
     assert np.all(np.abs(ops.sum(t, axis).numpy() - want) <= bound)
@@ -135,15 +138,21 @@ def test_sums_over_leading_axes_of_other_dtypes(rng: np.random.Generator) -> Non
     np.testing.assert_allclose(got.numpy(), halves.astype(np.float64).sum(0), rtol=2.0**-11)
 
 
-def test_tall_narrow_and_strided_inputs_are_summed_as_rows(rng: np.random.Generator) -> None:
+def test_tall_narrow_and_strided_inputs_are_summed_as_rows(
+    rng: np.random.Generator, device: Device
+) -> None:
+    cpu = device.type == "cpu"
     tall = rng.standard_normal((20000, 40)).astype(np.float32)
     t = from_numpy(tall)
-    assert launched_kernels(lambda: ops.sum(t, 0)) == ["elementwise", "reduce_rows"]
+    # A CPU's column kernel has no work-group tree to fill: it reads them in place.
+    tall_kernels = ["reduce_cols8"] if cpu else ["elementwise", "reduce_rows"]
+    assert launched_kernels(lambda: ops.sum(t, 0)) == tall_kernels
     np.testing.assert_allclose(ops.sum(t, 0).numpy(),
                                tall.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)
     x = rng.standard_normal((40, 64)).astype(np.float32)
     view = from_numpy(x)[:, ::2]  # not contiguous: copied into rows first
-    assert launched_kernels(lambda: ops.sum(view, 0)) == ["elementwise", "reduce_rows"]
+    rows = "reduce_strips" if cpu else "reduce_rows"
+    assert launched_kernels(lambda: ops.sum(view, 0)) == ["elementwise", rows]
     np.testing.assert_allclose(ops.sum(view, 0).numpy(), x[:, ::2].astype(np.float64).sum(0),
                                rtol=1e-5, atol=1e-5)
 
@@ -257,3 +266,64 @@ def test_reductions_are_recorded_with_normalized_axes(tape: RecordLog) -> None:
     count = len(tape.calls)
     index = ops.argmax(t, 1)
     assert len(tape.calls) == count and not index.requires_grad
+
+
+# (shape, axes) for a CPU's reduce_strips, read as [outer, kept, inner]: BatchNorm's
+# channels (N, C, H, W) over (0, 2, 3) in place, a leading axis with a suffix kept
+# (inner 1 goes to reduce_cols8 for sums), short rows of softmax's shape, odd lengths
+# past and short of the 8 lanes and the 64-element strip, and an axis between kept
+# ones (copied into rows first: the third item).
+STRIP_CASES = [((6, 5, 7, 9), (0, 2, 3), False), ((3, 70, 131), (0, 2), False),
+               ((9, 13, 3), (0,), False), ((300, 32), -1, False), ((11, 203), 1, False),
+               ((4, 6, 5), 1, True), ((2, 3, 4, 5), (1, 3), True)]
+
+
+def strips_bound(x: Array, axis: AxisArg) -> Array:
+    """What reduce_strips's float sum admits per output: a lane's plain sum of up to 8
+    terms within a strip, 7u * sum(|x|) (Higham 4.2, u = 2^-24), the strips'
+    compensated sum 2u and the lanes' 2u (4.3), the result's rounding 1u: 12u."""
+    bound: Array = 12 * 2.0**-24 * np.abs(x.astype(np.float64)).sum(axis=axis)
+    return bound
+
+
+@pytest.mark.parametrize(("shape", "axis", "copied"), STRIP_CASES)
+def test_cpu_strips_read_in_place_and_match_float64(
+    shape: tuple[int, ...], axis: AxisArg, copied: bool, rng: np.random.Generator,
+    device: Device
+) -> None:
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[::17] *= 30  # uneven magnitudes, so max and the lse shift are not all alike
+    t = from_numpy(x)
+    if device.type == "cpu":
+        names = launched_kernels(lambda: ops.max(t, axis))
+        assert names == (["elementwise"] if copied else []) + ["reduce_strips"]
+    want = x.astype(np.float64).sum(axis=axis)
+    assert np.all(np.abs(ops.sum(t, axis).numpy() - want) <= strips_bound(x, axis))
+    count = x.size // want.size
+    assert np.all(np.abs(ops.mean(t, axis).numpy() - want / count)
+                  <= strips_bound(x, axis) / count + 2.0**-24 * np.abs(want / count))
+    assert np.array_equal(ops.max(t, axis).numpy(), x.max(axis=axis))
+    assert np.array_equal(ops.min(t, axis).numpy(), x.min(axis=axis))
+    if isinstance(axis, int):
+        assert np.array_equal(ops.argmax(t, axis).numpy(), x.argmax(axis=axis))
+    # exp rounds each term within a few u; the sum of positive terms and the log add
+    # a few more: 1e-6 relative is float32's reach with room for libm's exp.
+    np.testing.assert_allclose(ops.logsumexp(t, axis).numpy(), logsumexp_ref(x, axis),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_cpu_strips_propagate_nan_and_infinities() -> None:
+    x = np.zeros((3, 4, 19), np.float32)
+    x[0, 1, 17] = np.nan  # in the scalar tail past the 8 lanes
+    x[1, 2, 3] = np.nan
+    x[2, 0, 5] = np.inf
+    x[2, 3, 18] = -np.inf
+    t = from_numpy(x)
+    for axis in [(0, 2), 2]:
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(ops.max(t, axis).numpy(), x.max(axis=axis))
+            np.testing.assert_array_equal(ops.min(t, axis).numpy(), x.min(axis=axis))
+            # torch's: a row holding inf and no NaN is inf (no inf - inf shift).
+            want = torch.logsumexp(torch.from_numpy(x), axis).numpy()
+            np.testing.assert_allclose(ops.logsumexp(t, axis).numpy(), want, rtol=1e-6)
+            np.testing.assert_array_equal(ops.sum(t, axis).numpy(), x.sum(axis=axis))

@@ -157,3 +157,151 @@ void reduce_cols(const int cols, const int row_len,
     if (y == 0 && col < cols) STORE(out_offset + col, FINISH(vals[0][x]));
 }
 #endif
+
+#ifdef STRIPS
+// (No local may be named p0, s0, ...: a capture's LOAD passes its arguments by those names.)
+// CPUs (reduce.py defines STRIPS there only): the contiguous input read in
+// place as [outer, kept, inner], reduced over outer and inner, one work-item
+// per kept index and no barriers. reduce_rows's work-group per row and tree
+// in local memory cost PoCL a loop over work-items per barrier: 29 ms for a
+// 32 x 43264 row sum that torch takes 0.14 ms for, and BatchNorm's sums over
+// (N, H, W) needed a transposing copy first. A float sum adds each strip of
+// STRIP_BLOCK elements in float8 lanes (plain sums of at most STRIP_BLOCK/16
+// terms a lane), each strip's total compensated into the lanes' running sum,
+// as conv_cpu.cl's row_sums. Arguments as reduce_rows's (kept in place of
+// rows, row_len = outer * inner), then inner.
+#define STRIP_BLOCK 64
+#define LOAD8(i) ((float8)(LOAD(i), LOAD((i) + 1), LOAD((i) + 2), LOAD((i) + 3),              \
+                           LOAD((i) + 4), LOAD((i) + 5), LOAD((i) + 6), LOAD((i) + 7)))
+#define ACCUMULATE8(acc, comp, v)                                               \
+    {                                                                           \
+        const float8 y_ = (v) - comp;                                           \
+        const float8 t_ = acc + y_;                                             \
+        comp = select((float8)0.0f, (t_ - acc) - y_, isfinite(t_));             \
+        acc = t_;                                                               \
+    }
+
+// The compensated total of acc's lanes and a scalar (sum, comp) carried on.
+inline float lanes_total(float8 acc, float sum, float comp) {
+    const float lanes[8] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
+    for (int k = 0; k < 8; ++k) ACCUMULATE(sum, comp, lanes[k]);
+    return sum;
+}
+
+__kernel void reduce_strips(const int kept, const int row_len,
+                            __global const IN_T *in, const int in_offset,
+                            __global OUT_T *out, const int out_offset, const float scale,
+                            const int inner EXTRA_PARAMS)
+{
+    const int k = get_global_id(0);
+    if (k >= kept) return;  // no barrier below: the launch is rounded up to whole groups
+    const int outer = inner ? row_len / inner : 0;
+    const long first = in_offset + (long)k * inner, step = (long)kept * inner;
+
+#if KAHAN && MODE != MODE_ARG
+    // Floats in float8 lanes. max/min first (logsumexp's shift): a lane takes
+    // v where v beats it or is NaN, and a NaN lane keeps NaN; the lanes are
+    // then combined by takes(), which ranks NaN first.
+#if MODE != MODE_SUM
+    float8 best8 = IDENTITY;
+    ACC_T best = IDENTITY;
+    for (int a = 0; a < outer; ++a) {
+        const long base = first + a * step;
+        int j = 0;
+        for (; j + 8 <= inner; j += 8) {
+            const float8 v = LOAD8(base + j);
+            best8 = select(best8, v, BEATS(v, best8) | isnan(v));
+        }
+        for (; j < inner; ++j) {
+            const ACC_T v = LOAD(base + j);
+            if (takes(v, 0, best, 0)) best = v;
+        }
+    }
+    const float lanes[8] = {best8.s0, best8.s1, best8.s2, best8.s3,
+                            best8.s4, best8.s5, best8.s6, best8.s7};
+    for (int t = 0; t < 8; ++t) if (takes(lanes[t], 0, best, 0)) best = lanes[t];
+#endif
+#if MODE == MODE_EXTREMUM
+    STORE(out_offset + k, best);
+#else
+#if MODE == MODE_LSE
+    // As reduce_rows: an infinite or NaN max is not subtracted.
+    const ACC_T shift = isfinite(best) ? best : 0.0f;
+#define TERM(v) exp((v) - shift)
+#else
+#define TERM(v) (v)
+#endif
+    float8 acc8 = 0.0f, comp8 = 0.0f;
+    ACC_T acc = 0, comp = 0;
+    for (int a = 0; a < outer; ++a) {
+        const long base = first + a * step;
+        int j = 0;
+        for (; j + STRIP_BLOCK <= inner; j += STRIP_BLOCK) {
+            float8 strip0_ = 0.0f, strip1_ = 0.0f;
+            for (int t = j; t < j + STRIP_BLOCK; t += 16) {
+                strip0_ += TERM(LOAD8(base + t));
+                strip1_ += TERM(LOAD8(base + t + 8));
+            }
+            ACCUMULATE8(acc8, comp8, strip0_ + strip1_);
+        }
+        for (; j + 8 <= inner; j += 8) ACCUMULATE8(acc8, comp8, TERM(LOAD8(base + j)));
+        for (; j < inner; ++j) ACCUMULATE(acc, comp, TERM(LOAD(base + j)));
+    }
+#undef TERM
+#if MODE == MODE_LSE
+    STORE(out_offset + k, shift + log(lanes_total(acc8, acc, comp)));
+#else
+    STORE(out_offset + k, FINISH(lanes_total(acc8, acc, comp)));
+#endif
+#endif
+#elif MODE == MODE_SUM
+    ACC_T acc = 0, comp = 0;
+    for (int a = 0; a < outer; ++a)
+        for (int j = 0; j < inner; ++j) ACCUMULATE(acc, comp, LOAD(first + a * step + j));
+    STORE(out_offset + k, FINISH(acc));
+#else
+    // Integers' max/min and every argmax/argmin, one element at a time. The
+    // reduced elements in order (a, j) are reduce_rows's row: their flat index
+    // a * inner + j is argmax's index.
+    ACC_T best = IDENTITY;
+    long best_i = LONG_MAX;
+    for (int a = 0; a < outer; ++a)
+        for (int j = 0; j < inner; ++j) {
+            const ACC_T v = LOAD(first + a * step + j);
+            const long i = (long)a * inner + j;
+            if (takes(v, i, best, best_i)) { best = v; best_i = i; }
+        }
+#if MODE == MODE_ARG
+    STORE(out_offset + k, best_i);
+#else
+    STORE(out_offset + k, best);
+#endif
+#endif
+}
+
+#if MODE == MODE_SUM && KAHAN
+// CPUs: sums over the leading axis of a contiguous [row_len, cols] input, one
+// work-item per 8 adjacent columns, each row's 8 elements compensated into
+// float8 lanes. Arguments as reduce_cols's.
+__kernel void reduce_cols8(const int cols, const int row_len,
+                           __global const IN_T *in, const int in_offset,
+                           __global OUT_T *out, const int out_offset, const float scale
+                           EXTRA_PARAMS)
+{
+    const int c = get_global_id(0) * 8;
+    if (c >= cols) return;
+    if (c + 8 <= cols) {
+        float8 acc = 0.0f, comp = 0.0f;
+        for (int r = 0; r < row_len; ++r) ACCUMULATE8(acc, comp, LOAD8(in_offset + (long)r * cols + c));
+        const float lanes[8] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
+        for (int t = 0; t < 8; ++t) STORE(out_offset + c + t, FINISH(lanes[t]));
+    } else {
+        for (int col = c; col < cols; ++col) {
+            ACC_T acc = 0, comp = 0;
+            for (int r = 0; r < row_len; ++r) ACCUMULATE(acc, comp, LOAD(in_offset + (long)r * cols + col));
+            STORE(out_offset + col, FINISH(acc));
+        }
+    }
+}
+#endif
+#endif

@@ -201,10 +201,25 @@ def _plan(
         "COLS_WIDTH": COLS_WIDTH,
         "COLS_DEPTH": depth,
     }
-    if columns:
+    values: tuple[Any, ...] = ()
+    global_size: tuple[int, ...]
+    local_size: tuple[int, ...]
+    strips = _strips(a, axes, in_place, rows, row_len) if device.type == "cpu" else None
+    if strips is not None:
+        # CPUs: one work-item per output (8 outputs for a float column sum), no barriers.
+        outer, kept_len, inner = strips
+        defines["STRIPS"] = 1
+        cols8 = inner == 1 and outer > 1 and mode == "sum" and is_float
+        name = "reduce_cols8" if cols8 else "reduce_strips"
+        items = -(-kept_len // 8) if cols8 else kept_len
+        local = 8 if items >= 16 else 1
+        global_size, local_size = (launch_size(items, local),), (local,)
+        values = () if cols8 else (7, pack_int32(inner))
+        in_place = in_place or outer > 1
+    elif columns:
         name = "reduce_cols"
-        global_size: tuple[int, ...] = (launch_size(rows, COLS_WIDTH), depth)
-        local_size: tuple[int, ...] = (COLS_WIDTH, depth)
+        global_size = (launch_size(rows, COLS_WIDTH), depth)
+        local_size = (COLS_WIDTH, depth)
     else:
         name = "reduce_rows"
         local = _local_size(row_len, device.max_work_group_size)
@@ -222,11 +237,32 @@ def _plan(
         global_size=global_size,
         local_size=local_size,
         values=(0, pack_int32(rows), 1, pack_int32(row_len), 5, pack_int32(0),
-                6, np.float32(scale).tobytes()),
+                6, np.float32(scale).tobytes(), *values),
         defines=defines,
         elements=rows * row_len,
         load_type=acc,
     )
+
+
+def _strips(
+    a: Tensor, axes: tuple[int, ...], in_place: bool, rows: int, row_len: int
+) -> tuple[int, int, int]:
+    """``a`` read as [outer, kept, inner] with the reduced axes outer and inner, for
+    reduce.cl's CPU kernels: in place where ``a`` is contiguous and the kept axes lie
+    between a prefix and a suffix of reduced ones (BatchNorm's (N, C, H, W) over 0, 2, 3),
+    else (1, rows, row_len) of the rows view (copied first where not ``in_place``)."""
+    if in_place or not a.is_contiguous:
+        return 1, rows, row_len
+    lead = 0
+    while lead in axes:
+        lead += 1
+    trail = a.ndim
+    while trail - 1 in axes and trail - 1 >= lead:
+        trail -= 1
+    if len(axes) != lead + a.ndim - trail:  # a reduced axis between kept ones
+        return 1, rows, row_len
+    outer = math.prod(a.shape[:lead])
+    return outer, math.prod(a.shape[lead:trail]), math.prod(a.shape[trail:])
 
 
 def _leads(a: Tensor, axes: tuple[int, ...]) -> bool:
