@@ -61,7 +61,9 @@ class BufferPool:
             self._allocations += 1
         else:
             self._hits += 1
-        self._peak = max(self._peak, self._pool.active_bytes)
+        active = self._pool.active_bytes
+        if active > self._peak:
+            self._peak = active
         return buffer
 
     def stats(self) -> PoolStats:

@@ -37,6 +37,23 @@ class Tensor:
     only reading a value back (``numpy()``, ``item()``) waits for the device.
     """
 
+    # Slots for what every tensor holds: the launch path makes one per op, and slot
+    # stores cost about half of __dict__ ones (a __dict__ stays for anything else).
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_grad",
+        "_grad_home",
+        "_requires_grad",
+        "buffer",
+        "device",
+        "dtype",
+        "is_leaf",
+        "offset",
+        "shape",
+        "strides",
+    )
+
     #: Raises if this tensor's memory was overwritten since it was handed out (a result
     #: of a netcl.jit replay, valid until the next replay); None for every other tensor.
     expiry: Callable[[], None] | None = None

@@ -22,7 +22,7 @@ import numpy as np
 import pyopencl as cl
 
 from netcl.core.device import Device
-from netcl.core.tensor import dtypes, strides
+from netcl.core.tensor import dtypes, recorder, strides
 from netcl.core.tensor.dispatch import common_device, needs_grad, record
 from netcl.core.tensor.launch import (
     MAX_DIMS,
@@ -85,6 +85,9 @@ class _Plan(NamedTuple):
     dtype: np.dtype[Any]  # of a new output
     nbytes: int  # of a new output
     values: tuple[Any, ...]  # (index, bytes) pairs of n, the collapsed shape, out's strides
+    # Every by-value argument when each offset is 0 (most calls), or None with a scalar
+    # operand: found, not built, per call.
+    values_at_zero: tuple[Any, ...] | None
     # Per operand: its first argument's index and its collapsed strides (a tensor) or its
     # scalar's numpy type.
     operands: tuple[tuple[int, bytes | type[np.generic]], ...]
@@ -141,21 +144,33 @@ def elementwise(
     # elementwise.cl's arguments: n, shape, out, out_offset, out_strides, then per
     # operand a buffer, an offset and strides (a tensor) or one value (a scalar).
     buffers: list[Any] = [2, out.buffer]
-    values: list[Any] = [*plan.values, 3, _ZERO if out.offset == 0 else pack_int32(out.offset)]
-    for x, (index, prepared) in zip(operands, plan.operands, strict=True):
+    at_zero = out.offset == 0
+    for x, (index, _) in zip(operands, plan.operands, strict=True):
         if isinstance(x, Tensor):
             buffers += (index, x.buffer)
-            offset = _ZERO if x.offset == 0 else pack_int32(x.offset)
-            values += (index + 1, offset, index + 2, prepared)
-        else:
-            values += (index, prepared(x))  # type: ignore[operator]
+            at_zero = at_zero and x.offset == 0
+    values = plan.values_at_zero
+    if values is None or not at_zero:
+        values = _values(plan, out, operands)
     if plan.global_size[0]:
         about = None
         if current_observer() is not None:  # a capture may fuse this launch with its neighbours
             about = _described(plan, out, operands)
         enqueue_prepared(device, plan.kernel, plan.global_size, plan.local_size, tuple(buffers),
-                         tuple(values), None, about)
+                         values, None, about)
     return out
+
+
+def _values(plan: _Plan, out: Tensor, operands: Sequence[Operand]) -> tuple[Any, ...]:
+    """Every by-value argument of the launch, as (index, bytes or scalar) pairs."""
+    values: list[Any] = [*plan.values, 3, _ZERO if out.offset == 0 else pack_int32(out.offset)]
+    for x, (index, prepared) in zip(operands, plan.operands, strict=True):
+        if isinstance(x, Tensor):
+            offset = _ZERO if x.offset == 0 else pack_int32(x.offset)
+            values += (index + 1, offset, index + 2, prepared)
+        else:
+            values += (index, prepared(x))  # type: ignore[operator]
+    return tuple(values)
 
 
 def _described(plan: _Plan, out: Tensor, operands: Sequence[Operand]) -> ElementwiseLaunch:
@@ -201,6 +216,13 @@ def _plan(
     rows = not layout.flat and len(dims) >= 2 and n > 0 and not vector_lanes(device)
     defines = _defines(expr, operands, ct, layout, vec, needs_bound_test(device, n))
     defines["ROWS"] = int(rows)
+    fixed = (0, pack_int32(n), 1, int8_vector(layout.dims).tobytes(),
+             4, int8_vector(layout.collapsed[0]).tobytes())
+    arguments = _fixed_arguments(operands, layout, _SCALAR_TYPES[ct])
+    at_zero = None
+    if all(isinstance(x, Tensor) for x in operands):
+        at_zero = (*fixed, 3, _ZERO, *(v for index, packed in arguments
+                                        for v in (index + 1, _ZERO, index + 2, packed)))
     return _Plan(
         kernel=device.kernels.kernel(KERNEL_SOURCES, "elementwise", defines),
         global_size=(dims[-1], n // dims[-1]) if rows else (launch_size(-(-n // 4) if vec else n),),
@@ -209,9 +231,9 @@ def _plan(
         strides=contiguous_strides(layout.shape),
         dtype=result_dtype,
         nbytes=n * result_dtype.itemsize,
-        values=(0, pack_int32(n), 1, int8_vector(layout.dims).tobytes(),
-                4, int8_vector(layout.collapsed[0]).tobytes()),
-        operands=_fixed_arguments(operands, layout, _SCALAR_TYPES[ct]),
+        values=fixed,
+        values_at_zero=at_zero,
+        operands=arguments,
         expr=expr,
         compute=ct,
         dims=layout.dims,
@@ -340,13 +362,17 @@ def vector_lanes(device: Device) -> bool:
     return device.type != "cpu"
 
 
-def _binary(op: str, expr: str, a: Operand, b: Operand, **kwargs: Any) -> Tensor:
-    out = elementwise(op, expr, [a, b], **kwargs)
+def _binary(op: str, expr: str, a: Operand, b: Operand, float_op: bool = False) -> Tensor:
+    out = elementwise(op, expr, (a, b), None, float_op)
+    if recorder.current() is None:  # the common eager case, without building the inputs
+        return out
     return record(op, [x for x in (a, b) if isinstance(x, Tensor)], out, operands=(a, b))
 
 
 def _unary(op: str, expr: str, a: Tensor, float_op: bool = False) -> Tensor:
-    out = elementwise(op, expr, [a], float_op=float_op)
+    out = elementwise(op, expr, (a,), None, float_op)
+    if recorder.current() is None:
+        return out
     return record(op, [a], out, operands=(a,))
 
 
