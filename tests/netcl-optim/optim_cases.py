@@ -246,13 +246,20 @@ class Run:
         if netcl:
             self.optimizer.step()
         if torch_side:
+            # fp16: netcl steps a float32 master and stores it rounded, so torch's float32
+            # run is its reference, rounded only where compared (assert_params_close);
+            # Adafactor keeps no master and rounds every step, so its reference does too.
             self.torch_optimizer.step()
-            if self.half:
-                # netcl stores each updated fp16 parameter rounded to nearest even;
-                # torch's float32 reference is rounded the same way after every step.
-                with torch.no_grad():
-                    for tp in self.torch_params:
-                        tp.copy_(tp.half().float())
+            if not self.optimizer._master_weights:
+                self.round_torch_params()
+
+    def round_torch_params(self) -> None:
+        """Round torch's float32 parameters to fp16 (when half): the values a state dict
+        without masters hands over."""
+        if self.half:
+            with torch.no_grad():
+                for tp in self.torch_params:
+                    tp.copy_(tp.half().float())
 
     def netcl_values(self) -> list[np.ndarray[Any, Any]]:
         return [p.numpy() for p in self.params]
@@ -278,12 +285,11 @@ def assert_params_close(
             # relative error means nothing: there it is ~200 steps x 1 ulp of an lr-sized step.
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=f"param {i} {when}")
             continue
-        # fp16: both sides compute in fp32 and round to fp16 once per step, so most elements
-        # are bit-equal. An fp32 result within an ulp of a rounding boundary may round the
-        # other way; later steps add the same increments to both, so that element stays one
-        # fp16 ulp *of the magnitude where it flipped* apart, an absolute offset. Hence the
-        # atol of two fp16 ulps at the parameter's largest magnitude, and the demand that
-        # nearly every element be exactly equal.
+        # fp16: both sides step fp32 values (netcl its masters) and netcl rounds each to
+        # fp16 as it stores it; theirs are rounded here, so most elements are bit-equal.
+        # Where the two fp32 values (a few fp32 ulps apart) straddle a rounding boundary
+        # they round one fp16 ulp apart; the atol of two fp16 ulps at the parameter's
+        # largest magnitude bounds that, and nearly every element must be exactly equal.
         a32 = a.astype(np.float32)
         b16 = b.astype(np.float16).astype(np.float32)
         largest = np.float16(np.abs(b16).max()) if b.size else np.float16(1)
@@ -319,8 +325,17 @@ def to_torch_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
 
 def assert_state_matches_torch(netcl_sd: Mapping[str, Any], torch_sd: Mapping[str, Any],
                                half: bool) -> None:
-    """Same layout (indices, keys, group hyperparameters) and close values."""
-    ours, theirs = netcl_sd["state"], torch_sd["state"]
+    """Same layout (indices, keys, group hyperparameters) and close values. netcl's fp16
+    parameters have a float32 ``master_param`` more (torch keeps none), checked apart."""
+    ours, theirs = {}, torch_sd["state"]
+    for index, entry in netcl_sd["state"].items():
+        master = entry.get("master_param")
+        assert master is None or half, f"state[{index}]: a master only for fp16"
+        if master is not None:
+            assert master.dtype == np.float32 and master.shape == entry.get("exp_avg", master).shape
+        rest = {key: value for key, value in entry.items() if key != "master_param"}
+        if rest:  # plain SGD keeps nothing else
+            ours[index] = rest
     assert sorted(ours) == sorted(theirs)
     for index in ours:
         assert list(ours[index]) == list(theirs[index]), f"state[{index}] keys"

@@ -41,8 +41,11 @@ assert HALF < LATE_STEP
 
 
 def continue_in_torch(case: Case, run: Run, state_dict: dict[str, Any]) -> torch.optim.Optimizer:
-    """A fresh torch optimizer over copies of netcl's current parameters, loaded."""
-    params = [torch.tensor(v.astype(np.float32), requires_grad=True) for v in run.netcl_values()]
+    """A fresh torch optimizer over copies of netcl's current parameters (a 16-bit one's
+    float32 master, as a torch user keeps float32 parameters), loaded."""
+    values = [run.optimizer.state[p]["master_param"].numpy() if run.half else v
+              for p, v in zip(run.params, run.netcl_values(), strict=True)]
+    params = [torch.tensor(v.astype(np.float32), requires_grad=True) for v in values]
     optimizer = torch_optimizer(case, split(params, case))
     optimizer.load_state_dict(to_torch_state_dict(state_dict))
     return optimizer
@@ -63,10 +66,6 @@ def test_netcl_state_continues_in_torch(case_id: str) -> None:
         for index, p in zip(order, handed_params, strict=True):
             p.grad = None if g[index] is None else torch.from_numpy(g[index].astype(np.float32))
         handed.step()
-        if run.half:
-            with torch.no_grad():
-                for p in handed_params:
-                    p.copy_(p.half().float())
     theirs = [None] * len(run.params)
     for index, p in zip(order, handed_params, strict=True):
         theirs[index] = p.detach().numpy()
@@ -79,6 +78,9 @@ def test_torch_state_continues_in_netcl(case_id: str) -> None:
     run, grads = Run(case), gradients(case)
     for _ in range(HALF):
         run.step(next(grads))
+    # torch's state dict holds no fp16 masters: netcl's start from the fp16 parameters, so
+    # torch goes on from those values too.
+    run.round_torch_params()
     # A fresh netcl optimizer over torch's current values, loading torch's own state dict
     # (its tensors are read through __array__; no conversion needed).
     handed = Run(case, start=run.torch_values())
@@ -178,9 +180,10 @@ def test_state_is_float32_with_pytorch_keys_and_float_steps() -> None:
     assert saved["param_groups"][0]["params"] == list(range(len(run.params)))
     for index, p in enumerate(run.params):
         entry = saved["state"][index]
-        assert list(entry) == ["step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+        # PyTorch's keys, then the fp16 parameter's float32 master (netcl's own).
+        assert list(entry) == ["step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "master_param"]
         assert entry["step"] == 3.0 and isinstance(entry["step"], float)
-        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "master_param"):
             assert entry[key].dtype == np.float32 and entry[key].shape == p.shape
         live = run.optimizer.state[p]
         assert live["step"] == 3.0 and "exp_avg" in live and live.keys()[0] == "step"

@@ -1,18 +1,21 @@
 """A jitted AMP step (autocast + GradScaler + Adam) replays with no host read and equals
-the same steps run eagerly bit for bit, overflowed steps (skipped on the device) included."""
+the same steps run eagerly bit for bit, overflowed steps (skipped on the device) included;
+so does a step of bfloat16 weights through their float32 masters."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 import netcl.autograd as ag
 from netcl.amp import GradScaler, autocast
-from netcl.core.tensor import Tensor, float16, from_numpy, manual_seed
+from netcl.core.tensor import Parameter, Tensor, bfloat16, float16, from_numpy, manual_seed
 from netcl.jit import CaptureError, jit
 from netcl.nn import Linear, ReLU, Sequential, cross_entropy
+from netcl.nn.functional import linear, relu
 from netcl.optim import SGD, Adam
 
 STEPS = 8
@@ -85,3 +88,39 @@ def test_capture_refuses_the_host_path_so_adams_has_none() -> None:
     with pytest.raises(CaptureError, match="item"):
         for x, y in data[:3]:
             step(x, y)
+
+
+def run_bfloat16(jitted: bool) -> dict[str, Any]:
+    """bfloat16 weights (float32 masters in Adam's state) under bfloat16 autocast: each
+    weight's gradient arrives in bfloat16."""
+    rng = np.random.default_rng(4)
+    shapes = [(32, 12), (32,), (4, 32), (4,)]
+    params = [Parameter(from_numpy((rng.standard_normal(s) * 0.3).astype(ml_dtypes.bfloat16)))
+              for s in shapes]
+    w1, b1, w2, b2 = params
+    optimizer = Adam(params, lr=1e-3)
+
+    def step(x: Tensor, y: Tensor) -> Tensor:
+        with ag.Tape() as tape, autocast(dtype=bfloat16):
+            loss = cross_entropy(linear(relu(linear(x, w1, b1)), w2, b2), y)
+        tape.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss
+
+    call = jit(step) if jitted else step
+    data = batches()
+    for i in range(STEPS):
+        x, y = data[(i + 1) % 2]  # finite batches (INF_AT holds neither 1 nor 2)
+        call(x, y)
+    return {"params": [p.numpy() for p in params], "state": optimizer.state_dict()["state"]}
+
+
+def test_jitted_step_with_bfloat16_masters_equals_eager() -> None:
+    eager, replayed = run_bfloat16(False), run_bfloat16(True)
+    for ours, theirs in zip(replayed["params"], eager["params"], strict=True):
+        assert ours.dtype == ml_dtypes.bfloat16
+        np.testing.assert_array_equal(ours.view(np.uint16), theirs.view(np.uint16))
+    for index, entry in eager["state"].items():
+        for key in ("master_param", "exp_avg", "exp_avg_sq"):
+            np.testing.assert_array_equal(replayed["state"][index][key], entry[key])

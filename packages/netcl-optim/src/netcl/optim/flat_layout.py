@@ -52,6 +52,7 @@ from netcl.core.device import Device
 from netcl.core.tensor import Tensor, empty, float32, from_numpy, recorder, zeros
 from netcl.core.tensor.launch import transfer
 from netcl.core.tensor.strides import contiguous_strides
+from netcl.optim.functional.device_arrays import with_master
 from netcl.optim.functional.kernels import GradScaling, LiveGroup
 from netcl.optim.param_state import ParamState
 
@@ -60,6 +61,8 @@ from netcl.optim.param_state import ParamState
 _VIEW_CACHE_LIMIT = 64
 
 HostArrays = dict[str, np.ndarray[Any, Any]]
+#: The state name of a 16-bit parameter's float32 master copy (see ``Optimizer``).
+MASTER = "master_param"
 NamedStateT = TypeVar("NamedStateT", bound=NamedTuple)
 
 
@@ -413,35 +416,55 @@ class FlatLayout:
 
     def batch(
         self, launches: GroupLaunches, names: Sequence[str],
-        initial: Callable[[str], float] = lambda name: 0.0,
+        initial: Callable[[str], float] = lambda name: 0.0, master_weights: bool = False,
     ) -> StepBatch:
         """The StepBatch of ``launches`` (step counts already advanced), after making every
         state buffer ``names`` it lacks: filled with ``initial(name)`` (zero unless the
-        algorithm says otherwise), a view of the bucket's where it has one."""
+        algorithm says otherwise), a view of the bucket's where it has one.
+
+        With ``master_weights``, a 16-bit parameter also keeps ``MASTER`` (a float32 copy,
+        made from the parameter when missing), and its entry is the parameter
+        :func:`~netcl.optim.functional.with_master` that copy: the kernel steps the master.
+        """
         batch = StepBatch()
         for u in launches.separate:
-            for name in names:
-                if name not in u.state.buffers:
-                    u.state.buffers[name] = self.new_state_tensor(u.param, name, initial(name))
             param, grad = u.param, u.grad
             with recorder.recording(None):
                 if not param.is_contiguous:
                     param = param.contiguous()
                     batch.staged.append((u.param, param))
                 grad = grad.contiguous()
+            for name in names:
+                if name not in u.state.buffers:
+                    u.state.buffers[name] = self.new_state_tensor(u.param, name, initial(name))
+            if master_weights and param.dtype != float32:
+                if MASTER not in u.state.buffers:
+                    u.state.buffers[MASTER] = self.new_state_tensor(u.param, MASTER).copy_(
+                        param.astype(float32))
+                param = with_master(param, u.state.buffers[MASTER])
             batch.add(param, grad, u.state.buffers, u.state, u.created)
         for r in launches.ranges:
-            views = r.bucket.views(r.start, r.stop, names)
+            mastered = master_weights and r.bucket.param_flat.dtype != float32
+            views = r.bucket.views(r.start, r.stop, (*names, MASTER) if mastered else names)
             if r.created:  # one fill per name sets the whole range's fresh state
                 for name, flat_state in views.state.items():
-                    flat_state.fill_(initial(name))
+                    if name == MASTER:
+                        flat_state.copy_(views.param.astype(float32))
+                    else:
+                        flat_state.fill_(initial(name))
             for index, st in enumerate(r.states, r.start):
                 for name in names:
                     if name not in st.buffers:
                         view = r.bucket.state_view(name, index)
                         st.buffers[name] = view if r.created else view.fill_(initial(name))
+                if mastered and MASTER not in st.buffers:
+                    view = r.bucket.state_view(MASTER, index)
+                    if not r.created:  # a loaded state without a master: start from p
+                        view.copy_(r.bucket.params[index].astype(float32))
+                    st.buffers[MASTER] = view
             # One launch for the whole range: views of it, its members' common step.
-            batch.add(views.param, views.grad, views.state, r.states[0], r.created)
+            param = with_master(views.param, views.state[MASTER]) if mastered else views.param
+            batch.add(param, views.grad, views.state, r.states[0], r.created)
         return batch
 
     def new_state_tensor(self, p: Tensor, name: str, value: float = 0.0) -> Tensor:

@@ -65,6 +65,19 @@ class Optimizer(abc.ABC):
     buffers on its device whatever its dtype, and its own step count, so a
     parameter whose first gradient arrives late starts bias correction at 1.
 
+    A float16 or bfloat16 parameter also gets a float32 master copy, state
+    ``"master_param"`` (made from the parameter on its first step): the step
+    kernel updates the master and stores it, rounded, into the parameter, in the
+    same launch, so updates smaller than half a unit of the parameter's dtype
+    add up instead of being rounded away. PyTorch's optimizers keep no master;
+    netcl keeps it per parameter beside ``exp_avg``, so ``state_dict()`` carries
+    it (float32, the parameter's shape) and a checkpoint resumes exactly. A
+    state dict without it (PyTorch's) loads: the master is made from the
+    parameter at the next step. The master is the truth: to change a 16-bit
+    parameter outside the optimizer after its first step, also drop or reload
+    its master (``load_state_dict``). (Adafactor, whose step is not one kernel,
+    keeps none.)
+
     The flat layout moves parameters: the same Tensor objects are rebound to
     views of one buffer, so a model's references keep working, but a view of
     a parameter taken *before* the optimizer was built keeps the old memory
@@ -94,6 +107,9 @@ class Optimizer(abc.ABC):
     #: (then ``netcl.amp.GradScaler`` sets them around ``step()``, as PyTorch's does for
     #: its fused optimizers); otherwise the scaler reads found_inf on the host.
     _step_supports_amp_scaling: ClassVar[bool] = False
+    #: Whether a float16/bfloat16 parameter is stepped through a float32 master copy, state
+    #: ``"master_param"`` (every algorithm whose step is one element-wise kernel launch).
+    _master_weights: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -321,7 +337,8 @@ class Optimizer(abc.ABC):
         host_effect(functools.partial(self._advance, states, group))
         try:
             names = hyper.state_names()
-            batch = self.flat_layout.batch(launches, names, hyper.initial_value)
+            batch = self.flat_layout.batch(launches, names, hyper.initial_value,
+                                           self._master_weights)
             # Values go down: the kernels' scalars are computed from ``hyper`` and the
             # counts as they are now. Only a capture (netcl.jit, an observer of the
             # launches) needs them re-readable, so only then is a LiveGroup made.
@@ -335,8 +352,10 @@ class Optimizer(abc.ABC):
             for st, scalars in zip(states, before, strict=False):  # [] without scalars
                 st.scalars = scalars
             raise
-        if hyper.state_names() or self.counts_steps:  # plain SGD keeps no entry
-            self.state.update(launches.created())
+        created = launches.created()
+        # Plain SGD keeps no entry, unless for a 16-bit parameter's master copy.
+        if hyper.state_names() or self.counts_steps or any(st.buffers for _, st in created):
+            self.state.update(created)
         return True
 
     def _grad_scaling(self) -> GradScaling | None:
@@ -494,7 +513,7 @@ class Optimizer(abc.ABC):
         loaded = unpack_state(
             state_dict, id_map, groups,
             lambda group: self.check_group(group, where), self.counts_steps, where,
-            tuple(self.hyperparameters.scalar_state),
+            tuple(self.hyperparameters.scalar_state), self._master_weights,
         )
         for group, new in zip(self.param_groups, groups, strict=True):
             group.clear()

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from netcl.core.tensor import Tensor
+from netcl.core.tensor import Tensor, float32
 from netcl.optim.hyperparameters import Hyperparameters
 from netcl.optim.param_state import ParamState
 
@@ -110,10 +110,13 @@ def unpack_state(
     counts_steps: bool,
     where: str,
     scalar_names: Sequence[str] = (),
+    master_weights: bool = False,
 ) -> dict[Tensor, tuple[float | None, dict[str, float], dict[str, np.ndarray[Any, Any]]]]:
     """Each saved parameter's (step, numbers named ``scalar_names``, state arrays), checked;
-    float32 host arrays in the shapes its group's hyperparameters give (``state_shapes``).
-    Nothing touches a device: the optimizer places them."""
+    float32 host arrays in the shapes its group's hyperparameters give (``state_shapes``),
+    and, with ``master_weights``, a 16-bit parameter's ``master_param`` if saved (it is
+    optional: PyTorch's state dicts have none). Nothing touches a device: the optimizer
+    places them."""
     saved_state = state_dict["state"]
     if not isinstance(saved_state, Mapping):
         raise ValueError(f"{where}: 'state' must be a dict of per-parameter dicts")
@@ -128,6 +131,8 @@ def unpack_state(
         if not isinstance(entry, Mapping):
             raise ValueError(f"{at} must be a dict, got {type(entry).__name__}")
         shapes = hyperparameters_of(group_of[id(p)]).state_shapes(p.shape)
+        if master_weights and p.dtype != float32 and "master_param" in entry:
+            shapes["master_param"] = p.shape
         keys = tuple(shapes)
         expected = {*keys, *scalar_names, *(("step",) if counts_steps else ())}
         missing, unexpected = expected - entry.keys(), entry.keys() - expected

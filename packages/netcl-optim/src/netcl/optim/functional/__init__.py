@@ -39,7 +39,13 @@ from netcl.optim.functional.adamax import (
     adamax,
     adamax_step,
 )
-from netcl.optim.functional.device_arrays import ArrayLike, DeviceArray, Span, span
+from netcl.optim.functional.device_arrays import (
+    ArrayLike,
+    DeviceArray,
+    Span,
+    span,
+    with_master,
+)
 from netcl.optim.functional.lion import LionHyperparameters, LionState, lion, lion_step
 from netcl.optim.functional.muon import MuonHyperparameters, MuonState, muon, muon_step
 from netcl.optim.functional.nadam import (
@@ -117,4 +123,5 @@ __all__ = [
     "sgd",
     "sgd_step",
     "span",
+    "with_master",
 ]

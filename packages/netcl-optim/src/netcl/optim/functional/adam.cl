@@ -83,11 +83,11 @@
 #endif
 #define ADAM_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                                \
     do {                                                                                  \
-        TYPE p_i = LOAD_P(p, i), g_i = LOAD_P(g, i), m_i = LOAD_F(m, i), v_i = LOAD_F(v, i); \
+        TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F), g_i = LOAD_P(g, i), m_i = LOAD_F(m, i), v_i = LOAD_F(v, i); \
         ADAM_LOAD_VMAX(TYPE, LOAD_F, i);                                                  \
         UNSCALE(g_i);                                                                     \
         ADAM_UPDATE(p_i, g_i, m_i, v_i, vmax_i);                                          \
-        STORE_P(p_i, p, i);                                                               \
+        STORE_PARAM(p_i, i, STORE_P, STORE_F);                                            \
         STORE_F(m_i, m, i);                                                               \
         STORE_F(v_i, v, i);                                                               \
         ADAM_STORE_VMAX(STORE_F, i);                                                      \
@@ -96,7 +96,7 @@
 // One parameter: n elements of p, g, m, v (and vmax), each at its own offset.
 // Without AMSGRAD, vmax may be any buffer; it is not touched.
 __kernel void adam_step(const long n,
-                        __global param_t *p_data, const long p_offset,
+                        PARAM_ARGS,
                         __global const param_t *g_data, const long g_offset,
                         __global float *m_data, const long m_offset,
                         __global float *v_data, const long v_offset,
@@ -106,7 +106,7 @@ __kernel void adam_step(const long n,
 {
     ADAM_STEP_SIZES;
     CHUNK_BOUNDS(n);
-    __global param_t *p = p_data + p_offset;
+    PARAM_POINTERS;
     __global const param_t *g = g_data + g_offset;
     __global float *m = m_data + m_offset;
     __global float *v = v_data + v_offset;

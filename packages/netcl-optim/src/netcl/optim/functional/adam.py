@@ -34,8 +34,9 @@ ADAM_MATH = """
         p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
     As in PyTorch, eps is added to sqrt(v) / sqrt(1 - beta2^t). State is float32
-    whatever the parameter's dtype: float16 parameters are updated in float32
-    and rounded once on store.
+    whatever the parameter's dtype: a 16-bit parameter is updated in float32
+    and rounded once on store (through its float32 master copy, where one is
+    given: :func:`~netcl.optim.functional.with_master`).
 """
 
 

@@ -13,27 +13,27 @@
 // fmax takes |g| + eps; only a state that is already NaN differs.
 #define ADAMAX_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                    \
     do {                                                                        \
-        TYPE p_i = LOAD_P(p, i), g_i = grad_sign * LOAD_P(g, i);                \
+        TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F), g_i = grad_sign * LOAD_P(g, i); \
         TYPE m_i = LOAD_F(m, i), u_i = LOAD_F(u, i);                            \
         if (weight_decay != 0.0f) g_i = g_i + weight_decay * p_i;               \
         m_i = LERP(m_i, g_i, one_minus_beta1);                                  \
         u_i = fmax(u_i * beta2, fabs(g_i) + eps);                               \
         p_i = p_i + (neg_clr * m_i) / u_i;                                      \
-        STORE_P(p_i, p, i);                                                     \
+        STORE_PARAM(p_i, i, STORE_P, STORE_F);                                  \
         STORE_F(m_i, m, i);                                                     \
         STORE_F(u_i, u, i);                                                     \
     } while (0)
 
 // One parameter: n elements of p, g, exp_avg (m) and exp_inf (u), each at its own offset.
 __kernel void adamax_step(const long n,
-                          __global param_t *p_data, const long p_offset,
+                          PARAM_ARGS,
                           __global const param_t *g_data, const long g_offset,
                           __global float *m_data, const long m_offset,
                           __global float *u_data, const long u_offset,
                           ADAMAX_HYPERPARAMETERS)
 {
     CHUNK_BOUNDS(n);
-    __global param_t *p = p_data + p_offset;
+    PARAM_POINTERS;
     __global const param_t *g = g_data + g_offset;
     __global float *m = m_data + m_offset;
     __global float *u = u_data + u_offset;

@@ -73,6 +73,37 @@ class Span:
     count: int
     dtype: np.dtype[Any]
     device: Device
+    #: The float32 master copy a 16-bit parameter is stepped through (see :func:`with_master`).
+    master: Span | None = None
+
+
+class MasterWeighted(Tensor):
+    """A 16-bit parameter (a view of it) together with its float32 ``master`` copy: a step
+    kernel given one steps the master and stores it, rounded, into the parameter."""
+
+    master: Tensor
+
+
+def with_master(param: Tensor, master: Tensor) -> Tensor:
+    """``param`` as an operand whose step reads and writes ``master`` (float32, the same
+    size) and rounds it into ``param`` in the same launch: an update smaller than half a
+    unit of the parameter's dtype accumulates in the master instead of being lost.
+
+    >>> import numpy as np
+    >>> from netcl.core.tensor import bfloat16, from_numpy
+    >>> from netcl.optim.functional import sgd, with_master
+    >>> p = from_numpy(np.ones(4, bfloat16))
+    >>> master = from_numpy(np.ones(4, np.float32))
+    >>> for _ in range(3):  # each update is half a bfloat16 unit below 1: a tie, rounded to 1
+    ...     sgd([with_master(p, master)], [from_numpy(np.ones(4, bfloat16))], lr=2.0**-9,
+    ...         weight_decay=0.0, maximize=False)
+    >>> p.numpy().astype(np.float32)[0], master.numpy()[0]  # without the master, p stays 1
+    (np.float32(0.9921875), np.float32(0.9941406))
+    """
+    view = MasterWeighted(param.buffer, param.shape, param.dtype, param.device, param.strides,
+                          param.offset)
+    view.master = master
+    return view
 
 
 def span(x: ArrayLike, what: str) -> Span:
@@ -82,7 +113,10 @@ def span(x: ArrayLike, what: str) -> Span:
             raise ValueError(
                 f"{what} must be contiguous; got shape {x.shape} with strides {x.strides}"
             )
-        return Span(x.buffer, x.offset, x.size, x.dtype, x.device)
+        master = getattr(x, "master", None)
+        if master is not None:
+            master = _master_span(x, master, what)
+        return Span(x.buffer, x.offset, x.size, x.dtype, x.device, master)
     if isinstance(x, cl_array.Array):
         itemsize = x.dtype.itemsize
         if x.offset % itemsize or not x.flags.c_contiguous:
@@ -100,6 +134,20 @@ def span(x: ArrayLike, what: str) -> Span:
     if not getattr(x, "is_contiguous", True):
         raise ValueError(f"{what} must be contiguous")
     return Span(buffer, int(offset), int(size), np.dtype(dtype), manager.for_queue(queue))
+
+
+def _master_span(param: Tensor, master: Tensor, what: str) -> Span:
+    """``param``'s master copy as a Span, checked: float32, its size, one context."""
+    if param.dtype == float32:
+        raise ValueError(f"{what} is float32; only a float16 or bfloat16 parameter has a master")
+    found = span(master, f"{what}.master")
+    if found.dtype != float32 or found.count != param.size:
+        raise ValueError(
+            f"{what}.master has {found.count} elements of {found.dtype}; expected "
+            f"{param.size} of float32")
+    if found.device.context != param.device.context:
+        raise ValueError(f"{what}.master is in a different OpenCL context than {what}")
+    return found
 
 
 def spans(values: Sequence[ArrayLike], what: str, count: int) -> list[Span]:

@@ -166,8 +166,12 @@ def launch_step(
 ) -> None:
     """Enqueue one optimizer step kernel over ``operands`` (the parameter first, each passed
     as buffer and element offset), followed by ``scalars``: the variant comes from
-    :func:`step_kernel`, the range from the parameter's count."""
+    :func:`step_kernel`, the range from the parameter's count. A parameter with a master
+    copy (``Span.master``) gets the MASTER_WEIGHTS variant, the master passed after it."""
     p = operands[0]
+    if p.master is not None:  # the master travels right after its parameter (PARAM_ARGS)
+        operands = (p, p.master, *operands[1:])
+        flags = {**flags, "MASTER_WEIGHTS": 1}
     kernel, shape = step_kernel(p.device, file, name, p.dtype, flags, operands)
     buffers_and_offsets = [arg for x in operands for arg in (x.buffer, np.int64(x.offset))]
     launch_over(p.device, kernel, shape, p.count, *buffers_and_offsets, *scalars)

@@ -30,17 +30,18 @@ __kernel void muon_momentum(const long n,
 // muon_apply: the decoupled weight decay, then the orthogonalised update o.
 #define MUON_APPLY_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                \
     do {                                                                        \
-        TYPE p_i = LOAD_P(p, i) * decay;                                        \
-        STORE_P(p_i + neg_lr * LOAD_F(o, i), p, i);                             \
+        TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F) * decay;                       \
+        p_i = p_i + neg_lr * LOAD_F(o, i);                                      \
+        STORE_PARAM(p_i, i, STORE_P, STORE_F);                                  \
     } while (0)
 
 __kernel void muon_apply(const long n,
-                         __global param_t *p_data, const long p_offset,
+                         PARAM_ARGS,
                          __global const float *o_data, const long o_offset,
                          const float decay, const float neg_lr)
 {
     CHUNK_BOUNDS(n);
-    __global param_t *p = p_data + p_offset;
+    PARAM_POINTERS;
     __global const float *o = o_data + o_offset;
     FOR_EACH_ELEMENT(MUON_APPLY_AT);
 }

@@ -17,7 +17,7 @@
 
 #define NADAM_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                     \
     do {                                                                        \
-        TYPE p_i = LOAD_P(p, i) * decay, g_i = grad_sign * LOAD_P(g, i);        \
+        TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F) * decay, g_i = grad_sign * LOAD_P(g, i); \
         TYPE m_i = LOAD_F(m, i), v_i = LOAD_F(v, i);                            \
         if (weight_decay != 0.0f) g_i = g_i + weight_decay * p_i;               \
         m_i = LERP(m_i, g_i, one_minus_beta1);                                  \
@@ -25,21 +25,21 @@
         const TYPE denom = sqrt(v_i / bias_correction2) + eps;                  \
         p_i = p_i + (grad_coef * g_i) / denom;                                  \
         p_i = p_i + (exp_avg_coef * m_i) / denom;                               \
-        STORE_P(p_i, p, i);                                                     \
+        STORE_PARAM(p_i, i, STORE_P, STORE_F);                                  \
         STORE_F(m_i, m, i);                                                     \
         STORE_F(v_i, v, i);                                                     \
     } while (0)
 
 // One parameter: n elements of p, g, exp_avg (m) and exp_avg_sq (v), each at its own offset.
 __kernel void nadam_step(const long n,
-                         __global param_t *p_data, const long p_offset,
+                         PARAM_ARGS,
                          __global const param_t *g_data, const long g_offset,
                          __global float *m_data, const long m_offset,
                          __global float *v_data, const long v_offset,
                          NADAM_HYPERPARAMETERS)
 {
     CHUNK_BOUNDS(n);
-    __global param_t *p = p_data + p_offset;
+    PARAM_POINTERS;
     __global const param_t *g = g_data + g_offset;
     __global float *m = m_data + m_offset;
     __global float *v = v_data + v_offset;

@@ -17,7 +17,7 @@
 
 #define RADAM_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                     \
     do {                                                                        \
-        TYPE p_i = LOAD_P(p, i) * decay, g_i = grad_sign * LOAD_P(g, i);        \
+        TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F) * decay, g_i = grad_sign * LOAD_P(g, i); \
         TYPE m_i = LOAD_F(m, i), v_i = LOAD_F(v, i);                            \
         if (weight_decay != 0.0f) g_i = g_i + weight_decay * p_i;               \
         m_i = LERP(m_i, g_i, one_minus_beta1);                                  \
@@ -27,21 +27,21 @@
             p_i = p_i - (step_i * ((1.0f / (sqrt(v_i) + eps)) * bias_correction2_sqrt)) * rect; \
         else                                                                    \
             p_i = p_i - step_i;                                                 \
-        STORE_P(p_i, p, i);                                                     \
+        STORE_PARAM(p_i, i, STORE_P, STORE_F);                                  \
         STORE_F(m_i, m, i);                                                     \
         STORE_F(v_i, v, i);                                                     \
     } while (0)
 
 // One parameter: n elements of p, g, exp_avg (m) and exp_avg_sq (v), each at its own offset.
 __kernel void radam_step(const long n,
-                         __global param_t *p_data, const long p_offset,
+                         PARAM_ARGS,
                          __global const param_t *g_data, const long g_offset,
                          __global float *m_data, const long m_offset,
                          __global float *v_data, const long v_offset,
                          RADAM_HYPERPARAMETERS)
 {
     CHUNK_BOUNDS(n);
-    __global param_t *p = p_data + p_offset;
+    PARAM_POINTERS;
     __global const param_t *g = g_data + g_offset;
     __global float *m = m_data + m_offset;
     __global float *v = v_data + v_offset;

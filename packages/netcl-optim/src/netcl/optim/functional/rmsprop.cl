@@ -54,11 +54,11 @@
 #endif
 #define RMSPROP_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                   \
     do {                                                                        \
-        TYPE p_i = LOAD_P(p, i), g_i = LOAD_P(g, i), sq_i = LOAD_F(sq, i);      \
+        TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F), g_i = LOAD_P(g, i), sq_i = LOAD_F(sq, i); \
         RMSPROP_LOAD_GAVG(TYPE, LOAD_F, i);                                     \
         RMSPROP_LOAD_BUF(TYPE, LOAD_F, i);                                      \
         RMSPROP_UPDATE(TYPE, p_i, g_i, sq_i, gavg_i, buf_i);                    \
-        STORE_P(p_i, p, i);                                                     \
+        STORE_PARAM(p_i, i, STORE_P, STORE_F);                                  \
         STORE_F(sq_i, sq, i);                                                   \
         RMSPROP_STORE_GAVG(STORE_F, i);                                         \
         RMSPROP_STORE_BUF(STORE_F, i);                                          \
@@ -67,7 +67,7 @@
 // One parameter: n elements of p, g, square_avg (and grad_avg, momentum_buffer),
 // each at its own offset. Buffers a variant does not use may be any buffer.
 __kernel void rmsprop_step(const long n,
-                           __global param_t *p_data, const long p_offset,
+                           PARAM_ARGS,
                            __global const param_t *g_data, const long g_offset,
                            __global float *sq_data, const long sq_offset,
                            __global float *gavg_data, const long gavg_offset,
@@ -75,7 +75,7 @@ __kernel void rmsprop_step(const long n,
                            RMSPROP_HYPERPARAMETERS)
 {
     CHUNK_BOUNDS(n);
-    __global param_t *p = p_data + p_offset;
+    PARAM_POINTERS;
     __global const param_t *g = g_data + g_offset;
     __global float *sq = sq_data + sq_offset;
     __global float *gavg = gavg_data + gavg_offset;

@@ -40,23 +40,23 @@
 #endif
 #define SGD_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                       \
     do {                                                                        \
-        TYPE p_i = LOAD_P(p, i), g_i = LOAD_P(g, i);                            \
+        TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F), g_i = LOAD_P(g, i);           \
         SGD_LOAD_BUF(TYPE, LOAD_F, i);                                          \
         SGD_UPDATE(p_i, g_i, buf_i);                                            \
-        STORE_P(p_i, p, i);                                                     \
+        STORE_PARAM(p_i, i, STORE_P, STORE_F);                                  \
         SGD_STORE_BUF(STORE_F, i);                                              \
     } while (0)
 
 // One parameter: n elements of p, g (and the momentum buffer), each at its own
 // offset. Without MOMENTUM, buf may be any buffer; it is not touched.
 __kernel void sgd_step(const long n,
-                       __global param_t *p_data, const long p_offset,
+                       PARAM_ARGS,
                        __global const param_t *g_data, const long g_offset,
                        __global float *buf_data, const long buf_offset,
                        SGD_HYPERPARAMETERS)
 {
     CHUNK_BOUNDS(n);
-    __global param_t *p = p_data + p_offset;
+    PARAM_POINTERS;
     __global const param_t *g = g_data + g_offset;
     __global float *buf = buf_data + buf_offset;
     long i = begin;

@@ -12,6 +12,11 @@
 //               without cl_khr_fp16; all arithmetic is float.
 //   PARAM_BF16  1 when they are bfloat16 (netcl-tensor's bfloat16.cl, prepended,
 //               reads them exactly and rounds stores to nearest even).
+//   MASTER_WEIGHTS 1 when a 16-bit parameter has a float32 master copy (the kernel
+//               takes it right after the parameter): the step reads and writes the
+//               master, and stores the master rounded into the parameter, in the same
+//               launch. An update under half a unit of the parameter's dtype then
+//               accumulates in the master instead of being rounded away every step.
 //
 // Every pointer a kernel receives comes with an element offset, so an operand may
 // be a view into a bigger buffer; the macros below index from that view's start.
@@ -25,6 +30,24 @@ typedef half param_t;
 typedef ushort param_t;
 #else
 typedef float param_t;
+#endif
+
+// Every step kernel names its parameter through these: PARAM_ARGS in its signature,
+// PARAM_POINTERS in its body, LOAD_PARAM/STORE_PARAM for element(s) i.
+#if MASTER_WEIGHTS
+#define PARAM_ARGS __global param_t *p_data, const long p_offset, \
+    __global float *master_data, const long master_offset
+#define PARAM_POINTERS __global param_t *p = p_data + p_offset; \
+    __global float *master = master_data + master_offset
+#define LOAD_PARAM(i, LOAD_P, LOAD_F) LOAD_F(master, i)
+// ``value`` is a variable: it is read twice.
+#define STORE_PARAM(value, i, STORE_P, STORE_F) \
+    (STORE_F((value), master, i), STORE_P((value), p, i))
+#else
+#define PARAM_ARGS __global param_t *p_data, const long p_offset
+#define PARAM_POINTERS __global param_t *p = p_data + p_offset
+#define LOAD_PARAM(i, LOAD_P, LOAD_F) LOAD_P(p, i)
+#define STORE_PARAM(value, i, STORE_P, STORE_F) STORE_P((value), p, i)
 #endif
 
 // One element, for the tail of a chunk (and the whole chunk when VEC is 1).
