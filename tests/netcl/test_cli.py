@@ -154,6 +154,14 @@ def test_train_a_cnn(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.5  # chance is 0.1
 
 
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_train_with_mixed_precision(amp: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(["train", "--epochs", "2", "--lr", "3e-3", "--amp", amp, "--json",
+                          "--no-progress"], capsys)
+    assert status == 0 and f"mixed precision {amp}" in out
+    assert json.loads(out.strip().splitlines()[-1])["accuracy"] > 0.8  # chance is 0.1
+
+
 def test_train_a_resnet(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(["train", "--model", "resnet", "--epochs", "1", "--lr", "3e-3",
                           "--json", "--no-progress"], capsys)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from netcl.core.tensor import Tensor, manual_seed, rand
+from netcl.core.tensor import Tensor, bfloat16, float16, manual_seed, rand
 from netcl.data import DataLoader, digits
 from netcl.nn import Dropout, Flatten, Linear, ReLU, Sequential, cross_entropy
 from netcl.optim import SGD, Adam, CosineAnnealingLR, ReduceLROnPlateau
@@ -51,6 +51,37 @@ def test_fit_learns_digits_and_keeps_history() -> None:
     assert set(history[0]) == {"epoch", "loss", "lr", "seconds", "samples_per_second",
                                "val_loss", "val_accuracy"}
     assert trainer.fit(train, 4) is history and len(history) == 4  # 4 epochs in all: done
+
+
+@pytest.mark.parametrize("amp", [bfloat16, float16], ids=["bf16", "fp16"])
+def test_mixed_precision_learns_digits_with_jitted_steps(amp: Any) -> None:
+    trainer = adam_trainer(mlp(), epochs=3, amp=amp)
+    train, test = loaders()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a step the JIT refused would warn
+        history = trainer.fit(train, 3, val_loader=test)
+    assert trainer.jit_active
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["val_accuracy"] > 0.9
+    assert (trainer.scaler is not None) == (amp == float16)
+    if trainer.scaler is not None:
+        assert trainer.scaler.get_scale() > 1  # scaled, and grown or kept, not collapsed
+    # The forward pass ran in the low dtype: the first epoch's loss is not float32's.
+    full = adam_trainer(mlp(), epochs=3)
+    assert full.fit(train, 1)[0]["loss"] != history[0]["loss"]
+
+
+def test_a_float16_checkpoint_keeps_the_scaler_and_an_older_one_loads(tmp_path: Path) -> None:
+    trainer = adam_trainer(mlp(), epochs=1, amp=float16)
+    trainer.scaler.update(new_scale=512.0)  # type: ignore[union-attr]
+    trainer.save_checkpoint(tmp_path / "c")
+    other = adam_trainer(mlp(1), epochs=1, amp="float16")
+    other.resume(tmp_path / "c")
+    assert other.scaler is not None and other.scaler.get_scale() == 512.0
+    older = trainer.state_dict()
+    del older["scaler"]  # a checkpoint from before mixed precision
+    again = adam_trainer(mlp(1), epochs=1, amp=float16)
+    again.load_state_dict(older)
+    assert again.scaler is not None and again.scaler.get_scale() == 2.0**16  # its own
 
 
 def test_evaluate_matches_numpy() -> None:
@@ -216,6 +247,8 @@ def test_bad_options() -> None:
         Trainer(model, optimizer, cross_entropy, accumulate=0)
     with pytest.raises(ValueError, match="clip_grad_norm must be > 0"):
         Trainer(model, optimizer, cross_entropy, clip_grad_norm=-1.0)
+    with pytest.raises(ValueError, match="amp must be None, bfloat16 or float16, got 'int32'"):
+        Trainer(model, optimizer, cross_entropy, amp="int32")
     with pytest.raises(ValueError, match="gave no batches"):
         Trainer(model, optimizer, cross_entropy).evaluate([])
 

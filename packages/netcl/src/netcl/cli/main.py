@@ -110,6 +110,9 @@ def build_parser() -> Parser:
                        help="clip the gradients' joint 2-norm to MAX before each step")
     model.add_argument("--accumulate", type=_positive_int, default=1, metavar="K",
                        help="add up the gradients of K batches per optimizer step (default: 1)")
+    model.add_argument("--amp", choices=("bf16", "fp16"),
+                       help="mixed precision: the forward pass under autocast to bfloat16 or "
+                       "float16 (fp16 also scales the loss with a GradScaler); default: float32")
     run = train.add_argument_group("run")
     run.add_argument("--device", default="auto",
                      help="auto, gpu, cpu, or PLATFORM:DEVICE as 'netcl devices' lists them "

@@ -10,7 +10,7 @@ from pathlib import Path
 from netcl.cli.errors import UserError, user_errors
 from netcl.cli.models import build_model, parameter_count
 from netcl.core.device import manager
-from netcl.core.tensor import manual_seed
+from netcl.core.tensor import bfloat16, float16, manual_seed
 from netcl.data import DataLoader, load_dataset
 from netcl.nn import Module, cross_entropy
 from netcl.optim import (
@@ -29,6 +29,7 @@ from netcl.train.plot import plot_history, require_matplotlib
 from netcl.train.trainer import Scheduler
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+AMP_DTYPES = {"bf16": bfloat16, "fp16": float16}
 
 
 def make_optimizer(name: str, model: Module, lr: float) -> Optimizer:
@@ -92,7 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
     callbacks: list[Callback] = [] if checkpoint is None else [Checkpoint(checkpoint)]
     trainer = Trainer(model, optimizer, cross_entropy, scheduler, callbacks=callbacks,
                       clip_grad_norm=args.clip_grad_norm, accumulate=args.accumulate,
-                      progress=show, jit=not args.no_jit)
+                      progress=show, jit=not args.no_jit, amp=AMP_DTYPES.get(args.amp))
     if args.resume and checkpoint is not None:
         if checkpoint.exists():
             with user_errors("--resume"):
@@ -108,6 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
                f"{'x'.join(map(str, splits.image_shape))}; {args.model} with "
                f"{parameter_count(model):,} parameters; {type(optimizer).__name__} lr {args.lr:g}"
                + (f", {type(scheduler).__name__}" if scheduler is not None else "")
+               + (f"; mixed precision {args.amp}" if args.amp else "")
                + ("; steps replayed by netcl.jit" if trainer.jit_active else ""))
     started = time.perf_counter()
     history = trainer.fit(train, args.epochs, val_loader=test)

@@ -7,8 +7,20 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence, Sized
 from typing import Any
 
+import numpy as np
+
 import netcl.autograd as ag
-from netcl.core.tensor import Tensor, float32, get_rng_state, set_rng_state, zeros
+from netcl.amp import GradScaler, autocast
+from netcl.core.tensor import (
+    Tensor,
+    bfloat16,
+    dtypes,
+    float16,
+    float32,
+    get_rng_state,
+    set_rng_state,
+    zeros,
+)
 from netcl.jit import CaptureError
 from netcl.jit import jit as jit_step  # `jit` is the name of the constructor's flag
 from netcl.nn import Module
@@ -75,6 +87,14 @@ class Trainer:
             the device, so it replays). A step that cannot be captured says so at
             its first call; that batch and the rest run eagerly, with the same
             results. False: always eager.
+        amp: mixed precision: ``bfloat16`` or ``float16`` (or their names) runs
+            the forward pass and the loss under ``netcl.amp.autocast`` of that
+            dtype (the parameters stay as they are; a 16-bit parameter steps
+            through the optimizer's float32 master). float16 also scales the loss
+            with a ``netcl.amp.GradScaler`` (``trainer.scaler``: its inf/NaN check
+            skips an overflowed step; with Adam or AdamW the JIT replays it, other
+            optimizers read the flag on the host and step eagerly); bfloat16 has
+            float32's range and needs none. None (the default): float32 throughout.
 
     ``fit`` returns and keeps ``history``: one dict per epoch with ``epoch``,
     ``loss`` (the mean training loss), ``lr``, ``seconds``,
@@ -106,7 +126,9 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
         jit: bool = True,
+        amp: dtypes.DTypeLike | None = None,
     ) -> None:
+        self.amp = _amp_dtype(amp)
         if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
             raise ValueError(f"Trainer: accumulate must be an int >= 1, got {accumulate!r}")
         if clip_grad_norm is not None and not clip_grad_norm > 0:
@@ -119,6 +141,8 @@ class Trainer:
         self.accumulate = accumulate
         self.callbacks = list(callbacks)
         self.progress = progress
+        #: The loss scaler of float16 mixed precision, else None.
+        self.scaler = GradScaler() if self.amp == float16 else None
         #: Epochs trained so far (a resumed Trainer continues from the checkpoint's).
         self.epoch = 0
         self.history: list[Record] = []
@@ -211,8 +235,12 @@ class Trainer:
 
     def _forward_backward(self, x: Tensor, y: Tensor, scale: float) -> Tensor:
         with ag.Tape() as tape:
-            loss = self.loss_fn(self.model(x), y)
+            with autocast(dtype=bfloat16 if self.amp is None else self.amp,
+                          enabled=self.amp is not None):
+                loss = self.loss_fn(self.model(x), y)
             scaled = loss if scale == 1.0 else loss * scale
+            if self.scaler is not None:
+                scaled = self.scaler.scale(scaled)
         tape.backward(scaled)
         return loss
 
@@ -244,9 +272,16 @@ class Trainer:
             return self._whole_step(x, y)
 
     def _optimizer_step(self) -> None:
+        scaler = self.scaler
         if self.clip_grad_norm is not None:
+            if scaler is not None:
+                scaler.unscale_(self.optimizer)  # clip the true gradients
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-        self.optimizer.step()
+        if scaler is None:
+            self.optimizer.step()
+        else:
+            scaler.step(self.optimizer)
+            scaler.update()
         self.optimizer.zero_grad()
 
     def _step_scheduler(self, record: Record) -> None:
@@ -298,6 +333,7 @@ class Trainer:
             "scheduler_class": None if self.scheduler is None else type(self.scheduler).__name__,
             "rng": get_rng_state(),
             "history": self.history,
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -317,6 +353,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(dict(state["scheduler"]))
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
         self.history = [dict(record) for record in state["history"]]
@@ -342,7 +380,8 @@ def _mismatch(state: dict[str, Any], trainer: Trainer) -> str | None:
     """What makes ``state`` unfit for ``trainer`` before anything is loaded, or None."""
     expected = {"epoch", "model", "optimizer", "optimizer_class", "scheduler",
                 "scheduler_class", "rng", "history"}
-    if not isinstance(state, dict) or set(state) != expected:
+    # "scaler" came with mixed precision: a checkpoint from before has none.
+    if not isinstance(state, dict) or set(state) - {"scaler"} != expected:
         return f"expected a Trainer state with keys {sorted(expected)}, got {_keys(state)}"
     epoch = state["epoch"]
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
@@ -364,6 +403,19 @@ def _mismatch(state: dict[str, Any], trainer: Trainer) -> str | None:
     if not isinstance(state["rng"], dict):
         return "rng must be a dict (numpy's bit generator state)"
     return None
+
+
+def _amp_dtype(amp: dtypes.DTypeLike | None) -> np.dtype[Any] | None:
+    """``amp`` as float16 or bfloat16, or None; ValueError for anything else."""
+    if amp is None:
+        return None
+    try:
+        dtype = dtypes.as_dtype(amp)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype not in (float16, bfloat16):
+        raise ValueError(f"Trainer: amp must be None, bfloat16 or float16, got {amp!r}")
+    return dtype
 
 
 def _keys(value: object) -> str:
