@@ -34,8 +34,8 @@ def test_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None:
             assert flag in out
         if action.help and action.option_strings != ["-h", "--help"]:
             assert action.help.split()[0] in out  # every option explains itself
-    for name in ("digits", "mnist5k", "idx", "adam", "cosine", "mlp", "cnn", "--checkpoint-dir",
-                 "--resume", "--plot", "--json"):
+    for name in ("digits", "mnist5k", "idx", "adam", "cosine", "mlp", "cnn", "resnet",
+                 "--checkpoint-dir", "--resume", "--plot", "--json"):
         assert name in out
     status, out, _ = run(["--help"], capsys)
     assert status == 0 and all(c in out for c in ("devices", "train", "bench"))

@@ -75,8 +75,8 @@ def build_parser() -> Parser:
 
     train = commands.add_parser(
         "train", help="train a model on a bundled or local dataset",
-        description="Train an MLP (or a small CNN) on digits, mnist5k or IDX files, printing one "
-        "line per epoch with the held-out loss and accuracy.",
+        description="Train an MLP (or a small CNN or ResNet) on digits, mnist5k or IDX files, "
+        "printing one line per epoch with the held-out loss and accuracy.",
         epilog="Example: netcl train --dataset mnist5k --model cnn --epochs 10 --plot curves.png",
     )
     data = train.add_argument_group("data")
@@ -92,7 +92,8 @@ def build_parser() -> Parser:
     model = train.add_argument_group("model and optimizer")
     model.add_argument("--model", choices=MODELS, default="mlp",
                        help="mlp: Flatten-Linear-ReLU-Linear; cnn: two conv/ReLU/max-pool stages, "
-                       "then the MLP (default: mlp)")
+                       "then the MLP; resnet: a conv-BatchNorm stem, three residual BasicBlocks, "
+                       "global average pooling, Linear (default: mlp)")
     model.add_argument("--hidden", type=_positive_int, default=256, metavar="N",
                        help="width of the hidden Linear layer (default: 256)")
     model.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",

@@ -47,12 +47,13 @@ class BasicBlock(Module):
 
 
 def build_model(name: str, device: Device, image_shape: tuple[int, ...], classes: int,
-                hidden: int) -> Module:
+                hidden: int = 256) -> Module:
     """``mlp``: Flatten, Linear(pixels, hidden), ReLU, Linear(hidden, classes) (the seed's
     model: 784-256-10 on MNIST). ``cnn``: two 3x3 convolutions (16 and 32 channels, each
     ReLU then 2x2 max-pooling), then Linear(features, hidden), ReLU, Linear(hidden, classes).
     ``resnet``: a 3x3 convolution to 16 channels with BatchNorm and ReLU, three BasicBlocks
-    (16, 32 stride 2, 64 stride 2), global average pooling and Linear(64, classes)."""
+    (16, 32 stride 2, 64 stride 2), global average pooling and Linear(64, classes)
+    (``hidden`` unused); examples/resnet.py trains it on mnist5k."""
     q = device.queue
     channels, height, width = image_shape
     if name == "mlp":
