@@ -12,6 +12,7 @@ import pytest
 
 import netcl.autograd as ag
 import netcl.core.tensor as nt
+from netcl.core.device import manager
 from netcl.core.tensor import Tensor, ops
 from netcl.core.tensor.dispatch import record
 
@@ -119,6 +120,42 @@ def test_backward_with_a_seed_gradient() -> None:
     tape.backward(y, seed)
     assert x.grad is not None
     np.testing.assert_allclose(x.grad.numpy(), 2 * seed.numpy(), rtol=1e-6)
+
+
+def test_a_gradient_only_the_walk_holds_becomes_grad_without_a_copy() -> None:
+    x = leaf(64, 64)
+    seed = nt.tensor(RNG.standard_normal((64, 64)).astype(np.float32))
+    with ag.Tape() as tape:
+        y = ops.mul(x, 2.0)
+    pool = manager.default().pool
+    pool.reset_peak()
+    before = pool.stats().bytes_in_use
+    tape.backward(y, seed)
+    # mul's rule makes new memory: handed over, one gradient's bytes at most (a copy: two).
+    assert pool.stats().peak_bytes_in_use - before < 2 * x.nbytes
+    assert x.grad is not None
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * seed.numpy())
+
+
+def test_a_gradient_others_can_reach_is_copied_into_grad() -> None:
+    a, b, c = leaf(2, 3), leaf(2, 3), leaf(6)
+    seed = nt.tensor(RNG.standard_normal((2, 3)).astype(np.float32))
+    with ag.Tape() as tape:
+        # add passes its gradient through to both inputs: the caller's seed, shared; the
+        # reshape's gradient is a view of the seed too.
+        y = ops.add(ops.add(a, b), ops.reshape(c, (2, 3)))
+    tape.backward(y, seed)
+    assert a.grad is not None and b.grad is not None and c.grad is not None
+    want = seed.numpy()
+    a.grad.add_(1.0)
+    b.grad.add_(2.0)
+    c.grad.add_(3.0)
+    np.testing.assert_array_equal(seed.numpy(), want)
+    np.testing.assert_array_equal(a.grad.numpy(), want + 1)
+    np.testing.assert_array_equal(b.grad.numpy(), want + 2)
+    np.testing.assert_array_equal(c.grad.numpy(), want.reshape(6) + 3)
+    ptrs = {t.buffer.int_ptr for t in (seed, a.grad, b.grad, c.grad)}
+    assert len(ptrs) == 4
 
 
 def test_backward_errors_name_the_shapes() -> None:

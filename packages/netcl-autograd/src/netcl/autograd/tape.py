@@ -38,7 +38,8 @@ class Tape:
     inside) the block, ``tape.backward(loss)`` walks the record in reverse,
     applies each op's backward rule with no recorder installed, and
     accumulates into ``.grad`` of every leaf with ``requires_grad``:
-    ``leaf.grad = g`` (a fresh contiguous tensor) when it is None, else
+    ``leaf.grad = g`` (a fresh contiguous tensor: the walk's own gradient handed
+    over when nothing else can reach its memory, else a copy) when it is None, else
     ``leaf.grad.add_(g)`` in place, so grads that live as views into a larger
     buffer stay there. A leaf is accumulated as soon as no op left in the walk
     can add to it, and its post-accumulate-grad hooks
@@ -131,11 +132,12 @@ class Tape:
         with autocast(enabled=False):
             grads, tensors = self._run([output], [grad], (), retain_graph, _accumulate_into_leaf)
         with recorder.recording(None):
-            # What the walk did not hand over: the output itself, when it is a leaf.
+            # What the walk did not hand over: the output itself, when it is a leaf (its
+            # gradient is the caller's seed, so it is copied).
             for key, g in grads.items():
                 leaf = tensors[key]
                 if leaf.is_leaf and leaf.requires_grad:
-                    _accumulate_into_leaf(leaf, g)
+                    _accumulate_into_leaf(leaf, g, False)
 
     def grad(
         self,
@@ -184,7 +186,7 @@ class Tape:
         seeds: Sequence[Tensor | None],
         keep: set[int] | tuple[()],
         retain_graph: bool | None,
-        on_leaf_done: Callable[[Tensor, Tensor], None] | None = None,
+        on_leaf_done: Callable[[Tensor, Tensor, bool], None] | None = None,
     ) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
         """The reverse walk: gradients of every tensor reached, keyed by ``id``.
 
@@ -193,7 +195,8 @@ class Tape:
         holds them alive, so an id cannot be reused during the walk). With
         ``on_leaf_done``, a leaf that requires grad is handed to it with its
         gradient (and dropped from the result) right after the walk passes the
-        earliest op that used it: no op left can add to its gradient.
+        earliest op that used it: no op left can add to its gradient. The flag
+        passed with it says whether the walk owns that gradient's memory (see ``_push``).
         """
         if self._freed:
             raise RuntimeError(
@@ -204,10 +207,13 @@ class Tape:
         retain = self.retain if retain_graph is None else retain_graph
         grads: dict[int, Tensor] = {}
         tensors: dict[int, Tensor] = {}
+        # Keys of the gradients whose memory only the walk can reach; tracked only when
+        # leaves are handed over (their gradients are then moved, not copied, into .grad).
+        owned: set[int] | None = set() if on_leaf_done is not None else None
         done_at = _leaves_done_at(self._nodes) if on_leaf_done is not None else {}
         with recorder.recording(None):
             for out, seed in zip(outputs, seeds, strict=True):
-                _add(grads, tensors, out, _seed(out, seed))
+                _add(grads, tensors, owned, out, _seed(out, seed), False)  # maybe the caller's
             try:
                 for i in range(len(self._nodes) - 1, -1, -1):
                     node = self._nodes[i]
@@ -215,14 +221,17 @@ class Tape:
                         continue
                     g = grads.get(id(node.output))
                     if g is not None:
-                        if id(node.output) not in keep:
+                        dropped = id(node.output) not in keep
+                        if dropped:
                             # Every consumer of this output ran later: its gradient is complete.
                             del grads[id(node.output)]
-                        _push(RULES, node, g, grads, tensors)
+                        g_owned = owned is not None and dropped and id(node.output) in owned
+                        _push(RULES, node, g, grads, tensors, owned, g_owned)
                     for leaf in done_at.get(i, ()):
                         leaf_grad = grads.pop(id(leaf), None)
                         if leaf_grad is not None and on_leaf_done is not None:
-                            on_leaf_done(leaf, leaf_grad)
+                            sole = owned is not None and id(leaf) in owned
+                            on_leaf_done(leaf, leaf_grad, sole)
                     if not retain:
                         self._nodes[i] = None  # frees the saved tensors as the walk goes
             finally:
@@ -274,8 +283,20 @@ def _push(
     g: Tensor,
     grads: dict[int, Tensor],
     tensors: dict[int, Tensor],
+    owned: set[int] | None = None,
+    g_owned: bool = False,
 ) -> None:
-    """Apply ``node``'s rule to ``g`` and add what it gives to its inputs' gradients."""
+    """Apply ``node``'s rule to ``g`` and add what it gives to its inputs' gradients.
+
+    With ``owned``, also decide which of those gradients only the walk can reach
+    (``g_owned``: ``g`` is such one, and the walk drops it after this call). A
+    rule is a function of ``g`` and ``node`` alone: each gradient it returns is
+    new memory or a view of what it was given. So a returned gradient is the
+    walk's alone when no other returned one shares its buffer and that buffer is
+    none of the node's inputs', output's or saved tensors', nor ``g``'s unless
+    ``g`` was the walk's alone. A leaf's must also cover its buffer from the
+    start, contiguously, to become ``.grad`` as it is.
+    """
     rule = rules.get(node.op)
     if rule is None:
         raise NotImplementedError(f"backward: no rule for op {node.op!r} in netcl.autograd.rules")
@@ -285,6 +306,7 @@ def _push(
             f"backward rule of {node.op!r} gave {len(input_grads)} gradients "
             f"for {len(node.inputs)} inputs"
         )
+    given: set[int] | None = None
     for x, gx in zip(node.inputs, input_grads, strict=True):
         if gx is None or not x.requires_grad:
             continue
@@ -293,24 +315,68 @@ def _push(
                 f"backward rule of {node.op!r} gave a gradient of shape {gx.shape} "
                 f"for an input of shape {x.shape}"
             )
-        _add(grads, tensors, x, gx)
+        sole = False
+        if owned is not None and (not x.is_leaf or (gx.offset == 0 and gx.is_contiguous)):
+            if given is None:
+                given = _buffers_given(None if g_owned else g, node)
+            ptr = gx.buffer.int_ptr
+            sole = ptr not in given and sum(
+                o is not None and o.buffer.int_ptr == ptr for o in input_grads
+            ) == 1
+        _add(grads, tensors, owned, x, gx, sole)
 
 
-def _add(grads: dict[int, Tensor], tensors: dict[int, Tensor], x: Tensor, g: Tensor) -> None:
+def _buffers_given(g: Tensor | None, node: Node) -> set[int]:
+    """The buffers a rule could return views of that others can reach: its node's, and
+    its gradient's unless that is None."""
+    found = {node.output.buffer.int_ptr}
+    if g is not None:
+        found.add(g.buffer.int_ptr)
+    found.update(x.buffer.int_ptr for x in node.inputs)
+    pending: list[Any] = list(node.saved.values())
+    while pending:
+        value = pending.pop()
+        if isinstance(value, Tensor):
+            found.add(value.buffer.int_ptr)
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+        elif isinstance(value, Mapping):
+            pending.extend(value.values())
+    return found
+
+
+def _add(
+    grads: dict[int, Tensor],
+    tensors: dict[int, Tensor],
+    owned: set[int] | None,
+    x: Tensor,
+    g: Tensor,
+    sole: bool,
+) -> None:
+    """Add ``g`` to ``x``'s gradient; ``sole``: nothing but the walk can reach ``g``'s memory."""
     key = id(x)
     previous = grads.get(key)
     grads[key] = g if previous is None else ops.add(previous, g)
     tensors[key] = x
+    if owned is not None:
+        if sole or previous is not None:  # ops.add's is new memory
+            owned.add(key)
+        else:
+            owned.discard(key)
 
 
-def _accumulate_into_leaf(leaf: Tensor, g: Tensor) -> None:
+def _accumulate_into_leaf(leaf: Tensor, g: Tensor, sole: bool) -> None:
+    """Add ``g`` into ``leaf.grad``; ``sole``: the caller owns ``g``'s memory and drops ``g``."""
     if g.dtype != leaf.dtype:
         g = ops.cast(g, leaf.dtype)
+        sole = True
     if leaf.grad is None:
-        # Its own contiguous memory: g may be a broadcast view or shared with another input.
+        # Its own contiguous memory: a g the walk does not own may be a broadcast view,
+        # shared with another input, a saved tensor or the caller's; one it owns is handed
+        # over, so the largest gradient is not held twice for a moment.
         # A leaf with a grad home (an optimizer's flat grad buffer) copies g in itself:
         # g has the leaf's shape, dtype and device here, which its home has too.
-        leaf.grad = g if leaf.grad_home is not None else ops.copy(g)
+        leaf.grad = g if sole or leaf.grad_home is not None else ops.copy(g)
     else:
         leaf.grad.add_(g)
     run_post_accumulate_grad_hooks(leaf)
