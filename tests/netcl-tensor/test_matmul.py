@@ -34,6 +34,9 @@ KERNELS: list[tuple[str, TileConfig | None]] = [
     ("panel", None), ("tiled", SMALL_TILE),
     ("tiled", dataclasses.replace(SMALL_TILE, pipelined=True))]
 KERNEL_IDS = ["panel", "tiled", "tiled-pipelined"]
+# Each test compiles its own kernel variants (the big tiles take a minute on PoCL): under
+# xdist they spread over the workers (tests/conftest.py) instead of holding one to the end.
+SPREAD_OVER_WORKERS = True
 
 # (M, K, N): 1, 3, 17, 65 and 130 straddle the panel (6 x 16) and tile (64, 128) edges.
 SHAPES = [
