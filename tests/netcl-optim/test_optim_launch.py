@@ -3,7 +3,9 @@ launch observer (the JIT's capture) sees every optimizer and clipping kernel."""
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,3 +102,48 @@ def test_eager_steps_pass_plain_values_and_only_a_capture_makes_live_ones(
         optimizer.step()
     assert _CountedLive.made > 0
     assert observed.names
+
+
+def _path_to_enqueue(run: Callable[[], None], monkeypatch: pytest.MonkeyPatch,
+                     ) -> list[traceback.FrameSummary]:
+    """The call stack at the first kernel enqueue ``run`` makes, from ``run``'s callee down to
+    ``launch.enqueue_prepared`` (the one place that hands a kernel to pyopencl)."""
+    stacks: list[list[traceback.FrameSummary]] = []
+    enqueue_prepared = launch.enqueue_prepared
+
+    def recording(*args: Any, **kwargs: Any) -> None:
+        stacks.append(traceback.extract_stack()[:-1])  # without this wrapper
+        enqueue_prepared(*args, **kwargs)
+
+    monkeypatch.setattr(launch, "enqueue_prepared", recording)
+    run()
+    assert stacks, "nothing was enqueued"
+    stack = stacks[0]
+    here = next(i for i, frame in enumerate(stack) if frame.name == run.__name__
+                and frame.filename == __file__)
+    return [*stack[here + 1:], traceback.FrameSummary(launch.__file__, 0, "enqueue_prepared")]
+
+
+@pytest.mark.parametrize("kind", [Adam, AdamW])
+def test_adam_step_reaches_its_kernel_going_down_in_four_files_and_six_hops(
+    kind: type[Adam], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 31: Adam.step passes its group's values down, file by file, to the enqueue."""
+    device = manager.default("auto")
+    p = Parameter(from_numpy(np.ones(4, np.float32), device))
+    p.grad = from_numpy(np.full(4, 0.5, np.float32), device)
+    optimizer = kind([p], lr=0.1)
+
+    def step() -> None:
+        optimizer.step()
+
+    path = _path_to_enqueue(step, monkeypatch)
+    where = [f"{Path(f.filename).parent.name}/{Path(f.filename).name}:{f.name}" for f in path]
+    assert path[0].name == "step" and Path(path[0].filename).name == "adam.py", where
+    files = [f.filename for f in path]
+    # Going down: a file, once left, is never come back to (no call up into a caller's
+    # module, such as the base class calling into its subclass).
+    visits = [name for i, name in enumerate(files) if i == 0 or files[i - 1] != name]
+    assert len(visits) == len(set(visits)), where
+    assert len(set(files)) <= 4, where
+    assert len(path) - 1 <= 6, where  # a hop is one call

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from netcl.optim.flat_layout import StepBatch
 from netcl.optim.functional.adam import ADAM_MATH, AdamHyperparameters, AdamState, adam_step
@@ -67,8 +68,26 @@ class Adam(Optimizer):
         }
         super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """:meth:`Optimizer.step`, written here so the path to the kernel only goes down."""
+        # Each group's checked hyperparameters go to update_group as values, as PyTorch's
+        # Adam.step hands its group's values to adam().
+        loss = self._begin_step(closure)
+        steps = self._group_steps()
+        for group_step in steps:
+            with group_step as batch:
+                update_group(group_step.hyper, batch, decoupled=self.decoupled)
+        self._end_step(steps)
+        return loss
+
     def _update(self, hyper: AdamHyperparameters, batch: StepBatch) -> None:
-        state = batch.named(AdamState)
-        adam_step(hyper, batch.params, batch.grads, state.exp_avg, state.exp_avg_sq,
-                  state.max_exp_avg_sq, batch.steps, decoupled=self.decoupled, live=batch.live,
-                  grad_scaling=batch.grad_scaling)
+        update_group(hyper, batch, decoupled=self.decoupled)  # step_param's group step
+
+
+def update_group(hyper: AdamHyperparameters, batch: StepBatch, *, decoupled: bool) -> None:
+    """One Adam step of a param group over ``batch`` (its checked hyperparameters ``hyper``):
+    what :meth:`Adam.step` and :meth:`Adam.step_param` launch."""
+    state = batch.named(AdamState)
+    adam_step(hyper, batch.params, batch.grads, state.exp_avg, state.exp_avg_sq,
+              state.max_exp_avg_sq, batch.steps, decoupled=decoupled, live=batch.live,
+              grad_scaling=batch.grad_scaling)

@@ -276,7 +276,7 @@ class StepBatch:
     #: The state each entry's step count is read from (a range's first member's).
     counters: list[ParamState] = field(default_factory=list)
     #: The group's hyperparameters and ``steps`` as a replay re-reads them: set only while
-    #: a capture records (see ``Optimizer._step_group``); eager steps pass plain values.
+    #: a capture records (see ``optimizer.GroupStep``); eager steps pass plain values.
     live: LiveGroup | None = None
     #: A GradScaler's buffers, for algorithms that take them (set by the step).
     grad_scaling: GradScaling | None = None

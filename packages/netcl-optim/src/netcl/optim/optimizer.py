@@ -2,16 +2,22 @@
 
 An algorithm is a small subclass: it names its hyperparameter dataclass
 (``hyperparameters``, which checks every group and names its state) and
-launches one group's step through its functional form (``_update``).
+launches one group's step through its functional form (``_update``, which
+:meth:`Optimizer.step` and :meth:`Optimizer.step_param` call for each
+:class:`GroupStep`).
 Everything else lives here once, with PyTorch's behaviour:
 ``torch/optim/optimizer.py`` is the reference for the contract, not for the code.
 
-Following ``Adam.step()`` to the kernel: :meth:`Optimizer.step` (here) asks
-the :class:`~netcl.optim.flat_layout.FlatLayout` for each group's launches and calls
-``Adam._update`` (``adam.py``), which calls
+Following ``Adam.step()`` to the kernel, each call going down (4 files, 6 hops;
+``tests/netcl-optim/test_optim_launch.py`` pins it): ``Adam.step`` (``adam.py``,
+written there rather than inherited, so no call goes up into the subclass) takes
+each checked group from :meth:`Optimizer._group_steps` and calls ``update_group``
+(``adam.py``, which ``Adam._update`` calls too, for ``step_param``) with the
+group's hyperparameters as values; it calls
 :func:`~netcl.optim.functional.adam_step` (``functional/adam.py``: Adam's host
-math), which launches ``adam_step`` in ``functional/adam.cl`` through
-``functional/kernels.py``.
+math), which calls ``launch_step`` (``functional/kernels.py``: the kernel
+variant), which calls ``launch``, ``enqueue`` and ``enqueue_prepared``
+(``netcl.core.tensor.launch``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import abc
 import dataclasses
 import functools
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from types import TracebackType
 from typing import Any, ClassVar, TypeAlias
 
 from netcl.core.tensor import Tensor, bfloat16, float16, float32, full, ops
@@ -286,19 +293,12 @@ class Optimizer(abc.ABC):
         ``closure`` re-evaluates the model and its gradients (it runs first, so
         the update uses the grads it leaves).
         """
-        self._check_ownership()
-        loss = closure() if closure is not None else None
-        # Check every group (hyperparameters and grads) before touching any, so a bad
-        # one leaves everything as it was.
-        groups = [self._launches(index, group) for index, group in enumerate(self.param_groups)]
-        scaling = self._grad_scaling()
-        stepped = False
-        for group, (hyper, launches) in zip(self.param_groups, groups, strict=True):
-            stepped = self._step_group(group, hyper, launches, scaling) or stepped
-        if scaling is not None and stepped:
-            # On the device: a skipped step adds 1, and later steps' bias corrections
-            # subtract it. One launch, no host read.
-            ops.add_(scaling.skipped_steps, scaling.found_inf)
+        loss = self._begin_step(closure)
+        steps = self._group_steps()
+        for group_step in steps:
+            with group_step as batch:
+                self._update(group_step.hyper, batch)
+        self._end_step(steps)
         return loss
 
     def step_param(self, param: Tensor) -> None:
@@ -311,7 +311,10 @@ class Optimizer(abc.ABC):
         self._check_ownership()
         for index, group in enumerate(self.param_groups):
             if any(p is param for p in group["params"]):
-                self._step_group(group, *self._launches(index, group, [param]))
+                group_step = GroupStep(self, group, *self._launches(index, group, [param]))
+                if group_step.states:  # the parameter has a grad
+                    with group_step as batch:
+                        self._update(group_step.hyper, batch)
                 return
         raise ValueError(
             f"{type(self).__name__}.step_param: the parameter (shape {param.shape}) is in no "
@@ -323,40 +326,29 @@ class Optimizer(abc.ABC):
             ownership.check_owner(self)  # a newer optimizer may have taken a parameter
             self._ownership_checked = ownership.generation()
 
-    def _step_group(self, group: ParamGroup, hyper: Hyperparameters,
-                    launches: GroupLaunches, scaling: GradScaling | None = None) -> bool:
-        """Launch ``launches`` (one group's, checked) and keep the state they made;
-        whether anything was launched."""
-        states = launches.states()
-        if not states:  # no parameter of the group has a grad
-            return False
-        # The kernels' bias corrections read the new count. A host effect: a captured
-        # step (netcl.jit) counts again at every replay, as does each launch's LiveGroup.
-        # No copies: a state's numbers are replaced by _advance, never edited in place.
-        before = [st.scalars for st in states] if hyper.scalar_state else []
-        host_effect(functools.partial(self._advance, states, group))
-        try:
-            names = hyper.state_names()
-            batch = self.flat_layout.batch(launches, names, hyper.initial_value,
-                                           self._master_weights)
-            # Values go down: the kernels' scalars are computed from ``hyper`` and the
-            # counts as they are now. Only a capture (netcl.jit, an observer of the
-            # launches) needs them re-readable, so only then is a LiveGroup made.
-            if current_observer() is not None:
-                batch.live = self._live(group, batch)
-            batch.grad_scaling = scaling
-            self._update(hyper, batch)
-            batch.write_back()
-        except BaseException:
-            self._count_steps(states, -1.0)
-            for st, scalars in zip(states, before, strict=False):  # [] without scalars
-                st.scalars = scalars
-            raise
-        created = launches.created()
-        # Plain SGD keeps no entry, unless for a 16-bit parameter's master copy.
-        if hyper.state_names() or self.counts_steps or any(st.buffers for _, st in created):
-            self.state.update(created)
-        return True
+    def _begin_step(self, closure: Callable[[], Any] | None) -> Any:
+        """What every ``step`` does first: refuse a parameter a newer optimizer took, then
+        run ``closure``; returns its value (None without one)."""
+        self._check_ownership()
+        return closure() if closure is not None else None
+
+    def _group_steps(self) -> list[GroupStep]:
+        """Each param group with a grad to step, checked (hyperparameters, grads and any
+        GradScaler buffers) before the first launch, so a bad one leaves everything as
+        it was."""
+        groups = [self._launches(index, group) for index, group in enumerate(self.param_groups)]
+        scaling = self._grad_scaling()
+        steps = [GroupStep(self, group, hyper, launches, scaling)
+                 for group, (hyper, launches) in zip(self.param_groups, groups, strict=True)]
+        return [group_step for group_step in steps if group_step.states]
+
+    def _end_step(self, steps: Sequence[GroupStep]) -> None:
+        """What every ``step`` does last, after ``steps`` (those of :meth:`_group_steps`)."""
+        scaling = steps[0].scaling if steps else None
+        if scaling is not None:
+            # On the device: a skipped step adds 1, and later steps' bias corrections
+            # subtract it. One launch, no host read.
+            ops.add_(scaling.skipped_steps, scaling.found_inf)
 
     def _grad_scaling(self) -> GradScaling | None:
         """The GradScaler buffers set on this optimizer, checked, or None."""
@@ -531,3 +523,72 @@ class Optimizer(abc.ABC):
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
         return "\n".join([*lines, ")"])
+
+
+class GroupStep:
+    """One param group's step, as an algorithm's ``step`` runs it::
+
+        with group_step as batch:
+            adam_step(group_step.hyper, batch.params, ...)
+
+    Entering counts the group's steps (the kernels' bias corrections read the new
+    count) and gives the :class:`~netcl.optim.flat_layout.StepBatch` to launch
+    over; an error inside takes the counts back; leaving keeps the state made for
+    this step. Values go down: the kernels' scalars are computed from ``hyper``
+    and the counts as they are now. Only a capture (``netcl.jit``, an observer of
+    the launches) needs them re-readable, so only then does the batch carry a
+    ``LiveGroup``.
+    """
+
+    def __init__(self, optimizer: Optimizer, group: ParamGroup, hyper: Any,
+                 launches: GroupLaunches, scaling: GradScaling | None = None) -> None:
+        self.optimizer = optimizer
+        self.group = group
+        #: The group's checked hyperparameters (an instance of ``optimizer.hyperparameters``).
+        self.hyper = hyper
+        self.launches = launches
+        self.scaling = scaling
+        #: The states of the group's parameters with a grad (none: nothing to step).
+        self.states = launches.states()
+        self._before: list[Any] = []
+
+    def __enter__(self) -> StepBatch:
+        optimizer, hyper, states = self.optimizer, self.hyper, self.states
+        # No copies: a state's numbers are replaced by _advance, never edited in place.
+        self._before = [st.scalars for st in states] if hyper.scalar_state else []
+        # A host effect: a captured step (netcl.jit) counts again at every replay, as
+        # does each launch's LiveGroup.
+        host_effect(functools.partial(optimizer._advance, states, self.group))
+        try:
+            batch = optimizer.flat_layout.batch(self.launches, hyper.state_names(),
+                                                hyper.initial_value, optimizer._master_weights)
+            if current_observer() is not None:
+                batch.live = optimizer._live(self.group, batch)
+            batch.grad_scaling = self.scaling
+        except BaseException:
+            self._take_back()
+            raise
+        self.batch = batch
+        return batch
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if kind is not None:
+            self._take_back()
+            return
+        try:
+            self.batch.write_back()
+        except BaseException:
+            self._take_back()
+            raise
+        optimizer = self.optimizer
+        created = self.launches.created()
+        # Plain SGD keeps no entry, unless for a 16-bit parameter's master copy.
+        if (self.hyper.state_names() or optimizer.counts_steps
+                or any(st.buffers for _, st in created)):
+            optimizer.state.update(created)
+
+    def _take_back(self) -> None:
+        self.optimizer._count_steps(self.states, -1.0)
+        for st, scalars in zip(self.states, self._before, strict=False):  # [] without scalars
+            st.scalars = scalars
