@@ -9,6 +9,7 @@ kernel's event span includes time its threads were descheduled: compare shares
 within a run, not times across runs.
 
     POCL_MAX_PTHREAD_COUNT=2 python tools/bench/kernel_profile.py --model cnn --steps 5
+    POCL_MAX_PTHREAD_COUNT=1 python tools/bench/kernel_profile.py --model resnet --jit
 """
 
 from __future__ import annotations
@@ -24,16 +25,19 @@ from train_step import DigitsCNN, SmallResNet, Spec, TinyGPT, adam_step
 
 from netcl.core.device import Device, manager
 from netcl.core.tensor import from_numpy, launch, manual_seed
+from netcl.jit import jit
 from netcl.optim import Adam
 
 
-def model_step(spec: Spec, device: Device) -> Callable[[], None]:
-    """One eager training step (Adam) of a train_step.py model on its data."""
+def model_step(spec: Spec, device: Device, jitted: bool = False) -> Callable[[], None]:
+    """One training step (Adam) of a train_step.py model on its data: eager, or replayed
+    by ``netcl.jit.jit`` (its fused kernels are then what the profile sees)."""
     manual_seed(0)
     model = spec.netcl_model(device)
     optimizer = Adam(model.parameters(), lr=1e-3)
     x_host, y_host = spec.data()
-    return adam_step(model, optimizer, from_numpy(x_host, device), from_numpy(y_host, device))
+    step = adam_step(model, optimizer, from_numpy(x_host, device), from_numpy(y_host, device))
+    return jit(step) if jitted else step
 
 
 # The models of train_step.py's CPU table, by a short name.
@@ -71,19 +75,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--model", choices=tuple(MODELS), default="cnn")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--jit", action="store_true", help="profile the jitted step's replays")
     add_json_flag(parser)
     args = parser.parse_args(argv)
     plain = manager.default(args.device)
     queue = cl.CommandQueue(plain.context, properties=cl.command_queue_properties.PROFILING_ENABLE)
     device = manager.for_queue(queue)
-    step = model_step(MODELS[args.model], device)
+    step = model_step(MODELS[args.model], device, args.jit)
     for _ in range(3):  # builds, pool, plans
         step()
     device.synchronize()
     rows = profile(step, device, args.steps)
     total = sum(t for _, _, t in rows)
-    report = Report("kernel profile", device.name, args.json, model=args.model, steps=args.steps,
-                    kernel_ms_per_step=round(total / args.steps * 1e3, 3))
+    report = Report("kernel profile", device.name, args.json, model=args.model, jit=args.jit,
+                    steps=args.steps, kernel_ms_per_step=round(total / args.steps * 1e3, 3))
     table = report.table("each kernel's device time, largest first",
                          ["launches / step", "ms / step", "share of the step's kernel time"])
     for name, n, t in rows:

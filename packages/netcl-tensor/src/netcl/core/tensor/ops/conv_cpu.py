@@ -83,13 +83,9 @@ def _panels(x: Tensor, geometry: Geometry, out_size: tuple[int, int], of_cols: b
     k, cols = (rows, length) if of_cols else (length, rows)
     count = -(-cols // gemm.PANEL_COLS)
     panels = empty((count * k * gemm.PANEL_COLS,), dtypes.float32, x.device)
-    if cols % gemm.PANEL_COLS:  # the last panel's columns past N are read: zeros
-        tail = k * gemm.PANEL_COLS
-        fill_(Tensor(panels.buffer, (tail,), panels.dtype, x.device, None,
-                     panels.size - tail), 0)
     kernel = _kernel(x.dtype, x.device, "unfold_panels", geometry, (h, w), out_size,
                      panels_of_cols=of_cols)
-    _launch(x.device, kernel, (out_size[1], out_size[0], n * rows),
+    _launch(x.device, kernel, (gemm.PANEL_COLS, k, count),
             panels.buffer, x.buffer, np.int32(x.offset), np.int32(n), np.int32(c))
     return panels, k, cols
 
