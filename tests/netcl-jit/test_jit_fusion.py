@@ -6,10 +6,11 @@ import gc
 from collections.abc import Callable
 
 import numpy as np
+import pyopencl as cl
 import pytest
 
 from netcl.core.device import manager
-from netcl.core.tensor import Tensor, from_numpy, ops
+from netcl.core.tensor import Tensor, from_numpy, launch, ops
 from netcl.jit import jit
 
 Chain = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -87,3 +88,68 @@ def test_a_reduction_takes_only_a_run_it_covers_as_its_prologue() -> None:
         for got, want in zip(jitted(*args), step(*args), strict=True):
             np.testing.assert_array_equal(got.numpy(), want.numpy())
     assert jitted.launches.fused < jitted.launches.unfused
+
+
+def _replayed_launches(monkeypatch: pytest.MonkeyPatch, step: Callable[[], object]
+                       ) -> list[tuple[str, tuple[int, ...], tuple[int, ...] | None]]:
+    """(kernel name, global size, local size) of every launch one call of ``step`` enqueues."""
+    seen: list[tuple[str, tuple[int, ...], tuple[int, ...] | None]] = []
+    enqueue = launch._ENQUEUE
+
+    def recording(queue: object, kernel: cl.Kernel, global_size: tuple[int, ...],
+                  local_size: tuple[int, ...] | None, *rest: object) -> object:
+        seen.append((kernel.function_name, tuple(global_size),
+                     None if local_size is None else tuple(local_size)))
+        return enqueue(queue, kernel, global_size, local_size, *rest)
+
+    monkeypatch.setattr(launch, "_ENQUEUE", recording)
+    step()
+    monkeypatch.setattr(launch, "_ENQUEUE", enqueue)
+    return seen
+
+
+def test_a_strided_run_is_launched_as_rows_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broadcast along the inner axis, one along the outer axis and a reshape to shorter
+    rows: the fused kernel's rows are 32 long (the common divisor of 96 and 32), so the
+    96-long rows' index takes the row part of its innermost dimension too."""
+    rng = np.random.default_rng(0)
+    x = from_numpy(rng.standard_normal((4, 96)).astype(np.float32))
+    b = from_numpy(rng.standard_normal(96).astype(np.float32))
+    s = from_numpy(rng.standard_normal((4, 1)).astype(np.float32))
+    c = from_numpy(rng.standard_normal(32).astype(np.float32))
+
+    def chain() -> Tensor:
+        t = ops.relu(x + b) * s
+        return ops.reshape(t, (12, 32)) * c - 1.0
+
+    jitted = jit(chain)
+    for _ in range(2):
+        jitted()
+    fused = [g for name, *g in _replayed_launches(monkeypatch, jitted) if name == "fused"]
+    np.testing.assert_array_equal(jitted().numpy(), chain().numpy())
+    if manager.default("auto").type == "cpu":
+        assert fused == [[(32, 12), (32, 1)]]
+    else:
+        assert len(fused) == 1 and len(fused[0][0]) == 1 and fused[0][1] is None
+
+
+def test_cpu_runs_keep_one_length_and_strided_prologues_out() -> None:
+    """On a CPU a run holds launches of one length only, and a run with a broadcast
+    operand is no reduction's prologue (the results are the eager ones either way)."""
+
+    def step(x: Tensor, b: Tensor, i: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        longer = x * 2.0 + 1.0  # 33 x 40 elements
+        shorter = b * 3.0 - 1.0  # 40
+        return longer, shorter, ops.sum(x + b)
+
+    jitted = jit(step)
+    for seed in range(4):
+        args = operands(seed)
+        for got, want in zip(jitted(*args), step(*args), strict=True):
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+    counts = jitted.launches
+    # Unfused: 2 + 2 elementwise launches, the broadcast add and the sum's launches.
+    if manager.default("auto").type == "cpu":
+        assert counts.unfused - counts.fused == 2  # two runs of two; the sum reads memory
+    else:
+        assert counts.unfused - counts.fused >= 3  # the add also became the sum's prologue

@@ -13,6 +13,7 @@ bit-identical.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,9 @@ import numpy as np
 
 from netcl.core.device import Device
 from netcl.core.tensor import dtypes
-from netcl.core.tensor.launch import needs_bound_test
+from netcl.core.tensor.launch import launch_size, needs_bound_test
 from netcl.core.tensor.launch_info import ElementwiseLaunch, Operand
+from netcl.core.tensor.ops.elementwise import row_group
 from netcl.core.tensor.strides import contiguous_strides
 
 
@@ -45,15 +47,27 @@ def element_range(access: Operand, dims: Sequence[int]) -> tuple[int, int]:
     return low, high
 
 
-def _index(access: Operand, dims: Sequence[int]) -> str:
-    """C for the buffer element that work-item ``i`` touches (integer math, as elementwise.cl)."""
+def _index(access: Operand, dims: Sequence[int], row_length: int = 0) -> str:
+    """C for the buffer element that work-item ``i`` touches (integer math, as elementwise.cl).
+
+    With ``row_length`` (which divides ``dims[-1]``), the launch is 2-D rows of that
+    many work-items, ``i = row * row_length + col``, and a strided access is its row's
+    part, in ``row`` alone, plus ``col`` times its innermost stride.
+    """
     if is_flat(access, dims):
         return f"{access.offset} + i"
     terms = []
     inner = 1
     for size, stride in reversed(list(zip(dims, access.strides, strict=True))):
         if stride and size > 1:
-            terms.append(f"((i / {inner}) % {size}) * {stride}")
+            if not row_length:
+                terms.append(f"((i / {inner}) % {size}) * {stride}")
+            elif inner > 1:  # a multiple of dims[-1], so of row_length
+                terms.append(f"((row / {inner // row_length}) % {size}) * {stride}")
+            else:
+                if size > row_length:
+                    terms.append(f"((row % {size // row_length}) * {row_length}) * {stride}")
+                terms.append(f"col * {stride}")
         inner *= size
     return " + ".join([str(access.offset), *terms])
 
@@ -79,9 +93,10 @@ class _Body:
     """The statements computing a run's members for element ``i``, and the parameters
     (buffers, then scalars) they read: what a fused kernel and a reduction's prologue share."""
 
-    def __init__(self, members: Sequence[Member]) -> None:
+    def __init__(self, members: Sequence[Member], row_length: int = 0) -> None:
         self._buffers: dict[int, tuple[Any, str, bool]] = {}  # id -> (buffer, C type, written)
         self._scalars: list[tuple[str, Any]] = []
+        self._row_length = row_length
         self.total = max(m.launch.n for m in members)
         self.lines = [self._member(k, m) for k, m in enumerate(members)]
 
@@ -102,7 +117,7 @@ class _Body:
             if origin is not None:
                 loads.append(f"const {ct} {name} = ({ct})v{origin};")
             elif isinstance(x, Operand):
-                where = f"{self._pointer(x, False)}[{_index(x, launch.dims)}]"
+                where = f"{self._pointer(x, False)}[{self._index(x, launch.dims)}]"
                 loads.append(f"const {ct} {name} = ({ct}){where};")
             else:
                 self._scalars.append((ct, x))
@@ -111,11 +126,14 @@ class _Body:
         out = launch.out
         lines = [*loads, f"v{k} = {_stored(launch.expr, out.dtype)};"]
         if member.store:
-            lines.append(f"{self._pointer(out, True)}[{_index(out, launch.dims)}] = v{k};")
+            lines.append(f"{self._pointer(out, True)}[{self._index(out, launch.dims)}] = v{k};")
         guard = "" if launch.n == self.total else f"if (i < {launch.n}) "
         inner = "\n        ".join(lines)
         out_type = dtypes.STORAGE_C_TYPE[out.dtype]
         return f"    {out_type} v{k} = 0;\n    {guard}{{\n        {inner}\n    }}"
+
+    def _index(self, access: Operand, dims: Sequence[int]) -> str:
+        return _index(access, dims, self._row_length)
 
     def params(self) -> list[str]:
         return [
@@ -132,19 +150,51 @@ class _Body:
         return [b for b, _, _ in self._buffers.values()] + [v for _, v in self._scalars]
 
 
-def fused_kernel(members: Sequence[Member], device: Device) -> tuple[str, list[Any], int]:
+# The shortest row a CPU's 2-D fused launch takes: PoCL vectorizes along a row
+# 8 or 16 lanes at a time, so a shorter one gains nothing over the 1-D launch.
+MIN_ROW = 16
+
+
+def row_length(members: Sequence[Member], device: Device) -> int:
+    """The row length of a 2-D launch of ``members`` on ``device``, or 0 for a 1-D launch.
+
+    On a CPU (PoCL), where some access is strided, rows as long as every member's
+    innermost dimension allows: each strided index's divisions then happen once a
+    row (PoCL hoists them out of its vectorized loop over the row), where the 1-D
+    launch divides per element (as elementwise.cl's ROWS launch, for the same reason).
+    """
+    strided = [m.launch.dims[-1] for m in members
+               if not all(is_flat(x, m.launch.dims) for x in (m.launch.out, *m.launch.tensors()))]
+    if device.type != "cpu" or not strided:
+        return 0
+    # A flat access is element i of any grid; the grid must be exact.
+    length = math.gcd(max(m.launch.n for m in members), *strided)
+    return length if length >= MIN_ROW else 0
+
+
+Grid = tuple[tuple[int, ...], tuple[int, ...] | None]
+
+
+def fused_kernel(members: Sequence[Member], device: Device) -> tuple[str, list[Any], Grid]:
     """The source of kernel ``fused`` for ``device``, its arguments in order, and its
-    work-item count."""
-    body = _Body(members)
-    guard = needs_bound_test(device, body.total)
-    test = f"    if (i >= {body.total}) return;\n" if guard else ""
+    global and local sizes."""
+    length = row_length(members, device)
+    body = _Body(members, length)
+    if length:
+        head = ("    const int col = get_global_id(0), row = get_global_id(1);\n"
+                f"    const int i = row * {length} + col;\n")
+        grid: Grid = ((length, body.total // length), (row_group(length), 1))
+    else:
+        guard = needs_bound_test(device, body.total)
+        head = "    const int i = get_global_id(0);\n" + (
+            f"    if (i >= {body.total}) return;\n" if guard else "")
+        grid = ((launch_size(body.total),), None)
     source = (
         "#pragma OPENCL FP_CONTRACT OFF\n"
-        f"__kernel void fused({', '.join(body.params())})\n{{\n"
-        "    const int i = get_global_id(0);\n" + test
+        f"__kernel void fused({', '.join(body.params())})\n{{\n" + head
         + "\n".join(body.lines) + "\n}\n"
     )
-    return source, body.args(), body.total
+    return source, body.args(), grid
 
 
 def prologue(members: Sequence[Member], load_type: str) -> tuple[str, str, str, list[Any]]:

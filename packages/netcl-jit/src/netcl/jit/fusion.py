@@ -144,10 +144,18 @@ class Run:
     reduction: ReductionLaunch | None = None
 
 
-def runs(launches: Sequence[Entry | None], live: Callable[[Any], bool]) -> list[Run]:
+def runs(launches: Sequence[Entry | None], live: Callable[[Any], bool],
+         cpu: bool = False) -> list[Run]:
     """The runs of two or more members in ``launches`` (each its arguments and, for an
     elementwise kernel, its description; None for host work, which touches nothing and
-    fuses with nothing); ``live(buffer)``: held outside the capture."""
+    fuses with nothing); ``live(buffer)``: held outside the capture.
+
+    ``cpu``: for PoCL, which vectorizes a kernel across work-items only where no
+    store is under a branch and hoists no index math out of a reduction's loop: a
+    run's members then all have one length (a shorter member's guard cost a 64x16x784
+    BatchNorm run 25x), and a run with a strided access is no reduction's prologue
+    (its index divisions ran per element there: 4x the reduction's time).
+    """
     abouts = [None if e is None else e[1] for e in launches]
     all_touches = [[] if e is None else touches(*e) for e in launches]
     found: list[Run] = []
@@ -156,13 +164,18 @@ def runs(launches: Sequence[Entry | None], live: Callable[[Any], bool]) -> list[
         if not fusable(abouts[i]):
             i += 1
             continue
-        stop, sources = _extend(abouts, all_touches, i)
+        stop, sources = _extend(abouts, all_touches, i, cpu)
         members = [
             Member(cast(ElementwiseLaunch, abouts[k]), tuple(src), False)
             for k, src in zip(range(i, stop), sources, strict=True)
         ]
         reduction = _reduction(abouts[stop] if stop < len(abouts) else None, members,
                                all_touches[i:stop])
+        if cpu and any(
+            not is_flat(x, m.launch.dims) for m in members
+            for x in (m.launch.out, *m.launch.tensors())
+        ):
+            reduction = None
         end = stop + (reduction is not None)
         if end - i >= 2:
             members = [
@@ -211,15 +224,20 @@ def _extend(
     abouts: Sequence[ElementwiseLaunch | ReductionLaunch | None],
     all_touches: Sequence[Sequence[Touch]],
     start: int,
+    same_length: bool,
 ) -> tuple[int, list[list[int | None]]]:
-    """How far a run from ``start`` reaches, and for each member where each slot reads
-    from (a member's index within the run, or None for memory)."""
+    """How far a run from ``start`` reaches (with ``same_length``, only over launches as
+    long as the first), and for each member where each slot reads from (a member's index
+    within the run, or None for memory)."""
     sources: list[list[int | None]] = []
     buffers: set[int] = set()
     stop = start
     while stop < len(abouts) and stop - start < MAX_MEMBERS:
         launch = abouts[stop]
         if not isinstance(launch, ElementwiseLaunch) or not fusable(launch):
+            break
+        first = abouts[start]
+        if same_length and isinstance(first, ElementwiseLaunch) and launch.n != first.n:
             break
         mine = all_touches[stop]
         if len(buffers | {id(t.buffer) for t in mine}) > MAX_BUFFERS:

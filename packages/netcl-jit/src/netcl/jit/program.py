@@ -18,7 +18,7 @@ import pyopencl as cl
 
 from netcl.core.device import Device
 from netcl.core.tensor import launch
-from netcl.core.tensor.launch import Live, launch_size
+from netcl.core.tensor.launch import Live
 from netcl.core.tensor.launch_info import ElementwiseLaunch, ReductionLaunch
 from netcl.jit import fusion
 from netcl.jit.codegen import fused_kernel, prologue
@@ -137,12 +137,12 @@ def _fused(
     pairs = [entries[k] for k in order]
     out: list[Launch | Callable[[], None]] = []
     done = 0
-    for run in fusion.runs(pairs, live):
+    for run in fusion.runs(pairs, live, cpu=device.type == "cpu"):
         out.extend(items[done:run.start])
         if run.reduction is None:
-            source, args, total = fused_kernel(run.members, device)
+            source, args, (global_size, local_size) = fused_kernel(run.members, device)
             kernel = device.kernels.kernel_from_source(source, "fused", origin="<netcl.jit fused>")
-            out.append(Launch(kernel, (launch_size(total),), None, tuple(args)))
+            out.append(Launch(kernel, global_size, local_size, tuple(args)))
         else:
             reduce_launch = items[run.stop - 1]
             assert isinstance(reduce_launch, Launch)
