@@ -16,7 +16,8 @@ import torch
 
 from netcl.amp import GradScaler
 from netcl.core.tensor import Parameter, Tensor, float32, from_numpy, ops
-from netcl.optim import SGD, Adam, AdamW
+from netcl.optim import SGD, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam
+from netcl.optim.functional import adam
 
 Array = np.ndarray[Any, Any]
 INF_STEPS = (3, 7)
@@ -45,7 +46,9 @@ def run_both(optimizer_name: str, steps: int = 20, **scaler_args: Any) -> dict[s
     w = Parameter(from_numpy(start))
     tw = torch.nn.Parameter(torch.from_numpy(start.copy()))
     make = {"adam": (Adam, torch.optim.Adam), "adamw": (AdamW, torch.optim.AdamW),
-            "sgd": (SGD, torch.optim.SGD)}[optimizer_name]
+            "sgd": (SGD, torch.optim.SGD), "radam": (RAdam, torch.optim.RAdam),
+            "adamax": (Adamax, torch.optim.Adamax), "adagrad": (Adagrad, torch.optim.Adagrad),
+            "nadam": (NAdam, torch.optim.NAdam)}[optimizer_name]
     kwargs = {"lr": 0.05} if optimizer_name == "sgd" else {"lr": 0.01, "weight_decay": 0.01}
     optimizer, torch_optimizer = make[0]([w], **kwargs), make[1]([tw], **kwargs)
     scaler = GradScaler(**scaler_args)
@@ -74,10 +77,15 @@ def run_both(optimizer_name: str, steps: int = 20, **scaler_args: Any) -> dict[s
     return ours
 
 
-@pytest.mark.parametrize("optimizer_name", ["adam", "adamw", "sgd"])
+# RAdam's 20 steps cover both of its branches (rho_t > 5 from step 6 on).
+@pytest.mark.parametrize("optimizer_name",
+                         ["adam", "adamw", "radam", "adamax", "adagrad", "sgd", "nadam"])
 def test_matches_torch_step_for_step(optimizer_name: str) -> None:
-    """Adam and AdamW skip on the device (one launch); SGD by reading found_inf on the host."""
+    """Adam, AdamW, RAdam, Adamax and Adagrad skip on the device (one launch, their bias
+    corrections at the steps taken); SGD and NAdam by reading found_inf on the host."""
     run = run_both(optimizer_name, init_scale=2.0**10, growth_interval=3)
+    device_path = optimizer_name not in ("sgd", "nadam")
+    assert run["optimizer"]._step_supports_amp_scaling == device_path
     assert run["scales"] == run["theirs"]
     assert run["skipped"] == run["torch_skipped"]
     assert [i + 1 for i, s in enumerate(run["skipped"]) if s] == list(INF_STEPS)
@@ -91,8 +99,9 @@ def test_matches_torch_step_for_step(optimizer_name: str) -> None:
         theirs = run["torch_optimizer"].state_dict()["state"][0]
         # The skipped steps are not counted, as in torch.
         assert ours["step"] == float(theirs["step"]) == 20 - len(INF_STEPS)
-        np.testing.assert_allclose(ours["exp_avg_sq"], theirs["exp_avg_sq"].numpy(),
-                                   rtol=1e-5, atol=1e-12)
+        for key, value in theirs.items():
+            if key != "step":  # each state buffer (and NAdam's mu_product)
+                np.testing.assert_allclose(ours[key], value.numpy(), rtol=1e-5, atol=1e-12)
 
 
 def test_skipped_step_leaves_params_and_state_untouched() -> None:
@@ -192,3 +201,59 @@ def test_scale_and_errors() -> None:
     w.grad = from_numpy(np.ones(2, np.float32))
     with pytest.raises(RuntimeError, match="Closure use is not currently supported"):
         scaler.step(optimizer, closure=lambda: None)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: Lion(ps, lr=1e-3, weight_decay=0.1),
+    lambda ps: Adagrad(ps, lr=0.05, lr_decay=0.1, weight_decay=0.01),
+    lambda ps: RAdam(ps, lr=0.01, decoupled_weight_decay=True, weight_decay=0.01),
+], ids=["lion", "adagrad-lr_decay", "radam-decoupled"])
+def test_one_launch_path_equals_stepping_only_the_finite_steps_unscaled(make: Any) -> None:
+    """Lion (which torch lacks) and the options the torch comparison leaves out: through
+    the scaler's buffers each step equals a plain step on the unscaled gradient, and an
+    overflowed step is no step at all (the later bias corrections count only steps
+    taken), bit for bit."""
+    start = np.random.default_rng(5).standard_normal((5, 3)).astype(np.float32)
+    w, v = Parameter(from_numpy(start)), Parameter(from_numpy(start.copy()))
+    scaled, plain = make([w]), make([v])
+    scaler = GradScaler(init_scale=2.0**6)
+    for x, y in data(12):
+        g = netcl_grad(v, x, y)
+        w.grad = scaler.scale(g)
+        scale = scaler.get_scale()
+        scaler.step(scaled)
+        scaler.update()
+        if np.all(np.isfinite(g.numpy() * scale)):
+            v.grad = g
+            plain.step()
+        np.testing.assert_array_equal(w.numpy(), v.numpy())
+    assert not np.array_equal(w.numpy(), start)
+
+
+def test_functional_adam_takes_the_scalers_buffers_as_the_class_does() -> None:
+    """adam(grad_scale=, found_inf=, skipped_steps=) is the class's one-launch path: the
+    same parameters and moments bit for bit, and the skipped steps counted on the device."""
+    start = np.random.default_rng(6).standard_normal((5, 3)).astype(np.float32)
+    w, v = Parameter(from_numpy(start)), from_numpy(start.copy())
+    optimizer, scaler = Adam([w], lr=0.01, weight_decay=0.01), GradScaler(init_scale=2.0**6)
+    m, s = from_numpy(np.zeros_like(start)), from_numpy(np.zeros_like(start))
+    skipped = from_numpy(np.zeros((), np.float32))
+    for t, (x, y) in enumerate(data(12), start=1):
+        g = netcl_grad(v, x, y)
+        scale = scaler.get_scale()
+        w.grad = scaler.scale(g)
+        scaler.step(optimizer)
+        scaler.update()
+        overflowed = not np.all(np.isfinite(g.numpy() * scale))
+        adam([v], [ops.mul(g, scale)], [m], [s], None, [t], lr=0.01, beta1=0.9, beta2=0.999,
+             eps=1e-8, weight_decay=0.01, amsgrad=False, maximize=False,
+             grad_scale=from_numpy(np.array(scale, np.float32)),
+             found_inf=from_numpy(np.array(overflowed, np.float32)), skipped_steps=skipped)
+        np.testing.assert_array_equal(v.numpy(), w.numpy())
+    np.testing.assert_array_equal(m.numpy(), optimizer.state[w]["exp_avg"].numpy())
+    assert skipped.item() == len(INF_STEPS)
+    with pytest.raises(ValueError, match="grad_scale must be a one-element float32 tensor"):
+        adam([v], [g], [m], [s], None, [13], lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8,
+             weight_decay=0.0, amsgrad=False, maximize=False, grad_scale=from_numpy(
+                 np.ones(2, np.float32)))
+    np.testing.assert_array_equal(v.numpy(), w.numpy())  # the refused call changed nothing

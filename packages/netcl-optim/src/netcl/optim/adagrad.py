@@ -44,6 +44,8 @@ class Adagrad(Optimizer):
         ADAGRAD_MATH=ADAGRAD_MATH, PARAMS_DOC=PARAMS_DOC, COMMON_ARGS_DOC=COMMON_ARGS_DOC
     )
     hyperparameters = AdagradHyperparameters
+    #: Under a GradScaler its kernel unscales, skips and steps in one launch (as Adam's).
+    _step_supports_amp_scaling = True
 
     def __init__(
         self,
@@ -67,4 +69,5 @@ class Adagrad(Optimizer):
 
     def _update(self, hyper: AdagradHyperparameters, batch: StepBatch) -> None:
         state = batch.named(AdagradState)
-        adagrad_step(hyper, batch.params, batch.grads, state.sum, batch.steps, batch.live)
+        adagrad_step(hyper, batch.params, batch.grads, state.sum, batch.steps, batch.live,
+                     grad_scaling=batch.grad_scaling)

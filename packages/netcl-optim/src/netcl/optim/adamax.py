@@ -40,6 +40,8 @@ class Adamax(Optimizer):
         ADAMAX_MATH=ADAMAX_MATH, PARAMS_DOC=PARAMS_DOC, COMMON_ARGS_DOC=COMMON_ARGS_DOC
     )
     hyperparameters = AdamaxHyperparameters
+    #: Under a GradScaler its kernel unscales, skips and steps in one launch (as Adam's).
+    _step_supports_amp_scaling = True
 
     def __init__(
         self,
@@ -62,4 +64,4 @@ class Adamax(Optimizer):
     def _update(self, hyper: AdamaxHyperparameters, batch: StepBatch) -> None:
         state = batch.named(AdamaxState)
         adamax_step(hyper, batch.params, batch.grads, state.exp_avg, state.exp_inf,
-                    batch.steps, batch.live)
+                    batch.steps, batch.live, grad_scaling=batch.grad_scaling)

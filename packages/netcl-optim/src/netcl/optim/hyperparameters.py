@@ -84,6 +84,12 @@ class Hyperparameters:
         algorithm says otherwise: Adagrad's ``initial_accumulator_value``)."""
         return 0.0
 
+    def step_doubles(self, step: float) -> tuple[float, ...]:
+        """Under a GradScaler, what the kernel computes its step-dependent scalars from
+        (its STEP_DOUBLES, ``vector_io.cl``): the step count and the hyperparameters
+        those scalars need, for the kernel to correct by the steps skipped on the device."""
+        return ()
+
     def advance_scalars(self, step: float, scalars: Mapping[str, float]) -> dict[str, float]:
         """A parameter's ``scalar_state`` values once it reaches ``step``, from ``scalars``
         (their values before it)."""

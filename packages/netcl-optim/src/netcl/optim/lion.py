@@ -39,6 +39,8 @@ class Lion(Optimizer):
         LION_MATH=LION_MATH, PARAMS_DOC=PARAMS_DOC, COMMON_ARGS_DOC=COMMON_ARGS_DOC
     )
     hyperparameters = LionHyperparameters
+    #: Under a GradScaler its kernel unscales, skips and steps in one launch (as Adam's).
+    _step_supports_amp_scaling = True
 
     def __init__(
         self,
@@ -55,4 +57,5 @@ class Lion(Optimizer):
         super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
 
     def _update(self, hyper: LionHyperparameters, batch: StepBatch) -> None:
-        lion_step(hyper, batch.params, batch.grads, batch.named(LionState).exp_avg, batch.live)
+        lion_step(hyper, batch.params, batch.grads, batch.named(LionState).exp_avg, batch.live,
+                  grad_scaling=batch.grad_scaling)

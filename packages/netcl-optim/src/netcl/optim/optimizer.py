@@ -29,12 +29,12 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, TypeAlias
 
-from netcl.core.tensor import Tensor, bfloat16, float16, float32, full, ops
+from netcl.core.tensor import Tensor, bfloat16, float16, float32, ops
 from netcl.core.tensor.launch import current_observer, host_effect
 from netcl.core.tensor.replay_state import grads_restorer, tensor_guard
 from netcl.optim import ownership
 from netcl.optim.flat_layout import FlatLayout, GroupLaunches, StepBatch, unmovable_reason
-from netcl.optim.functional.kernels import GradScaling, LiveGroup
+from netcl.optim.functional.kernels import GradScaling, LiveGroup, checked_grad_scaling
 from netcl.optim.hyperparameters import Hyperparameters
 from netcl.optim.param_state import ParamState
 from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
@@ -359,20 +359,11 @@ class Optimizer(abc.ABC):
             raise ValueError(
                 f"{name}.step: grad_scale/found_inf are set, but {name} reads no GradScaler "
                 "buffers; step it through GradScaler.step(), which checks on the host")
-        for what, t in (("found_inf", self.found_inf), ("grad_scale", self.grad_scale)):
-            if t is not None and (t.dtype != float32 or t.size != 1):
-                raise ValueError(
-                    f"{name}.step: {what} must be a one-element float32 tensor, got shape "
-                    f"{t.shape} and dtype {t.dtype}")
-        anchor = self.found_inf if self.found_inf is not None else self.grad_scale
-        assert anchor is not None
-        found_inf = self.found_inf if self.found_inf is not None else full((), 0.0, float32,
-                                                                            anchor.device)
-        grad_scale = self.grad_scale if self.grad_scale is not None else full((), 1.0, float32,
-                                                                              anchor.device)
-        if self._skipped_steps is None:
-            self._skipped_steps = full((), 0.0, float32, anchor.device)
-        return GradScaling(grad_scale, found_inf, self._skipped_steps)
+        scaling = checked_grad_scaling(f"{name}.step", self.grad_scale, self.found_inf,
+                                       self._skipped_steps)
+        assert scaling is not None
+        self._skipped_steps = scaling.skipped_steps  # made once, on the first such step
+        return scaling
 
     def _launches(self, index: int, group: ParamGroup, params: Sequence[Tensor] | None = None
                   ) -> tuple[Hyperparameters, GroupLaunches]:

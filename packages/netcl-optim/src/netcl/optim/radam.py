@@ -38,6 +38,8 @@ class RAdam(Optimizer):
         RADAM_MATH=RADAM_MATH, PARAMS_DOC=PARAMS_DOC, COMMON_ARGS_DOC=COMMON_ARGS_DOC
     )
     hyperparameters = RAdamHyperparameters
+    #: Under a GradScaler its kernel unscales, skips and steps in one launch (as Adam's).
+    _step_supports_amp_scaling = True
 
     def __init__(
         self,
@@ -61,4 +63,4 @@ class RAdam(Optimizer):
     def _update(self, hyper: RAdamHyperparameters, batch: StepBatch) -> None:
         state = batch.named(RAdamState)
         radam_step(hyper, batch.params, batch.grads, state.exp_avg, state.exp_avg_sq,
-                   batch.steps, batch.live)
+                   batch.steps, batch.live, grad_scaling=batch.grad_scaling)

@@ -6,11 +6,12 @@
 #define ADAGRAD_HYPERPARAMETERS                                                 \
     const float grad_sign,      /* -1 to maximize */                            \
     const float weight_decay,   /* coupled L2 coefficient */                    \
-    const float eps, const float neg_clr
+    const float eps, const float host_neg_clr
 
 #define ADAGRAD_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                   \
     do {                                                                        \
         TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F), g_i = grad_sign * LOAD_P(g, i); \
+        UNSCALE(g_i);                                                           \
         TYPE s_i = LOAD_F(s, i);                                                \
         if (weight_decay != 0.0f) g_i = g_i + weight_decay * p_i;               \
         s_i = s_i + g_i * g_i;                                                  \
@@ -19,16 +20,13 @@
         STORE_F(s_i, s, i);                                                     \
     } while (0)
 
-// One parameter: n elements of p, g and sum (s), each at its own offset.
-__kernel void adagrad_step(const long n,
-                           PARAM_ARGS,
-                           __global const param_t *g_data, const long g_offset,
-                           __global float *s_data, const long s_offset,
-                           ADAGRAD_HYPERPARAMETERS)
-{
-    CHUNK_BOUNDS(n);
-    PARAM_POINTERS;
-    __global const param_t *g = g_data + g_offset;
-    __global float *s = s_data + s_offset;
-    FOR_EACH_ELEMENT(ADAGRAD_AT);
-}
+#if GRAD_SCALING
+#define STEP_DOUBLES , const double host_step, const double lr_d, const double lr_decay_d
+#define STEP_SCALARS \
+    const float neg_clr = (float)(-(lr_d / (1.0 + (TAKEN_STEP(host_step) - 1.0) * lr_decay_d)))
+#else
+#define STEP_SCALARS const float neg_clr = host_neg_clr
+#endif
+
+// One parameter: n elements of p, g and sum (s).
+STEP_KERNEL_1(adagrad_step, ADAGRAD_HYPERPARAMETERS, ADAGRAD_AT, s)

@@ -16,7 +16,7 @@ import numpy as np
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike
 from netcl.optim.functional.elementwise import elementwise_step
-from netcl.optim.functional.kernels import LiveGroup
+from netcl.optim.functional.kernels import GradScaling, LiveGroup
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # The update in words, shared by :func:`adagrad`'s and :class:`netcl.optim.Adagrad`'s docstrings.
@@ -59,6 +59,9 @@ class AdagradHyperparameters(Hyperparameters):
 
     def initial_value(self, name: str) -> float:
         return self.initial_accumulator_value
+
+    def step_doubles(self, step: float) -> tuple[float, ...]:
+        return (step, self.lr, self.lr_decay)
 
     def kernel_scalars(self, step: float) -> tuple[np.float32, ...]:
         """``adagrad.cl``'s ADAGRAD_HYPERPARAMETERS for a parameter at ``step`` (t >= 1)."""
@@ -105,10 +108,12 @@ def adagrad_step(
     state_sums: Sequence[ArrayLike],
     steps: Sequence[float],
     live: LiveGroup | None = None,
+    grad_scaling: GradScaling | None = None,
 ) -> None:
     """:func:`adagrad` with checked hyperparameters: one ``adagrad_step`` launch per array,
-    after every array is checked (``live``: see :func:`~netcl.optim.functional.adam_step`)."""
+    after every array is checked (``live``, ``grad_scaling``: see
+    :func:`~netcl.optim.functional.adam_step`)."""
     elementwise_step(
         ("adagrad.cl", "adagrad_step"), {}, hyper, params, grads, {"state_sums": state_sums},
-        steps, lambda h, t, i: h.kernel_scalars(t[i]), live,
+        steps, lambda h, t, i: h.kernel_scalars(t[i]), live, grad_scaling,
     )

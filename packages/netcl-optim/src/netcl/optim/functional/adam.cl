@@ -3,12 +3,8 @@
 //   DECOUPLED   1 for AdamW: p *= 1 - lr * wd before the update, instead of the
 //               coupled L2 term g += wd * p
 //   AMSGRAD     1 to keep and use the running maximum of v
-//   GRAD_SCALING 1 under a GradScaler (PyTorch's fused grad_scale / found_inf): the
-//               kernel takes the scale, the found-inf flag and the optimizer's count of
-//               skipped steps as buffers; it does nothing if found_inf is set, divides
-//               each gradient by the scale, and computes the bias corrections itself
-//               (in double, as the host does) at step t - skipped, so a skipped step
-//               decided on the device is not counted and nothing waits for the host.
+//   GRAD_SCALING 1 under a GradScaler (vector_io.cl): the bias corrections are then
+//               computed here, in double as the host does, at the step actually taken.
 // Every hyperparameter is a kernel argument (ADAM_HYPERPARAMETERS), so a new lr or
 // a new step count never builds a kernel. The bias corrections come from the host,
 // computed in double as PyTorch's single-tensor path does:
@@ -22,27 +18,16 @@
     const float host_neg_step_size, const float host_bias_correction2_sqrt, const float eps
 
 #if GRAD_SCALING
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#define GRAD_SCALING_BUFFERS                                                     \
-    __global const float *grad_scale, __global const float *found_inf,          \
-    __global const float *skipped_steps,
-#define GRAD_SCALING_SCALARS , const double lr_d, const double beta1_d, const double beta2_d, \
-    const double host_step
-// A step whose gradients overflowed changes nothing (every work-item sees the same flag).
-#define ADAM_STEP_SIZES                                                          \
-    if (found_inf[0] != 0.0f) return;                                           \
-    const float grads_scale = grad_scale[0];                                     \
-    const double t = fmax(host_step - (double)skipped_steps[0], 1.0);          \
-    const float neg_step_size = (float)(-(lr_d / (1.0 - pow(beta1_d, t))));  \
+#define STEP_DOUBLES , const double host_step, const double lr_d, const double beta1_d, \
+    const double beta2_d
+#define STEP_SCALARS                                                             \
+    const double t = TAKEN_STEP(host_step);                                     \
+    const float neg_step_size = (float)(-(lr_d / (1.0 - pow(beta1_d, t))));     \
     const float bias_correction2_sqrt = (float)sqrt(1.0 - pow(beta2_d, t))
-#define UNSCALE(g) ((g) = (g) / grads_scale)
 #else
-#define GRAD_SCALING_BUFFERS
-#define GRAD_SCALING_SCALARS
-#define ADAM_STEP_SIZES                                                          \
+#define STEP_SCALARS                                                             \
     const float neg_step_size = host_neg_step_size;                             \
     const float bias_correction2_sqrt = host_bias_correction2_sqrt
-#define UNSCALE(g) (void)0
 #endif
 
 #if DECOUPLED
@@ -104,7 +89,8 @@ __kernel void adam_step(const long n,
                         GRAD_SCALING_BUFFERS
                         ADAM_HYPERPARAMETERS GRAD_SCALING_SCALARS)
 {
-    ADAM_STEP_SIZES;
+    SKIP_IF_FOUND_INF;
+    STEP_SCALARS;
     CHUNK_BOUNDS(n);
     PARAM_POINTERS;
     __global const param_t *g = g_data + g_offset;

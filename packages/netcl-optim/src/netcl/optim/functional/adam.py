@@ -15,9 +15,18 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from netcl.core.tensor import Tensor, ops
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike, check_operands, spans
-from netcl.optim.functional.kernels import GradScaling, LiveGroup, launch_step, step_scalars
+from netcl.optim.functional.kernels import (
+    GradScaling,
+    LiveGroup,
+    checked_grad_scaling,
+    launch_step,
+    scaled_scalars,
+    scaling_flags,
+    step_scalars,
+)
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # Adam's update in words, shared by :func:`adam`'s and :class:`netcl.optim.Adam`'s docstrings.
@@ -72,6 +81,9 @@ class AdamHyperparameters(Hyperparameters):
     def state_names(self) -> tuple[str, ...]:
         return AdamState._fields if self.amsgrad else AdamState._fields[:2]
 
+    def step_doubles(self, step: float) -> tuple[float, ...]:
+        return (step, self.lr, *self.betas)
+
     def kernel_scalars(self, step: float, decoupled: bool) -> tuple[np.float32, ...]:
         """``adam.cl``'s ADAM_HYPERPARAMETERS for a parameter at ``step`` (t >= 1).
 
@@ -120,6 +132,9 @@ def adam(
     amsgrad: bool,
     maximize: bool,
     decoupled: bool = False,
+    grad_scale: Tensor | None = None,
+    found_inf: Tensor | None = None,
+    skipped_steps: Tensor | None = None,
 ) -> None:
     """One Adam (``decoupled=False``) or AdamW step on every parameter, in place.
 
@@ -130,13 +145,25 @@ def adam(
     parameter); the state is float32. ``max_exp_avg_sqs`` may be None unless
     ``amsgrad``. Everything is checked before anything is enqueued; work goes
     on each parameter's queue and nothing waits.
+
+    Under a GradScaler (PyTorch's fused ``grad_scale`` and ``found_inf``, each a
+    one-element float32 device tensor): each gradient is divided by ``grad_scale``,
+    and while ``found_inf`` is nonzero the call changes nothing; all in the same
+    launches, nothing read back. ``skipped_steps`` (a one-element float32 device
+    tensor, optional) counts the calls ``found_inf`` skipped: the bias corrections
+    use ``steps[i]`` less it, and the call adds ``found_inf`` to it, as PyTorch's
+    fused Adam subtracts ``found_inf`` from its step tensors. Without it ``steps``
+    are used as given.
     """
     hyper = AdamHyperparameters.checked("adam", {
         "lr": lr, "betas": (beta1, beta2), "eps": eps, "weight_decay": weight_decay,
         "amsgrad": amsgrad, "maximize": maximize,
     })
+    scaling = checked_grad_scaling("adam", grad_scale, found_inf, skipped_steps)
     adam_step(hyper, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps,
-              decoupled=check.flag("adam", "decoupled", decoupled))
+              decoupled=check.flag("adam", "decoupled", decoupled), grad_scaling=scaling)
+    if scaling is not None and skipped_steps is not None:
+        ops.add_(skipped_steps, scaling.found_inf)
 
 
 adam.__doc__ = f"{adam.__doc__}{ADAM_MATH}"
@@ -157,12 +184,15 @@ def adamw(
     weight_decay: float,
     amsgrad: bool,
     maximize: bool,
+    grad_scale: Tensor | None = None,
+    found_inf: Tensor | None = None,
+    skipped_steps: Tensor | None = None,
 ) -> None:
     """:func:`adam` with ``decoupled=True``: AdamW's p *= 1 - lr * weight_decay."""
     adam(
         params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1,
         beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-        decoupled=True,
+        decoupled=True, grad_scale=grad_scale, found_inf=found_inf, skipped_steps=skipped_steps,
     )
 
 
@@ -195,18 +225,10 @@ def adam_step(
         check_operands(i, p[i], g[i], exp_avgs=m[i], exp_avg_sqs=v[i], **extra)
         if not steps[i] >= 1:
             raise ValueError(f"steps[{i}] is {steps[i]!r}; a step count is >= 1")
-    flags = {"DECOUPLED": int(decoupled), "AMSGRAD": int(hyper.amsgrad),
-             "GRAD_SCALING": int(grad_scaling is not None)}
-
-    def compute(h: AdamHyperparameters, t: Sequence[float], j: int) -> tuple[Any, ...]:
-        scalars = h.kernel_scalars(t[j], decoupled)
-        if grad_scaling is None:
-            return scalars
-        # The kernel computes the bias corrections at t minus the skipped steps.
-        return (*scalars, np.float64(h.lr), np.float64(h.betas[0]), np.float64(h.betas[1]),
-                np.float64(t[j]))
-
-    buffers = grad_scaling.buffers() if grad_scaling is not None else ()
+    flags, buffers = scaling_flags({"DECOUPLED": int(decoupled), "AMSGRAD": int(hyper.amsgrad)},
+                                   grad_scaling)
+    compute = scaled_scalars(
+        lambda h, t, j: h.kernel_scalars(t[j], decoupled), grad_scaling)
     for i in range(n):
         # Without amsgrad the kernel never touches vmax; any buffer fills the slot.
         vmax_i = vmax[i] if vmax is not None else m[i]

@@ -7,13 +7,14 @@
     const float grad_sign,      /* -1 to maximize */                            \
     const float weight_decay,   /* coupled L2 coefficient */                    \
     const float one_minus_beta1, const float beta2, const float eps,            \
-    const float neg_clr
+    const float host_neg_clr
 
 // fmax, not a NaN-propagating max: torch.maximum would carry a NaN of u * beta2 on,
 // fmax takes |g| + eps; only a state that is already NaN differs.
 #define ADAMAX_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                    \
     do {                                                                        \
         TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F), g_i = grad_sign * LOAD_P(g, i); \
+        UNSCALE(g_i);                                                           \
         TYPE m_i = LOAD_F(m, i), u_i = LOAD_F(u, i);                            \
         if (weight_decay != 0.0f) g_i = g_i + weight_decay * p_i;               \
         m_i = LERP(m_i, g_i, one_minus_beta1);                                  \
@@ -24,18 +25,13 @@
         STORE_F(u_i, u, i);                                                     \
     } while (0)
 
-// One parameter: n elements of p, g, exp_avg (m) and exp_inf (u), each at its own offset.
-__kernel void adamax_step(const long n,
-                          PARAM_ARGS,
-                          __global const param_t *g_data, const long g_offset,
-                          __global float *m_data, const long m_offset,
-                          __global float *u_data, const long u_offset,
-                          ADAMAX_HYPERPARAMETERS)
-{
-    CHUNK_BOUNDS(n);
-    PARAM_POINTERS;
-    __global const param_t *g = g_data + g_offset;
-    __global float *m = m_data + m_offset;
-    __global float *u = u_data + u_offset;
-    FOR_EACH_ELEMENT(ADAMAX_AT);
-}
+#if GRAD_SCALING
+#define STEP_DOUBLES , const double host_step, const double lr_d, const double beta1_d
+#define STEP_SCALARS \
+    const float neg_clr = (float)(-(lr_d / (1.0 - pow(beta1_d, TAKEN_STEP(host_step)))))
+#else
+#define STEP_SCALARS const float neg_clr = host_neg_clr
+#endif
+
+// One parameter: n elements of p, g, exp_avg (m) and exp_inf (u).
+STEP_KERNEL_2(adamax_step, ADAMAX_HYPERPARAMETERS, ADAMAX_AT, m, u)

@@ -16,7 +16,7 @@ import numpy as np
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike
 from netcl.optim.functional.elementwise import elementwise_step
-from netcl.optim.functional.kernels import LiveGroup
+from netcl.optim.functional.kernels import GradScaling, LiveGroup
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # The update in words, shared by :func:`adamax`'s and :class:`netcl.optim.Adamax`'s docstrings.
@@ -57,6 +57,9 @@ class AdamaxHyperparameters(Hyperparameters):
 
     def state_names(self) -> tuple[str, ...]:
         return AdamaxState._fields
+
+    def step_doubles(self, step: float) -> tuple[float, ...]:
+        return (step, self.lr, self.betas[0])
 
     def kernel_scalars(self, step: float) -> tuple[np.float32, ...]:
         """``adamax.cl``'s ADAMAX_HYPERPARAMETERS for a parameter at ``step`` (t >= 1)."""
@@ -109,11 +112,13 @@ def adamax_step(
     exp_infs: Sequence[ArrayLike],
     steps: Sequence[float],
     live: LiveGroup | None = None,
+    grad_scaling: GradScaling | None = None,
 ) -> None:
     """:func:`adamax` with checked hyperparameters: one ``adamax_step`` launch per array,
-    after every array is checked (``live``: see :func:`~netcl.optim.functional.adam_step`)."""
+    after every array is checked (``live``, ``grad_scaling``: see
+    :func:`~netcl.optim.functional.adam_step`)."""
     elementwise_step(
         ("adamax.cl", "adamax_step"), {}, hyper, params, grads,
         {"exp_avgs": exp_avgs, "exp_infs": exp_infs}, steps,
-        lambda h, t, i: h.kernel_scalars(t[i]), live,
+        lambda h, t, i: h.kernel_scalars(t[i]), live, grad_scaling,
     )

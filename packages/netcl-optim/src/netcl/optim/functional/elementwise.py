@@ -12,7 +12,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from netcl.optim.functional.device_arrays import ArrayLike, check_operands, spans
-from netcl.optim.functional.kernels import LiveGroup, Scalars, launch_step, step_scalars
+from netcl.optim.functional.kernels import (
+    GradScaling,
+    LiveGroup,
+    Scalars,
+    launch_step,
+    scaled_scalars,
+    scaling_flags,
+    step_scalars,
+)
 
 
 def elementwise_step(
@@ -25,13 +33,16 @@ def elementwise_step(
     steps: Sequence[float] | None,
     compute: Scalars,
     live: LiveGroup | None,
+    grad_scaling: GradScaling | None = None,
 ) -> None:
     """Launch ``kernel`` (file, kernel name) over every entry, after checking them all.
 
     ``state`` maps each state argument's name (as errors name it, ``"exp_avgs"``) to
     one array per entry, in the kernel's argument order. ``steps`` (None for an
     algorithm that counts none) must be >= 1. ``compute(hyper, steps, i)`` gives
-    entry i's kernel scalars, live ones when an optimizer class passes ``live``.
+    entry i's kernel scalars, live ones when an optimizer class passes ``live``. Under a
+    GradScaler (``grad_scaling``) the kernel's GRAD_SCALING variant takes its buffers and
+    ``hyper.step_doubles``: unscale, skip and step in the one launch.
     """
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
@@ -43,7 +54,9 @@ def elementwise_step(
         if steps is not None and not steps[i] >= 1:
             raise ValueError(f"steps[{i}] is {steps[i]!r}; a step count is >= 1")
     file, name = kernel
+    flags, scaler_buffers = scaling_flags(flags, grad_scaling)
+    compute = scaled_scalars(compute, grad_scaling)
     for i in range(n):
         scalars = step_scalars(hyper, steps or (), i, compute, live)
         operands = (p[i], g[i], *(b[i] for b in buffers.values()))
-        launch_step(file, name, flags, operands, scalars)
+        launch_step(file, name, flags, operands, (*scaler_buffers, *scalars))

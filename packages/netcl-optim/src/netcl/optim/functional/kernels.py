@@ -21,7 +21,7 @@ import pyopencl as cl
 import pyopencl.tools as cl_tools
 
 from netcl.core.device import Device
-from netcl.core.tensor import Tensor, dtypes
+from netcl.core.tensor import Tensor, dtypes, float32, full
 from netcl.core.tensor.launch import Live, launch
 from netcl.optim.functional.device_arrays import Span
 
@@ -229,6 +229,54 @@ class LiveGroup:
             return values[j]
 
         return [Live(functools.partial(read, j)) for j in range(len(values))]
+
+
+def checked_grad_scaling(owner: str, grad_scale: Tensor | None, found_inf: Tensor | None,
+                         skipped_steps: Tensor | None) -> GradScaling | None:
+    """A GradScaler's buffers as a step kernel takes them, or None when neither
+    ``grad_scale`` nor ``found_inf`` is given; each must be a one-element float32 tensor.
+    A missing scale is 1, a missing flag 0, a missing ``skipped_steps`` a fresh 0."""
+    if grad_scale is None and found_inf is None:
+        if skipped_steps is not None:
+            raise ValueError(f"{owner}: skipped_steps counts the steps found_inf skipped; "
+                             "it needs found_inf or grad_scale")
+        return None
+    given = (("found_inf", found_inf), ("grad_scale", grad_scale),
+             ("skipped_steps", skipped_steps))
+    for what, t in given:
+        if t is not None and (t.dtype != float32 or t.size != 1):
+            raise ValueError(
+                f"{owner}: {what} must be a one-element float32 tensor, got shape "
+                f"{t.shape} and dtype {t.dtype}")
+    anchor = found_inf if found_inf is not None else grad_scale
+    assert anchor is not None
+    device = anchor.device
+    return GradScaling(
+        grad_scale if grad_scale is not None else full((), 1.0, float32, device),
+        found_inf if found_inf is not None else full((), 0.0, float32, device),
+        skipped_steps if skipped_steps is not None else full((), 0.0, float32, device))
+
+
+def scaled_scalars(compute: Scalars, grad_scaling: GradScaling | None) -> Scalars:
+    """``compute`` followed, under a GradScaler, by the hyperparameters' ``step_doubles``
+    at the entry's step as float64 (the kernel's GRAD_SCALING_SCALARS)."""
+    if grad_scaling is None:
+        return compute
+
+    def with_doubles(hyper: Any, steps: Sequence[float], i: int) -> tuple[Any, ...]:
+        doubles = hyper.step_doubles(steps[i]) if steps else ()
+        return (*compute(hyper, steps, i), *(np.float64(x) for x in doubles))
+
+    return with_doubles
+
+
+def scaling_flags(flags: Mapping[str, int], grad_scaling: GradScaling | None
+                  ) -> tuple[dict[str, int], tuple[Any, ...]]:
+    """``flags`` with GRAD_SCALING set as ``grad_scaling`` is given, and the buffers the
+    kernel then takes before its hyperparameters (none without)."""
+    if grad_scaling is None:
+        return {**flags, "GRAD_SCALING": 0}, ()
+    return {**flags, "GRAD_SCALING": 1}, grad_scaling.buffers()
 
 
 def step_scalars(

@@ -12,6 +12,7 @@
 #define LION_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                      \
     do {                                                                        \
         TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F), g_i = grad_sign * LOAD_P(g, i), m_i = LOAD_F(m, i); \
+        UNSCALE(g_i);                                                           \
         const TYPE c_i = LERP(m_i, g_i, one_minus_beta1);                       \
         p_i = p_i * decay + neg_lr * sign(c_i);                                 \
         m_i = LERP(m_i, g_i, one_minus_beta2);                                  \
@@ -19,16 +20,9 @@
         STORE_F(m_i, m, i);                                                     \
     } while (0)
 
-// One parameter: n elements of p, g and exp_avg (m), each at its own offset.
-__kernel void lion_step(const long n,
-                        PARAM_ARGS,
-                        __global const param_t *g_data, const long g_offset,
-                        __global float *m_data, const long m_offset,
-                        LION_HYPERPARAMETERS)
-{
-    CHUNK_BOUNDS(n);
-    PARAM_POINTERS;
-    __global const param_t *g = g_data + g_offset;
-    __global float *m = m_data + m_offset;
-    FOR_EACH_ELEMENT(LION_AT);
-}
+// Nothing here depends on the step count.
+#define STEP_DOUBLES
+#define STEP_SCALARS (void)0
+
+// One parameter: n elements of p, g and exp_avg (m).
+STEP_KERNEL_1(lion_step, LION_HYPERPARAMETERS, LION_AT, m)

@@ -18,7 +18,7 @@ import numpy as np
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike
 from netcl.optim.functional.elementwise import elementwise_step
-from netcl.optim.functional.kernels import LiveGroup
+from netcl.optim.functional.kernels import GradScaling, LiveGroup
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # The update in words, shared by :func:`lion`'s and :class:`netcl.optim.Lion`'s docstrings.
@@ -100,10 +100,12 @@ def lion_step(
     grads: Sequence[ArrayLike],
     exp_avgs: Sequence[ArrayLike],
     live: LiveGroup | None = None,
+    grad_scaling: GradScaling | None = None,
 ) -> None:
     """:func:`lion` with checked hyperparameters: one ``lion_step`` launch per array,
-    after every array is checked (``live``: see :func:`~netcl.optim.functional.adam_step`)."""
+    after every array is checked (``live``, ``grad_scaling``: see
+    :func:`~netcl.optim.functional.adam_step`)."""
     elementwise_step(
         ("lion.cl", "lion_step"), {}, hyper, params, grads, {"exp_avgs": exp_avgs}, None,
-        lambda h, _, i: h.kernel_scalars(), live,
+        lambda h, _, i: h.kernel_scalars(), live, grad_scaling,
     )

@@ -30,18 +30,10 @@
         STORE_F(v_i, v, i);                                                     \
     } while (0)
 
-// One parameter: n elements of p, g, exp_avg (m) and exp_avg_sq (v), each at its own offset.
-__kernel void nadam_step(const long n,
-                         PARAM_ARGS,
-                         __global const param_t *g_data, const long g_offset,
-                         __global float *m_data, const long m_offset,
-                         __global float *v_data, const long v_offset,
-                         NADAM_HYPERPARAMETERS)
-{
-    CHUNK_BOUNDS(n);
-    PARAM_POINTERS;
-    __global const param_t *g = g_data + g_offset;
-    __global float *m = m_data + m_offset;
-    __global float *v = v_data + v_offset;
-    FOR_EACH_ELEMENT(NADAM_AT);
-}
+// NAdam's mu_product is host state, multiplied in once per step taken: a step skipped on
+// the device could not take it back, so NAdam has no GRAD_SCALING variant (GradScaler
+// reads found_inf on the host for it, as PyTorch's non-fused path does).
+#define STEP_SCALARS (void)0
+
+// One parameter: n elements of p, g, exp_avg (m) and exp_avg_sq (v).
+STEP_KERNEL_2(nadam_step, NADAM_HYPERPARAMETERS, NADAM_AT, m, v)

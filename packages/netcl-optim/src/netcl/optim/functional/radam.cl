@@ -1,5 +1,4 @@
-// RAdam (Liu et al., 2020; vector_io.cl is prepended). No defines besides VEC, CHUNK
-// and PARAM_HALF. From the host, in double as PyTorch computes them: the bias
+// RAdam (Liu et al., 2020; vector_io.cl is prepended). Defines: vector_io.cl's. From the host, in double as PyTorch computes them: the bias
 // corrections, and rect, the variance rectification term when the approximated SMA
 // length rho_t exceeds 5 and 0 when it does not (then the step is plain momentum).
 // Coupled weight decay is weight_decay (decay 1); decoupled is decay = 1 - lr * wd
@@ -12,12 +11,13 @@
     const float weight_decay,   /* coupled L2 coefficient */                    \
     const float decay,          /* 1 - lr * weight_decay when decoupled, else 1 */ \
     const float one_minus_beta1, const float beta2, const float one_minus_beta2, \
-    const float bias_correction1, const float lr, const float bias_correction2_sqrt, \
-    const float eps, const float rect
+    const float host_bias_correction1, const float lr,                          \
+    const float host_bias_correction2_sqrt, const float eps, const float host_rect
 
 #define RADAM_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                     \
     do {                                                                        \
         TYPE p_i = LOAD_PARAM(i, LOAD_P, LOAD_F) * decay, g_i = grad_sign * LOAD_P(g, i); \
+        UNSCALE(g_i);                                                           \
         TYPE m_i = LOAD_F(m, i), v_i = LOAD_F(v, i);                            \
         if (weight_decay != 0.0f) g_i = g_i + weight_decay * p_i;               \
         m_i = LERP(m_i, g_i, one_minus_beta1);                                  \
@@ -32,18 +32,23 @@
         STORE_F(v_i, v, i);                                                     \
     } while (0)
 
-// One parameter: n elements of p, g, exp_avg (m) and exp_avg_sq (v), each at its own offset.
-__kernel void radam_step(const long n,
-                         PARAM_ARGS,
-                         __global const param_t *g_data, const long g_offset,
-                         __global float *m_data, const long m_offset,
-                         __global float *v_data, const long v_offset,
-                         RADAM_HYPERPARAMETERS)
-{
-    CHUNK_BOUNDS(n);
-    PARAM_POINTERS;
-    __global const param_t *g = g_data + g_offset;
-    __global float *m = m_data + m_offset;
-    __global float *v = v_data + v_offset;
-    FOR_EACH_ELEMENT(RADAM_AT);
-}
+#if GRAD_SCALING
+// rho_t and r as RAdamHyperparameters.rectification computes them, at the step taken.
+#define STEP_DOUBLES , const double host_step, const double beta1_d, const double beta2_d
+#define STEP_SCALARS                                                             \
+    const double t = TAKEN_STEP(host_step);                                     \
+    const float bias_correction1 = (float)(1.0 - pow(beta1_d, t));              \
+    const float bias_correction2_sqrt = (float)sqrt(1.0 - pow(beta2_d, t));     \
+    const double rho_inf = 2.0 / (1.0 - beta2_d) - 1.0;                         \
+    const double rho_t = rho_inf - 2.0 * t * pow(beta2_d, t) / (1.0 - pow(beta2_d, t)); \
+    const float rect = rho_t > 5.0 ? (float)sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / \
+        ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)) : 0.0f
+#else
+#define STEP_SCALARS                                                             \
+    const float bias_correction1 = host_bias_correction1;                       \
+    const float bias_correction2_sqrt = host_bias_correction2_sqrt;             \
+    const float rect = host_rect
+#endif
+
+// One parameter: n elements of p, g, exp_avg (m) and exp_avg_sq (v).
+STEP_KERNEL_2(radam_step, RADAM_HYPERPARAMETERS, RADAM_AT, m, v)

@@ -17,7 +17,7 @@ import numpy as np
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike
 from netcl.optim.functional.elementwise import elementwise_step
-from netcl.optim.functional.kernels import LiveGroup
+from netcl.optim.functional.kernels import GradScaling, LiveGroup
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # The update in words, shared by :func:`radam`'s and :class:`netcl.optim.RAdam`'s docstrings.
@@ -83,6 +83,9 @@ class RAdamHyperparameters(Hyperparameters):
             (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
         )
 
+    def step_doubles(self, step: float) -> tuple[float, ...]:
+        return (step, *self.betas)
+
     def kernel_scalars(self, step: float) -> tuple[np.float32, ...]:
         """``radam.cl``'s RADAM_HYPERPARAMETERS for a parameter at ``step`` (t >= 1), the
         bias corrections and r in double as PyTorch computes them."""
@@ -136,11 +139,13 @@ def radam_step(
     exp_avg_sqs: Sequence[ArrayLike],
     steps: Sequence[float],
     live: LiveGroup | None = None,
+    grad_scaling: GradScaling | None = None,
 ) -> None:
     """:func:`radam` with checked hyperparameters: one ``radam_step`` launch per array,
-    after every array is checked (``live``: see :func:`~netcl.optim.functional.adam_step`)."""
+    after every array is checked (``live``, ``grad_scaling``: see
+    :func:`~netcl.optim.functional.adam_step`)."""
     elementwise_step(
         ("radam.cl", "radam_step"), {}, hyper, params, grads,
         {"exp_avgs": exp_avgs, "exp_avg_sqs": exp_avg_sqs}, steps,
-        lambda h, t, i: h.kernel_scalars(t[i]), live,
+        lambda h, t, i: h.kernel_scalars(t[i]), live, grad_scaling,
     )

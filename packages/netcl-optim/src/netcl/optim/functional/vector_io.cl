@@ -114,3 +114,63 @@ typedef CAT(float, VEC) floatv;
 #define FOR_EACH_ELEMENT(AT)                                                  \
     for (long i = begin; i < end; ++i) AT(i, float, LOAD1_P, STORE1_P, LOAD1_F, STORE1_F)
 #endif
+
+// Under a GradScaler (GRAD_SCALING 1; PyTorch's fused grad_scale / found_inf protocol)
+// a step kernel takes the scale, the found-inf flag and the optimizer's count of skipped
+// steps as buffers (GRAD_SCALING_BUFFERS, before its hyperparameters), and after them
+// the doubles its step-dependent scalars are computed from (STEP_DOUBLES, which each
+// kernel file defines, possibly empty). It returns at once if found_inf is set (every
+// work-item sees the same flag), divides each gradient by the scale (UNSCALE), and
+// computes its bias corrections itself at TAKEN_STEP, the host's count less the skipped
+// steps: a step skipped on the device is not counted, and nothing waits for the host.
+// Each kernel file also defines STEP_SCALARS: the per-step floats, from the host's
+// arguments without GRAD_SCALING, from TAKEN_STEP with it.
+#if GRAD_SCALING
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#define GRAD_SCALING_BUFFERS                                                     \
+    __global const float *grad_scale, __global const float *found_inf,          \
+    __global const float *skipped_steps,
+#define GRAD_SCALING_SCALARS STEP_DOUBLES
+#define SKIP_IF_FOUND_INF                                                        \
+    if (found_inf[0] != 0.0f) return;                                           \
+    const float grads_scale = grad_scale[0]
+#define UNSCALE(g) ((g) = (g) / grads_scale)
+#define TAKEN_STEP(host_step) fmax((host_step) - (double)skipped_steps[0], 1.0)
+#else
+#define GRAD_SCALING_BUFFERS
+#define GRAD_SCALING_SCALARS
+#define SKIP_IF_FOUND_INF (void)0
+#define UNSCALE(g) (void)0
+#endif
+
+// The whole kernel of an element-wise algorithm with one or two float32 state buffers
+// (A and B, each with an element offset): NAME(n, the parameter, its gradient g, A[, B],
+// the scaler's buffers, HYPERPARAMETERS, the scaler's doubles) runs AT over its chunk.
+#define STATE_ARG(s) __global float *s##_data, const long s##_offset
+#define STATE_POINTER(s) __global float *s = s##_data + s##_offset
+#define STEP_KERNEL_ENTRY                                                        \
+    SKIP_IF_FOUND_INF;                                                          \
+    STEP_SCALARS;                                                               \
+    CHUNK_BOUNDS(n);                                                            \
+    PARAM_POINTERS;                                                             \
+    __global const param_t *g = g_data + g_offset
+#define STEP_KERNEL_1(NAME, HYPERPARAMETERS, AT, A)                              \
+    __kernel void NAME(const long n, PARAM_ARGS,                                \
+                       __global const param_t *g_data, const long g_offset,     \
+                       STATE_ARG(A), GRAD_SCALING_BUFFERS HYPERPARAMETERS GRAD_SCALING_SCALARS) \
+    {                                                                           \
+        STEP_KERNEL_ENTRY;                                                      \
+        STATE_POINTER(A);                                                       \
+        FOR_EACH_ELEMENT(AT);                                                   \
+    }
+#define STEP_KERNEL_2(NAME, HYPERPARAMETERS, AT, A, B)                           \
+    __kernel void NAME(const long n, PARAM_ARGS,                                \
+                       __global const param_t *g_data, const long g_offset,     \
+                       STATE_ARG(A), STATE_ARG(B),                              \
+                       GRAD_SCALING_BUFFERS HYPERPARAMETERS GRAD_SCALING_SCALARS) \
+    {                                                                           \
+        STEP_KERNEL_ENTRY;                                                      \
+        STATE_POINTER(A);                                                       \
+        STATE_POINTER(B);                                                       \
+        FOR_EACH_ELEMENT(AT);                                                   \
+    }
