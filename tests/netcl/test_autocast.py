@@ -23,6 +23,7 @@ from netcl.amp import GradScaler, autocast
 from netcl.core.tensor import autocast as autocast_module
 from netcl.core.tensor import bfloat16, float16, float32, from_numpy, ops
 from netcl.nn import Linear, ReLU, Sequential, cross_entropy
+from netcl.nn import functional as F
 from netcl.optim import Adam
 
 Array = np.ndarray[Any, Any]
@@ -196,3 +197,81 @@ def test_the_readme_recipe_runs() -> None:
     assert scope["loss"].dtype == float32
     assert scope["scaler"].get_scale() == 2.0**16  # three clean steps: no change yet
     assert all(p.grad is None for p in scope["model"].parameters())
+
+
+def _float_inputs(seed: int, *shapes: tuple[int, ...]) -> list[Array]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+
+@pytest.mark.parametrize("dtype", [bfloat16, float16], ids=str)
+@pytest.mark.parametrize("dropout", [False, True], ids=["fused", "dropout-path"])
+def test_attention_runs_in_the_low_dtype_as_torch_autocasts_it(dtype: np.dtype[Any],
+                                                               dropout: bool) -> None:
+    """scaled_dot_product_attention is on torch's lower-precision list: float32 query, key,
+    value (and a float mask) are cast, the result is the low dtype; its gradients come back
+    float32. Values within the roundings the low dtype adds (bounded below)."""
+    q, k, v, mask = _float_inputs(3, (2, 5, 8), (2, 6, 8), (2, 6, 4), (5, 6))
+    leaves = [from_numpy(a).requires_grad_() for a in (q, k, v)]
+    with ag.Tape() as tape, autocast(dtype=dtype):
+        # dropout_p=1e-9 takes the unfused path and drops (almost surely) nothing.
+        out = F.scaled_dot_product_attention(*leaves, attn_mask=from_numpy(mask),
+                                             dropout_p=1e-9 if dropout else 0.0)
+        loss = ops.sum(ops.cast(out, float32))
+    tape.backward(loss)
+    with torch.autocast("cpu", dtype=TORCH[dtype]):
+        expected = torch.nn.functional.scaled_dot_product_attention(
+            *(torch.from_numpy(a) for a in (q, k, v)), attn_mask=torch.from_numpy(mask))
+    assert out.dtype == dtype and expected.dtype == TORCH[dtype]
+    assert all(t.grad is not None and t.grad.dtype == float32 for t in leaves)
+    # Against float64 attention on the rounded inputs: a score may carry the rounding of
+    # its low-dtype matmul, half a unit of |score|, which moves a softmax weight by a
+    # factor within exp(+-2 * that); the weights may be cast to the low dtype for the
+    # second matmul (half a unit each) and each output rounded (half a unit of |out|).
+    # The weights sum to 1, so each relative error is scaled by at most max |v|.
+    low = [a.astype(np.dtype(dtype)).astype(np.float64) for a in (q, k, v, mask)]
+    scores = low[0] @ low[1].transpose(0, 2, 1) / np.sqrt(8) + low[3]
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    reference = weights @ low[2]
+    half = UNIT[dtype] / 2
+    bound = (np.abs(scores).max() * half * 2 + half + half) * np.abs(low[2]).max()
+    assert np.max(np.abs(out.numpy().astype(np.float64) - reference)) <= bound
+    assert np.max(np.abs(as_np(expected) - reference)) <= bound  # the bound fits torch too
+
+
+@pytest.mark.parametrize("dtype", [bfloat16, float16], ids=str)
+def test_norms_run_in_float32_and_batch_norm_keeps_its_inputs_dtype(
+        dtype: np.dtype[Any]) -> None:
+    """layer_norm, group_norm and rms_norm are on torch's CUDA float32 list (its CPU
+    autocast lets them through in the input's dtype; netcl keeps CUDA's, the one a GPU
+    user gets): a 16-bit input gives float32. batch_norm is on no list: its result has
+    the input's dtype, inside autocast or not, as torch's (checked against torch here)."""
+    (x,) = _float_inputs(4, (4, 6, 3, 3))
+    low = from_numpy(x.astype(np.dtype(dtype)))
+    ones, zeros = from_numpy(np.ones(6, np.float32)), from_numpy(np.zeros(6, np.float32))
+    with autocast(dtype=dtype):
+        assert F.layer_norm(low, (3,)).dtype == float32
+        assert F.group_norm(low, 3, ones, zeros).dtype == float32
+        assert F.rms_norm(low, (3, 3)).dtype == float32
+        assert F.batch_norm(from_numpy(x), None, None, ones, zeros, training=True).dtype \
+            == float32
+    assert F.layer_norm(low, (3,)).dtype == dtype  # outside autocast: the input's dtype
+    tx = torch.from_numpy(x).to(TORCH[dtype])
+    for autocasting in (True, False):
+        with autocast(dtype=dtype, enabled=autocasting), \
+                torch.autocast("cpu", dtype=TORCH[dtype], enabled=autocasting):
+            mean, var = from_numpy(np.zeros(6, np.float32)), from_numpy(np.ones(6, np.float32))
+            ours = F.batch_norm(low, mean, var, ones, zeros, training=True)
+            theirs = torch.nn.functional.batch_norm(tx, torch.zeros(6), torch.ones(6),
+                                                    torch.ones(6), torch.zeros(6), training=True)
+        assert ours.dtype == dtype and theirs.dtype == TORCH[dtype]
+        # Normalised in float32 on both sides, then rounded once: at most one unit apart
+        # (each within half a unit of the float32 value, which differ by float32 roundings).
+        values = as_np(theirs)
+        assert np.all(np.abs(ours.numpy().astype(np.float64) - values)
+                      <= UNIT[dtype] * np.maximum(np.abs(values), 2.0**-14))
+        # The running statistics stay float32, updated from the float32 batch statistics.
+        assert mean.dtype == float32
+        np.testing.assert_allclose(mean.numpy(), torch.zeros(6).lerp(
+            tx.float().mean((0, 2, 3)), 0.1).numpy(), rtol=1e-5, atol=1e-7)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 from netcl.core.tensor import Tensor, dtypes, ops
+from netcl.core.tensor.autocast import to_float32, to_low_precision
+from netcl.core.tensor.ops import attention as fused
 from netcl.core.tensor.ops.masks import triangle
 from netcl.nn.functional.layers import dropout
 
@@ -31,11 +33,18 @@ def scaled_dot_product_attention(
     weights are formed and dropped out as ``dropout`` does, with the device
     generator (so a jitted step replays fresh masks), then multiplied by
     ``value``: O(L S) memory on that path.
+
+    Under autocast query, key, value and a float ``attn_mask`` are cast to its
+    dtype (PyTorch's lower-precision list); a dtype the fused kernels do not take
+    (bfloat16, for now) goes the unfused way, its softmax in float32.
     """
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got "
                          f"{dropout_p}")
-    if dropout_p == 0.0:
+    query, key, value = to_low_precision(query, key, value)
+    if attn_mask is not None and attn_mask.dtype != dtypes.bool_:
+        (attn_mask,) = to_low_precision(attn_mask)
+    if dropout_p == 0.0 and query.dtype in fused.DTYPES:
         return ops.scaled_dot_product_attention(query, key, value, attn_mask, is_causal, scale)
     weights = attention_weights(query, key, attn_mask, is_causal, scale)
     return ops.matmul(dropout(weights, dropout_p), value)
@@ -46,9 +55,11 @@ def attention_weights(
     scale: float | None = None,
 ) -> Tensor:
     """softmax(query @ key^T * scale + mask) as a (..., L, S) tensor: the unfused math
-    (a row with every key masked gives NaN, as PyTorch's math path without its guard)."""
+    (a row with every key masked gives NaN, as PyTorch's math path without its guard).
+    Under autocast the scores' matmul runs in its dtype and the softmax in float32."""
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = ops.mul(ops.matmul(query, ops.transpose(key, -2, -1)), scale)
+    (scores,) = to_float32(ops.matmul(query, ops.transpose(key, -2, -1)))
+    scores = ops.mul(scores, scale)
     if is_causal:
         above = triangle(scores.shape[-2], scores.shape[-1], 1, False, scores.device)
         scores = ops.masked_fill(scores, above, -math.inf)

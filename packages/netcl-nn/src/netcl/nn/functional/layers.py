@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from netcl.core.tensor import Tensor, from_numpy, ops, philox
-from netcl.core.tensor.autocast import to_float32, to_low_precision
+from netcl.core.tensor.autocast import to_low_precision
 from netcl.core.tensor.ops.conv import IntPair
+from netcl.nn.functional.normalization import float32_norm_operands
 
 IndexLike = Tensor | np.ndarray[Any, Any] | Sequence[int]
 
@@ -62,9 +63,7 @@ def layer_norm(
     The variance is the biased one (divided by the count), as in PyTorch. Float32
     under autocast (PyTorch's float32 list).
     """
-    x, *affine = to_float32(x, *(t for t in (weight, bias) if t is not None))
-    weight = affine.pop(0) if weight is not None else None
-    bias = affine.pop(0) if bias is not None else None
+    x, weight, bias = float32_norm_operands(x, weight, bias)
     shape = tuple(normalized_shape)
     if x.shape[x.ndim - len(shape) :] != shape:
         raise ValueError(

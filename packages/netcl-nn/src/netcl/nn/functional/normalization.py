@@ -7,6 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from netcl.core.tensor import Tensor, dtypes, ops
+from netcl.core.tensor.autocast import to_float32
+
+
+def float32_norm_operands(x: Tensor, weight: Tensor | None, bias: Tensor | None
+                          ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """A norm's input and affine parameters as autocast's float32 list takes them (16-bit
+    floats cast up inside autocast; unchanged outside it)."""
+    x, *affine = to_float32(x, *(t for t in (weight, bias) if t is not None))
+    return (x, affine.pop(0) if weight is not None else None,
+            affine.pop(0) if bias is not None else None)
 
 
 def _per_channel(t: Tensor, ndim: int) -> Tensor:
@@ -43,7 +53,15 @@ def batch_norm(
     in place to ``(1 - momentum) * running + momentum * batch`` with the
     batch's unbiased variance (``momentum`` a float, or a 0-d float32 tensor
     on the device for a cumulative average). Otherwise the running statistics.
+
+    A 16-bit input is normalised in float32 and the result rounded back to its
+    dtype, as PyTorch's batch_norm with float32 statistics does (autocast leaves
+    it alone, as PyTorch's does).
     """
+    if x.dtype in dtypes.LOW_PRECISION:
+        out = batch_norm(ops.cast(x, dtypes.float32), running_mean, running_var, weight, bias,
+                         training, momentum, eps)
+        return ops.cast(out, x.dtype)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected an (N, C, ...) input, got shape {x.shape}")
     channels = x.shape[1]
@@ -83,7 +101,9 @@ def group_norm(
     eps: float = 1e-5,
 ) -> Tensor:
     """Normalise each of ``num_groups`` groups of channels of every sample over the group's
-    channels and positions (biased variance), then scale and shift per channel."""
+    channels and positions (biased variance), then scale and shift per channel. Float32
+    under autocast (PyTorch's float32 list on CUDA)."""
+    x, weight, bias = float32_norm_operands(x, weight, bias)
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(
             f"group_norm: input of shape {x.shape} must be (N, C, ...) with C divisible by "
@@ -102,7 +122,9 @@ def rms_norm(
     eps: float | None = None,
 ) -> Tensor:
     """x / sqrt(mean(x^2) + eps) * weight over the last ``len(normalized_shape)`` axes;
-    ``eps`` defaults to the machine epsilon of x's dtype, as ``torch.nn.functional.rms_norm``."""
+    ``eps`` defaults to the machine epsilon of x's dtype, as ``torch.nn.functional.rms_norm``.
+    Float32 under autocast (PyTorch's float32 list on CUDA)."""
+    x, weight, _ = float32_norm_operands(x, weight, None)
     shape = tuple(normalized_shape)
     if x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(

@@ -22,6 +22,9 @@ KERNEL_FILE = Path(__file__).with_name("attention.cl")
 # of local memory, well inside every device's 32 KiB minimum.
 ROWS = 64
 TILE = 32
+# The dtypes the fused kernels take (netcl.nn's scaled_dot_product_attention computes any
+# other float dtype by the unfused math).
+DTYPES = (dtypes.float32, dtypes.float16)
 # Head dims the kernels keep in private arrays; past this they would spill.
 MAX_HEAD_DIM = 256
 _INT32_MAX = 2**31 - 1
@@ -33,8 +36,8 @@ def _as4(op: str, name: str, t: Tensor) -> tuple[Shape, np.ndarray[Any, Any]]:
         raise ValueError(
             f"{op}: {name} must have 2 to 4 dimensions (..., L, E), got shape {t.shape}"
         )
-    if t.dtype not in (dtypes.float32, dtypes.float16):
-        raise TypeError(f"{op}: {name} must be float32 or float16, got {t.dtype}")
+    if t.dtype not in DTYPES:
+        raise TypeError(f"{op}: {name} must be one of {[str(d) for d in DTYPES]}, got {t.dtype}")
     pad = 4 - t.ndim
     shape = (1,) * pad + t.shape
     strides = (0,) * pad + t.strides
