@@ -45,30 +45,42 @@ def test_opencl_kernels_and_nccl_share_memory() -> None:
 
 
 @pytest.mark.skipif(why_not is not None, reason=f"no NCCL path: {why_not}")
-def test_the_nccl_reducer_averages_in_place_on_the_device() -> None:
+@pytest.mark.parametrize("optimizer_first", [False, True])
+def test_the_nccl_reducer_averages_in_place_on_the_device(optimizer_first: bool) -> None:
     """Over one rank the average is the gradient itself, so every element must come back
-    exactly where it was, through the device copies and NCCL, whatever the bucket cuts."""
+    exactly where it was, whatever the bucket cuts: in place in the shared memory (the
+    optimizer built after the reducer adopts it as its flat grad buffer), or copied in and
+    back (the optimizer built first keeps its own), and so must two Adam steps."""
     def model() -> Module:
         manual_seed(5)
         return Sequential(Linear(device.queue, 7, 33), ReLU(), Linear(device.queue, 33, 5))
 
     reduced, alone = model(), model()
-    Adam(reduced.parameters())  # a flat grad buffer: each bucket is one device range
+    first = Adam(reduced.parameters(), lr=0.01) if optimizer_first else None
     communicator = nccl.Communicator(MPI.COMM_SELF, device.cl_device)
     reducer = NcclReducer(list(reduced.named_parameters()), MPI.COMM_SELF, 200, communicator)
+    optimizer = first or Adam(reduced.parameters(), lr=0.01)
+    reference = Adam(alone.parameters(), lr=0.01)
     assert len(reducer.buckets) > 1
+    (flat,) = optimizer.flat_layout.buckets
+    assert (flat.grad_flat.buffer is reducer.shared.buffer) is not optimizer_first
     rng = np.random.default_rng(1)
-    x = from_numpy(rng.standard_normal((9, 7)).astype(np.float32), device.queue)
-    y = from_numpy(rng.integers(0, 5, 9), device.queue)
-    for net in (reduced, alone):
-        with ag.Tape() as tape:
-            loss = cross_entropy(net(x), y)
-        tape.backward(loss)
+    for _ in range(2):
+        x = from_numpy(rng.standard_normal((9, 7)).astype(np.float32), device.queue)
+        y = from_numpy(rng.integers(0, 5, 9), device.queue)
+        for net in (reduced, alone):
+            with ag.Tape() as tape:
+                loss = cross_entropy(net(x), y)
+            tape.backward(loss)
+        for a, b in zip(reduced.parameters(), alone.parameters(), strict=True):
+            assert a.grad is not None and b.grad is not None
+            np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+        for opt in (optimizer, reference):
+            opt.step()
+            opt.zero_grad()
     for a, b in zip(reduced.parameters(), alone.parameters(), strict=True):
-        assert a.grad is not None and b.grad is not None
-        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
-    reducer.check_finished("test")  # every bucket was reduced
-    communicator.close()
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    reducer.check_finished("test")  # every bucket was reduced, and no collective failed
 
 
 @pytest.mark.skipif("cl_khr_external_memory_opaque_fd" in device.cl_device.extensions,

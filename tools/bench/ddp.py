@@ -2,24 +2,29 @@
 
     python tools/bench/ddp.py                                    # CPU (PoCL), a small MLP
     NETCL_DEVICE=gpu python tools/bench/ddp.py --hidden 4096 --batch 2048   # the issue's MLP
-    mpiexec -n 2 python tools/bench/ddp.py                       # + the collective over 2 ranks
+    mpiexec -n 2 python tools/bench/ddp.py                       # the host path over 2 ranks
 
-One process steps the same MLP (784-H x4-10, Adam, flat layout) four ways:
+Each process steps the same MLP (784-H x4-10, Adam, flat layout) several ways:
 ``plain`` (no averaging), ``zero`` (``ZeroRedundancyOptimizer`` in a world of
 one, which must cost nothing), ``mpi`` (the host path's reducer: chunked copies into
-pinned host memory, an MPI all-reduce, copies back) and, where NCCL can run,
-``nccl`` (device copies into CUDA-allocated memory and an NCCL all-reduce on
-it), each reducer over a communicator of this one process, so the step's
-overhead is the transport itself. The parts table times, for the gradient
-bytes, the device-to-host and host-to-device copies into pinned and into
-pageable host memory, and a bare ``MPI_Allreduce`` of them over MPI's world
-(one process, or the ranks ``mpiexec`` started): the floor of the host path.
-Multi-rank step times against one rank are ``tools/bench/allreduce.py``'s.
+pinned host memory, an MPI all-reduce over MPI's world, copies back) and, where NCCL
+can run, ``nccl`` (the reducer built before the optimizer, as DDP is: the gradients
+live in CUDA-allocated memory and NCCL averages them in place) and ``nccl copy``
+(the optimizer built first: each bucket is copied into that memory and back). The
+NCCL reducers run over a communicator of this one process, so their overhead is
+the transport itself. The parts table times, for the gradient bytes, the
+device-to-host and host-to-device copies into pinned and into pageable host
+memory, and a bare ``MPI_Allreduce`` of them over MPI's world: the floor of the
+host path. The last table sets the host path's overhead (``mpi`` - ``plain``)
+against the sum of its parts (pinned copies out and back, the all-reduce).
+Only rank 0 prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -28,7 +33,6 @@ from mpi4py import MPI
 
 import netcl.autograd as ag
 import netcl.distributed as dist
-from netcl.core.device import manager
 from netcl.core.tensor import from_numpy, manual_seed
 from netcl.distributed import host_copy, nccl
 from netcl.distributed.reducer import NcclReducer, Reducer
@@ -50,10 +54,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     add_json_flag(parser)
     args = parser.parse_args()
-    device = manager.default("auto")
+    # init() gives each rank its share of PoCL's threads, and the GPU a rank of its own
+    # where there are several.
+    the_world = dist.init()
+    device = the_world.device
     queue = device.queue
     why_not = nccl.unavailable(device.cl_device)
     world = MPI.COMM_WORLD
+    if world.rank:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the whole run)
     report = Report("ddp transport", device=device.name, json_line=args.json and world.rank == 0,
                     nccl="available" if why_not is None else f"unavailable: {why_not}")
 
@@ -62,19 +71,24 @@ def main() -> None:
     y = from_numpy(rng.integers(0, 10, args.batch), queue)
     # ZeRO over the ranks mpiexec started would be another job than the others' one process.
     alone = world.size == 1
-    names = ["plain", *(["zero"] if alone else []), "mpi", *(["nccl"] if why_not is None else [])]
+    names = ["plain", *(["zero"] if alone else []), "mpi",
+             *(["nccl", "nccl copy"] if why_not is None else [])]
     models = {name: mlp(queue, args.hidden) for name in names}
-    optimizers: dict[str, Any] = {name: Adam(model.parameters(), lr=1e-4)
-                                  for name, model in models.items() if name != "zero"}
+    named = {name: list(model.named_parameters()) for name, model in models.items()}
+    optimizers: dict[str, Any] = {"nccl copy": Adam(models["nccl copy"].parameters(), lr=1e-4)
+                                  } if "nccl copy" in models else {}
+    # The hooks hold a reducer weakly: this list keeps them for the run.
+    reducers: list[Reducer] = [Reducer(named["mpi"], world, 25 * 2**20)]
+    for name in ("nccl", "nccl copy"):
+        if name in models:
+            reducers.append(NcclReducer(named[name], MPI.COMM_SELF, 25 * 2**20,
+                                        nccl.Communicator(MPI.COMM_SELF, device.cl_device)))
+    for name, model in models.items():  # after the reducers, as after DDP's wrapper
+        if name not in optimizers and name != "zero":
+            optimizers[name] = Adam(model.parameters(), lr=1e-4)
     if alone:
         optimizers["zero"] = dist.ZeroRedundancyOptimizer(list(models["zero"].parameters()),
-                                                          Adam, world=dist.init(), lr=1e-4)
-    named = {name: list(model.named_parameters()) for name, model in models.items()}
-    # The hooks hold a reducer weakly: this list keeps them for the run.
-    reducers: list[Reducer] = [Reducer(named["mpi"], MPI.COMM_SELF, 25 * 2**20)]
-    if "nccl" in models:
-        reducers.append(NcclReducer(named["nccl"], MPI.COMM_SELF, 25 * 2**20,
-                                nccl.Communicator(MPI.COMM_SELF, device.cl_device)))
+                                                          Adam, world=the_world, lr=1e-4)
 
     def step(name: str) -> None:
         with ag.Tape() as tape:
@@ -82,16 +96,22 @@ def main() -> None:
         tape.backward(loss)
         optimizers[name].step()
         optimizers[name].zero_grad()
+        if not alone:
+            # Every step of every contender ends with the ranks together, so that the step
+            # with averaging is not charged for the ranks' drift that a plain step hides.
+            device.synchronize()
+            world.Barrier()
 
     gradient_bytes = sum(p.nbytes for p in models["plain"].parameters())
     report.note("gradient bytes", gradient_bytes)
     report.note("buckets", [len(r.buckets) for r in reducers])
-    table = report.table("one training step, ms (reducers over one process)", list(models),
+    table = report.table(f"one training step, ms ({world.size} rank(s); NCCL over one)",
+                         list(models),
                          ratios=[(name, "plain") for name in models if name != "plain"])
     times = time_contenders({name: ((lambda n=name: step(n)), device.synchronize)
                              for name in models}, rounds=args.rounds, calls=3)
-    table.row(f"784-{args.hidden}x4-10 b{args.batch}",
-              {name: t.median * 1e3 for name, t in times.items()})
+    steps = {name: t.median * 1e3 for name, t in times.items()}
+    table.row(f"784-{args.hidden}x4-10 b{args.batch}", steps)
 
     count = gradient_bytes // 4
     with ag.Tape() as tape:
@@ -119,6 +139,14 @@ def main() -> None:
     for name, timing in measured.items():
         parts.row(name, {"ms": timing.median * 1e3,
                          "GB/s": gradient_bytes / timing.median / 1e9})
+    floor = sum(measured[name].median * 1e3 for name in (
+        "device to pinned host", "pinned host to device",
+        f"MPI_Allreduce over {world.size} rank(s)"))
+    overhead = report.table("host path: overhead a step against its parts, ms",
+                            ["mpi - plain", "sum of parts"],
+                            ratios=[("mpi - plain", "sum of parts")])
+    overhead.row(f"{world.size} rank(s)", {"mpi - plain": steps["mpi"] - steps["plain"],
+                                           "sum of parts": floor})
     report.finish()
 
 

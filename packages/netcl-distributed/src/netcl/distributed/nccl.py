@@ -6,10 +6,12 @@ CUDA driver allocates exportably (``cuMemCreate`` with a POSIX file-descriptor
 handle) is imported as an OpenCL buffer, so a netcl kernel and an NCCL collective
 work on the same bytes, with no copy and no trip through the host.
 
-Ordering between the two APIs: OpenCL's queue is finished before a collective is
-enqueued on the CUDA stream, and the stream is synchronised before OpenCL reads
-the result (``Communicator`` does both). That is coarser than external semaphores,
-and measured in ``tools/bench/ddp.py``.
+Ordering between the two APIs, without the host's main thread ever waiting
+(:class:`CollectiveThread`): a collective starts on NCCL's stream once an OpenCL
+marker event says its input is written, and OpenCL's queue waits (a barrier)
+for a user event that is set once NCCL's stream is done. A helper thread does
+both waits. That is coarser than external semaphores, and measured in
+``tools/bench/ddp.py``.
 
 Everything NVIDIA here is optional: ``cuda-bindings`` and the NCCL library come
 with the ``netcl-distributed[nccl]`` extra, and ``unavailable()`` says why the
@@ -21,9 +23,12 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import queue
 import sys
+import threading
 from collections.abc import Callable
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import pyopencl as cl
 
@@ -197,6 +202,7 @@ class Communicator:
 
     def __init__(self, comm: Any, device: cl.Device) -> None:
         _make_current(device)
+        self._device = device
         self._nccl = _nccl_library()
         unique = _UniqueId()
         if comm.rank == 0:
@@ -206,6 +212,14 @@ class Communicator:
         self._call("ncclCommInitRank", ctypes.byref(self._comm), comm.size, unique, comm.rank)
         self._stream = _check(_driver().cuStreamCreate(0), "cuStreamCreate")
         self.size = comm.size
+
+    def allocate(self, context: cl.Context, nbytes: int) -> SharedBuffer:
+        """``nbytes`` of this rank's GPU memory that both netcl and NCCL work on."""
+        return SharedBuffer(context, self._device, nbytes)
+
+    def bind_thread(self) -> None:
+        """Make this communicator's CUDA context current in the calling thread."""
+        _make_current(self._device)
 
     def _call(self, name: str, *args: Any) -> None:
         function: Callable[..., int] = getattr(self._nccl, name)
@@ -239,3 +253,103 @@ class Communicator:
 
     def close(self) -> None:
         self._call("ncclCommDestroy", self._comm)
+
+
+class Memory(Protocol):
+    """Device memory a collective can work on: ``buffer`` for OpenCL, ``pointer`` for it."""
+
+    buffer: cl.Buffer
+    pointer: int
+
+
+class Collectives(Protocol):
+    """What :class:`CollectiveThread` drives (a :class:`Communicator`, or a stand-in)."""
+
+    def allocate(self, context: cl.Context, nbytes: int) -> Memory: ...
+
+    def bind_thread(self) -> None: ...
+
+    def start_all_reduce(self, send: int, count: int, recv: int | None = None,
+                         average: bool = False) -> None: ...
+
+    def synchronize(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _AllReduce:
+    ready: cl.Event
+    pointer: int
+    count: int
+
+
+class CollectiveThread:
+    """Starts a communicator's collectives from a helper thread, so the main thread only enqueues.
+
+    Without it the main thread blocks twice a step: for OpenCL to finish a bucket
+    before NCCL may read it, and for NCCL's stream before OpenCL may read the
+    result, so the optimizer's launches are only enqueued after the averages are
+    in and the device idles meanwhile. Here the thread waits for each
+    ``ready`` marker and starts the all-reduce; ``done()`` gives a user event
+    that the thread completes once NCCL's stream has finished everything started
+    before it, and that an OpenCL queue can wait on (``launch.wait_for``).
+
+    Work runs in submission order, and every rank submits in the same order
+    (NCCL needs the ranks to start their collectives in one order). After a
+    failure (NCCL's, or a marker's) nothing more is started, ``done()`` events
+    still complete (so that the queue cannot hang), and ``raise_if_failed()``
+    raises it on the main thread: at the next forward or backward, so the step
+    already queued ran on gradients that were not averaged. (An error status on
+    the user event would stop that step, but PoCL 3 aborts the process on one.)
+    """
+
+    def __init__(self, communicator: Collectives) -> None:
+        self._work: queue.SimpleQueue[_AllReduce | cl.UserEvent | None] = queue.SimpleQueue()
+        self._failures: list[BaseException] = []
+        # The thread holds no reference to this object, so that dropping it ends the thread.
+        self._thread = threading.Thread(target=_serve,
+                                        args=(communicator, self._work, self._failures),
+                                        name="netcl-collectives", daemon=True)
+        self._thread.start()
+
+    def all_reduce_after(self, ready: cl.Event, pointer: int, count: int) -> None:
+        """Average ``count`` float32 at ``pointer`` over the ranks, in place, once ``ready``
+        completes (the queue it was enqueued on must be flushed)."""
+        self._work.put(_AllReduce(ready, pointer, count))
+
+    def done(self, context: cl.Context) -> cl.UserEvent:
+        """A user event completed once every collective submitted so far has finished."""
+        event = cl.UserEvent(context)
+        self._work.put(event)
+        return event
+
+    def raise_if_failed(self) -> None:
+        if self._failures:
+            raise RuntimeError("netcl.distributed: a collective failed; the gradients of that "
+                               "step were not averaged") from self._failures[0]
+
+    def close(self) -> None:
+        self._work.put(None)
+        self._thread.join(timeout=60)
+
+
+def _serve(communicator: Collectives,
+           work: queue.SimpleQueue[_AllReduce | cl.UserEvent | None],
+           failures: list[BaseException]) -> None:
+    try:
+        communicator.bind_thread()
+    except Exception as error:  # every done() event then reports it
+        failures.append(error)
+    while (item := work.get()) is not None:
+        if isinstance(item, cl.UserEvent):
+            if not failures:
+                try:
+                    communicator.synchronize()
+                except Exception as error:
+                    failures.append(error)
+            item.set_status(cl.command_execution_status.COMPLETE)
+        elif not failures:
+            try:
+                item.ready.wait()
+                communicator.start_all_reduce(item.pointer, item.count, average=True)
+            except Exception as error:
+                failures.append(error)

@@ -31,7 +31,7 @@ from mpi4py import MPI
 
 from netcl.autograd import RemovableHandle, no_grad, register_post_accumulate_grad_hook
 from netcl.core.tensor import Tensor
-from netcl.core.tensor.launch import transfer
+from netcl.core.tensor.launch import marker, transfer, wait_for
 from netcl.distributed import host_copy, nccl
 
 # A bucket crosses in chunks of this size, so that copies and the collective overlap. Small
@@ -229,52 +229,89 @@ class Reducer:
 
 
 class NcclReducer(Reducer):
-    """The reducer on NVIDIA GPUs, one a rank: nothing crosses to the host.
+    """The reducer on NVIDIA GPUs, one a rank: nothing crosses to the host, nothing is copied.
 
-    Each bucket's gradients are copied on the device into memory that CUDA
-    allocated and OpenCL imported (:class:`netcl.distributed.nccl.SharedBuffer`),
-    and once that copy is done NCCL averages them there, on its own stream, while
-    OpenCL computes the rest of backward. Before backward returns, the reducer
-    waits for NCCL's stream and copies the averages back into the gradients.
+    At construction it allocates one block of memory that CUDA allocated and
+    OpenCL imported (``communicator.allocate``, a
+    :class:`netcl.distributed.nccl.SharedBuffer`) for all the gradients, in
+    model order, and makes each parameter's range of it the parameter's grad
+    home (``Tensor.set_grad_home``), as PyTorch's DDP does with
+    ``gradient_as_bucket_view``. An optimizer built afterwards lays its flat
+    grad buffer over those homes (they tile one buffer in order), so backward
+    writes the gradients where NCCL averages them and the optimizer steps them
+    there. A gradient that lives elsewhere (a parameter that already had a
+    home, from an optimizer built before the wrapper) is copied in on the
+    device and back afterwards.
+
+    When a bucket's gradients are complete, an OpenCL marker is enqueued and a
+    helper thread (:class:`netcl.distributed.nccl.CollectiveThread`) starts
+    ``ncclAllReduce(ncclAvg)`` on the bucket's range once the marker completes,
+    while OpenCL computes the rest of backward. Before backward returns, the
+    OpenCL queue is made to wait for a user event that the thread sets when
+    NCCL's stream is done: backward returns without waiting, and the optimizer's
+    launches queue up behind the averages.
     """
 
     def __init__(self, named: Sequence[tuple[str, Tensor]], comm: MPI.Intracomm,
-                 cap_bytes: int, communicator: nccl.Communicator) -> None:
-        self.communicator = communicator
-        self._shared: dict[int, nccl.SharedBuffer] = {}
+                 cap_bytes: int, communicator: nccl.Collectives) -> None:
+        params = [p for _, p in named]
+        device = params[0].device
+        self._starts: dict[int, int] = {}
+        at = 0
+        for p in params:
+            self._starts[id(p)] = at
+            at += p.size
+        # Never freed: the parameters' grad homes and an optimizer's flat grad buffer are
+        # views of this memory and may outlive the reducer (it is one block per model).
+        self.shared = communicator.allocate(device.context, at * 4)
+        for p in params:
+            if p.grad_home is None:
+                p.set_grad_home(Tensor(self.shared.buffer, p.shape, p.dtype, p.device,
+                                       offset=self._starts[id(p)]))
+        self._collectives = nccl.CollectiveThread(communicator)
+        weakref.finalize(self, self._collectives.close)
         super().__init__(named, comm, cap_bytes)
 
     def _allocate(self, bucket: Bucket) -> None:
-        device = bucket.params[0].device
-        shared = nccl.SharedBuffer(device.context, device.cl_device, bucket.total * 4)
-        self._shared[id(bucket)] = shared
-        weakref.finalize(self, shared.close)
+        pass  # every bucket is a range of self.shared
 
-    def _cuts(self, total: int) -> list[tuple[int, int]]:
-        return [(0, total)]  # the copies and NCCL run on the device: no pipeline to fill
+    def check_finished(self, where: str) -> None:
+        self._collectives.raise_if_failed()
+        super().check_finished(where)
 
-    def _copy_out_chunk(self, bucket: Bucket, chunk: Chunk) -> cl.Event | None:
-        shared = self._shared[id(bucket)].buffer
-        event = None
-        for span in chunk.copies:
-            event = transfer(bucket.params[0].queue, shared, span.buffer,
-                             byte_count=span.size * 4, src_offset=span.device_offset * 4,
-                             dst_offset=span.host_offset * 4)
-        return event
+    def _copy_out(self, bucket: Bucket) -> None:
+        grads = []
+        for p in bucket.params:
+            assert p.grad is not None  # its hook ran after its grad was accumulated
+            grads.append(p.grad)
+        first = self._starts[id(bucket.params[0])]
+        shared = self.shared.buffer
+        # Only the gradients that are not already at their place in the shared memory move.
+        bucket.copies = [span for span in host_copy.spans(grads)
+                         if span.buffer is not shared
+                         or span.device_offset != first + span.host_offset]
+        queue = bucket.params[0].queue
+        for span in bucket.copies:
+            transfer(queue, shared, span.buffer, byte_count=span.size * 4,
+                     src_offset=span.device_offset * 4,
+                     dst_offset=(first + span.host_offset) * 4)
+        ready = marker(queue)
+        queue.flush()  # so that the marker completes without anyone waiting on the queue
+        self._collectives.all_reduce_after(ready, self.shared.pointer + first * 4, bucket.total)
+        self._started.append(bucket)
 
-    def _start(self, bucket: Bucket, chunk: Chunk) -> None:
-        shared = self._shared[id(bucket)]
-        self.communicator.start_all_reduce(shared.pointer + chunk.lo * 4, chunk.hi - chunk.lo,
-                                           average=True)
-        chunk.started = True
+    def _on_grad(self, p: Tensor) -> None:
+        self._collectives.raise_if_failed()
+        super()._on_grad(p)
 
     def _finish(self) -> None:
-        self._start_the_rest()
-        self.communicator.synchronize()
+        queue = self._started[0].params[0].queue
+        wait_for(queue, self._collectives.done(queue.context))
+        shared = self.shared.buffer
         for bucket in self._started:
-            shared = self._shared[id(bucket)].buffer
+            first = self._starts[id(bucket.params[0])]
             for span in bucket.copies:
-                transfer(bucket.params[0].queue, span.buffer, shared,
-                         byte_count=span.size * 4, src_offset=span.host_offset * 4,
+                transfer(queue, span.buffer, shared, byte_count=span.size * 4,
+                         src_offset=(first + span.host_offset) * 4,
                          dst_offset=span.device_offset * 4)
         self._reset()

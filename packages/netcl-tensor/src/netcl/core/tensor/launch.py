@@ -9,7 +9,8 @@ launch over a count of work-items) or :func:`enqueue_prepared` over it. A
 replay (netcl-jit's program) holds kernel objects of its own, sets their
 arguments with :func:`set_args` and enqueues them with :func:`enqueue_set`;
 buffers are copied to, from and between devices with :func:`transfer` (and mapped
-into host memory with :func:`map_to_host`). Nothing
+into host memory with :func:`map_to_host`); :func:`marker` and :func:`wait_for` order a
+queue against work outside OpenCL (another API's collectives). Nothing
 else in netcl calls pyopencl's enqueue functions. Each entry of ``args`` is one kernel
 argument, of one of three kinds:
 
@@ -344,3 +345,14 @@ def map_to_host(
     command before it has run (a blocking map); the array holds the mapping."""
     mapped = cl.enqueue_map_buffer(queue, buffer, flags, 0, shape, dtype, is_blocking=True)
     return cast(np.ndarray[Any, Any], mapped[0])
+
+
+def marker(queue: cl.CommandQueue) -> cl.Event:
+    """An event that completes when every command enqueued on ``queue`` so far has run."""
+    return cl.enqueue_marker(queue)
+
+
+def wait_for(queue: cl.CommandQueue, event: cl.Event) -> None:
+    """Make every command enqueued on ``queue`` from now on wait until ``event`` completes
+    (a user event that another thread sets, say); returns at once."""
+    cl.enqueue_barrier(queue, wait_for=[event])
