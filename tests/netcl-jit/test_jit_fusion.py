@@ -128,14 +128,17 @@ def test_a_strided_run_is_launched_as_rows_on_a_cpu(monkeypatch: pytest.MonkeyPa
     fused = [g for name, *g in _replayed_launches(monkeypatch, jitted) if name == "fused"]
     np.testing.assert_array_equal(jitted().numpy(), chain().numpy())
     if manager.default("auto").type == "cpu":
-        assert fused == [[(32, 12), (32, 1)]]
+        assert fused == [[(32, 12), (32, 6)]]  # 6 rows a work-group: 192 work-items
     else:
         assert len(fused) == 1 and len(fused[0][0]) == 1 and fused[0][1] is None
 
 
-def test_cpu_runs_keep_one_length_and_strided_prologues_out() -> None:
-    """On a CPU a run holds launches of one length only, and a run with a broadcast
-    operand is no reduction's prologue (the results are the eager ones either way)."""
+def test_cpu_runs_keep_one_length_and_strided_prologues_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a CPU a run holds launches of one length only, a run with a broadcast operand
+    is no reduction's prologue, and a lone strided launch is generated too (its
+    divisors compiled in); the results are the eager ones either way."""
 
     def step(x: Tensor, b: Tensor, i: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         longer = x * 2.0 + 1.0  # 33 x 40 elements
@@ -148,8 +151,10 @@ def test_cpu_runs_keep_one_length_and_strided_prologues_out() -> None:
         for got, want in zip(jitted(*args), step(*args), strict=True):
             np.testing.assert_array_equal(got.numpy(), want.numpy())
     counts = jitted.launches
+    names = [name for name, _, _ in _replayed_launches(monkeypatch, lambda: jitted(*args))]
     # Unfused: 2 + 2 elementwise launches, the broadcast add and the sum's launches.
     if manager.default("auto").type == "cpu":
         assert counts.unfused - counts.fused == 2  # two runs of two; the sum reads memory
+        assert names.count("fused") == 3 and "elementwise" not in names
     else:
         assert counts.unfused - counts.fused >= 3  # the add also became the sum's prologue

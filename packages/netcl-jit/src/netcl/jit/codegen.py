@@ -24,7 +24,7 @@ from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.launch import launch_size, needs_bound_test
 from netcl.core.tensor.launch_info import ElementwiseLaunch, Operand
-from netcl.core.tensor.ops.elementwise import row_group
+from netcl.core.tensor.ops.elementwise import rows_group
 from netcl.core.tensor.strides import contiguous_strides
 
 
@@ -183,7 +183,8 @@ def fused_kernel(members: Sequence[Member], device: Device) -> tuple[str, list[A
     if length:
         head = ("    const int col = get_global_id(0), row = get_global_id(1);\n"
                 f"    const int i = row * {length} + col;\n")
-        grid: Grid = ((length, body.total // length), (row_group(length), 1))
+        rows = body.total // length
+        grid: Grid = ((length, rows), rows_group(length, rows))
     else:
         guard = needs_bound_test(device, body.total)
         head = "    const int i = get_global_id(0);\n" + (

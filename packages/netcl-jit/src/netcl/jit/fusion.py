@@ -153,8 +153,11 @@ def runs(launches: Sequence[Entry | None], live: Callable[[Any], bool],
     ``cpu``: for PoCL, which vectorizes a kernel across work-items only where no
     store is under a branch and hoists no index math out of a reduction's loop: a
     run's members then all have one length (a shorter member's guard cost a 64x16x784
-    BatchNorm run 25x), and a run with a strided access is no reduction's prologue
-    (its index divisions ran per element there: 4x the reduction's time).
+    BatchNorm run 25x), a run with a strided access is no reduction's prologue (its
+    index divisions ran per element there: 4x the reduction's time), and a lone
+    launch with a strided access is a run of one, generated with its divisors
+    compiled in (a head split's copy ran 30x faster than elementwise.cl's, whose
+    shape is a kernel argument).
     """
     abouts = [None if e is None else e[1] for e in launches]
     all_touches = [[] if e is None else touches(*e) for e in launches]
@@ -171,13 +174,10 @@ def runs(launches: Sequence[Entry | None], live: Callable[[Any], bool],
         ]
         reduction = _reduction(abouts[stop] if stop < len(abouts) else None, members,
                                all_touches[i:stop])
-        if cpu and any(
-            not is_flat(x, m.launch.dims) for m in members
-            for x in (m.launch.out, *m.launch.tensors())
-        ):
+        if cpu and _strided(members):
             reduction = None
         end = stop + (reduction is not None)
-        if end - i >= 2:
+        if end - i >= 2 or (cpu and _strided(members)):
             members = [
                 Member(m.launch, m.sources, _needed(all_touches, k, i, end, live))
                 for k, m in enumerate(members, i)
@@ -185,6 +185,11 @@ def runs(launches: Sequence[Entry | None], live: Callable[[Any], bool],
             found.append(Run(i, end, members, reduction))
         i = end
     return found
+
+
+def _strided(members: Sequence[Member]) -> bool:
+    return any(not is_flat(x, m.launch.dims) for m in members
+               for x in (m.launch.out, *m.launch.tensors()))
 
 
 def _reduction(

@@ -20,14 +20,14 @@ from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import empty
 from netcl.core.tensor.launch import enqueue
 from netcl.core.tensor.ops import gemm
-from netcl.core.tensor.ops.elementwise import copy_, fill_, row_group
+from netcl.core.tensor.ops.elementwise import copy_, fill_, rows_group
 from netcl.core.tensor.ops.matmul import matmul
 from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("conv_cpu.cl")
 Geometry = list[int]
 _NAMES = ("KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW")
-GROUP_ITEMS = 256  # work-items a work-group holds at most (see row_group)
+GROUP_ITEMS = 256  # work-items a work-group holds at most (see rows_group)
 
 
 def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
@@ -45,9 +45,8 @@ def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
 
 def _local_size(grid: tuple[int, int, int]) -> tuple[int, int, int]:
     """Work-groups of whole rows (the first axis, which PoCL vectorizes along), rows
-    added along the second axis up to GROUP_ITEMS work-items (see row_group)."""
-    first = row_group(grid[0], GROUP_ITEMS)
-    return first, row_group(grid[1], GROUP_ITEMS // first), 1
+    added along the second axis up to GROUP_ITEMS work-items (see rows_group)."""
+    return (*rows_group(grid[0], grid[1], GROUP_ITEMS), 1)
 
 
 def _launch(device: Device, kernel: Any, grid: tuple[int, int, int], *args: Any) -> None:
