@@ -28,7 +28,10 @@ class DistributedDataParallel(Module):
     still runs (see :mod:`netcl.distributed.reducer`). When backward returns,
     every rank holds the same averaged ``.grad``, so the same optimizer step
     keeps the replicas equal. With an optimizer's flat layout, a bucket is a
-    range of its flat grad buffer and crosses to the host in one copy.
+    range of its flat grad buffer and crosses to the host in one copy. Over
+    NCCL (``world.backend == "nccl"``) the gradients live in the memory NCCL
+    averages (:class:`netcl.distributed.reducer.NcclReducer`): build the
+    optimizer after the wrapper, so that its flat grad buffer is that memory.
 
     Every parameter that requires grad must receive one in every backward:
     one left out is reported (RuntimeError) at the next forward. Inside
