@@ -422,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     others = [n for n in CONTENDERS if n != PEER]
     table = report.table("training step (forward, backward, Adam, zero_grad), ms",
                          list(CONTENDERS), ratios=[(n, PEER) for n in others])
-    for spec in [m for m in MODELS[args.device] if args.only in str(m)]:
+    chosen = [m for m in MODELS[args.device] if args.only in str(m)]
+    for spec in chosen:
         timers = {name: build(spec, device) for name, build in CONTENDERS.items()}
         times = time_contenders(timers, sample_s=args.step_sample, rounds=args.rounds)
         table.row(str(spec), {name: timing.median * 1e3 for name, timing in times.items()})
@@ -431,8 +432,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     device.synchronize()
     ok = runs_without_waiting(device, lambda: [step() for _ in range(3)] and None)
     report.note("3 netcl training steps with the queue held shut", "returned" if ok else "WAITED")
-    print_launches(report, device, MODELS[args.device])
-    print_guard_cost(report, device, MODELS[args.device], args.rounds)
+    print_launches(report, device, chosen)
+    print_guard_cost(report, device, chosen, args.rounds)
     report.finish()
 
 

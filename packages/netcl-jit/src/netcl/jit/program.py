@@ -1,10 +1,10 @@
 """A captured call as a replayable program: kernels with their arguments set once.
 
 Every launch gets a kernel object of its own, with all its arguments set when
-the program is built. A replay then sets only what changes between calls (the
-Tensor arguments' buffers, and what a ``Live`` argument re-reads when it
-changed) and enqueues. Host work the capture recorded (an optimizer counting
-its steps) runs again at its place.
+the program is built. A replay then sets only what changed since the last one
+(a Tensor argument given in another buffer, a ``Live`` argument that re-reads
+another value) and enqueues. Host work the capture recorded (an optimizer
+counting its steps) runs again at its place.
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ class _Step:
     kernel: cl.Kernel
     global_size: tuple[int, ...]
     local_size: tuple[int, ...] | None
-    #: (argument index, Tensor argument index): the buffers swapped in.
-    inputs: list[tuple[int, int]] = field(default_factory=list)
     lives: list[_LiveSlot] = field(default_factory=list)
 
 
@@ -65,23 +63,40 @@ class Program:
     # Every buffer the kernels were given: a kernel argument does not keep a pooled
     # buffer from going back to its pool, so the program does.
     buffers: list[Any]
+    #: Per Tensor argument, the (kernel, argument index) pairs its buffer is set in.
+    slots: list[list[tuple[cl.Kernel, int]]]
+    #: The buffers those slots hold now (held, so an identity test cannot be fooled by a
+    #: freed buffer's id reused): a replay given the same ones sets nothing.
+    bound: list[Any] = field(default_factory=list)
 
     def run(self, buffers: Sequence[Any]) -> None:
         """Enqueue everything, with ``buffers`` (the Tensor arguments') swapped in."""
+        self._bind(buffers)
         queue = self.queue
         for step in self.steps:
             if not isinstance(step, _Step):
                 step()
                 continue
-            swapped = tuple(x for index, source in step.inputs for x in (index, buffers[source]))
-            changed: list[Any] = []
-            for slot in step.lives:
-                value = slot.live.read()
-                if value != slot.last:
-                    changed += (slot.index, value)
-                    slot.last = value
-            launch.set_args(step.kernel, swapped, tuple(changed))
+            if step.lives:
+                changed: list[Any] = []
+                for slot in step.lives:
+                    value = slot.live.read()
+                    if value != slot.last:
+                        changed += (slot.index, value)
+                        slot.last = value
+                if changed:
+                    launch.set_args(step.kernel, (), tuple(changed))
             launch.enqueue_set(queue, step.kernel, step.global_size, step.local_size)
+
+    def _bind(self, buffers: Sequence[Any]) -> None:
+        """Set each of ``buffers`` in its slots, unless they hold it already."""
+        bound = self.bound
+        for i, buffer in enumerate(buffers):
+            if i < len(bound) and bound[i] is buffer:
+                continue
+            for kernel, index in self.slots[i]:
+                launch.set_args(kernel, (index, buffer), ())
+        self.bound = list(buffers)
 
 
 def build(
@@ -97,6 +112,7 @@ def build(
     if fuse:
         items = _fused(device, items, live)
     input_index = {id(buffer): i for i, buffer in enumerate(inputs)}
+    slots: list[list[tuple[cl.Kernel, int]]] = [[] for _ in inputs]
     steps: list[_Step | Callable[[], None]] = []
     buffers: list[Any] = []
     for item in items:
@@ -113,7 +129,7 @@ def build(
             if isinstance(arg, Live):
                 step.lives.append(_LiveSlot(index, arg))
             elif id(arg) in input_index:
-                step.inputs.append((index, input_index[id(arg)]))
+                slots[input_index[id(arg)]].append((kernel, index))
             elif isinstance(arg, cl.MemoryObjectHolder) or arg is None:
                 memory += (index, arg)
                 buffers.append(arg)
@@ -122,7 +138,7 @@ def build(
         launch.set_args(kernel, tuple(memory), tuple(values))
         steps.append(step)
     launches = sum(isinstance(s, _Step) for s in steps)
-    return Program(device.queue, steps, launches, buffers)
+    return Program(device.queue, steps, launches, buffers, slots)
 
 
 def _fused(
