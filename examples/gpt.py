@@ -28,7 +28,7 @@ import netcl.autograd as ag
 import netcl.nn as nn
 from netcl.core.tensor import Tensor, from_numpy, manual_seed, ops
 from netcl.jit import jit
-from netcl.optim import AdamW
+from netcl.optim import AdamW, AdamW8bit
 
 SOURCES = (textwrap, json.decoder, inspect)
 
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--context", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--optimizer", choices=("adamw", "adamw8bit"), default="adamw",
+                        help="AdamW, or AdamW with 8-bit state (AdamW8bit)")
     args = parser.parse_args(argv)
 
     text = "".join(inspect.getsource(module) for module in SOURCES)
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     manual_seed(0)
     model = GPT(len(chars), args.context, args.d_model, args.heads, args.layers)
-    optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    kind = AdamW8bit if args.optimizer == "adamw8bit" else AdamW
+    optimizer = kind(model.parameters(), lr=args.lr, weight_decay=0.01)
     vocab = len(chars)
 
     def batch(source: np.ndarray) -> Tensor:

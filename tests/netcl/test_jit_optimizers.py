@@ -55,7 +55,8 @@ def run(kind: str, jitted: bool) -> tuple[list[np.ndarray[Any, Any]], list[dict[
     return [p.numpy() for p in model.parameters()], [o.state_dict() for o in optimizers]
 
 
-@pytest.mark.parametrize("kind", ["NAdam", "RAdam", "Adamax", "Adagrad", "Lion", "Muon"])
+@pytest.mark.parametrize(
+    "kind", ["NAdam", "RAdam", "Adamax", "Adagrad", "Lion", "Muon", "Adam8bit", "AdamW8bit"])
 def test_jitted_steps_equal_eager_bit_for_bit(kind: str) -> None:
     eager_params, eager_states = run(kind, jitted=False)
     jit_params, jit_states = run(kind, jitted=True)

@@ -1,15 +1,17 @@
 """Optimizer step time: netcl (fused and per-parameter) against torch.optim, in one run.
 
-For Adam, AdamW, SGD with momentum, RMSProp, NAdam, RAdam, Adamax, Adagrad and
-Lion, on (a) one big tensor and (b) 200 tensors of the same total size, times
-one optimizer step of: netcl fused (one launch per group), netcl per-parameter
-(one launch per tensor), torch fused, torch foreach and torch for-loop (those
-torch has). Each row prints its ratio to torch's fastest kind it has (fused,
-else foreach; below 1.0: faster than torch) and the effective bandwidth at the
-bytes a parameter's step reads and writes. torch has no Lion: its peer is a
-foreach transcription of the paper's update (``TorchLion`` below). Muon and Adafactor
-step matrix by matrix on both sides (netcl's per-parameter row against torch's one
-form; Adafactor's torch foreach too).
+For Adam, AdamW, SGD with momentum, RMSProp, NAdam, RAdam, Adamax, Adagrad,
+Lion and 8-bit Adam, on (a) one big tensor and (b) 200 tensors of the same
+total size, times one optimizer step of: netcl fused (one launch per group),
+netcl per-parameter (one launch per tensor), torch fused, torch foreach and
+torch for-loop (those torch has). Each row prints its ratio to torch's fastest
+kind it has (fused, else foreach; below 1.0: faster than torch) and the
+effective bandwidth at the bytes a parameter's step reads and writes. torch has
+no Lion: its peer is a foreach transcription of the paper's update
+(``TorchLion`` below). Nor 8-bit state: Adam8bit's peer is torch's Adam, and its
+row also times netcl's float32-state Adam. Muon and Adafactor step matrix by
+matrix on both sides (netcl's per-parameter row against torch's one form;
+Adafactor's torch foreach too).
 
     python tools/bench/optim_step.py                 # CPU: PoCL against torch CPU
     NETCL_DEVICE=gpu python tools/bench/optim_step.py --params 100000000   # GPU
@@ -37,6 +39,7 @@ from netcl.optim import (
     Adafactor,
     Adagrad,
     Adam,
+    Adam8bit,
     Adamax,
     AdamW,
     Lion,
@@ -84,6 +87,9 @@ class TorchLion(torch.optim.Optimizer):
 ALGORITHMS: dict[str, tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {
     # name: (netcl class, torch class, netcl kwargs, torch kwargs)
     "adam": (Adam, torch.optim.Adam, {"lr": 1e-3}, {"lr": 1e-3}),
+    # torch has no 8-bit state (bitsandbytes is not installed here): its peer is torch's
+    # float32 Adam, and the row also times netcl's float32 Adam (the issue's bar).
+    "adam8bit": (Adam8bit, torch.optim.Adam, {"lr": 1e-3}, {"lr": 1e-3}),
     "adamw": (AdamW, torch.optim.AdamW, {"lr": 1e-3}, {"lr": 1e-3}),
     "sgd-momentum": (
         Momentum, torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}, {"lr": 1e-2, "momentum": 0.9},
@@ -102,8 +108,12 @@ ALGORITHMS: dict[str, tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {
 PER_MATRIX = {"muon", "adafactor"}
 # Bytes one parameter's fp32 step reads and writes: p and g read, state read and written,
 # p written (Adam: p, g, m, v in; p, m, v out). RMSProp and momentum vary with options.
+# 8-bit Adam: p, g and two one-byte codes in, p and the codes out (the block scales and
+# table add 12 bytes per 256 parameters, left out).
 BYTES_PER_PARAM = {"adam": 28, "adamw": 28, "nadam": 28, "radam": 28, "adamax": 28,
-                   "adagrad": 20, "lion": 20}
+                   "adagrad": 20, "lion": 20, "adam8bit": 16}
+# Rows also timed against another netcl optimizer, in the same samples.
+NETCL_PEERS = {"adam8bit": ("netcl Adam (fp32 state)", Adam)}
 assert SGD is not None  # imported so a missing class fails at import, not mid-run
 
 
@@ -191,9 +201,13 @@ def main() -> None:
         netcl_cls, torch_cls, netcl_kwargs, torch_kwargs = ALGORITHMS[name]
         per_param = BYTES_PER_PARAM.get(name)
         bandwidth = ["netcl fused GB/s", "% copy"] if per_param else []
+        peer_label, peer_cls = NETCL_PEERS.get(name, (None, None))
+        ratios = [("netcl fused", "torch best"), ("netcl per-parameter", "torch best")]
+        if peer_label:
+            ratios.append(("netcl fused", peer_label))
         table = report.table(
-            f"{name}: ms per step", [*implementations, *bandwidth],
-            ratios=[("netcl fused", "torch best"), ("netcl per-parameter", "torch best")],
+            f"{name}: ms per step",
+            [*implementations, *([peer_label] if peer_label else []), *bandwidth], ratios=ratios,
         )
         for case, sizes in cases.items():
             contenders: dict[str, Contender] = {}
@@ -219,8 +233,13 @@ def main() -> None:
                 flags = {} if name in PER_MATRIX else {"fused": fused}
                 nopt = netcl_cls(netcl_params(shapes, device, rng), **netcl_kwargs, **flags)
                 contenders[label] = (nopt.step, device.synchronize)
+            if peer_label:
+                peer_opt = peer_cls(netcl_params(shapes, device, rng), **netcl_kwargs)
+                contenders[peer_label] = (peer_opt.step, device.synchronize)
             timings = time_contenders(contenders, calls=steps, rounds=args.repeats)
-            del contenders, tparams, topt, nopt  # free this case's memory before the next
+            # Free this case's memory before the next.
+            del contenders, tparams, topt, nopt
+            peer_opt = None
             cells: dict[str, float | int | None] = {
                 label: timing.median * 1e3 for label, timing in timings.items()}
             # torch's fastest kind it has: fused, else foreach (else its only one).

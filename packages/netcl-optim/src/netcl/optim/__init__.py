@@ -1,5 +1,6 @@
-"""netcl.optim: Adam, AdamW, NAdam, RAdam, Adamax, Adagrad, Adafactor, Lion, Muon, SGD,
-Momentum and RMSProp as OpenCL kernels, plus schedulers.
+"""netcl.optim: Adam, AdamW (also with 8-bit state: Adam8bit, AdamW8bit), NAdam, RAdam,
+Adamax, Adagrad, Adafactor, Lion, Muon, SGD, Momentum and RMSProp as OpenCL kernels,
+plus schedulers.
 
 Depends only on netcl.core.device and netcl.core.tensor. Three layers: the
 classes here (param groups, lazy float32 state, state dicts in PyTorch's
@@ -14,6 +15,7 @@ from netcl.optim._version import __version__
 from netcl.optim.adafactor import Adafactor
 from netcl.optim.adagrad import Adagrad
 from netcl.optim.adam import Adam
+from netcl.optim.adam8bit import Adam8bit, AdamW8bit
 from netcl.optim.adamax import Adamax
 from netcl.optim.adamw import AdamW
 from netcl.optim.clip_grad import clip_grad_norm_, clip_grad_value_
@@ -48,7 +50,9 @@ __all__ = [
     "Adafactor",
     "Adagrad",
     "Adam",
+    "Adam8bit",
     "AdamW",
+    "AdamW8bit",
     "Adamax",
     "ChainedScheduler",
     "CosineAnnealingLR",

@@ -4,8 +4,9 @@ An optimizer built with ``fused=None`` (the default) or ``fused=True`` owns one
 :class:`FlatLayout`. It groups each param group's parameters by (dtype,
 device) into :class:`FlatBucket`\\ s. For a bucket of two or more parameters it
 allocates one buffer for the parameters, one for their grads and, lazily on
-the first step, one float32 buffer per state name (``exp_avg``, ...), each
-holding the parameters in group order with no padding between them. Then it:
+the first step, one buffer per state name (``exp_avg``, ...), each holding the
+parameters' state in group order with no padding between them (float32 in the
+parameter's shape, unless the optimizer's ``spec`` says otherwise). Then it:
 
 * copies each parameter's values in and rebinds *the same* Tensor object to
   its range (``buffer``, ``offset``, ``strides``), so every reference the
@@ -26,7 +27,7 @@ the state of one element range): ``params``; ``starts[i]`` and ``sizes[i]``,
 parameter i's first element and element count within the bucket; ``total``
 elements; ``param_flat`` and ``grad_flat``, 1-D Tensors of ``total`` elements
 in the parameters' dtype; ``grad_homes[i]``, parameter i's view of
-``grad_flat``; ``state_flats``, the float32 state buffers made so far, by
+``grad_flat``; ``state_flats``, the state buffers made so far, by
 name, with ``state_flat(name)`` making one; ``state_view(name, i)``;
 ``views(start, stop, names)`` over parameters ``start:stop`` and
 ``element_views(first, stop, names)`` over any element range, each giving 1-D
@@ -61,9 +62,16 @@ from netcl.optim.param_state import ParamState
 _VIEW_CACHE_LIMIT = 64
 
 HostArrays = dict[str, np.ndarray[Any, Any]]
+#: Each state buffer's shape and dtype for a parameter of a shape: ``spec(name, shape)``.
+StateSpec = Callable[[str, tuple[int, ...]], tuple[tuple[int, ...], np.dtype[Any]]]
 #: The state name of a 16-bit parameter's float32 master copy (see ``Optimizer``).
 MASTER = "master_param"
 NamedStateT = TypeVar("NamedStateT", bound=NamedTuple)
+
+
+def elementwise_state(name: str, shape: tuple[int, ...]) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """The StateSpec of every algorithm whose state is float32 in its parameter's shape."""
+    return shape, float32
 
 
 def unmovable_reason(p: Tensor) -> str | None:
@@ -108,8 +116,12 @@ class FlatBucket:
     grad_flat: Tensor
     grad_homes: list[Tensor]
     state_flats: dict[str, Tensor] = field(default_factory=dict)
+    #: Each state buffer's shape and dtype per parameter (float32 and the parameter's
+    #: shape unless the algorithm keeps another kind: 8-bit Adam's codes and block scales).
+    spec: StateSpec = elementwise_state
     #: Each parameter's absolute element offset in ``param_flat.buffer``.
     param_offsets: list[int] = field(init=False)
+    _state_starts: dict[str, list[int]] = field(default_factory=dict)
     _state_views: dict[tuple[str, int], Tensor] = field(default_factory=dict)
     _range_views: dict[tuple[int, int], tuple[Tensor, Tensor]] = field(default_factory=dict)
     _range_states: dict[tuple[str, int, int], Tensor] = field(default_factory=dict)
@@ -126,11 +138,25 @@ class FlatBucket:
         """Each parameter's element count."""
         return [p.size for p in self.params]
 
+    def state_starts(self, name: str) -> list[int]:
+        """Where each parameter's state ``name`` starts in ``state_flat(name)``, and (last)
+        its size: ``starts`` and ``total`` for state shaped like the parameters."""
+        starts = self._state_starts.get(name)
+        if starts is None:
+            starts = [0]
+            for p in self.params:
+                shape, _ = self.spec(name, p.shape)
+                starts.append(starts[-1] + int(np.prod(shape, dtype=np.int64)))
+            self._state_starts[name] = starts
+        return starts
+
     def state_flat(self, name: str) -> Tensor:
-        """The float32 buffer for state ``name``, zero-filled when first asked for."""
+        """The buffer for state ``name`` (float32 unless ``spec`` says otherwise), zero-filled
+        when first asked for."""
         flat = self.state_flats.get(name)
         if flat is None:
-            flat = zeros((self.total,), float32, device=self.device)
+            _, dtype = self.spec(name, ())
+            flat = zeros((self.state_starts(name)[-1],), dtype, device=self.device)
             self.state_flats[name] = flat
         return flat
 
@@ -143,9 +169,9 @@ class FlatBucket:
         view = self._state_views.get((name, index))
         if view is None:
             flat = self.state_flat(name)
-            p = self.params[index]
-            view = Tensor(flat.buffer, p.shape, float32, self.device,
-                          offset=flat.offset + self.starts[index])
+            shape, dtype = self.spec(name, self.params[index].shape)
+            view = Tensor(flat.buffer, shape, dtype, self.device,
+                          offset=flat.offset + self.state_starts(name)[index])
             self._state_views[(name, index)] = view
         return view
 
@@ -164,14 +190,16 @@ class FlatBucket:
         for name in names:
             view = self._range_states.get((name, start, stop))
             if view is None:
-                view = _span(self.state_flat(name), first, last)
+                starts = self.state_starts(name)
+                view = _span(self.state_flat(name), starts[start], starts[stop])
                 self._range_states[(name, start, stop)] = view
             state[name] = view
         return BucketViews(pair[0], pair[1], state)
 
     def element_views(self, first: int, stop: int, names: Iterable[str]) -> BucketViews:
         """Views over elements ``first`` to ``stop - 1`` of the bucket, whatever parameters
-        they cut through (a shard); new views each call."""
+        they cut through (a shard); new views each call. Only for state shaped like the
+        parameters (an algorithm that ``shards_elementwise``)."""
         if not 0 <= first <= stop <= self.total:
             raise ValueError(
                 f"element_views: [{first}, {stop}) is not a range of a bucket of {self.total}"
@@ -181,11 +209,11 @@ class FlatBucket:
                            _span(self.grad_flat, first, stop), state)
 
     def load_state(self, name: str, host: np.ndarray[Any, Any]) -> None:
-        """Replace state ``name`` of the whole bucket by ``host`` (float32, ``total``), in place."""
+        """Replace state ``name`` of the whole bucket by ``host`` (its dtype and size), in place."""
         flat = self.state_flats.get(name)
         if flat is None:
             self.state_flats[name] = from_numpy(host, self.device)
-        elif self.total:
+        elif flat.size:
             _write(flat, host)
 
     def state_images(self, loaded: Mapping[int, HostArrays]) -> HostArrays:
@@ -197,11 +225,11 @@ class FlatBucket:
             names.update(arrays)
         images: HostArrays = {}
         for name in sorted(names):
-            image = np.zeros(self.total, np.float32)
+            starts = self.state_starts(name)
+            image = np.zeros(starts[-1], self.spec(name, ())[1])
             for index, arrays in loaded.items():
                 if name in arrays:
-                    start = self.starts[index]
-                    image[start:start + self.params[index].size] = arrays[name].reshape(-1)
+                    image[starts[index]:starts[index + 1]] = arrays[name].reshape(-1)
             images[name] = image
         return images
 
@@ -273,6 +301,9 @@ class StepBatch:
     steps: list[float] = field(default_factory=list)
     #: Whether each entry's state was made for this step.
     first_steps: list[bool] = field(default_factory=list)
+    #: The element counts of the parameters each entry covers, in order (one for a
+    #: parameter stepped alone): for state kept per parameter block (8-bit Adam's).
+    sizes: list[list[int]] = field(default_factory=list)
     #: The state each entry's step count is read from (a range's first member's).
     counters: list[ParamState] = field(default_factory=list)
     #: The group's hyperparameters and ``steps`` as a replay re-reads them: set only while
@@ -296,8 +327,9 @@ class StepBatch:
                             for name in fields._fields)
 
     def add(self, param: Tensor, grad: Tensor, state: dict[str, Tensor], counter: ParamState,
-            first_step: bool) -> None:
+            first_step: bool, sizes: list[int]) -> None:
         self.params.append(param)
+        self.sizes.append(sizes)
         self.grads.append(grad)
         self.states.append(state)
         self.steps.append(counter.step or 0.0)
@@ -317,7 +349,9 @@ class FlatLayout:
     ``buckets`` lists the live buckets; ``placement(p)`` says where ``p`` sits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spec: StateSpec = elementwise_state) -> None:
+        #: Each state buffer's shape and dtype (see :class:`FlatBucket`'s ``spec``).
+        self.spec = spec
         self.buckets: list[FlatBucket] = []
         self._placements: dict[Tensor, Placement] = {}
 
@@ -339,7 +373,7 @@ class FlatLayout:
         for members in by_kind.values():
             if len(members) < 2:
                 continue
-            bucket = _bucket(members)
+            bucket = _bucket(members, self.spec)
             self.buckets.append(bucket)
             for index, p in enumerate(bucket.params):
                 self._placements[p] = Placement(bucket, index)
@@ -442,7 +476,7 @@ class FlatLayout:
                     u.state.buffers[MASTER] = self.new_state_tensor(u.param, MASTER).copy_(
                         param.astype(float32))
                 param = with_master(param, u.state.buffers[MASTER])
-            batch.add(param, grad, u.state.buffers, u.state, u.created)
+            batch.add(param, grad, u.state.buffers, u.state, u.created, [param.size])
         for r in launches.ranges:
             mastered = master_weights and r.bucket.param_flat.dtype != float32
             views = r.bucket.views(r.start, r.stop, (*names, MASTER) if mastered else names)
@@ -464,11 +498,13 @@ class FlatLayout:
                     st.buffers[MASTER] = view
             # One launch for the whole range: views of it, its members' common step.
             param = with_master(views.param, views.state[MASTER]) if mastered else views.param
-            batch.add(param, views.grad, views.state, r.states[0], r.created)
+            batch.add(param, views.grad, views.state, r.states[0], r.created,
+                      r.bucket.sizes[r.start:r.stop])
         return batch
 
     def new_state_tensor(self, p: Tensor, name: str, value: float = 0.0) -> Tensor:
-        """A float32 state buffer for ``p`` filled with ``value``: its view of the flat state
+        """A state buffer for ``p`` (shape and dtype from ``spec``) filled with ``value``: its
+        view of the flat state
         if it has a place.
 
         The view is filled: its range may hold the state of an earlier life
@@ -476,7 +512,8 @@ class FlatLayout:
         """
         placed = self._placements.get(p)
         if placed is None:
-            fresh = zeros(p.shape, float32, device=p.device)
+            shape, dtype = self.spec(name, p.shape)
+            fresh = zeros(shape, dtype, device=p.device)
             return fresh.fill_(value) if value else fresh
         return placed.bucket.state_view(name, placed.position).fill_(value)
 
@@ -516,7 +553,7 @@ class FlatLayout:
         return states
 
 
-def _bucket(params: list[Tensor]) -> FlatBucket:
+def _bucket(params: list[Tensor], spec: StateSpec) -> FlatBucket:
     starts: list[int] = []
     total = 0
     for p in params:
@@ -538,7 +575,7 @@ def _bucket(params: list[Tensor]) -> FlatBucket:
             # Keep the homes themselves: a step recognises a grad in place by identity,
             # so new home objects would push the other optimizer onto its slow path.
             return FlatBucket(params, starts, total, param_flat, grad_flat,
-                              [h for h in homes if h is not None])
+                              [h for h in homes if h is not None], spec=spec)
     # Uninitialised: a range is read only after its parameter's grad was stored there.
     grad_flat = empty((total,), first.dtype, first.device)
     grad_homes = []
@@ -547,7 +584,7 @@ def _bucket(params: list[Tensor]) -> FlatBucket:
                       offset=grad_flat.offset + start)
         p.set_grad_home(home)  # copies a grad p already has
         grad_homes.append(home)
-    return FlatBucket(params, starts, total, param_flat, grad_flat, grad_homes)
+    return FlatBucket(params, starts, total, param_flat, grad_flat, grad_homes, spec=spec)
 
 
 def _view_if_tiled(

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, NoReturn, Self
 
+import numpy as np
+
 Check = Callable[[str, str, Any], Any]
 
 
@@ -78,6 +80,11 @@ class Hyperparameters:
         """Each state buffer a parameter of ``shape`` keeps, with its shape (the parameter's,
         unless the algorithm keeps less: Adafactor's factored moments)."""
         return dict.fromkeys(self.state_names(), shape)
+
+    def state_dtype(self, name: str) -> np.dtype[Any]:
+        """The dtype of state buffer ``name`` (float32 unless the algorithm keeps another:
+        8-bit Adam's codes)."""
+        return np.dtype(np.float32)
 
     def initial_value(self, name: str) -> float:
         """The value every element of state buffer ``name`` starts from (0 unless the

@@ -139,7 +139,10 @@ class Optimizer(abc.ABC):
         self.param_groups: list[ParamGroup] = []
         self.allow_shared = allow_shared
         self.fused = fused
-        self.flat_layout = FlatLayout()
+        state_kinds = self.hyperparameters()  # state shapes and dtypes hang on no group's values
+        self.flat_layout = FlatLayout(
+            lambda name, shape: (state_kinds.state_shapes(shape).get(name, shape),
+                                 state_kinds.state_dtype(name)))
         #: Set by a GradScaler around step(): 0-d float32 device tensors, the scale the
         #: grads carry and the flag its inf/NaN check raised (PyTorch's fused names).
         self.grad_scale: Tensor | None = None

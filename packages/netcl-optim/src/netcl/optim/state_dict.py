@@ -113,7 +113,8 @@ def unpack_state(
     master_weights: bool = False,
 ) -> dict[Tensor, tuple[float | None, dict[str, float], dict[str, np.ndarray[Any, Any]]]]:
     """Each saved parameter's (step, numbers named ``scalar_names``, state arrays), checked;
-    float32 host arrays in the shapes its group's hyperparameters give (``state_shapes``),
+    host arrays in the shapes and dtypes its group's hyperparameters give (``state_shapes``,
+    ``state_dtype``),
     and, with ``master_weights``, a 16-bit parameter's ``master_param`` if saved (it is
     optional: PyTorch's state dicts have none). Nothing touches a device: the optimizer
     places them."""
@@ -130,7 +131,8 @@ def unpack_state(
         at = f"{where}: state[{index!r}]"
         if not isinstance(entry, Mapping):
             raise ValueError(f"{at} must be a dict, got {type(entry).__name__}")
-        shapes = hyperparameters_of(group_of[id(p)]).state_shapes(p.shape)
+        hyper = hyperparameters_of(group_of[id(p)])
+        shapes = hyper.state_shapes(p.shape)
         if master_weights and p.dtype != float32 and "master_param" in entry:
             shapes["master_param"] = p.shape
         keys = tuple(shapes)
@@ -143,7 +145,8 @@ def unpack_state(
             )
         step = _step(entry["step"], at) if counts_steps else None
         scalars = {key: _number(entry[key], f"{at}[{key!r}]") for key in scalar_names}
-        arrays = {key: _array(entry[key], shapes[key], f"{at}[{key!r}]") for key in keys}
+        arrays = {key: _array(entry[key], shapes[key], hyper.state_dtype(key), f"{at}[{key!r}]")
+                  for key in keys}
         checked.append((p, step, scalars, arrays))
     return {p: (step, scalars, arrays) for p, step, scalars, arrays in checked}
 
@@ -174,14 +177,22 @@ def _step(value: object, where: str) -> float:
     return step
 
 
-def _array(value: object, shape: tuple[int, ...], where: str) -> np.ndarray[Any, Any]:
-    """A floating array of the parameter's shape, as contiguous float32."""
+def _array(
+    value: object, shape: tuple[int, ...], dtype: np.dtype[Any], where: str
+) -> np.ndarray[Any, Any]:
+    """An array of ``shape`` as contiguous ``dtype``: floating values for float32 state,
+    integers the dtype holds for integer state (8-bit codes)."""
     if not hasattr(value, "__array__"):
         raise ValueError(f"{where} is a {type(value).__name__}; expected an array")
     array = np.asarray(value)
-    if array.dtype.kind != "f":
+    if dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        if array.dtype.kind not in "iu" or (array.size and not (
+                limits.min <= array.min() and array.max() <= limits.max)):
+            raise ValueError(f"{where} has dtype {array.dtype}; expected {dtype} values")
+    elif array.dtype.kind != "f":
         raise ValueError(f"{where} has dtype {array.dtype}; expected floating-point values")
     if array.shape != shape:
         raise ValueError(f"{where} has shape {array.shape}; expected {shape}")
     # ascontiguousarray makes a 0-d array 1-d; the reshape keeps a scalar parameter's ().
-    return np.ascontiguousarray(array, dtype=np.float32).reshape(shape)
+    return np.ascontiguousarray(array, dtype=dtype).reshape(shape)

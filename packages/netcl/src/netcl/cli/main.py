@@ -16,7 +16,7 @@ from netcl.cli.errors import UserError
 from netcl.cli.models import MODELS
 from netcl.data import NAMES as DATASETS
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "adam8bit", "sgd", "momentum", "rmsprop")
 SCHEDULERS = ("cosine", "step", "exponential", "none")
 BENCHMARKS = ("optim-step", "train-step")
 

@@ -16,6 +16,7 @@ from netcl.nn import Module, cross_entropy
 from netcl.optim import (
     SGD,
     Adam,
+    Adam8bit,
     AdamW,
     CosineAnnealingLR,
     ExponentialLR,
@@ -38,6 +39,8 @@ def make_optimizer(name: str, model: Module, lr: float) -> Optimizer:
         return Adam(params, lr=lr)
     if name == "adamw":
         return AdamW(params, lr=lr)
+    if name == "adam8bit":
+        return Adam8bit(params, lr=lr)
     if name == "sgd":
         return SGD(params, lr=lr)
     if name == "momentum":

@@ -84,27 +84,30 @@ class _Build:
         }
 
 
-_files: dict[str, tuple[Path, Path, Path]] = {}
+_files: dict[str | tuple[str, ...], tuple[Path, ...]] = {}
 
 
-def _sources(file: str) -> tuple[Path, Path, Path]:
-    """``file`` with bfloat16.cl and vector_io.cl in front of it, as the kernel cache's
-    source key."""
+def _sources(file: str | tuple[str, ...]) -> tuple[Path, ...]:
+    """``file`` (or files, in order) with bfloat16.cl and vector_io.cl in front of it, as
+    the kernel cache's source key."""
     paths = _files.get(file)
     if paths is None:
-        paths = _files[file] = (dtypes.BFLOAT16_CL, KERNEL_DIR / "vector_io.cl", KERNEL_DIR / file)
+        files = (file,) if isinstance(file, str) else file
+        paths = _files[file] = (dtypes.BFLOAT16_CL, KERNEL_DIR / "vector_io.cl",
+                                *(KERNEL_DIR / f for f in files))
     return paths
 
 
 def optimizer_kernel(
     device: Device,
-    file: str,
+    file: str | tuple[str, ...],
     name: str,
     param_dtype: np.dtype[Any],
     flags: Mapping[str, int],
     shape: Layout | None = None,
 ) -> tuple[cl.Kernel, Layout]:
-    """Kernel ``name`` of ``file`` (beside this module) for parameters of ``param_dtype``,
+    """Kernel ``name`` of ``file`` (beside this module; a tuple: files built as one, a
+    kernel reusing another's macros) for parameters of ``param_dtype``,
     with ``flags`` defined, and the Layout it was built for (``shape``, or the device's).
 
     Found in the device's kernel cache by a small key (the file and the _Build), so the

@@ -24,7 +24,7 @@ from netcl.core.tensor.creation import (
 from netcl.core.tensor.creation import (
     empty_tensor as empty,
 )
-from netcl.core.tensor.dtypes import bfloat16, bool_, float16, float32, int32, int64
+from netcl.core.tensor.dtypes import bfloat16, bool_, float16, float32, int32, int64, uint8
 from netcl.core.tensor.pickling import loading_onto
 from netcl.core.tensor.tensor import Parameter, Tensor
 
@@ -33,5 +33,5 @@ __all__ = [
     "empty_like",
     "float16", "float32", "from_array", "from_buffer", "from_numpy", "full", "full_like",
     "get_rng_state", "int32", "int64", "loading_onto", "manual_seed", "ones", "ones_like", "ops",
-    "rand", "randn", "set_rng_state", "tensor", "zeros", "zeros_like",
+    "rand", "randn", "set_rng_state", "tensor", "uint8", "zeros", "zeros_like",
 ]

@@ -17,8 +17,10 @@ bfloat16 = np.dtype(ml_dtypes.bfloat16)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
 bool_ = np.dtype(np.bool_)
+# Storage for 8-bit codes (an optimizer's quantised state); arithmetic on it is int.
+uint8 = np.dtype(np.uint8)
 
-SUPPORTED = (float32, float16, bfloat16, int32, int64, bool_)
+SUPPORTED = (float32, float16, bfloat16, int32, int64, bool_, uint8)
 FLOATING = (float32, float16, bfloat16)
 # Stored in 16 bits, computed in float32, rounded to nearest even on store.
 LOW_PRECISION = (float16, bfloat16)
@@ -28,10 +30,10 @@ LOW_PRECISION = (float16, bfloat16)
 # without the cl_khr_fp16 extension (NVIDIA's driver does not expose it);
 # bf16 as the upper half of a float's bits, through bfloat16.cl.
 STORAGE_C_TYPE = {float32: "float", float16: "half", bfloat16: "ushort", int32: "int",
-                  int64: "long", bool_: "uchar"}
+                  int64: "long", bool_: "uchar", uint8: "uchar"}
 # The C type arithmetic on a dtype is done in.
 COMPUTE_C_TYPE = {float32: "float", float16: "float", bfloat16: "float", int32: "int",
-                  int64: "long", bool_: "int"}
+                  int64: "long", bool_: "int", uint8: "int"}
 
 # bf16's load and round-to-nearest-even store, to put before any kernel source that
 # reads or writes through cl_load/cl_store (KernelCache.kernel takes a tuple of files).

@@ -1,0 +1,155 @@
+// Adam and AdamW with 8-bit state (vector_io.cl and adam.cl are prepended: the update
+// itself is adam.cl's ADAM_UPDATE, its GradScaler handling adam.cl's ADAM_STEP_SIZES).
+//
+// Each moment is stored as one byte per element, an index into a 256-entry code (the
+// dynamic data type: signed for m, unsigned for v; adam8bit.py builds them), times the
+// float32 absolute maximum of its block. A block is BLOCK consecutive elements of one
+// parameter (the last block of a parameter may be shorter; no block spans two
+// parameters). A work-group of BLOCK work-items steps a block, one element each:
+// dequantise m and v, Adam's update in float32 (the parameter moves by the unquantised
+// new moments), then the block's new absmax (a reduction in local memory) and each
+// moment's nearest code. The blocks of one launch are listed by block_starts: block b
+// covers elements [block_starts[b], block_starts[b + 1]) of the launch's operands.
+//
+// Defines from Python, besides those of vector_io.cl and adam.cl: BLOCK (elements a block,
+// and the work-group size), SERIAL_BLOCKS (1 on a CPU: the kernel at the end). AMSGRAD is
+// 0: 8-bit Adam keeps no v_max.
+
+#define CODES 256
+
+// Both forms of the kernel take the same arguments: the blocks, each operand as a buffer
+// and an element offset, the block table, the two codes, then adam.cl's.
+#define ADAM8BIT_ARGS                                                                  \
+    const long n_blocks,                                                               \
+    PARAM_ARGS,                                                                        \
+    __global const param_t *g_data, const long g_offset,                              \
+    __global uchar *m_codes_data, const long m_codes_offset,                          \
+    __global uchar *v_codes_data, const long v_codes_offset,                          \
+    __global float *m_absmax_data, const long m_absmax_offset,                        \
+    __global float *v_absmax_data, const long v_absmax_offset,                        \
+    __global const int *block_starts_data, const long block_starts_offset,            \
+    __global const float *signed_code, __global const float *unsigned_code,           \
+    GRAD_SCALING_BUFFERS                                                               \
+    ADAM_HYPERPARAMETERS GRAD_SCALING_SCALARS
+
+// The index of the code nearest to x in the ascending table ``code`` (ties go up):
+// the last code <= x by bisection (8 halvings of 256), then the nearer neighbour. A
+// macro, as ``code`` is local memory on a GPU and global on a CPU.
+#define NEAREST_CODE(code, x, out)                                                \
+    do {                                                                          \
+        const float x_ = (x);                                                     \
+        int low_ = 0;                                                             \
+        for (int width_ = CODES / 2; width_ > 0; width_ /= 2) {                  \
+            if ((code)[low_ + width_] <= x_) low_ += width_;                     \
+        }                                                                         \
+        if (low_ + 1 < CODES && (code)[low_ + 1] - x_ <= x_ - (code)[low_]) low_ += 1; \
+        (out) = (uchar)low_;                                                      \
+    } while (0)
+
+#if !SERIAL_BLOCKS
+// The largest of each of the work-group's ``a`` and ``b`` (BLOCK values each, all >= 0),
+// left in a[0] and b[0]: one tree, both arrays at each level.
+inline void block_max2(__local float *a, __local float *b, const int lid)
+{
+    for (int stride = BLOCK / 2; stride > 0; stride /= 2) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < stride) {
+            a[lid] = fmax(a[lid], a[lid + stride]);
+            b[lid] = fmax(b[lid], b[lid + stride]);
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+// Work-group g steps blocks g, g + groups, ...: the host launches fewer groups than blocks
+// so that each loads the two code tables into local memory once for several blocks.
+__kernel __attribute__((reqd_work_group_size(BLOCK, 1, 1)))
+void adam8bit_step(ADAM8BIT_ARGS)
+{
+    const int lid = get_local_id(0);
+    ADAM_STEP_SIZES;  // under a GradScaler, an overflow returns here: the whole group at once
+    __local float m_code[CODES], v_code[CODES], m_max[BLOCK], v_max[BLOCK];
+    for (int k = lid; k < CODES; k += BLOCK) {
+        m_code[k] = signed_code[k];
+        v_code[k] = unsigned_code[k];
+    }
+    PARAM_POINTERS;
+    __global const param_t *g = g_data + g_offset;
+    __global uchar *m_codes = m_codes_data + m_codes_offset;
+    __global uchar *v_codes = v_codes_data + v_codes_offset;
+    __global float *m_absmax = m_absmax_data + m_absmax_offset;
+    __global float *v_absmax = v_absmax_data + v_absmax_offset;
+    __global const int *block_starts = block_starts_data + block_starts_offset;
+    for (long block = get_group_id(0); block < n_blocks; block += get_num_groups(0)) {
+        const long i = (long)block_starts[block] + lid;
+        const bool mine = i < (long)block_starts[block + 1];
+        const float m_scale = m_absmax[block], v_scale = v_absmax[block];
+        // The codes are in local memory (first block), and the last block's maxima read.
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float m_i = 0.0f, v_i = 0.0f;
+        if (mine) {
+            float p_i = LOAD_PARAM(i, LOAD1_P, LOAD1_F), g_i = LOAD1_P(g, i);
+            float vmax_i = 0.0f;
+            m_i = m_code[m_codes[i]] * m_scale;
+            v_i = v_code[v_codes[i]] * v_scale;
+            UNSCALE(g_i);
+            ADAM_UPDATE(p_i, g_i, m_i, v_i, vmax_i);
+            STORE_PARAM(p_i, i, STORE1_P, STORE1_F);
+        }
+        m_max[lid] = fabs(m_i);
+        v_max[lid] = v_i;  // v >= 0
+        block_max2(m_max, v_max, lid);
+        const float m_top = m_max[0], v_top = v_max[0];
+        if (mine) {
+            // An all-zero block keeps absmax 0, which decodes every code to 0.
+            NEAREST_CODE(m_code, m_top > 0.0f ? m_i / m_top : 0.0f, m_codes[i]);
+            NEAREST_CODE(v_code, v_top > 0.0f ? v_i / v_top : 0.0f, v_codes[i]);
+        }
+        if (lid == 0) {
+            m_absmax[block] = m_top;
+            v_absmax[block] = v_top;
+        }
+    }
+}
+
+#else
+// On a CPU (SERIAL_BLOCKS) a work-item steps a whole block on its own, keeping the new
+// moments in private arrays between its two passes: no barrier, which PoCL turns into
+// loops over the work-group (one step of 200k elements on 2 busy cores: 28 ms this way,
+// 33-41 ms the work-group way; float32 Adam ~0.4 ms: the bisections dominate here).
+__kernel void adam8bit_step(ADAM8BIT_ARGS)
+{
+    const long block = get_global_id(0);
+    if (block >= n_blocks) return;
+    ADAM_STEP_SIZES;
+    PARAM_POINTERS;
+    __global const param_t *g = g_data + g_offset;
+    __global uchar *m_codes = m_codes_data + m_codes_offset;
+    __global uchar *v_codes = v_codes_data + v_codes_offset;
+    __global const int *block_starts = block_starts_data + block_starts_offset;
+    const long first = block_starts[block], end = block_starts[block + 1];
+    const float m_scale = m_absmax_data[m_absmax_offset + block];
+    const float v_scale = v_absmax_data[v_absmax_offset + block];
+    float m_new[BLOCK], v_new[BLOCK];
+    float m_top = 0.0f, v_top = 0.0f;
+    for (long i = first; i < end; ++i) {
+        float p_i = LOAD_PARAM(i, LOAD1_P, LOAD1_F), g_i = LOAD1_P(g, i);
+        float vmax_i = 0.0f;
+        float m_i = signed_code[m_codes[i]] * m_scale;
+        float v_i = unsigned_code[v_codes[i]] * v_scale;
+        UNSCALE(g_i);
+        ADAM_UPDATE(p_i, g_i, m_i, v_i, vmax_i);
+        STORE_PARAM(p_i, i, STORE1_P, STORE1_F);
+        m_new[i - first] = m_i;
+        v_new[i - first] = v_i;
+        m_top = fmax(m_top, fabs(m_i));
+        v_top = fmax(v_top, v_i);
+    }
+    for (long i = first; i < end; ++i) {
+        NEAREST_CODE(signed_code, m_top > 0.0f ? m_new[i - first] / m_top : 0.0f, m_codes[i]);
+        NEAREST_CODE(unsigned_code, v_top > 0.0f ? v_new[i - first] / v_top : 0.0f, v_codes[i]);
+    }
+    m_absmax_data[m_absmax_offset + block] = m_top;
+    v_absmax_data[v_absmax_offset + block] = v_top;
+}
+#endif

@@ -1,0 +1,277 @@
+"""Adam8bit / AdamW8bit: each step against a float32 host reference of the same algorithm
+(dequantise, Adam's update, requantise), the bytes its state holds, state dicts, the
+GradScaler's one-launch path, and its refusals. Convergence against float32-state Adam
+is tests/netcl/test_adam8bit_training.py's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from netcl.amp import GradScaler
+from netcl.core.tensor import Parameter, bfloat16, from_numpy, uint8
+from netcl.core.tensor.launch import observing
+from netcl.optim import Adam, Adam8bit, AdamW8bit
+from netcl.optim.functional.adam8bit import BLOCK, dequantize, dynamic_code, quantize
+
+# A scalar, a tail block of one element, shorter than a block, several blocks with a
+# short last one, and a matrix: blocks restart at every parameter.
+SHAPES = [(), (BLOCK + 1,), (17,), (3, 200), (64, 40)]
+CASES = [
+    {"lr": 1e-2},
+    {"lr": 1e-2, "weight_decay": 0.1, "maximize": True},
+    {"lr": 3e-3, "betas": (0.5, 0.9), "eps": 1e-6, "weight_decay": 0.5, "decoupled": True},
+]
+
+
+def _params(seed: int = 0, dtype: Any = np.float32) -> list[Parameter]:
+    rng = np.random.default_rng(seed)
+    return [Parameter(from_numpy(rng.standard_normal(s).astype(dtype))) for s in SHAPES]
+
+
+def _grads(rng: np.random.Generator, dtype: Any = np.float32) -> list[np.ndarray[Any, Any]]:
+    # Each parameter's gradients span a few decades, as a layer's do.
+    return [(rng.standard_normal(s) * 10.0 ** rng.uniform(-4, 0, s)).astype(dtype)
+            for s in SHAPES]
+
+
+def _optimizer(params: list[Parameter], decoupled: bool = False, **kwargs: Any) -> Adam8bit:
+    return (AdamW8bit if decoupled else Adam8bit)(params, **kwargs)
+
+
+def _lerp(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], w: np.float32) -> Any:
+    return a + w * (b - a) if w < 0.5 else b - (b - a) * (np.float32(1) - w)
+
+
+def reference_step(p: np.ndarray[Any, Any], g: np.ndarray[Any, Any], state: dict[str, Any],
+                   t: int, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                   eps: float = 1e-8, weight_decay: float = 0.0, maximize: bool = False,
+                   decoupled: bool = False) -> tuple[Any, Any, Any]:
+    """One step in float32 on the host, from the 8-bit state the kernel left: (p, m, v)."""
+    f = np.float32
+    beta1, beta2 = betas
+    m = dequantize(state["state1"], state["absmax1"], signed=True)
+    v = dequantize(state["state2"], state["absmax2"], signed=False)
+    g = -g if maximize else g.copy()
+    if decoupled:
+        p = p * f(1.0 - lr * weight_decay)
+    elif weight_decay:
+        g = g + f(weight_decay) * p
+    m = _lerp(m, g, f(1.0 - beta1))
+    v = v * f(beta2) + f(1.0 - beta2) * g * g
+    step_size = f(-(lr / (1.0 - beta1**t)))
+    denom = np.sqrt(v) / f((1.0 - beta2**t) ** 0.5) + f(eps)
+    return p + (step_size * m) / denom, m, v
+
+
+def _nearest(codes: np.ndarray[Any, Any], absmax: np.ndarray[Any, Any],
+             values: np.ndarray[Any, Any], signed: bool) -> None:
+    """``codes`` hold each value's nearest code, up to float32 rounding of the value."""
+    code = dynamic_code(signed)
+    scale = np.repeat(absmax, BLOCK)[:values.size].reshape(values.shape)
+    normed = np.divide(values, scale, out=np.zeros_like(values), where=scale > 0)
+    best = np.abs(code[quantize(values, signed)[0]] - normed)
+    # A value within a few ulps of the midpoint of two codes may round either way.
+    slack = 8 * np.spacing(np.float32(1.0))
+    assert np.all(np.abs(code[codes] - normed) <= best + slack)
+
+
+@pytest.mark.parametrize("kwargs", CASES, ids=lambda k: "-".join(map(str, k)))
+@pytest.mark.parametrize("fused", [None, False])
+def test_each_step_is_adams_update_of_the_dequantised_state(kwargs: dict[str, Any],
+                                                            fused: bool | None) -> None:
+    params = _params()
+    optimizer = _optimizer(params, fused=fused, **kwargs)
+    rng = np.random.default_rng(1)
+    for t in range(1, 9):
+        grads = _grads(rng)
+        before = [(p.numpy(), {k: v for k, v in optimizer.state_dict()["state"].get(
+            i, {}).items() if k != "step"}) for i, p in enumerate(params)]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = from_numpy(g)
+        optimizer.step()
+        after = optimizer.state_dict()["state"]
+        for i, ((p0, state), g) in enumerate(zip(before, grads, strict=True)):
+            if not state:  # the first step starts from zero state
+                scales = np.zeros(-(-p0.size // BLOCK), np.float32)
+                state = {"state1": np.zeros(p0.shape, np.uint8), "absmax1": scales,
+                         "state2": np.zeros(p0.shape, np.uint8), "absmax2": scales}
+            p, m, v = reference_step(p0, g, state, t, **kwargs)
+            # The same float32 operations in the same order; a compiler may fuse a
+            # multiply-add (one rounding fewer), which moves the update by a few of its
+            # ulps and p by at most one rounding more: 4 ulps of |p| covers both.
+            np.testing.assert_allclose(params[i].numpy(), p, rtol=0,
+                                       atol=4 * float(np.spacing(np.abs(p).max())),
+                                       err_msg=f"step {t}, param {i} of shape {SHAPES[i]}")
+            new = after[i]
+            assert new["step"] == t
+            for name, value, signed in (("1", m, True), ("2", v, False)):
+                scale = quantize(value, signed)[1]
+                np.testing.assert_allclose(new["absmax" + name], scale, rtol=1e-6)
+                _nearest(new["state" + name], new["absmax" + name], value, signed)
+
+
+def test_fused_and_per_parameter_steps_are_bit_identical() -> None:
+    """Blocks never span two parameters, so a bucket's one launch is each parameter's."""
+    runs = []
+    for fused in (None, False):
+        params = _params()
+        optimizer = Adam8bit(params, lr=1e-2, weight_decay=0.01, fused=fused)
+        rng = np.random.default_rng(2)
+        for _ in range(10):
+            for p, g in zip(params, _grads(rng), strict=True):
+                p.grad = from_numpy(g)
+            optimizer.step()
+        runs.append(([p.numpy() for p in params], optimizer.state_dict()["state"]))
+    assert len(Adam8bit(_params(), fused=None).flat_layout.buckets) == 1
+    (p_fused, s_fused), (p_alone, s_alone) = runs
+    for i in range(len(SHAPES)):
+        np.testing.assert_array_equal(p_fused[i], p_alone[i])
+        for name in ("state1", "state2", "absmax1", "absmax2"):
+            np.testing.assert_array_equal(s_fused[i][name], s_alone[i][name])
+
+
+class _Launches:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def launched(self, device: Any, kernel: Any, *args: Any) -> None:
+        self.names.append(kernel.function_name)
+
+    def host_read(self, what: str) -> None: ...
+
+    def host_upload(self, what: str) -> None: ...
+
+    def host_effect(self, effect: Any) -> None: ...
+
+
+def test_one_launch_steps_a_bucket_and_state_is_at_most_2_1_bytes_a_parameter() -> None:
+    """The digits MLP's shapes (64-128-10 with biases): the bytes of every state buffer."""
+    rng = np.random.default_rng(3)
+    shapes = [(128, 64), (128,), (10, 128), (10,)]
+    params = [Parameter(from_numpy(rng.standard_normal(s).astype(np.float32))) for s in shapes]
+    optimizer, reference = Adam8bit(params, lr=1e-3), Adam(
+        [Parameter(from_numpy(p.numpy())) for p in params], lr=1e-3)
+    for p, q in zip(params, reference.param_groups[0]["params"], strict=True):
+        p.grad = from_numpy(rng.standard_normal(p.shape).astype(np.float32))
+        q.grad = from_numpy(p.grad.numpy())
+    optimizer.step()  # the first step also makes (and zeroes) the state buffers
+    reference.step()
+    launches = _Launches()
+    with observing(launches):  # type: ignore[arg-type]
+        optimizer.step()
+    assert launches.names == ["adam8bit_step"]
+    (bucket,) = optimizer.flat_layout.buckets
+    count = sum(p.size for p in params)
+    state_bytes = sum(flat.size * flat.itemsize for flat in bucket.state_flats.values())
+    assert {name: flat.dtype for name, flat in bucket.state_flats.items()} == {
+        "state1": uint8, "state2": uint8, "absmax1": np.float32, "absmax2": np.float32}
+    # 2 bytes of codes plus 2 float32 scales per block of 256 (39 blocks here).
+    assert state_bytes == 2 * count + 2 * 4 * (32 + 1 + 5 + 1)
+    assert state_bytes / count <= 2.1
+    (adam_bucket,) = reference.flat_layout.buckets
+    assert sum(f.size * f.itemsize for f in adam_bucket.state_flats.values()) == 8 * count
+    for i, p in enumerate(params):  # each parameter's state is a view of the bucket's
+        assert optimizer.state[p]["state1"].buffer is bucket.state_flats["state1"].buffer
+        assert optimizer.state[p]["absmax1"].shape == (-(-p.size // BLOCK),)
+        assert i in optimizer.state_dict()["state"]
+
+
+def test_a_state_dict_round_trips_and_training_resumes_exactly() -> None:
+    rng = np.random.default_rng(4)
+    history = [_grads(rng) for _ in range(8)]
+    params = _params()
+    optimizer = AdamW8bit(params, lr=1e-2)
+    for grads in history[:4]:
+        for p, g in zip(params, grads, strict=True):
+            p.grad = from_numpy(g)
+        optimizer.step()
+    saved = optimizer.state_dict()
+    assert saved["state"][3]["state1"].dtype == np.uint8
+    assert saved["state"][3]["absmax2"].shape == (3,)
+    resumed_params = [Parameter(from_numpy(p.numpy())) for p in params]
+    resumed = AdamW8bit(resumed_params, lr=0.5)
+    resumed.load_state_dict(saved)
+    assert resumed.param_groups[0]["lr"] == 1e-2
+    for grads in history[4:]:
+        for run in (params, resumed_params):
+            for p, g in zip(run, grads, strict=True):
+                p.grad = from_numpy(g)
+        optimizer.step()
+        resumed.step()
+    for p, q in zip(params, resumed_params, strict=True):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def test_bad_state_dicts_and_amsgrad_are_refused_and_change_nothing() -> None:
+    params = _params()
+    optimizer = Adam8bit(params, lr=1e-2)
+    for p in params:
+        p.grad = from_numpy(np.ones(p.shape, np.float32))
+    optimizer.step()
+    good = optimizer.state_dict()
+    wrong_kind = {**good, "state": {**good["state"], 2: {
+        **good["state"][2], "state1": good["state"][2]["state1"].astype(np.float32)}}}
+    out_of_range = {**good, "state": {**good["state"], 2: {
+        **good["state"][2], "state2": good["state"][2]["state2"].astype(np.int32) + 256}}}
+    for bad, message in ((wrong_kind, "expected uint8"), (out_of_range, "expected uint8")):
+        with pytest.raises(ValueError, match=message):
+            optimizer.load_state_dict(bad)
+    adam = Adam(_params(), lr=1e-2)
+    for p in adam.param_groups[0]["params"]:
+        p.grad = from_numpy(np.ones(p.shape, np.float32))
+    adam.step()
+    with pytest.raises(ValueError, match=r"missing .*state1"):
+        optimizer.load_state_dict(adam.state_dict())
+    after = optimizer.state_dict()
+    for i, entry in good["state"].items():
+        for name, value in entry.items():
+            np.testing.assert_array_equal(after["state"][i][name], value)
+    with pytest.raises(ValueError, match=r"amsgrad.*8-bit Adam keeps no running maximum"):
+        Adam8bit(_params(), amsgrad=True)
+
+
+def test_a_grad_scaler_steps_it_in_one_launch_and_an_overflow_changes_nothing() -> None:
+    plain, scaled = _params(), _params()
+    ours, theirs = Adam8bit(plain, lr=1e-2), Adam8bit(scaled, lr=1e-2)
+    scaler = GradScaler(init_scale=2.0**8, growth_interval=1000)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        grads = _grads(rng)
+        for p, q, g in zip(plain, scaled, grads, strict=True):
+            p.grad = from_numpy(g)
+            q.grad = from_numpy(g * np.float32(2.0**8))  # a power of two: exact
+        ours.step()
+        scaler.step(theirs)
+        scaler.update()
+    for p, q in zip(plain, scaled, strict=True):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+    before = theirs.state_dict()["state"]
+    values = [q.numpy() for q in scaled]
+    for q in scaled:
+        q.grad = from_numpy(np.full(q.shape, np.inf, np.float32))
+    scaler.step(theirs)
+    scaler.update()
+    after = theirs.state_dict()["state"]
+    for i, q in enumerate(scaled):
+        np.testing.assert_array_equal(q.numpy(), values[i])
+        for name in ("state1", "state2", "absmax1", "absmax2"):
+            np.testing.assert_array_equal(after[i][name], before[i][name])
+        assert after[i]["step"] == 3  # the skipped step is not counted
+    assert scaler.get_scale() == 2.0**7
+
+
+def test_a_bfloat16_parameter_steps_through_its_float32_master() -> None:
+    params = _params(dtype=bfloat16)
+    optimizer = Adam8bit(params, lr=1e-3)
+    rng = np.random.default_rng(6)
+    for _ in range(3):
+        for p, g in zip(params, _grads(rng, bfloat16), strict=True):
+            p.grad = from_numpy(g)
+        optimizer.step()
+    for i, p in enumerate(params):
+        master = optimizer.state_dict()["state"][i]["master_param"]
+        assert master.dtype == np.float32
+        np.testing.assert_array_equal(p.numpy(), master.astype(bfloat16))
