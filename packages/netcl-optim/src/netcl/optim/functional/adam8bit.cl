@@ -1,5 +1,6 @@
 // Adam and AdamW with 8-bit state (vector_io.cl and adam.cl are prepended: the update
-// itself is adam.cl's ADAM_UPDATE, its GradScaler handling adam.cl's ADAM_STEP_SIZES).
+// itself is adam.cl's ADAM_UPDATE, its step scalars adam.cl's STEP_SCALARS, under a
+// GradScaler vector_io.cl's protocol).
 //
 // Each moment is stored as one byte per element, an index into a 256-entry code (the
 // dynamic data type: signed for m, unsigned for v; adam8bit.py builds them), times the
@@ -67,7 +68,8 @@ __kernel __attribute__((reqd_work_group_size(BLOCK, 1, 1)))
 void adam8bit_step(ADAM8BIT_ARGS)
 {
     const int lid = get_local_id(0);
-    ADAM_STEP_SIZES;  // under a GradScaler, an overflow returns here: the whole group at once
+    SKIP_IF_FOUND_INF;  // under a GradScaler an overflow returns here: the whole group at once
+    STEP_SCALARS;
     __local float m_code[CODES], v_code[CODES], m_max[BLOCK], v_max[BLOCK];
     for (int k = lid; k < CODES; k += BLOCK) {
         m_code[k] = signed_code[k];
@@ -121,7 +123,8 @@ __kernel void adam8bit_step(ADAM8BIT_ARGS)
 {
     const long block = get_global_id(0);
     if (block >= n_blocks) return;
-    ADAM_STEP_SIZES;
+    SKIP_IF_FOUND_INF;
+    STEP_SCALARS;
     PARAM_POINTERS;
     __global const param_t *g = g_data + g_offset;
     __global uchar *m_codes = m_codes_data + m_codes_offset;

@@ -39,6 +39,8 @@ from netcl.optim.functional.kernels import (
     GradScaling,
     LiveGroup,
     optimizer_kernel,
+    scaled_scalars,
+    scaling_flags,
     step_scalars,
 )
 
@@ -234,18 +236,9 @@ def adam8bit_step(
                      sizes[i])
         if not steps[i] >= 1:
             raise ValueError(f"steps[{i}] is {steps[i]!r}; a step count is >= 1")
-    flags = {"DECOUPLED": int(decoupled), "AMSGRAD": 0,
-             "GRAD_SCALING": int(grad_scaling is not None), "BLOCK": BLOCK}
-
-    def compute(h: Adam8bitHyperparameters, t: Sequence[float], j: int) -> tuple[Any, ...]:
-        scalars = h.kernel_scalars(t[j], decoupled)
-        if grad_scaling is None:
-            return scalars
-        # As adam.cl: the kernel computes the bias corrections at t minus the skipped steps.
-        return (*scalars, np.float64(h.lr), np.float64(h.betas[0]), np.float64(h.betas[1]),
-                np.float64(t[j]))
-
-    extra = grad_scaling.buffers() if grad_scaling is not None else ()
+    flags, extra = scaling_flags({"DECOUPLED": int(decoupled), "AMSGRAD": 0, "BLOCK": BLOCK},
+                                 grad_scaling)
+    compute = scaled_scalars(lambda h, t, j: h.kernel_scalars(t[j], decoupled), grad_scaling)
     for i in range(n):
         param = p[i]
         operands = [param, *((param.master,) if param.master is not None else ()), g[i],
