@@ -12,6 +12,24 @@ import torch.nn.functional as F
 
 import netcl.autograd as ag
 from netcl.core.tensor import from_numpy, ops
+from netcl.core.tensor.ops import attention
+from netcl.core.tensor.ops.attention import AttentionTile
+
+# Small tiles, so the test shapes span several blocks and end in partial ones; each
+# kernel a different shape (blocks of 8 and 16, work-groups of 16 and 32, 2 or 4 columns).
+SMALL_TILES = {
+    "sdpa_forward": AttentionTile(16, 8, 4, 4),
+    "sdpa_backward_q": AttentionTile(8, 16, 4, 4),
+    "sdpa_backward_kv": AttentionTile(16, 8, 8, 4),
+}
+
+
+@pytest.fixture(params=["rows", "tiles"])
+def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once with each form of the kernels (attention.cl, attention_tiled.cl)."""
+    monkeypatch.setattr(attention, "KERNELS", request.param)
+    monkeypatch.setattr(attention, "TILES", SMALL_TILES)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -88,7 +106,8 @@ def _torch(data: dict[str, Any], spec: dict[str, Any]) -> list[np.ndarray[Any, A
 
 
 @pytest.mark.parametrize(("name", "spec"), CASES, ids=[c[0] for c in CASES])
-def test_matches_torch_forward_and_backward(name: str, spec: dict[str, Any]) -> None:
+def test_matches_torch_forward_and_backward(name: str, spec: dict[str, Any],
+                                             kernels: str) -> None:
     data = _inputs(np.random.default_rng(len(name)), spec)
     for label, ours, theirs in zip(("out", "dq", "dk", "dv"), _ours(data, spec),
                                    _torch(data, spec), strict=True):
@@ -96,7 +115,8 @@ def test_matches_torch_forward_and_backward(name: str, spec: dict[str, Any]) -> 
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=TOL * scale, err_msg=label)
 
 
-def test_float16_matches_float32_to_half_precision(rng: np.random.Generator) -> None:
+def test_float16_matches_float32_to_half_precision(rng: np.random.Generator,
+                                                   kernels: str) -> None:
     q, k, v = (rng.standard_normal((2, 37, 16)).astype(np.float16) for _ in range(3))
     half = ops.scaled_dot_product_attention(*(from_numpy(a) for a in (q, k, v)), is_causal=True)
     full = F.scaled_dot_product_attention(*(torch.tensor(a, dtype=torch.float64)

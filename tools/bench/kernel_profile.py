@@ -4,9 +4,9 @@ The step runs on a device whose queue has profiling enabled; every launch's even
 kept, and after a few steps the kernels' summed device times are printed, top first
 (name, launches per step, ms per step, share), through tools/bench/harness.py's table
 (``--json``: one JSON line too). Models: train_step.py's digits CNN (issue 30's
-two-conv CNN), small ResNet and tiny GPT. Under load from other processes a
-kernel's event span includes time its threads were descheduled: compare shares
-within a run, not times across runs.
+two-conv CNN), small ResNet and tiny GPT, and its GPU rows' GPT (gpt6) and ResNet-18.
+Under load from other processes a kernel's event span includes time its threads were
+descheduled: compare shares within a run, not times across runs.
 
     POCL_MAX_PTHREAD_COUNT=2 python tools/bench/kernel_profile.py --model cnn --steps 5
     POCL_MAX_PTHREAD_COUNT=1 python tools/bench/kernel_profile.py --model resnet --jit
@@ -21,28 +21,36 @@ from typing import Any
 
 import pyopencl as cl
 from harness import Report, add_json_flag
-from train_step import DigitsCNN, SmallResNet, Spec, TinyGPT, adam_step
+from train_step import (
+    DigitsCNN,
+    ResNet18,
+    SmallResNet,
+    Spec,
+    TinyGPT,
+    adam_step,
+    netcl_optimizer,
+)
 
 from netcl.core.device import Device, manager
 from netcl.core.tensor import from_numpy, launch, manual_seed
 from netcl.jit import jit
-from netcl.optim import Adam
 
 
 def model_step(spec: Spec, device: Device, jitted: bool = False) -> Callable[[], None]:
-    """One training step (Adam) of a train_step.py model on its data: eager, or replayed
-    by ``netcl.jit.jit`` (its fused kernels are then what the profile sees)."""
+    """One training step of a train_step.py model on its data, with its optimizer: eager,
+    or replayed by ``netcl.jit.jit`` (its fused kernels are then what the profile sees)."""
     manual_seed(0)
     model = spec.netcl_model(device)
-    optimizer = Adam(model.parameters(), lr=1e-3)
+    optimizer = netcl_optimizer(spec, model)
     x_host, y_host = spec.data()
     step = adam_step(model, optimizer, from_numpy(x_host, device), from_numpy(y_host, device))
     return jit(step) if jitted else step
 
 
-# The models of train_step.py's CPU table, by a short name.
+# The models of train_step.py's tables, by a short name.
 MODELS: dict[str, Spec] = {"cnn": DigitsCNN((32, 64), 64), "resnet": SmallResNet(16, 64),
-                           "gpt": TinyGPT(2, 64, 4, 32, 65, 32)}
+                           "gpt": TinyGPT(2, 64, 4, 32, 65, 32),
+                           "gpt6": TinyGPT(6, 512, 8, 256, 65, 32), "resnet18": ResNet18(128)}
 
 
 def profile(step: Callable[[], None], device: Device, steps: int) -> list[tuple[str, int, float]]:

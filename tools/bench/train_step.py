@@ -6,10 +6,12 @@
    alone). Then the proof that nothing waits on the device: the queue is held
    shut by an unfinished user event while netcl runs the ops (and, below, whole
    training steps); they return with the device still held, so none of them waited.
-2. A training step (forward, cross-entropy, backward, Adam, zero_grad) of MLPs and
-   (on the CPU) the digits CNN of issue 30, netcl against torch eager on the same
-   device, as a ratio: netcl eager, and the same step under ``netcl.jit.jit`` (timed
-   calls replay the capture).
+2. A training step (forward, cross-entropy, backward, Adam, zero_grad) of MLPs,
+   (on the CPU) the digits CNN of issue 30, and (on the GPU) issue 29's GPT (6 layers,
+   d512, 8 heads, context 256, batch 32) and ResNet-18 on 32x32 images (batch 128,
+   SGD with momentum 0.9; TF32 off for torch's cuDNN and cuBLAS), netcl against torch
+   eager on the same device, as a ratio: netcl eager, and the same step under
+   ``netcl.jit.jit`` (timed calls replay the capture).
 3. Kernel launches per replayed step of the jitted step, without and with
    elementwise fusion, for both MLPs and a small CNN.
 4. The guards' host cost: main-thread CPU time of the checks a replay makes before
@@ -39,7 +41,7 @@ import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import harness
 import numpy as np
@@ -68,7 +70,7 @@ from netcl.nn import (
     TransformerEncoderLayer,
     cross_entropy,
 )
-from netcl.optim import Adam
+from netcl.optim import Adam, Momentum, Optimizer
 
 Step = Contender  # (one step, wait for the device)
 
@@ -201,6 +203,77 @@ class SmallResNet:
             _TorchResidual(2 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, 10))
 
 
+class _NetclBasicBlock(Module):
+    """torchvision's BasicBlock: two 3x3 convs with BatchNorm, the shortcut a strided 1x1
+    conv with BatchNorm where the shape changes."""
+
+    def __init__(self, device: Device, n_in: int, n_out: int, stride: int) -> None:
+        super().__init__()
+        self.body = Sequential(
+            Conv2d(device, n_in, n_out, 3, stride=stride, padding=1, bias=False),
+            BatchNorm2d(device, n_out), ReLU(),
+            Conv2d(device, n_out, n_out, 3, padding=1, bias=False), BatchNorm2d(device, n_out))
+        self.shortcut = Sequential()
+        if stride != 1 or n_in != n_out:
+            self.shortcut = Sequential(Conv2d(device, n_in, n_out, 1, stride=stride, bias=False),
+                                       BatchNorm2d(device, n_out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.relu(ops.add(self.body(x), self.shortcut(x)))
+
+
+class _TorchBasicBlock(torch.nn.Module):
+    def __init__(self, n_in: int, n_out: int, stride: int) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.body = nn.Sequential(
+            nn.Conv2d(n_in, n_out, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(n_out), nn.ReLU(),
+            nn.Conv2d(n_out, n_out, 3, padding=1, bias=False), nn.BatchNorm2d(n_out))
+        self.shortcut = nn.Sequential()
+        if stride != 1 or n_in != n_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(n_in, n_out, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+@dataclass(frozen=True)
+class ResNet18:
+    """ResNet-18 shaped for 32x32 RGB images (the CIFAR form): a 3x3 stem to 64 channels,
+    four stages of two BasicBlocks (64, 128/2, 256/2, 512/2), global average pooling,
+    Linear to 10; trained with SGD, momentum 0.9."""
+
+    batch: int
+    STAGES: ClassVar[tuple[tuple[int, int, int], ...]] = (
+        (64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2))
+
+    def __str__(self) -> str:
+        return f"ResNet-18 32x32 b{self.batch} SGD-momentum"
+
+    def data(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((self.batch, 3, 32, 32)).astype(np.float32)
+        return x, rng.integers(0, 10, self.batch).astype(np.int64)
+
+    def netcl_model(self, device: Device) -> Module:
+        layers: list[Module] = [Conv2d(device, 3, 64, 3, padding=1, bias=False),
+                                BatchNorm2d(device, 64), ReLU()]
+        for n_in, n_out, stride in self.STAGES:
+            layers += [_NetclBasicBlock(device, n_in, n_out, stride),
+                       _NetclBasicBlock(device, n_out, n_out, 1)]
+        return Sequential(*layers, AdaptiveAvgPool2d(1), Flatten(), Linear(device, 512, 10))
+
+    def torch_model(self) -> torch.nn.Module:
+        nn = torch.nn
+        layers: list[nn.Module] = [nn.Conv2d(3, 64, 3, padding=1, bias=False),
+                                   nn.BatchNorm2d(64), nn.ReLU()]
+        for n_in, n_out, stride in self.STAGES:
+            layers += [_TorchBasicBlock(n_in, n_out, stride), _TorchBasicBlock(n_out, n_out, 1)]
+        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10))
+
+
 class _NetclGPT(Module):
     def __init__(self, device: Device, spec: TinyGPT) -> None:
         super().__init__()
@@ -273,19 +346,34 @@ class TinyGPT:
         return _TorchGPT(self)
 
 
-Spec = MLP | DigitsCNN | SmallResNet | TinyGPT
+Spec = MLP | DigitsCNN | SmallResNet | TinyGPT | ResNet18
 MODELS: dict[str, list[Spec]] = {
     "cpu": [DigitsCNN((32, 64), 64), SmallResNet(16, 64), TinyGPT(2, 64, 4, 32, 65, 32),
             MLP((784, 1024, 1024, 10), 256), MLP((64, 256, 10), 64)],
-    "gpu": [MLP((784, 4096, 4096, 4096, 4096, 10), 1024), MLP((784, 1024, 1024, 10), 256)],
+    "gpu": [TinyGPT(6, 512, 8, 256, 65, 32), ResNet18(128),
+            MLP((784, 4096, 4096, 4096, 4096, 10), 1024), MLP((784, 1024, 1024, 10), 256)],
 }
+
+
+def netcl_optimizer(spec: Spec, model: Module) -> Optimizer:
+    """The spec's optimizer: SGD with momentum for ResNet-18 (how it is trained), else Adam."""
+    if isinstance(spec, ResNet18):
+        return Momentum(model.parameters(), lr=0.01, momentum=0.9)
+    return Adam(model.parameters(), lr=1e-3)
+
+
+def torch_optimizer(spec: Spec, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if isinstance(spec, ResNet18):
+        return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    return torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
 # -- contenders: each builds its model and returns (step, sync) -----------------------------
 
 
-def adam_step(model: Module, optimizer: Adam, x: Tensor, y: Tensor) -> Callable[[], None]:
-    """One eager training step of ``model`` on the batch ``(x, y)``: forward, backward, Adam."""
+def adam_step(model: Module, optimizer: Optimizer, x: Tensor, y: Tensor) -> Callable[[], None]:
+    """One eager training step of ``model`` on the batch ``(x, y)``: forward, backward, and
+    ``optimizer``'s step (Adam, as the name says, but for ResNet-18's SGD)."""
 
     def step() -> None:
         with ag.Tape() as tape:
@@ -300,7 +388,7 @@ def adam_step(model: Module, optimizer: Adam, x: Tensor, y: Tensor) -> Callable[
 def netcl_eager(spec: Spec, device: Device) -> Step:
     manual_seed(0)
     model = spec.netcl_model(device)
-    optimizer = Adam(model.parameters(), lr=1e-3)
+    optimizer = netcl_optimizer(spec, model)
     x_host, y_host = spec.data()
     x, y = from_numpy(x_host, device), from_numpy(y_host, device)
 
@@ -311,7 +399,7 @@ def torch_eager(spec: Spec, device: Device) -> Step:
     torch.manual_seed(0)
     where = torch.device("cuda" if device.type == "gpu" else "cpu")
     model = spec.torch_model().to(where)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch_optimizer(spec, model)
     x_host, y_host = spec.data()
     x, y = torch.from_numpy(x_host).to(where), torch.from_numpy(y_host).to(where)
 
@@ -400,14 +488,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="seconds per training-step sample")
     parser.add_argument("--only", default="",
                         help="time only the models whose row name contains this text")
+    parser.add_argument("--steps-only", action="store_true",
+                        help="the training-step table alone (a big model's guard-cost "
+                        "table replays its step hundreds of times)")
     add_json_flag(parser)
     args = parser.parse_args(argv)
     threads = harness.set_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False  # both sides in full float32
+    torch.backends.cudnn.allow_tf32 = False
     device = manager.default(args.device)
     report = Report("train step", f"{device.name} ({device.type})", args.json,
                     torch=torch.__version__, timing=f"median of {args.rounds} samples in turns",
                     threads=threads)
 
+    if args.steps_only:
+        time_steps(report, device, args)
+        report.finish()
+        return
     op_timers = small_op_timers(device)
     op = time_contenders(op_timers, sample_s=args.sample, rounds=args.rounds)
     table = report.table("small op: 4x4 float32 a + a, one sync per sample, us per call",
@@ -419,22 +516,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     ok = runs_without_waiting(device, lambda: [a + a for _ in range(2000)] and None)
     report.note("2000 adds with the queue held shut", "returned" if ok else "WAITED")
 
-    others = [n for n in CONTENDERS if n != PEER]
-    table = report.table("training step (forward, backward, Adam, zero_grad), ms",
-                         list(CONTENDERS), ratios=[(n, PEER) for n in others])
-    chosen = [m for m in MODELS[args.device] if args.only in str(m)]
-    for spec in chosen:
-        timers = {name: build(spec, device) for name, build in CONTENDERS.items()}
-        times = time_contenders(timers, sample_s=args.step_sample, rounds=args.rounds)
-        table.row(str(spec), {name: timing.median * 1e3 for name, timing in times.items()})
+    specs = time_steps(report, device, args)
     step, _ = netcl_eager(MODELS[args.device][-1], device)
     step()
     device.synchronize()
     ok = runs_without_waiting(device, lambda: [step() for _ in range(3)] and None)
     report.note("3 netcl training steps with the queue held shut", "returned" if ok else "WAITED")
-    print_launches(report, device, chosen)
-    print_guard_cost(report, device, chosen, args.rounds)
+    print_launches(report, device, specs)
+    print_guard_cost(report, device, specs, args.rounds)
     report.finish()
+
+
+def time_steps(report: Report, device: Device, args: argparse.Namespace) -> list[Spec]:
+    """The training-step table of the models ``--only`` picks; returns those models."""
+    others = [n for n in CONTENDERS if n != PEER]
+    table = report.table("training step (forward, backward, optimizer, zero_grad), ms",
+                         list(CONTENDERS), ratios=[(n, PEER) for n in others])
+    specs = [m for m in MODELS[args.device] if args.only in str(m)]
+    for spec in specs:
+        timers = {name: build(spec, device) for name, build in CONTENDERS.items()}
+        times = time_contenders(timers, sample_s=args.step_sample, rounds=args.rounds)
+        table.row(str(spec), {name: timing.median * 1e3 for name, timing in times.items()})
+    return specs
 
 
 def small_cnn(device: Device) -> Step:

@@ -9,54 +9,9 @@
 // which also writes D = rowsum(dO * O)), one for dK and dV (a work-item per
 // key row) that reads D, so nothing is accumulated across work-items.
 //
-// attention.py supplies, as #defines:
+// attention.py supplies, besides attention_mask.cl's (built ahead of this file):
 //   DQK, DV        the head dims of q/k and of v
 //   BQ             work-items (rows) a work-group, BK rows a local tile
-//   T, LOAD, STORE the storage type of q, k, v, out and grads, and its access
-//   MASK           0 none, 1 boolean (uchar, nonzero takes part), 2 additive (T)
-//   CAUSAL         1: key j takes part in query i only where j <= i
-// Tensors are read through 4-D element strides (batch, head, row, column);
-// the mask's are 0 along broadcast axes. out, lse and the grads are contiguous.
-
-#pragma OPENCL FP_CONTRACT OFF
-
-#define ARG(x) __global const T *x, const int x##_off, const int4 x##_st
-#define AT(x, b, h, r, c) LOAD(x, x##_off + (b) * x##_st.s0 + (h) * x##_st.s1 \
-                                   + (r) * x##_st.s2 + (c) * x##_st.s3)
-
-#if MASK == 1
-#define MASK_ARG , __global const uchar *mask, const int mask_off, const int4 mask_st
-#elif MASK == 2
-#define MASK_ARG , ARG(mask)
-#else
-#define MASK_ARG
-#endif
-
-// The score of query i and key j, -INFINITY where the mask or causality drops it.
-inline float masked(float s, int i, int j, int b, int h
-#if MASK == 1
-                    , __global const uchar *mask, const int mask_off, const int4 mask_st
-#elif MASK == 2
-                    , __global const T *mask, const int mask_off, const int4 mask_st
-#endif
-                    ) {
-#if CAUSAL
-    if (j > i) return -INFINITY;
-#endif
-#if MASK == 1
-    if (!mask[mask_off + b * mask_st.s0 + h * mask_st.s1 + i * mask_st.s2 + j * mask_st.s3])
-        return -INFINITY;
-#elif MASK == 2
-    s += AT(mask, b, h, i, j);
-#endif
-    return s;
-}
-
-#if MASK
-#define MASKED(s, i, j) masked((s), (i), (j), b, h, mask, mask_off, mask_st)
-#else
-#define MASKED(s, i, j) masked((s), (i), (j), b, h)
-#endif
 
 // Rows r0 .. r0+BK-1 of x (columns 0 .. n-1) into tile[BK][n], zero past `rows`.
 #define LOAD_TILE(tile, x, n, r0, rows)                                         \

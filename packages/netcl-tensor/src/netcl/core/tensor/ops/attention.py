@@ -1,9 +1,15 @@
-"""Scaled dot-product attention as fused kernels (attention.cl): the forward keeps only
-each query row's log-sum-exp for the backward, never the (L, S) attention matrix."""
+"""Scaled dot-product attention as fused kernels: the forward keeps only each query
+row's log-sum-exp for the backward, never the (L, S) attention matrix.
+
+Two forms of the same three kernels: attention.cl gives each work-item one row (the
+CPU's, and any shape), attention_tiled.cl gives each work-group a block of rows and each
+work-item a register tile of its products (a GPU's, where the head dims divide the tile).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,8 @@ from netcl.core.tensor.ops.elementwise import broadcast_strides, broadcasts_to
 from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("attention.cl")
+MASK_FILE = Path(__file__).with_name("attention_mask.cl")
+TILED_FILE = Path(__file__).with_name("attention_tiled.cl")
 # Rows a work-group (one work-item each) and rows a local-memory tile. 64 rows
 # share each K/V tile; a tile of 32 rows of 64 floats for K and for V is 16 KiB
 # of local memory, well inside every device's 32 KiB minimum.
@@ -28,6 +36,42 @@ DTYPES = (dtypes.float32, dtypes.float16)
 # Head dims the kernels keep in private arrays; past this they would spill.
 MAX_HEAD_DIM = 256
 _INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class AttentionTile:
+    """One shape of attention_tiled.cl's kernels: a work-group of ``ry x rx`` work-items
+    owns ``bm`` rows and stages ``bn`` rows of the other side a step; each work-item
+    holds ``bm / ry`` rows of every product and every ``rx``-th column."""
+
+    bm: int
+    bn: int
+    ry: int
+    rx: int
+
+    def fits(self, dqk: int, dv: int) -> bool:
+        """Whether the tile divides the problem's head dims and its own blocks."""
+        return not (self.bm % self.ry or self.bn % self.rx or dqk % self.rx or dv % self.rx)
+
+    def local_bytes(self, kernel: str, dqk: int, dv: int) -> int:
+        """The local memory ``kernel`` declares (attention_tiled.cl's arrays) at this tile."""
+        pm, pn = self.bm + 1, self.bn + 1
+        floats = {
+            "sdpa_forward": dqk * pm + max(dqk * pn, self.bn * pm) + dv * pn + self.bm * self.rx,
+            "sdpa_backward_q": (dqk + dv) * (pm + pn) + self.bn * pm + 2 * self.bm,
+            "sdpa_backward_kv": (dqk + dv) * (pm + pn) + 2 * self.bn * pm + 2 * self.bn,
+        }[kernel]
+        return 4 * floats
+
+
+# The tiles a GPU runs (tools/bench/attention_sweep.py measured them on an H200).
+TILES: dict[str, AttentionTile] = {
+    "sdpa_forward": AttentionTile(64, 32, 16, 8),
+    "sdpa_backward_q": AttentionTile(64, 16, 16, 8),
+    "sdpa_backward_kv": AttentionTile(32, 32, 8, 8),
+}
+# "rows" or "tiles" runs that form everywhere it fits; None: tiles on a GPU, rows elsewhere.
+KERNELS: str | None = None
 
 
 def _as4(op: str, name: str, t: Tensor) -> tuple[Shape, np.ndarray[Any, Any]]:
@@ -108,13 +152,33 @@ class _Problem:
                               np.array(strides, dtype=cltypes.int4)]
         self.defines = _defines(q, self.dqk, self.dv, self.mask_kind, causal)
 
+    def tile(self, name: str) -> AttentionTile | None:
+        """The tile kernel ``name`` runs at, or None for the row-a-work-item form."""
+        kernels = KERNELS or ("tiles" if self.device.type == "gpu" else "rows")
+        tile = TILES[name]
+        if kernels == "rows" or not tile.fits(self.dqk, self.dv):
+            return None
+        if tile.local_bytes(name, self.dqk, self.dv) > self.device.cl_device.local_mem_size:
+            return None
+        return tile
+
     def launch(self, name: str, rows: int, args: list[Any]) -> None:
-        """Kernel ``name`` with a work-item per row of ``rows`` (a work-group per ROWS)
-        for every (batch, head), then ``tail``'s sizes and scale."""
-        if rows and self.batch * self.heads:
-            enqueue(self.device, self.device.kernels.kernel(KERNEL_FILE, name, self.defines),
-                    (-(-rows // ROWS) * ROWS, self.batch * self.heads), (ROWS, 1),
-                    [*args, *self.tail()])
+        """Kernel ``name`` over ``rows`` rows for every (batch, head), then ``tail``'s
+        sizes and scale: a work-group per ``bm`` rows of its tile, else a work-item a row."""
+        if not rows or not self.batch * self.heads:
+            return
+        tile = self.tile(name)
+        if tile is None:
+            kernel = self.device.kernels.kernel((MASK_FILE, KERNEL_FILE), name, self.defines)
+            groups, size = -(-rows // ROWS), ROWS
+        else:
+            defines = {**self.defines, "BM": tile.bm, "BN": tile.bn, "RY": tile.ry,
+                       "RX": tile.rx}
+            kernel = self.device.kernels.kernel((MASK_FILE, TILED_FILE), f"{name}_tiled",
+                                                defines)
+            groups, size = -(-rows // tile.bm), tile.ry * tile.rx
+        enqueue(self.device, kernel, (groups * size, self.batch * self.heads), (size, 1),
+                [*args, *self.tail()])
 
     def tail(self) -> list[Any]:
         return [np.int32(self.heads), np.int32(self.lq), np.int32(self.lk),
