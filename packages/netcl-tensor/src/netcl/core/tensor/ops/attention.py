@@ -64,11 +64,12 @@ class AttentionTile:
         return 4 * floats
 
 
-# The tiles a GPU runs (tools/bench/attention_sweep.py measured them on an H200).
+# The tiles a GPU runs: each kernel's fastest on an H200 at causal 8x12x1024x64
+# (tools/bench/attention_sweep.py; history/2026-12-04-attention-h200-tiled.md).
 TILES: dict[str, AttentionTile] = {
-    "sdpa_forward": AttentionTile(64, 32, 16, 8),
-    "sdpa_backward_q": AttentionTile(64, 16, 16, 8),
-    "sdpa_backward_kv": AttentionTile(32, 32, 8, 8),
+    "sdpa_forward": AttentionTile(32, 64, 8, 16),
+    "sdpa_backward_q": AttentionTile(32, 32, 8, 16),
+    "sdpa_backward_kv": AttentionTile(32, 32, 8, 16),
 }
 # "rows" or "tiles" runs that form everywhere it fits; None: tiles on a GPU, rows elsewhere.
 KERNELS: str | None = None
