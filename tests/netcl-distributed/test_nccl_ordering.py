@@ -38,15 +38,18 @@ class Memory:
     pointer: int
 
 
-@dataclass
+@dataclass(eq=False)
 class Collectives:
     fail: bool = False
-    memory: Memory | None = None
+    memory: Memory | None = None  # the last allocated
+    allocated: list[Memory] = field(default_factory=list)
     calls: list[tuple[int, int, int]] = field(default_factory=list)  # first, count, thread
     queue: cl.CommandQueue = field(default_factory=lambda: cl.CommandQueue(device.context))
 
     def allocate(self, context: cl.Context, nbytes: int) -> Memory:
-        self.memory = Memory(cl.Buffer(context, cl.mem_flags.READ_WRITE, nbytes), BASE)
+        base = BASE * (len(self.allocated) + 1)  # far apart: each block's addresses its own
+        self.memory = Memory(cl.Buffer(context, cl.mem_flags.READ_WRITE, nbytes), base)
+        self.allocated.append(self.memory)
         return self.memory
 
     def bind_thread(self) -> None:
@@ -54,14 +57,15 @@ class Collectives:
 
     def start_all_reduce(self, send: int, count: int, recv: int | None = None,
                          average: bool = False) -> None:
-        assert self.memory is not None and recv is None and average
+        assert recv is None and average
         if self.fail:
             raise RuntimeError("simulated NCCL failure")
-        offset = send - BASE
+        (memory,) = [m for m in self.allocated if 0 <= send - m.pointer < BASE]
+        offset = send - memory.pointer
         values = np.empty(count, np.float32)
-        transfer(self.queue, values, self.memory.buffer, src_offset=offset, is_blocking=True)
+        transfer(self.queue, values, memory.buffer, src_offset=offset, is_blocking=True)
         time.sleep(0.05)
-        transfer(self.queue, self.memory.buffer, values * np.float32(2), dst_offset=offset,
+        transfer(self.queue, memory.buffer, values * np.float32(2), dst_offset=offset,
                  is_blocking=True)
         self.calls.append((offset // 4, count, threading.get_ident()))
 
@@ -137,3 +141,17 @@ def test_a_failed_collective_is_raised_on_the_main_thread() -> None:
     with pytest.raises(RuntimeError, match="a collective failed") as raised:
         reducer.check_finished("DistributedDataParallel forward")
     assert "simulated NCCL failure" in str(raised.value.__cause__)
+
+
+def test_two_reducers_over_one_communicator_share_its_thread() -> None:
+    """Two wrapped models (a GAN's generator and discriminator) over one communicator: their
+    collectives start from one thread, in the order backward asked for them."""
+    collectives = Collectives()
+    first, second = model(), model()
+    reducers = [NcclReducer(list(net.named_parameters()), MPI.COMM_SELF, 1 << 20, collectives)
+                for net in (first, second)]
+    assert reducers[0]._collectives is reducers[1]._collectives
+    backward(first, 1)
+    backward(second, 2)
+    device.synchronize()
+    assert len(collectives.calls) == 2 and len({thread for _, _, thread in collectives.calls}) == 1

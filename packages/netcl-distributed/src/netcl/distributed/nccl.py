@@ -303,9 +303,10 @@ class CollectiveThread:
     """
 
     def __init__(self, communicator: Collectives) -> None:
-        self._work: queue.SimpleQueue[_AllReduce | cl.UserEvent | None] = queue.SimpleQueue()
+        """Prefer :func:`collective_thread`, which gives a communicator one thread."""
+        self._work: queue.SimpleQueue[_AllReduce | cl.UserEvent] = queue.SimpleQueue()
         self._failures: list[BaseException] = []
-        # The thread holds no reference to this object, so that dropping it ends the thread.
+        # A daemon that lives as long as the process: a communicator is used to the end.
         self._thread = threading.Thread(target=_serve,
                                         args=(communicator, self._work, self._failures),
                                         name="netcl-collectives", daemon=True)
@@ -327,19 +328,36 @@ class CollectiveThread:
             raise RuntimeError("netcl.distributed: a collective failed; the gradients of that "
                                "step were not averaged") from self._failures[0]
 
-    def close(self) -> None:
-        self._work.put(None)
-        self._thread.join(timeout=60)
+
+# A communicator's one thread, by the communicator's id: that thread holds the communicator,
+# so the id is never reused while the entry exists.
+_threads: dict[int, CollectiveThread] = {}
+_threads_lock = threading.Lock()
+
+
+def collective_thread(communicator: Collectives) -> CollectiveThread:
+    """The thread that starts ``communicator``'s collectives, made on first use and kept.
+
+    One per communicator, whoever asks (two DDP wrappers of a GAN's two models over the
+    world's communicator): NCCL needs every rank to start a communicator's collectives in
+    the same order, which two threads racing to start them would not keep.
+    """
+    with _threads_lock:
+        thread = _threads.get(id(communicator))
+        if thread is None:
+            thread = _threads[id(communicator)] = CollectiveThread(communicator)
+        return thread
 
 
 def _serve(communicator: Collectives,
-           work: queue.SimpleQueue[_AllReduce | cl.UserEvent | None],
+           work: queue.SimpleQueue[_AllReduce | cl.UserEvent],
            failures: list[BaseException]) -> None:
     try:
         communicator.bind_thread()
     except Exception as error:  # every done() event then reports it
         failures.append(error)
-    while (item := work.get()) is not None:
+    while True:
+        item = work.get()
         if isinstance(item, cl.UserEvent):
             if not failures:
                 try:

@@ -246,7 +246,8 @@ class NcclReducer(Reducer):
     When a bucket's gradients are complete, an OpenCL marker is enqueued and a
     helper thread (:class:`netcl.distributed.nccl.CollectiveThread`) starts
     ``ncclAllReduce(ncclAvg)`` on the bucket's range once the marker completes,
-    while OpenCL computes the rest of backward. Before backward returns, the
+    while OpenCL computes the rest of backward (one thread a communicator, shared by
+    every reducer over it). Before backward returns, the
     OpenCL queue is made to wait for a user event that the thread sets when
     NCCL's stream is done: backward returns without waiting, and the optimizer's
     launches queue up behind the averages.
@@ -268,8 +269,7 @@ class NcclReducer(Reducer):
             if p.grad_home is None:
                 p.set_grad_home(Tensor(self.shared.buffer, p.shape, p.dtype, p.device,
                                        offset=self._starts[id(p)]))
-        self._collectives = nccl.CollectiveThread(communicator)
-        weakref.finalize(self, self._collectives.close)
+        self._collectives = nccl.collective_thread(communicator)
         super().__init__(named, comm, cap_bytes)
 
     def _allocate(self, bucket: Bucket) -> None:
