@@ -14,6 +14,7 @@ from netcl.amp import GradScaler
 from netcl.core.tensor import Parameter, bfloat16, from_numpy, uint8
 from netcl.core.tensor.launch import observing
 from netcl.optim import Adam, Adam8bit, AdamW8bit
+from netcl.optim.functional import adam8bit
 from netcl.optim.functional.adam8bit import BLOCK, dequantize, dynamic_code, quantize
 
 # A scalar, a tail block of one element, shorter than a block, several blocks with a
@@ -70,16 +71,26 @@ def _nearest(codes: np.ndarray[Any, Any], absmax: np.ndarray[Any, Any],
              values: np.ndarray[Any, Any], signed: bool) -> None:
     """``codes`` hold each value's nearest code, up to float32 rounding of the value."""
     code = dynamic_code(signed)
-    scale = np.repeat(absmax, BLOCK)[:values.size].reshape(values.shape)
-    normed = np.divide(values, scale, out=np.zeros_like(values), where=scale > 0)
+    inverse = np.divide(np.float32(1), absmax, out=np.zeros_like(absmax), where=absmax > 0)
+    normed = values * np.repeat(inverse, BLOCK)[:values.size].reshape(values.shape)
     best = np.abs(code[quantize(values, signed)[0]] - normed)
     # A value within a few ulps of the midpoint of two codes may round either way.
     slack = 8 * np.spacing(np.float32(1.0))
     assert np.all(np.abs(code[codes] - normed) <= best + slack)
 
 
+@pytest.fixture(params=["device", "work-groups", "work-groups-4"])
+def kernel_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device's own form of the kernel (a work-item a block on a CPU), then the GPU's
+    work-group form forced on it, with one and with four elements a work-item."""
+    if request.param != "device":
+        monkeypatch.setattr(adam8bit, "force_groups", True)
+        monkeypatch.setattr(adam8bit, "PER_ITEM", 4 if request.param.endswith("4") else 1)
+
+
 @pytest.mark.parametrize("kwargs", CASES, ids=lambda k: "-".join(map(str, k)))
 @pytest.mark.parametrize("fused", [None, False])
+@pytest.mark.usefixtures("kernel_form")
 def test_each_step_is_adams_update_of_the_dequantised_state(kwargs: dict[str, Any],
                                                             fused: bool | None) -> None:
     params = _params()

@@ -6,15 +6,16 @@
 // dynamic data type: signed for m, unsigned for v; adam8bit.py builds them), times the
 // float32 absolute maximum of its block. A block is BLOCK consecutive elements of one
 // parameter (the last block of a parameter may be shorter; no block spans two
-// parameters). A work-group of BLOCK work-items steps a block, one element each:
+// parameters). A work-group steps a block, each work-item PER_ITEM of its elements:
 // dequantise m and v, Adam's update in float32 (the parameter moves by the unquantised
 // new moments), then the block's new absmax (a reduction in local memory) and each
 // moment's nearest code. The blocks of one launch are listed by block_starts: block b
 // covers elements [block_starts[b], block_starts[b + 1]) of the launch's operands.
 //
-// Defines from Python, besides those of vector_io.cl and adam.cl: BLOCK (elements a block,
-// and the work-group size), SERIAL_BLOCKS (1 on a CPU: the kernel at the end). AMSGRAD is
-// 0: 8-bit Adam keeps no v_max.
+// Defines from Python, besides those of vector_io.cl and adam.cl: BLOCK (elements a block),
+// PER_ITEM (elements a work-item steps of each block: the work-group is BLOCK / PER_ITEM),
+// SERIAL_BLOCKS (1 on a CPU: the kernel at the end). AMSGRAD is 0: 8-bit Adam keeps no
+// v_max.
 
 #define CODES 256
 
@@ -47,12 +48,23 @@
         (out) = (uchar)low_;                                                      \
     } while (0)
 
+// What each moment is multiplied by before its code is looked up: the reciprocal of its
+// block's absmax, one IEEE division a block instead of one an element. An all-zero block
+// keeps absmax 0, which decodes every code to 0 (and 0 * anything finite is 0).
+#define QUANTIZE_SCALES(m_top, v_top)                                            \
+    const float m_inverse = (m_top) > 0.0f ? 1.0f / (m_top) : 0.0f;             \
+    const float v_inverse = (v_top) > 0.0f ? 1.0f / (v_top) : 0.0f
+
 #if !SERIAL_BLOCKS
-// The largest of each of the work-group's ``a`` and ``b`` (BLOCK values each, all >= 0),
+// A work-group of ITEMS work-items steps a block, PER_ITEM elements each (element k of
+// work-item l is the block's l + k * ITEMS: each load and store of a warp is contiguous).
+#define ITEMS (BLOCK / PER_ITEM)
+
+// The largest of each of the work-group's ``a`` and ``b`` (ITEMS values each, all >= 0),
 // left in a[0] and b[0]: one tree, both arrays at each level.
 inline void block_max2(__local float *a, __local float *b, const int lid)
 {
-    for (int stride = BLOCK / 2; stride > 0; stride /= 2) {
+    for (int stride = ITEMS / 2; stride > 0; stride /= 2) {
         barrier(CLK_LOCAL_MEM_FENCE);
         if (lid < stride) {
             a[lid] = fmax(a[lid], a[lid + stride]);
@@ -64,14 +76,14 @@ inline void block_max2(__local float *a, __local float *b, const int lid)
 
 // Work-group g steps blocks g, g + groups, ...: the host launches fewer groups than blocks
 // so that each loads the two code tables into local memory once for several blocks.
-__kernel __attribute__((reqd_work_group_size(BLOCK, 1, 1)))
+__kernel __attribute__((reqd_work_group_size(ITEMS, 1, 1)))
 void adam8bit_step(ADAM8BIT_ARGS)
 {
     const int lid = get_local_id(0);
     SKIP_IF_FOUND_INF;  // under a GradScaler an overflow returns here: the whole group at once
     STEP_SCALARS;
-    __local float m_code[CODES], v_code[CODES], m_max[BLOCK], v_max[BLOCK];
-    for (int k = lid; k < CODES; k += BLOCK) {
+    __local float m_code[CODES], v_code[CODES], m_max[ITEMS], v_max[ITEMS];
+    for (int k = lid; k < CODES; k += ITEMS) {
         m_code[k] = signed_code[k];
         v_code[k] = unsigned_code[k];
     }
@@ -83,29 +95,41 @@ void adam8bit_step(ADAM8BIT_ARGS)
     __global float *v_absmax = v_absmax_data + v_absmax_offset;
     __global const int *block_starts = block_starts_data + block_starts_offset;
     for (long block = get_group_id(0); block < n_blocks; block += get_num_groups(0)) {
-        const long i = (long)block_starts[block] + lid;
-        const bool mine = i < (long)block_starts[block + 1];
+        const long first = (long)block_starts[block] + lid, end = block_starts[block + 1];
         const float m_scale = m_absmax[block], v_scale = v_absmax[block];
         // The codes are in local memory (first block), and the last block's maxima read.
         barrier(CLK_LOCAL_MEM_FENCE);
-        float m_i = 0.0f, v_i = 0.0f;
-        if (mine) {
-            float p_i = LOAD_PARAM(i, LOAD1_P, LOAD1_F), g_i = LOAD1_P(g, i);
-            float vmax_i = 0.0f;
-            m_i = m_code[m_codes[i]] * m_scale;
-            v_i = v_code[v_codes[i]] * v_scale;
-            UNSCALE(g_i);
-            ADAM_UPDATE(p_i, g_i, m_i, v_i, vmax_i);
-            STORE_PARAM(p_i, i, STORE1_P, STORE1_F);
+        float m_new[PER_ITEM], v_new[PER_ITEM];
+        float m_top = 0.0f, v_top = 0.0f;
+        for (int k = 0; k < PER_ITEM; ++k) {
+            const long i = first + k * ITEMS;
+            m_new[k] = 0.0f;
+            v_new[k] = 0.0f;
+            if (i < end) {
+                float p_i = LOAD_PARAM(i, LOAD1_P, LOAD1_F), g_i = LOAD1_P(g, i);
+                float m_i = m_code[m_codes[i]] * m_scale, v_i = v_code[v_codes[i]] * v_scale;
+                float vmax_i = 0.0f;
+                UNSCALE(g_i);
+                ADAM_UPDATE(p_i, g_i, m_i, v_i, vmax_i);
+                STORE_PARAM(p_i, i, STORE1_P, STORE1_F);
+                m_new[k] = m_i;
+                v_new[k] = v_i;
+                m_top = fmax(m_top, fabs(m_i));
+                v_top = fmax(v_top, v_i);  // v >= 0
+            }
         }
-        m_max[lid] = fabs(m_i);
-        v_max[lid] = v_i;  // v >= 0
+        m_max[lid] = m_top;
+        v_max[lid] = v_top;
         block_max2(m_max, v_max, lid);
-        const float m_top = m_max[0], v_top = v_max[0];
-        if (mine) {
-            // An all-zero block keeps absmax 0, which decodes every code to 0.
-            NEAREST_CODE(m_code, m_top > 0.0f ? m_i / m_top : 0.0f, m_codes[i]);
-            NEAREST_CODE(v_code, v_top > 0.0f ? v_i / v_top : 0.0f, v_codes[i]);
+        m_top = m_max[0];
+        v_top = v_max[0];
+        QUANTIZE_SCALES(m_top, v_top);
+        for (int k = 0; k < PER_ITEM; ++k) {
+            const long i = first + k * ITEMS;
+            if (i < end) {
+                NEAREST_CODE(m_code, m_new[k] * m_inverse, m_codes[i]);
+                NEAREST_CODE(v_code, v_new[k] * v_inverse, v_codes[i]);
+            }
         }
         if (lid == 0) {
             m_absmax[block] = m_top;
@@ -113,7 +137,6 @@ void adam8bit_step(ADAM8BIT_ARGS)
         }
     }
 }
-
 #else
 // On a CPU (SERIAL_BLOCKS) a work-item steps a whole block on its own, keeping the new
 // moments in private arrays between its two passes: no barrier, which PoCL turns into
@@ -148,9 +171,10 @@ __kernel void adam8bit_step(ADAM8BIT_ARGS)
         m_top = fmax(m_top, fabs(m_i));
         v_top = fmax(v_top, v_i);
     }
+    QUANTIZE_SCALES(m_top, v_top);
     for (long i = first; i < end; ++i) {
-        NEAREST_CODE(signed_code, m_top > 0.0f ? m_new[i - first] / m_top : 0.0f, m_codes[i]);
-        NEAREST_CODE(unsigned_code, v_top > 0.0f ? v_new[i - first] / v_top : 0.0f, v_codes[i]);
+        NEAREST_CODE(signed_code, m_new[i - first] * m_inverse, m_codes[i]);
+        NEAREST_CODE(unsigned_code, v_new[i - first] * v_inverse, v_codes[i]);
     }
     m_absmax_data[m_absmax_offset + block] = m_top;
     v_absmax_data[v_absmax_offset + block] = v_top;

@@ -47,13 +47,17 @@ from netcl.optim.functional.kernels import (
 #: Elements per quantisation block (bitsandbytes' block-wise 8-bit optimizers use 256):
 #: two float32 scales per 256 elements add 1/32 byte per parameter to its 2 bytes.
 BLOCK = 256
-# Blocks each work-group steps (it loads the two code tables, 2 KiB, once for them all).
+# Blocks each work-group steps (it loads the two code tables, 2 KiB, once for them all),
+# and elements of each block a work-item steps (a work-group is BLOCK // PER_ITEM).
 BLOCKS_PER_GROUP = 8
+PER_ITEM = 1
 # The decades of the dynamic code: magnitudes from 10^-(DECADES - 1) to 1.
 DECADES = 7
 # Block tables kept per device; a bucket whose late parameters keep changing the
 # ranges could grow this without bound, so it is cleared past the limit.
 _TABLE_CACHE_LIMIT = 64
+#: Tests set this to run the GPU's work-group kernel on a CPU device.
+force_groups = False
 
 
 def dynamic_code(signed: bool) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -98,8 +102,9 @@ def quantize(values: np.ndarray[Any, Any], signed: bool) -> tuple[np.ndarray[Any
     padded = np.zeros(blocks(flat.size) * BLOCK, np.float32)
     padded[:flat.size] = flat
     absmax = np.abs(padded.reshape(-1, BLOCK)).max(axis=1)
-    scale = np.repeat(absmax, BLOCK)[:flat.size]
-    normed = np.divide(flat, scale, out=np.zeros_like(flat), where=scale > 0)
+    # As the kernel: times the reciprocal of the block's absmax (0 for an all-zero block).
+    inverse = np.divide(np.float32(1), absmax, out=np.zeros_like(absmax), where=absmax > 0)
+    normed = flat * np.repeat(inverse, BLOCK)[:flat.size]
     low = np.clip(np.searchsorted(code, normed, side="right") - 1, 0, len(code) - 1)
     high = np.minimum(low + 1, len(code) - 1)
     # As the kernel: the nearer neighbour, ties going up; below code[0], code[0].
@@ -236,14 +241,14 @@ def adam8bit_step(
                      sizes[i])
         if not steps[i] >= 1:
             raise ValueError(f"steps[{i}] is {steps[i]!r}; a step count is >= 1")
-    flags, extra = scaling_flags({"DECOUPLED": int(decoupled), "AMSGRAD": 0, "BLOCK": BLOCK},
-                                 grad_scaling)
+    flags, extra = scaling_flags({"DECOUPLED": int(decoupled), "AMSGRAD": 0, "BLOCK": BLOCK,
+                                  "PER_ITEM": PER_ITEM}, grad_scaling)
     compute = scaled_scalars(lambda h, t, j: h.kernel_scalars(t[j], decoupled), grad_scaling)
     for i in range(n):
         param = p[i]
         operands = [param, *((param.master,) if param.master is not None else ()), g[i],
                     *(arrays[i] for arrays in named.values())]
-        serial = param.device.type == "cpu"
+        serial = param.device.type == "cpu" and not force_groups
         kernel, _ = optimizer_kernel(
             param.device, ("adam.cl", "adam8bit.cl"), "adam8bit_step", param.dtype,
             {**flags, "MASTER_WEIGHTS": int(param.master is not None),
@@ -253,8 +258,9 @@ def adam8bit_step(
         n_blocks = table.size - 1
         if serial:  # a work-item a block
             work_items, local_size = n_blocks, None
-        else:  # a work-group of BLOCK work-items for every BLOCKS_PER_GROUP blocks
-            work_items, local_size = -(-n_blocks // BLOCKS_PER_GROUP) * BLOCK, BLOCK
+        else:  # a work-group for every BLOCKS_PER_GROUP blocks
+            local_size = BLOCK // PER_ITEM
+            work_items = -(-n_blocks // BLOCKS_PER_GROUP) * local_size
         launch(param.device, kernel, work_items, np.int64(n_blocks),
                *(arg for x in operands for arg in (x.buffer, np.int64(x.offset))),
                table.buffer, np.int64(table.offset), signed.buffer, unsigned.buffer, *extra,
