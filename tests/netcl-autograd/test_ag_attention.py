@@ -24,9 +24,10 @@ SMALL_TILES = {
 }
 
 
-@pytest.fixture(params=["rows", "tiles"])
+@pytest.fixture(params=["rows", "tiles", "cpu"])
 def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test once with each form of the kernels (attention.cl, attention_tiled.cl)."""
+    """Runs a test once with each form of the kernels (attention.cl, attention_tiled.cl,
+    attention_cpu.cl)."""
     monkeypatch.setattr(attention, "KERNELS", request.param)
     monkeypatch.setattr(attention, "TILES", SMALL_TILES)
     return str(request.param)

@@ -1,9 +1,10 @@
 """Scaled dot-product attention as fused kernels: the forward keeps only each query
 row's log-sum-exp for the backward, never the (L, S) attention matrix.
 
-Two forms of the same three kernels: attention.cl gives each work-item one row (the
-CPU's, and any shape), attention_tiled.cl gives each work-group a block of rows and each
-work-item a register tile of its products (a GPU's, where the head dims divide the tile).
+Three forms of the same three kernels: attention.cl gives each work-item one row (any
+shape), attention_tiled.cl gives each work-group a block of rows and each work-item a
+register tile of its products (a GPU's, where the head dims divide the tile), and
+attention_cpu.cl one row a work-item without local memory or barriers (a CPU's).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from typing import Any
 import numpy as np
 import pyopencl.cltypes as cltypes
 
+from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import common_device, empty, needs_grad, record
 from netcl.core.tensor.launch import enqueue
-from netcl.core.tensor.ops.elementwise import broadcast_strides, broadcasts_to
+from netcl.core.tensor.ops.elementwise import broadcast_strides, broadcasts_to, rows_group
 from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("attention.cl")
 MASK_FILE = Path(__file__).with_name("attention_mask.cl")
 TILED_FILE = Path(__file__).with_name("attention_tiled.cl")
+CPU_KERNEL_FILE = Path(__file__).with_name("attention_cpu.cl")
 # Rows a work-group (one work-item each) and rows a local-memory tile. 64 rows
 # share each K/V tile; a tile of 32 rows of 64 floats for K and for V is 16 KiB
 # of local memory, well inside every device's 32 KiB minimum.
@@ -71,8 +74,13 @@ TILES: dict[str, AttentionTile] = {
     "sdpa_backward_q": AttentionTile(32, 32, 8, 16),
     "sdpa_backward_kv": AttentionTile(32, 32, 8, 16),
 }
-# "rows" or "tiles" runs that form everywhere it fits; None: tiles on a GPU, rows elsewhere.
+# "rows", "tiles" or "cpu" runs that form everywhere it fits; None: tiles on a GPU, cpu
+# (attention_cpu.cl) elsewhere.
 KERNELS: str | None = None
+
+
+def _form(device: Device) -> str:
+    return KERNELS or ("tiles" if device.type == "gpu" else "cpu")
 
 
 def _as4(op: str, name: str, t: Tensor) -> tuple[Shape, np.ndarray[Any, Any]]:
@@ -155,9 +163,8 @@ class _Problem:
 
     def tile(self, name: str) -> AttentionTile | None:
         """The tile kernel ``name`` runs at, or None for the row-a-work-item form."""
-        kernels = KERNELS or ("tiles" if self.device.type == "gpu" else "rows")
         tile = TILES[name]
-        if kernels == "rows" or not tile.fits(self.dqk, self.dv):
+        if _form(self.device) != "tiles" or not tile.fits(self.dqk, self.dv):
             return None
         if tile.local_bytes(name, self.dqk, self.dv) > self.device.cl_device.local_mem_size:
             return None
@@ -165,21 +172,27 @@ class _Problem:
 
     def launch(self, name: str, rows: int, args: list[Any]) -> None:
         """Kernel ``name`` over ``rows`` rows for every (batch, head), then ``tail``'s
-        sizes and scale: a work-group per ``bm`` rows of its tile, else a work-item a row."""
-        if not rows or not self.batch * self.heads:
+        sizes and scale: a work-group per ``bm`` rows of its tile, a work-item a row
+        (ROWS a work-group), or attention_cpu.cl's over the exact grid."""
+        heads = self.batch * self.heads
+        if not rows or not heads:
+            return
+        kernels = self.device.kernels
+        if _form(self.device) == "cpu":
+            kernel = kernels.kernel((MASK_FILE, CPU_KERNEL_FILE), f"{name}_cpu", self.defines)
+            enqueue(self.device, kernel, (rows, heads), rows_group(rows, heads),
+                    [*args, *self.tail()])
             return
         tile = self.tile(name)
         if tile is None:
-            kernel = self.device.kernels.kernel((MASK_FILE, KERNEL_FILE), name, self.defines)
+            kernel = kernels.kernel((MASK_FILE, KERNEL_FILE), name, self.defines)
             groups, size = -(-rows // ROWS), ROWS
         else:
             defines = {**self.defines, "BM": tile.bm, "BN": tile.bn, "RY": tile.ry,
                        "RX": tile.rx}
-            kernel = self.device.kernels.kernel((MASK_FILE, TILED_FILE), f"{name}_tiled",
-                                                defines)
+            kernel = kernels.kernel((MASK_FILE, TILED_FILE), f"{name}_tiled", defines)
             groups, size = -(-rows // tile.bm), tile.ry * tile.rx
-        enqueue(self.device, kernel, (groups * size, self.batch * self.heads), (size, 1),
-                [*args, *self.tail()])
+        enqueue(self.device, kernel, (groups * size, heads), (size, 1), [*args, *self.tail()])
 
     def tail(self) -> list[Any]:
         return [np.int32(self.heads), np.int32(self.lq), np.int32(self.lk),
