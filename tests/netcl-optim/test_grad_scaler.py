@@ -16,7 +16,7 @@ import torch
 
 from netcl.amp import GradScaler
 from netcl.core.tensor import Parameter, Tensor, float32, from_numpy, ops
-from netcl.optim import SGD, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam
+from netcl.optim import SGD, Adagrad, Adam, Adamax, AdamW, Lion, Muon, NAdam, RAdam
 from netcl.optim.functional import adam
 
 Array = np.ndarray[Any, Any]
@@ -101,7 +101,11 @@ def test_matches_torch_step_for_step(optimizer_name: str) -> None:
         assert ours["step"] == float(theirs["step"]) == 20 - len(INF_STEPS)
         for key, value in theirs.items():
             if key != "step":  # each state buffer (and NAdam's mu_product)
-                np.testing.assert_allclose(ours[key], value.numpy(), rtol=1e-5, atol=1e-12)
+                # A moment averages gradients of either sign, so its error is a few ulps of
+                # the gradients, not of itself (an element may cancel to near zero): the
+                # bound is relative to the buffer's largest element.
+                scale = float(np.abs(value.numpy()).max())
+                np.testing.assert_allclose(ours[key], value.numpy(), rtol=0, atol=1e-5 * scale)
 
 
 def test_skipped_step_leaves_params_and_state_untouched() -> None:
@@ -207,9 +211,11 @@ def test_scale_and_errors() -> None:
     lambda ps: Lion(ps, lr=1e-3, weight_decay=0.1),
     lambda ps: Adagrad(ps, lr=0.05, lr_decay=0.1, weight_decay=0.01),
     lambda ps: RAdam(ps, lr=0.01, decoupled_weight_decay=True, weight_decay=0.01),
-], ids=["lion", "adagrad-lr_decay", "radam-decoupled"])
+    lambda ps: Muon(ps, lr=0.02, weight_decay=0.1),
+], ids=["lion", "adagrad-lr_decay", "radam-decoupled", "muon"])
 def test_one_launch_path_equals_stepping_only_the_finite_steps_unscaled(make: Any) -> None:
-    """Lion (which torch lacks) and the options the torch comparison leaves out: through
+    """Lion, Muon (a matrix's momentum, orthogonalised, then applied: both launches skip)
+    and the options the torch comparison leaves out: through
     the scaler's buffers each step equals a plain step on the unscaled gradient, and an
     overflowed step is no step at all (the later bias corrections count only steps
     taken), bit for bit."""

@@ -16,7 +16,7 @@ from netcl.core.tensor import Parameter, Tensor, bfloat16, float16, from_numpy, 
 from netcl.jit import CaptureError, jit
 from netcl.nn import Linear, ReLU, Sequential, cross_entropy
 from netcl.nn.functional import linear, relu
-from netcl.optim import SGD, Adagrad, Adam, Adamax, Lion, RAdam
+from netcl.optim import SGD, Adagrad, Adam, Adamax, Lion, Muon, RAdam
 
 STEPS = 8
 INF_AT = (3, 6)
@@ -36,7 +36,10 @@ def batches() -> list[tuple[Tensor, Tensor]]:
 def run(jitted: bool, optimizer_class: Any = Adam) -> dict[str, Any]:
     manual_seed(1)
     model = Sequential(Linear(None, 12, 32), ReLU(), Linear(None, 32, 4))
-    optimizer = optimizer_class(model.parameters(), lr=1e-2)
+    params = list(model.parameters())
+    if optimizer_class is Muon:  # which steps matrices only
+        params = [p for p in params if p.ndim == 2]
+    optimizer = optimizer_class(params, lr=1e-2)
     scaler = GradScaler(init_scale=2.0**8, growth_interval=2)
 
     def step(x: Tensor, y: Tensor) -> Tensor:
@@ -59,14 +62,14 @@ def run(jitted: bool, optimizer_class: Any = Adam) -> dict[str, Any]:
 
 # Every optimizer whose kernel takes the scaler's buffers (its step captures, so a replay
 # reads nothing back: see the next test).
-@pytest.mark.parametrize("optimizer_class", [Adam, RAdam, Adamax, Adagrad, Lion])
+@pytest.mark.parametrize("optimizer_class", [Adam, RAdam, Adamax, Adagrad, Lion, Muon])
 def test_jitted_amp_step_equals_eager_and_skips_on_replay(optimizer_class: Any) -> None:
     eager, replayed = run(False, optimizer_class), run(True, optimizer_class)
     assert replayed["scale"] == eager["scale"]
     for ours, theirs in zip(replayed["params"], eager["params"], strict=True):
         np.testing.assert_array_equal(ours, theirs)
     for index, entry in eager["state"].items():
-        if optimizer_class is not Lion:  # which counts no steps
+        if optimizer_class not in (Lion, Muon):  # which count no steps
             assert replayed["state"][index]["step"] == entry["step"] == STEPS - len(INF_AT)
         for key, value in entry.items():
             np.testing.assert_array_equal(replayed["state"][index][key], value)

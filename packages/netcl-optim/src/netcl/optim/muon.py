@@ -54,6 +54,8 @@ class Muon(Optimizer):
     hyperparameters = MuonHyperparameters
     #: It orthogonalises whole matrices: a shard of elements is not a share of its step.
     shards_elementwise = False
+    #: Under a GradScaler both of its kernels skip on found_inf; the momentum unscales.
+    _step_supports_amp_scaling = True
 
     def __init__(
         self,
@@ -94,4 +96,4 @@ class Muon(Optimizer):
     def _update(self, hyper: MuonHyperparameters, batch: StepBatch) -> None:
         shapes = [p.shape for p in batch.params]
         muon_step(hyper, batch.params, batch.grads, batch.named(MuonState).momentum_buffer,
-                  shapes, batch.live, ns_dtype=self.ns_dtype)
+                  shapes, batch.live, ns_dtype=self.ns_dtype, grad_scaling=batch.grad_scaling)

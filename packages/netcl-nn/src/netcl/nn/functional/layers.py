@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from netcl.core.tensor import Tensor, from_numpy, ops, philox
+from netcl.core.tensor import Tensor, dtypes, from_numpy, ops, philox
 from netcl.core.tensor.autocast import to_low_precision
 from netcl.core.tensor.ops.conv import IntPair
-from netcl.nn.functional.normalization import float32_norm_operands
+from netcl.nn.functional.normalization import float32_norm_operands, in_float32
 
 IndexLike = Tensor | np.ndarray[Any, Any] | Sequence[int]
 
@@ -60,10 +61,14 @@ def layer_norm(
 ) -> Tensor:
     """(x - mean) / sqrt(var + eps) * weight + bias over the last ``len(normalized_shape)`` axes.
 
-    The variance is the biased one (divided by the count), as in PyTorch. Float32
-    under autocast (PyTorch's float32 list).
+    The variance is the biased one (divided by the count), as in PyTorch. A 16-bit
+    input is normalised in float32, the result in its dtype; under autocast the
+    result is float32 (PyTorch's float32 list).
     """
     x, weight, bias = float32_norm_operands(x, weight, bias)
+    if x.dtype in dtypes.LOW_PRECISION:
+        return in_float32(functools.partial(
+            layer_norm, normalized_shape=normalized_shape, weight=weight, bias=bias, eps=eps), x)
     shape = tuple(normalized_shape)
     if x.shape[x.ndim - len(shape) :] != shape:
         raise ValueError(

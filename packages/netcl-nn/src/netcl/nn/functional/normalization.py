@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -17,6 +18,12 @@ def float32_norm_operands(x: Tensor, weight: Tensor | None, bias: Tensor | None
     x, *affine = to_float32(x, *(t for t in (weight, bias) if t is not None))
     return (x, affine.pop(0) if weight is not None else None,
             affine.pop(0) if bias is not None else None)
+
+
+def in_float32(norm: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``norm`` of a 16-bit ``x`` computed in float32 and rounded back to x's dtype, as
+    PyTorch's norms compute in float32 and return their input's dtype."""
+    return ops.cast(norm(ops.cast(x, dtypes.float32)), x.dtype)
 
 
 def _per_channel(t: Tensor, ndim: int) -> Tensor:
@@ -55,13 +62,12 @@ def batch_norm(
     on the device for a cumulative average). Otherwise the running statistics.
 
     A 16-bit input is normalised in float32 and the result rounded back to its
-    dtype, as PyTorch's batch_norm with float32 statistics does (autocast leaves
-    it alone, as PyTorch's does).
+    dtype, as PyTorch's (autocast leaves batch_norm alone, as PyTorch's does).
     """
     if x.dtype in dtypes.LOW_PRECISION:
-        out = batch_norm(ops.cast(x, dtypes.float32), running_mean, running_var, weight, bias,
-                         training, momentum, eps)
-        return ops.cast(out, x.dtype)
+        return in_float32(functools.partial(
+            batch_norm, running_mean=running_mean, running_var=running_var, weight=weight,
+            bias=bias, training=training, momentum=momentum, eps=eps), x)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected an (N, C, ...) input, got shape {x.shape}")
     channels = x.shape[1]
@@ -101,9 +107,13 @@ def group_norm(
     eps: float = 1e-5,
 ) -> Tensor:
     """Normalise each of ``num_groups`` groups of channels of every sample over the group's
-    channels and positions (biased variance), then scale and shift per channel. Float32
-    under autocast (PyTorch's float32 list on CUDA)."""
+    channels and positions (biased variance), then scale and shift per channel. A 16-bit
+    input is normalised in float32, the result in its dtype; under autocast the result
+    is float32 (PyTorch's float32 list on CUDA)."""
     x, weight, bias = float32_norm_operands(x, weight, bias)
+    if x.dtype in dtypes.LOW_PRECISION:
+        return in_float32(functools.partial(
+            group_norm, num_groups=num_groups, weight=weight, bias=bias, eps=eps), x)
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(
             f"group_norm: input of shape {x.shape} must be (N, C, ...) with C divisible by "
@@ -122,14 +132,19 @@ def rms_norm(
     eps: float | None = None,
 ) -> Tensor:
     """x / sqrt(mean(x^2) + eps) * weight over the last ``len(normalized_shape)`` axes;
-    ``eps`` defaults to the machine epsilon of x's dtype, as ``torch.nn.functional.rms_norm``.
-    Float32 under autocast (PyTorch's float32 list on CUDA)."""
-    x, weight, _ = float32_norm_operands(x, weight, None)
+    ``eps`` defaults to the machine epsilon of the dtype it is computed in (float32 for a
+    16-bit x), as ``torch.nn.functional.rms_norm``.
+    A 16-bit input is normalised in float32, the result in its dtype, inside autocast
+    too (PyTorch's CUDA autocast lists leave rms_norm out, unlike layer_norm).
+    """
     shape = tuple(normalized_shape)
     if x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(
             f"rms_norm: input of shape {x.shape} does not end in normalized_shape {shape}"
         )
+    if x.dtype in dtypes.LOW_PRECISION:
+        return in_float32(functools.partial(
+            rms_norm, normalized_shape=shape, weight=weight, eps=eps), x)
     if eps is None:
         eps = float(np.finfo(x.dtype if x.dtype != dtypes.bool_ else np.float32).eps)
     axes = tuple(range(x.ndim - len(shape), x.ndim))

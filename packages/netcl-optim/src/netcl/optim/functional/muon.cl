@@ -3,11 +3,17 @@
 // PARAM_HALF. Operation order follows PyTorch's single-tensor Muon:
 //   buf.lerp_(g, 1 - momentum); u = g.lerp(buf, momentum) if nesterov else buf
 //   p.mul_(1 - lr * weight_decay); p.add_(o, alpha=-adjusted_lr)
+// Under a GradScaler (GRAD_SCALING, vector_io.cl) both halves return at once on found_inf
+// and the momentum divides the gradient by the scale; nothing depends on the step count.
+// (A skipped step's orthogonalisation runs on a u never written, and its result is
+// never applied.)
+#define STEP_DOUBLES
 
 // muon_momentum: moves the momentum buffer and writes the matrix to orthogonalise (u).
 #define MUON_MOMENTUM_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)             \
     do {                                                                        \
         TYPE g_i = LOAD_P(g, i), buf_i = LOAD_F(buf, i);                        \
+        UNSCALE(g_i);                                                           \
         buf_i = LERP(buf_i, g_i, one_minus_momentum);                           \
         STORE_F(buf_i, buf, i);                                                 \
         STORE_F(nesterov ? LERP(g_i, buf_i, momentum) : buf_i, u, i);           \
@@ -17,9 +23,11 @@ __kernel void muon_momentum(const long n,
                             __global const param_t *g_data, const long g_offset,
                             __global float *buf_data, const long buf_offset,
                             __global float *u_data, const long u_offset,
+                            GRAD_SCALING_BUFFERS
                             const float momentum, const float one_minus_momentum,
-                            const int nesterov)
+                            const int nesterov GRAD_SCALING_SCALARS)
 {
+    SKIP_IF_FOUND_INF;
     CHUNK_BOUNDS(n);
     __global const param_t *g = g_data + g_offset;
     __global float *buf = buf_data + buf_offset;
@@ -38,8 +46,10 @@ __kernel void muon_momentum(const long n,
 __kernel void muon_apply(const long n,
                          PARAM_ARGS,
                          __global const float *o_data, const long o_offset,
-                         const float decay, const float neg_lr)
+                         GRAD_SCALING_BUFFERS
+                         const float decay, const float neg_lr GRAD_SCALING_SCALARS)
 {
+    SKIP_IF_FOUND_INF;
     CHUNK_BOUNDS(n);
     PARAM_POINTERS;
     __global const float *o = o_data + o_offset;

@@ -22,7 +22,13 @@ import numpy as np
 from netcl.core.tensor import Tensor, bfloat16, empty, float32, full, ops, recorder
 from netcl.optim import hyperparameters as check
 from netcl.optim.functional.device_arrays import ArrayLike, check_operands, span, spans
-from netcl.optim.functional.kernels import LiveGroup, launch_step, step_scalars
+from netcl.optim.functional.kernels import (
+    GradScaling,
+    LiveGroup,
+    launch_step,
+    scaling_flags,
+    step_scalars,
+)
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # The update in words, shared by :func:`muon`'s and :class:`netcl.optim.Muon`'s docstrings.
@@ -170,10 +176,11 @@ def muon_step(
     live: LiveGroup | None = None,
     *,
     ns_dtype: str = "bfloat16",
+    grad_scaling: GradScaling | None = None,
 ) -> None:
     """:func:`muon` with checked hyperparameters, after every array is checked: per matrix,
-    a ``muon_momentum`` launch, the iterations, a ``muon_apply`` launch (``live``: see
-    :func:`~netcl.optim.functional.adam_step`)."""
+    a ``muon_momentum`` launch, the iterations, a ``muon_apply`` launch (``live``,
+    ``grad_scaling``: see :func:`~netcl.optim.functional.adam_step`)."""
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
     buf = spans(momentum_buffers, "momentum_buffers", n)
@@ -188,16 +195,19 @@ def muon_step(
                 f"shapes[{i}] is {tuple(shapes[i])}; Muon steps matrices, and params[{i}] "
                 f"has {p[i].count} elements"
             )
+    flags, scaler_buffers = scaling_flags({}, grad_scaling)
     with recorder.recording(None):  # an optimizer's update is no op of a model
         for i in range(n):
             rows, cols = shapes[i]
             u = empty((rows, cols), float32, p[i].device)
             momentum = step_scalars(hyper, (), i, lambda h, _, j: h.momentum_scalars(), live)
-            launch_step("muon.cl", "muon_momentum", {}, (g[i], buf[i], span(u, "u")), momentum)
+            launch_step("muon.cl", "muon_momentum", flags, (g[i], buf[i], span(u, "u")),
+                        (*scaler_buffers, *momentum))
             o = orthogonalize(u, hyper, ns_dtype)
             apply = functools.partial(_apply_scalars, (rows, cols))
             applied = step_scalars(hyper, (), i, apply, live)
-            launch_step("muon.cl", "muon_apply", {}, (p[i], span(o, "o")), applied)
+            launch_step("muon.cl", "muon_apply", flags, (p[i], span(o, "o")),
+                        (*scaler_buffers, *applied))
 
 
 def _apply_scalars(
