@@ -22,14 +22,22 @@ SMALL_TILES = {
     "sdpa_backward_q": AttentionTile(8, 16, 4, 4),
     "sdpa_backward_kv": AttentionTile(16, 8, 8, 4),
 }
+# The same with each work-item's rows consecutive, read four at a time.
+SMALL_VEC_TILES = {
+    "sdpa_forward": AttentionTile(16, 8, 4, 4, vec=True),
+    "sdpa_backward_q": AttentionTile(16, 16, 4, 4, vec=True),
+    "sdpa_backward_kv": AttentionTile(32, 8, 8, 4, vec=True),
+}
 
 
-@pytest.fixture(params=["rows", "tiles", "cpu"])
+@pytest.fixture(params=["rows", "tiles", "vec tiles", "cpu"])
 def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test once with each form of the kernels (attention.cl, attention_tiled.cl,
-    attention_cpu.cl)."""
-    monkeypatch.setattr(attention, "KERNELS", request.param)
-    monkeypatch.setattr(attention, "TILES", SMALL_TILES)
+    """Runs a test once with each form of the kernels (attention.cl, attention_tiled.cl
+    with and without ``vec``, attention_cpu.cl)."""
+    form = "tiles" if request.param == "vec tiles" else request.param
+    monkeypatch.setattr(attention, "KERNELS", form)
+    monkeypatch.setattr(attention, "TILES",
+                        SMALL_VEC_TILES if request.param == "vec tiles" else SMALL_TILES)
     return str(request.param)
 
 

@@ -40,21 +40,25 @@ from netcl.core.tensor.ops import attention  # noqa: E402
 from netcl.core.tensor.ops.attention import AttentionTile  # noqa: E402
 
 SHAPE = [8, 12, 1024, 64]
+# (bm, bn, ry, rx, vec): the first pass's winners (every-ry-th rows), then tiles whose
+# work-items read four consecutive rows at a time (the first pass, history/
+# 2026-12-04-attention-h200-tiled.md, timed 22 tiles without vec).
 CANDIDATES: dict[str, list[AttentionTile]] = {
     "sdpa_forward": [AttentionTile(*t) for t in (
-        (64, 32, 16, 8), (64, 32, 16, 16), (64, 32, 8, 8), (64, 32, 32, 8), (32, 64, 8, 16),
-        (32, 32, 8, 8), (64, 16, 16, 8), (32, 64, 8, 8))],
+        (32, 64, 8, 16, False), (32, 64, 8, 16, True), (64, 32, 16, 8, True),
+        (64, 32, 8, 16, True), (64, 32, 8, 8, True), (32, 64, 4, 16, True),
+        (32, 32, 8, 8, True))],
     "sdpa_backward_q": [AttentionTile(*t) for t in (
-        (64, 16, 16, 8), (32, 32, 8, 8), (32, 32, 8, 16), (32, 32, 16, 8), (64, 16, 16, 16),
-        (32, 16, 8, 8), (64, 8, 16, 8))],
+        (32, 32, 8, 16, False), (32, 32, 8, 16, True), (64, 16, 16, 8, True),
+        (64, 16, 8, 16, True), (32, 32, 4, 16, True), (32, 32, 8, 8, True))],
     "sdpa_backward_kv": [AttentionTile(*t) for t in (
-        (32, 32, 8, 8), (32, 32, 8, 16), (32, 32, 16, 8), (64, 8, 16, 8), (32, 16, 8, 8),
-        (16, 32, 4, 8), (32, 16, 16, 8))],
+        (32, 32, 8, 16, False), (32, 32, 8, 16, True), (32, 32, 4, 16, True),
+        (32, 32, 8, 8, True), (64, 8, 8, 8, True), (32, 16, 8, 8, True))],
 }
 
 
 def _name(tile: AttentionTile) -> str:
-    return f"{tile.bm}x{tile.bn} {tile.ry}x{tile.rx}"
+    return f"{tile.bm}x{tile.bn} {tile.ry}x{tile.rx}{' vec' if tile.vec else ''}"
 
 
 class Problem:
@@ -133,7 +137,7 @@ def sweep(report: Report, problem: Problem, best: dict[str, AttentionTile], kern
             continue
         tiles[_name(tile)] = tile
         contenders[_name(tile)] = (call, sync)
-    times = time_contenders(contenders, rounds=5, sample_s=0.2)
+    times = time_contenders(contenders, rounds=5, sample_s=0.12)
     torch_ms = times["torch fused"].median * 1e3
     what = "forward+backward" if backward else "forward"
     table = report.table(f"{kernel} tiles, causal {'x'.join(map(str, SHAPE))}, ms per {what}",

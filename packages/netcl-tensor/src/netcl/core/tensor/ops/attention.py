@@ -45,20 +45,24 @@ _INT32_MAX = 2**31 - 1
 class AttentionTile:
     """One shape of attention_tiled.cl's kernels: a work-group of ``ry x rx`` work-items
     owns ``bm`` rows and stages ``bn`` rows of the other side a step; each work-item
-    holds ``bm / ry`` rows of every product and every ``rx``-th column."""
+    holds ``bm / ry`` rows of every product and every ``rx``-th column. ``vec``: a
+    work-item's rows are consecutive and read from local memory four at a time (its
+    ``bm / ry`` a multiple of 4), where they are otherwise every ``ry``-th."""
 
     bm: int
     bn: int
     ry: int
     rx: int
+    vec: bool = False
 
     def fits(self, dqk: int, dv: int) -> bool:
         """Whether the tile divides the problem's head dims and its own blocks."""
-        return not (self.bm % self.ry or self.bn % self.rx or dqk % self.rx or dv % self.rx)
+        return not (self.bm % self.ry or self.bn % self.rx or dqk % self.rx or dv % self.rx
+                    or (self.vec and (self.bm // self.ry) % 4))
 
     def local_bytes(self, kernel: str, dqk: int, dv: int) -> int:
         """The local memory ``kernel`` declares (attention_tiled.cl's arrays) at this tile."""
-        pm, pn = self.bm + 1, self.bn + 1
+        pm, pn = self.bm + (4 if self.vec else 1), self.bn + 1
         floats = {
             "sdpa_forward": dqk * pm + max(dqk * pn, self.bn * pm) + dv * pn + self.bm * self.rx,
             "sdpa_backward_q": (dqk + dv) * (pm + pn) + self.bn * pm + 2 * self.bm,
@@ -70,9 +74,9 @@ class AttentionTile:
 # The tiles a GPU runs: each kernel's fastest on an H200 at causal 8x12x1024x64
 # (tools/bench/attention_sweep.py; history/2026-12-04-attention-h200-tiled.md).
 TILES: dict[str, AttentionTile] = {
-    "sdpa_forward": AttentionTile(32, 64, 8, 16),
-    "sdpa_backward_q": AttentionTile(32, 32, 8, 16),
-    "sdpa_backward_kv": AttentionTile(32, 32, 8, 16),
+    "sdpa_forward": AttentionTile(64, 32, 8, 16, vec=True),
+    "sdpa_backward_q": AttentionTile(32, 32, 8, 16, vec=True),
+    "sdpa_backward_kv": AttentionTile(32, 32, 8, 16, vec=True),
 }
 # "rows", "tiles" or "cpu" runs that form everywhere it fits; None: tiles on a GPU, cpu
 # (attention_cpu.cl) elsewhere.
@@ -189,7 +193,7 @@ class _Problem:
             groups, size = -(-rows // ROWS), ROWS
         else:
             defines = {**self.defines, "BM": tile.bm, "BN": tile.bn, "RY": tile.ry,
-                       "RX": tile.rx}
+                       "RX": tile.rx, "VEC": int(tile.vec)}
             kernel = kernels.kernel((MASK_FILE, TILED_FILE), f"{name}_tiled", defines)
             groups, size = -(-rows // tile.bm), tile.ry * tile.rx
         enqueue(self.device, kernel, (groups * size, heads), (size, 1), [*args, *self.tail()])

@@ -5,21 +5,40 @@
 // A work-group owns BM rows (queries in the forward and the dQ pass, keys in the dK/dV
 // pass) and walks the other side in steps of BN rows staged in local memory, where every
 // work-item of the group reads them. The group is RY x RX work-items; work-item (ty, tx)
-// holds rows ty + i*RY (i < TM) and columns tx + j*RX of each BM x BN and BM x head-dim
+// holds rows ROW(i) (i < TM) and columns tx + j*RX of each BM x BN and BM x head-dim
 // product in registers, so a value read from local memory feeds TM or TN multiply-adds.
-// Local tiles are stored transposed, [column][row], with a pitch of rows + 1: a warp
-// reading along rows or along columns then hits distinct banks.
+// Local tiles are stored transposed, [column][row], with a pitch of rows + 1 (rows + 4
+// for VEC's aligned rows): a warp reading along rows or along columns then hits distinct
+// banks.
 //
 // attention.py supplies, besides attention_mask.cl's (built ahead of this file):
 //   DQK, DV   the head dims of q/k and of v, multiples of RX
 //   BM, BN    the rows a group owns and the rows a step stages, multiples of RY and RX
 //   RY, RX    the work-group's shape
+//   VEC       1: each work-item's TM rows are consecutive, read four at a time (TM % 4 == 0)
 
 #define NT (RY * RX)
 #define TM (BM / RY)
 #define TN (BN / RX)
-#define PM (BM + 1)
 #define PN (BN + 1)
+
+#if VEC
+// A work-item's rows are ty*TM .. ty*TM+TM-1, read from local memory as float4s: a row
+// pitch of BM + 4 keeps them 16-byte aligned, and one load serves four rows.
+#define ROW(i) (ty * TM + (i))
+#define PM (BM + 4)
+#define LOAD_ROWS(av, A, c)                                                     \
+    _Pragma("unroll") for (int i = 0; i < TM; i += 4) {                         \
+        const float4 a4 = *(__local const float4 *)&A(c, ROW(i));               \
+        av[i] = a4.x; av[i + 1] = a4.y; av[i + 2] = a4.z; av[i + 3] = a4.w;     \
+    }
+#else
+#define ROW(i) (ty + (i) * RY)
+#define PM (BM + 1)
+#define LOAD_ROWS(av, A, c) \
+    _Pragma("unroll") for (int i = 0; i < TM; ++i) av[i] = A(c, ROW(i));
+#endif
+#define ALIGNED __attribute__((aligned(16)))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 // Rows r0 .. r0+R-1 of x (columns 0 .. NC-1) into xt[c * P + r], zero past `rows`.
@@ -29,12 +48,12 @@
         xt[c * (P) + r] = (r0) + r < (rows) ? AT(x, b, h, (r0) + r, c) : 0.0f;  \
     }
 
-// acc[i][j] += sum over c < n of A(c, ty + i*RY) * B(c, tx + j*RX) (j < NJ); A and B
-// name macros reading local memory.
+// acc[i][j] += sum over c < n of A(c, ROW(i)) * B(c, tx + j*RX) (j < NJ); A and B
+// name macros reading local memory, A's rows in arrays of pitch PM.
 #define PRODUCT(acc, NJ, n, A, B)                                               \
     for (int c = 0; c < (n); ++c) {                                             \
         float av[TM], bv[NJ];                                                   \
-        _Pragma("unroll") for (int i = 0; i < TM; ++i) av[i] = A(c, ty + i * RY); \
+        LOAD_ROWS(av, A, c)                                                     \
         _Pragma("unroll") for (int j = 0; j < NJ; ++j) bv[j] = B(c, tx + j * RX); \
         _Pragma("unroll") for (int i = 0; i < TM; ++i)                          \
             _Pragma("unroll") for (int j = 0; j < NJ; ++j)                      \
@@ -62,7 +81,8 @@ void sdpa_forward_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG,
     SETUP
     const int i0 = LATE_FIRST;
     // kp holds the key tile, then (once the scores are taken) the tile's P.
-    __local float qt[DQK * PM], kp[MAX(DQK * PN, BN * PM)], vt[DV * PN], red[BM * RX];
+    __local float qt[DQK * PM] ALIGNED, kp[MAX(DQK * PN, BN * PM)] ALIGNED;
+    __local float vt[DV * PN], red[BM * RX];
 #define QT(c, r) qt[(c) * PM + (r)]
 #define KT(c, r) kp[(c) * PN + (r)]
 #define PT(c, r) kp[(c) * PM + (r)]
@@ -89,7 +109,7 @@ void sdpa_forward_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG,
         PRODUCT(s, TN, DQK, QT, KT)
         #pragma unroll
         for (int i = 0; i < TM; ++i) {
-            const int row = min(i0 + ty + i * RY, Lq - 1);
+            const int row = min(i0 + ROW(i), Lq - 1);
             float mx = -INFINITY;
             #pragma unroll
             for (int j = 0; j < TN; ++j) {
@@ -97,14 +117,14 @@ void sdpa_forward_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG,
                 s[i][j] = col < Lk ? MASKED(s[i][j] * scale, row, col) : -INFINITY;
                 mx = fmax(mx, s[i][j]);
             }
-            red[(ty + i * RY) * RX + tx] = mx;
+            red[(ROW(i)) * RX + tx] = mx;
         }
         barrier(CLK_LOCAL_MEM_FENCE);  // the maxima are in and the key tile is read
         #pragma unroll
         for (int i = 0; i < TM; ++i) {
             float mx = m[i];
             #pragma unroll
-            for (int x = 0; x < RX; ++x) mx = fmax(mx, red[(ty + i * RY) * RX + x]);
+            for (int x = 0; x < RX; ++x) mx = fmax(mx, red[(ROW(i)) * RX + x]);
             // Nothing unmasked yet: m stays -inf, P is 0 and nothing needs rescaling.
             const float correction = mx == -INFINITY ? 1.0f : exp(m[i] - mx);
             l[i] *= correction;
@@ -115,7 +135,7 @@ void sdpa_forward_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG,
             for (int j = 0; j < TN; ++j) {
                 const float p = mx == -INFINITY ? 0.0f : exp(s[i][j] - mx);
                 l[i] += p;
-                PT(tx + j * RX, ty + i * RY) = p;
+                PT(tx + j * RX, ROW(i)) = p;
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -123,11 +143,11 @@ void sdpa_forward_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG,
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     #pragma unroll
-    for (int i = 0; i < TM; ++i) red[(ty + i * RY) * RX + tx] = l[i];
+    for (int i = 0; i < TM; ++i) red[(ROW(i)) * RX + tx] = l[i];
     barrier(CLK_LOCAL_MEM_FENCE);
     #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int r = ty + i * RY, row = i0 + r;
+        const int r = ROW(i), row = i0 + r;
         if (row >= Lq) break;
         float sum = 0.0f;
         #pragma unroll
@@ -154,7 +174,8 @@ void sdpa_backward_q_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
 {
     SETUP
     const int i0 = LATE_FIRST;
-    __local float qt[DQK * PM], dot[DV * PM], kt[DQK * PN], vt[DV * PN], dst[BN * PM];
+    __local float qt[DQK * PM] ALIGNED, dot[DV * PM] ALIGNED, dst[BN * PM] ALIGNED;
+    __local float kt[DQK * PN], vt[DV * PN];
     __local float row_lse[BM], row_delta[BM];
 #define QT(c, r) qt[(c) * PM + (r)]
 #define DOT(c, r) dot[(c) * PM + (r)]
@@ -193,7 +214,7 @@ void sdpa_backward_q_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
         PRODUCT(dp, TN, DV, DOT, VT)
         #pragma unroll
         for (int i = 0; i < TM; ++i) {
-            const int r = ty + i * RY, row = min(i0 + r, Lq - 1);
+            const int r = ROW(i), row = min(i0 + r, Lq - 1);
             #pragma unroll
             for (int j = 0; j < TN; ++j) {
                 const int col = j0 + tx + j * RX;
@@ -207,7 +228,7 @@ void sdpa_backward_q_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     }
     #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int row = i0 + ty + i * RY;
+        const int row = i0 + ROW(i);
         if (row >= Lq) break;
         #pragma unroll
         for (int j = 0; j < DQK / RX; ++j)
@@ -230,8 +251,9 @@ void sdpa_backward_kv_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
 {
     SETUP
     const int j0 = EARLY_FIRST;
-    __local float kt[DQK * PM], vt[DV * PM], qt[DQK * PN], dot[DV * PN];
-    __local float pt[BN * PM], dst[BN * PM], row_lse[BN], row_delta[BN];
+    __local float kt[DQK * PM] ALIGNED, vt[DV * PM] ALIGNED;
+    __local float pt[BN * PM] ALIGNED, dst[BN * PM] ALIGNED;
+    __local float qt[DQK * PN], dot[DV * PN], row_lse[BN], row_delta[BN];
 #define KT(c, r) kt[(c) * PM + (r)]
 #define VT(c, r) vt[(c) * PM + (r)]
 #define QT(c, r) qt[(c) * PN + (r)]
@@ -265,7 +287,7 @@ void sdpa_backward_kv_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
         PRODUCT(dp, TN, DV, VT, DOT)
         #pragma unroll
         for (int i = 0; i < TM; ++i) {
-            const int r = ty + i * RY, key = j0 + r;
+            const int r = ROW(i), key = j0 + r;
             #pragma unroll
             for (int j = 0; j < TN; ++j) {
                 const int c = tx + j * RX, row = i0 + c;
@@ -282,7 +304,7 @@ void sdpa_backward_kv_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     }
     #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int key = j0 + ty + i * RY;
+        const int key = j0 + ROW(i);
         if (key >= Lk) break;
         #pragma unroll
         for (int j = 0; j < DQK / RX; ++j)
