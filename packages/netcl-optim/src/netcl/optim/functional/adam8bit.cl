@@ -60,41 +60,6 @@
 // work-item l is the block's l + k * ITEMS: each load and store of a warp is contiguous).
 #define ITEMS (BLOCK / PER_ITEM)
 
-#if WARP_SHUFFLE
-// On NVIDIA (a warp is 32 consecutive work-items): each warp's largest by butterfly
-// shuffles (inline PTX, as matmul_mma.cl uses), then the warps' through local memory:
-// two barriers instead of one a tree level.
-inline float warp_max(float x)
-{
-    for (int lane_mask = 16; lane_mask > 0; lane_mask /= 2) {
-        uint other;
-        asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;"
-                     : "=r"(other) : "r"(as_uint(x)), "r"(lane_mask));
-        x = fmax(x, as_float(other));
-    }
-    return x;
-}
-
-inline void block_max2(__local float *a, __local float *b, const int lid)
-{
-    const float a_warp = warp_max(a[lid]), b_warp = warp_max(b[lid]);
-    barrier(CLK_LOCAL_MEM_FENCE);  // every warp has read its values
-    if (lid % 32 == 0) {
-        a[lid / 32] = a_warp;
-        b[lid / 32] = b_warp;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid < 32) {
-        const float a_all = warp_max(lid < ITEMS / 32 ? a[lid] : 0.0f);
-        const float b_all = warp_max(lid < ITEMS / 32 ? b[lid] : 0.0f);
-        if (lid == 0) {
-            a[0] = a_all;
-            b[0] = b_all;
-        }
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-}
-#else
 // The largest of each of the work-group's ``a`` and ``b`` (ITEMS values each, all >= 0),
 // left in a[0] and b[0]: one tree, both arrays at each level.
 inline void block_max2(__local float *a, __local float *b, const int lid)
@@ -108,7 +73,6 @@ inline void block_max2(__local float *a, __local float *b, const int lid)
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 }
-#endif
 
 // Work-group g steps blocks g, g + groups, ...: the host launches fewer groups than blocks
 // so that each loads the two code tables into local memory once for several blocks.

@@ -48,11 +48,12 @@ from netcl.optim.functional.kernels import (
 #: two float32 scales per 256 elements add 1/32 byte per parameter to its 2 bytes.
 BLOCK = 256
 # Blocks each work-group steps (it loads the two code tables, 2 KiB, once for them all),
-# and elements of each block a work-item steps (a work-group is BLOCK // PER_ITEM).
+# and elements of each block a work-item steps (a work-group is BLOCK // PER_ITEM). On the
+# H200 (20M parameters in 200 tensors, 2026-12-04) 2 and 8 ran 0.338 ms a step; 1 and 8
+# 0.369, 4 and 8 0.359, 8 and 8 0.398, and 64 blocks a group 0.344-0.616 ms. A block
+# maximum by warp shuffles (inline PTX) instead of the tree gained nothing at 2 and 8.
 BLOCKS_PER_GROUP = 8
-PER_ITEM = 1
-#: The block maximum by warp shuffles (inline PTX) where the device is NVIDIA's.
-WARP_SHUFFLE = False
+PER_ITEM = 2
 # The decades of the dynamic code: magnitudes from 10^-(DECADES - 1) to 1.
 DECADES = 7
 # Block tables kept per device; a bucket whose late parameters keep changing the
@@ -245,7 +246,6 @@ def adam8bit_step(
             raise ValueError(f"steps[{i}] is {steps[i]!r}; a step count is >= 1")
     flags, extra = scaling_flags({"DECOUPLED": int(decoupled), "AMSGRAD": 0, "BLOCK": BLOCK,
                                   "PER_ITEM": PER_ITEM}, grad_scaling)
-    shuffle = WARP_SHUFFLE and BLOCK // PER_ITEM >= 32
     compute = scaled_scalars(lambda h, t, j: h.kernel_scalars(t[j], decoupled), grad_scaling)
     for i in range(n):
         param = p[i]
@@ -255,8 +255,7 @@ def adam8bit_step(
         kernel, _ = optimizer_kernel(
             param.device, ("adam.cl", "adam8bit.cl"), "adam8bit_step", param.dtype,
             {**flags, "MASTER_WEIGHTS": int(param.master is not None),
-             "SERIAL_BLOCKS": int(serial),
-             "WARP_SHUFFLE": int(shuffle and not serial and _nvidia(param.device))})
+             "SERIAL_BLOCKS": int(serial)})
         table = _block_starts(param.device, tuple(sizes[i]))
         signed, unsigned = _device_codes(param.device)
         n_blocks = table.size - 1
@@ -269,10 +268,6 @@ def adam8bit_step(
                *(arg for x in operands for arg in (x.buffer, np.int64(x.offset))),
                table.buffer, np.int64(table.offset), signed.buffer, unsigned.buffer, *extra,
                *step_scalars(hyper, steps, i, compute, live), local_size=local_size)
-
-
-def _nvidia(device: Device) -> bool:
-    return "cl_nv_device_attribute_query" in str(device.cl_device.extensions).split()
 
 
 def _check_entry(i: int, param: Span, grad: Span, state: dict[str, Span],
