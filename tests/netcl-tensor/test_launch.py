@@ -10,12 +10,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import pyopencl as cl
 import pytest
 from conftest import LaunchLog
 
 from netcl.core.device import Device
 from netcl.core.tensor import Tensor, from_numpy, ops
-from netcl.core.tensor.launch import Live, enqueue, observing
+from netcl.core.tensor.launch import Live, enqueue, held, marker, observing
 
 SCALE_SOURCE = """
 __kernel void scale(__global float *out, __global const float *x, const float s, const int n) {
@@ -145,3 +146,17 @@ def test_a_plan_is_reused_only_for_the_same_shapes_strides_and_dtypes(device: De
         np.testing.assert_array_equal((x[2:] * 2).numpy(), base[2:] * 2)
         np.testing.assert_array_equal((x.T - x.T).numpy(), np.zeros((4, 3), np.int32))
         np.testing.assert_array_equal((x.T + 0).numpy(), base.T)
+
+
+def test_held_runs_what_the_block_enqueued_once_it_ends_raising_or_not(device: Device) -> None:
+    x = from_numpy(np.arange(4, dtype=np.float32), device)
+    with held(device.queue):
+        y = ops.mul(x, 2.0)
+        enqueued = marker(device.queue)
+        status = enqueued.get_info(cl.event_info.COMMAND_EXECUTION_STATUS)
+        assert status != cl.command_execution_status.COMPLETE  # nothing ran: the queue is held
+    np.testing.assert_array_equal(y.numpy(), np.arange(4, dtype=np.float32) * 2)
+    with pytest.raises(KeyError), held(device.queue):
+        z = ops.add(x, 1.0)
+        raise KeyError("in the block")
+    np.testing.assert_array_equal(z.numpy(), np.arange(4, dtype=np.float32) + 1)
