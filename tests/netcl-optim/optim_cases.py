@@ -167,7 +167,8 @@ def netcl_kwargs(case: Case) -> dict[str, Any]:
     signature = inspect.signature(CLASSES[case.algorithm])
     full = {
         name: p.default for name, p in signature.parameters.items()
-        if p.default is not inspect.Parameter.empty and name not in ("allow_shared", "fused")
+        if p.default is not inspect.Parameter.empty
+        and name not in ("allow_shared", "fused", "master_weights")
     }
     return {**full, **case.kwargs}
 
@@ -250,7 +251,7 @@ class Run:
             # run is its reference, rounded only where compared (assert_params_close);
             # Adafactor keeps no master and rounds every step, so its reference does too.
             self.torch_optimizer.step()
-            if not self.optimizer._master_weights:
+            if not self.optimizer.master_weights:
                 self.round_torch_params()
 
     def round_torch_params(self) -> None:

@@ -96,6 +96,30 @@ def test_without_a_master_the_same_steps_leave_bfloat16_parameters_where_they_we
         np.testing.assert_array_equal(p.numpy().view(np.uint16), start.view(np.uint16))
 
 
+@pytest.mark.parametrize("fused", [None, False])
+def test_master_weights_false_rounds_every_step_and_keeps_no_copy(fused: bool | None) -> None:
+    """The opt-out: the same steps through the class leave every bfloat16 parameter where
+    it was (each update is under half a unit), and its state has no master."""
+    starts, grads = problem()
+    params = [Parameter(from_numpy(s)) for s in starts]
+    optimizer = Adam(params, lr=LR, fused=fused, master_weights=False)
+    assert optimizer.master_weights is False
+    for _ in range(STEPS):
+        for p, g in zip(params, grads, strict=True):
+            p.grad = from_numpy(g)
+        optimizer.step()
+    for p, start in zip(params, starts, strict=True):
+        np.testing.assert_array_equal(p.numpy().view(np.uint16), start.view(np.uint16))
+        assert "master_param" not in optimizer.state[p]
+        assert optimizer.state[p]["step"] == STEPS  # it did step
+    saved = optimizer.state_dict()
+    saved["state"][0]["master_param"] = np.zeros(SIZES[0], np.float32)
+    with pytest.raises(ValueError, match="unexpected \\['master_param'\\]"):
+        optimizer.load_state_dict(saved)
+    with pytest.raises(ValueError, match="invalid master_weights: 1"):
+        Adam(params, master_weights=1)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("cls", [SGD, AdamW])
 def test_every_kernel_algorithm_keeps_masters_and_float32_parameters_have_none(cls: Any) -> None:
     half = Parameter(from_numpy(np.ones(9, np.float16)))

@@ -133,8 +133,10 @@ def test_defaults_match_pytorch(ours: type, theirs: type, extra: dict[str, Any])
     }
     for name, p in inspect.signature(ours).parameters.items():
         # netcl's own arguments (torch.optim.RMSprop has no fused; Adam's and SGD's
-        # fused=None mean "not fused" there, "fused where possible" here).
-        if p.default is inspect.Parameter.empty or name in ("allow_shared", "fused"):
+        # fused=None mean "not fused" there, "fused where possible" here; torch keeps no
+        # master weights).
+        if p.default is inspect.Parameter.empty or name in ("allow_shared", "fused",
+                                                            "master_weights"):
             continue
         assert name in theirs_defaults, f"{ours.__name__}({name}) is not a torch argument"
         assert p.default == extra.get(name, theirs_defaults[name]), name

@@ -47,7 +47,7 @@ class Adafactor(Optimizer):
     hyperparameters = AdafactorHyperparameters
     #: It reduces over whole rows and columns: a shard of elements is not a share of its step.
     shards_elementwise = False
-    _master_weights = False  # its step is several launches, not one kernel
+    _supports_master_weights = False  # its step is several launches, not one kernel
 
     def __init__(
         self,

@@ -59,13 +59,15 @@ class Adagrad(Optimizer):
         maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
+        master_weights: bool = True,
     ) -> None:
         defaults = {
             "lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
             "initial_accumulator_value": initial_accumulator_value, "eps": eps,
             "maximize": maximize,
         }
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
+                         master_weights=master_weights)
 
     def _update(self, hyper: AdagradHyperparameters, batch: StepBatch) -> None:
         state = batch.named(AdagradState)

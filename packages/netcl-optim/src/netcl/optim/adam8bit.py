@@ -79,12 +79,14 @@ class Adam8bit(Optimizer):
         maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
+        master_weights: bool = True,
     ) -> None:
         defaults = {
             "lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
             "amsgrad": amsgrad, "maximize": maximize,
         }
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
+                         master_weights=master_weights)
 
     def _update(self, hyper: Adam8bitHyperparameters, batch: StepBatch) -> None:
         adam8bit_step(hyper, batch.params, batch.grads, batch.named(Adam8bitState), batch.sizes,
@@ -121,8 +123,10 @@ class AdamW8bit(Adam8bit):
         maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
+        master_weights: bool = True,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad,
             maximize=maximize, allow_shared=allow_shared, fused=fused,
+            master_weights=master_weights,
         )

@@ -54,12 +54,14 @@ class Adamax(Optimizer):
         maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
+        master_weights: bool = True,
     ) -> None:
         defaults = {
             "lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
             "maximize": maximize,
         }
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
+                         master_weights=master_weights)
 
     def _update(self, hyper: AdamaxHyperparameters, batch: StepBatch) -> None:
         state = batch.named(AdamaxState)

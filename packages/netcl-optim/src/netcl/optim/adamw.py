@@ -45,8 +45,10 @@ class AdamW(Adam):
         maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
+        master_weights: bool = True,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad,
             maximize=maximize, allow_shared=allow_shared, fused=fused,
+            master_weights=master_weights,
         )

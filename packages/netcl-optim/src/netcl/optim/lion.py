@@ -52,9 +52,11 @@ class Lion(Optimizer):
         maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
+        master_weights: bool = True,
     ) -> None:
         defaults = {"lr": lr, "betas": betas, "weight_decay": weight_decay, "maximize": maximize}
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
+                         master_weights=master_weights)
 
     def _update(self, hyper: LionHyperparameters, batch: StepBatch) -> None:
         lion_step(hyper, batch.params, batch.grads, batch.named(LionState).exp_avg, batch.live,

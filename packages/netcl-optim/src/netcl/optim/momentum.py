@@ -58,12 +58,14 @@ class Momentum(Optimizer):
         maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
+        master_weights: bool = True,
     ) -> None:
         defaults = {
             "lr": lr, "momentum": momentum, "dampening": dampening, "nesterov": nesterov,
             "weight_decay": weight_decay, "maximize": maximize,
         }
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
+                         master_weights=master_weights)
 
     def _update(self, hyper: MomentumHyperparameters, batch: StepBatch) -> None:
         # With momentum 0 a step is plain SGD: no buffer (PyTorch keeps none either).

@@ -71,6 +71,7 @@ class Muon(Optimizer):
         *,
         ns_dtype: str = "bfloat16",
         allow_shared: bool = False,
+        master_weights: bool = True,
     ) -> None:
         if ns_dtype not in NS_DTYPES:
             raise ValueError(f"Muon: invalid ns_dtype: {ns_dtype!r} (expected one of {NS_DTYPES})")
@@ -81,7 +82,8 @@ class Muon(Optimizer):
             "ns_coefficients": ns_coefficients, "eps": eps, "ns_steps": ns_steps,
             "adjust_lr_fn": adjust_lr_fn,
         }
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=False)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=False,
+                         master_weights=master_weights)
 
     def _checked_group(self, group: object, index: int, count: int | None) -> ParamGroup:
         checked = super()._checked_group(group, index, count)

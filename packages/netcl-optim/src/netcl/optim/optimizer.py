@@ -53,7 +53,11 @@ COMMON_ARGS_DOC = """allow_shared: step a parameter together with the optimizers
             construction; parameters that cannot be moved into one (not
             contiguous, or another framework's memory) are stepped one by
             one. True: the same, but such a parameter is an error. False: one
-            launch per parameter, nothing moved (the reference path)."""
+            launch per parameter, nothing moved (the reference path).
+        master_weights: True (the default) steps each float16/bfloat16 parameter
+            through a float32 master copy kept in its state (``master_param``),
+            so an update under half a unit of its dtype is not lost; False
+            rounds the parameter at every step and keeps no copy."""
 
 
 class Optimizer(abc.ABC):
@@ -114,9 +118,10 @@ class Optimizer(abc.ABC):
     #: (then ``netcl.amp.GradScaler`` sets them around ``step()``, as PyTorch's does for
     #: its fused optimizers); otherwise the scaler reads found_inf on the host.
     _step_supports_amp_scaling: ClassVar[bool] = False
-    #: Whether a float16/bfloat16 parameter is stepped through a float32 master copy, state
-    #: ``"master_param"`` (every algorithm whose step is one element-wise kernel launch).
-    _master_weights: ClassVar[bool] = True
+    #: Whether a float16/bfloat16 parameter can be stepped through a float32 master copy,
+    #: state ``"master_param"`` (every algorithm whose step is one element-wise kernel
+    #: launch); ``master_weights=False`` turns it off for one optimizer.
+    _supports_master_weights: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -125,11 +130,17 @@ class Optimizer(abc.ABC):
         *,
         allow_shared: bool = False,
         fused: bool | None = None,
+        master_weights: bool = True,
     ) -> None:
         if fused is not None and not isinstance(fused, bool):
             raise ValueError(
                 f"{type(self).__name__}: invalid fused: {fused!r} (expected True, False or None)"
             )
+        if not isinstance(master_weights, bool):
+            raise ValueError(f"{type(self).__name__}: invalid master_weights: "
+                             f"{master_weights!r} (expected True or False)")
+        #: Whether 16-bit parameters are stepped through float32 masters (see COMMON_ARGS_DOC).
+        self.master_weights = master_weights and self._supports_master_weights
         # The defaults themselves are checked, as PyTorch does: a bad default that every
         # group overrides would otherwise surface only at a later add_param_group.
         self.defaults: dict[str, Any] = {
@@ -499,7 +510,7 @@ class Optimizer(abc.ABC):
         loaded = unpack_state(
             state_dict, id_map, groups,
             lambda group: self.check_group(group, where), self.counts_steps, where,
-            tuple(self.hyperparameters.scalar_state), self._master_weights,
+            tuple(self.hyperparameters.scalar_state), self.master_weights,
         )
         for group, new in zip(self.param_groups, groups, strict=True):
             group.clear()
@@ -555,7 +566,7 @@ class GroupStep:
         host_effect(functools.partial(optimizer._advance, states, self.group))
         try:
             batch = optimizer.flat_layout.batch(self.launches, hyper.state_names(),
-                                                hyper.initial_value, optimizer._master_weights)
+                                                hyper.initial_value, optimizer.master_weights)
             if current_observer() is not None:
                 batch.live = optimizer._live(self.group, batch)
             batch.grad_scaling = self.scaling

@@ -45,9 +45,11 @@ class SGD(Optimizer):
         maximize: bool = _DEFAULT.maximize,
         allow_shared: bool = False,
         fused: bool | None = None,
+        master_weights: bool = True,
     ) -> None:
         defaults = {"lr": lr, "weight_decay": weight_decay, "maximize": maximize}
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused)
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
+                         master_weights=master_weights)
 
     def _update(self, hyper: SGDHyperparameters, batch: StepBatch) -> None:
         sgd_step(hyper, batch.params, batch.grads, None, batch.first_steps, batch.live)
