@@ -1,6 +1,7 @@
-"""attention_cpu.cl, the CPU's scaled dot-product attention: chosen on a CPU device, over
-the exact grid, and right where a causal launch spans several work-groups (the parity
-table in tests/netcl-autograd/test_ag_attention.py runs these kernels on a CPU too)."""
+"""attention_cpu.cl, the CPU's scaled dot-product attention: chosen on a CPU device, eight
+rows a work-item, and right where the rows end inside a work-item's eight and causality
+cuts across them (the parity table in tests/netcl-autograd/test_ag_attention.py runs
+these kernels too)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ TOL = 4e-6
 
 def test_causal_rows_over_several_work_groups_match_torch(monkeypatch: pytest.MonkeyPatch,
                                                           ) -> None:
-    """300 query rows: work-groups of 150 rows, so the second group's keys end past the
-    first's and its queries start at its first key."""
+    """300 query and key rows: 38 work-items of eight rows a head, the last with four;
+    each work-item's keys end at its last row, and its queries start at its first key."""
     rng = np.random.default_rng(0)
     data = {n: rng.standard_normal((2, 300, 4)) for n in ("q", "k", "v", "grad")}
     seen: list[tuple[str, tuple[int, ...], Any]] = []
@@ -55,5 +56,5 @@ def test_causal_rows_over_several_work_groups_match_torch(monkeypatch: pytest.Mo
         np.testing.assert_allclose(a, b, rtol=0, atol=TOL * scale, err_msg=label)
 
     launched = {name: (size, tuple(local)) for name, size, local in seen if "sdpa" in name}
-    assert launched == {name: ((300, 2), (150, 1)) for name in
+    assert launched == {name: ((38, 2), (38, 2)) for name in
                         ("sdpa_forward_cpu", "sdpa_backward_q_cpu", "sdpa_backward_kv_cpu")}

@@ -33,6 +33,8 @@ CPU_KERNEL_FILE = Path(__file__).with_name("attention_cpu.cl")
 # of local memory, well inside every device's 32 KiB minimum.
 ROWS = 64
 TILE = 32
+# Rows a work-item of attention_cpu.cl (its R: the lanes of a float8).
+CPU_ROWS = 8
 # The dtypes the fused kernels take (netcl.nn's scaled_dot_product_attention computes any
 # other float dtype by the unfused math).
 DTYPES = (dtypes.float32, dtypes.float16)
@@ -177,14 +179,15 @@ class _Problem:
     def launch(self, name: str, rows: int, args: list[Any]) -> None:
         """Kernel ``name`` over ``rows`` rows for every (batch, head), then ``tail``'s
         sizes and scale: a work-group per ``bm`` rows of its tile, a work-item a row
-        (ROWS a work-group), or attention_cpu.cl's over the exact grid."""
+        (ROWS a work-group), or attention_cpu.cl's CPU_ROWS a work-item."""
         heads = self.batch * self.heads
         if not rows or not heads:
             return
         kernels = self.device.kernels
         if _form(self.device) == "cpu":
             kernel = kernels.kernel((MASK_FILE, CPU_KERNEL_FILE), f"{name}_cpu", self.defines)
-            enqueue(self.device, kernel, (rows, heads), rows_group(rows, heads),
+            blocks = -(-rows // CPU_ROWS)
+            enqueue(self.device, kernel, (blocks, heads), rows_group(blocks, heads),
                     [*args, *self.tail()])
             return
         tile = self.tile(name)
