@@ -3,24 +3,10 @@
 //   T               the storage type of the data (float or half)
 //   LOAD(p, i)      read element i of buffer p as float
 //   STORE(p, i, v)  write float v to element i of buffer p
-// Geometry is passed as arguments, so one build serves every shape.
-//
-// unfold and fold are adjoint (im2col and col2im): the column of an input
-// pixel for kernel tap (kh, kw) is at output position (oh, ow) with
-//   h = oh * SH - PH + kh * DH,   w = ow * SW - PW + kw * DW.
-// The "gather" direction (fold, the pooling backward) inverts that per pixel
-// instead of scattering with atomics, so its sums are deterministic.
+// Geometry is passed as arguments, so one build serves every shape; its index
+// arithmetic (tap_pixel, source_window) is conv_geometry.cl's, compiled first.
 
 // Strides and offsets are in elements; int4 strides are (n, c, h, w) or (n, row, col, -).
-
-// The output position along one axis that tap k of a window reads pixel x
-// from, or -1 when no window reads it there.
-inline int source_window(int x, int k, int stride, int pad, int dil, int out_size) {
-    const int t = x + pad - k * dil;
-    if (t < 0 || t % stride != 0) return -1;
-    const int o = t / stride;
-    return o < out_size ? o : -1;
-}
 
 // cols[n, (c*KH + kh)*KW + kw, oh*OW + ow] = x[n, c, h, w] (0 in the padding)
 __kernel void unfold(const int total, __global T *cols,
@@ -35,7 +21,7 @@ __kernel void unfold(const int total, __global T *cols,
     const int l = i % L, row = (i / L) % CKK, n = i / (L * CKK);
     const int ow = l % OW, oh = l / OW;
     const int kw = row % KW, kh = (row / KW) % KH, c = row / (KW * KH);
-    const int h = oh * SH - PH + kh * DH, w = ow * SW - PW + kw * DW;
+    const int h = tap_pixel(oh, kh, SH, PH, DH), w = tap_pixel(ow, kw, SW, PW, DW);
     float v = 0.0f;
     if (h >= 0 && h < H && w >= 0 && w < W)
         v = LOAD(x, x_offset + n * xs.s0 + c * xs.s1 + h * xs.s2 + w * xs.s3);
@@ -81,10 +67,10 @@ __kernel void max_pool2d(const int total, __global T *out, __global long *index,
     float best = -INFINITY;
     long best_at = -1;
     for (int kh = 0; kh < KH; ++kh) {
-        const int h = oh * SH - PH + kh * DH;
+        const int h = tap_pixel(oh, kh, SH, PH, DH);
         if (h < 0 || h >= H) continue;
         for (int kw = 0; kw < KW; ++kw) {
-            const int w = ow * SW - PW + kw * DW;
+            const int w = tap_pixel(ow, kw, SW, PW, DW);
             if (w < 0 || w >= W) continue;
             const float v = LOAD(x, base + h * xs.s2 + w * xs.s3);
             if (best_at < 0 || v > best || (isnan(v) && !isnan(best))) {

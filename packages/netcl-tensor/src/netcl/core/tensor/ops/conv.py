@@ -23,7 +23,10 @@ from netcl.core.tensor.ops.matmul import TileConfig, implicit_gemm
 from netcl.core.tensor.ops.reduce import sum as sum_
 from netcl.core.tensor.tensor import Shape, Tensor
 
+GEOMETRY_FILE = Path(__file__).with_name("conv_geometry.cl")
 KERNEL_FILE = Path(__file__).with_name("conv.cl")
+# bf16's load and store, the shared window geometry, then the kernels.
+SOURCES = (dtypes.BFLOAT16_CL, GEOMETRY_FILE, KERNEL_FILE)
 IntPair = int | Sequence[int]
 # Index math in conv.cl is 32-bit.
 INT32_MAX = 2**31 - 1
@@ -76,7 +79,7 @@ def _kernel(t: Tensor, name: str) -> Any:
     defines = {"T": dtypes.STORAGE_C_TYPE[t.dtype],
                "LOAD(p, i)": dtypes.cl_load(t.dtype, "(p)", "(i)"),
                "STORE(p, i, v)": dtypes.cl_store(t.dtype, "(p)", "(i)", "(v)")}
-    return t.device.kernels.kernel((dtypes.BFLOAT16_CL, KERNEL_FILE), name, defines)
+    return t.device.kernels.kernel(SOURCES, name, defines)
 
 
 def _strides4(t: Tensor) -> np.ndarray[Any, Any]:

@@ -5,7 +5,8 @@
 //   H W OH OW                       input and output spatial sizes
 // Geometry is compiled in (one build per layer shape): every division, modulo
 // and tap loop then folds to constants, where conv.cl's runtime geometry cost
-// one integer division per index per element.
+// one integer division per index per element. The index arithmetic is
+// conv_geometry.cl's (tap_pixel, source_window), compiled first.
 //
 // Every kernel runs over a 3-D grid whose first axis is the innermost image
 // axis (a row of pixels) and whose sizes are exact, so no work-item returns
@@ -32,11 +33,6 @@ typedef float float8_unaligned __attribute__((ext_vector_type(8), aligned(4)));
 #endif
 #define KK (KH * KW)
 
-// The output position along one axis that tap k reads pixel x from, or -1.
-#define SOURCE(x, k, S, P, D, OUT) \
-    (((x) + (P) - (k) * (D)) >= 0 && ((x) + (P) - (k) * (D)) % (S) == 0 && \
-     ((x) + (P) - (k) * (D)) / (S) < (OUT) ? ((x) + (P) - (k) * (D)) / (S) : -1)
-
 // Column matrix entry (row, j) = x[n, c, h, w] (0 in the padding and past the
 // matrix), row = (c*KH + kh)*KW + kw, j = n*L + oh*OW + ow; x contiguous NCHW.
 // The load is unconditional, from element 0 outside: a load under a branch
@@ -46,7 +42,7 @@ inline float column_entry(__global const T *x, const int x_offset, const int N, 
 {
     const int n = j / L, oh = (j % L) / OW, ow = j % OW;
     const int c = row / KK, kh = (row % KK) / KW, kw = row % KW;
-    const int h = oh * SH - PH + kh * DH, w = ow * SW - PW + kw * DW;
+    const int h = tap_pixel(oh, kh, SH, PH, DH), w = tap_pixel(ow, kw, SW, PW, DW);
     const bool inside = row < C * KK && j < N * L && h >= 0 && h < H && w >= 0 && w < W;
     const float v = LOAD(x, x_offset + (inside ? ((n * C + c) * H + h) * W + w : 0));
     return inside ? v : 0.0f;
@@ -83,9 +79,9 @@ __kernel void fold_cols(__global T *x, __global const T *cols, const int N, cons
     const int c = z % C, n = z / C;
     float acc = 0.0f;
     for (int kh = 0; kh < KH; ++kh) {
-        const int oh = SOURCE(h, kh, SH, PH, DH, OH);
+        const int oh = source_window(h, kh, SH, PH, DH, OH);
         for (int kw = 0; kw < KW; ++kw) {
-            const int ow = SOURCE(w, kw, SW, PW, DW, OW);
+            const int ow = source_window(w, kw, SW, PW, DW, OW);
             const bool held = oh >= 0 && ow >= 0;
             const long row = (c * KH + kh) * KW + kw;
             const float v = LOAD(cols, held ? row * N * L + n * L + oh * OW + ow : 0);
@@ -120,10 +116,10 @@ __kernel void max_pool2d_rows(__global T *out, __global long *index, __global co
     float best = -INFINITY;
     int best_at = -1;
     for (int kh = 0; kh < KH; ++kh) {
-        const int h = oh * SH - PH + kh * DH;
+        const int h = tap_pixel(oh, kh, SH, PH, DH);
         if (h < 0 || h >= H) continue;
         for (int kw = 0; kw < KW; ++kw) {
-            const int w = ow * SW - PW + kw * DW;
+            const int w = tap_pixel(ow, kw, SW, PW, DW);
             if (w < 0 || w >= W) continue;
             const float v = LOAD(x, base + h * W + w);
             if (best_at < 0 || v > best || (isnan(v) && !isnan(best))) {
@@ -151,10 +147,10 @@ __kernel void max_pool2d_backward_windows(__global T *grad_x, __global const T *
     const float v = LOAD(g, g_offset + i);
     __global T *plane = grad_x + z * H * W;
     for (int kh = 0; kh < KH; ++kh) {
-        const int h = oh * SH - PH + kh;
+        const int h = tap_pixel(oh, kh, SH, PH, 1);
         if (h < 0 || h >= H) continue;
         for (int kw = 0; kw < KW; ++kw) {
-            const int w = ow * SW - PW + kw;
+            const int w = tap_pixel(ow, kw, SW, PW, 1);
             if (w >= 0 && w < W) STORE(plane, h * W + w, h * W + w == at ? v : 0.0f);
         }
     }
@@ -170,10 +166,10 @@ __kernel void max_pool2d_backward_rows(__global T *grad_x, __global const T *g,
     const int plane = z * L;
     float acc = 0.0f;
     for (int kh = 0; kh < KH; ++kh) {
-        const int oh = SOURCE(h, kh, SH, PH, DH, OH);
+        const int oh = source_window(h, kh, SH, PH, DH, OH);
         if (oh < 0) continue;
         for (int kw = 0; kw < KW; ++kw) {
-            const int ow = SOURCE(w, kw, SW, PW, DW, OW);
+            const int ow = source_window(w, kw, SW, PW, DW, OW);
             if (ow < 0 || index[plane + oh * OW + ow] != self) continue;
             acc += LOAD(g, g_offset + plane + oh * OW + ow);
         }

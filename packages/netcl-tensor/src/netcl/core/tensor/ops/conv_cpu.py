@@ -24,7 +24,10 @@ from netcl.core.tensor.ops.elementwise import copy_, fill_, rows_group
 from netcl.core.tensor.ops.matmul import matmul
 from netcl.core.tensor.tensor import Shape, Tensor
 
+GEOMETRY_FILE = Path(__file__).with_name("conv_geometry.cl")
 KERNEL_FILE = Path(__file__).with_name("conv_cpu.cl")
+# bf16's load and store, the shared window geometry, then the kernels.
+SOURCES = (dtypes.BFLOAT16_CL, GEOMETRY_FILE, KERNEL_FILE)
 Geometry = list[int]
 _NAMES = ("KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW")
 GROUP_ITEMS = 256  # work-items a work-group holds at most (see rows_group)
@@ -40,7 +43,7 @@ def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
     defines.update(H=size[0], W=size[1], OH=out_size[0], OW=out_size[1], BIAS=int(bias),
                    HALF=int(dtype == dtypes.float16), BF16=int(dtype == dtypes.bfloat16),
                    PANELS_OF_COLS=int(panels_of_cols))
-    return device.kernels.kernel((dtypes.BFLOAT16_CL, KERNEL_FILE), name, defines)
+    return device.kernels.kernel(SOURCES, name, defines)
 
 
 def _local_size(grid: tuple[int, int, int]) -> tuple[int, int, int]:
