@@ -29,6 +29,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar
 
+import numpy as np
+
+from netcl.core.device import Device
 from netcl.core.tensor import Tensor
 from netcl.core.tensor.launch import observing
 from netcl.jit.capture import Capture, CaptureError, held_buffers
@@ -217,51 +220,64 @@ def jit(fn: Callable[P, R] | None = None, *, fuse: bool = True) -> Any:
     return Jitted(fn, fuse)
 
 
-def _template(value: Any, inputs: list[Any]) -> Any:
-    """What a replay returns, described: a Tensor by its buffer (an input's index, when it
-    is an argument's) and layout; containers recursively; anything else as it is."""
-    if isinstance(value, Tensor):
-        index = next((i for i, b in enumerate(inputs) if b is value.buffer), None)
-        buffer = value.buffer if index is None else index
-        return (_TENSOR, buffer, value.shape, value.dtype, value.device, value.strides,
-                value.offset)
+@dataclass(frozen=True)
+class _Returned:
+    """A Tensor the captured call returned: in an argument's memory (``buffer`` is that
+    argument's index) or in the capture's (``buffer`` is the buffer), and its layout."""
+
+    buffer: Any
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    device: Device
+    strides: tuple[int, ...]
+    offset: int
+
+
+def _map(value: Any, leaf: type, fn: Callable[[Any], Any]) -> Any:
+    """``value`` with every ``leaf`` in it, inside tuples, lists and dicts, replaced by
+    ``fn(leaf)``; anything else kept as it is."""
+    if isinstance(value, leaf):
+        return fn(value)
     if isinstance(value, tuple | list):
-        return type(value)(_template(v, inputs) for v in value)
+        return type(value)(_map(v, leaf, fn) for v in value)
     if isinstance(value, dict):
-        return {k: _template(v, inputs) for k, v in value.items()}
+        return {k: _map(v, leaf, fn) for k, v in value.items()}
     return value
 
 
-_TENSOR = object()
+def _template(value: Any, inputs: list[Any]) -> Any:
+    """What a replay returns, described: each Tensor as a :class:`_Returned`."""
+
+    def describe(t: Tensor) -> _Returned:
+        index = next((i for i, b in enumerate(inputs) if b is t.buffer), None)
+        return _Returned(t.buffer if index is None else index, t.shape, t.dtype, t.device,
+                         t.strides, t.offset)
+
+    return _map(value, Tensor, describe)
 
 
 def _rebuild(template: Any, tensors: list[Tensor], expiry: Callable[[], None]) -> Any:
     """A replay's result from its template; Tensors in the capture's memory get ``expiry``."""
-    if isinstance(template, tuple) and template and template[0] is _TENSOR:
-        _, buffer, shape, dtype, device, strides, offset = template
-        if isinstance(buffer, int):
-            return Tensor(tensors[buffer].buffer, shape, dtype, device, strides, offset)
-        t = Tensor(buffer, shape, dtype, device, strides, offset)
+
+    def build(r: _Returned) -> Tensor:
+        if isinstance(r.buffer, int):
+            return Tensor(tensors[r.buffer].buffer, r.shape, r.dtype, r.device, r.strides,
+                          r.offset)
+        t = Tensor(r.buffer, r.shape, r.dtype, r.device, r.strides, r.offset)
         t.expiry = expiry
         return t
-    if isinstance(template, tuple | list):
-        return type(template)(_rebuild(v, tensors, expiry) for v in template)
-    if isinstance(template, dict):
-        return {k: _rebuild(v, tensors, expiry) for k, v in template.items()}
-    return template
+
+    return _map(template, _Returned, build)
 
 
 def _expire(value: Any, inputs: list[Any], expiry: Callable[[], None]) -> None:
     """Give every Tensor in ``value`` not in an argument's memory ``expiry``."""
-    if isinstance(value, Tensor):
-        if not any(value.buffer is b for b in inputs):
-            value.expiry = expiry
-    elif isinstance(value, tuple | list):
-        for v in value:
-            _expire(v, inputs, expiry)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _expire(v, inputs, expiry)
+
+    def mark(t: Tensor) -> None:
+        if not any(t.buffer is b for b in inputs):
+            t.expiry = expiry
+
+    _map(value, Tensor, mark)
 
 
 __all__ = ["CaptureError", "Jitted", "Launches", "jit"]
