@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 import torch
@@ -134,6 +135,36 @@ def test_float16_matches_float32_to_half_precision(rng: np.random.Generator,
     # fp32's own error, far smaller; 2^-10 leaves a factor of two.
     np.testing.assert_allclose(half.numpy().astype(np.float64), full.numpy(), rtol=2**-10,
                                atol=2**-12)
+
+
+def test_bfloat16_forward_and_backward_round_once(kernels: str) -> None:
+    rng = np.random.default_rng(7)
+    bf16 = ml_dtypes.bfloat16
+    q, k, v, g = (rng.standard_normal((2, 21, 8)).astype(bf16) for _ in range(4))
+    tq, tk, tv = (from_numpy(a).requires_grad_() for a in (q, k, v))
+    with ag.Tape() as tape:
+        out = ops.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
+    tape.backward(out, from_numpy(g))
+    # The float64 reference of what the kernels compute in float32: the same bf16 inputs,
+    # and the backward's D = rowsum(dO * O) from the output as stored, rounded to bf16.
+    q64, k64, v64, g64 = (a.astype(np.float64) for a in (q, k, v, g))
+    s = q64 @ np.swapaxes(k64, 1, 2) / np.sqrt(8)
+    s[:, np.triu_indices(21, 1)[0], np.triu_indices(21, 1)[1]] = -np.inf
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    o = p @ v64
+    d = (g64 * o.astype(bf16).astype(np.float64)).sum(-1, keepdims=True)
+    ds = p * (g64 @ np.swapaxes(v64, 1, 2) - d)
+    expected = {"out": o, "dq": ds @ k64 / np.sqrt(8),
+                "dk": np.swapaxes(ds, 1, 2) @ q64 / np.sqrt(8), "dv": np.swapaxes(p, 1, 2) @ g64}
+    ours = {"out": out, "dq": tq.grad, "dk": tk.grad, "dv": tv.grad}
+    for name, ref in expected.items():
+        assert ours[name].dtype == bf16, name
+        # One rounding to bf16 on store: half a unit (2^-8 relative), doubled for float32's
+        # error tipping a value across a rounding boundary; TOL of the largest entry for
+        # float32's absolute error where a value is near zero.
+        np.testing.assert_allclose(ours[name].numpy().astype(np.float64), ref, rtol=2**-7,
+                                   atol=TOL * np.abs(ref).max(), err_msg=name)
 
 
 def test_memory_kept_for_backward_is_linear_in_sequence_length() -> None:

@@ -35,8 +35,8 @@ def scaled_dot_product_attention(
     ``value``: O(L S) memory on that path.
 
     Under autocast query, key, value and a float ``attn_mask`` are cast to its
-    dtype (PyTorch's lower-precision list); a dtype the fused kernels do not take
-    (bfloat16, for now) goes the unfused way, its softmax in float32.
+    dtype (PyTorch's lower-precision list); the fused kernels take float16 and
+    bfloat16 alike (computed in float32, rounded once on store).
     """
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got "

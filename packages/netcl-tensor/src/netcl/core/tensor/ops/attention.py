@@ -28,6 +28,8 @@ KERNEL_FILE = Path(__file__).with_name("attention.cl")
 MASK_FILE = Path(__file__).with_name("attention_mask.cl")
 TILED_FILE = Path(__file__).with_name("attention_tiled.cl")
 CPU_KERNEL_FILE = Path(__file__).with_name("attention_cpu.cl")
+# What every form's source starts with: bf16's load and store, the mask and strided reads.
+_SHARED = (dtypes.BFLOAT16_CL, MASK_FILE)
 # Rows a work-group (one work-item each) and rows a local-memory tile. 64 rows
 # share each K/V tile; a tile of 32 rows of 64 floats for K and for V is 16 KiB
 # of local memory, well inside every device's 32 KiB minimum.
@@ -35,9 +37,9 @@ ROWS = 64
 TILE = 32
 # Rows a work-item of attention_cpu.cl (its R: the lanes of a float8).
 CPU_ROWS = 8
-# The dtypes the fused kernels take (netcl.nn's scaled_dot_product_attention computes any
-# other float dtype by the unfused math).
-DTYPES = (dtypes.float32, dtypes.float16)
+# The dtypes the fused kernels take, 16-bit floats computed in float32 and rounded once on
+# store (netcl.nn's scaled_dot_product_attention computes any other by the unfused math).
+DTYPES = dtypes.FLOATING
 # Head dims the kernels keep in private arrays; past this they would spill.
 MAX_HEAD_DIM = 256
 _INT32_MAX = 2**31 - 1
@@ -104,11 +106,9 @@ def _as4(op: str, name: str, t: Tensor) -> tuple[Shape, np.ndarray[Any, Any]]:
 
 
 def _defines(q: Tensor, dqk: int, dv: int, mask: int, causal: bool) -> dict[str, str | int]:
-    if q.dtype == dtypes.float16:
-        access = {"T": "half", "LOAD(p, i)": "vload_half((i), (p))",
-                  "STORE(p, i, v)": "vstore_half((v), (i), (p))"}
-    else:
-        access = {"T": "float", "LOAD(p, i)": "(p)[(i)]", "STORE(p, i, v)": "(p)[(i)] = (v)"}
+    access = {"T": dtypes.STORAGE_C_TYPE[q.dtype],
+              "LOAD(p, i)": dtypes.cl_load(q.dtype, "(p)", "(i)"),
+              "STORE(p, i, v)": dtypes.cl_store(q.dtype, "(p)", "(i)", "(v)")}
     return {**access, "DQK": dqk, "DV": dv, "BQ": ROWS, "BK": TILE, "MASK": mask,
             "CAUSAL": int(causal)}
 
@@ -185,19 +185,19 @@ class _Problem:
             return
         kernels = self.device.kernels
         if _form(self.device) == "cpu":
-            kernel = kernels.kernel((MASK_FILE, CPU_KERNEL_FILE), f"{name}_cpu", self.defines)
+            kernel = kernels.kernel((*_SHARED, CPU_KERNEL_FILE), f"{name}_cpu", self.defines)
             blocks = -(-rows // CPU_ROWS)
             enqueue(self.device, kernel, (blocks, heads), rows_group(blocks, heads),
                     [*args, *self.tail()])
             return
         tile = self.tile(name)
         if tile is None:
-            kernel = kernels.kernel((MASK_FILE, KERNEL_FILE), name, self.defines)
+            kernel = kernels.kernel((*_SHARED, KERNEL_FILE), name, self.defines)
             groups, size = -(-rows // ROWS), ROWS
         else:
             defines = {**self.defines, "BM": tile.bm, "BN": tile.bn, "RY": tile.ry,
                        "RX": tile.rx, "VEC": int(tile.vec)}
-            kernel = kernels.kernel((MASK_FILE, TILED_FILE), f"{name}_tiled", defines)
+            kernel = kernels.kernel((*_SHARED, TILED_FILE), f"{name}_tiled", defines)
             groups, size = -(-rows // tile.bm), tile.ry * tile.rx
         enqueue(self.device, kernel, (groups * size, heads), (size, 1), [*args, *self.tail()])
 
