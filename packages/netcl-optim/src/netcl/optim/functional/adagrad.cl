@@ -1,6 +1,6 @@
-// Adagrad (Duchi et al., 2011; vector_io.cl is prepended). No defines besides VEC,
-// CHUNK and PARAM_HALF. The host gives neg_clr = -lr / (1 + (t - 1) * lr_decay), in
-// double as PyTorch computes it. Operation order follows PyTorch's single-tensor
+// Adagrad (Duchi et al., 2011; vector_io.cl is prepended, with its defines). The host
+// gives neg_clr = -lr / (1 + (t - 1) * lr_decay), in double as PyTorch computes it (in
+// here under GRAD_SCALING). Operation order follows PyTorch's single-tensor
 // Adagrad: sum + g * g, then p + (-clr * g) / (sqrt(sum) + eps).
 
 #define ADAGRAD_HYPERPARAMETERS                                                 \

@@ -1,7 +1,7 @@
-// Adamax (Kingma and Ba, 2014, section 7.1; vector_io.cl is prepended). No defines
-// besides VEC, CHUNK and PARAM_HALF. The host gives neg_clr = -lr / (1 - beta1^t),
-// in double as PyTorch computes it. Operation order follows PyTorch's single-tensor
-// Adamax: lerp for m, max(u * beta2, |g| + eps), then p + (-clr * m) / u.
+// Adamax (Kingma and Ba, 2014, section 7.1; vector_io.cl is prepended, with its
+// defines). The host gives neg_clr = -lr / (1 - beta1^t), in double as PyTorch
+// computes it (in here under GRAD_SCALING). Operation order follows PyTorch's
+// single-tensor Adamax: lerp for m, max(u * beta2, |g| + eps), then p + (-clr * m) / u.
 
 #define ADAMAX_HYPERPARAMETERS                                                  \
     const float grad_sign,      /* -1 to maximize */                            \

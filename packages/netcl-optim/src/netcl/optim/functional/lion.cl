@@ -1,7 +1,7 @@
 // Lion (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms",
-// Algorithm 2; vector_io.cl is prepended). No defines besides VEC, CHUNK and
-// PARAM_HALF. The update direction is the sign of an interpolation of the momentum
-// and the gradient; the momentum itself moves with its own beta2 afterwards.
+// Algorithm 2; vector_io.cl is prepended, with its defines). The update direction is
+// the sign of an interpolation of the momentum and the gradient; the momentum itself
+// moves with its own beta2 afterwards.
 // Weight decay is the paper's, decoupled: p * (1 - lr * weight_decay) from the host.
 
 #define LION_HYPERPARAMETERS                                                    \

@@ -1,4 +1,5 @@
-// RAdam (Liu et al., 2020; vector_io.cl is prepended). Defines: vector_io.cl's. From the host, in double as PyTorch computes them: the bias
+// RAdam (Liu et al., 2020; vector_io.cl is prepended, with its defines). From the host,
+// in double as PyTorch computes them (in here under GRAD_SCALING): the bias
 // corrections, and rect, the variance rectification term when the approximated SMA
 // length rho_t exceeds 5 and 0 when it does not (then the step is plain momentum).
 // Coupled weight decay is weight_decay (decay 1); decoupled is decay = 1 - lr * wd
