@@ -191,6 +191,7 @@ def test_one_launch_steps_a_bucket_and_state_is_at_most_2_1_bytes_a_parameter() 
         assert i in optimizer.state_dict()["state"]
 
 
+@pytest.mark.smoke
 def test_a_state_dict_round_trips_and_training_resumes_exactly() -> None:
     rng = np.random.default_rng(4)
     history = [_grads(rng) for _ in range(8)]
