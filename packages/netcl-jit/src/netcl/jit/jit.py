@@ -26,7 +26,7 @@ import functools
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import numpy as np
@@ -55,12 +55,13 @@ class Launches:
 
 @dataclass
 class _Entry:
-    calls: int = 0
+    #: A call of this key returned normally: the next one is captured.
+    warmed_up: bool = False
     program: Program | None = None
     outputs: Any = None
     launches: Launches | None = None
     #: Host work run after each replay's launches (the guarded objects' ``jit_exit``).
-    exits: list[Callable[[], None]] | None = None
+    exits: list[Callable[[], None]] = field(default_factory=list)
     #: Replays so far: what a returned Tensor's expiry compares against.
     generation: int = 0
 
@@ -96,7 +97,6 @@ class Jitted(Generic[P, R]):
             self._cache.move_to_end(key)
         if entry.program is not None:
             entry.program.run([t.buffer for t in tensors])
-            assert entry.exits is not None
             for effect in entry.exits:
                 effect()
             entry.generation += 1
@@ -104,8 +104,8 @@ class Jitted(Generic[P, R]):
         capture = Capture(self._name)
         with observing(capture):
             result = self.fn(*args, **kwargs)
-        if entry.calls == 0:
-            entry.calls = 1  # the warm-up returned normally: the next call is captured
+        if not entry.warmed_up:
+            entry.warmed_up = True
         elif capture.device is not None:
             self._keep(entry, capture, tensors, result, objects, entry_guards)
         return result
