@@ -487,7 +487,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--step-sample", type=float, default=0.3,
                         help="seconds per training-step sample")
     parser.add_argument("--only", default="",
-                        help="time only the models whose row name contains this text")
+                        help="only the models whose row name contains this text (steps, "
+                             "launches and guard cost)")
     parser.add_argument("--steps-only", action="store_true",
                         help="the training-step table alone (a big model's guard-cost "
                         "table replays its step hundreds of times)")
