@@ -83,7 +83,7 @@ def test_zero_refuses_bad_arguments(world: dist.World) -> None:
     assert zero.state_bytes() == 0
 
 
-@pytest.mark.parametrize("cls", [no.Muon, no.Adafactor])
+@pytest.mark.parametrize("cls", [no.Muon, no.Adafactor, no.Adam8bit])
 def test_zero_refuses_an_algorithm_that_steps_whole_matrices(
     world: dist.World, cls: type[no.Optimizer]
 ) -> None:

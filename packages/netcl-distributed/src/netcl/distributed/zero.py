@@ -84,9 +84,9 @@ class ZeroRedundancyOptimizer:
         if not optimizer_class.shards_elementwise:
             raise TypeError(
                 f"ZeroRedundancyOptimizer: {optimizer_class.__name__} steps whole matrices "
-                "(its update is not element by element), so its state cannot be sharded by "
-                "element ranges; use it without ZeRO, or an element-wise algorithm (Adam, "
-                "NAdam, Lion, ...)"
+                "or blocks (its update is not element by element), so its state cannot be "
+                "sharded by element ranges; use it without ZeRO, or an element-wise algorithm "
+                "(Adam, NAdam, Lion, ...)"
             )
         if "fused" in defaults:
             raise TypeError("ZeroRedundancyOptimizer: takes no 'fused': it always lays out flat")
