@@ -5,6 +5,7 @@ is tests/netcl/test_adam8bit_training.py's."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,10 @@ from netcl.amp import GradScaler
 from netcl.core.tensor import Parameter, bfloat16, from_numpy, uint8
 from netcl.core.tensor.launch import observing
 from netcl.optim import Adam, Adam8bit, AdamW8bit
-from netcl.optim.functional import adam8bit
 from netcl.optim.functional.adam8bit import BLOCK, dequantize, dynamic_code, quantize
+
+# The module (the package exports a function of the same name).
+adam8bit = importlib.import_module("netcl.optim.functional.adam8bit")
 
 # A scalar, a tail block of one element, shorter than a block, several blocks with a
 # short last one, and a matrix: blocks restart at every parameter.
@@ -288,3 +291,41 @@ def test_a_bfloat16_parameter_steps_through_its_float32_master() -> None:
         master = optimizer.state_dict()["state"][i]["master_param"]
         assert master.dtype == np.float32
         np.testing.assert_array_equal(p.numpy(), master.astype(bfloat16))
+
+
+def test_the_functional_form_over_pyopencl_arrays_steps_as_the_class_does() -> None:
+    """Another framework's memory: pyopencl arrays for everything, one entry a parameter."""
+    import pyopencl.array as cl_array
+
+    from netcl.core.device import manager
+    from netcl.optim.functional import adam8bit as adam8bit_fn
+
+    queue = manager.default().queue
+    params = _params()
+    optimizer = AdamW8bit(params, lr=1e-2, weight_decay=0.1, fused=False)
+    arrays = [cl_array.to_device(queue, p.numpy().reshape(-1)) for p in params]
+    state = {name: [cl_array.zeros(queue, n, dtype)
+                    for n in (p.size if name.startswith("state") else -(-p.size // BLOCK)
+                              for p in params)]
+             for name, dtype in (("state1", np.uint8), ("state2", np.uint8),
+                                 ("absmax1", np.float32), ("absmax2", np.float32))}
+    rng = np.random.default_rng(7)
+    for t in range(1, 4):
+        grads = _grads(rng)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = from_numpy(g)
+        optimizer.step()
+        adam8bit_fn(arrays, [cl_array.to_device(queue, g.reshape(-1)) for g in grads],
+                    state["state1"], state["state2"], state["absmax1"], state["absmax2"],
+                    [t] * len(params), lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8,
+                    weight_decay=0.1, maximize=False, decoupled=True)
+    for i, (p, a) in enumerate(zip(params, arrays, strict=True)):
+        np.testing.assert_array_equal(a.get().reshape(p.shape), p.numpy())
+        np.testing.assert_array_equal(state["state2"][i].get().reshape(p.shape),
+                                      optimizer.state_dict()["state"][i]["state2"])
+    before = arrays[1].get()
+    with pytest.raises(ValueError, match=r"absmax1\[0\] has 1 elements of float32; expected 2"):
+        adam8bit_fn([arrays[1]], [arrays[1]], [state["state1"][1]], [state["state2"][1]],
+                    [state["absmax1"][0]], [state["absmax2"][1]], [4], lr=1e-2, beta1=0.9,
+                    beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False)
+    np.testing.assert_array_equal(arrays[1].get(), before)

@@ -8,10 +8,10 @@ returns without waiting for the device.
 
 Each algorithm family is one module here (``adam.py``, ``sgd.py``,
 ``rmsprop.py``, ``nadam.py``, ``radam.py``, ``adamax.py``, ``adagrad.py``,
-``lion.py``, ``muon.py``, ``adafactor.py``) beside its kernel (``adam.cl``, ...): its hyperparameter
-dataclass, its state's names (``AdamState``), the host half of its math
-(``kernel_scalars``), the functional form
-(``adam``) and the checked form the optimizer classes call (``adam_step``).
+``lion.py``, ``muon.py``, ``adafactor.py``, ``adam8bit.py``) beside its kernel
+(``adam.cl``, ...): its hyperparameter dataclass, its state's names
+(``AdamState``), the host half of its math (``kernel_scalars``), the functional
+form (``adam``) and the checked form the optimizer classes call (``adam_step``).
 """
 
 from netcl.optim.functional.adafactor import (
@@ -32,6 +32,12 @@ from netcl.optim.functional.adam import (
     adam,
     adam_step,
     adamw,
+)
+from netcl.optim.functional.adam8bit import (
+    Adam8bitHyperparameters,
+    Adam8bitState,
+    adam8bit,
+    adam8bit_step,
 )
 from netcl.optim.functional.adamax import (
     AdamaxHyperparameters,
@@ -79,6 +85,8 @@ __all__ = [
     "AdafactorHyperparameters",
     "AdagradHyperparameters",
     "AdagradState",
+    "Adam8bitHyperparameters",
+    "Adam8bitState",
     "AdamHyperparameters",
     "AdamState",
     "AdamWHyperparameters",
@@ -105,6 +113,8 @@ __all__ = [
     "adagrad",
     "adagrad_step",
     "adam",
+    "adam8bit",
+    "adam8bit_step",
     "adam_step",
     "adamax",
     "adamax_step",

@@ -33,8 +33,9 @@ import numpy as np
 from netcl.core.device import Device
 from netcl.core.tensor import Tensor, float32, from_numpy, uint8
 from netcl.core.tensor.launch import launch, observing
+from netcl.optim import hyperparameters as check
 from netcl.optim.functional.adam import AdamHyperparameters, AdamWHyperparameters
-from netcl.optim.functional.device_arrays import PARAM_DTYPES, ArrayLike, Span, spans
+from netcl.optim.functional.device_arrays import PARAM_DTYPES, ArrayLike, Span, span, spans
 from netcl.optim.functional.kernels import (
     GradScaling,
     LiveGroup,
@@ -209,6 +210,39 @@ def _block_starts(device: Device, sizes: tuple[int, ...]) -> Tensor:
         with observing(None):  # a constant, as the codes are (see _device_codes)
             table = tables[sizes] = from_numpy(np.array([*starts, at], np.int32), device)
     return table
+
+
+def adam8bit(
+    params: Sequence[ArrayLike],
+    grads: Sequence[ArrayLike],
+    state1s: Sequence[ArrayLike],
+    state2s: Sequence[ArrayLike],
+    absmax1s: Sequence[ArrayLike],
+    absmax2s: Sequence[ArrayLike],
+    steps: Sequence[float],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+    decoupled: bool = False,
+) -> None:
+    """One 8-bit Adam (or AdamW: ``decoupled``) step on every parameter, in place.
+
+    The caller owns the state, zeros at the start: per parameter of n elements, the
+    codes of m and v (``state1s``, ``state2s``: uint8, n each) and the absmax of each of
+    its blocks (``absmax1s``, ``absmax2s``: float32, ``blocks(n)`` each); it counts the
+    steps (1 on the first). Arrays as for :func:`~netcl.optim.functional.adam`.
+    """
+    hyper = Adam8bitHyperparameters.checked("adam8bit", {
+        "lr": lr, "betas": (beta1, beta2), "eps": eps, "weight_decay": weight_decay,
+        "amsgrad": False, "maximize": maximize,
+    })
+    sizes = [[span(p, f"params[{i}]").count] for i, p in enumerate(params)]
+    adam8bit_step(hyper, params, grads, Adam8bitState(state1s, state2s, absmax1s, absmax2s),
+                  sizes, steps, decoupled=check.flag("adam8bit", "decoupled", decoupled))
 
 
 def adam8bit_step(
