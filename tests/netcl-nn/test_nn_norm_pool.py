@@ -139,6 +139,22 @@ LAYER_CASES: list[tuple[str, Callable[[], nn.Module], Callable[[], torch.nn.Modu
      lambda: torch.nn.AvgPool2d((3, 2), 1, 1, count_include_pad=False), (1, 2, 5, 4)),
     ("avg_pool_divisor", lambda: nn.AvgPool2d(2, divisor_override=3),
      lambda: torch.nn.AvgPool2d(2, divisor_override=3), (1, 2, 4, 4)),
+    # ceil_mode: partial last windows, divided by what they cover of the input (and of its
+    # padding when count_include_pad); a window that would start in the bottom padding is
+    # dropped (7 rows padded by 1, kernel 2, stride 2: 4 windows where ceil gives 5), while
+    # 6 columns padded by 1, kernel 3, stride 2 get a fourth, partial one.
+    ("avg_pool_ceil", lambda: nn.AvgPool2d(2, ceil_mode=True),
+     lambda: torch.nn.AvgPool2d(2, ceil_mode=True), (2, 3, 5, 7)),
+    ("avg_pool_ceil_padded", lambda: nn.AvgPool2d(3, 2, 1, ceil_mode=True),
+     lambda: torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True), (1, 2, 6, 7)),
+    ("avg_pool_ceil_padding_excluded",
+     lambda: nn.AvgPool2d((3, 2), 2, 1, ceil_mode=True, count_include_pad=False),
+     lambda: torch.nn.AvgPool2d((3, 2), 2, 1, ceil_mode=True, count_include_pad=False),
+     (1, 2, 6, 5)),
+    ("avg_pool_ceil_window_dropped", lambda: nn.AvgPool2d((2, 3), 2, 1, ceil_mode=True),
+     lambda: torch.nn.AvgPool2d((2, 3), 2, 1, ceil_mode=True), (1, 2, 7, 6)),
+    ("avg_pool_ceil_divisor", lambda: nn.AvgPool2d(2, ceil_mode=True, divisor_override=3),
+     lambda: torch.nn.AvgPool2d(2, ceil_mode=True, divisor_override=3), (1, 2, 5, 5)),
     ("adaptive_uneven", lambda: nn.AdaptiveAvgPool2d((3, 4)),
      lambda: torch.nn.AdaptiveAvgPool2d((3, 4)), (2, 3, 7, 9)),
     ("adaptive_keep_width", lambda: nn.AdaptiveAvgPool2d((2, None)),
@@ -168,6 +184,7 @@ GRADCHECK_CASES: list[tuple[str, Callable[..., Tensor], list[tuple[int, ...]]]] 
     ("group_norm", lambda x, w: F.group_norm(x, 2, w), [(2, 4, 3), (4,)]),
     ("rms_norm", lambda x, w: F.rms_norm(x, (4,), w), [(3, 4), (4,)]),
     ("avg_pool2d", lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False), [(1, 2, 5, 5)]),
+    ("avg_pool2d_ceil", lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True), [(1, 2, 6, 5)]),
     ("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (2, 3)), [(1, 2, 5, 4)]),
 ]
 

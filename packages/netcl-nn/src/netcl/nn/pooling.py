@@ -36,8 +36,8 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    """Mean over ``kernel_size`` windows of (N, C, H, W) input, as ``torch.nn.AvgPool2d``
-    (``ceil_mode`` False only); ``stride`` defaults to ``kernel_size``."""
+    """Mean over ``kernel_size`` windows of (N, C, H, W) input, as ``torch.nn.AvgPool2d``;
+    ``stride`` defaults to ``kernel_size``."""
 
     def __init__(
         self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
@@ -45,8 +45,6 @@ class AvgPool2d(Module):
         divisor_override: int | None = None,
     ) -> None:
         super().__init__()
-        if ceil_mode:
-            raise NotImplementedError("AvgPool2d: ceil_mode=True is not supported")
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding

@@ -7,7 +7,7 @@ import weakref
 import numpy as np
 
 from netcl.core.device import Device
-from netcl.core.tensor import Tensor, from_numpy, ones, ops
+from netcl.core.tensor import Tensor, from_numpy, ones, ops, zeros
 from netcl.core.tensor.ops.conv import IntPair, pair
 
 # Adaptive pooling's averaging matrices, per device and (input, output) size: made on
@@ -29,40 +29,70 @@ def avg_pool2d(
 
     ``stride`` defaults to ``kernel_size``; zero padding counts towards the
     divisor when ``count_include_pad``; ``divisor_override`` replaces it.
-    Computed as the windows' sum through ``unfold`` (whose gradient is fold).
+    ``ceil_mode`` adds a last window that runs past the bottom or right edge
+    where one would start inside the input or its padding (PyTorch's rule); what
+    lies past the padding never counts towards a divisor. Computed as the
+    windows' sum through ``unfold`` (whose gradient is fold).
     """
-    if ceil_mode:
-        raise NotImplementedError("avg_pool2d: ceil_mode=True is not supported")
     if x.ndim != 4:
         raise ValueError(f"avg_pool2d: expected an (N, C, H, W) input, got shape {x.shape}")
     kh, kw = pair("avg_pool2d", "kernel_size", kernel_size, 1)
-    stride = (kh, kw) if stride is None else stride
+    sh, sw = pair("avg_pool2d", "stride", (kh, kw) if stride is None else stride, 1)
     ph, pw = pair("avg_pool2d", "padding", padding, 0)
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(
             f"avg_pool2d: padding {ph}x{pw} must be at most half the kernel {kh}x{kw}"
         )
     n, c, h, w = x.shape
-    cols = ops.unfold(ops.reshape(x, (n * c, 1, h, w)), (kh, kw), stride, (ph, pw))
+    oh, ow = _out_length(h, kh, sh, ph, ceil_mode), _out_length(w, kw, sw, pw, ceil_mode)
+    # Rows and columns the last windows of ceil_mode reach past the padding.
+    extra = (max(0, (oh - 1) * sh + kh - h - 2 * ph), max(0, (ow - 1) * sw + kw - w - 2 * pw))
+    cols = ops.unfold(_extend(ops.reshape(x, (n * c, 1, h, w)), extra), (kh, kw), (sh, sw),
+                      (ph, pw))
     sums = ops.sum(cols, 1)  # (N*C, OH*OW)
-    (oh, ow) = _out_size(h, w, kh, kw, stride, ph, pw)
     if divisor_override is not None:
         if divisor_override == 0:
             raise ValueError("avg_pool2d: divisor_override must not be 0")
         out = ops.div(sums, float(divisor_override))
-    elif count_include_pad or (ph, pw) == (0, 0):
+    elif extra == (0, 0) and (count_include_pad or (ph, pw) == (0, 0)):
         out = ops.div(sums, float(kh * kw))
     else:
-        inside = ops.unfold(ones((1, 1, h, w), x.dtype, x.device), (kh, kw), stride, (ph, pw))
+        # Each window's count of what it may average: the input, and its padding too
+        # when count_include_pad.
+        if count_include_pad:
+            counted = _extend(ones((1, 1, h + 2 * ph, w + 2 * pw), x.dtype, x.device), extra)
+            inside = ops.unfold(counted, (kh, kw), (sh, sw), (0, 0))
+        else:
+            counted = _extend(ones((1, 1, h, w), x.dtype, x.device), extra)
+            inside = ops.unfold(counted, (kh, kw), (sh, sw), (ph, pw))
         out = ops.div(sums, ops.sum(inside, 1))
     return ops.reshape(out, (n, c, oh, ow))
 
 
-def _out_size(
-    h: int, w: int, kh: int, kw: int, stride: IntPair, ph: int, pw: int
-) -> tuple[int, int]:
-    sh, sw = pair("avg_pool2d", "stride", stride, 1)
-    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+def _out_length(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    """Windows along one side, PyTorch's way: with ``ceil_mode`` a last partial window
+    counts unless it would start past the input and its leading padding."""
+    span = size + 2 * pad - kernel
+    if span < 0:
+        raise ValueError(
+            f"avg_pool2d: a kernel of {kernel} does not fit a side of {size} padded by {pad}"
+        )
+    if not ceil_mode:
+        return span // stride + 1
+    length = -(-span // stride) + 1
+    return length - 1 if (length - 1) * stride >= size + pad else length
+
+
+def _extend(t: Tensor, extra: tuple[int, int]) -> Tensor:
+    """``t`` (N, C, H, W) with ``extra`` rows and columns of zeros after its last ones."""
+    rows, columns = extra
+    if rows:
+        n, c, _, w = t.shape
+        t = ops.cat([t, zeros((n, c, rows, w), t.dtype, t.device)], 2)
+    if columns:
+        n, c, h, _ = t.shape
+        t = ops.cat([t, zeros((n, c, h, columns), t.dtype, t.device)], 3)
+    return t
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
