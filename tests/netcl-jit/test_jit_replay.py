@@ -87,8 +87,8 @@ def test_a_replay_sets_the_arguments_that_changed_and_keeps_the_rest() -> None:
 
 
 def test_a_replay_that_holds_the_queue_while_it_enqueues_computes_the_same() -> None:
-    # A GPU's replays hold the queue (Program.hold); run that path here too, bit for bit
-    # against the same replays not held and against eager.
+    # Replays hold the queue while they enqueue (Program.hold): bit for bit the same as
+    # replays not held and as eager.
     def fn(x: Tensor) -> Tensor:
         return ops.relu(x * 2.0 - 1.0) + ops.sum(x)
 

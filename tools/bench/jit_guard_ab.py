@@ -6,8 +6,7 @@ the other (before and after a change to netcl.jit) within one short GPU session.
 Three tables:
 
 1. ms per step: the jitted step as it runs, the same replays with the queue not
-   held while they enqueue (``Program.hold`` off; on a CPU it is off anyway),
-   and torch eager.
+   held while they enqueue (``Program.hold`` off), and torch eager.
 2. main-thread CPU per replayed call: the guard checks (``Jitted.key``) and the
    whole call, held and not.
 3. host or device bound: 20 replays enqueued while the queue is held shut by a

@@ -4,9 +4,9 @@ Every launch gets a kernel object of its own, with all its arguments set when
 the program is built. A replay then sets only what changed since the last one
 (a Tensor argument given in another buffer, a ``Live`` argument that re-reads
 another value) and enqueues. Host work the capture recorded (an optimizer
-counting its steps) runs again at its place. On a GPU the queue is held shut
-while a replay enqueues (``Program.hold``), so that host work and the ``Live``
-reads must not wait for the device; none does (a step count, a check's
+counting its steps) runs again at its place. The queue is held shut while a
+replay enqueues (``Program.hold``), so that host work and the ``Live`` reads
+must not wait for the device; none does (a step count, a check's
 registration, the random generator's offset).
 """
 
@@ -68,11 +68,11 @@ class Program:
     buffers: list[Any]
     #: Per Tensor argument, the (kernel, argument index) pairs its buffer is set in.
     slots: list[list[tuple[cl.Kernel, int]]]
-    #: Whether a replay enqueues with the queue held shut (:func:`launch.held`), true on a
-    #: GPU: NVIDIA's OpenCL takes ~4 us a launch so against ~9.5 into a running queue, and
-    #: the previous replay keeps the device busy meanwhile. Not on a CPU, where PoCL's
-    #: threads would idle until the whole replay is enqueued (a 64-64-10 step 1.56x slower).
-    hold: bool
+    #: Whether a replay enqueues with the queue held shut (:func:`launch.held`): NVIDIA's
+    #: OpenCL takes ~4 us a launch so against ~9.5 into a running queue, while the previous
+    #: replay keeps the device busy (H200: 0.90 of the step's time, half its host time); on
+    #: PoCL it changes nothing measurable. Off only to measure that (jit_guard_ab.py).
+    hold: bool = True
     #: The buffers those slots hold now (held, so an identity test cannot be fooled by a
     #: freed buffer's id reused): a replay given the same ones sets nothing.
     bound: list[Any] = field(default_factory=list)
@@ -153,7 +153,7 @@ def build(
         launch.set_args(kernel, tuple(memory), tuple(values))
         steps.append(step)
     launches = sum(isinstance(s, _Step) for s in steps)
-    return Program(device.queue, steps, launches, buffers, slots, device.type != "cpu")
+    return Program(device.queue, steps, launches, buffers, slots)
 
 
 def _fused(
