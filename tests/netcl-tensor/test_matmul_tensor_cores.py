@@ -133,6 +133,15 @@ def test_tiles_the_mma_kernel_cannot_run_are_refused() -> None:
     assert not MmaTile(128, 128, 8).fits(2)  # 16-bit mma steps are 16 deep
     assert MmaTile(128, 128, 8).fits(4)
     assert not MmaTile(32, 32, 16, 2, 2).fits(2)  # 32 x 16 halves: half a vector each
+    with pytest.raises(ValueError, match="raster 0 or more"):
+        MmaTile(128, 128, 32, raster=-1)
+    # The swizzle XORs a vector's index with up to 7: rows along M or N of whole
+    # 8-vector blocks, rows along K of 2, 4 or 8k vectors.
+    assert MmaTile(128, 128, 32, swizzle=True).fits(2)
+    assert MmaTile(128, 128, 16, swizzle=True).fits(4)
+    assert not MmaTile(32, 64, 16, 2, 2, swizzle=True).fits(2)  # 32 halves: 4 vectors
+    assert MmaTile(32, 64, 16, 2, 2, swizzle=True).fits(4)  # 32 floats: 8 vectors
+    assert not MmaTile(128, 128, 48, swizzle=True).fits(2)  # 6 vectors along K
 
 
 def test_mma_tiles_by_problem_size() -> None:
@@ -144,6 +153,9 @@ def test_mma_tiles_by_problem_size() -> None:
     # 128 rows of 32 + 8 halves, twice, for A and B: what matmul_mma.cl declares.
     assert MmaTile(128, 128, 32).local_bytes(2, True, True, 2) == 2 * 2 * 128 * 40 * 2
     assert MmaTile(128, 128, 16).local_bytes(4, False, True, 3) == 3 * (16 * 136 + 128 * 20) * 4
+    # Swizzled tiles are unpadded: three stages of 128 x 128 x 32 halves in 48 KiB.
+    assert MmaTile(128, 128, 32, stages=3, swizzle=True).local_bytes(2, True, False, 3) == 49152
+    assert MmaTile(128, 128, 32, swizzle=True, raster=8).name == "mma 128x128x32/2x4w/s2/swz/r8"
 
 
 # --- the kernel, on tensor cores only -------------------------------------------------
@@ -239,3 +251,37 @@ def test_float32_is_unchanged_with_tf32_off(
     # TF32's 10-bit inputs leave errors far past float32's on random data.
     assert not np.array_equal(tf32, full)
     assert np.array_equal(tf32, matmul_with(a, b, kernel="mma").numpy())
+
+
+# Tiles that differ in every option the kernel has; each sums K in the same
+# mma-step order, so all give the default tile's bits.
+TILES = [(dtypes.bfloat16, MmaTile(128, 128, 32, stages=3, swizzle=True, raster=2)),
+         (dtypes.bfloat16, MmaTile(128, 128, 16, 2, 2, stages=4, swizzle=True)),
+         (dtypes.bfloat16, MmaTile(128, 256, 32, 2, 4, swizzle=True)),
+         (dtypes.bfloat16, MmaTile(64, 64, 32, 2, 2, stages=4, swizzle=True)),
+         (dtypes.bfloat16, MmaTile(128, 64, 32, 2, 2, stages=4, swizzle=True)),
+         (dtypes.float32, MmaTile(64, 64, 16, 2, 2, stages=4, swizzle=True)),
+         (dtypes.float32, MmaTile(128, 128, 16, stages=3, ldmatrix=False, swizzle=True,
+                                  raster=3)),
+         (dtypes.float32, MmaTile(128, 128, 16, 2, 2, stages=3, swizzle=True)),
+         (dtypes.float32, MmaTile(128, 128, 8, 2, 2, stages=4, swizzle=True))]
+
+
+@pytest.mark.parametrize("layout", ["nn", "nt", "tn", "strided"])
+@pytest.mark.parametrize(("dtype", "tile"), TILES,
+                         ids=[f"{dtype}-{tile.name}" for dtype, tile in TILES])
+def test_every_tile_gives_the_same_bits(
+        tc_device: Device, rng: np.random.Generator, precision: None, dtype: Any,
+        layout: str, tile: MmaTile) -> None:
+    """Swizzled local tiles, rastered work-groups (bands of 2 and 3 tile rows over
+    five, the last band short), stages and warp shapes change where data waits, not
+    the sums: the result is the default tile's bit for bit, and within the float64
+    bound (which holds the default tile to its float64 check)."""
+    backends.matmul.allow_tf32 = True
+    a = rng.standard_normal((520, 72)).astype(dtype)
+    b = rng.standard_normal((72, 300)).astype(dtype)
+    left, right = place(a, layout, 0, tc_device), place(b, layout, 1, tc_device)
+    got = matmul_with(left, right, kernel="mma", tile=tile).numpy()
+    assert np.array_equal(got, (left @ right).numpy())
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    assert np.all(np.abs(got.astype(np.float64) - exact) <= bound(a, b, np.dtype(dtype)))

@@ -4,10 +4,15 @@ torch bf16 autocast on the same device, in one run, with both fp32 steps beside 
     NETCL_DEVICE=gpu python tools/bench/amp_step.py --device gpu
     python tools/bench/amp_step.py                  # CPU: PoCL against torch CPU
 
-Each row is a contender; the ratio column is its time over torch's bf16 autocast step.
-Until tensor-core kernels land, netcl's bf16 matmul runs the CUDA-core kernel with
-16-bit loads, so the ratio says where the mixed-precision machinery stands, not what
-tensor cores will give. Timing is harness.py's (samples in turns, medians).
+    NETCL_DEVICE=gpu python tools/bench/amp_step.py --device gpu \
+        --widths 784 8192 8192 8192 8192 10 --batch 4096       # the compute-bound MLP
+
+Each row is a contender; the ratio columns are its time over torch's step in the same
+precision: bf16 autocast, TF32 (float32 with TF32 matmuls on both sides: netcl's
+set_float32_matmul_precision("high"), torch's allow_tf32, switched on for that
+contender's calls only) and fp32. On a device without tensor cores netcl's bf16 matmul
+runs the CUDA-core kernel with 16-bit loads. Timing is harness.py's (samples in turns,
+medians).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from train_step import MLP, MODELS, Step
 import netcl.autograd as ag
 from netcl.amp import autocast
 from netcl.core.device import Device, manager
-from netcl.core.tensor import from_numpy, manual_seed
+from netcl.core.tensor import backends, from_numpy, manual_seed
 from netcl.jit import jit
 from netcl.nn import Linear, ReLU, Sequential, cross_entropy
 from netcl.optim import Adam
@@ -76,14 +81,35 @@ def torch_step(spec: MLP, device: Device, amp: bool) -> Step:
     return step, sync
 
 
+def with_tf32(step: Step) -> Step:
+    """``step`` with TF32 matmuls allowed on both sides during its calls only (both
+    switches are process-wide, and the contenders take turns)."""
+    call, sync = step
+
+    def tf32_call() -> None:
+        before = backends.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32
+        backends.set_float32_matmul_precision("high")
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            call()
+        finally:
+            backends.set_float32_matmul_precision(before[0])
+            torch.backends.cuda.matmul.allow_tf32 = before[1]
+
+    return tf32_call, sync
+
+
 CONTENDERS: dict[str, Callable[[MLP, Device], Step]] = {
     "netcl fp32": lambda s, d: netcl_step(s, d, False),
+    "netcl tf32": lambda s, d: with_tf32(netcl_step(s, d, False)),
     "netcl bf16": lambda s, d: netcl_step(s, d, True),
     "netcl bf16 jit": lambda s, d: netcl_step(s, d, True, jitted=True),
     "torch fp32": lambda s, d: torch_step(s, d, False),
+    "torch tf32": lambda s, d: with_tf32(torch_step(s, d, False)),
     "torch bf16": lambda s, d: torch_step(s, d, True),
 }
-PEER = "torch bf16"
+# Each netcl contender's peer: torch's step in the same precision.
+PEERS = {"fp32": "torch fp32", "tf32": "torch tf32", "bf16": "torch bf16"}
 
 
 def autocast_off_timers(device: Device) -> dict[str, Step]:
@@ -112,6 +138,9 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--sample", type=float, default=0.5, help="seconds per sample")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--widths", type=int, nargs="+", help="an MLP's layer widths "
+                        "(default: the device's MLP in train_step.py)")
+    parser.add_argument("--batch", type=int, default=4096, help="the --widths MLP's batch")
     add_json_flag(parser)
     args = parser.parse_args()
     device = manager.default(args.device)
@@ -122,7 +151,8 @@ def main() -> None:
     table = report.table("autocast off: 100 eager 4x4 matmuls, ms",
                          ["ops.matmul", "matmul_with"], ratios=[("ops.matmul", "matmul_with")])
     table.row("4x4", {name: t.median * 1e3 for name, t in off.items()})
-    spec = next(s for s in MODELS[args.device] if isinstance(s, MLP))
+    spec = (MLP(tuple(args.widths), args.batch) if args.widths
+            else next(s for s in MODELS[args.device] if isinstance(s, MLP)))
     timers: dict[str, Step] = {}
     for name, make in CONTENDERS.items():
         try:
@@ -131,7 +161,8 @@ def main() -> None:
             report.note(f"{name} failed", repr(error))
     times = time_contenders(timers, rounds=args.rounds, sample_s=args.sample)
     steps = report.table("training step, ms", list(times),
-                         ratios=[(name, PEER) for name in times if name != PEER])
+                         ratios=[(name, PEERS[name.split()[1]]) for name in times
+                                 if name.startswith("netcl") and PEERS[name.split()[1]] in times])
     steps.row(str(spec), {name: t.median * 1e3 for name, t in times.items()})
     report.finish()
 

@@ -7,7 +7,10 @@ tests/netcl-tensor/test_matmul_tensor_cores.py derives it; must be <= 1), and
 prints TFLOP/s beside torch's with the same dtype (TF32 allowed for float32).
 The winners go into matmul_tiles.MMA_TILES.
 
-    NETCL_DEVICE=gpu python tools/bench/matmul_mma_sweep.py --sizes 2048 4096
+    NETCL_DEVICE=gpu python tools/bench/matmul_mma_sweep.py --sizes 1024 2048 4096
+
+Each tile is first checked on ragged shapes (a tile over its bound is not timed); the
+"mma.sync peak" column is tools/bench/mma_peak.py's register-only loop in that dtype.
 
 Timing and table are tools/bench/harness.py's: wall time around many calls
 ended by queue.finish() / torch.cuda.synchronize(), median of 7 samples, each
@@ -28,19 +31,41 @@ _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
 from harness import Contender, Report, add_json_flag, time_contenders  # noqa: E402
 from matmul import operands, torch_tensor, transposed, used  # noqa: E402
+from mma_peak import peak_tflops  # noqa: E402
 
 from netcl.core.device import manager  # noqa: E402
 from netcl.core.tensor import backends, from_numpy  # noqa: E402
 from netcl.core.tensor.ops.matmul import MmaTile, matmul_with  # noqa: E402
 
 T = MmaTile
-CANDIDATES = {
-    "float16": [T(128, 128, 32), T(128, 128, 32, 2, 2), T(128, 128, 16, 2, 2, stages=4),
-                T(128, 128, 16, stages=4), T(128, 256, 16)],
-    "bfloat16": [T(128, 128, 32), T(128, 128, 16, 2, 2, stages=4)],
-    "float32": [T(128, 128, 16), T(128, 128, 16, ldmatrix=False), T(128, 128, 16, 2, 2),
-                T(128, 128, 8, stages=4)],
-}
+# Square sizes where 128 x 128 tiles give every compute unit a work-group (2048 up),
+# and the small-tile class below it (1024: 64 work-groups of 128 x 128 for 132 units).
+BIG = [T(128, 128, 32), T(128, 128, 16, 2, 2, stages=4),
+       T(128, 128, 32, swizzle=True), T(128, 128, 32, stages=3, swizzle=True),
+       T(128, 128, 32, stages=3, swizzle=True, raster=8),
+       T(128, 128, 32, 2, 2, stages=3, swizzle=True),
+       T(128, 128, 16, 2, 2, stages=4, swizzle=True),
+       T(128, 256, 32, 2, 4, swizzle=True),
+       T(128, 256, 16, 2, 4, stages=4, swizzle=True)]
+SMALL = [T(64, 64, 32, 2, 2, stages=3), T(64, 64, 32, 2, 2, stages=4, swizzle=True),
+         T(128, 64, 32, 2, 2, stages=4, swizzle=True),
+         T(64, 128, 32, 2, 2, stages=4, swizzle=True)]
+TF32_BIG = [T(128, 128, 16, ldmatrix=False), T(128, 128, 16, 2, 2),
+            T(128, 128, 16, 2, 2, stages=3, swizzle=True),
+            T(128, 128, 16, stages=3, swizzle=True),
+            T(128, 128, 16, stages=3, ldmatrix=False, swizzle=True),
+            T(128, 128, 8, 2, 2, stages=4, swizzle=True),
+            T(128, 256, 16, 2, 4, swizzle=True)]
+TF32_SMALL = [T(64, 64, 16, 2, 2), T(64, 64, 16, 2, 2, stages=4, swizzle=True),
+              T(128, 64, 16, 2, 2, stages=3, swizzle=True)]
+CANDIDATES = {"float16": (BIG, SMALL), "bfloat16": (BIG, SMALL),
+              "float32": (TF32_BIG, TF32_SMALL)}
+# Shapes checked against float64 once per tile and layout besides the squares up to
+# 1024 (a float64 product at 4096^3 takes the host seconds): ragged edges of every
+# tile and a K past a whole step, read by cp.async (16-byte aligned rows); the
+# register path's edges are test_matmul_tensor_cores.py's.
+RAGGED = [(200, 72, 136)]
+CHECKED_UP_TO = 1024
 
 
 def error_over_bound(got: Any, a: Any, b: Any) -> float:
@@ -58,7 +83,7 @@ def error_over_bound(got: Any, a: Any, b: Any) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--dtype", choices=tuple(CANDIDATES), nargs="+",
                         default=list(CANDIDATES))
     parser.add_argument("--layout", choices=("nn", "nt", "tn"), nargs="+",
@@ -72,34 +97,67 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     report = Report("tensor-core matmul tile sweep", device.name, args.json,
                     peer=f"torch {torch.__version__} cuBLAS")
-    table = report.table("TFLOP/s; err/bound must be <= 1",
-                         ["err/bound", "netcl TFLOP/s", "torch TFLOP/s"],
-                         ratios=[("netcl TFLOP/s", "torch TFLOP/s")])
+    table = report.table("TFLOP/s; err/bound must be <= 1; peak: mma_peak.py's loop",
+                         ["err/bound", "netcl TFLOP/s", "torch TFLOP/s", "mma.sync peak"],
+                         ratios=[("netcl TFLOP/s", "torch TFLOP/s"),
+                                 ("netcl TFLOP/s", "mma.sync peak")])
     rng = np.random.default_rng(0)
     for dtype_name in args.dtype:
         dtype = np.dtype(dtype_name)
+        peak = peak_tflops(device, dtype_name)
+        big, small = CANDIDATES[dtype_name]
         for layout in args.layout:
+            failed: set[MmaTile] = set()
+            for tile in big + small:
+                for m, k, n in RAGGED:
+                    try:
+                        ratio = checked(device, tile, layout, m, k, n, dtype, rng)
+                    except Exception as error:  # a variant that does not build: the rest run
+                        print(f"{dtype_name} {layout} {tile.name}: {error}"[:2000])
+                        ratio = float("inf")
+                    table.row(f"{dtype_name} {layout} {m}x{k}x{n} {tile.name}",
+                              {"err/bound": ratio})
+                    if not ratio <= 1:
+                        failed.add(tile)
             for size in args.sizes:
                 a_host, b_host = operands(1, size, size, size, layout, dtype, rng)
-                a, b = from_numpy(a_host, device), from_numpy(b_host, device)
-                a = transposed(a) if layout[0] == "t" else a
-                b = transposed(b) if layout[1] == "t" else b
+                a, b = placed(device, a_host, b_host, layout)
                 left = torch_tensor(a_host).cuda()
                 right = torch_tensor(b_host).cuda()
                 left = left.T if layout[0] == "t" else left
                 right = right.T if layout[1] == "t" else right
-                a_used, b_used = used(a_host, layout[0] == "t"), used(b_host, layout[1] == "t")
                 flops = 2.0 * size**3
-                peer = partial(torch.matmul, left, right)
-                torch_s = seconds_per_call((peer, torch.cuda.synchronize))
-                for tile in CANDIDATES[dtype_name]:
+                torch_s = seconds_per_call((partial(torch.matmul, left, right),
+                                            torch.cuda.synchronize))
+                tiles = small if size * size < 128 * 128 * device.compute_units else big
+                for tile in tiles:
+                    if tile in failed:
+                        continue
                     call = partial(matmul_with, a, b, kernel="mma", tile=tile)
-                    ratio = error_over_bound(call().numpy(), a_used, b_used)
+                    ratio = (error_over_bound(call().numpy(), used(a_host, layout[0] == "t"),
+                                              used(b_host, layout[1] == "t"))
+                             if size <= CHECKED_UP_TO else None)
                     seconds = seconds_per_call((call, device.queue.finish))
                     table.row(f"{dtype_name} {layout} {size}^3 {tile.name}", {
                         "err/bound": ratio, "netcl TFLOP/s": flops / seconds / 1e12,
-                        "torch TFLOP/s": flops / torch_s / 1e12})
+                        "torch TFLOP/s": flops / torch_s / 1e12, "mma.sync peak": peak})
     report.finish()
+
+
+def placed(device: Any, a_host: Any, b_host: Any, layout: str) -> tuple[Any, Any]:
+    """The operands on the device, each transposed in place where ``layout`` says "t"."""
+    a, b = from_numpy(a_host, device), from_numpy(b_host, device)
+    return (transposed(a) if layout[0] == "t" else a,
+            transposed(b) if layout[1] == "t" else b)
+
+
+def checked(device: Any, tile: MmaTile, layout: str, m: int, k: int, n: int,
+            dtype: np.dtype[Any], rng: np.random.Generator) -> float:
+    """``tile``'s error over its bound on one (m, k) @ (k, n) product in ``layout``."""
+    a_host, b_host = operands(1, m, k, n, layout, dtype, rng)
+    a, b = placed(device, a_host, b_host, layout)
+    got = matmul_with(a, b, kernel="mma", tile=tile).numpy()
+    return error_over_bound(got, used(a_host, layout[0] == "t"), used(b_host, layout[1] == "t"))
 
 
 def seconds_per_call(contender: Contender) -> float:

@@ -37,12 +37,14 @@ from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("matmul.cl")
 MMA_FILE = Path(__file__).with_name("matmul_mma.cl")
+# mma.sync, ldmatrix, cp.async and TF32 rounding in inline PTX, built ahead of it.
+MMA_HELPERS_FILE = Path(__file__).with_name("mma.cl")
 # PARAMS, UNPACK_PARAMS and batch_offset, built ahead of either file.
 PARAMS_FILE = Path(__file__).with_name("matmul_params.cl")
 # matmul_mma.cl's MMA_TYPE per input dtype: TF32 for float32, f16, bf16.
 MMA_TYPES = {dtypes.float32: 0, dtypes.float16: 1, dtypes.bfloat16: 2}
 # bf16's store (bfloat16.cl) and the shared scalars come first.
-MMA_SOURCES = (dtypes.BFLOAT16_CL, PARAMS_FILE, MMA_FILE)
+MMA_SOURCES = (dtypes.BFLOAT16_CL, PARAMS_FILE, MMA_HELPERS_FILE, MMA_FILE)
 # mma.sync with f16 and tf32 inputs (and ldmatrix) needs compute capability 8.0.
 MMA_CAPABILITY = (8, 0)
 # The kernels decompose the batch index over at most this many dimensions.
@@ -210,6 +212,7 @@ class MmaVariant(NamedTuple):
             "ASYNC": int(self.copy_async), "STAGES": tile.stages,
             "C_T": dtypes.STORAGE_C_TYPE[self.c_dtype], "STORE_C(p, i, v)": _store(self.c_dtype),
             "C_VEC2": int(self.c_vec), "BATCH_SLICED": int(self.sliced),
+            "SWIZZLE": int(tile.swizzle), "RASTER": tile.raster,
         }
 
 
@@ -426,7 +429,9 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     if not tile.fits(size) or local_bytes > device.cl_device.local_mem_size:
         raise ValueError(
             f"matmul: {tile.name} cannot run {a.dtype} here: bk must be a multiple of "
-            f"{32 // size}, bm * bk and bn * bk of {per_vector} elements per work-item, "
+            f"{32 // size}, bm * bk and bn * bk of {per_vector} elements per work-item "
+            f"(swizzled: bm and bn multiples of {8 * per_vector}, bk {2 * per_vector}, "
+            f"{4 * per_vector} or a multiple of {8 * per_vector}), "
             f"and its {local_bytes} bytes of tiles must fit the device's "
             f"{device.cl_device.local_mem_size} of local memory"
         )

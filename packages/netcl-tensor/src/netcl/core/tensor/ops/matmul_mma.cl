@@ -27,6 +27,8 @@
 //                         registers, double-buffered
 //   C_T, STORE_C(p, i, v) the output's storage type and a float store
 //   C_VEC2                1: C is float with N even, stored two floats at a time
+//   SWIZZLE               1: local tiles unpadded, vectors XOR-swizzled (below)
+//   RASTER                0: work-groups in row order; R: in bands of R tile rows
 
 #if MMA_TYPE == 0
 #define E uint  // float bits
@@ -45,29 +47,54 @@
 #define NT (WARP_N / 8)   // n8 fragments per warp
 
 // Local tiles keep each operand's global layout (rows along its unit stride),
-// so a 16-byte global read is one 16-byte local store. Rows are padded so
-// that the eight rows one fragment read touches fall in distinct banks:
-// along K by one vector (a row of 40 halves, 20 words, or of 20 floats puts
-// rows g = 0..7 at words 20 g mod 32: 0, 20, 8, 28, ...), along M or N by 8
-// elements (136 floats put fragment words t * 136 + g at 8 t + g mod 32).
-#if A_K_MAJOR
-#define A_STRIDE (BK + EPV)
-#define A_AT(m, k) ((m) * A_STRIDE + (k))
-#define A_WORDS (BM * A_STRIDE * sizeof(E) / 16)
+// so a 16-byte global read is one 16-byte local store. The eight rows one
+// fragment read touches must fall in distinct banks. Without SWIZZLE, rows
+// are padded: along K by one vector (a row of 40 halves, 20 words, or of 20
+// floats puts rows g = 0..7 at words 20 g mod 32: 0, 20, 8, 28, ...), along M
+// or N by 8 elements (136 floats put fragment words t * 136 + g at 8 t + g mod
+// 32). With SWIZZLE, rows are unpadded (three stages of 128 x 128 x 32 halves
+// fit 48 KiB where two padded did) and the 16-byte vector c of row r is
+// stored at c ^ x(r): x(r) = r mod 8 where a row holds 8 vectors or more, else
+// r / (8 / V) mod V for V vectors a row, so eight consecutive rows at one
+// vector fill the 128 bytes of a bank cycle once. TF32 tiles stored along M
+// or N are read a word per lane from four rows of 8 columns (two vectors):
+// x(r) = 2 r mod 8 keeps those eight vectors apart.
+#if SWIZZLE
+#define K_XOR(r, v) ((v) >= 8 ? (r) % 8 : (r) / (8 / (v)) % (v))
+#if MMA_TYPE == 0
+#define MN_XOR(r) (2 * (r) % 8)
 #else
-#define A_STRIDE (BM + 8)
-#define A_AT(m, k) ((k) * A_STRIDE + (m))
-#define A_WORDS (BK * A_STRIDE * sizeof(E) / 16)
+#define MN_XOR(r) ((r) % 8)
+#endif
+// Element c of row r in a tile of rows s long whose vectors are XORed with x.
+#define SWIZZLED(r, c, s, x) ((r) * (s) + ((c) / EPV ^ (x)) * EPV + (c) % EPV)
+#define PAD_K 0
+#define PAD_MN 0
+#else
+#define SWIZZLED(r, c, s, x) ((r) * (s) + (c))
+#define PAD_K EPV
+#define PAD_MN 8
+#endif
+#if A_K_MAJOR
+#define A_STRIDE (BK + PAD_K)
+#define A_ROWS BM
+#define A_AT(m, k) SWIZZLED(m, k, A_STRIDE, K_XOR(m, BK / EPV))
+#else
+#define A_STRIDE (BM + PAD_MN)
+#define A_ROWS BK
+#define A_AT(m, k) SWIZZLED(k, m, A_STRIDE, MN_XOR(k))
 #endif
 #if B_K_MAJOR
-#define B_STRIDE (BK + EPV)
-#define B_AT(n, k) ((n) * B_STRIDE + (k))
-#define B_WORDS (BN * B_STRIDE * sizeof(E) / 16)
+#define B_STRIDE (BK + PAD_K)
+#define B_ROWS BN
+#define B_AT(n, k) SWIZZLED(n, k, B_STRIDE, K_XOR(n, BK / EPV))
 #else
-#define B_STRIDE (BN + 8)
-#define B_AT(n, k) ((k) * B_STRIDE + (n))
-#define B_WORDS (BK * B_STRIDE * sizeof(E) / 16)
+#define B_STRIDE (BN + PAD_MN)
+#define B_ROWS BK
+#define B_AT(n, k) SWIZZLED(k, n, B_STRIDE, MN_XOR(k))
 #endif
+#define A_WORDS (A_ROWS * A_STRIDE * sizeof(E) / 16)
+#define B_WORDS (B_ROWS * B_STRIDE * sizeof(E) / 16)
 
 // Vectors of a tile each work-item loads per step (gemm.py checks they divide).
 #define A_LOADS (BM * BK / EPV / THREADS)
@@ -110,13 +137,6 @@ inline uint4 load_vector(__global const E *p, const int step, const int valid, c
     return gather(p, step, valid);
 }
 
-// Copies 16 bytes, of which the first `bytes` come from `src` and the rest
-// are zero (cp.async's src-size): an edge vector reads only what exists.
-inline void copy_async(__local E *dst, __global const E *src, const int bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-                 :: "r"((uint)(ulong)dst), "l"((ulong)src), "r"(bytes) : "memory");
-}
 #if STAGES == 2
 #define PENDING "0"
 #elif STAGES == 3
@@ -126,13 +146,6 @@ inline void copy_async(__local E *dst, __global const E *src, const int bytes)
 #endif
 
 #if MMA_TYPE == 0
-// Round to TF32 (nearest, ties away: what the tensor core then reads exactly).
-inline uint to_tf32(const uint x)
-{
-    uint r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(as_float(x)));
-    return r;
-}
 #define ROUND(v) (uint4)(to_tf32((v).x), to_tf32((v).y), to_tf32((v).z), to_tf32((v).w))
 #else
 #define ROUND(v) (v)
@@ -148,31 +161,6 @@ inline uint to_tf32(const uint x)
 #else
 #define BUFFERS 2
 #endif
-
-// A local pointer as the 32-bit shared-window address PTX takes.
-#define SHARED(p) ((uint)(ulong)(p))
-
-#define LDSM_X4(r, p)                                                           \
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];" \
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(SHARED(p)))
-#define LDSM_X4_T(r, p)                                                         \
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];" \
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(SHARED(p)))
-
-#if MMA_TYPE == 0
-#define MMA_SHAPE "m16n8k8.row.col.f32.tf32.tf32.f32"
-#elif MMA_TYPE == 1
-#define MMA_SHAPE "m16n8k16.row.col.f32.f16.f16.f32"
-#else
-#define MMA_SHAPE "m16n8k16.row.col.f32.bf16.bf16.f32"
-#endif
-// c += a b for one 16 x 8 block: a four registers, b two, c four floats.
-#define MMA(c, a, b)                                                            \
-    asm("mma.sync.aligned." MMA_SHAPE                                           \
-        " {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"  \
-        : "=f"(c[0]), "=f"(c[1]), "=f"(c[2]), "=f"(c[3])                        \
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]),     \
-          "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]))
 
 // Two 16-bit elements, k and k + 1, as one register (low half first).
 #define PAIR(p, at0, at1) ((uint)(p)[at0] | (uint)(p)[at1] << 16)
@@ -191,8 +179,21 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     const int g = lane / 4, t = lane % 4;
     const int wm = warp / WARPS_N * WARP_M;
     const int wn = warp % WARPS_N * WARP_N;
+#if RASTER
+    // Work-groups go down bands of RASTER tile rows a column at a time, so those
+    // running at once share A's rows and B's columns in L2 (row by row, each
+    // wave would read all of B).
+    const int groups_n = get_num_groups(0), groups_m = get_num_groups(1);
+    const int id = get_group_id(1) * groups_n + get_group_id(0);
+    const int band_first = id / (RASTER * groups_n) * RASTER;
+    const int band_rows = min(groups_m - band_first, RASTER);
+    const int in_band = id % (RASTER * groups_n);
+    const int m0 = (band_first + in_band % band_rows) * BM;
+    const int n0 = in_band / band_rows * BN;
+#else
     const int m0 = get_group_id(1) * BM;
     const int n0 = get_group_id(0) * BN;
+#endif
     A += a_off + batch_offset(z, batch_shape, a_bs);
     B += b_off + batch_offset(z, batch_shape, b_bs);
     C += (long)z * M * N;

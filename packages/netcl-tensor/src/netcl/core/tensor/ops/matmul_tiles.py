@@ -230,7 +230,10 @@ class MmaTile:
     local buffers the tiles are copied into ahead (cp.async), where the
     operands' strides allow 16-byte copies; two otherwise. ``ldmatrix``: TF32
     fragments of a tile stored along K are read by ldmatrix rather than by
-    single loads (16-bit fragments always are)."""
+    single loads (16-bit fragments always are). ``swizzle``: local tiles unpadded,
+    their 16-byte vectors XOR-swizzled against bank conflicts (a third stage of
+    128 x 128 x 32 halves fits). ``raster``: work-groups in bands of that many
+    tile rows for L2 reuse (0: row order)."""
 
     bm: int
     bn: int
@@ -239,14 +242,17 @@ class MmaTile:
     warps_n: int = 4
     stages: int = 2
     ldmatrix: bool = True
+    swizzle: bool = False
+    raster: int = 0
 
     def __post_init__(self) -> None:
         if (min(self.bm, self.bn, self.bk, self.warps_m, self.warps_n) < 1
                 or self.bm % (16 * self.warps_m) or self.bn % (16 * self.warps_n)
-                or self.bk % 8 or self.stages not in (2, 3, 4)):
+                or self.bk % 8 or self.stages not in (2, 3, 4) or self.raster < 0):
             raise ValueError(
                 f"matmul: {self} does not fit the tensor-core kernel: bm / warps_m and "
-                "bn / warps_n must be multiples of 16, bk a multiple of 8, stages 2 to 4"
+                "bn / warps_n must be multiples of 16, bk a multiple of 8, stages 2 to 4, "
+                "raster 0 or more"
             )
 
     @property
@@ -259,23 +265,34 @@ class MmaTile:
         whole 16-byte vectors of both tiles."""
         per_vector = 16 // element_bytes
         return self.bk % (32 // element_bytes) == 0 and all(
-            (rows * self.bk) % (per_vector * self.threads) == 0 for rows in (self.bm, self.bn))
+            (rows * self.bk) % (per_vector * self.threads) == 0
+            for rows in (self.bm, self.bn)) and (not self.swizzle or self._swizzles(per_vector))
+
+    def _swizzles(self, per_vector: int) -> bool:
+        """Whether the XOR swizzle keeps every vector in its row: rows along M or N
+        of whole 8-vector blocks, rows along K of 2, 4 or a multiple of 8 vectors."""
+        along_k = self.bk // per_vector
+        return (all(rows % (8 * per_vector) == 0 for rows in (self.bm, self.bn))
+                and (along_k in (2, 4) or along_k % 8 == 0))
 
     def local_bytes(self, element_bytes: int, a_k_major: bool, b_k_major: bool,
                     buffers: int) -> int:
         """Local memory of ``buffers`` tiles of A and B, padded as matmul_mma.cl pads
-        them (a row along K by one 16-byte vector, along M or N by 8 elements)."""
-        along_k = self.bk + 16 // element_bytes
+        them unswizzled (a row along K by one 16-byte vector, along M or N by 8
+        elements)."""
+        pad_k, pad_mn = (0, 0) if self.swizzle else (16 // element_bytes, 8)
 
         def tile(rows: int, k_major: bool) -> int:
-            return rows * along_k if k_major else self.bk * (rows + 8)
+            return rows * (self.bk + pad_k) if k_major else self.bk * (rows + pad_mn)
         return buffers * (tile(self.bm, a_k_major) + tile(self.bn, b_k_major)) * element_bytes
 
     @property
     def name(self) -> str:
         lds = "" if self.ldmatrix else "/lds"
+        swizzle = "/swz" if self.swizzle else ""
+        raster = f"/r{self.raster}" if self.raster else ""
         return (f"mma {self.bm}x{self.bn}x{self.bk}/{self.warps_m}x{self.warps_n}w"
-                f"/s{self.stages}{lds}")
+                f"/s{self.stages}{lds}{swizzle}{raster}")
 
 
 # The tensor-core kernel's tile per (input element bytes, layout) where there
