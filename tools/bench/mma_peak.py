@@ -69,9 +69,9 @@ def peak_call(device: Device, dtype: str) -> tuple[partial[Any], float]:
         origin="mma_peak")
     groups = GROUPS_PER_UNIT * device.compute_units
     out = cl.Buffer(device.context, cl.mem_flags.READ_WRITE, 4 * groups * THREADS)
-    kernel.set_args(out, np.int32(ITERATIONS))
-    call = partial(cl.enqueue_nd_range_kernel, device.queue, kernel, (groups * THREADS,),
-                   (THREADS,))
+    # The call holds the buffer: set_args alone would not keep it alive.
+    call = partial(kernel, device.queue, (groups * THREADS,), (THREADS,), out,
+                   np.int32(ITERATIONS))
     warps = groups * THREADS // 32
     flops = 2.0 * 16 * 8 * MMA_K[dtype] * CHAINS * ITERATIONS * warps
     return call, flops

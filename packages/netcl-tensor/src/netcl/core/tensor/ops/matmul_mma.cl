@@ -29,6 +29,7 @@
 //   C_VEC2                1: C is float with N even, stored two floats at a time
 //   SWIZZLE               1: local tiles unpadded, vectors XOR-swizzled (below)
 //   RASTER                0: work-groups in row order; R: in bands of R tile rows
+//   PREFETCH              1 (with ASYNC): fragments read a slice ahead (below)
 
 #if MMA_TYPE == 0
 #define E uint  // float bits
@@ -165,6 +166,90 @@ inline uint4 load_vector(__global const E *p, const int step, const int valid, c
 // Two 16-bit elements, k and k + 1, as one register (low half first).
 #define PAIR(p, at0, at1) ((uint)(p)[at0] | (uint)(p)[at1] << 16)
 
+// The A and B fragments of the warp at (wm, wn) for the MMA_K-deep slice at
+// kk of the local tiles as, bs.
+inline __attribute__((always_inline))
+void load_fragments(uint af[MT][4], uint bf[NT][2], __local const E *as, __local const E *bs,
+                    const int kk, const int wm, const int wn, const int lane)
+{
+    const int g = lane / 4, t = lane % 4;
+    // ldmatrix: lane l gives the row address of 8 x 8 matrix l / 8
+    // (8 rows of 16 bytes); matrices 0-3 become a fragment's registers
+    // 0-3. A: rows m 0-7 / 8-15, then the second 16 bytes along K; B:
+    // two n8 fragments, each its two K halves. Rows along K suit TF32
+    // too (a row is 4 floats, a register one float); .trans reads a
+    // 16-bit tile stored along M (N) as K-paired registers.
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+#if LDMATRIX && A_K_MAJOR
+        LDSM_X4(af[i], as + A_AT(wm + i * 16 + lane % 16, kk + lane / 16 * EPV));
+#elif LDMATRIX && MMA_TYPE != 0
+        LDSM_X4_T(af[i], as + A_AT(wm + i * 16 + lane / 8 % 2 * 8,
+                                   kk + lane % 8 + lane / 16 * 8));
+#elif MMA_TYPE == 0
+        const int m = wm + i * 16 + g;
+        af[i][0] = as[A_AT(m, kk + t)];
+        af[i][1] = as[A_AT(m + 8, kk + t)];
+        af[i][2] = as[A_AT(m, kk + t + 4)];
+        af[i][3] = as[A_AT(m + 8, kk + t + 4)];
+#else
+        const int m = wm + i * 16 + g;
+        const int k = kk + 2 * t;
+        af[i][0] = PAIR(as, A_AT(m, k), A_AT(m, k + 1));
+        af[i][1] = PAIR(as, A_AT(m + 8, k), A_AT(m + 8, k + 1));
+        af[i][2] = PAIR(as, A_AT(m, k + 8), A_AT(m, k + 9));
+        af[i][3] = PAIR(as, A_AT(m + 8, k + 8), A_AT(m + 8, k + 9));
+#endif
+#pragma unroll
+        for (int r = 0; r < 4; ++r) af[i][r] = FRAG(af[i][r]);
+    }
+#pragma unroll
+    for (int j = 0; j < NT; j += 2) {
+#if LDMATRIX && (B_K_MAJOR || MMA_TYPE != 0)
+        uint r[4];
+#if B_K_MAJOR
+        LDSM_X4(r, bs + B_AT(wn + j * 8 + lane % 8 + lane / 16 * 8,
+                             kk + lane / 8 % 2 * EPV));
+#else
+        LDSM_X4_T(r, bs + B_AT(wn + j * 8 + lane / 16 * 8,
+                               kk + lane % 8 + lane / 8 % 2 * 8));
+#endif
+        bf[j][0] = r[0];
+        bf[j][1] = r[1];
+        bf[j + 1][0] = r[2];
+        bf[j + 1][1] = r[3];
+#else
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int n = wn + (j + h) * 8 + g;
+#if MMA_TYPE == 0
+            bf[j + h][0] = bs[B_AT(n, kk + t)];
+            bf[j + h][1] = bs[B_AT(n, kk + t + 4)];
+#else
+            const int k = kk + 2 * t;
+            bf[j + h][0] = PAIR(bs, B_AT(n, k), B_AT(n, k + 1));
+            bf[j + h][1] = PAIR(bs, B_AT(n, k + 8), B_AT(n, k + 9));
+#endif
+        }
+#endif
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            bf[j + h][0] = FRAG(bf[j + h][0]);
+            bf[j + h][1] = FRAG(bf[j + h][1]);
+        }
+    }
+}
+
+// acc += the products of one slice's fragments.
+inline __attribute__((always_inline))
+void mma_slice(float acc[MT][NT][4], uint af[MT][4], uint bf[NT][2])
+{
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) MMA(acc[i][j], af[i], bf[j]);
+}
+
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *C)
 {
@@ -271,6 +356,43 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
 
+#if PREFETCH
+    // The fragments of the next slice are read while this one's products run,
+    // across the step's barrier too: the last slice's products are issued
+    // before the barrier, the next tile's first fragments right after it, and
+    // the refill copies after the first slice's products (BK holds an even
+    // number of slices, so a step starts on fragment buffer 0).
+#define SLICES (BK / MMA_K)
+    uint af[2][MT][4];
+    uint bf[2][NT][2];
+    asm volatile("cp.async.wait_group " PENDING ";" ::: "memory");
+    barrier(CLK_LOCAL_MEM_FENCE);
+    load_fragments(af[0], bf[0], (__local const E *)As[0], (__local const E *)Bs[0], 0, wm, wn,
+                   lane);
+    int buf = 0;
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        __local const E *as = (__local const E *)As[buf];
+        __local const E *bs = (__local const E *)Bs[buf];
+#pragma unroll
+        for (int q = 0; q < SLICES; ++q) {
+            const int now = q % 2;
+            if (q + 1 < SLICES)
+                load_fragments(af[now ^ 1], bf[now ^ 1], as, bs, (q + 1) * MMA_K, wm, wn, lane);
+            mma_slice(acc, af[now], bf[now]);
+            if (q == 0) {
+                const int refill = buf == 0 ? STAGES - 1 : buf - 1;
+                COPY(refill, k0 + (STAGES - 1) * BK)
+            }
+            if (q == SLICES - 1) {
+                asm volatile("cp.async.wait_group " PENDING ";" ::: "memory");
+                barrier(CLK_LOCAL_MEM_FENCE);
+                buf = buf == STAGES - 1 ? 0 : buf + 1;
+                load_fragments(af[now ^ 1], bf[now ^ 1], (__local const E *)As[buf],
+                               (__local const E *)Bs[buf], 0, wm, wn, lane);
+            }
+        }
+    }
+#else
     int buf = 0;
     for (int k0 = 0; k0 < K; k0 += BK) {
 #if ASYNC
@@ -296,75 +418,8 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         for (int kk = 0; kk < BK; kk += MMA_K) {
             uint af[MT][4];
             uint bf[NT][2];
-            // ldmatrix: lane l gives the row address of 8 x 8 matrix l / 8
-            // (8 rows of 16 bytes); matrices 0-3 become a fragment's registers
-            // 0-3. A: rows m 0-7 / 8-15, then the second 16 bytes along K; B:
-            // two n8 fragments, each its two K halves. Rows along K suit TF32
-            // too (a row is 4 floats, a register one float); .trans reads a
-            // 16-bit tile stored along M (N) as K-paired registers.
-#pragma unroll
-            for (int i = 0; i < MT; ++i) {
-#if LDMATRIX && A_K_MAJOR
-                LDSM_X4(af[i], as + A_AT(wm + i * 16 + lane % 16, kk + lane / 16 * EPV));
-#elif LDMATRIX && MMA_TYPE != 0
-                LDSM_X4_T(af[i], as + A_AT(wm + i * 16 + lane / 8 % 2 * 8,
-                                           kk + lane % 8 + lane / 16 * 8));
-#elif MMA_TYPE == 0
-                const int m = wm + i * 16 + g;
-                af[i][0] = as[A_AT(m, kk + t)];
-                af[i][1] = as[A_AT(m + 8, kk + t)];
-                af[i][2] = as[A_AT(m, kk + t + 4)];
-                af[i][3] = as[A_AT(m + 8, kk + t + 4)];
-#else
-                const int m = wm + i * 16 + g;
-                const int k = kk + 2 * t;
-                af[i][0] = PAIR(as, A_AT(m, k), A_AT(m, k + 1));
-                af[i][1] = PAIR(as, A_AT(m + 8, k), A_AT(m + 8, k + 1));
-                af[i][2] = PAIR(as, A_AT(m, k + 8), A_AT(m, k + 9));
-                af[i][3] = PAIR(as, A_AT(m + 8, k + 8), A_AT(m + 8, k + 9));
-#endif
-#pragma unroll
-                for (int r = 0; r < 4; ++r) af[i][r] = FRAG(af[i][r]);
-            }
-#pragma unroll
-            for (int j = 0; j < NT; j += 2) {
-#if LDMATRIX && (B_K_MAJOR || MMA_TYPE != 0)
-                uint r[4];
-#if B_K_MAJOR
-                LDSM_X4(r, bs + B_AT(wn + j * 8 + lane % 8 + lane / 16 * 8,
-                                     kk + lane / 8 % 2 * EPV));
-#else
-                LDSM_X4_T(r, bs + B_AT(wn + j * 8 + lane / 16 * 8,
-                                       kk + lane % 8 + lane / 8 % 2 * 8));
-#endif
-                bf[j][0] = r[0];
-                bf[j][1] = r[1];
-                bf[j + 1][0] = r[2];
-                bf[j + 1][1] = r[3];
-#else
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int n = wn + (j + h) * 8 + g;
-#if MMA_TYPE == 0
-                    bf[j + h][0] = bs[B_AT(n, kk + t)];
-                    bf[j + h][1] = bs[B_AT(n, kk + t + 4)];
-#else
-                    const int k = kk + 2 * t;
-                    bf[j + h][0] = PAIR(bs, B_AT(n, k), B_AT(n, k + 1));
-                    bf[j + h][1] = PAIR(bs, B_AT(n, k + 8), B_AT(n, k + 9));
-#endif
-                }
-#endif
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    bf[j + h][0] = FRAG(bf[j + h][0]);
-                    bf[j + h][1] = FRAG(bf[j + h][1]);
-                }
-            }
-#pragma unroll
-            for (int i = 0; i < MT; ++i)
-#pragma unroll
-                for (int j = 0; j < NT; ++j) MMA(acc[i][j], af[i], bf[j]);
+            load_fragments(af, bf, as, bs, kk, wm, wn, lane);
+            mma_slice(acc, af, bf);
         }
 #if ASYNC
         buf = buf == STAGES - 1 ? 0 : buf + 1;
@@ -377,6 +432,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         buf ^= 1;
 #endif
     }
+#endif
 #if ASYNC
     asm volatile("cp.async.wait_all;" ::: "memory");  // the zero-filled groups past K
 #endif

@@ -233,7 +233,9 @@ class MmaTile:
     single loads (16-bit fragments always are). ``swizzle``: local tiles unpadded,
     their 16-byte vectors XOR-swizzled against bank conflicts (a third stage of
     128 x 128 x 32 halves fits). ``raster``: work-groups in bands of that many
-    tile rows for L2 reuse (0: row order)."""
+    tile rows for L2 reuse (0: row order). ``prefetch``: each slice's fragments are
+    read while the previous slice's products run, across the step's barrier too
+    (tiles copied by cp.async; bk an even number of mma steps)."""
 
     bm: int
     bn: int
@@ -244,6 +246,7 @@ class MmaTile:
     ldmatrix: bool = True
     swizzle: bool = False
     raster: int = 0
+    prefetch: bool = False
 
     def __post_init__(self) -> None:
         if (min(self.bm, self.bn, self.bk, self.warps_m, self.warps_n) < 1
@@ -261,10 +264,11 @@ class MmaTile:
 
     def fits(self, element_bytes: int) -> bool:
         """Whether this tile runs inputs of ``element_bytes``: bk a whole number of
-        mma steps (16 deep for 16-bit inputs, 8 for TF32), every work-item loading
-        whole 16-byte vectors of both tiles."""
+        mma steps (16 deep for 16-bit inputs, 8 for TF32; an even number prefetched),
+        every work-item loading whole 16-byte vectors of both tiles."""
         per_vector = 16 // element_bytes
-        return self.bk % (32 // element_bytes) == 0 and all(
+        step = (64 if self.prefetch else 32) // element_bytes
+        return self.bk % step == 0 and all(
             (rows * self.bk) % (per_vector * self.threads) == 0
             for rows in (self.bm, self.bn)) and (not self.swizzle or self._swizzles(per_vector))
 
@@ -291,8 +295,9 @@ class MmaTile:
         lds = "" if self.ldmatrix else "/lds"
         swizzle = "/swz" if self.swizzle else ""
         raster = f"/r{self.raster}" if self.raster else ""
+        prefetch = "/pf" if self.prefetch else ""
         return (f"mma {self.bm}x{self.bn}x{self.bk}/{self.warps_m}x{self.warps_n}w"
-                f"/s{self.stages}{lds}{swizzle}{raster}")
+                f"/s{self.stages}{lds}{swizzle}{raster}{prefetch}")
 
 
 # The tensor-core kernel's tile per (input element bytes, layout) where there
@@ -301,15 +306,26 @@ class MmaTile:
 # 4 warps of 64 x 32; tn 342 on 16 deep, four stages, 2 x 2 warps of 64 x 64.
 # TF32 steps 16 deep with two stages (32 would need 72 KiB of local memory):
 # nn 140 and tn 128 on 2 x 2 warps; nt 130 on 2 x 4 with single-load
-# fragments (115 by ldmatrix).
+# fragments (115 by ldmatrix). Fourth sweep (bf16 and TF32): swizzled tiles ran
+# 5-15% slower than padded ones at 2048^3 and 4096^3 (the padding already kept
+# fragment reads free of bank conflicts; the XOR costs instructions) and a third
+# stage they made room for gained nothing; only TF32 tn took one, 8 deep with four
+# stages (123 against 115).
 MMA_TILES = {
     (2, "nn"): MmaTile(128, 128, 32), (2, "nt"): MmaTile(128, 128, 32),
     (2, "tn"): MmaTile(128, 128, 16, 2, 2, stages=4),
     (4, "nn"): MmaTile(128, 128, 16, 2, 2), (4, "nt"): MmaTile(128, 128, 16, ldmatrix=False),
-    (4, "tn"): MmaTile(128, 128, 16, 2, 2),
+    (4, "tn"): MmaTile(128, 128, 8, 2, 2, stages=4, swizzle=True),
 }
-# Too few 128 x 128 tiles for the compute units: a quarter of the size.
-MMA_SMALL_TILES = {2: MmaTile(64, 64, 32, 2, 2, stages=3), 4: MmaTile(64, 64, 16, 2, 2)}
+# Too few 128 x 128 tiles for the compute units: half or a quarter of the size
+# (fourth sweep, 1024^3 TFLOP/s: bf16 tn 103 on 64 x 128 against 89 on 64 x 64,
+# TF32 tn 64 on 128 x 64 against 56; the rest within 1% or slower).
+MMA_SMALL_TILES = {
+    (2, "nn"): MmaTile(64, 64, 32, 2, 2, stages=3), (2, "nt"): MmaTile(64, 64, 32, 2, 2, stages=3),
+    (2, "tn"): MmaTile(64, 128, 32, 2, 2, stages=4, swizzle=True),
+    (4, "nn"): MmaTile(64, 64, 16, 2, 2), (4, "nt"): MmaTile(64, 64, 16, 2, 2),
+    (4, "tn"): MmaTile(128, 64, 16, 2, 2, stages=3, swizzle=True),
+}
 
 
 def choose_mma_tile(compute_units: int, layout: str, m: int, n: int, count: int,
@@ -317,7 +333,8 @@ def choose_mma_tile(compute_units: int, layout: str, m: int, n: int, count: int,
     """The tensor-core tile for a ``count``-batch of (M, K) @ (K, N) in ``layout``
     ("nn", "nt", "tn"; "tt" takes tn's): the measured big tile while it gives
     every compute unit a work-group, else the small one."""
-    tile = MMA_TILES[element_bytes, "tn" if layout == "tt" else layout]
+    key = element_bytes, "tn" if layout == "tt" else layout
+    tile = MMA_TILES[key]
     if -(-m // tile.bm) * -(-n // tile.bn) * count >= compute_units:
         return tile
-    return MMA_SMALL_TILES[element_bytes]
+    return MMA_SMALL_TILES[key]
