@@ -142,10 +142,6 @@ def test_tiles_the_mma_kernel_cannot_run_are_refused() -> None:
     assert not MmaTile(32, 64, 16, 2, 2, swizzle=True).fits(2)  # 32 halves: 4 vectors
     assert MmaTile(32, 64, 16, 2, 2, swizzle=True).fits(4)  # 32 floats: 8 vectors
     assert not MmaTile(128, 128, 48, swizzle=True).fits(2)  # 6 vectors along K
-    # Prefetching alternates two fragment buffers: an even number of mma steps a tile.
-    assert not MmaTile(128, 128, 16, prefetch=True).fits(2)
-    assert MmaTile(128, 128, 32, prefetch=True).fits(2)
-    assert not MmaTile(128, 128, 8, prefetch=True).fits(4)
 
 
 def test_mma_tiles_by_problem_size() -> None:
@@ -267,9 +263,7 @@ TILES = [(dtypes.bfloat16, MmaTile(128, 128, 32, stages=3, swizzle=True, raster=
          (dtypes.bfloat16, MmaTile(128, 256, 32, 2, 4, swizzle=True)),
          (dtypes.bfloat16, MmaTile(64, 64, 32, 2, 2, stages=4, swizzle=True)),
          (dtypes.bfloat16, MmaTile(64, 128, 32, 2, 2, stages=4, swizzle=True)),
-         (dtypes.bfloat16, MmaTile(128, 128, 32, prefetch=True)),
-         (dtypes.bfloat16, MmaTile(64, 64, 64, 2, 2, prefetch=True, swizzle=True)),
-         (dtypes.float32, MmaTile(128, 128, 16, 2, 2, prefetch=True)),
+         (dtypes.bfloat16, MmaTile(64, 64, 64, 2, 2, swizzle=True)),
          (dtypes.float32, MmaTile(128, 64, 16, 2, 2, stages=3, swizzle=True)),
          (dtypes.float32, MmaTile(64, 64, 16, 2, 2, stages=4, swizzle=True)),
          (dtypes.float32, MmaTile(128, 128, 16, stages=3, ldmatrix=False, swizzle=True,

@@ -60,16 +60,6 @@ TF32_SMALL = [T(64, 64, 16, 2, 2), T(64, 64, 16, 2, 2, stages=4, swizzle=True),
               T(128, 64, 16, 2, 2, stages=3, swizzle=True)]
 CANDIDATES = {"float16": (BIG, SMALL), "bfloat16": (BIG, SMALL),
               "float32": (TF32_BIG, TF32_SMALL)}
-# --set prefetch: fragments read a slice ahead (MmaTile.prefetch) beside the tiles
-# MMA_TILES holds for 16-bit nn / nt and tn.
-PREFETCH = {
-    "bfloat16": ([T(128, 128, 32), T(128, 128, 16, 2, 2, stages=4),
-                  T(128, 128, 32, prefetch=True), T(128, 128, 32, 2, 2, prefetch=True),
-                  T(128, 128, 32, stages=3, swizzle=True, prefetch=True)], []),
-    "float32": ([T(128, 128, 16, 2, 2, prefetch=True),
-                 T(128, 128, 16, ldmatrix=False, prefetch=True)], []),
-}
-SETS = {"tiles": CANDIDATES, "prefetch": PREFETCH}
 # Shapes checked against float64 once per tile and layout besides the squares up to
 # 1024 (a float64 product at 4096^3 takes the host seconds): ragged edges of every
 # tile and a K past a whole step, read by cp.async (16-byte aligned rows); the
@@ -98,11 +88,8 @@ def main() -> None:
                         default=list(CANDIDATES))
     parser.add_argument("--layout", choices=("nn", "nt", "tn"), nargs="+",
                         default=["nn", "nt", "tn"])
-    parser.add_argument("--set", choices=tuple(SETS), default="tiles",
-                        help="which candidates (prefetch: bfloat16 and float32 only)")
     add_json_flag(parser)
     args = parser.parse_args()
-    candidates = SETS[args.set]
     import torch
 
     device = manager.default("auto")
@@ -118,7 +105,7 @@ def main() -> None:
     for dtype_name in args.dtype:
         dtype = np.dtype(dtype_name)
         peak = peak_tflops(device, dtype_name)
-        big, small = candidates[dtype_name]
+        big, small = CANDIDATES[dtype_name]
         for layout in args.layout:
             failed: set[MmaTile] = set()
             for tile in big + small:

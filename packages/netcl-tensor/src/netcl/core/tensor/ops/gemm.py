@@ -213,7 +213,6 @@ class MmaVariant(NamedTuple):
             "C_T": dtypes.STORAGE_C_TYPE[self.c_dtype], "STORE_C(p, i, v)": _store(self.c_dtype),
             "C_VEC2": int(self.c_vec), "BATCH_SLICED": int(self.sliced),
             "SWIZZLE": int(tile.swizzle), "RASTER": tile.raster,
-            "PREFETCH": int(tile.prefetch and self.copy_async),
         }
 
 
@@ -432,8 +431,7 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
             f"matmul: {tile.name} cannot run {a.dtype} here: bk must be a multiple of "
             f"{32 // size}, bm * bk and bn * bk of {per_vector} elements per work-item "
             f"(swizzled: bm and bn multiples of {8 * per_vector}, bk {2 * per_vector}, "
-            f"{4 * per_vector} or a multiple of {8 * per_vector}; prefetched: bk a multiple of "
-            f"{64 // size}), "
+            f"{4 * per_vector} or a multiple of {8 * per_vector}), "
             f"and its {local_bytes} bytes of tiles must fit the device's "
             f"{device.cl_device.local_mem_size} of local memory"
         )

@@ -29,7 +29,6 @@
 //   C_VEC2                1: C is float with N even, stored two floats at a time
 //   SWIZZLE               1: local tiles unpadded, vectors XOR-swizzled (below)
 //   RASTER                0: work-groups in row order; R: in bands of R tile rows
-//   PREFETCH              1 (with ASYNC): fragments read a slice ahead (below)
 
 #if MMA_TYPE == 0
 #define E uint  // float bits
@@ -356,43 +355,6 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
 
-#if PREFETCH
-    // The fragments of the next slice are read while this one's products run,
-    // across the step's barrier too: the last slice's products are issued
-    // before the barrier, the next tile's first fragments right after it, and
-    // the refill copies after the first slice's products (BK holds an even
-    // number of slices, so a step starts on fragment buffer 0).
-#define SLICES (BK / MMA_K)
-    uint af[2][MT][4];
-    uint bf[2][NT][2];
-    asm volatile("cp.async.wait_group " PENDING ";" ::: "memory");
-    barrier(CLK_LOCAL_MEM_FENCE);
-    load_fragments(af[0], bf[0], (__local const E *)As[0], (__local const E *)Bs[0], 0, wm, wn,
-                   lane);
-    int buf = 0;
-    for (int k0 = 0; k0 < K; k0 += BK) {
-        __local const E *as = (__local const E *)As[buf];
-        __local const E *bs = (__local const E *)Bs[buf];
-#pragma unroll
-        for (int q = 0; q < SLICES; ++q) {
-            const int now = q % 2;
-            if (q + 1 < SLICES)
-                load_fragments(af[now ^ 1], bf[now ^ 1], as, bs, (q + 1) * MMA_K, wm, wn, lane);
-            mma_slice(acc, af[now], bf[now]);
-            if (q == 0) {
-                const int refill = buf == 0 ? STAGES - 1 : buf - 1;
-                COPY(refill, k0 + (STAGES - 1) * BK)
-            }
-            if (q == SLICES - 1) {
-                asm volatile("cp.async.wait_group " PENDING ";" ::: "memory");
-                barrier(CLK_LOCAL_MEM_FENCE);
-                buf = buf == STAGES - 1 ? 0 : buf + 1;
-                load_fragments(af[now ^ 1], bf[now ^ 1], (__local const E *)As[buf],
-                               (__local const E *)Bs[buf], 0, wm, wn, lane);
-            }
-        }
-    }
-#else
     int buf = 0;
     for (int k0 = 0; k0 < K; k0 += BK) {
 #if ASYNC
@@ -432,7 +394,6 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         buf ^= 1;
 #endif
     }
-#endif
 #if ASYNC
     asm volatile("cp.async.wait_all;" ::: "memory");  // the zero-filled groups past K
 #endif

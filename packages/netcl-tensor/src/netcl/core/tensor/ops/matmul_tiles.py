@@ -233,9 +233,7 @@ class MmaTile:
     single loads (16-bit fragments always are). ``swizzle``: local tiles unpadded,
     their 16-byte vectors XOR-swizzled against bank conflicts (a third stage of
     128 x 128 x 32 halves fits). ``raster``: work-groups in bands of that many
-    tile rows for L2 reuse (0: row order). ``prefetch``: each slice's fragments are
-    read while the previous slice's products run, across the step's barrier too
-    (tiles copied by cp.async; bk an even number of mma steps)."""
+    tile rows for L2 reuse (0: row order)."""
 
     bm: int
     bn: int
@@ -246,7 +244,6 @@ class MmaTile:
     ldmatrix: bool = True
     swizzle: bool = False
     raster: int = 0
-    prefetch: bool = False
 
     def __post_init__(self) -> None:
         if (min(self.bm, self.bn, self.bk, self.warps_m, self.warps_n) < 1
@@ -264,11 +261,10 @@ class MmaTile:
 
     def fits(self, element_bytes: int) -> bool:
         """Whether this tile runs inputs of ``element_bytes``: bk a whole number of
-        mma steps (16 deep for 16-bit inputs, 8 for TF32; an even number prefetched),
-        every work-item loading whole 16-byte vectors of both tiles."""
+        mma steps (16 deep for 16-bit inputs, 8 for TF32), every work-item loading
+        whole 16-byte vectors of both tiles."""
         per_vector = 16 // element_bytes
-        step = (64 if self.prefetch else 32) // element_bytes
-        return self.bk % step == 0 and all(
+        return self.bk % (32 // element_bytes) == 0 and all(
             (rows * self.bk) % (per_vector * self.threads) == 0
             for rows in (self.bm, self.bn)) and (not self.swizzle or self._swizzles(per_vector))
 
@@ -295,9 +291,8 @@ class MmaTile:
         lds = "" if self.ldmatrix else "/lds"
         swizzle = "/swz" if self.swizzle else ""
         raster = f"/r{self.raster}" if self.raster else ""
-        prefetch = "/pf" if self.prefetch else ""
         return (f"mma {self.bm}x{self.bn}x{self.bk}/{self.warps_m}x{self.warps_n}w"
-                f"/s{self.stages}{lds}{swizzle}{raster}{prefetch}")
+                f"/s{self.stages}{lds}{swizzle}{raster}")
 
 
 # The tensor-core kernel's tile per (input element bytes, layout) where there
