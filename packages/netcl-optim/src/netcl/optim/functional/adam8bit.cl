@@ -34,19 +34,37 @@
     GRAD_SCALING_BUFFERS                                                               \
     ADAM_HYPERPARAMETERS GRAD_SCALING_SCALARS
 
-// The index of the code nearest to x in the ascending table ``code`` (ties go up):
-// the last code <= x by bisection (8 halvings of 256), then the nearer neighbour. A
-// macro, as ``code`` is local memory on a GPU and global on a CPU.
-#define NEAREST_CODE(code, x, out)                                                \
+// The index of the code nearest to x (|x| <= 1) in the ascending dynamic code ``code``
+// (adam8bit.py's dynamic_code; SIGNED 1 for m's, 0 for v's), ties going to the higher
+// index. No search: decade k of |x| (its values are 10^(k-6) times the midpoints of n
+// equal steps of [0.1, 1], n = 2^k signed, 2^(k+1) unsigned) by six comparisons, the
+// step within it by one multiply-add, then the nearer of that index's neighbours in the
+// table, which settles a value at a decade's edge and 0 and 1 exactly. (A bisection of
+// the table took 8 dependent local-memory loads a lookup.) A macro, as ``code`` is local
+// memory on a GPU and global on a CPU.
+#define NEAREST_CODE(code, x, SIGNED, out)                                        \
     do {                                                                          \
-        const float x_ = (x);                                                     \
-        int low_ = 0;                                                             \
-        for (int width_ = CODES / 2; width_ > 0; width_ /= 2) {                  \
-            if ((code)[low_ + width_] <= x_) low_ += width_;                     \
+        const float x_ = (x), a_ = fabs(x_);                                      \
+        const int k_ = (a_ >= 1e-6f) + (a_ >= 1e-5f) + (a_ >= 1e-4f) + (a_ >= 1e-3f) \
+                       + (a_ >= 1e-2f) + (a_ >= 1e-1f);                          \
+        const int n_ = 1 << (k_ + 1 - (SIGNED));                                  \
+        const float u_ = (a_ * DECADE_SCALE[k_] - 0.1f) * ((float)n_ / 0.9f);     \
+        const int j_ = clamp((int)(u_), 0, n_ - 1);                               \
+        /* Decade k starts at index 127 + n (signed: 0 is at 127) or n - 1 (unsigned). */ \
+        int c_ = ((SIGNED) ? 127 : -1) + n_ + j_;                                 \
+        if ((SIGNED) && x_ < 0.0f) c_ = max(254 - c_, 0);  /* -v mirrors v about 127 */ \
+        int best_ = c_;                                                           \
+        float d_ = fabs((code)[c_] - x_);                                         \
+        if (c_ > 0 && fabs((code)[c_ - 1] - x_) < d_) {                           \
+            best_ = c_ - 1;                                                       \
+            d_ = fabs((code)[c_ - 1] - x_);                                       \
         }                                                                         \
-        if (low_ + 1 < CODES && (code)[low_ + 1] - x_ <= x_ - (code)[low_]) low_ += 1; \
-        (out) = (uchar)low_;                                                      \
+        if (c_ < CODES - 1 && fabs((code)[c_ + 1] - x_) <= d_) best_ = c_ + 1;   \
+        (out) = (uchar)best_;                                                     \
     } while (0)
+
+// 10^(6 - k): decade k's values over 10^(k - 6).
+__constant float DECADE_SCALE[7] = {1e6f, 1e5f, 1e4f, 1e3f, 1e2f, 1e1f, 1.0f};
 
 // What each moment is multiplied by before its code is looked up: the reciprocal of its
 // block's absmax, one IEEE division a block instead of one an element. An all-zero block
@@ -127,8 +145,8 @@ void adam8bit_step(ADAM8BIT_ARGS)
         for (int k = 0; k < PER_ITEM; ++k) {
             const long i = first + k * ITEMS;
             if (i < end) {
-                NEAREST_CODE(m_code, m_new[k] * m_inverse, m_codes[i]);
-                NEAREST_CODE(v_code, v_new[k] * v_inverse, v_codes[i]);
+                NEAREST_CODE(m_code, m_new[k] * m_inverse, 1, m_codes[i]);
+                NEAREST_CODE(v_code, v_new[k] * v_inverse, 0, v_codes[i]);
             }
         }
         if (lid == 0) {
@@ -173,8 +191,8 @@ __kernel void adam8bit_step(ADAM8BIT_ARGS)
     }
     QUANTIZE_SCALES(m_top, v_top);
     for (long i = first; i < end; ++i) {
-        NEAREST_CODE(signed_code, m_new[i - first] * m_inverse, m_codes[i]);
-        NEAREST_CODE(unsigned_code, v_new[i - first] * v_inverse, v_codes[i]);
+        NEAREST_CODE(signed_code, m_new[i - first] * m_inverse, 1, m_codes[i]);
+        NEAREST_CODE(unsigned_code, v_new[i - first] * v_inverse, 0, v_codes[i]);
     }
     m_absmax_data[m_absmax_offset + block] = m_top;
     v_absmax_data[v_absmax_offset + block] = v_top;
