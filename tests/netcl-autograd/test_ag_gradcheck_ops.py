@@ -130,6 +130,8 @@ CASES: list[tuple[str, Callable[..., Tensor], list[Spec]]] = [
     ("matmul_transposed_left", lambda a, b: a.T @ b, [N(4, 3), N(4, 2)]),
     ("matmul_both_transposed", lambda a, b: a.T @ b.T, [N(4, 3), N(2, 4)]),
     ("matmul_broadcast_transposed", lambda a, b: a @ b.T, [N(2, 3, 4), N(5, 4)]),
+    # Batch axes of a strided view folded into rows for the matrix's gradient.
+    ("matmul_batched_view", lambda a, b: ops.transpose(a, 0, 1) @ b, [N(3, 2, 2, 4), N(4, 5)]),
     # convolution building blocks
     ("unfold", lambda x: ops.unfold(x, 3, 2, 1), [N(2, 2, 5, 5)]),
     ("unfold_dilated", lambda x: ops.unfold(x, (2, 3), 1, (1, 0), 2), [N(1, 2, 5, 6)]),
