@@ -51,6 +51,13 @@ MHA_CASES: list[tuple[str, dict[str, Any]]] = [
                                     source=6)),
     ("key_and_value_dims_differ", dict(batch_first=True, need_weights=True, source=4,
                                        kdim=5, vdim=3)),
+    # Appended keys (learned bias, then zeros) open to every query through padded masks.
+    ("bias_kv_zero_attn_masked_weights", dict(batch_first=True, need_weights=True,
+                                              mask="bool", padding=True, bias_kv=True,
+                                              zero_attn=True)),
+    ("bias_kv_per_head_mask_fused", dict(batch_first=False, need_weights=False,
+                                         mask="float3", bias_kv=True, source=4)),
+    ("zero_attn_fused", dict(batch_first=True, need_weights=False, zero_attn=True)),
 ]
 
 
@@ -59,7 +66,8 @@ def test_multihead_attention_matches_torch(name: str, case: dict[str, Any]) -> N
     rng = np.random.default_rng(len(name))
     n, length, source, embed, heads = 2, 6, case.get("source", 6), 8, 2
     torch.manual_seed(0)
-    dims = dict(kdim=case.get("kdim"), vdim=case.get("vdim"))
+    dims = dict(kdim=case.get("kdim"), vdim=case.get("vdim"),
+                add_bias_kv=case.get("bias_kv", False), add_zero_attn=case.get("zero_attn", False))
     theirs = torch.nn.MultiheadAttention(embed, heads, batch_first=case["batch_first"], **dims)
     with torch.no_grad():  # nonzero biases, so a misplaced one shows
         theirs.in_proj_bias.normal_()
@@ -190,3 +198,17 @@ def test_softmax_takes_dim_as_torch_and_refuses_both_spellings() -> None:
     np.testing.assert_allclose(ours, torch.softmax(torch.tensor(values), dim=0), rtol=1e-6)
     with pytest.raises(TypeError, match="one argument"):
         F.log_softmax(from_numpy(values), 0, dim=1)
+
+
+def test_bias_kv_starts_as_torch_draws_it() -> None:
+    # torch draws bias_k and bias_v (1, 1, E) by xavier_normal_: fan_in = fan_out = E, so
+    # std 1/sqrt(E). E = 4096 draws give the sample std within 1/sqrt(2 * 4096) = 1.1% of it
+    # (one sd): 5% is 4.5 sd; the mean within 4.5 sd of 0 likewise.
+    embed = 4096
+    mha = nn.MultiheadAttention(None, embed, 8, add_bias_kv=True)
+    for bias in (mha.bias_k, mha.bias_v):
+        assert bias is not None and bias.shape == (1, 1, embed)
+        values = bias.numpy().astype(np.float64)
+        assert abs(values.std() * np.sqrt(embed) - 1.0) < 0.05
+        assert abs(values.mean()) < 4.5 / embed
+    assert "bias_k" not in nn.MultiheadAttention(None, 8, 2).state_dict()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from netcl.core.tensor import Parameter, Tensor, dtypes, empty, ops
+from netcl.core.tensor import Parameter, Tensor, dtypes, empty, full, ops, zeros
 from netcl.core.tensor.dispatch import DeviceLike, resolve_device
 from netcl.nn import init
 from netcl.nn.functional.attention import attention_weights, scaled_dot_product_attention
@@ -25,7 +25,10 @@ class MultiheadAttention(Module):
     (N, L, E) when ``batch_first``, else (L, N, E), or unbatched (L, E).
     Masks as torch's: a bool ``attn_mask`` (L, S) or (N*heads, L, S) and a
     bool ``key_padding_mask`` (N, S) mark with True what may NOT be attended
-    to; float masks are added to the scores.
+    to; float masks are added to the scores. ``add_bias_kv`` appends learned
+    ``bias_k`` and ``bias_v`` (1, 1, E) to the projected keys and values, and
+    ``add_zero_attn`` a zero key and value after that; every query may attend to
+    them (the masks are padded as torch pads them).
 
     >>> from netcl.core.tensor import ones
     >>> out, weights = MultiheadAttention(None, 8, 2, batch_first=True)(*[ones((1, 3, 8))] * 3)
@@ -47,9 +50,6 @@ class MultiheadAttention(Module):
             )
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}")
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are "
-                                      "not supported")
         device = resolve_device(q)
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
         self.kdim = embed_dim if kdim is None else kdim
@@ -81,6 +81,15 @@ class MultiheadAttention(Module):
         self.out_proj = Linear(device, embed_dim, embed_dim, bias=bias, dtype=dtype)
         if self.out_proj.bias is not None:
             init.zeros_(self.out_proj.bias)
+        self.bias_k: Parameter | None = None
+        self.bias_v: Parameter | None = None
+        for name in ("bias_k", "bias_v"):
+            if add_bias_kv:
+                weight = init.xavier_normal_(empty((1, 1, embed_dim), dtype, device))
+                setattr(self, name, Parameter(weight))
+            else:
+                self.register_parameter(name, None)
+        self.add_zero_attn = add_zero_attn
 
     def forward(
         self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
@@ -107,6 +116,15 @@ class MultiheadAttention(Module):
         mask = self._mask(attn_mask, key_padding_mask, query.shape[0], query.shape[1],
                           key.shape[1], query.dtype)
         causal = is_causal and mask is None
+        k, v, extra = self._append_keys(k, v)
+        if extra:
+            if causal:  # the mask is_causal stands for, over the given keys
+                causal = False
+                mask = ops.triu(full((query.shape[1], key.shape[1]), -math.inf, query.dtype,
+                                     query.device), 1)
+            if mask is not None:  # the appended keys are open to every query
+                padding = zeros((*mask.shape[:-1], extra), mask.dtype, mask.device)
+                mask = ops.cat([mask, padding], -1)
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:
@@ -139,6 +157,21 @@ class MultiheadAttention(Module):
         projected = linear(x, weight, bias)
         split = ops.reshape(projected, (x.shape[0], x.shape[1], self.num_heads, self.head_dim))
         return ops.permute(split, (0, 2, 1, 3))
+
+    def _append_keys(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, int]:
+        """(N, heads, S, d) keys and values with ``bias_k``/``bias_v`` and then a zero key
+        and value appended, as configured, and how many keys were appended."""
+        n, heads, _, d = k.shape
+        extra = 0
+        if self.bias_k is not None and self.bias_v is not None:
+            k, v = (ops.cat([t, ops.expand(ops.reshape(bias, (1, heads, 1, d)),
+                                           (n, heads, 1, d))], 2)
+                    for t, bias in ((k, self.bias_k), (v, self.bias_v)))
+            extra += 1
+        if self.add_zero_attn:
+            k, v = (ops.cat([t, zeros((n, heads, 1, d), t.dtype, t.device)], 2) for t in (k, v))
+            extra += 1
+        return k, v, extra
 
     def _mask(
         self, attn_mask: Tensor | None, key_padding_mask: Tensor | None, n: int, length: int,
