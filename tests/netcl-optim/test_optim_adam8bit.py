@@ -82,14 +82,10 @@ def _nearest(codes: np.ndarray[Any, Any], absmax: np.ndarray[Any, Any],
     assert np.all(np.abs(code[codes] - normed) <= best + slack)
 
 
-@pytest.fixture(params=["device", "work-groups", "work-groups-1"])
+@pytest.fixture(params=[2, 1, 4], ids=lambda n: f"{n}-a-work-item")
 def kernel_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The device's own form of the kernel (a work-item a block on a CPU), then the GPU's
-    work-group form forced on it, with the GPU's elements a work-item and with one."""
-    if request.param != "device":
-        monkeypatch.setattr(adam8bit, "force_groups", True)
-    if request.param.endswith("-1"):
-        monkeypatch.setattr(adam8bit, "PER_ITEM", 1)
+    """The kernel with its default elements a work-item (2), and with 1 and 4."""
+    monkeypatch.setattr(adam8bit, "PER_ITEM", request.param)
 
 
 @pytest.mark.parametrize("kwargs", CASES, ids=lambda k: "-".join(map(str, k)))

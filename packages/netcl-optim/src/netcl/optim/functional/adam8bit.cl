@@ -13,9 +13,8 @@
 // covers elements [block_starts[b], block_starts[b + 1]) of the launch's operands.
 //
 // Defines from Python, besides those of vector_io.cl and adam.cl: BLOCK (elements a block),
-// PER_ITEM (elements a work-item steps of each block: the work-group is BLOCK / PER_ITEM),
-// SERIAL_BLOCKS (1 on a CPU: the kernel at the end). AMSGRAD is 0: 8-bit Adam keeps no
-// v_max.
+// PER_ITEM (elements a work-item steps of each block: the work-group is BLOCK / PER_ITEM).
+// AMSGRAD is 0: 8-bit Adam keeps no v_max.
 
 #define CODES 256
 
@@ -73,7 +72,6 @@ __constant float DECADE_SCALE[7] = {1e6f, 1e5f, 1e4f, 1e3f, 1e2f, 1e1f, 1.0f};
     const float m_inverse = (m_top) > 0.0f ? 1.0f / (m_top) : 0.0f;             \
     const float v_inverse = (v_top) > 0.0f ? 1.0f / (v_top) : 0.0f
 
-#if !SERIAL_BLOCKS
 // A work-group of ITEMS work-items steps a block, PER_ITEM elements each (element k of
 // work-item l is the block's l + k * ITEMS: each load and store of a warp is contiguous).
 #define ITEMS (BLOCK / PER_ITEM)
@@ -155,46 +153,3 @@ void adam8bit_step(ADAM8BIT_ARGS)
         }
     }
 }
-#else
-// On a CPU (SERIAL_BLOCKS) a work-item steps a whole block on its own, keeping the new
-// moments in private arrays between its two passes: no barrier, which PoCL turns into
-// loops over the work-group (one step of 200k elements on 2 busy cores: 28 ms this way,
-// 33-41 ms the work-group way; float32 Adam ~0.4 ms: the bisections dominate here).
-__kernel void adam8bit_step(ADAM8BIT_ARGS)
-{
-    const long block = get_global_id(0);
-    if (block >= n_blocks) return;
-    SKIP_IF_FOUND_INF;
-    STEP_SCALARS;
-    PARAM_POINTERS;
-    __global const param_t *g = g_data + g_offset;
-    __global uchar *m_codes = m_codes_data + m_codes_offset;
-    __global uchar *v_codes = v_codes_data + v_codes_offset;
-    __global const int *block_starts = block_starts_data + block_starts_offset;
-    const long first = block_starts[block], end = block_starts[block + 1];
-    const float m_scale = m_absmax_data[m_absmax_offset + block];
-    const float v_scale = v_absmax_data[v_absmax_offset + block];
-    float m_new[BLOCK], v_new[BLOCK];
-    float m_top = 0.0f, v_top = 0.0f;
-    for (long i = first; i < end; ++i) {
-        float p_i = LOAD_PARAM(i, LOAD1_P, LOAD1_F), g_i = LOAD1_P(g, i);
-        float vmax_i = 0.0f;
-        float m_i = signed_code[m_codes[i]] * m_scale;
-        float v_i = unsigned_code[v_codes[i]] * v_scale;
-        UNSCALE(g_i);
-        ADAM_UPDATE(p_i, g_i, m_i, v_i, vmax_i);
-        STORE_PARAM(p_i, i, STORE1_P, STORE1_F);
-        m_new[i - first] = m_i;
-        v_new[i - first] = v_i;
-        m_top = fmax(m_top, fabs(m_i));
-        v_top = fmax(v_top, v_i);
-    }
-    QUANTIZE_SCALES(m_top, v_top);
-    for (long i = first; i < end; ++i) {
-        NEAREST_CODE(signed_code, m_new[i - first] * m_inverse, 1, m_codes[i]);
-        NEAREST_CODE(unsigned_code, v_new[i - first] * v_inverse, 0, v_codes[i]);
-    }
-    m_absmax_data[m_absmax_offset + block] = m_top;
-    v_absmax_data[v_absmax_offset + block] = v_top;
-}
-#endif

@@ -60,8 +60,6 @@ DECADES = 7
 # Block tables kept per device; a bucket whose late parameters keep changing the
 # ranges could grow this without bound, so it is cleared past the limit.
 _TABLE_CACHE_LIMIT = 64
-#: Tests set this to run the GPU's work-group kernel on a CPU device.
-force_groups = False
 
 
 def dynamic_code(signed: bool) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -285,19 +283,15 @@ def adam8bit_step(
         param = p[i]
         operands = [param, *((param.master,) if param.master is not None else ()), g[i],
                     *(arrays[i] for arrays in named.values())]
-        serial = param.device.type == "cpu" and not force_groups
         kernel, _ = optimizer_kernel(
             param.device, ("adam.cl", "adam8bit.cl"), "adam8bit_step", param.dtype,
-            {**flags, "MASTER_WEIGHTS": int(param.master is not None),
-             "SERIAL_BLOCKS": int(serial)})
+            {**flags, "MASTER_WEIGHTS": int(param.master is not None)})
         table = _block_starts(param.device, tuple(sizes[i]))
         signed, unsigned = _device_codes(param.device)
         n_blocks = table.size - 1
-        if serial:  # a work-item a block
-            work_items, local_size = n_blocks, None
-        else:  # a work-group for every BLOCKS_PER_GROUP blocks
-            local_size = BLOCK // PER_ITEM
-            work_items = -(-n_blocks // BLOCKS_PER_GROUP) * local_size
+        # A work-group for every BLOCKS_PER_GROUP blocks.
+        local_size = BLOCK // PER_ITEM
+        work_items = -(-n_blocks // BLOCKS_PER_GROUP) * local_size
         launch(param.device, kernel, work_items, np.int64(n_blocks),
                *(arg for x in operands for arg in (x.buffer, np.int64(x.offset))),
                table.buffer, np.int64(table.offset), signed.buffer, unsigned.buffer, *extra,
