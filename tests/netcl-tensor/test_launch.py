@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -153,6 +154,8 @@ def test_held_runs_what_the_block_enqueued_once_it_ends_raising_or_not(device: D
     with held(device.queue):
         y = ops.mul(x, 2.0)
         enqueued = marker(device.queue)
+        device.queue.flush()
+        time.sleep(0.05)  # ample for a 4-element multiply, were the queue not held
         status = enqueued.get_info(cl.event_info.COMMAND_EXECUTION_STATUS)
         assert status != cl.command_execution_status.COMPLETE  # nothing ran: the queue is held
     np.testing.assert_array_equal(y.numpy(), np.arange(4, dtype=np.float32) * 2)
