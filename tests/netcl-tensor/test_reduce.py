@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from conftest import LaunchLog, RecordLog
 from netcl.core.device import Device
 from netcl.core.tensor import from_numpy, ops, tensor
 from netcl.core.tensor.launch import observing
+from netcl.core.tensor.ops import reduce
 
 Array = np.ndarray[Any, Any]
 AxisArg = int | tuple[int, ...] | None
@@ -98,12 +99,13 @@ COLUMN_CASES = [((37, 1000), 0), ((5, 7, 300), (0, 1)), ((3000, 40), 0), ((64, 3
                 ((2, 32), 0)]
 
 
-def kahan_tree_bound(x: Array, axis: AxisArg) -> Array:
+def kahan_tree_bound(x: Array, axis: AxisArg, passes: int = 1) -> Array:
     """What reduce_cols's rounding admits per output: each work-item's compensated sum is
     within 2u of exact (u = 2^-24), the 32-leaf tree that adds them up adds at most 5u,
     and the result's own rounding 1u; so 8u * sum(|x|) (Higham, Accuracy and Stability
-    of Numerical Algorithms, 4.2 and 4.3)."""
-    bound: Array = 8 * 2.0**-24 * np.abs(x.astype(np.float64)).sum(axis=axis)
+    of Numerical Algorithms, 4.2 and 4.3). A tall input's segments' partial sums (stored
+    unrounded as float32 after their 7u) summed the same way again: 15u; 16u bounds it."""
+    bound: Array = 8 * passes * 2.0**-24 * np.abs(x.astype(np.float64)).sum(axis=axis)
     return bound
 
 
@@ -115,16 +117,81 @@ def test_sums_over_leading_axes_read_the_input_in_place(
     # A slice starts the input past element 0 of its buffer.
     padded = np.concatenate([rng.standard_normal((1, *shape[1:])).astype(np.float32), x])
     t = from_numpy(padded)[1:]
-    # A CPU sums 8 columns a work-item (its kernel's rounding is within the same bound).
-    cols = "reduce_cols8" if device.type == "cpu" else "reduce_cols"
-    assert launched_kernels(lambda: ops.sum(t, axis)) == [cols]
+    # A CPU sums 8 columns a work-item (its kernel's rounding is within the one-pass
+    # bound); a GPU sums segments of a tall input, then their partial sums.
+    cpu = device.type == "cpu"
+    passes = 1 if cpu or x.size // x.shape[-1] <= reduce.COLS_SEGMENT else 2
+    kernels = ["reduce_cols8"] if cpu else ["reduce_cols"] * passes
+    assert launched_kernels(lambda: ops.sum(t, axis)) == kernels
     want = x.astype(np.float64).sum(axis=axis)
-    bound = kahan_tree_bound(x, axis)
+    bound = kahan_tree_bound(x, axis, passes)
     assert np.all(np.abs(ops.sum(t, axis).numpy() - want) <= bound)
     kept = ops.mean(t, axis, keepdims=True)
     count = x.size // want.size
     assert kept.shape == np.shape(x.mean(axis=axis, keepdims=True))
     assert np.all(np.abs(kept.numpy().reshape(want.shape) - want / count) <= bound / count)
+
+
+@pytest.fixture
+def gpu_kernels(monkeypatch: pytest.MonkeyPatch, device: Device) -> Iterator[None]:
+    """reduce.py plans for a GPU (reduce_rows, reduce_cols) on whatever device runs the
+    tests, so PoCL checks the kernels a GPU launches; plans made either way are dropped."""
+    device.kernels.plans.clear()
+    monkeypatch.setattr(reduce, "_for_cpu", lambda _device: False)
+    yield
+    device.kernels.plans.clear()
+
+
+# Row lengths from one element to past a full work-group's reach (256 x ROW_SERIAL), row
+# counts that leave a group's last rows empty and that exceed MAX_GROUPS groups' worth.
+ROW_CASES = [(7, 1), (5, 3), (9, 65), (3, 512), (2, 1000), (3, 5000), (20001, 3)]
+
+
+@pytest.mark.usefixtures("gpu_kernels")
+@pytest.mark.parametrize("shape", ROW_CASES)
+def test_gpu_rows_stack_several_rows_in_a_group(
+    shape: tuple[int, int], rng: np.random.Generator
+) -> None:
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[0, shape[1] // 2] = np.nan if shape[0] > 1 else x[0, 0]
+    t = from_numpy(x)
+    assert launched_kernels(lambda: ops.sum(t, 1)) == ["reduce_rows"]
+    wide = x.astype(np.float64)
+    for name in ("sum", "mean", "max", "logsumexp"):
+        np.testing.assert_allclose(getattr(ops, name)(t, 1).numpy(),
+                                   REFERENCES[name](wide, axis=1), rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+    ties = np.floor(x * 2)  # few distinct values: the first of each row's ties must win
+    assert np.array_equal(ops.argmax(from_numpy(ties), 1).numpy(), np.argmax(ties, axis=1))
+
+
+# (shape, leading axes summed): one segment, a partial last segment, many segments.
+SEGMENT_CASES = [((512, 40), 0), ((1100, 40), 0), ((4, 300, 33), (0, 1)), ((8192, 64), 0)]
+
+
+@pytest.mark.usefixtures("gpu_kernels")
+@pytest.mark.parametrize(("shape", "axis"), SEGMENT_CASES)
+def test_gpu_tall_column_sums_add_segments_partial_sums(
+    shape: tuple[int, ...], axis: AxisArg, rng: np.random.Generator
+) -> None:
+    x = rng.standard_normal(shape).astype(np.float32)
+    t = from_numpy(x)
+    tall = x.size // x.shape[-1] > reduce.COLS_SEGMENT
+    assert launched_kernels(lambda: ops.sum(t, axis)) == ["reduce_cols"] * (1 + tall)
+    want = x.astype(np.float64).sum(axis=axis)
+    bound = kahan_tree_bound(x, axis, passes=2)
+    assert np.all(np.abs(ops.sum(t, axis).numpy() - want) <= bound)
+    count = x.size // want.size
+    assert np.all(np.abs(ops.mean(t, axis).numpy() - want / count) <= bound / count)
+    ints = rng.integers(-1000, 1000, shape).astype(np.int32)
+    total = ops.sum(from_numpy(ints), axis)
+    assert total.dtype == np.int64
+    assert np.array_equal(total.numpy(), ints.sum(axis=axis, dtype=np.int64))
+    halves = rng.uniform(0, 1, shape).astype(np.float16)
+    got = ops.sum(from_numpy(halves), axis)
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.numpy(), halves.astype(np.float64).sum(axis=axis),
+                               rtol=2.0**-11)
 
 
 def test_sums_over_leading_axes_of_other_dtypes(rng: np.random.Generator) -> None:
@@ -144,8 +211,8 @@ def test_tall_narrow_and_strided_inputs_are_summed_as_rows(
     cpu = device.type == "cpu"
     tall = rng.standard_normal((20000, 40)).astype(np.float32)
     t = from_numpy(tall)
-    # A CPU's column kernel has no work-group tree to fill: it reads them in place.
-    tall_kernels = ["reduce_cols8"] if cpu else ["elementwise", "reduce_rows"]
+    # Read in place: 40 segments' partial sums, then their sum (a CPU: 8 columns a work-item).
+    tall_kernels = ["reduce_cols8"] if cpu else ["reduce_cols", "reduce_cols"]
     assert launched_kernels(lambda: ops.sum(t, 0)) == tall_kernels
     np.testing.assert_allclose(ops.sum(t, 0).numpy(),
                                tall.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)
@@ -164,12 +231,13 @@ def test_float32_sum_keeps_small_terms() -> None:
     x[0] = 1.0
     got = ops.sum(from_numpy(x)).item()
     assert got == pytest.approx(x.astype(np.float64).sum(), rel=1e-6)
-    # The same down 64 columns (reduce_cols): 8192 rows, 256 per work-item.
+    # The same down 64 columns: 8192 rows, in 16 segments (reduce_cols) or 8 columns a
+    # work-item (reduce_cols8).
     columns = np.full((8192, 64), 1e-8, np.float32)
     columns[0] = 1.0
     got_columns = ops.sum(from_numpy(columns), 0).numpy()
     assert np.all(np.abs(got_columns - columns.astype(np.float64).sum(0))
-                  <= kahan_tree_bound(columns, 0))
+                  <= kahan_tree_bound(columns, 0, passes=2))
 
 
 def test_fp16_accumulates_in_float(rng: np.random.Generator) -> None:

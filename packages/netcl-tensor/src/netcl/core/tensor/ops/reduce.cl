@@ -1,9 +1,9 @@
 // One reduction kernel for sum, mean, max, min, argmax, argmin and logsumexp
 // (reduce_rows), and one for sums over leading axes (reduce_cols).
 // reduce_rows: the input is contiguous [rows, row_len] (reduce.py moves the
-// reduced axes innermost first); each work-group reduces one row at a time,
-// every work-item striding over the row, then a tree in local memory combines
-// the work-items' partial results. reduce.py supplies, as #defines:
+// reduced axes innermost first); each work-group reduces get_local_size(1) rows
+// at a time, get_local_size(0) work-items striding over each row, then a tree
+// in local memory combines each row's partial results. reduce.py supplies, as #defines:
 //   MODE            MODE_SUM, MODE_EXTREMUM, MODE_ARG or MODE_LSE
 //   IN_T, LOAD(i)   the input's storage type; element i read as ACC_T
 //   ACC_T           the accumulator type (float for fp16 and fp32 inputs)
@@ -13,7 +13,7 @@
 //   IS_NAN(x)       isnan for floats, 0 for integers
 //   FINISH(x)       MODE_SUM: the row's result from its sum (x * scale for mean)
 //   OUT_T, STORE(idx, v)  the output's storage type and how to store v
-//   GROUP           the local buffers' length, at least the local size (a power of 2)
+//   GROUP           the local buffers' length, at least the work-group's size
 //   COLS_WIDTH, COLS_DEPTH  reduce_cols's work-group shape (COLS_DEPTH a power of 2)
 
 // A capture (netcl.jit) may compute the input where it is loaded: it redefines
@@ -62,11 +62,19 @@ __kernel void reduce_rows(const int rows, const int row_len,
     __local long idxs[GROUP];
 #endif
     const int lid = get_local_id(0);
-    const int size = get_local_size(0);
+    const int size = get_local_size(0);  // a power of two
+    const int stack = get_local_size(1);  // rows a group reduces side by side
+    // This work-item's row's slots in the local buffers.
+    __local ACC_T *vals_ = vals + get_local_id(1) * size;
+#if MODE != MODE_SUM
+    __local long *idxs_ = idxs + get_local_id(1) * size;
+#endif
 
-    // Every work-item of a group runs the same number of row iterations, so
-    // the barriers inside are reached uniformly.
-    for (int row = get_group_id(0); row < rows; row += get_num_groups(0)) {
+    // Every work-item of a group runs the same number of row iterations (past the
+    // last row with nothing to load), so the barriers inside are reached uniformly.
+    for (int first = get_group_id(0) * stack; first < rows; first += get_num_groups(0) * stack) {
+        const int row = first + get_local_id(1);
+        const int len = row < rows ? row_len : 0;
         const int base = in_offset + row * row_len;
 
 #if MODE == MODE_EXTREMUM || MODE == MODE_ARG || MODE == MODE_LSE
@@ -74,31 +82,31 @@ __kernel void reduce_rows(const int rows, const int row_len,
         // tie against a real element.
         ACC_T best = IDENTITY;
         long best_i = LONG_MAX;
-        for (int j = lid; j < row_len; j += size) {
+        for (int j = lid; j < len; j += size) {
             const ACC_T v = LOAD(base + j);
             if (takes(v, j, best, best_i)) { best = v; best_i = j; }
         }
-        vals[lid] = best;
-        idxs[lid] = best_i;
+        vals_[lid] = best;
+        idxs_[lid] = best_i;
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int s = size / 2; s > 0; s >>= 1) {
-            if (lid < s && takes(vals[lid + s], idxs[lid + s], vals[lid], idxs[lid])) {
-                vals[lid] = vals[lid + s];
-                idxs[lid] = idxs[lid + s];
+            if (lid < s && takes(vals_[lid + s], idxs_[lid + s], vals_[lid], idxs_[lid])) {
+                vals_[lid] = vals_[lid + s];
+                idxs_[lid] = idxs_[lid + s];
             }
             barrier(CLK_LOCAL_MEM_FENCE);
         }
 #endif
 
 #if MODE == MODE_EXTREMUM
-        if (lid == 0) STORE(out_offset + row, vals[0]);
+        if (lid == 0 && row < rows) STORE(out_offset + row, vals_[0]);
 #elif MODE == MODE_ARG
-        if (lid == 0) STORE(out_offset + row, idxs[0]);
+        if (lid == 0 && row < rows) STORE(out_offset + row, idxs_[0]);
 #else
 #if MODE == MODE_LSE
         // Shift by the row's max so exp never overflows; an infinite or NaN
         // max is not subtracted (inf - inf would turn a valid -inf/inf into NaN).
-        const ACC_T top = vals[0];
+        const ACC_T top = vals_[0];
         const ACC_T shift = isfinite(top) ? top : 0.0f;
         barrier(CLK_LOCAL_MEM_FENCE);
 #define TERM(v) exp((v) - shift)
@@ -106,21 +114,21 @@ __kernel void reduce_rows(const int rows, const int row_len,
 #define TERM(v) (v)
 #endif
         ACC_T acc = 0, comp = 0;
-        for (int j = lid; j < row_len; j += size) ACCUMULATE(acc, comp, TERM(LOAD(base + j)));
-        vals[lid] = acc;
+        for (int j = lid; j < len; j += size) ACCUMULATE(acc, comp, TERM(LOAD(base + j)));
+        vals_[lid] = acc;
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int s = size / 2; s > 0; s >>= 1) {
-            if (lid < s) vals[lid] += vals[lid + s];
+            if (lid < s) vals_[lid] += vals_[lid + s];
             barrier(CLK_LOCAL_MEM_FENCE);
         }
 #if MODE == MODE_LSE
-        if (lid == 0) STORE(out_offset + row, shift + log(vals[0]));
+        if (lid == 0 && row < rows) STORE(out_offset + row, shift + log(vals_[0]));
 #else
-        if (lid == 0) STORE(out_offset + row, FINISH(vals[0]));
+        if (lid == 0 && row < rows) STORE(out_offset + row, FINISH(vals_[0]));
 #endif
 #undef TERM
 #endif
-        // The next row overwrites vals; wait until work-item 0 has read it.
+        // The next rows overwrite vals; wait until work-item 0 has read it.
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
@@ -133,19 +141,27 @@ __kernel void reduce_rows(const int rows, const int row_len,
 // coalesced, where reduce_rows would need it transposed first (a copy that
 // cost 5x the sum itself: 242 + 43 us for 4096 x 8192 on the H200). Then a
 // tree in local memory over y. reduce.py launches work-groups of COLS_WIDTH x
-// COLS_DEPTH. Arguments as reduce_rows's, cols in place of rows.
+// COLS_DEPTH. Work-group row g sums only the input rows of segment g (seg_len
+// of them) into out row g: a tall input is then summed by
+// ceil(row_len / seg_len) times as many groups, and reduce.py sums those
+// [segments, cols] partial sums with a second launch (its parallelism would
+// otherwise be the column count alone: 16 groups of 1024 work-items for the
+// GPT's 8192 x 512 bias gradients, on an H200's 132 compute units).
+// Arguments as reduce_rows's, cols in place of rows, then seg_len.
 __kernel __attribute__((reqd_work_group_size(COLS_WIDTH, COLS_DEPTH, 1)))
 void reduce_cols(const int cols, const int row_len,
                  __global const IN_T *in, const int in_offset,
-                 __global OUT_T *out, const int out_offset, const float scale
-                 EXTRA_PARAMS)
+                 __global OUT_T *out, const int out_offset, const float scale,
+                 const int seg_len EXTRA_PARAMS)
 {
     __local ACC_T vals[COLS_DEPTH][COLS_WIDTH];
     const int col = get_global_id(0);
     const int x = get_local_id(0), y = get_local_id(1);
+    const int segment = get_group_id(1);
+    const int stop = min(row_len, (segment + 1) * seg_len);
     ACC_T acc = 0, comp = 0;
     if (col < cols) {
-        for (int r = y; r < row_len; r += COLS_DEPTH)
+        for (int r = segment * seg_len + y; r < stop; r += COLS_DEPTH)
             ACCUMULATE(acc, comp, LOAD(in_offset + r * cols + col));
     }
     vals[y][x] = acc;
@@ -154,7 +170,7 @@ void reduce_cols(const int cols, const int row_len,
         if (y < s) vals[y][x] += vals[y + s][x];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (y == 0 && col < cols) STORE(out_offset + col, FINISH(vals[0][x]));
+    if (y == 0 && col < cols) STORE(out_offset + segment * cols + col, FINISH(vals[0][x]));
 }
 #endif
 

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyopencl as cl
 
+from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import record
 from netcl.core.tensor.launch import current_observer, enqueue_prepared, launch_size, pack_int32
@@ -25,26 +26,27 @@ KERNEL_FILE = Path(__file__).with_name("reduce.cl")
 KERNEL_SOURCES = (dtypes.BFLOAT16_CL, KERNEL_FILE)
 Axis = int | Sequence[int] | None
 
-# Work-items per row at most: a power of two so the local-memory tree halves
-# evenly, enough to fill a GPU's compute unit, and the static size of the
-# kernel's local buffers.
+# reduce_rows's work-group size (work-items per row times rows side by side):
+# enough to fill a GPU's compute unit, and the static size of the kernel's local
+# buffers. A row gets the fewest work-items (a power of two, so the local-memory
+# tree halves evenly) that leave each at most ROW_SERIAL elements, and a group
+# takes as many rows as fit. (At 16 work-items a row and one row a group,
+# reduce_rows averaged 93 us a launch in the jitted GPT 6 step on the H200, its
+# rows mostly 8192 of 512: far below memory bandwidth. A CPU never runs
+# reduce_rows: it reads rows and columns by reduce_strips and reduce_cols8.)
 GROUP = 256
-# Short rows get SHORT work-items, rows of LONG_ROW or more get GROUP: every
-# distinct local size is a separate work-group function for PoCL to compile
-# (~0.2 s each), so a program sees two sizes, not one per power of two.
-SHORT = 16
-LONG_ROW = 4 * GROUP
+ROW_SERIAL = 4
 # Groups launched at most; past that each group walks several rows, so a
 # huge row count is still one launch of bounded size.
 MAX_GROUPS = 16384
 # reduce_cols (a sum over leading axes, read in place): work-groups of
 # COLS_WIDTH columns (a warp's worth of consecutive floats per row) and up to
-# COLS_DEPTH work-items down each column. It is taken only while each
-# work-item sums at most COLS_SERIAL elements: its parallelism is the column
-# count alone, so a tall, narrow input is faster transposed into rows.
+# COLS_DEPTH work-items down each column, each group over a segment of at most
+# COLS_SEGMENT rows; more than one segment and a second launch sums the
+# segments' partial sums.
 COLS_WIDTH = 32
 COLS_DEPTH = 32
-COLS_SERIAL = 256
+COLS_SEGMENT = 512
 
 _MODES = {"sum": 0, "extremum": 1, "arg": 2, "lse": 3}
 _LOWEST = {"float": "(-INFINITY)", "int": "INT_MIN", "long": "LONG_MIN"}
@@ -75,12 +77,32 @@ def _load(dtype: np.dtype[Any], acc: str) -> str:
     return f"(({acc}){dtypes.cl_load(dtype, 'in', '(i)')})"
 
 
-def _local_size(row_len: int, max_work_group: int) -> int:
-    size = GROUP if row_len >= LONG_ROW else SHORT
+def _row_shape(row_len: int, max_work_group: int) -> tuple[int, int]:
+    """reduce_rows's work-group: (work-items per row, rows side by side)."""
+    group = GROUP
     # A device with smaller work-groups still gets a power of two that fits.
-    while size > max_work_group:
-        size //= 2
-    return size
+    while group > max_work_group:
+        group //= 2
+    per_row = 1
+    while per_row < group and per_row * ROW_SERIAL < row_len:
+        per_row *= 2
+    return per_row, group // per_row
+
+
+def _for_cpu(device: Device) -> bool:
+    """Whether ``device`` gets the CPU's kernels (reduce_strips, reduce_cols8)."""
+    return bool(device.type == "cpu")
+
+
+class _Stage(NamedTuple):
+    """reduce_cols's second launch: the sum of the first's [segments, cols] partial sums."""
+
+    kernel: cl.Kernel
+    global_size: tuple[int, ...]
+    local_size: tuple[int, ...]
+    values: tuple[Any, ...]
+    dtype: np.dtype[Any]  # the partial sums' (the accumulator's)
+    partials: int  # how many
 
 
 class _Plan(NamedTuple):
@@ -103,6 +125,7 @@ class _Plan(NamedTuple):
     defines: dict[str, str | int]
     elements: int
     load_type: str
+    second: _Stage | None = None
 
 
 def _reduce(
@@ -136,8 +159,13 @@ def _reduce(
         view = Tensor.fresh(a.buffer, plan.rows_shape, a.dtype, device, plan.rows_strides,
                             a.offset)
         source = elementwise("copy", "a", [view])
+    second = plan.second
+    target = out
+    if second is not None:
+        target = Tensor.fresh(device.pool.allocate(second.partials * second.dtype.itemsize),
+                              (second.partials,), second.dtype, device)
     # reduce_rows(rows, row_len, in, in_offset, out, out_offset, scale)
-    buffers = (2, source.buffer, 4, out.buffer)
+    buffers = (2, source.buffer, 4, target.buffer)
     values = (*plan.values, 3, pack_int32(source.offset))
     about = None
     if current_observer() is not None:  # a capture may compute the input inside (a prologue)
@@ -146,6 +174,9 @@ def _reduce(
                                 plan.load_type)
     enqueue_prepared(device, plan.kernel, plan.global_size, plan.local_size, buffers, values,
                      None, about)
+    if second is not None:
+        enqueue_prepared(device, second.kernel, second.global_size, second.local_size,
+                         (2, target.buffer, 4, out.buffer), second.values)
     return out, plan.axes
 
 
@@ -179,10 +210,7 @@ def _plan(
     in_place = Tensor.fresh(a.buffer, rows_shape, a.dtype, a.device, rows_strides).is_contiguous
     device = a.device
     depth = builtins.min(COLS_DEPTH, device.max_work_group_size // COLS_WIDTH)
-    columns = (
-        mode == "sum" and not in_place and rows >= COLS_WIDTH
-        and row_len <= depth * COLS_SERIAL and _leads(a, axes)
-    )
+    columns = mode == "sum" and not in_place and rows >= COLS_WIDTH and _leads(a, axes)
     is_float = acc == "float"
     extremes = _LOWEST if beats == ">" else _HIGHEST
     defines: dict[str, str | int] = {
@@ -204,7 +232,8 @@ def _plan(
     values: tuple[Any, ...] = ()
     global_size: tuple[int, ...]
     local_size: tuple[int, ...]
-    strips = _strips(a, axes, in_place, rows, row_len) if device.type == "cpu" else None
+    strips = _strips(a, axes, in_place, rows, row_len) if _for_cpu(device) else None
+    second: _Stage | None = None
     if strips is not None:
         # CPUs: one work-item per output (8 outputs for a float column sum), no barriers.
         outer, kept_len, inner = strips
@@ -218,12 +247,20 @@ def _plan(
         in_place = in_place or outer > 1
     elif columns:
         name = "reduce_cols"
-        global_size = (launch_size(rows, COLS_WIDTH), depth)
+        segments = builtins.max(1, -(-row_len // COLS_SEGMENT))
+        global_size = (launch_size(rows, COLS_WIDTH), depth * segments)
         local_size = (COLS_WIDTH, depth)
+        values = (7, pack_int32(COLS_SEGMENT))
+        if segments > 1:
+            second = _second_stage(device, defines, rows, segments, row_len, local_size)
+            partial = second.dtype
+            defines = {**defines, "OUT_T": dtypes.STORAGE_C_TYPE[partial], "FINISH(x)": "(x)",
+                       "STORE(idx, v)": dtypes.cl_store(partial, "out", "(idx)", "v")}
     else:
         name = "reduce_rows"
-        local = _local_size(row_len, device.max_work_group_size)
-        global_size, local_size = (builtins.min(rows, MAX_GROUPS) * local,), (local,)
+        per_row, stack = _row_shape(row_len, device.max_work_group_size)
+        groups = builtins.min(-(-rows // stack), MAX_GROUPS)
+        global_size, local_size = (groups * per_row, stack), (per_row, stack)
     scale = 1.0 / row_len if row_len else math.nan
     return _Plan(
         axes=axes,
@@ -241,6 +278,28 @@ def _plan(
         defines=defines,
         elements=rows * row_len,
         load_type=acc,
+        second=second,
+    )
+
+
+def _second_stage(
+    device: Device, defines: dict[str, str | int], cols: int, segments: int, row_len: int,
+    local_size: tuple[int, ...],
+) -> _Stage:
+    """reduce_cols over the [segments, cols] partial sums (in the accumulator's type) that
+    its first launch, ``defines`` but for its output, stores."""
+    partial = dtypes.float32 if defines["ACC_T"] == "float" else dtypes.int64
+    own = {**defines, "IN_T": dtypes.STORAGE_C_TYPE[partial],
+           "LOAD(i)": _load(partial, str(defines["ACC_T"]))}
+    return _Stage(
+        kernel=device.kernels.kernel(KERNEL_SOURCES, "reduce_cols", own),
+        global_size=(launch_size(cols, COLS_WIDTH), local_size[1]),
+        local_size=local_size,
+        values=(0, pack_int32(cols), 1, pack_int32(segments), 3, pack_int32(0),
+                5, pack_int32(0), 6, np.float32(1.0 / row_len).tobytes(),
+                7, pack_int32(segments)),
+        dtype=partial,
+        partials=segments * cols,
     )
 
 
