@@ -121,6 +121,19 @@ def host_cost(contender: Contender, calls: int, rounds: int = 7) -> float:
     return statistics.median(samples)
 
 
+def phase_times(phases: Sequence[Callable[[], object]], rounds: int = 7) -> list[float]:
+    """Median wall seconds of each of ``phases``, run in order once a round: how one piece of
+    work's time splits, e.g. the host enqueueing it behind a held queue, then the device
+    draining it."""
+    samples: list[list[float]] = [[] for _ in phases]
+    for _ in range(rounds):
+        for phase, phase_samples in zip(phases, samples, strict=True):
+            start = time.perf_counter()
+            phase()
+            phase_samples.append(time.perf_counter() - start)
+    return [statistics.median(values) for values in samples]
+
+
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for PoCL and torch alike (0: both at their defaults, "

@@ -18,13 +18,11 @@ Three tables:
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
-from harness import Contender, Report, host_cost, time_contenders
+from harness import Contender, Report, host_cost, phase_times, time_contenders
 from train_step import MLP, netcl_jit, torch_eager
 
 from netcl.core.device import Device, manager
@@ -48,17 +46,14 @@ def not_held(jitted: Any, sync: Callable[[], None]) -> Contender:
 def host_and_device(jitted: Any, device: Device, replays: int = 20,
                     rounds: int = 7) -> tuple[float, float]:
     """Median seconds per replay of enqueueing with the queue held shut, and of draining it."""
-    hosts, drains = [], []
-    for _ in range(rounds):
+
+    def enqueue() -> None:
         with held(device.queue):
-            start = time.perf_counter()
             for _ in range(replays):
                 jitted()
-            enqueued = time.perf_counter()
-        device.synchronize()
-        hosts.append((enqueued - start) / replays)
-        drains.append((time.perf_counter() - enqueued) / replays)
-    return statistics.median(hosts), statistics.median(drains)
+
+    host, drain = phase_times([enqueue, device.synchronize], rounds)
+    return host / replays, drain / replays
 
 
 def main() -> None:

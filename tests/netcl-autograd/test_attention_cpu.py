@@ -1,6 +1,6 @@
 """attention_cpu.cl, the CPU's scaled dot-product attention: chosen on a CPU device, eight
 rows a work-item, and right where the rows end inside a work-item's eight and causality
-cuts across them (the parity table in tests/netcl-autograd/test_ag_attention.py runs
+cuts across them (the parity table in test_ag_attention.py runs
 these kernels too)."""
 
 from __future__ import annotations
