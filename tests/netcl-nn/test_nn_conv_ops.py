@@ -12,7 +12,9 @@ import pytest
 import torch
 
 import netcl.core.tensor as nt
+from netcl.core.device import manager
 from netcl.core.tensor import ops
+from netcl.core.tensor.ops import conv_cpu
 from netcl.core.tensor.ops.matmul import TILE_CONFIGS, TileConfig
 
 TF = torch.nn.functional
@@ -67,6 +69,18 @@ def test_conv2d_and_both_gradients_match_pytorch(path: TileConfig | None, geomet
     assert_close(gx, want_gx, 6 * taps)
     gw = ops.conv2d_weight_grad(nt.tensor(g), nt.tensor(x), w.shape, *geometry[1:], tile=path)
     assert_close(gw, want_gw, 3 * out.shape[2] * out.shape[3])
+
+
+def test_weight_gradient_over_a_long_batch_sums_chunks_of_images() -> None:
+    """Six 28x28 images: on a CPU the weight gradient's K (4704) is cut into two products
+    of three images each, summed after."""
+    x, w = image((6, 3, 28, 28)), image((4, 3, 3, 3), seed=1)
+    g = image((6, 4, 28, 28), seed=2)
+    if manager.default("auto").type == "cpu":
+        assert conv_cpu.weight_chunks(6, 28 * 28) == 2
+    _, _, want_gw = conv_reference(x, w, g, (3, 1, 1, 1))
+    gw = ops.conv2d_weight_grad(nt.tensor(g), nt.tensor(x), w.shape, 1, 1)
+    assert_close(gw, want_gw, 6 * 28 * 28)
 
 
 @pytest.mark.parametrize("path", [None, TILE_CONFIGS[-1]], ids=["default", "tiled"])

@@ -55,16 +55,19 @@ inline float column_entry(__global const T *x, const int x_offset, const int N, 
 // stores are one contiguous run that PoCL vectorizes (a grid over pixels
 // scattered them a panel apart and ran at ~3 GB/s).
 //   PANELS_OF_COLS: B = cols   (K = C*KH*KW, N = N*L): the forward product;
-//   else:           B = cols^T (K = N*L, N = C*KH*KW): the weight gradient's.
+//   else:           B = cols^T (N = C*KH*KW) cut into chunks of K = N*L / chunks
+//                   rows, one batch entry each (panel z*Q + q: chunk z, columns
+//                   16q..), whose products the weight gradient sums.
 __kernel void unfold_panels(__global float *panels, __global const T *x, const int x_offset,
                             const int N, const int C)
 {
     const int lane = get_global_id(0), k = get_global_id(1), panel = get_global_id(2);
-    const int K = get_global_size(1), column = panel * 16 + lane;
+    const int K = get_global_size(1);
 #if PANELS_OF_COLS
-    const float v = column_entry(x, x_offset, N, C, k, column);
+    const float v = column_entry(x, x_offset, N, C, k, panel * 16 + lane);
 #else
-    const float v = column_entry(x, x_offset, N, C, column, k);
+    const int q_count = (C * KK + 15) / 16, z = panel / q_count, q = panel % q_count;
+    const float v = column_entry(x, x_offset, N, C, q * 16 + lane, z * K + k);
 #endif
     panels[((long)panel * K + k) * 16 + lane] = v;
 }

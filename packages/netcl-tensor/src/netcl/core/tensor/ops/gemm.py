@@ -382,13 +382,16 @@ def _panel_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any]
     return Plan(tuple(scratch), tuple(steps))
 
 
-def packed_b_plan(device: Device, a: Operand, m: int, n: int, k: int) -> Plan:
+def packed_b_plan(device: Device, a: Operand, m: int, n: int, k: int, count: int = 1) -> Plan:
     """The panel kernel's plan of one (M, K) @ (K, N) whose B the caller has packed
     as ``pack_b`` would (float panels 16 columns wide, zero past N: see matmul.cl);
     ``run`` then takes that packed buffer as B. A convolution's columns are written
-    straight into panels this way, saving pack_b's copy of them."""
-    b = Operand(np.dtype(np.float32), (k, n), 0, n, 1, ())
-    return _panel_plan(device, a, b, a.dtype, (), m, n, k, b_packed=True)
+    straight into panels this way, saving pack_b's copy of them. With ``count`` > 1,
+    a batch of that many products (``a`` with one batch stride, B's packed panels
+    one batch entry after another, out (count, M, N))."""
+    dims = (count,) if count > 1 else ()
+    b = Operand(np.dtype(np.float32), (k, n), 0, n, 1, (k * n,) * len(dims))
+    return _panel_plan(device, a, b, a.dtype, dims, m, n, k, b_packed=True)
 
 
 def _float4_slots(op: Operand, k_major: bool) -> bool:
