@@ -238,6 +238,33 @@ def test_max_pool2d_and_its_indices_match_pytorch(geometry: tuple) -> None:
     np.testing.assert_allclose(grad.numpy(), xt.grad.numpy(), rtol=1e-6)
 
 
+# No padding: the CPU kernel's windows-inside form (the first tap starts the max, no
+# bound tests); padded: its bound-tested form. Ties keep the first, a NaN wins (one a
+# window here: torch keeps the last of several), a window of -inf gives its first pixel.
+@pytest.mark.parametrize("geometry", [(2, None, 0, 1), (3, 2, 1, 1)], ids=str)
+def test_max_pool2d_ties_nan_and_minus_infinity_match_pytorch(geometry: tuple) -> None:
+    kernel, stride, padding, dilation = geometry
+    x = np.round(image((2, 2, 6, 6), seed=3))  # many equal values: ties
+    x[0, 0, :2, :2] = -np.inf
+    x[0, 1, 1, 1] = np.nan
+    x[1, 0, 4, 5] = np.nan
+    x[1, 1, 2:4, 2:4] = 0.0
+    out, indices = ops.max_pool2d(nt.tensor(x), kernel, stride, padding, dilation)
+    expected, expected_indices = TF.max_pool2d(
+        torch.from_numpy(x), kernel, stride, padding, dilation, return_indices=True
+    )
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+    g = image(tuple(expected.shape), seed=4)
+    grad = ops.max_pool2d_backward(
+        nt.tensor(g), indices, x.shape, kernel, stride, padding, dilation
+    )
+    xt = torch.from_numpy(x).requires_grad_()
+    TF.max_pool2d(xt, kernel, stride, padding, dilation).backward(torch.from_numpy(g))
+    assert xt.grad is not None
+    np.testing.assert_allclose(grad.numpy(), xt.grad.numpy(), rtol=1e-6)
+
+
 def test_float16_matches_float32_rounded() -> None:
     x = image((1, 2, 5, 5))
     half = nt.tensor(x.astype(np.float16))

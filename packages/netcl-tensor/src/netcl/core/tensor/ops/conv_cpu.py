@@ -49,8 +49,18 @@ def _kernel(dtype: np.dtype[Any], device: Device, name: str, geometry: Geometry,
     defines.update(zip(_NAMES, geometry, strict=True))
     defines.update(H=size[0], W=size[1], OH=out_size[0], OW=out_size[1], BIAS=int(bias),
                    HALF=int(dtype == dtypes.float16), BF16=int(dtype == dtypes.bfloat16),
-                   PANELS_OF_COLS=int(panels_of_cols))
+                   PANELS_OF_COLS=int(panels_of_cols),
+                   INSIDE=int(_windows_inside(geometry, size, out_size)))
     return device.kernels.kernel(SOURCES, name, defines)
+
+
+def _windows_inside(geometry: Geometry, size: tuple[int, int], out_size: tuple[int, int]) -> bool:
+    """Whether every window's every tap is a pixel of the image (no padding read): the
+    pooling kernels then compile without their bound tests."""
+    kh, kw, sh, sw, ph, pw, dh, dw = geometry
+    return all(pad == 0 and (o - 1) * stride + (k - 1) * dil < n
+               for k, stride, pad, dil, n, o in ((kh, sh, ph, dh, size[0], out_size[0]),
+                                                 (kw, sw, pw, dw, size[1], out_size[1])))
 
 
 def _local_size(grid: tuple[int, int, int]) -> tuple[int, int, int]:
