@@ -135,15 +135,21 @@ def test_sums_over_leading_axes_read_the_input_in_place(
 @pytest.fixture
 def gpu_kernels(monkeypatch: pytest.MonkeyPatch, device: Device) -> Iterator[None]:
     """reduce.py plans for a GPU (reduce_rows, reduce_cols) on whatever device runs the
-    tests, so PoCL checks the kernels a GPU launches; plans made either way are dropped."""
+    tests, so PoCL checks the kernels a GPU launches; plans made either way are dropped.
+    MAX_GROUPS is cut to 2 so small inputs already need reduce_rows's grid-stride loop
+    (each group walking several stacks of rows); at the real cap they would need
+    millions of rows."""
     device.kernels.plans.clear()
     monkeypatch.setattr(reduce, "_for_cpu", lambda _device: False)
+    monkeypatch.setattr(reduce, "MAX_GROUPS", 2)
     yield
     device.kernels.plans.clear()
 
 
 # Row lengths from one element to past a full work-group's reach (256 x ROW_SERIAL), row
-# counts that leave a group's last rows empty and that exceed MAX_GROUPS groups' worth.
+# counts that leave a group's last rows empty, and (with gpu_kernels's MAX_GROUPS of 2)
+# more than two groups' worth: (3, 5000) is 3 groups of one row, (20001, 3) 79 groups of
+# 256 rows, so groups walk rows past the first stack and meet stacks with rows past the end.
 ROW_CASES = [(7, 1), (5, 3), (9, 65), (3, 512), (2, 1000), (3, 5000), (20001, 3)]
 
 
