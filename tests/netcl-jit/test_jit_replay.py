@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from netcl.core.device import manager
-from netcl.core.tensor import Tensor, from_numpy, ops
+from netcl.core.tensor import Tensor, from_numpy, launch, ops
 from netcl.jit import CaptureError, jit
 
 
@@ -84,6 +84,36 @@ def test_a_replay_sets_the_arguments_that_changed_and_keeps_the_rest() -> None:
     x_dev, w_dev = [from_numpy(x) for x in xs], [from_numpy(w) for w in ws]
     for i, j in [(0, 0), (0, 0), (0, 0), (1, 0), (0, 0), (0, 1), (1, 1), (1, 1), (0, 1)]:
         np.testing.assert_array_equal(step(x_dev[i], w_dev[j]).numpy(), xs[i] * ws[j] + ws[j])
+
+
+def test_a_bind_that_fails_part_way_leaves_no_argument_believed_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # x's new buffer is set, then setting w's fails: the kernels hold x1 though the
+    # program bound (x0, w0) last. Replaying (x0, w0) must set x0 again, not skip it.
+    step = jit(lambda x, w: x * w + w)
+    rng = np.random.default_rng(2)
+    xs = [rng.standard_normal(8).astype(np.float32) for _ in range(2)]
+    ws = [rng.standard_normal(8).astype(np.float32) for _ in range(2)]
+    x_dev, w_dev = [from_numpy(x) for x in xs], [from_numpy(w) for w in ws]
+    for _ in range(3):
+        step(x_dev[0], w_dev[0])
+    set_args = launch.set_args
+    calls = 0
+
+    def second_fails(kernel: Any, buffers: tuple[Any, ...], values: tuple[Any, ...]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("injected set_args failure")
+        set_args(kernel, buffers, values)
+
+    monkeypatch.setattr(launch, "set_args", second_fails)
+    with pytest.raises(RuntimeError, match="injected"):
+        step(x_dev[1], w_dev[1])
+    assert calls == 2
+    monkeypatch.setattr(launch, "set_args", set_args)
+    np.testing.assert_array_equal(step(x_dev[0], w_dev[0]).numpy(), xs[0] * ws[0] + ws[0])
 
 
 def test_a_replay_that_holds_the_queue_while_it_enqueues_computes_the_same() -> None:

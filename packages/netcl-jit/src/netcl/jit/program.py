@@ -106,6 +106,9 @@ class Program:
     def _bind(self, buffers: Sequence[Any]) -> None:
         """Set each of ``buffers`` in its slots, unless they hold it already."""
         bound = self.bound
+        # Believed bound again only once every slot is set: a set that fails part-way
+        # leaves some kernels holding the new buffers, which the next replay must reset.
+        self.bound = []
         for i, buffer in enumerate(buffers):
             if i < len(bound) and bound[i] is buffer:
                 continue
