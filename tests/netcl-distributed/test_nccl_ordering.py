@@ -24,6 +24,7 @@ import netcl.autograd as ag
 from netcl.core.device import manager
 from netcl.core.tensor import Tensor, from_numpy, manual_seed
 from netcl.core.tensor.launch import transfer
+from netcl.distributed import nccl
 from netcl.distributed.reducer import NcclReducer
 from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
 from netcl.optim import Adam
@@ -129,7 +130,9 @@ def test_two_steps_equal_one_process_with_the_average_of_three_ranks(
     assert [first for first, _ in ranges] == [0, *np.cumsum([c for _, c in ranges])[:-1]]
     assert sum(count for _, count in ranges) == total
     assert len(collectives.calls) == 2 * len(reducer.buckets)
-    assert {thread for _, _, thread in collectives.calls} != {threading.get_ident()}
+    # Exactly one thread started them all, and not the main thread.
+    (thread,) = {thread for _, _, thread in collectives.calls}
+    assert thread != threading.get_ident()
 
 
 def test_a_failed_collective_is_raised_on_the_main_thread() -> None:
@@ -141,6 +144,26 @@ def test_a_failed_collective_is_raised_on_the_main_thread() -> None:
     with pytest.raises(RuntimeError, match="a collective failed") as raised:
         reducer.check_finished("DistributedDataParallel forward")
     assert "simulated NCCL failure" in str(raised.value.__cause__)
+    assert "no further collectives will run on this communicator" in str(raised.value)
+
+
+def test_a_failure_completing_an_event_is_recorded_and_later_events_still_complete() -> None:
+    """set_status raising (here: on an event already complete) must neither end the helper
+    thread, which would leave every later done() event, and so the queue, waiting for ever,
+    nor go unreported."""
+    thread = nccl.CollectiveThread(Collectives())
+    spent = cl.UserEvent(device.context)
+    spent.set_status(cl.command_execution_status.COMPLETE)
+    thread._work.put(spent)
+    later = thread.done(device.context)
+    deadline = time.monotonic() + 10
+    while (later.command_execution_status != cl.command_execution_status.COMPLETE
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+    assert later.command_execution_status == cl.command_execution_status.COMPLETE
+    with pytest.raises(RuntimeError, match="no further collectives") as raised:
+        thread.raise_if_failed()
+    assert isinstance(raised.value.__cause__, cl.Error)
 
 
 def test_two_reducers_over_one_communicator_share_its_thread() -> None:

@@ -44,6 +44,9 @@ _NCCL_SUM = 0
 _NCCL_AVG = 4  # NCCL 2.10 and later
 _UNIQUE_ID_BYTES = 128
 
+# Any negative execution status marks a user event as failed (OpenCL's clSetUserEventStatus).
+_EVENT_FAILED = -1
+
 
 class _UniqueId(ctypes.Structure):
     _fields_ = [("internal", ctypes.c_char * _UNIQUE_ID_BYTES)]
@@ -246,7 +249,14 @@ class Communicator:
 
     def all_reduce(self, queue: cl.CommandQueue, send: int, count: int,
                    recv: int | None = None) -> None:
-        """``start_all_reduce`` once ``queue``'s work is done; returns when the sum is in."""
+        """``start_all_reduce`` once ``queue``'s work is done; returns when the sum is in.
+
+        Not once the communicator has a :func:`collective_thread` (a DDP wrapper over it
+        made one): that thread starts its collectives whenever their markers complete, so
+        a call from here would be started between them in an order that differs between
+        ranks, and NCCL needs one order on every rank (a hang or wrong sums). Submit it
+        to the thread instead (``all_reduce_after``).
+        """
         queue.finish()
         self.start_all_reduce(send, count, recv)
         self.synchronize()
@@ -325,8 +335,11 @@ class CollectiveThread:
 
     def raise_if_failed(self) -> None:
         if self._failures:
-            raise RuntimeError("netcl.distributed: a collective failed; the gradients of that "
-                               "step were not averaged") from self._failures[0]
+            raise RuntimeError(
+                "netcl.distributed: a collective failed; the gradients of that step were not "
+                "averaged, and no further collectives will run on this communicator: make a "
+                "new world (communicator) and wrap the model again to go on"
+            ) from self._failures[0]
 
 
 # A communicator's one thread, by the communicator's id: that thread holds the communicator,
@@ -358,16 +371,29 @@ def _serve(communicator: Collectives,
         failures.append(error)
     while True:
         item = work.get()
-        if isinstance(item, cl.UserEvent):
-            if not failures:
-                try:
-                    communicator.synchronize()
-                except Exception as error:
-                    failures.append(error)
-            item.set_status(cl.command_execution_status.COMPLETE)
-        elif not failures:
-            try:
+        # Nothing may end this thread: every later done() event would then never complete,
+        # and the queue waiting on it would hang with no error recorded.
+        try:
+            if isinstance(item, cl.UserEvent):
+                _complete(communicator, item, failures)
+            elif not failures:
                 item.ready.wait()
                 communicator.start_all_reduce(item.pointer, item.count, average=True)
-            except Exception as error:
-                failures.append(error)
+        except Exception as error:
+            failures.append(error)
+
+
+def _complete(communicator: Collectives, event: cl.UserEvent,
+              failures: list[BaseException]) -> None:
+    if not failures:
+        try:
+            communicator.synchronize()
+        except Exception as error:
+            failures.append(error)
+    try:
+        event.set_status(cl.command_execution_status.COMPLETE)
+    except Exception as error:
+        failures.append(error)
+        # A negative status fails the commands that wait on it, rather than leaving them
+        # waiting for ever (where the event can still take one).
+        event.set_status(_EVENT_FAILED)

@@ -251,6 +251,24 @@ class NcclReducer(Reducer):
     OpenCL queue is made to wait for a user event that the thread sets when
     NCCL's stream is done: backward returns without waiting, and the optimizer's
     launches queue up behind the averages.
+
+    The shared block is never freed: each construction allocates one block of
+    the size of the model's gradients (float32) and keeps it to the end of the
+    process, even after the wrapper, the reducer, the model and its optimizer
+    are gone; wrapping models again and again (a new wrapper each epoch, a
+    search over models) leaks that much GPU memory each time. Freeing it needs
+    both (a) a hook on the last owner of the grad homes, which are views of
+    its OpenCL buffer held by the parameters, by an optimizer's flat grad
+    buffer and by any view taken of them (a ``pyopencl.Buffer`` cannot be
+    weakly referenced, so there is no one object to tie a ``weakref.finalize``
+    to), and (b) the CUDA side freed only after the helper thread has started
+    every all-reduce submitted on that range and NCCL's stream is done with it
+    (freed from the main thread at once, an all-reduce still in the thread's
+    queue would write to unmapped memory). Until then, wrap a model once.
+
+    Do not call ``Communicator.all_reduce`` on a communicator a reducer uses:
+    its collectives start from the helper thread, and one started from
+    another thread can come between them in a different order on each rank.
     """
 
     def __init__(self, named: Sequence[tuple[str, Tensor]], comm: MPI.Intracomm,
@@ -262,8 +280,8 @@ class NcclReducer(Reducer):
         for p in params:
             self._starts[id(p)] = at
             at += p.size
-        # Never freed: the parameters' grad homes and an optimizer's flat grad buffer are
-        # views of this memory and may outlive the reducer (it is one block per model).
+        # Never freed (see the class docstring): the parameters' grad homes and an
+        # optimizer's flat grad buffer are views of this memory and may outlive the reducer.
         self.shared = communicator.allocate(device.context, at * 4)
         for p in params:
             if p.grad_home is None:
