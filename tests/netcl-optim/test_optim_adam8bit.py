@@ -190,6 +190,29 @@ def test_one_launch_steps_a_bucket_and_state_is_at_most_2_1_bytes_a_parameter() 
         assert i in optimizer.state_dict()["state"]
 
 
+def test_per_parameter_steps_of_many_sizes_upload_nothing_after_the_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A launch of one parameter needs no block table: more distinct sizes than the
+    table cache holds (64) once cleared it, and a new table was uploaded every step."""
+    rng = np.random.default_rng(5)
+    params = [Parameter(from_numpy(rng.standard_normal(n).astype(np.float32)))
+              for n in range(1, 71)]
+    optimizer = Adam8bit(params, lr=1e-2, fused=False)
+    optimizer.step()  # no grads yet: nothing stepped
+    for p in params:
+        p.grad = from_numpy(rng.standard_normal(p.shape).astype(np.float32))
+    optimizer.step()  # the first step: the codes are uploaded
+    uploads: list[Any] = []
+    upload = adam8bit.from_numpy
+    monkeypatch.setattr(adam8bit, "from_numpy",
+                        lambda *args: uploads.append(args) or upload(*args))
+    launches = _Launches()
+    with observing(launches):  # type: ignore[arg-type]
+        optimizer.step()
+    assert launches.names == ["adam8bit_step"] * len(params)
+    assert uploads == []
+
+
 @pytest.mark.smoke
 def test_a_state_dict_round_trips_and_training_resumes_exactly() -> None:
     rng = np.random.default_rng(4)
@@ -226,9 +249,14 @@ def test_bad_state_dicts_and_amsgrad_are_refused_and_change_nothing() -> None:
     good = optimizer.state_dict()
     wrong_kind = {**good, "state": {**good["state"], 2: {
         **good["state"][2], "state1": good["state"][2]["state1"].astype(np.float32)}}}
-    out_of_range = {**good, "state": {**good["state"], 2: {
-        **good["state"][2], "state2": good["state"][2]["state2"].astype(np.int32) + 256}}}
-    for bad, message in ((wrong_kind, "expected uint8"), (out_of_range, "expected uint8")):
+    # int64 codes are fine while they fit a byte; 300 does not.
+    codes = good["state"][2]["state2"].astype(np.int64)
+    codes.flat[0] = 300
+    out_of_range = {**good, "state": {**good["state"], 2: {**good["state"][2], "state2": codes}}}
+    for bad, message in (
+            (wrong_kind, r"dtype float32; expected integer \(uint8\)"),
+            (out_of_range,
+             r"'state2'\] holds values in \[\d+, 300\]; expected \[0, 255\] \(uint8\)")):
         with pytest.raises(ValueError, match=message):
             optimizer.load_state_dict(bad)
     adam = Adam(_params(), lr=1e-2)

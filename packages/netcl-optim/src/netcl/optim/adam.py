@@ -12,7 +12,32 @@ from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC, Optimizer, Params
 _DEFAULT = AdamHyperparameters()
 
 
-class Adam(Optimizer):
+class AdamArguments(Optimizer):
+    """Adam's constructor (PyTorch's arguments and defaults), which Adam8bit shares."""
+
+    def __init__(
+        self,
+        params: ParamsLike,
+        lr: float = _DEFAULT.lr,
+        betas: tuple[float, float] = _DEFAULT.betas,
+        eps: float = _DEFAULT.eps,
+        weight_decay: float = _DEFAULT.weight_decay,
+        amsgrad: bool = _DEFAULT.amsgrad,
+        *,
+        maximize: bool = _DEFAULT.maximize,
+        allow_shared: bool = False,
+        fused: bool | None = None,
+        master_weights: bool = True,
+    ) -> None:
+        defaults = {
+            "lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+            "amsgrad": amsgrad, "maximize": maximize,
+        }
+        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
+                         master_weights=master_weights)
+
+
+class Adam(AdamArguments):
     """Adam: per-parameter moment estimates with bias correction.
     {ADAM_MATH}
     One kernel launch updates every parameter of a param group that shares a
@@ -48,27 +73,6 @@ class Adam(Optimizer):
     #: GradScaler hands this class its buffers (``grad_scale``, ``found_inf``) instead of
     #: reading found_inf on the host: unscale, skip and step are one launch.
     _step_supports_amp_scaling: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        params: ParamsLike,
-        lr: float = _DEFAULT.lr,
-        betas: tuple[float, float] = _DEFAULT.betas,
-        eps: float = _DEFAULT.eps,
-        weight_decay: float = _DEFAULT.weight_decay,
-        amsgrad: bool = _DEFAULT.amsgrad,
-        *,
-        maximize: bool = _DEFAULT.maximize,
-        allow_shared: bool = False,
-        fused: bool | None = None,
-        master_weights: bool = True,
-    ) -> None:
-        defaults = {
-            "lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-            "amsgrad": amsgrad, "maximize": maximize,
-        }
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
-                         master_weights=master_weights)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """:meth:`Optimizer.step`, written here so the path to the kernel only goes down."""

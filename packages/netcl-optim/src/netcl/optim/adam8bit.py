@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from netcl.optim.adam import _DEFAULT
+from netcl.optim.adam import AdamArguments
+from netcl.optim.adamw import AdamWArguments
 from netcl.optim.flat_layout import StepBatch
 from netcl.optim.functional.adam import ADAM_MATH
 from netcl.optim.functional.adam8bit import (
@@ -14,10 +15,10 @@ from netcl.optim.functional.adam8bit import (
     AdamW8bitHyperparameters,
     adam8bit_step,
 )
-from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC, Optimizer, ParamsLike
+from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC
 
 
-class Adam8bit(Optimizer):
+class Adam8bit(AdamArguments):
     """Adam with both moments stored in 8 bits (bitsandbytes' ``Adam8bit``, its names).
     {ADAM_MATH}
     m and v are kept block-wise quantised (:mod:`netcl.optim.functional.adam8bit`):
@@ -67,34 +68,13 @@ class Adam8bit(Optimizer):
     #: A block's scale covers whole parameters: an element range is not a share of a step.
     shards_elementwise = False
 
-    def __init__(
-        self,
-        params: ParamsLike,
-        lr: float = _DEFAULT.lr,
-        betas: tuple[float, float] = _DEFAULT.betas,
-        eps: float = _DEFAULT.eps,
-        weight_decay: float = _DEFAULT.weight_decay,
-        amsgrad: bool = _DEFAULT.amsgrad,
-        *,
-        maximize: bool = _DEFAULT.maximize,
-        allow_shared: bool = False,
-        fused: bool | None = None,
-        master_weights: bool = True,
-    ) -> None:
-        defaults = {
-            "lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-            "amsgrad": amsgrad, "maximize": maximize,
-        }
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
-                         master_weights=master_weights)
-
     def _update(self, hyper: Adam8bitHyperparameters, batch: StepBatch) -> None:
         adam8bit_step(hyper, batch.params, batch.grads, batch.named(Adam8bitState), batch.sizes,
                       batch.steps, decoupled=self.decoupled, live=batch.live,
                       grad_scaling=batch.grad_scaling)
 
 
-class AdamW8bit(Adam8bit):
+class AdamW8bit(Adam8bit, AdamWArguments):
     """:class:`Adam8bit` with AdamW's decoupled weight decay (``p *= 1 - lr * weight_decay``
     before the update; default ``weight_decay=1e-2``, as PyTorch's AdamW).
 
@@ -110,23 +90,3 @@ class AdamW8bit(Adam8bit):
 
     decoupled: ClassVar[bool] = True
     hyperparameters = AdamW8bitHyperparameters
-
-    def __init__(
-        self,
-        params: ParamsLike,
-        lr: float = _DEFAULT.lr,
-        betas: tuple[float, float] = _DEFAULT.betas,
-        eps: float = _DEFAULT.eps,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = _DEFAULT.amsgrad,
-        *,
-        maximize: bool = _DEFAULT.maximize,
-        allow_shared: bool = False,
-        fused: bool | None = None,
-        master_weights: bool = True,
-    ) -> None:
-        super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad,
-            maximize=maximize, allow_shared=allow_shared, fused=fused,
-            master_weights=master_weights,
-        )

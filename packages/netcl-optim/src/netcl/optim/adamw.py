@@ -4,12 +4,36 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from netcl.optim.adam import _DEFAULT, Adam
+from netcl.optim.adam import _DEFAULT, Adam, AdamArguments
 from netcl.optim.functional.adam import AdamWHyperparameters
 from netcl.optim.optimizer import ParamsLike
 
 
-class AdamW(Adam):
+class AdamWArguments(AdamArguments):
+    """AdamW's constructor: Adam's with PyTorch's ``weight_decay=1e-2``; AdamW8bit shares it."""
+
+    def __init__(
+        self,
+        params: ParamsLike,
+        lr: float = _DEFAULT.lr,
+        betas: tuple[float, float] = _DEFAULT.betas,
+        eps: float = _DEFAULT.eps,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = _DEFAULT.amsgrad,
+        *,
+        maximize: bool = _DEFAULT.maximize,
+        allow_shared: bool = False,
+        fused: bool | None = None,
+        master_weights: bool = True,
+    ) -> None:
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad,
+            maximize=maximize, allow_shared=allow_shared, fused=fused,
+            master_weights=master_weights,
+        )
+
+
+class AdamW(Adam, AdamWArguments):
     """Adam whose weight decay shrinks the parameter instead of entering the moments.
 
     Per step, before Adam's update (see :class:`Adam`)::
@@ -32,23 +56,3 @@ class AdamW(Adam):
 
     decoupled: ClassVar[bool] = True
     hyperparameters = AdamWHyperparameters
-
-    def __init__(
-        self,
-        params: ParamsLike,
-        lr: float = _DEFAULT.lr,
-        betas: tuple[float, float] = _DEFAULT.betas,
-        eps: float = _DEFAULT.eps,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = _DEFAULT.amsgrad,
-        *,
-        maximize: bool = _DEFAULT.maximize,
-        allow_shared: bool = False,
-        fused: bool | None = None,
-        master_weights: bool = True,
-    ) -> None:
-        super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad,
-            maximize=maximize, allow_shared=allow_shared, fused=fused,
-            master_weights=master_weights,
-        )

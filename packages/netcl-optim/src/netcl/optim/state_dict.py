@@ -187,9 +187,12 @@ def _array(
     array = np.asarray(value)
     if dtype.kind in "iu":
         limits = np.iinfo(dtype)
-        if array.dtype.kind not in "iu" or (array.size and not (
-                limits.min <= array.min() and array.max() <= limits.max)):
-            raise ValueError(f"{where} has dtype {array.dtype}; expected {dtype} values")
+        if array.dtype.kind not in "iu":
+            raise ValueError(f"{where} has dtype {array.dtype}; expected integer ({dtype}) values")
+        if array.size and not (limits.min <= array.min() and array.max() <= limits.max):
+            raise ValueError(
+                f"{where} holds values in [{array.min()}, {array.max()}]; expected "
+                f"[{limits.min}, {limits.max}] ({dtype})")
     elif array.dtype.kind != "f":
         raise ValueError(f"{where} has dtype {array.dtype}; expected floating-point values")
     if array.shape != shape:

@@ -9,11 +9,14 @@
 // parameters). A work-group steps a block, each work-item PER_ITEM of its elements:
 // dequantise m and v, Adam's update in float32 (the parameter moves by the unquantised
 // new moments), then the block's new absmax (a reduction in local memory) and each
-// moment's nearest code. The blocks of one launch are listed by block_starts: block b
-// covers elements [block_starts[b], block_starts[b + 1]) of the launch's operands.
+// moment's nearest code. The blocks of one launch (several parameters laid end to end)
+// are listed by block_starts: block b covers elements [block_starts[b], block_starts[b + 1])
+// of the launch's operands. A launch of one parameter needs no table (block_starts is
+// NULL): block b starts at b * BLOCK, and the last ends at n_elements.
 //
 // Defines from Python, besides those of vector_io.cl and adam.cl: BLOCK (elements a block),
-// PER_ITEM (elements a work-item steps of each block: the work-group is BLOCK / PER_ITEM).
+// PER_ITEM (elements a work-item steps of each block: the work-group is BLOCK / PER_ITEM),
+// BLOCK_TABLE (1: the blocks are block_starts'; 0: one parameter's).
 // AMSGRAD is 0: 8-bit Adam keeps no v_max.
 
 #define CODES 256
@@ -21,7 +24,7 @@
 // Both forms of the kernel take the same arguments: the blocks, each operand as a buffer
 // and an element offset, the block table, the two codes, then adam.cl's.
 #define ADAM8BIT_ARGS                                                                  \
-    const long n_blocks,                                                               \
+    const long n_blocks, const long n_elements,                                        \
     PARAM_ARGS,                                                                        \
     __global const param_t *g_data, const long g_offset,                              \
     __global uchar *m_codes_data, const long m_codes_offset,                          \
@@ -109,9 +112,15 @@ void adam8bit_step(ADAM8BIT_ARGS)
     __global uchar *v_codes = v_codes_data + v_codes_offset;
     __global float *m_absmax = m_absmax_data + m_absmax_offset;
     __global float *v_absmax = v_absmax_data + v_absmax_offset;
+#if BLOCK_TABLE
     __global const int *block_starts = block_starts_data + block_starts_offset;
+#endif
     for (long block = get_group_id(0); block < n_blocks; block += get_num_groups(0)) {
+#if BLOCK_TABLE
         const long first = (long)block_starts[block] + lid, end = block_starts[block + 1];
+#else
+        const long first = block * BLOCK + lid, end = min((block + 1) * BLOCK, n_elements);
+#endif
         const float m_scale = m_absmax[block], v_scale = v_absmax[block];
         // The codes are in local memory (first block), and the last block's maxima read.
         barrier(CLK_LOCAL_MEM_FENCE);

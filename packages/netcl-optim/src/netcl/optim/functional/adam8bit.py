@@ -57,8 +57,9 @@ BLOCKS_PER_GROUP = 8
 PER_ITEM = 2
 # The decades of the dynamic code: magnitudes from 10^-(DECADES - 1) to 1.
 DECADES = 7
-# Block tables kept per device; a bucket whose late parameters keep changing the
-# ranges could grow this without bound, so it is cleared past the limit.
+# Block tables kept per device (only entries of several parameters, a flat bucket's,
+# have one); a bucket whose late parameters keep changing the ranges could grow this
+# without bound, so it is cleared past the limit.
 _TABLE_CACHE_LIMIT = 64
 
 
@@ -190,9 +191,13 @@ def _device_codes(device: Device) -> tuple[Tensor, Tensor]:
     return found
 
 
-def _block_starts(device: Device, sizes: tuple[int, ...]) -> Tensor:
+def _block_starts(device: Device, sizes: tuple[int, ...]) -> Tensor | None:
     """The first element of each block of parameters of ``sizes`` laid end to end, then
-    their total: int32 on ``device``, made once per layout."""
+    their total: int32 on ``device``, made once per layout. None for one parameter,
+    whose blocks the kernel finds without a table (so that a model of many parameter
+    sizes, stepped one launch a parameter, does not cycle the cache)."""
+    if len(sizes) == 1:
+        return None
     tables = _tables.setdefault(device, {})
     table = tables.get(sizes)
     if table is None:
@@ -283,18 +288,20 @@ def adam8bit_step(
         param = p[i]
         operands = [param, *((param.master,) if param.master is not None else ()), g[i],
                     *(arrays[i] for arrays in named.values())]
+        table = _block_starts(param.device, tuple(sizes[i]))
         kernel, _ = optimizer_kernel(
             param.device, ("adam.cl", "adam8bit.cl"), "adam8bit_step", param.dtype,
-            {**flags, "MASTER_WEIGHTS": int(param.master is not None)})
-        table = _block_starts(param.device, tuple(sizes[i]))
+            {**flags, "MASTER_WEIGHTS": int(param.master is not None),
+             "BLOCK_TABLE": int(table is not None)})
         signed, unsigned = _device_codes(param.device)
-        n_blocks = table.size - 1
+        n_blocks = sum(map(blocks, sizes[i]))
         # A work-group for every BLOCKS_PER_GROUP blocks.
         local_size = BLOCK // PER_ITEM
         work_items = -(-n_blocks // BLOCKS_PER_GROUP) * local_size
-        launch(param.device, kernel, work_items, np.int64(n_blocks),
+        launch(param.device, kernel, work_items, np.int64(n_blocks), np.int64(param.count),
                *(arg for x in operands for arg in (x.buffer, np.int64(x.offset))),
-               table.buffer, np.int64(table.offset), signed.buffer, unsigned.buffer, *extra,
+               *((None, np.int64(0)) if table is None else (table.buffer, np.int64(table.offset))),
+               signed.buffer, unsigned.buffer, *extra,
                *step_scalars(hyper, steps, i, compute, live), local_size=local_size)
 
 
