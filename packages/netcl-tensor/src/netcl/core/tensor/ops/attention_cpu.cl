@@ -28,6 +28,25 @@
     MASKED((s).s5, (qi).s5, (kj).s5), MASKED((s).s6, (qi).s6, (kj).s6),           \
     MASKED((s).s7, (qi).s7, (kj).s7))
 
+// The query-side kernels' work-item: R query rows from i0 (lanes past Lq repeat
+// the last row), count of them real, head bh, and the keys before end they see.
+#if CAUSAL
+#define KEYS_END min(Lk, min(Lq, i0 + R))
+#else
+#define KEYS_END Lk
+#endif
+#define QUERY_ROWS                                                              \
+    const int i0 = get_global_id(0) * R, bh = get_global_id(1), b = bh / H, h = bh % H; \
+    const int8 rows = min(i0 + LANES, Lq - 1);                                  \
+    const int count = min(R, Lq - i0);                                          \
+    const int end = KEYS_END;
+
+// s = the masked, scaled scores of the query rows held in qr against key j.
+#define QUERY_SCORES8(s, j)                                                     \
+    float8 s = 0.0f;                                                            \
+    for (int d_ = 0; d_ < DQK; ++d_) s += qr[d_] * AT(k, b, h, j, d_);          \
+    s = MASKED8(s * scale, rows, (int8)(j));
+
 // exp(s - shift), 0 for a dropped score (also where shift is -inf: no key left).
 inline float8 weight8(const float8 s, const float8 shift) {
     return select(exp(s - shift), (float8)(0.0f), s == (float8)(-INFINITY));
@@ -48,28 +67,19 @@ __kernel void sdpa_forward_cpu(ARG(q), ARG(k), ARG(v) MASK_ARG,
                                __global T *out, __global float *lse,
                                const int H, const int Lq, const int Lk, const float scale)
 {
-    const int i0 = get_global_id(0) * R, bh = get_global_id(1), b = bh / H, h = bh % H;
-    const int8 rows = min(i0 + LANES, Lq - 1);
-    const int count = min(R, Lq - i0);
-#if CAUSAL
-    const int end = min(Lk, min(Lq, i0 + R));
-#else
-    const int end = Lk;
-#endif
+    QUERY_ROWS
     float8 qr[DQK], acc[DV];
     for (int d = 0; d < DQK; ++d) qr[d] = ROWS8(q, rows, d);
     float8 m = -INFINITY;
     for (int j = 0; j < end; ++j) {
-        float8 dot = 0.0f;
-        for (int d = 0; d < DQK; ++d) dot += qr[d] * AT(k, b, h, j, d);
-        m = fmax(m, MASKED8(dot * scale, rows, (int8)(j)));
+        QUERY_SCORES8(score, j)
+        m = fmax(m, score);
     }
     for (int d = 0; d < DV; ++d) acc[d] = 0.0f;
     float8 l = 0.0f;
     for (int j = 0; j < end; ++j) {
-        float8 dot = 0.0f;
-        for (int d = 0; d < DQK; ++d) dot += qr[d] * AT(k, b, h, j, d);
-        const float8 p = weight8(MASKED8(dot * scale, rows, (int8)(j)), m);
+        QUERY_SCORES8(score, j)
+        const float8 p = weight8(score, m);
         l += p;
         for (int d = 0; d < DV; ++d) acc[d] += p * AT(v, b, h, j, d);
     }
@@ -89,14 +99,7 @@ __kernel void sdpa_backward_q_cpu(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                                   __global T *dq, __global float *delta,
                                   const int H, const int Lq, const int Lk, const float scale)
 {
-    const int i0 = get_global_id(0) * R, bh = get_global_id(1), b = bh / H, h = bh % H;
-    const int8 rows = min(i0 + LANES, Lq - 1);
-    const int count = min(R, Lq - i0);
-#if CAUSAL
-    const int end = min(Lk, min(Lq, i0 + R));
-#else
-    const int end = Lk;
-#endif
+    QUERY_ROWS
     const int8 at = (bh * Lq + rows) * DV;
     float8 qr[DQK], dor[DV], acc[DQK];
     float8 di = 0.0f;
@@ -115,10 +118,10 @@ __kernel void sdpa_backward_q_cpu(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     const float8 li = (float8)(lse[l_at.s0], lse[l_at.s1], lse[l_at.s2], lse[l_at.s3],
                                lse[l_at.s4], lse[l_at.s5], lse[l_at.s6], lse[l_at.s7]);
     for (int j = 0; j < end; ++j) {
-        float8 dot = 0.0f, dp = 0.0f;
-        for (int d = 0; d < DQK; ++d) dot += qr[d] * AT(k, b, h, j, d);
+        QUERY_SCORES8(score, j)
+        float8 dp = 0.0f;
         for (int d = 0; d < DV; ++d) dp += dor[d] * AT(v, b, h, j, d);
-        const float8 ds = weight8(MASKED8(dot * scale, rows, (int8)(j)), li) * (dp - di);
+        const float8 ds = weight8(score, li) * (dp - di);
         for (int d = 0; d < DQK; ++d) acc[d] += ds * AT(k, b, h, j, d);
     }
     for (int d = 0; d < DQK; ++d) STORE_LANES(dq, acc[d] * scale, bh * Lq + i0, count, DQK, d)
