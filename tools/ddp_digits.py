@@ -7,7 +7,9 @@ Every run, whatever its world size K, takes the same steps: one fixed
 permutation per epoch, the same global batches of ``--batch-size`` digits,
 each split into K equal shares (so K must divide the batch size), gradients
 averaged across ranks by DistributedDataParallel, or reduce-scattered by
-ZeroRedundancyOptimizer with ``--zero``. The final loss (over the whole
+ZeroRedundancyOptimizer with ``--zero``; ``--bf16-compress`` sends DDP's
+gradients as bfloat16 (``comm_hooks.bf16_compress_hook``), which rounds them,
+so that run only comes close to one process. The final loss (over the whole
 training set) and test accuracy therefore agree with one process up to
 float32 rounding. ``--json`` prints, as the last line,
 ``{"world_size", "loss", "accuracy", "state_bytes_per_rank", "params"}``; the
@@ -70,11 +72,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bucket-cap-mb", type=float, default=25.0)
     parser.add_argument("--zero", action="store_true", help="ZeRO-1: shard Adam's state")
+    parser.add_argument("--bf16-compress", action="store_true",
+                        help="DDP sends bfloat16 gradients, summed in float32 "
+                             "(comm_hooks.bf16_compress_hook)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
     parser.add_argument("--save", help="write a checkpoint here after the last epoch")
     parser.add_argument("--resume", help="start from this checkpoint")
     args = parser.parse_args()
 
+    if args.zero and args.bf16_compress:
+        parser.error("--bf16-compress is DistributedDataParallel's hook; ZeRO (--zero) "
+                     "reduce-scatters float32")
     world = dist.init()
     if args.batch_size % world.size:
         raise SystemExit(
@@ -106,7 +114,10 @@ def main() -> None:
         optimizer = dist.ZeroRedundancyOptimizer(model.parameters(), Adam, lr=args.lr)
         forward: Module = model
     else:
-        forward = dist.DistributedDataParallel(model, bucket_cap_mb=args.bucket_cap_mb)
+        ddp = dist.DistributedDataParallel(model, bucket_cap_mb=args.bucket_cap_mb)
+        if args.bf16_compress:
+            ddp.register_comm_hook(None, dist.comm_hooks.bf16_compress_hook)
+        forward = ddp
         optimizer = Adam(model.parameters(), lr=args.lr)
     if args.resume:
         optimizer.load_state_dict(checkpoint["optimizer"])

@@ -11,12 +11,13 @@ import os
 from typing import Any
 
 import numpy as np
+from local_steps import backward, grads
 
 import netcl.autograd as ag
 import netcl.distributed as dist
 from netcl.core.tensor import Tensor, from_numpy, manual_seed
 from netcl.distributed import reducer as reducer_module
-from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
+from netcl.nn import Linear, Module, ReLU, Sequential
 from netcl.optim import Adam
 
 world = dist.init()
@@ -46,16 +47,6 @@ class CountingComm:
 def batch() -> tuple[Tensor, Tensor]:
     x = rng.standard_normal((6, 5)).astype(np.float32)
     return from_numpy(x, q), from_numpy(rng.integers(0, 3, 6), q)
-
-
-def backward(model: Module, x: Tensor, y: Tensor) -> None:
-    with ag.Tape() as tape:
-        loss = cross_entropy(model(x), y)
-    tape.backward(loss)
-
-
-def grads(model: Module) -> list[np.ndarray[Any, Any]]:
-    return [p.grad.numpy().copy() for p in model.parameters()]  # type: ignore[union-attr]
 
 
 def all_started(bucket: reducer_module.Bucket) -> bool:

@@ -5,12 +5,14 @@ Run in the test process: a world of one (mpi4py's singleton init), so nothing is
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
+import netcl.autograd as ag
 import netcl.distributed as dist
 import netcl.optim as no
 from netcl.core.tensor import Parameter, float16, from_numpy
@@ -60,6 +62,46 @@ def test_ddp_refuses_a_parameter_that_is_not_float32(world: dist.World) -> None:
     layer.weight = Parameter(layer.weight.astype(float16))
     with pytest.raises(TypeError, match="parameter 'weight' has dtype float16"):
         dist.DistributedDataParallel(layer)
+
+
+@pytest.mark.parametrize(
+    ("state", "hook", "error", "match"),
+    [
+        (None, lambda state, bucket: None, TypeError, "hook must be one of netcl's built-ins"),
+        ("group", dist.comm_hooks.bf16_compress_hook, TypeError, "pass None, got str"),
+    ],
+)
+def test_register_comm_hook_refuses_what_it_cannot_run(
+    world: dist.World, state: Any, hook: Any, error: type[Exception], match: str
+) -> None:
+    ddp = dist.DistributedDataParallel(Linear(world.device.queue, 2, 2))
+    with pytest.raises(error, match=match):
+        ddp.register_comm_hook(state, hook)
+    ddp.register_comm_hook(None, dist.comm_hooks.bf16_compress_hook)  # nothing was taken
+    with pytest.raises(RuntimeError, match="can only be called once"):
+        ddp.register_comm_hook(None, dist.comm_hooks.allreduce_hook)
+
+
+def test_bf16_compress_hook_refuses_the_nccl_path(world: dist.World) -> None:
+    # A world whose gradients NCCL averages (a stand-in communicator: this machine has no
+    # NVIDIA GPU); the hook runs on the host path only.
+    over_nccl = dataclasses.replace(world, backend="nccl", nccl=object())  # type: ignore[arg-type]
+    ddp = dist.DistributedDataParallel(Linear(world.device.queue, 2, 2), world=over_nccl)
+    with pytest.raises(RuntimeError, match=r"host \(MPI\) path only.*backend='mpi'"):
+        ddp.register_comm_hook(None, dist.comm_hooks.bf16_compress_hook)
+    ddp.register_comm_hook(None, dist.comm_hooks.allreduce_hook)  # NCCL's float32 average
+
+
+def test_bf16_compress_hook_in_a_world_of_one_sends_and_rounds_nothing(world: dist.World) -> None:
+    layer = Linear(world.device.queue, 3, 2)
+    ddp = dist.DistributedDataParallel(layer)
+    ddp.register_comm_hook(None, dist.comm_hooks.bf16_compress_hook)
+    x = from_numpy(np.array([[1.0, 1 / 3, 1e-3]], np.float32), world.device.queue)
+    with ag.Tape() as tape:
+        loss = ddp(x).sum()
+    tape.backward(loss)
+    assert layer.weight.grad is not None
+    np.testing.assert_array_equal(layer.weight.grad.numpy(), np.repeat(x.numpy(), 2, axis=0))
 
 
 def test_zero_refuses_bad_arguments(world: dist.World) -> None:

@@ -7,7 +7,9 @@
 Each process steps the same MLP (784-H x4-10, Adam, flat layout) several ways:
 ``plain`` (no averaging), ``zero`` (``ZeroRedundancyOptimizer`` in a world of
 one, which must cost nothing), ``mpi`` (the host path's reducer: chunked copies into
-pinned host memory, an MPI all-reduce over MPI's world, copies back) and, where NCCL
+pinned host memory, an MPI all-reduce over MPI's world, copies back), ``mpi bf16``
+(the same with ``comm_hooks.bf16_compress_hook``: chunks rounded to bfloat16 on the
+device, copied out, all-gathered, copied back and summed in float32) and, where NCCL
 can run, ``nccl`` (the reducer built before the optimizer, as DDP is: the gradients
 live in CUDA-allocated memory and NCCL averages them in place) and ``nccl copy``
 (the optimizer built first: each bucket is copied into that memory and back). The
@@ -15,8 +17,11 @@ NCCL reducers run over a communicator of this one process, so their overhead is
 the transport itself. The parts table times, for the gradient bytes, the
 device-to-host and host-to-device copies into pinned and into pageable host
 memory, and a bare ``MPI_Allreduce`` of them over MPI's world: the floor of the
-host path. The last table sets the host path's overhead (``mpi`` - ``plain``)
-against the sum of its parts (pinned copies out and back, the all-reduce).
+host path; for the bfloat16 path, the copy of half the bytes out, of K halves
+back, and a bare ``MPI_Allgather`` of the halves. The bytes table counts what
+one rank moves a step each way. The last table sets each host path's overhead
+(``mpi`` - ``plain``, ``mpi bf16`` - ``plain``) against the sum of its parts
+(pinned copies out and back, the collective).
 Only rank 0 prints.
 """
 
@@ -33,8 +38,10 @@ from mpi4py import MPI
 
 import netcl.autograd as ag
 import netcl.distributed as dist
-from netcl.core.tensor import from_numpy, manual_seed
+from netcl.core.tensor import bfloat16, empty_tensor, from_numpy, manual_seed
+from netcl.core.tensor.launch import transfer
 from netcl.distributed import host_copy, nccl
+from netcl.distributed.bf16_reducer import Bf16Reducer
 from netcl.distributed.reducer import NcclReducer, Reducer
 from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
 from netcl.optim import Adam
@@ -71,14 +78,15 @@ def main() -> None:
     y = from_numpy(rng.integers(0, 10, args.batch), queue)
     # ZeRO over the ranks mpiexec started would be another job than the others' one process.
     alone = world.size == 1
-    names = ["plain", *(["zero"] if alone else []), "mpi",
+    names = ["plain", *(["zero"] if alone else []), "mpi", "mpi bf16",
              *(["nccl", "nccl copy"] if why_not is None else [])]
     models = {name: mlp(queue, args.hidden) for name in names}
     named = {name: list(model.named_parameters()) for name, model in models.items()}
     optimizers: dict[str, Any] = {"nccl copy": Adam(models["nccl copy"].parameters(), lr=1e-4)
                                   } if "nccl copy" in models else {}
     # The hooks hold a reducer weakly: this list keeps them for the run.
-    reducers: list[Reducer] = [Reducer(named["mpi"], world, 25 * 2**20)]
+    reducers: list[Reducer] = [Reducer(named["mpi"], world, 25 * 2**20),
+                               Bf16Reducer(named["mpi bf16"], world, 25 * 2**20)]
     for name in ("nccl", "nccl copy"):
         if name in models:
             reducers.append(NcclReducer(named[name], MPI.COMM_SELF, 25 * 2**20,
@@ -107,7 +115,8 @@ def main() -> None:
     report.note("buckets", [len(r.buckets) for r in reducers])
     table = report.table(f"one training step, ms ({world.size} rank(s); NCCL over one)",
                          list(models),
-                         ratios=[(name, "plain") for name in models if name != "plain"])
+                         ratios=[*((name, "plain") for name in models if name != "plain"),
+                                 ("mpi bf16", "mpi")])
     times = time_contenders({name: ((lambda n=name: step(n)), device.synchronize)
                              for name in models}, rounds=args.rounds, calls=3)
     steps = {name: t.median * 1e3 for name, t in times.items()}
@@ -122,6 +131,9 @@ def main() -> None:
     pinned = host_copy.pinned_array(queue, count)
     pageable = np.zeros(count, np.float32)
     reduced = np.zeros(count, np.float32)
+    halves = empty_tensor((count * world.size,), bfloat16, device)
+    pinned_half = host_copy.pinned_array(queue, count, np.uint16)
+    pinned_halves = host_copy.pinned_array(queue, count * world.size, np.uint16)
 
     def copy(host: np.ndarray[Any, Any], out: bool) -> None:
         (host_copy.to_host if out else host_copy.to_device)(queue, spans, host)
@@ -135,18 +147,48 @@ def main() -> None:
         "pageable host to device": (lambda: copy(pageable, False), device.synchronize),
         f"MPI_Allreduce over {world.size} rank(s)": (
             lambda: world.Allreduce(pinned, reduced, op=MPI.SUM), no_sync),
+        "bf16: device to pinned host": (
+            lambda: transfer(queue, pinned_half, halves.buffer, is_blocking=False),
+            device.synchronize),
+        f"bf16: pinned host to device, {world.size} rank(s)": (
+            lambda: transfer(queue, halves.buffer, pinned_halves, is_blocking=False),
+            device.synchronize),
+        f"bf16: MPI_Allgather over {world.size} rank(s)": (
+            lambda: world.Allgather(pinned_half, pinned_halves), no_sync),
     }, rounds=args.rounds, calls=3)
+    moved = {"device to pinned host": gradient_bytes, "pinned host to device": gradient_bytes,
+             "device to pageable host": gradient_bytes, "pageable host to device": gradient_bytes,
+             f"MPI_Allreduce over {world.size} rank(s)": gradient_bytes,
+             "bf16: device to pinned host": gradient_bytes // 2,
+             f"bf16: pinned host to device, {world.size} rank(s)": gradient_bytes // 2 * world.size,
+             f"bf16: MPI_Allgather over {world.size} rank(s)": gradient_bytes // 2}
     for name, timing in measured.items():
-        parts.row(name, {"ms": timing.median * 1e3,
-                         "GB/s": gradient_bytes / timing.median / 1e9})
-    floor = sum(measured[name].median * 1e3 for name in (
-        "device to pinned host", "pinned host to device",
-        f"MPI_Allreduce over {world.size} rank(s)"))
+        parts.row(name, {"ms": timing.median * 1e3, "GB/s": moved[name] / timing.median / 1e9})
+
+    # What one rank moves a step, each way: the float32 path sends and receives every
+    # gradient; the bfloat16 path sends half, and receives (and copies back) every rank's half.
+    sent = report.table("bytes one rank moves a step, MB", ["to host", "sent", "received",
+                                                            "to device"])
+    sent.row("mpi", {"to host": gradient_bytes / 1e6, "sent": gradient_bytes / 1e6,
+                     "received": gradient_bytes / 1e6, "to device": gradient_bytes / 1e6})
+    sent.row("mpi bf16", {"to host": gradient_bytes / 2e6, "sent": gradient_bytes / 2e6,
+                          "received": gradient_bytes / 2e6 * (world.size - 1),
+                          "to device": gradient_bytes / 2e6 * world.size})
+
+    def floor(*names: str) -> float:
+        return sum(measured[name].median * 1e3 for name in names)
+
     overhead = report.table("host path: overhead a step against its parts, ms",
-                            ["mpi - plain", "sum of parts"],
-                            ratios=[("mpi - plain", "sum of parts")])
-    overhead.row(f"{world.size} rank(s)", {"mpi - plain": steps["mpi"] - steps["plain"],
-                                           "sum of parts": floor})
+                            ["overhead", "sum of parts"], ratios=[("overhead", "sum of parts")])
+    overhead.row(f"mpi, {world.size} rank(s)", {
+        "overhead": steps["mpi"] - steps["plain"],
+        "sum of parts": floor("device to pinned host", "pinned host to device",
+                              f"MPI_Allreduce over {world.size} rank(s)")})
+    overhead.row(f"mpi bf16, {world.size} rank(s)", {
+        "overhead": steps["mpi bf16"] - steps["plain"],
+        "sum of parts": floor("bf16: device to pinned host",
+                              f"bf16: pinned host to device, {world.size} rank(s)",
+                              f"bf16: MPI_Allgather over {world.size} rank(s)")})
     report.finish()
 
 

@@ -13,6 +13,7 @@ from netcl.distributed.mpi_library import prefer_launchers_library
 
 prefer_launchers_library()
 
+from netcl.distributed import comm_hooks  # noqa: E402
 from netcl.distributed._version import __version__  # noqa: E402
 from netcl.distributed.ddp import DistributedDataParallel  # noqa: E402
 from netcl.distributed.sampler import DistributedSampler  # noqa: E402
@@ -25,6 +26,7 @@ __all__ = [
     "World",
     "ZeroRedundancyOptimizer",
     "__version__",
+    "comm_hooks",
     "init",
     "world",
 ]

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from netcl.core.tensor import float32
+from netcl.core.tensor import Tensor, float32
+from netcl.distributed.bf16_reducer import Bf16Reducer
+from netcl.distributed.comm_hooks import BUILT_IN, CommHook, allreduce_hook
 from netcl.distributed.reducer import NcclReducer, Reducer
 from netcl.distributed.replicas import broadcast_from_root, check_same_everywhere
 from netcl.distributed.world import World, world_or_default
@@ -33,6 +35,10 @@ class DistributedDataParallel(Module):
     averages (:class:`netcl.distributed.reducer.NcclReducer`): build the
     optimizer after the wrapper, so that its flat grad buffer is that memory.
 
+    ``register_comm_hook(None, comm_hooks.bf16_compress_hook)`` sends the
+    gradients as bfloat16 and sums them in float32 (half the bytes; see
+    :mod:`netcl.distributed.comm_hooks`).
+
     Every parameter that requires grad must receive one in every backward:
     one left out is reported (RuntimeError) at the next forward. Inside
     ``with ddp.no_sync():`` forward and backward accumulate local gradients
@@ -47,6 +53,7 @@ class DistributedDataParallel(Module):
     >>> ddp = dist.DistributedDataParallel(Linear(world.device.queue, 3, 2))
     >>> ddp.bucket_sizes  # one process: no bucket to average
     []
+    >>> ddp.register_comm_hook(None, dist.comm_hooks.bf16_compress_hook)
     """
 
     def __init__(
@@ -83,15 +90,74 @@ class DistributedDataParallel(Module):
             reducer = (Reducer(trained, the_world.comm, cap_bytes) if the_world.nccl is None
                        else NcclReducer(trained, the_world.comm, cap_bytes, the_world.nccl))
         object.__setattr__(self, "_reducer", reducer)
+        object.__setattr__(self, "_trained", trained)
+        object.__setattr__(self, "_cap_bytes", cap_bytes)
+        object.__setattr__(self, "_comm_hook", None)
 
     world: World
     module: Module
     _reducer: Reducer | None
+    _trained: list[tuple[str, Tensor]]
+    _cap_bytes: int
+    _comm_hook: CommHook | None
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self._reducer is not None:
             self._reducer.check_finished("DistributedDataParallel forward")
         return self.module(*args, **kwargs)
+
+    def register_comm_hook(self, state: object, hook: CommHook) -> None:
+        """Average the gradients the way ``hook`` says, from the next backward on.
+
+        As PyTorch's ``DistributedDataParallel.register_comm_hook``, with
+        ``hook`` one of the built-ins in :mod:`netcl.distributed.comm_hooks`
+        (``allreduce_hook``, the default, or ``bf16_compress_hook``) and
+        ``state`` None: netcl runs a hook inside its reducer's pipeline, not
+        as a Python call per bucket. Call it once, on every rank, with the
+        same hook (checked: ValueError on every rank otherwise), between
+        backward passes. ``bf16_compress_hook`` runs on the host (MPI) path
+        only: with the NCCL backend it raises RuntimeError. In a world of one
+        nothing is sent, so nothing is compressed: the gradients stay those
+        of float32.
+        """
+        if state is not None:
+            raise TypeError(
+                "DistributedDataParallel.register_comm_hook: netcl's built-in hooks take no "
+                f"state; pass None, got {type(state).__name__}"
+            )
+        if not any(hook is known for known in BUILT_IN):
+            raise TypeError(
+                "DistributedDataParallel.register_comm_hook: hook must be one of netcl's "
+                f"built-ins {[repr(known) for known in BUILT_IN]} (netcl calls no Python "
+                f"function per bucket), got {hook!r}"
+            )
+        if self._comm_hook is not None:
+            raise RuntimeError(
+                "DistributedDataParallel.register_comm_hook can only be called once; "
+                f"{self._comm_hook!r} is registered"
+            )
+        the_world = self.world
+        if the_world.size > 1:
+            hooks = the_world.comm.allgather(hook.name)
+            if len(set(hooks)) > 1:
+                raise ValueError(
+                    "DistributedDataParallel.register_comm_hook: every rank must register the "
+                    f"same hook, got {hooks} (rank by rank)"
+                )
+        if hook is not allreduce_hook and the_world.nccl is not None:
+            raise RuntimeError(
+                f"DistributedDataParallel.register_comm_hook: {hook!r} runs on the host (MPI) "
+                "path only, and this world averages through NCCL; init(backend='mpi') takes "
+                "the host path"
+            )
+        old = self._reducer
+        if old is not None and hook is not allreduce_hook:
+            old.check_finished("DistributedDataParallel.register_comm_hook")
+            new = Bf16Reducer(self._trained, old.comm, self._cap_bytes)
+            new.enabled = old.enabled
+            old.detach()
+            object.__setattr__(self, "_reducer", new)
+        object.__setattr__(self, "_comm_hook", hook)
 
     @contextmanager
     def no_sync(self) -> Iterator[None]:

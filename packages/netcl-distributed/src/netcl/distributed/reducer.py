@@ -60,9 +60,16 @@ class Bucket:
     names: list[str]
     total: int
     host: np.ndarray[Any, Any] = field(default_factory=lambda: np.empty(0, np.float32))
+    # Every rank's copy of the bucket side by side, for a reducer that all-gathers.
+    gathered: np.ndarray[Any, Any] = field(default_factory=lambda: np.empty(0, np.float32))
     missing: int = 0
     copies: list[host_copy.Span] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
+
+
+def chunk_elements() -> int:
+    """The float32 gradients in one chunk (``CHUNK_BYTES`` is read at each backward)."""
+    return max(1, CHUNK_BYTES // 4)
 
 
 def make_buckets(named: Sequence[tuple[str, Tensor]], cap_bytes: int) -> list[Bucket]:
@@ -122,7 +129,11 @@ class Reducer:
         # dropped must not go on sending its model's gradients at every backward.
         hook = partial(_call_on_grad, weakref.ref(self))
         handles = [register_post_accumulate_grad_hook(p, hook) for _, p in named]
-        weakref.finalize(self, _remove, handles)
+        self._unhook = weakref.finalize(self, _remove, handles)
+
+    def detach(self) -> None:
+        """Stop averaging: the hooks on the parameters go now (else when the reducer goes)."""
+        self._unhook()
 
     def check_finished(self, where: str) -> None:
         """RuntimeError if the last backward left a bucket unreduced (a parameter got no grad)."""
@@ -168,7 +179,7 @@ class Reducer:
         self._started.append(bucket)
 
     def _cuts(self, total: int) -> list[tuple[int, int]]:
-        step = max(1, CHUNK_BYTES // 4)
+        step = chunk_elements()
         return [(lo, min(lo + step, total)) for lo in range(0, total, step)]
 
     def _copy_out_chunk(self, bucket: Bucket, chunk: Chunk) -> cl.Event | None:
