@@ -38,7 +38,7 @@ from mpi4py import MPI
 
 import netcl.autograd as ag
 import netcl.distributed as dist
-from netcl.core.tensor import bfloat16, empty_tensor, from_numpy, manual_seed
+from netcl.core.tensor import Tensor, bfloat16, empty, from_numpy, manual_seed
 from netcl.core.tensor.launch import transfer
 from netcl.distributed import host_copy, nccl
 from netcl.distributed.bf16_reducer import Bf16Reducer
@@ -131,9 +131,22 @@ def main() -> None:
     pinned = host_copy.pinned_array(queue, count)
     pageable = np.zeros(count, np.float32)
     reduced = np.zeros(count, np.float32)
-    halves = empty_tensor((count * world.size,), bfloat16, device)
+    halves = empty((count * world.size,), bfloat16, device)
     pinned_half = host_copy.pinned_array(queue, count, np.uint16)
     pinned_halves = host_copy.pinned_array(queue, count * world.size, np.uint16)
+    flat = empty((count,), np.float32, device)
+    rows = [Tensor(halves.buffer, (count,), bfloat16, device, offset=r * count)
+            for r in range(world.size)]
+
+    def round_sum_scale() -> None:
+        """The bfloat16 path's own device work: round to bfloat16, then sum the ranks' rows in
+        float32 and scale (as ``Bf16Reducer`` does, one launch each)."""
+        with ag.no_grad():
+            rows[0].copy_(flat)
+            flat.copy_(rows[0])
+            for row in rows[1:]:
+                flat.add_(row)
+            flat.mul_(1.0 / world.size)
 
     def copy(host: np.ndarray[Any, Any], out: bool) -> None:
         (host_copy.to_host if out else host_copy.to_device)(queue, spans, host)
@@ -155,13 +168,16 @@ def main() -> None:
             device.synchronize),
         f"bf16: MPI_Allgather over {world.size} rank(s)": (
             lambda: world.Allgather(pinned_half, pinned_halves), no_sync),
+        "bf16: round, sum, scale on the device": (round_sum_scale, device.synchronize),
     }, rounds=args.rounds, calls=3)
     moved = {"device to pinned host": gradient_bytes, "pinned host to device": gradient_bytes,
              "device to pageable host": gradient_bytes, "pageable host to device": gradient_bytes,
              f"MPI_Allreduce over {world.size} rank(s)": gradient_bytes,
              "bf16: device to pinned host": gradient_bytes // 2,
              f"bf16: pinned host to device, {world.size} rank(s)": gradient_bytes // 2 * world.size,
-             f"bf16: MPI_Allgather over {world.size} rank(s)": gradient_bytes // 2}
+             f"bf16: MPI_Allgather over {world.size} rank(s)": gradient_bytes // 2,
+             # read float32, write bfloat16, then read K bfloat16 rows and the sum K times
+             "bf16: round, sum, scale on the device": gradient_bytes * (3 + 3 * world.size) // 2}
     for name, timing in measured.items():
         parts.row(name, {"ms": timing.median * 1e3, "GB/s": moved[name] / timing.median / 1e9})
 
@@ -188,7 +204,8 @@ def main() -> None:
         "overhead": steps["mpi bf16"] - steps["plain"],
         "sum of parts": floor("bf16: device to pinned host",
                               f"bf16: pinned host to device, {world.size} rank(s)",
-                              f"bf16: MPI_Allgather over {world.size} rank(s)")})
+                              f"bf16: MPI_Allgather over {world.size} rank(s)",
+                              "bf16: round, sum, scale on the device")})
     report.finish()
 
 
