@@ -9,7 +9,7 @@ bytes each rank sends are half the float32 path's. MPI has no bfloat16
 type, and its sums cannot widen a 16-bit value to float32, so each chunk is
 all-gathered (``Iallgather`` of 16-bit words: the receive holds every rank's
 chunk, in rank order) and the K chunks are summed on the device in float32,
-in rank order, then scaled by ``float32(1 / K)``. Every rank runs the same
+in rank order, then scaled by ``float32(1 / K)`` (``sum_in_rank_order``). Every rank runs the same
 operations on the same bits, so all end with the same float32 gradients.
 
 Bytes a rank receives for N gradients: 2 (K-1) N here; a float32 all-reduce
@@ -32,6 +32,7 @@ from netcl.autograd import no_grad
 from netcl.core.tensor import Tensor, bfloat16
 from netcl.core.tensor.dispatch import empty
 from netcl.core.tensor.launch import transfer
+from netcl.core.tensor.ops.elementwise import elementwise
 from netcl.distributed import host_copy
 from netcl.distributed.reducer import Bucket, Chunk, Reducer
 
@@ -95,15 +96,31 @@ class Bf16Reducer(Reducer):
                 transfer(like.queue, incoming.buffer,
                          bucket.gathered[chunk.lo * ranks:chunk.hi * ranks],
                          dst_offset=incoming.offset * _WIRE.itemsize, is_blocking=False)
-                with no_grad():
-                    for span in chunk.copies:
-                        at = span.host_offset - chunk.lo
-                        grad = host_copy.device_view(like, span)
-                        grad.copy_(_part(incoming, at, span.size))
-                        for rank in range(1, ranks):
-                            grad.add_(_part(incoming, rank * count + at, span.size))
-                        grad.mul_(scale)
+                for span in chunk.copies:
+                    at = span.host_offset - chunk.lo
+                    sum_in_rank_order(host_copy.device_view(like, span),
+                                      [_part(incoming, rank * count + at, span.size)
+                                       for rank in range(ranks)], scale)
         self._reset()
+
+
+def sum_in_rank_order(out: Tensor, rows: Sequence[Tensor], scale: float) -> None:
+    """``out = fl32(fl32(... fl32(rows[0] + rows[1]) ... + rows[-1]) * fl32(scale))``,
+    with ``rows`` bfloat16 and the sums float32: K - 1 launches of the tensor layer's
+    elementwise kernel (3 operands at most), not K + 1 of copy, add and multiply. Each
+    ``+`` and ``*`` is one IEEE float32 operation, rounded to nearest: OpenCL C computes
+    float expressions in float, and no multiply precedes an add, so there is nothing to
+    contract into a fused multiply-add."""
+    if len(rows) == 1:
+        elementwise("bf16_average", "a * b", [rows[0], scale], out=out)
+        return
+    last = len(rows) == 2
+    elementwise("bf16_average", "(a + b) * c" if last else "a + b",
+                [rows[0], rows[1], *([scale] if last else [])], out=out)
+    for at, row in enumerate(rows[2:], start=3):
+        last = at == len(rows)
+        elementwise("bf16_average", "(a + b) * c" if last else "a + b",
+                    [out, row, *([scale] if last else [])], out=out)
 
 
 def _at_least(staging: Tensor | None, count: int, like: Tensor) -> Tensor:
