@@ -135,6 +135,17 @@ def main() -> None:
     pinned_half = host_copy.pinned_array(queue, count, np.uint16)
     pinned_halves = host_copy.pinned_array(queue, count * world.size, np.uint16)
     flat = empty((count,), np.float32, device)
+    # The scheme not built (see netcl.distributed.bf16_reducer): each rank receives its 1/K
+    # of every rank's halves (all-to-all), sums them, and the float32 sums are all-gathered.
+    shard = -(-count // world.size)
+    to_all = np.zeros(shard * world.size, np.uint16)
+    from_all = np.zeros(shard * world.size, np.uint16)
+    shard_sums = np.zeros(shard, np.float32)
+    all_sums = np.zeros(shard * world.size, np.float32)
+
+    def all_to_all_then_gather() -> None:
+        world.Alltoall(to_all, from_all)
+        world.Allgather(shard_sums, all_sums)
     rows = [Tensor(halves.buffer, (count,), bfloat16, device, offset=r * count)
             for r in range(world.size)]
 
@@ -166,6 +177,8 @@ def main() -> None:
         f"bf16: MPI_Allgather over {world.size} rank(s)": (
             lambda: world.Allgather(pinned_half, pinned_halves), no_sync),
         "bf16: round, sum, scale on the device": (round_sum_scale, device.synchronize),
+        f"(not built) MPI_Alltoall bf16 + MPI_Allgather fp32 over {world.size} rank(s)": (
+            all_to_all_then_gather, no_sync),
     }, rounds=args.rounds, calls=3)
     moved = {"device to pinned host": gradient_bytes, "pinned host to device": gradient_bytes,
              "device to pageable host": gradient_bytes, "pageable host to device": gradient_bytes,
@@ -174,7 +187,9 @@ def main() -> None:
              f"bf16: pinned host to device, {world.size} rank(s)": gradient_bytes // 2 * world.size,
              f"bf16: MPI_Allgather over {world.size} rank(s)": gradient_bytes // 2,
              # read float32, write bfloat16; read K bfloat16 rows, write float32 (K = 2)
-             "bf16: round, sum, scale on the device": gradient_bytes * (3 + world.size + 2) // 2}
+             "bf16: round, sum, scale on the device": gradient_bytes * (3 + world.size + 2) // 2,
+             f"(not built) MPI_Alltoall bf16 + MPI_Allgather fp32 over {world.size} rank(s)":
+                 gradient_bytes // 2}
     for name, timing in measured.items():
         parts.row(name, {"ms": timing.median * 1e3, "GB/s": moved[name] / timing.median / 1e9})
 
