@@ -28,6 +28,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, cast
 
 import pyopencl as cl
@@ -214,7 +215,7 @@ class Communicator:
         self._comm = ctypes.c_void_p()
         self._call("ncclCommInitRank", ctypes.byref(self._comm), comm.size, unique, comm.rank)
         self._stream = _check(_driver().cuStreamCreate(0), "cuStreamCreate")
-        self.size = comm.size
+        self.rank, self.size = comm.rank, comm.size
 
     def allocate(self, context: cl.Context, nbytes: int) -> SharedBuffer:
         """``nbytes`` of this rank's GPU memory that both netcl and NCCL work on."""
@@ -241,6 +242,21 @@ class Communicator:
         self._call("ncclAllReduce", ctypes.c_void_p(send),
                    ctypes.c_void_p(send if recv is None else recv), ctypes.c_size_t(count),
                    _NCCL_FLOAT32, _NCCL_AVG if average else _NCCL_SUM, self._comm,
+                   ctypes.c_void_p(int(self._stream)))
+
+    def start_reduce_scatter(self, base: int, count: int) -> None:
+        """Enqueue, on NCCL's stream, the mean over the ranks of ``size * count`` float32 at
+        CUDA address ``base``, of which this rank keeps its ``count``: in place, at
+        ``base + rank * count * 4`` (NCCL's in-place form)."""
+        self._call("ncclReduceScatter", ctypes.c_void_p(base),
+                   ctypes.c_void_p(base + self.rank * count * 4), ctypes.c_size_t(count),
+                   _NCCL_FLOAT32, _NCCL_AVG, self._comm, ctypes.c_void_p(int(self._stream)))
+
+    def start_all_gather(self, base: int, count: int) -> None:
+        """Enqueue, on NCCL's stream, every rank's ``count`` float32 at
+        ``base + rank * count * 4`` gathered, in rank order, to ``base`` (in place)."""
+        self._call("ncclAllGather", ctypes.c_void_p(base + self.rank * count * 4),
+                   ctypes.c_void_p(base), ctypes.c_size_t(count), _NCCL_FLOAT32, self._comm,
                    ctypes.c_void_p(int(self._stream)))
 
     def synchronize(self) -> None:
@@ -285,11 +301,21 @@ class Collectives(Protocol):
     def synchronize(self) -> None: ...
 
 
+class ShardCollectives(Collectives, Protocol):
+    """What ZeRO over NCCL drives: this rank's place, a reduce-scatter and an all-gather."""
+
+    rank: int
+    size: int
+
+    def start_reduce_scatter(self, base: int, count: int) -> None: ...
+
+    def start_all_gather(self, base: int, count: int) -> None: ...
+
+
 @dataclass(frozen=True)
-class _AllReduce:
+class _Start:
     ready: cl.Event
-    pointer: int
-    count: int
+    start: Callable[[], None]
 
 
 class CollectiveThread:
@@ -314,7 +340,8 @@ class CollectiveThread:
 
     def __init__(self, communicator: Collectives) -> None:
         """Prefer :func:`collective_thread`, which gives a communicator one thread."""
-        self._work: queue.SimpleQueue[_AllReduce | cl.UserEvent] = queue.SimpleQueue()
+        self._communicator = communicator
+        self._work: queue.SimpleQueue[_Start | cl.UserEvent] = queue.SimpleQueue()
         self._failures: list[BaseException] = []
         # A daemon that lives as long as the process: a communicator is used to the end.
         self._thread = threading.Thread(target=_serve,
@@ -325,7 +352,13 @@ class CollectiveThread:
     def all_reduce_after(self, ready: cl.Event, pointer: int, count: int) -> None:
         """Average ``count`` float32 at ``pointer`` over the ranks, in place, once ``ready``
         completes (the queue it was enqueued on must be flushed)."""
-        self._work.put(_AllReduce(ready, pointer, count))
+        self.start_after(ready, partial(self._communicator.start_all_reduce, pointer, count,
+                                        average=True))
+
+    def start_after(self, ready: cl.Event, start: Callable[[], None]) -> None:
+        """Call ``start`` (which enqueues a collective on the communicator's stream) from
+        the thread once ``ready`` completes (the queue it was enqueued on must be flushed)."""
+        self._work.put(_Start(ready, start))
 
     def done(self, context: cl.Context) -> cl.UserEvent:
         """A user event completed once every collective submitted so far has finished."""
@@ -363,7 +396,7 @@ def collective_thread(communicator: Collectives) -> CollectiveThread:
 
 
 def _serve(communicator: Collectives,
-           work: queue.SimpleQueue[_AllReduce | cl.UserEvent],
+           work: queue.SimpleQueue[_Start | cl.UserEvent],
            failures: list[BaseException]) -> None:
     try:
         communicator.bind_thread()
@@ -378,7 +411,7 @@ def _serve(communicator: Collectives,
                 _complete(communicator, item, failures)
             elif not failures:
                 item.ready.wait()
-                communicator.start_all_reduce(item.pointer, item.count, average=True)
+                item.start()
         except Exception as error:
             failures.append(error)
 

@@ -4,8 +4,11 @@ A flat bucket (``netcl.optim.flat_layout``) holds a param group's parameters
 of one dtype and device end to end, with their grads end to end in
 ``grad_flat``. ZeRO-1 cuts each bucket's ``total`` elements into one
 contiguous range per rank, whatever parameters the cuts go through: rank r
-owns elements ``[total * r // N, total * (r + 1) // N)``. A parameter that
-shares no bucket (alone of its dtype in its group) is a bucket of its own here.
+owns elements ``[total * r // N, total * (r + 1) // N)``; with ``even`` cuts
+(NCCL's reduce-scatter and all-gather move equal counts) every rank's range
+is ``ceil(total / N)`` elements long, the last ones cut short by the end. A
+parameter that shares no bucket (alone of its dtype in its group) is a bucket
+of its own here.
 """
 
 from __future__ import annotations
@@ -55,34 +58,45 @@ class Shard:
         return flat_view(p.grad, 0, p.size)
 
 
+def even_chunk(total: int, size: int) -> int:
+    """Each rank's element count under an even cut of ``total`` over ``size`` ranks."""
+    return -(-total // size)
+
+
 def flat_view(t: Tensor, first: int, stop: int) -> Tensor:
     """Elements ``first:stop`` of contiguous ``t`` as a 1-D tensor over the same memory."""
     return Tensor(t.buffer, (stop - first,), t.dtype, t.device, offset=t.offset + first)
 
 
-def cut(optimizer: Optimizer, group_params: Sequence[Tensor], rank: int, size: int
-        ) -> list[Shard]:
+def cut(optimizer: Optimizer, group_params: Sequence[Tensor], rank: int, size: int,
+        even: bool = False) -> list[Shard]:
     """The shards of one param group, in the group's order, from ``optimizer``'s layout."""
     shards: list[Shard] = []
     seen: set[int] = set()
     for p in group_params:
         placed = optimizer.flat_layout.placement(p)
         if placed is None:
-            shards.append(_shard([p], [0], p.size, flat_view(p, 0, p.size), None, rank, size))
+            shards.append(_shard([p], [0], p.size, flat_view(p, 0, p.size), None, rank, size,
+                                 even))
             continue
         bucket = placed.bucket
         if id(bucket) in seen:
             continue
         seen.add(id(bucket))
         shards.append(_shard(bucket.params, bucket.starts, bucket.total, bucket.param_flat,
-                             bucket.grad_flat, rank, size))
+                             bucket.grad_flat, rank, size, even))
     return shards
 
 
 def _shard(params: list[Tensor], starts: list[int], total: int, param_flat: Tensor,
-           grads: Tensor | None, rank: int, size: int) -> Shard:
-    displs = [total * r // size for r in range(size)]
-    counts = [total * (r + 1) // size - displs[r] for r in range(size)]
+           grads: Tensor | None, rank: int, size: int, even: bool) -> Shard:
+    if even:
+        chunk = even_chunk(total, size)
+        displs = [min(r * chunk, total) for r in range(size)]
+        counts = [min(chunk, total - first) for first in displs]
+    else:
+        displs = [total * r // size for r in range(size)]
+        counts = [total * (r + 1) // size - displs[r] for r in range(size)]
     lo, hi = displs[rank], displs[rank] + counts[rank]
     tensor = Parameter(flat_view(param_flat, lo, hi)) if hi > lo else None
     return Shard(params, starts, total, param_flat, grads, counts, displs, lo, hi, tensor)

@@ -18,6 +18,7 @@ from netcl.distributed import host_copy
 from netcl.distributed.replicas import broadcast_from_root, check_same_everywhere
 from netcl.distributed.shards import Shard, cut, flat_view
 from netcl.distributed.world import World, world_or_default
+from netcl.distributed.zero_nccl import NcclShards
 from netcl.optim import Optimizer
 from netcl.optim.param_state import ParamState
 from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
@@ -54,6 +55,11 @@ class ZeroRedundancyOptimizer:
     state dict on rank ``to`` (what the wrapped optimizer alone would have
     saved), and ``load_state_dict`` takes such a dict on every rank, whatever
     number of ranks saved it.
+
+    Over NCCL (``world.backend == "nccl"``) the shards are cut evenly, the
+    gradients live in memory NCCL reduce-scatters in place, and the
+    parameters are all-gathered through a staging block on the device
+    (:mod:`netcl.distributed.zero_nccl`); nothing crosses to the host.
 
     >>> import numpy as np
     >>> import netcl.distributed as dist
@@ -107,8 +113,12 @@ class ZeroRedundancyOptimizer:
                 )
         check_same_everywhere(comm, named, "ZeroRedundancyOptimizer")
         broadcast_from_root(comm, [p for _, p in named])
-        self._shards = [cut(self._layout_owner, group["params"], rank, size)
+        communicator = self.world.nccl if size > 1 else None
+        self._shards = [cut(self._layout_owner, group["params"], rank, size,
+                            even=communicator is not None)
                         for group in self.param_groups]
+        self._nccl = None if communicator is None else NcclShards(self._all_shards(),
+                                                                  communicator)
         inner_groups: list[dict[str, Any]] = []
         self._inner_index: list[int | None] = []
         for group, shards in zip(self.param_groups, self._shards, strict=True):
@@ -155,11 +165,15 @@ class ZeroRedundancyOptimizer:
             for s in live:
                 if s.tensor is not None:
                     s.tensor.grad = flat_view(s.grad_flat(), s.lo, s.hi)
+        elif self._nccl is not None:
+            self._nccl.reduce_scatter(live)
         else:
             self._reduce_scatter(live)
         if self._inner is not None:
             self._inner.step()
-        if self.world.size > 1:
+        if self._nccl is not None:
+            self._nccl.all_gather(live)
+        elif self.world.size > 1:
             self._all_gather(live)
         return loss
 

@@ -1,0 +1,171 @@
+"""ZeRO over NCCL, on any device, with a stand-in for NCCL (the real calls need NVIDIA GPUs).
+
+The stand-in plays rank ``rank`` of three whose gradients are g, 2g and 3g: its
+reduce-scatter reads the whole padded bucket from its own OpenCL queue once the
+helper thread starts it, sleeps (a slow collective), and writes 2g into this
+rank's range; its all-gather fills the other ranks' ranges with what they would
+have stepped to (a reference optimizer over the whole model, stepped with 2g),
+leaving this rank's own. Two steps then equal one process stepping 2g bit for
+bit, and would not if a collective read the gradients before backward wrote
+them, if the shard's optimizer or the copy back ran before a collective had
+written, or if a range or its padding were misplaced.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyopencl as cl
+import pytest
+from mpi4py import MPI
+
+import netcl.autograd as ag
+import netcl.distributed as dist
+from netcl.core.device import manager
+from netcl.core.tensor import from_numpy, manual_seed
+from netcl.core.tensor.launch import transfer
+from netcl.distributed.shards import even_chunk
+from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
+from netcl.optim import Adam
+
+device = manager.default("auto")
+BASE = 1 << 40  # the stand-in's "device address" of a block's first byte
+RANKS = 3
+
+
+@dataclass
+class Memory:
+    buffer: cl.Buffer
+    pointer: int
+
+
+@dataclass(eq=False)
+class ShardCollectives:
+    rank: int
+    others: Callable[[int, int], np.ndarray]  # (first element, count) -> their values
+    size: int = RANKS
+    allocated: list[Memory] = field(default_factory=list)
+    calls: list[tuple[str, int, int, int]] = field(default_factory=list)
+    queue: cl.CommandQueue = field(default_factory=lambda: cl.CommandQueue(device.context))
+
+    def allocate(self, context: cl.Context, nbytes: int) -> Memory:
+        memory = Memory(cl.Buffer(context, cl.mem_flags.READ_WRITE, nbytes),
+                        BASE * (len(self.allocated) + 1))
+        self.allocated.append(memory)
+        return memory
+
+    def bind_thread(self) -> None:
+        pass
+
+    def start_all_reduce(self, send: int, count: int, recv: int | None = None,
+                         average: bool = False) -> None:
+        raise AssertionError("ZeRO reduce-scatters and all-gathers; it never all-reduces")
+
+    def synchronize(self) -> None:
+        pass  # the stand-in's copies were blocking
+
+    def _at(self, address: int) -> tuple[Memory, int]:
+        (memory,) = [m for m in self.allocated if 0 <= address - m.pointer < BASE]
+        return memory, (address - memory.pointer) // 4
+
+    def start_reduce_scatter(self, base: int, count: int) -> None:
+        memory, first = self._at(base)
+        values = np.empty(count * self.size, np.float32)
+        transfer(self.queue, values, memory.buffer, src_offset=first * 4, is_blocking=True)
+        time.sleep(0.05)
+        mine = values[self.rank * count:(self.rank + 1) * count] * np.float32(2)
+        transfer(self.queue, memory.buffer, mine, dst_offset=(first + self.rank * count) * 4,
+                 is_blocking=True)
+        self.calls.append(("reduce_scatter", first, count, threading.get_ident()))
+
+    def start_all_gather(self, base: int, count: int) -> None:
+        memory, first = self._at(base)
+        time.sleep(0.05)
+        for r in range(self.size):
+            if r != self.rank:
+                at = first + r * count
+                transfer(self.queue, memory.buffer, self.others(at, count), dst_offset=at * 4,
+                         is_blocking=True)
+        self.calls.append(("all_gather", first, count, threading.get_ident()))
+
+
+def model() -> Module:
+    manual_seed(5)
+    # 7 * 31 + 31 = 248 and 31 * 5 + 5 = 160 parameters: neither divides by 3 ranks.
+    return Sequential(Linear(device.queue, 7, 31), ReLU(), Linear(device.queue, 31, 5))
+
+
+def groups(net: Module) -> list[dict[str, object]]:
+    params = list(net.parameters())
+    return [{"params": params[:2]}, {"params": params[2:], "lr": 0.02}]
+
+
+def backward(net: Module, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = from_numpy(rng.standard_normal((9, 7)).astype(np.float32), device.queue)
+    y = from_numpy(rng.integers(0, 5, 9), device.queue)
+    with ag.Tape() as tape:
+        loss = cross_entropy(net(x), y)
+    tape.backward(loss)
+
+
+def padded(net: Module) -> np.ndarray:
+    """The reference's parameters laid out as the stand-in's blocks: each group padded to a
+    multiple of the ranks."""
+    out = []
+    for group in groups(net):
+        values = np.concatenate([p.numpy().ravel() for p in group["params"]])  # type: ignore[attr-defined]
+        out.append(np.pad(values, (0, even_chunk(values.size, RANKS) * RANKS - values.size)))
+    return np.concatenate(out).astype(np.float32)
+
+
+@pytest.mark.parametrize("rank", [0, 2])
+def test_two_steps_equal_one_process_with_the_average_of_three_ranks(rank: int) -> None:
+    sharded, alone = model(), model()
+    expected: list[np.ndarray] = []
+    collectives = ShardCollectives(rank, lambda at, count: expected[-1][at:at + count])
+    world = dist.World(MPI.COMM_SELF, rank, RANKS, 0, 1, device, "nccl", "a stand-in",
+                       collectives)  # type: ignore[arg-type]
+    zero = dist.ZeroRedundancyOptimizer(groups(sharded), Adam, world=world, lr=0.01)
+    reference = Adam(groups(alone), lr=0.01)
+    # Even cuts: this rank's ranges are ceil(total / 3) long, the last rank's cut short.
+    own = [min(even_chunk(n, RANKS), n - min(rank * even_chunk(n, RANKS), n)) for n in (248, 160)]
+    for seed in (1, 2):
+        backward(sharded, seed)
+        backward(alone, seed)
+        for p in alone.parameters():
+            assert p.grad is not None
+            p.grad.mul_(2.0)
+        reference.step()
+        expected.append(padded(alone))
+        zero.step()
+        for a, b in zip(sharded.parameters(), alone.parameters(), strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        zero.zero_grad()
+        reference.zero_grad()
+    assert zero.state_bytes() == 8 * sum(own)
+    # Per step: both groups' reduce-scatters, then both all-gathers, over each group's
+    # padded block (3 * 83 = 249 and 3 * 54 = 162), from one thread that is not the main one.
+    per_step = [("reduce_scatter", 0, 83), ("reduce_scatter", 249, 54),
+                ("all_gather", 0, 83), ("all_gather", 249, 54)]
+    assert [call[:3] for call in collectives.calls] == 2 * per_step
+    (thread,) = {call[3] for call in collectives.calls}
+    assert thread != threading.get_ident()
+
+
+def test_gradients_land_in_the_memory_nccl_reduces() -> None:
+    net = model()
+    collectives = ShardCollectives(1, lambda at, count: np.zeros(count, np.float32))
+    world = dist.World(MPI.COMM_SELF, 1, RANKS, 0, 1, device, "nccl", "a stand-in",
+                       collectives)  # type: ignore[arg-type]
+    dist.ZeroRedundancyOptimizer(groups(net), Adam, world=world, lr=0.01)
+    grads, _ = collectives.allocated
+    backward(net, 3)
+    starts = [0, 217, 249, 404]  # each group's block padded to a multiple of 3
+    for p, start in zip(net.parameters(), starts, strict=True):
+        assert p.grad is not None and p.grad.buffer is grads.buffer, "a grad outside the block"
+        assert p.grad.offset == start
