@@ -354,3 +354,20 @@ def assert_state_matches_torch(netcl_sd: Mapping[str, Any], torch_sd: Mapping[st
         for key, value in ours_group.items():
             assert key in theirs_group, f"group key {key} is not torch's"
             assert value == theirs_group[key], f"group {key}: {value} vs torch {theirs_group[key]}"
+
+
+class KernelNames:
+    """A launch observer (``netcl.core.tensor.launch.observing``) that keeps the name of
+    every kernel launched, in order; host reads, uploads and effects are no launches."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def launched(self, device: Any, kernel: Any, *args: Any) -> None:
+        self.names.append(kernel.function_name)
+
+    def host_read(self, what: str) -> None: ...
+
+    def host_upload(self, what: str) -> None: ...
+
+    def host_effect(self, effect: Any) -> None: ...

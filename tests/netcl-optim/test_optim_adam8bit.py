@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from optim_cases import KernelNames
 
 from netcl.amp import GradScaler
 from netcl.core.tensor import Parameter, bfloat16, from_numpy, uint8
@@ -144,20 +145,6 @@ def test_fused_and_per_parameter_steps_are_bit_identical() -> None:
             np.testing.assert_array_equal(s_fused[i][name], s_alone[i][name])
 
 
-class _Launches:
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def launched(self, device: Any, kernel: Any, *args: Any) -> None:
-        self.names.append(kernel.function_name)
-
-    def host_read(self, what: str) -> None: ...
-
-    def host_upload(self, what: str) -> None: ...
-
-    def host_effect(self, effect: Any) -> None: ...
-
-
 def test_one_launch_steps_a_bucket_and_state_is_at_most_2_1_bytes_a_parameter() -> None:
     """The digits MLP's shapes (64-128-10 with biases): the bytes of every state buffer."""
     rng = np.random.default_rng(3)
@@ -170,7 +157,7 @@ def test_one_launch_steps_a_bucket_and_state_is_at_most_2_1_bytes_a_parameter() 
         q.grad = from_numpy(p.grad.numpy())
     optimizer.step()  # the first step also makes (and zeroes) the state buffers
     reference.step()
-    launches = _Launches()
+    launches = KernelNames()
     with observing(launches):  # type: ignore[arg-type]
         optimizer.step()
     assert launches.names == ["adam8bit_step"]
@@ -206,7 +193,7 @@ def test_per_parameter_steps_of_many_sizes_upload_nothing_after_the_first(
     upload = adam8bit.from_numpy
     monkeypatch.setattr(adam8bit, "from_numpy",
                         lambda *args: uploads.append(args) or upload(*args))
-    launches = _Launches()
+    launches = KernelNames()
     with observing(launches):  # type: ignore[arg-type]
         optimizer.step()
     assert launches.names == ["adam8bit_step"] * len(params)

@@ -4,15 +4,15 @@ launch observer (the JIT's capture) sees every optimizer and clipping kernel."""
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyopencl as cl
 import pytest
+from optim_cases import KernelNames
 
-from netcl.core.device import Device, manager
+from netcl.core.device import manager
 from netcl.core.tensor import Parameter, from_numpy, launch
 from netcl.core.tensor.launch import observing
 from netcl.optim import (
@@ -32,31 +32,13 @@ from netcl.optim import (
 from netcl.optim.functional import kernels
 
 
-class Names:
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def launched(
-        self, device: Device, kernel: cl.Kernel, global_size: tuple[int, ...],
-        local_size: tuple[int, ...] | None, args: Sequence[Any], about: object,
-    ) -> None:
-        self.names.append(kernel.function_name)
-
-    # Host reads, uploads and effects are not launches; this log keeps none.
-    def host_read(self, what: str) -> None: ...
-
-    def host_upload(self, what: str) -> None: ...
-
-    def host_effect(self, effect: Callable[[], None]) -> None: ...
-
-
 def test_optimizer_and_clipping_kernels_are_observed() -> None:
     device = manager.default("auto")
     params = [Parameter(from_numpy(np.ones(n, np.float32), device)) for n in (3, 5)]
     for p in params:
         p.grad = from_numpy(np.full(p.shape, 0.5, np.float32), device)
     optimizer = Adam(params, lr=0.1)
-    observed = Names()
+    observed = KernelNames()
     with observing(observed):
         clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -97,7 +79,7 @@ def test_eager_steps_pass_plain_values_and_only_a_capture_makes_live_ones(
     optimizer.step()
     optimizer.step()
     assert _CountedLive.made == 0
-    observed = Names()
+    observed = KernelNames()
     with observing(observed):  # what a capture installs: its replays re-read the scalars
         optimizer.step()
     assert _CountedLive.made > 0

@@ -18,17 +18,24 @@ few ulps).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.optim._muon as torch_muon
+from optim_cases import KernelNames
 
 import netcl.optim as no
 from netcl.core.tensor import Parameter, from_numpy
+from netcl.core.tensor.launch import observing
 
-SHAPES = [(7, 5), (5, 7), (16, 16), (3, 40)]
+muon_module = importlib.import_module("netcl.optim.functional.muon")
+
+# The repeated shapes are orthogonalised as stacks (one set of launches for both).
+SHAPES = [(7, 5), (5, 7), (16, 16), (3, 40), (7, 5), (16, 16)]
 STEPS = 10
 
 
@@ -129,6 +136,49 @@ def test_matches_torch_with_float32_iterations(kwargs: dict[str, Any],
     for i, shape in enumerate(SHAPES):
         np.testing.assert_allclose(ours[i], tparams[i].detach().numpy(), rtol=0,
                                    atol=2 * bound(h, shape), err_msg=f"matrix {i}")
+
+
+@pytest.mark.parametrize("ns_dtype", ["bfloat16", "float32"])
+def test_matrices_of_one_shape_are_stepped_as_one_stack_bit_for_bit(
+        ns_dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three (9, 4) matrices (and a (4, 9) between them) step exactly as each would alone,
+    and their Newton-Schulz iterations are one set of launches: only the momentum and the
+    apply launch once a matrix. Cut into stacks of at most two (MAX_STACK_ELEMENTS), the
+    bits stay the same and the iterations launch once a stack."""
+    rng = np.random.default_rng(13)
+    shapes = [(9, 4), (4, 9), (9, 4), (9, 4)]
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+
+    def stepped(indices: list[int]) -> tuple[list[np.ndarray[Any, Any]], list[str]]:
+        params = [Parameter(from_numpy(start[i])) for i in indices]
+        optimizer = no.Muon(params, lr=0.02, ns_dtype=ns_dtype)
+        observed = KernelNames()
+        for k, step in enumerate(grads):
+            for p, i in zip(params, indices, strict=True):
+                p.grad = from_numpy(step[i])
+            # The second step: the first also fills each new momentum buffer with zeros.
+            with observing(observed) if k == 1 else contextlib.nullcontext():
+                optimizer.step()
+        return [p.numpy() for p in params], observed.names
+
+    step_kernels = {"muon_momentum", "muon_apply"}
+    together, names = stepped([0, 1, 2, 3])
+    alone_iterations = []
+    for i in range(4):
+        alone, alone_names = stepped([i])
+        assert np.array_equal(together[i], alone[0]), f"matrix {i}"
+        alone_iterations.append(len([n for n in alone_names if n not in step_kernels]))
+    assert sorted(n for n in names if n in step_kernels) == ["muon_apply"] * 4 + [
+        "muon_momentum"] * 4
+    iterations = [n for n in names if n not in step_kernels]
+    # Two stacks, (9, 4) x 3 and (4, 9): one matrix's iterations of each shape.
+    assert len(iterations) == alone_iterations[0] + alone_iterations[1]
+    monkeypatch.setattr(muon_module, "MAX_STACK_ELEMENTS", 2 * 9 * 4)
+    halves, half_names = stepped([0, 1, 2, 3])
+    assert all(np.array_equal(x, y) for x, y in zip(halves, together, strict=True))
+    assert len([n for n in half_names if n not in step_kernels]) == (
+        2 * alone_iterations[0] + alone_iterations[1])
 
 
 def test_state_dict_crosses_to_torch_and_back() -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 from conftest import RecordLog
@@ -218,6 +219,32 @@ def test_fp16_accumulates_in_float(
     a, b = normal(rng, (19, 300), np.float16), normal(rng, (300, 21), np.float16)
     got = matmul_with(place(a, layout, 0, device), place(b, layout, 1, device), kernel, tile)
     check(got, a, b)
+
+
+@pytest.mark.parametrize(("kernel", "tile"), KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, np.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("layout", ["nn", "nt"])
+def test_a_float32_out_dtype_keeps_the_16_bit_products_float32_sum(
+    kernel: str, tile: TileConfig | None, dtype: Any, layout: str, device: Device,
+    rng: np.random.Generator,
+) -> None:
+    """16-bit operands widen exactly and sum in float32: with out_dtype float32 the
+    sum is returned unrounded, bit for bit the float32 product of the widened operands,
+    batched as well; the default out_dtype rounds that sum once."""
+    a, b = normal(rng, (2, 19, 300), dtype), normal(rng, (2, 300, 21), dtype)
+    left, right = place(a, layout, 0, device), place(b, layout, 1, device)
+    wide = matmul_with(left.astype(np.float32), right.astype(np.float32), kernel, tile)
+    got = matmul_with(left, right, kernel, tile, out_dtype=np.float32)
+    assert got.dtype == np.float32
+    assert np.array_equal(got.numpy(), wide.numpy())
+    rounded = matmul_with(left, right, kernel, tile)
+    assert np.array_equal(rounded.numpy(), wide.numpy().astype(dtype))
+
+
+def test_an_out_dtype_other_than_the_operands_or_float32_is_refused(device: Device) -> None:
+    a = from_numpy(np.ones((2, 3), np.float32), device)
+    with pytest.raises(TypeError, match=r"out_dtype.*\(float32\) or float32, got float16"):
+        matmul_with(a, a.T, out_dtype=np.float16)
 
 
 @settings(max_examples=15, deadline=None)

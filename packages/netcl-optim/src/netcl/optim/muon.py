@@ -21,9 +21,9 @@ class Muon(Optimizer):
     {MUON_MATH}
     Muon is for the 2-D weights of hidden layers; as in PyTorch, a parameter that is
     not 2-D is refused when the optimizer (or its group) is made: give biases,
-    norms and embeddings to another optimizer (AdamW). Each matrix is stepped on
-    its own (its orthogonalisation is a few matmuls of its own shape), so Muon
-    keeps no flat layout.
+    norms and embeddings to another optimizer (AdamW). A matrix's orthogonalisation
+    is a few matmuls of its own shape, so Muon keeps no flat layout; matrices of one
+    shape are orthogonalised together, as one batch of matrices.
 
     Args:
         {PARAMS_DOC}

@@ -55,3 +55,29 @@ __kernel void muon_apply(const long n,
     __global const float *o = o_data + o_offset;
     FOR_EACH_ELEMENT(MUON_APPLY_AT);
 }
+
+// ns_combine: out = alpha * x + beta * y, one Newton-Schulz combination (torch's addmm
+// beside its product y, float32 and unrounded): B = b G + c (G G) and X = a X + 1 (B X).
+// out and x are param_t: bfloat16 when the iterations round to it, the store rounding
+// once as torch's bf16 addmm does; else float. The two products stay apart (no fused
+// multiply-add), as they were when each was a tensor op of its own.
+#define NS_COMBINE_AT(i, TYPE, LOAD_P, STORE_P, LOAD_F, STORE_F)                \
+    do {                                                                        \
+        const TYPE scaled_x = alpha * LOAD_P(x, i);                             \
+        const TYPE scaled_y = beta * LOAD_F(y, i);                              \
+        STORE_P(scaled_x + scaled_y, out, i);                                   \
+    } while (0)
+
+__kernel void ns_combine(const long n,
+                         __global param_t *out_data, const long out_offset,
+                         __global const param_t *x_data, const long x_offset,
+                         __global const float *y_data, const long y_offset,
+                         const float alpha, const float beta)
+{
+#pragma OPENCL FP_CONTRACT OFF
+    CHUNK_BOUNDS(n);
+    __global param_t *out = out_data + out_offset;
+    __global const param_t *x = x_data + x_offset;
+    __global const float *y = y_data + y_offset;
+    FOR_EACH_ELEMENT(NS_COMBINE_AT);
+}

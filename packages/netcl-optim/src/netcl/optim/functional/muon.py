@@ -1,12 +1,13 @@
 """Muon: the hyperparameters, the host half of the math, and the functional form.
 
 The element-wise halves are ``muon.cl`` beside this file (``muon_momentum`` and
-``muon_apply``); between them each matrix is orthogonalised by Newton-Schulz
-iterations through netcl's matmul. :class:`netcl.optim.Muon` calls
-:func:`muon_step` with a group's checked hyperparameters; another framework
-calls :func:`muon`. Reference: torch 2.13's ``torch.optim.Muon`` (Jordan et al.,
-2024, "Muon: An optimizer for hidden layers in neural networks"; the learning
-rate adjustments of Liu et al., 2025, "Muon is Scalable for LLM Training").
+``muon_apply``); between them the matrices, stacked by shape, are orthogonalised by
+Newton-Schulz iterations through netcl's batched matmul and ``ns_combine``.
+:class:`netcl.optim.Muon` calls :func:`muon_step` with a group's checked
+hyperparameters; another framework calls :func:`muon`. Reference: torch 2.13's
+``torch.optim.Muon`` (Jordan et al., 2024, "Muon: An optimizer for hidden layers in
+neural networks"; the learning rate adjustments of Liu et al., 2025, "Muon is
+Scalable for LLM Training").
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from netcl.core.tensor import Tensor, bfloat16, empty, float32, full, ops, recorder
+from netcl.core.tensor import Tensor, bfloat16, empty, float32, ops, recorder
+from netcl.core.tensor.ops.matmul import matmul_with
 from netcl.optim import hyperparameters as check
-from netcl.optim.functional.device_arrays import ArrayLike, check_operands, span, spans
+from netcl.optim.functional.device_arrays import ArrayLike, Span, check_operands, span, spans
 from netcl.optim.functional.kernels import (
     GradScaling,
     LiveGroup,
@@ -104,34 +106,46 @@ NS_DTYPES = ("bfloat16", "float32")
 
 
 def orthogonalize(u: Tensor, hyper: MuonHyperparameters, ns_dtype: str = "bfloat16") -> Tensor:
-    """The Newton-Schulz iterate of 2-D ``u`` (torch's ``_zeropower_via_newtonschulz``): a
-    contiguous float32 matrix of ``u``'s shape whose singular values lie near 1.
+    """The Newton-Schulz iterate of ``u`` (torch's ``_zeropower_via_newtonschulz``): a
+    contiguous float32 tensor of ``u``'s shape whose singular values lie near 1. ``u`` is
+    one matrix, or a stack of matrices of one shape (k, rows, cols), each orthogonalised
+    on its own by the same launches.
 
     ``ns_dtype="bfloat16"`` rounds to bfloat16 where torch's iterations do (the input,
     the normalised matrix, and each product's result: torch's bf16 matmul and addmm
-    accumulate in float32 and round once), the products themselves running in float32
-    on the rounded operands; ``"float32"`` rounds nowhere but float32.
+    accumulate in float32 and round once): the iterate is held in bfloat16 and every
+    product reads bfloat16 operands; ``"float32"`` rounds nowhere but float32.
     """
     if ns_dtype not in NS_DTYPES:
         raise ValueError(f"Muon: invalid ns_dtype: {ns_dtype!r} (expected one of {NS_DTYPES})")
     a, b, c = hyper.ns_coefficients
-    rounded = _bfloat16_rounding if ns_dtype == "bfloat16" else _unrounded
-    wide = u.shape[0] <= u.shape[1]
-    x = rounded(u if wide else u.T)
-    norm = rounded(ops.sqrt(ops.sum(x * x)))
-    x = rounded(x / ops.maximum(norm, rounded(full((), hyper.eps, float32, x.device))))
+    dtype = bfloat16 if ns_dtype == "bfloat16" else float32
+    wide = u.shape[-2] <= u.shape[-1]
+    x = (u if wide else u.transpose(-2, -1)).astype(dtype)
+    exact = x.astype(float32) if dtype != float32 else x  # the norm's squares are float32
+    norm = ops.sqrt(ops.sum(exact * exact, (-2, -1), keepdims=True))
+    floor = float(np.array(hyper.eps, np.float32).astype(dtype))
+    x = (exact / ops.maximum(_rounded(norm, dtype), floor)).astype(dtype)
+    # matmul_with, not @: an autocast region around the step is the model's, not Muon's.
     for _ in range(hyper.ns_steps):
-        gram = rounded(x @ x.T)
-        x = rounded(x * a + rounded(gram * b + (gram @ gram) * c) @ x)
-    return (x if wide else x.T).contiguous()
+        gram = matmul_with(x, x.transpose(-2, -1))  # rounds once, to the iterate's dtype
+        polynomial = _combine(gram, matmul_with(gram, gram, out_dtype=float32), b, c)
+        x = _combine(x, matmul_with(polynomial, x, out_dtype=float32), a, 1.0)
+    return (x if wide else x.transpose(-2, -1)).astype(float32).contiguous()
 
 
-def _bfloat16_rounding(x: Tensor) -> Tensor:
-    return x.astype(bfloat16).astype(float32)
+def _rounded(x: Tensor, dtype: np.dtype[Any]) -> Tensor:
+    """float32 ``x`` rounded to ``dtype`` (bfloat16 or float32), held as float32."""
+    return x.astype(dtype).astype(float32) if dtype != float32 else x
 
 
-def _unrounded(x: Tensor) -> Tensor:
-    return x
+def _combine(x: Tensor, y: Tensor, alpha: float, beta: float) -> Tensor:
+    """``alpha * x + beta * y`` of ``x``'s dtype (``y`` float32, unrounded): one launch."""
+    out = empty(x.shape, x.dtype, x.device)
+    launch_step("muon.cl", "ns_combine", {"GRAD_SCALING": 0},
+                (span(out, "out"), span(x, "x"), span(y, "y")),
+                (np.float32(alpha), np.float32(beta)))
+    return out
 
 
 def muon(
@@ -179,7 +193,8 @@ def muon_step(
     grad_scaling: GradScaling | None = None,
 ) -> None:
     """:func:`muon` with checked hyperparameters, after every array is checked: per matrix,
-    a ``muon_momentum`` launch, the iterations, a ``muon_apply`` launch (``live``,
+    a ``muon_momentum`` launch into a stack of matrices of its shape, the iterations once
+    per stack (see :func:`orthogonalize`), a ``muon_apply`` launch per matrix (``live``,
     ``grad_scaling``: see :func:`~netcl.optim.functional.adam_step`)."""
     n = len(params)
     p, g = spans(params, "params", n), spans(grads, "grads", n)
@@ -197,17 +212,37 @@ def muon_step(
             )
     flags, scaler_buffers = scaling_flags({}, grad_scaling)
     with recorder.recording(None):  # an optimizer's update is no op of a model
-        for i in range(n):
-            rows, cols = shapes[i]
-            u = empty((rows, cols), float32, p[i].device)
-            momentum = step_scalars(hyper, (), i, lambda h, _, j: h.momentum_scalars(), live)
-            launch_step("muon.cl", "muon_momentum", flags, (g[i], buf[i], span(u, "u")),
-                        (*scaler_buffers, *momentum))
+        for stack in _stacks(p, shapes):
+            rows, cols = shapes[stack[0]]
+            u = empty((len(stack), rows, cols), float32, p[stack[0]].device)
+            for j, i in enumerate(stack):
+                momentum = step_scalars(hyper, (), i, lambda h, _, j: h.momentum_scalars(), live)
+                launch_step("muon.cl", "muon_momentum", flags, (g[i], buf[i], span(u[j], "u")),
+                            (*scaler_buffers, *momentum))
             o = orthogonalize(u, hyper, ns_dtype)
-            apply = functools.partial(_apply_scalars, (rows, cols))
-            applied = step_scalars(hyper, (), i, apply, live)
-            launch_step("muon.cl", "muon_apply", flags, (p[i], span(o, "o")),
-                        (*scaler_buffers, *applied))
+            for j, i in enumerate(stack):
+                apply = functools.partial(_apply_scalars, (rows, cols))
+                applied = step_scalars(hyper, (), i, apply, live)
+                launch_step("muon.cl", "muon_apply", flags, (p[i], span(o[j], "o")),
+                            (*scaler_buffers, *applied))
+
+
+# A stack's Newton-Schulz temporaries are a few times its size; past this many elements
+# (64 MiB of float32) a stack gains nothing in launches worth that memory.
+MAX_STACK_ELEMENTS = 1 << 24
+
+
+def _stacks(params: Sequence[Span], shapes: Sequence[Sequence[int]]) -> list[list[int]]:
+    """The parameters' indices in stacks of one device and shape, in order, each at most
+    MAX_STACK_ELEMENTS (or one matrix): a stack is orthogonalised by one set of launches,
+    as a batch of matrices, where each matrix alone would take as many again."""
+    stacks: dict[tuple[Any, int, int], list[list[int]]] = {}
+    for i, (rows, cols) in enumerate(shapes):
+        runs = stacks.setdefault((params[i].device, rows, cols), [[]])
+        if runs[-1] and (len(runs[-1]) + 1) * rows * cols > MAX_STACK_ELEMENTS:
+            runs.append([])
+        runs[-1].append(i)
+    return [stack for runs in stacks.values() for stack in runs]
 
 
 def _apply_scalars(

@@ -10,7 +10,7 @@ its shapes pays for planning once.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -60,24 +60,32 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def matmul_with(a: Tensor, b: Tensor, kernel: str | None = None,
-                tile: TileConfig | MmaTile | None = None) -> Tensor:
+                tile: TileConfig | MmaTile | None = None, *,
+                out_dtype: dtypes.DTypeLike | None = None) -> Tensor:
     """``matmul`` with the kernel forced: ``kernel`` "panel", "tiled" or "mma"
     (tensor cores; None: by device and dtype, gemm.default_family), ``tile``
-    that kernel's shape (None: by size).
+    that kernel's shape (None: by size); for tests and benchmarks, which run
+    several kernels on one device.
 
-    For tests and benchmarks, which run several kernels on one device.
+    ``out_dtype`` float32 keeps a product of 16-bit operands unrounded (their float32
+    sums as they are): what torch's bf16 ``addmm`` adds its other term to before it
+    rounds once. None: the operands' dtype.
     """
     if kernel not in (None, "panel", "tiled", "mma"):
         raise ValueError(
             f"matmul: kernel must be 'panel', 'tiled', 'mma' or None, got {kernel!r}")
     _check_operands(a, b)
+    out_type = a.dtype if out_dtype is None else dtypes.as_dtype(out_dtype)
+    if out_type not in (a.dtype, dtypes.float32):
+        raise TypeError(f"matmul: out_dtype must be the operands' dtype ({a.dtype}) or "
+                        f"float32, got {out_type}")
     device = common_device("matmul", [a, b])
     key = ("matmul", a.shape, a.strides, a.offset, a.dtype, b.shape, b.strides, b.offset,
-           kernel, tile, backends.get_float32_matmul_precision())
+           kernel, tile, backends.get_float32_matmul_precision(), out_type)
     call = device.kernels.plans.get(key)
     if call is None:
-        call = device.kernels.remember(key, _plan(device, a, b, kernel, tile))
-    out = empty(call.out_shape, a.dtype, device)
+        call = device.kernels.remember(key, _plan(device, a, b, kernel, tile, out_type))
+    out = empty(call.out_shape, out_type, device)
     if call.plan is not None:
         left, right = a, b
         if call.materialize is not None:
@@ -91,7 +99,7 @@ def matmul_with(a: Tensor, b: Tensor, kernel: str | None = None,
 
 
 def _plan(device: Device, a: Tensor, b: Tensor, kernel: str | None,
-          tile: TileConfig | MmaTile | None) -> _Call:
+          tile: TileConfig | MmaTile | None, out_dtype: np.dtype[Any]) -> _Call:
     """What ``a @ b`` runs; raises the shape errors of ``matmul``."""
     a2 = a if a.ndim >= 2 else _view(a, (1, a.shape[0]), (0, a.strides[0]))
     b2 = b if b.ndim >= 2 else _view(b, (b.shape[0], 1), (b.strides[0], 0))
@@ -107,7 +115,7 @@ def _plan(device: Device, a: Tensor, b: Tensor, kernel: str | None,
     result_shape = (*batch, *((m,) if a.ndim >= 2 else ()), *((n,) if b.ndim >= 2 else ()))
     if k == 0 or math.prod(out_shape) == 0:
         return _Call(out_shape, result_shape, None, None)
-    plan, materialize = _product(device, a2, b2, batch, kernel, tile)
+    plan, materialize = _product(device, a2, b2, batch, kernel, tile, out_dtype)
     return _Call(out_shape, result_shape, plan, materialize)
 
 
@@ -152,7 +160,8 @@ def _view(t: Tensor, shape: Shape, strides: Shape | None) -> Tensor:
 
 
 def _product(device: Device, a: Tensor, b: Tensor, batch: Shape, kernel: str | None,
-             tile: TileConfig | MmaTile | None) -> tuple[gemm.Plan, tuple[Shape, Shape] | None]:
+             tile: TileConfig | MmaTile | None, out_dtype: np.dtype[Any],
+             ) -> tuple[gemm.Plan, tuple[Shape, Shape] | None]:
     """The plan of ``a @ b`` into a contiguous (batch, M, N), and the shapes to
     materialise the operands to first, if they must be."""
     m, k = a.shape[-2:]
@@ -169,7 +178,7 @@ def _product(device: Device, a: Tensor, b: Tensor, batch: Shape, kernel: str | N
         if rows is not None:
             total_rows, row_stride = rows
             a_op = Operand(a.dtype, a.shape, a.offset, row_stride, a.strides[-1], ())
-            return gemm.product_plan(device, a_op, b_op, a.dtype, (), total_rows, n, k,
+            return gemm.product_plan(device, a_op, b_op, out_dtype, (), total_rows, n, k,
                                      kernel, tile), None
 
     # The output is contiguous, so its strides never stop a merge; they are
@@ -188,7 +197,7 @@ def _product(device: Device, a: Tensor, b: Tensor, batch: Shape, kernel: str | N
     else:
         a_op = Operand(a.dtype, a.shape, a.offset, a.strides[-2], a.strides[-1], a_bs)
         b_op = b_op._replace(batch_strides=b_bs)
-    plan = gemm.product_plan(device, a_op, b_op, a.dtype, dims, m, n, k, kernel, tile)
+    plan = gemm.product_plan(device, a_op, b_op, out_dtype, dims, m, n, k, kernel, tile)
     return plan, materialize
 
 
