@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import netcl.optim as no
 import netcl.optim.functional as F
 from netcl.core.device import manager
-from netcl.core.tensor import from_array, from_buffer
+from netcl.core.tensor import from_array, from_buffer, from_numpy
 
 Array = np.ndarray[Any, Any]
 
@@ -198,6 +198,19 @@ def test_functional_errors_name_the_operand() -> None:
         q = cl_array.zeros(queue, 8, np.int32)
         F.sgd([q], [q], lr=0.1, weight_decay=0.0, maximize=False)
     np.testing.assert_array_equal(p.get(), np.zeros(8))  # nothing ran
+
+
+def test_functional_adafactor_refuses_a_strided_operand_before_stepping_any() -> None:
+    """Its kernels read contiguous runs: a transposed grad (of the second parameter) is
+    named, and the first parameter is left as it was."""
+    params = [from_numpy(np.ones((3, 4), np.float32)) for _ in range(2)]
+    grads = [from_numpy(np.ones((3, 4), np.float32)), from_numpy(np.ones((4, 3), np.float32)).T]
+    states = [{"row_var": from_numpy(np.zeros((3, 1), np.float32)),
+               "col_var": from_numpy(np.zeros((1, 4), np.float32))} for _ in range(2)]
+    with pytest.raises(ValueError, match=r"grads\[1\] must be contiguous"):
+        F.adafactor(params, grads, states, [1, 1], lr=0.1, beta2_decay=-0.8, eps1=None,
+                    eps2=1e-3, d=1.0, weight_decay=0.0, maximize=False)
+    np.testing.assert_array_equal(params[0].numpy(), np.ones((3, 4)))
 
 
 @settings(max_examples=25, deadline=None)

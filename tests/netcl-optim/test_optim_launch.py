@@ -17,6 +17,7 @@ from netcl.core.tensor import Parameter, from_numpy, launch
 from netcl.core.tensor.launch import observing
 from netcl.optim import (
     SGD,
+    Adafactor,
     Adagrad,
     Adam,
     Adamax,
@@ -129,3 +130,33 @@ def test_adam_step_reaches_its_kernel_going_down_in_four_files_and_six_hops(
     assert len(visits) == len(set(visits)), where
     assert len(set(files)) <= 4, where
     assert len(path) - 1 <= 6, where  # a hop is one call
+
+
+class _Reads(KernelNames):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def host_read(self, what: str) -> None:
+        self.reads.append(what)
+
+
+@pytest.mark.parametrize(("shape", "launches"), [((6, 5), 12), ((2, 3, 4), 13), ((7,), 8)])
+def test_an_adafactor_step_is_a_few_launches_a_parameter_and_reads_nothing_back(
+    shape: tuple[int, ...], launches: int,
+) -> None:
+    """A matrix (or a stack): g^2, its row and column means, two lerps, the mean of the
+    rows' moments, the update, two sums of squares (four launches), the apply; a vector
+    (unfactored) has one lerp and no means. Was 34 tensor ops a matrix. (The count of a
+    reduction's launches is netcl-tensor's: a stack's column means take two today.)"""
+    device = manager.default("auto")
+    p = Parameter(from_numpy(np.ones(shape, np.float32), device))
+    p.grad = from_numpy(np.full(shape, 0.5, np.float32), device)
+    optimizer = Adafactor([p], lr=0.1, weight_decay=0.1, maximize=True)
+    optimizer.step()
+    observed = _Reads()
+    with observing(observed):
+        optimizer.step()
+    assert len(observed.names) <= launches, observed.names
+    assert observed.names.count("adafactor_apply") == 1
+    assert observed.reads == []

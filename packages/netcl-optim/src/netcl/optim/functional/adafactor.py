@@ -8,9 +8,9 @@ gradient's squares per row and per column only: O(rows + cols) state, whose
 outer product, divided by the rows' mean, estimates the full second moment.
 
 Each step reads two norms (the parameter's, the update's) and row and column
-sums: reductions and a matmul through netcl's tensor ops, kept on the device
-(torch reads both norms back to the host). One parameter at a time, so
-:class:`netcl.optim.Adafactor` keeps no flat layout.
+sums: netcl's reductions, kept on the device (torch reads both norms back to the
+host); the element-wise rest is ``adafactor.cl``'s three kernels. One parameter at a
+time (12 launches), so :class:`netcl.optim.Adafactor` keeps no flat layout.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netcl.core.tensor import Tensor, float32, ops, recorder
+from netcl.core.tensor import Tensor, empty, float32, ops, recorder
 from netcl.optim import hyperparameters as check
+from netcl.optim.functional.device_arrays import Span, span
+from netcl.optim.functional.kernels import launch_step
 from netcl.optim.hyperparameters import Hyperparameters, hyperparameter
 
 # The update in words, shared by :func:`adafactor`'s and :class:`netcl.optim.Adafactor`'s
@@ -143,10 +145,12 @@ def adafactor_step(
         if g.shape != p.shape or g.dtype != p.dtype:
             raise ValueError(f"grads[{i}] has shape {g.shape} and dtype {g.dtype}; params[{i}] "
                              f"has {p.shape} and {p.dtype}")
+        span(p, f"params[{i}]"), span(g, f"grads[{i}]")  # raise unless contiguous
         for name, shape in hyper.state_shapes(p.shape).items():
             buffer = states[i].get(name)
             if buffer is None or buffer.shape != shape or buffer.dtype != float32:
                 raise ValueError(f"states[{i}] needs a float32 {name!r} of shape {shape}")
+            span(buffer, f"states[{i}][{name!r}]")
         if not steps[i] >= 1:
             raise ValueError(f"steps[{i}] is {steps[i]!r}; a step count is >= 1")
     with recorder.recording(None):  # an optimizer's update is no op of a model
@@ -154,36 +158,45 @@ def adafactor_step(
             _step_one(hyper, params[i], grads[i], states[i], steps[i])
 
 
-def _lerp(a: Tensor, b: Tensor, w: float) -> Tensor:
-    """torch's lerp, exact at w = 1 (as its CPU kernel is): a + w (b - a) below 0.5."""
-    return a + (b - a) * w if w < 0.5 else b - (b - a) * (1.0 - w)
-
-
-def _rms(x: Tensor, d: float = 1.0) -> Tensor:
-    """||x|| / (sqrt(n) d), a 0-d tensor."""
-    return ops.sqrt(ops.sum(x * x)) * (1.0 / (math.sqrt(x.size) * d))
-
-
 def _step_one(hyper: AdafactorHyperparameters, p: Tensor, g: Tensor,
               state: dict[str, Tensor], step: float) -> None:
+    """One parameter's step: its sums of squares by netcl's reductions, the rest in
+    adafactor.cl's three kernels (the moments' lerps, the update, the apply)."""
     g = g.astype(float32) if g.dtype != float32 else g
     p32 = p.astype(float32) if p.dtype != float32 else p
-    if hyper.maximize:
-        g = -g
     eps1 = hyper.eps[0] if hyper.eps[0] is not None else float(np.finfo(p.dtype).eps)
     w = step**hyper.beta2_decay
-    alpha = ops.maximum(_rms(p32), hyper.eps[1]) * min(hyper.lr, 1.0 / step**0.5)
-    if hyper.weight_decay != 0:
-        p32 = p32 * (1.0 - hyper.lr * hyper.weight_decay)
-    squared = g * g
+    squared = g * g  # (-g)^2 = g^2: maximize's sign is taken in adafactor_update
     if len(p.shape) >= 2:
         row_var, col_var = state["row_var"], state["col_var"]
-        row_var.copy_(_lerp(row_var, ops.mean(squared, -1, True), w))
-        col_var.copy_(_lerp(col_var, ops.mean(squared, -2, True), w))
-        variance = (row_var @ col_var) / ops.maximum(ops.mean(row_var, -2, True), eps1)
+        _lerp_(row_var, ops.mean(squared, -1, True), w)
+        _lerp_(col_var, ops.mean(squared, -2, True), w)
+        variance, mean_r = row_var, ops.mean(row_var, -2, True)
+        rows, cols = p.shape[-2:]
     else:
         variance = state["variance"]
-        variance.copy_(_lerp(variance, squared, w))
-    update = g / ops.sqrt(ops.maximum(variance, eps1 * eps1))
-    scale = alpha / ops.maximum(_rms(update, hyper.d), 1.0)
-    p.copy_(p32 - update * scale)
+        _lerp_(variance, squared, w)
+        col_var = mean_r = variance  # read only when factored
+        rows = cols = 1
+    update = empty(p.shape, float32, p.device)
+    launch_step("adafactor.cl", "adafactor_update", {},
+                _spans(update, g, variance, col_var, mean_r),
+                (np.int64(rows), np.int64(cols), np.int32(len(p.shape) >= 2),
+                 np.int32(hyper.maximize), np.float32(eps1), np.float32(eps1 * eps1)))
+    decay = 1.0 - hyper.lr * hyper.weight_decay
+    launch_step("adafactor.cl", "adafactor_apply", {},
+                _spans(p, update, ops.sum(p32 * p32), ops.sum(update * update)),
+                (np.float32(1.0 / math.sqrt(p.size)), np.float32(hyper.eps[1]),
+                 np.float32(min(hyper.lr, 1.0 / step**0.5)),
+                 np.float32(1.0 / (math.sqrt(p.size) * hyper.d)), np.float32(decay),
+                 np.int32(hyper.weight_decay != 0)))
+
+
+def _lerp_(state: Tensor, x: Tensor, w: float) -> None:
+    """``state`` = torch's lerp(state, x, w), in place: exact at w = 1, as its CPU kernel is."""
+    launch_step("adafactor.cl", "adafactor_lerp", {}, _spans(state, x),
+                (np.float32(w), np.float32(1.0 - w), np.int32(w < 0.5)))
+
+
+def _spans(*tensors: Tensor) -> tuple[Span, ...]:
+    return tuple(span(t, "adafactor") for t in tensors)
