@@ -95,13 +95,14 @@ class ShardCollectives:
 
 def model() -> Module:
     manual_seed(5)
-    # 7 * 31 + 31 = 248 and 31 * 5 + 5 = 160 parameters: neither divides by 3 ranks.
+    # 7 * 31 + 31 = 248, 31 * 5 = 155 and 5 parameters: none divides by 3 ranks.
     return Sequential(Linear(device.queue, 7, 31), ReLU(), Linear(device.queue, 31, 5))
 
 
 def groups(net: Module) -> list[dict[str, object]]:
-    params = list(net.parameters())
-    return [{"params": params[:2]}, {"params": params[2:], "lr": 0.02}]
+    # The last two are groups of one parameter: no flat bucket, a shard of their own.
+    w1, b1, w2, b2 = net.parameters()
+    return [{"params": [w1, b1]}, {"params": [w2], "lr": 0.02}, {"params": [b2], "lr": 0.03}]
 
 
 def backward(net: Module, seed: int) -> None:
@@ -133,7 +134,8 @@ def test_two_steps_equal_one_process_with_the_average_of_three_ranks(rank: int) 
     zero = dist.ZeroRedundancyOptimizer(groups(sharded), Adam, world=world, lr=0.01)
     reference = Adam(groups(alone), lr=0.01)
     # Even cuts: this rank's ranges are ceil(total / 3) long, the last rank's cut short.
-    own = [min(even_chunk(n, RANKS), n - min(rank * even_chunk(n, RANKS), n)) for n in (248, 160)]
+    own = [min(even_chunk(n, RANKS), n - min(rank * even_chunk(n, RANKS), n))
+           for n in (248, 155, 5)]
     for seed in (1, 2):
         backward(sharded, seed)
         backward(alone, seed)
@@ -148,10 +150,11 @@ def test_two_steps_equal_one_process_with_the_average_of_three_ranks(rank: int) 
         zero.zero_grad()
         reference.zero_grad()
     assert zero.state_bytes() == 8 * sum(own)
-    # Per step: both groups' reduce-scatters, then both all-gathers, over each group's
-    # padded block (3 * 83 = 249 and 3 * 54 = 162), from one thread that is not the main one.
-    per_step = [("reduce_scatter", 0, 83), ("reduce_scatter", 249, 54),
-                ("all_gather", 0, 83), ("all_gather", 249, 54)]
+    # Per step: the groups' reduce-scatters, then their all-gathers, each over its padded
+    # block (3 * 83 = 249, 3 * 52 = 156, 3 * 2 = 6), from one thread that is not the main one.
+    blocks = [(0, 83), (249, 52), (405, 2)]
+    per_step = [(kind, first, count) for kind in ("reduce_scatter", "all_gather")
+                for first, count in blocks]
     assert [call[:3] for call in collectives.calls] == 2 * per_step
     (thread,) = {call[3] for call in collectives.calls}
     assert thread != threading.get_ident()
@@ -165,7 +168,7 @@ def test_gradients_land_in_the_memory_nccl_reduces() -> None:
     dist.ZeroRedundancyOptimizer(groups(net), Adam, world=world, lr=0.01)
     grads, _ = collectives.allocated
     backward(net, 3)
-    starts = [0, 217, 249, 404]  # each group's block padded to a multiple of 3
+    starts = [0, 217, 249, 405]  # each group's block padded to a multiple of 3
     for p, start in zip(net.parameters(), starts, strict=True):
         assert p.grad is not None and p.grad.buffer is grads.buffer, "a grad outside the block"
         assert p.grad.offset == start
