@@ -26,7 +26,7 @@ from mpi4py import MPI
 import netcl.autograd as ag
 import netcl.distributed as dist
 from netcl.core.device import manager
-from netcl.core.tensor import from_numpy, manual_seed
+from netcl.core.tensor import Parameter, Tensor, from_numpy, manual_seed
 from netcl.core.tensor.launch import transfer
 from netcl.distributed.shards import even_chunk
 from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
@@ -160,15 +160,45 @@ def test_two_steps_equal_one_process_with_the_average_of_three_ranks(rank: int) 
     assert thread != threading.get_ident()
 
 
-def test_gradients_land_in_the_memory_nccl_reduces() -> None:
-    net = model()
+def stand_in_world() -> tuple[dist.World, ShardCollectives]:
     collectives = ShardCollectives(1, lambda at, count: np.zeros(count, np.float32))
     world = dist.World(MPI.COMM_SELF, 1, RANKS, 0, 1, device, "nccl", "a stand-in",
                        collectives)  # type: ignore[arg-type]
-    dist.ZeroRedundancyOptimizer(groups(net), Adam, world=world, lr=0.01)
+    return world, collectives
+
+
+def test_gradients_land_in_the_memory_nccl_reduces() -> None:
+    net = model()
+    world, collectives = stand_in_world()
+    # Groups from generators: read once to home the grads, once by the optimizer.
+    zero = dist.ZeroRedundancyOptimizer(
+        ({**group, "params": iter(group["params"])} for group in groups(net)),  # type: ignore[call-overload]
+        Adam, world=world, lr=0.01)
     grads, _ = collectives.allocated
+    # The layout owner adopted the homes: its flat grad buffer is that memory, not a copy.
+    (bucket,) = zero._layout_owner.flat_layout.buckets
+    assert bucket.grad_flat.buffer is grads.buffer and bucket.grad_flat.offset == 0
     backward(net, 3)
     starts = [0, 217, 249, 405]  # each group's block padded to a multiple of 3
     for p, start in zip(net.parameters(), starts, strict=True):
         assert p.grad is not None and p.grad.buffer is grads.buffer, "a grad outside the block"
         assert p.grad.offset == start
+
+
+def test_a_failed_construction_leaves_the_grad_homes_as_they_were() -> None:
+    net = model()
+    world, _ = stand_in_world()
+    with pytest.raises(ValueError, match="lr"):
+        dist.ZeroRedundancyOptimizer(net.parameters(), Adam, world=world, lr=-1.0)
+    assert all(p.grad_home is None for p in net.parameters())
+
+
+def test_a_parameter_in_memory_netcl_did_not_allocate_is_refused() -> None:
+    net = model()
+    w1, b1, w2, b2 = net.parameters()
+    outside = cl.Buffer(device.context, cl.mem_flags.READ_WRITE, w2.nbytes)
+    foreign = Parameter(Tensor(outside, w2.shape, w2.dtype, device))
+    world, collectives = stand_in_world()
+    with pytest.raises(TypeError, match=r"memory NCCL reduces.*backend='mpi'"):
+        dist.ZeroRedundancyOptimizer([w1, b1, foreign, b2], Adam, world=world, lr=0.01)
+    assert collectives.allocated == [] and w1.grad_home is None

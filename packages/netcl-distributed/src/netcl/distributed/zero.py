@@ -18,7 +18,7 @@ from netcl.distributed import host_copy
 from netcl.distributed.replicas import broadcast_from_root, check_same_everywhere
 from netcl.distributed.shards import Shard, cut, flat_view
 from netcl.distributed.world import World, world_or_default
-from netcl.distributed.zero_nccl import NcclShards
+from netcl.distributed.zero_nccl import NcclShards, listed_groups
 from netcl.optim import Optimizer
 from netcl.optim.param_state import ParamState
 from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
@@ -99,8 +99,19 @@ class ZeroRedundancyOptimizer:
         self.world = world_or_default(world)
         comm, rank, size = self.world.comm, self.world.rank, self.world.size
         self.optimizer_class = optimizer_class
+        communicator = self.world.nccl if size > 1 else None
+        self._nccl: NcclShards | None = None
+        if communicator is not None:
+            params, groups = listed_groups(params)
+            if groups:  # else the optimizer below says what is wrong with params
+                self._nccl = NcclShards(groups, communicator)
         # Lays the parameters out and checks every hyperparameter; never stepped.
-        self._layout_owner = optimizer_class(params, fused=True, **defaults)
+        try:
+            self._layout_owner = optimizer_class(params, fused=True, **defaults)
+        except BaseException:
+            if self._nccl is not None:
+                self._nccl.restore()
+            raise
         self.param_groups = self._layout_owner.param_groups
         self.defaults = self._layout_owner.defaults
         named = [(f"param_groups[{g}][{i}]", p) for g, group in enumerate(self.param_groups)
@@ -113,12 +124,11 @@ class ZeroRedundancyOptimizer:
                 )
         check_same_everywhere(comm, named, "ZeroRedundancyOptimizer")
         broadcast_from_root(comm, [p for _, p in named])
-        communicator = self.world.nccl if size > 1 else None
         self._shards = [cut(self._layout_owner, group["params"], rank, size,
                             even=communicator is not None)
                         for group in self.param_groups]
-        self._nccl = None if communicator is None else NcclShards(self._all_shards(),
-                                                                  communicator)
+        if self._nccl is not None:
+            self._nccl.attach(self._all_shards())
         inner_groups: list[dict[str, Any]] = []
         self._inner_index: list[int | None] = []
         for group, shards in zip(self.param_groups, self._shards, strict=True):

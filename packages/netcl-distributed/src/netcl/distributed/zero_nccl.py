@@ -20,48 +20,92 @@ helper thread (:class:`netcl.distributed.nccl.CollectiveThread`) once an
 OpenCL marker completes, and the queue waits for a user event the thread
 sets when NCCL's stream is done, as DDP's NCCL reducer does.
 
-The layout owner's own gradient buffer (an optimizer built before the grad
-homes move, see :class:`ZeroRedundancyOptimizer`) stays allocated and unused:
-one float32 copy of the gradients' size.
+The grad homes are set before ZeRO builds its layout owner, so the owner's
+flat grad buffers are the gradient block itself: no second copy of the
+gradients is allocated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from typing import Any
 
 from netcl.core.tensor import Tensor, float32
 from netcl.core.tensor.launch import marker, transfer, wait_for
 from netcl.distributed import nccl
 from netcl.distributed.shards import Shard, even_chunk, flat_view
+from netcl.optim.flat_layout import unmovable_reason
 
 
 class NcclShards:
-    """The gradient and parameter blocks of ``shards`` (this rank's cut, in order), and the
-    two collectives over ``communicator``."""
+    """The gradient and parameter blocks of ZeRO over NCCL, and its two collectives.
 
-    def __init__(self, shards: Sequence[Shard], communicator: nccl.ShardCollectives) -> None:
+    Made before the layout owner (the optimizer ZeRO builds to lay the
+    parameters out flat) from the param groups' parameters: each group takes
+    ``N * ceil(total / N)`` elements of each block, and every parameter's grad
+    home is its range of the gradient block, so the owner adopts those homes as
+    its flat grad buffer (they tile it in order) instead of allocating one.
+    ``attach`` then takes the shards cut from the owner's layout, one a group.
+    """
+
+    def __init__(self, groups: Sequence[Sequence[Tensor]],
+                 communicator: nccl.ShardCollectives) -> None:
+        for params in groups:
+            for p in params:
+                why = unmovable_reason(p)
+                if why is not None:
+                    raise TypeError(
+                        f"ZeroRedundancyOptimizer over NCCL: a parameter of shape {p.shape} "
+                        f"{why}, so its gradient cannot live in the memory NCCL reduces; "
+                        "init(backend='mpi') takes the host path"
+                    )
         self._communicator = communicator
-        self._base: dict[int, int] = {}  # by id(shard): its first element in both blocks
+        self._groups = [list(params) for params in groups if params]
+        self._base: dict[int, int] = {}  # by id(a group's first parameter), in both blocks
         at = 0
-        for s in shards:
-            self._base[id(s)] = at
-            at += even_chunk(s.total, communicator.size) * communicator.size
-        first = shards[0].param_flat
-        device = first.device
+        for params in self._groups:
+            self._base[id(params[0])] = at
+            at += even_chunk(sum(p.size for p in params), communicator.size) * communicator.size
+        device = self._groups[0][0].device
         # Never freed, as NcclReducer's block (see its docstring): grad homes are views of it.
         self.grads = communicator.allocate(device.context, max(at, 1) * 4)
         self.params = communicator.allocate(device.context, max(at, 1) * 4)
         for block in (self.grads, self.params):
             # The padding is reduced and gathered too: zeros, not whatever was there.
             Tensor(block.buffer, (max(at, 1),), float32, device).fill_(0.0)
-        for s in shards:
-            base = self._base[id(s)]
-            s.bucket_grads = Tensor(self.grads.buffer, (s.total,), float32, device, offset=base)
-            for p, start in zip(s.params, s.starts, strict=True):
+        self._previous = [(p, p.grad_home) for params in self._groups for p in params]
+        for params in self._groups:
+            first = self._base[id(params[0])]
+            for p in params:
                 p.set_grad_home(Tensor(self.grads.buffer, p.shape, p.dtype, device,
-                                       offset=base + start))
+                                       offset=first))
+                first += p.size
         self._thread = nccl.collective_thread(communicator)
+
+    def restore(self) -> None:
+        """Give the parameters back the grad homes they had (ZeRO's construction failed)."""
+        for p, home in self._previous:
+            p.set_grad_home(home)
+
+    def attach(self, shards: Sequence[Shard]) -> None:
+        """Check that each shard is one group's run of parameters with its gradients in the
+        block (the owner adopted the homes), and make the block's range its gradients."""
+        base: dict[int, int] = {}
+        for s in shards:
+            first = self._base.get(id(s.params[0]))
+            grads = s.grad_flat() if s.bucket_grads is not None else s.params[0].grad_home
+            if first is None or grads is None or grads.buffer is not self.grads.buffer or (
+                    grads.offset != first):
+                raise RuntimeError(
+                    "ZeroRedundancyOptimizer over NCCL: the optimizer did not lay a param "
+                    f"group of {len(s.params)} parameter(s) out over the gradient memory NCCL "
+                    "reduces; init(backend='mpi') takes the host path"
+                )
+            base[id(s)] = first
+            s.bucket_grads = Tensor(self.grads.buffer, (s.total,), float32, grads.device,
+                                    offset=first)
+        self._base = base  # by id(shard) from now on
 
     def reduce_scatter(self, live: Sequence[Shard]) -> None:
         """Each live shard's range of the gradients becomes their mean over the ranks."""
@@ -102,3 +146,34 @@ class NcclShards:
             self._thread.start_after(ready, partial(
                 start, block.pointer + self._base[id(s)] * 4, even_chunk(s.total, size)))
         wait_for(queue, self._thread.done(queue.context))
+
+
+def listed_groups(params: Any) -> tuple[Any, list[list[Tensor]]]:
+    """``params`` with every iterable read into a list (it is read twice: by ZeRO over NCCL,
+    then by the optimizer), and each param group's Tensors; no groups where ``params`` is not
+    an iterable of Tensors or of group dicts (the optimizer then says what is wrong)."""
+    if isinstance(params, Tensor):
+        return params, []
+    try:
+        items = list(params)
+    except TypeError:
+        return params, []
+    if items and all(isinstance(item, Tensor) for item in items):
+        return items, [items]
+    if not items or not all(isinstance(item, Mapping) for item in items):
+        return items, []
+    listed: list[dict[str, Any]] = []
+    for item in items:
+        group = dict(item)
+        members = group.get("params")
+        if not isinstance(members, Tensor):
+            try:
+                group["params"] = members = list(members)  # type: ignore[arg-type]
+            except TypeError:
+                return items, []
+        listed.append(group)
+    groups = [[group["params"]] if isinstance(group["params"], Tensor) else group["params"]
+              for group in listed]
+    if not all(isinstance(p, Tensor) for params in groups for p in params):
+        return listed, []
+    return listed, groups
