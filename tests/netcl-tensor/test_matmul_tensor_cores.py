@@ -2,8 +2,11 @@
 
 The switch, the capability check and which kernel a product gets are plain
 Python and run everywhere. The kernel itself needs an NVIDIA device of compute
-capability 8.0 or more (inline PTX mma.sync); those tests skip elsewhere and
-say so. Results are checked against float64 within a bound derived from the
+capability 8.0 or more (inline PTX mma.sync): the full matrix of problems and
+tiles runs there and skips elsewhere. A smaller set runs everywhere: on other
+devices through ``gemm.emulated_tensor_cores`` (mma.sync, ldmatrix and cp.async
+in plain OpenCL C), so CI's PoCL checks the kernel's tiling, fragment and edge
+logic. Results are checked against float64 within a bound derived from the
 rounding the kernel admits, and against torch.
 """
 
@@ -22,7 +25,7 @@ from netcl.core.device import Device
 from netcl.core.device.device import compute_capability
 from netcl.core.tensor import backends, dtypes, from_numpy
 from netcl.core.tensor.ops.matmul import MmaTile, matmul_with
-from netcl.core.tensor.ops.matmul_tiles import choose_mma_tile
+from netcl.core.tensor.ops.matmul_tiles import MMA_SMALL_TILES, choose_mma_tile
 
 Array = np.ndarray[Any, Any]
 gemm = importlib.import_module("netcl.core.tensor.ops.gemm")
@@ -207,13 +210,65 @@ PROBLEMS = [((131, 45), (45, 77)), ((2, 200, 72), (2, 72, 136)), ((3, 40, 130), 
             ((256, 512), (512, 256)), ((17, 5), (5, 9))]
 
 
-@pytest.mark.parametrize("dtype", [dtypes.float16, dtypes.bfloat16, dtypes.float32],
-                         ids=["fp16", "bf16", "tf32"])
-@pytest.mark.parametrize("layout", ["nn", "nt", "tn", "strided"])
+DTYPES = pytest.mark.parametrize("dtype", [dtypes.float16, dtypes.bfloat16, dtypes.float32],
+                                 ids=["fp16", "bf16", "tf32"])
+LAYOUTS = pytest.mark.parametrize("layout", ["nn", "nt", "tn", "strided"])
+
+
+@DTYPES
+@LAYOUTS
 @pytest.mark.parametrize(("a_shape", "b_shape"), PROBLEMS)
 def test_tensor_cores_match_float64_and_torch(
         tc_device: Device, rng: np.random.Generator, precision: None, dtype: Any,
         layout: str, a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
+    check_product(tc_device, rng, dtype, layout, a_shape, b_shape)
+
+
+@pytest.fixture
+def emulated_device(device: Device, monkeypatch: pytest.MonkeyPatch) -> Iterator[Device]:
+    """The device, running the tensor-core kernel: on its tensor cores, or emulated.
+    Emulated, the kernel takes its small tiles: PoCL compiles a 128 x 128 tile's 32
+    unrolled products a step for minutes, a 64 x 64 tile in seconds."""
+    if gemm.tensor_cores(device.cl_device):
+        yield device
+        return
+    monkeypatch.setattr(gemm, "choose_mma_tile", small_mma_tile)
+    with gemm.emulated_tensor_cores():
+        yield device
+
+
+def small_mma_tile(compute_units: int, layout: str, m: int, n: int, count: int,
+                   element_bytes: int) -> MmaTile:
+    return MMA_SMALL_TILES[element_bytes, "tn" if layout == "tt" else layout]
+
+
+# Each case compiles its own kernel, seconds each on PoCL: every layout with
+# every vector read aligned (cp.async tiles), ragged against 64-row tiles, and
+# unaligned strided operands (element loads, registers between the stages).
+ALIGNED, RAGGED = ((72, 96), (96, 136)), ((131, 45), (45, 77))
+EMULATED_CASES = [(dtype, layout, ALIGNED) for dtype in (dtypes.float16, dtypes.bfloat16,
+                                                         dtypes.float32)
+                  for layout in ("nn", "nt", "tn")]
+EMULATED_CASES += [(dtypes.bfloat16, "strided", RAGGED), (dtypes.float32, "strided", RAGGED)]
+
+
+@pytest.mark.parametrize(("dtype", "layout", "shapes"), EMULATED_CASES,
+                         ids=[f"{np.dtype(d)}-{layout}-{shapes[0][0]}"
+                              for d, layout, shapes in EMULATED_CASES])
+def test_tensor_core_kernel_logic_everywhere(
+        emulated_device: Device, rng: np.random.Generator, precision: None, dtype: Any,
+        layout: str, shapes: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
+    check_product(emulated_device, rng, dtype, layout, *shapes)
+
+
+def test_tensor_core_batches_everywhere(
+        emulated_device: Device, rng: np.random.Generator, precision: None) -> None:
+    check_product(emulated_device, rng, dtypes.bfloat16, "nn", (3, 40, 130), (130, 24))
+    check_product(emulated_device, rng, dtypes.bfloat16, "nn", (2, 24, 72), (2, 72, 40))
+
+
+def check_product(device: Device, rng: np.random.Generator, dtype: Any, layout: str,
+                  a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
     """"strided": an offset and a column stride of 2, so no 16-byte vector of
     either operand is aligned and every load takes the element path."""
     if layout == "strided" and len(a_shape) + len(b_shape) > 4:
@@ -222,8 +277,8 @@ def test_tensor_cores_match_float64_and_torch(
     backends.matmul.allow_tf32 = True
     a = rng.standard_normal(a_shape).astype(dtype)
     b = rng.standard_normal(b_shape).astype(dtype)
-    left, right = place(a, layout, 0, tc_device), place(b, layout, 1, tc_device)
-    assert gemm.default_family(tc_device, left.dtype) == "mma"
+    left, right = place(a, layout, 0, device), place(b, layout, 1, device)
+    assert gemm.default_family(device, left.dtype) == "mma"
     result = (left @ right).numpy()
     assert result.dtype == dtype
     got = result.astype(np.float64)
@@ -282,10 +337,31 @@ def test_every_tile_gives_the_same_bits(
     five, the last band short), stages and warp shapes change where data waits, not
     the sums: the result is the default tile's bit for bit, and within the float64
     bound (which holds the default tile to its float64 check)."""
+    check_tile(tc_device, rng, dtype, layout, tile)
+
+
+# Small tiles with the options above (swizzle, four stages, a band of 3 rows over
+# 9 tile rows, fragments by plain loads), for the emulated kernel.
+SMALL_TILES = [(dtypes.bfloat16, MmaTile(64, 64, 32, 2, 2, stages=4, swizzle=True, raster=3)),
+               (dtypes.float32, MmaTile(64, 64, 16, 2, 2, stages=3, ldmatrix=False,
+                                        swizzle=True))]
+
+
+@pytest.mark.parametrize("layout", ["nn", "tn"])
+@pytest.mark.parametrize(("dtype", "tile"), SMALL_TILES,
+                         ids=[f"{dtype}-{tile.name}" for dtype, tile in SMALL_TILES])
+def test_small_tiles_give_the_same_bits_everywhere(
+        emulated_device: Device, rng: np.random.Generator, precision: None, dtype: Any,
+        layout: str, tile: MmaTile) -> None:
+    check_tile(emulated_device, rng, dtype, layout, tile)
+
+
+def check_tile(device: Device, rng: np.random.Generator, dtype: Any, layout: str,
+               tile: MmaTile) -> None:
     backends.matmul.allow_tf32 = True
     a = rng.standard_normal((520, 72)).astype(dtype)
     b = rng.standard_normal((72, 300)).astype(dtype)
-    left, right = place(a, layout, 0, tc_device), place(b, layout, 1, tc_device)
+    left, right = place(a, layout, 0, device), place(b, layout, 1, device)
     got = matmul_with(left, right, kernel="mma", tile=tile).numpy()
     assert np.array_equal(got, (left @ right).numpy())
     exact = a.astype(np.float64) @ b.astype(np.float64)

@@ -20,6 +20,8 @@ a transposed view (``x @ W.T``, ``a.T @ g`` in a backward pass) costs no copy.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -140,6 +142,7 @@ class Variant(NamedTuple):
     fence: str = ""  # tiled: GLOBAL_FENCE, the device's fence across work-groups
     gather: tuple[tuple[str, int], ...] = ()  # tiled: B is a convolution's input (G_* defines)
     sliced: bool = False  # the batch runs in slices (see _slices)
+    emulated: bool = False  # mma.sync and friends in plain OpenCL C (emulated_tensor_cores)
     edge_slots: bool = False  # tiled: M or N is ragged; edge tiles read inner slots whole
 
     def defines(self) -> dict[str, str | int]:
@@ -201,6 +204,7 @@ class MmaVariant(NamedTuple):
     copy_async: bool  # both operands' vectors aligned: tiles come in by cp.async
     tile: MmaTile
     sliced: bool = False  # the batch runs in slices (see _slices)
+    emulated: bool = False  # mma.sync and friends in plain OpenCL C (emulated_tensor_cores)
 
     def defines(self) -> dict[str, str | int]:
         tile = self.tile
@@ -213,12 +217,42 @@ class MmaVariant(NamedTuple):
             "C_T": dtypes.STORAGE_C_TYPE[self.c_dtype], "STORE_C(p, i, v)": _store(self.c_dtype),
             "C_VEC2": int(self.c_vec), "BATCH_SLICED": int(self.sliced),
             "SWIZZLE": int(tile.swizzle), "RASTER": tile.raster,
+            "MMA_EMULATED": int(self.emulated),
         }
 
 
+_emulating = False
+
+
+@contextmanager
+def emulated_tensor_cores() -> Iterator[None]:
+    """Within this block, every device runs the tensor-core kernels where one with
+    tensor cores would, ``mma.sync``, ``ldmatrix`` and ``cp.async`` emulated in plain
+    OpenCL C where the device lacks them (mma.cl's MMA_EMULATED). Far slower than
+    the other kernels: it exists so that the tensor-core kernels' tiling, fragment
+    and edge logic is tested where no NVIDIA GPU is (CI's PoCL)."""
+    global _emulating
+    before, _emulating = _emulating, True
+    try:
+        yield
+    finally:
+        _emulating = before
+
+
+def emulating_tensor_cores() -> bool:
+    """Whether an ``emulated_tensor_cores`` block is open (a plan cache keys on it)."""
+    return _emulating
+
+
 def tensor_cores(cl_device: Any) -> bool:
-    """Whether matmul_mma.cl can run on this OpenCL device."""
-    return reaches_tensor_cores(compute_capability(cl_device))
+    """Whether matmul_mma.cl can run on this OpenCL device (emulated within
+    ``emulated_tensor_cores``)."""
+    return _emulating or reaches_tensor_cores(compute_capability(cl_device))
+
+
+def emulates_tensor_cores(cl_device: Any) -> bool:
+    """Whether the tensor-core kernels run here only through the emulation."""
+    return _emulating and not reaches_tensor_cores(compute_capability(cl_device))
 
 
 def reaches_tensor_cores(capability: tuple[int, int] | None) -> bool:
@@ -240,7 +274,7 @@ def default_family(device: Device, dtype: np.dtype[Any]) -> str:
     """The kernel a product of ``dtype`` operands runs on ``device`` unless one is
     forced: "panel" on a CPU; "mma" on tensor cores for float16 and bfloat16, and for float32
     when TF32 is allowed (backends); "tiled" otherwise."""
-    if device.type == "cpu":
+    if device.type == "cpu" and not _emulating:
         return "panel"
     wants_mma = dtype in MMA_TYPES and (dtype != dtypes.float32 or backends.tf32_allowed())
     return "mma" if wants_mma and tensor_cores(device.cl_device) else "tiled"
@@ -440,7 +474,8 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
         )
     variant = MmaVariant(a.dtype, out_dtype, a_k_major, b_k_major, a_vec, b_vec,
                          n % 2 == 0 and out_dtype == dtypes.float32, copy_async, tile,
-                         sliced=count > MAX_BATCH_SLICE)
+                         sliced=count > MAX_BATCH_SLICE,
+                         emulated=emulates_tensor_cores(device.cl_device))
     mma = device.kernels.kernel(MMA_SOURCES, "matmul_mma", variant)
     grid = (-(-n // tile.bn) * tile.threads, -(-m // tile.bm))
     steps = tuple(Step(mma, (*grid, entries), (tile.threads, 1, 1), scalars, (A, B, OUT))

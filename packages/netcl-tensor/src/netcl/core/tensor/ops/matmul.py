@@ -81,7 +81,8 @@ def matmul_with(a: Tensor, b: Tensor, kernel: str | None = None,
                         f"float32, got {out_type}")
     device = common_device("matmul", [a, b])
     key = ("matmul", a.shape, a.strides, a.offset, a.dtype, b.shape, b.strides, b.offset,
-           kernel, tile, backends.get_float32_matmul_precision(), out_type)
+           kernel, tile, backends.get_float32_matmul_precision(), out_type,
+           gemm.emulating_tensor_cores())
     call = device.kernels.plans.get(key)
     if call is None:
         call = device.kernels.remember(key, _plan(device, a, b, kernel, tile, out_type))

@@ -241,7 +241,7 @@ void load_fragments(uint af[MT][4], uint bf[NT][2], __local const E *as, __local
 
 // acc += the products of one slice's fragments.
 inline __attribute__((always_inline))
-void mma_slice(float acc[MT][NT][4], uint af[MT][4], uint bf[NT][2])
+void mma_slice(float acc[MT][NT][4], uint af[MT][4], uint bf[NT][2] MMA_SCRATCH_PARAM)
 {
 #pragma unroll
     for (int i = 0; i < MT; ++i)
@@ -255,6 +255,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     UNPACK_PARAMS
     __local uint4 As[BUFFERS][A_WORDS];
     __local uint4 Bs[BUFFERS][B_WORDS];
+    MMA_SCRATCH(THREADS)
 
     const int tid = get_local_id(0);
     const int lane = tid % 32;
@@ -318,7 +319,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         copy_async((__local E *)Bs[stage] + B_AT(B_VN(e), B_VK(e)), src,        \
                    valid * (int)sizeof(E));                                     \
     }                                                                           \
-    asm volatile("cp.async.commit_group;" ::: "memory");
+    CP_ASYNC_COMMIT();
 
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
@@ -362,7 +363,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         // after the barrier every work-item's copies are visible and the
         // buffer read in the last step is free for the tile STAGES - 1 ahead
         // (zeros past K: every step commits one group).
-        asm volatile("cp.async.wait_group " PENDING ";" ::: "memory");
+        CP_ASYNC_WAIT(PENDING);
         barrier(CLK_LOCAL_MEM_FENCE);
         {
             const int refill = buf == 0 ? STAGES - 1 : buf - 1;
@@ -381,7 +382,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
             uint af[MT][4];
             uint bf[NT][2];
             load_fragments(af, bf, as, bs, kk, wm, wn, lane);
-            mma_slice(acc, af, bf);
+            mma_slice(acc, af, bf MMA_SCRATCH_ARG);
         }
 #if ASYNC
         buf = buf == STAGES - 1 ? 0 : buf + 1;
@@ -395,7 +396,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
 #endif
     }
 #if ASYNC
-    asm volatile("cp.async.wait_all;" ::: "memory");  // the zero-filled groups past K
+    CP_ASYNC_WAIT_ALL();  // the zero-filled groups past K
 #endif
 
     // Accumulator r of fragment (i, j) is C row g (+ 8 for r >= 2), column
