@@ -5,23 +5,26 @@
     mpiexec -n 2 python tools/bench/ddp.py                       # the host path over 2 ranks
 
 Each process steps the same MLP (784-H x4-10, Adam, flat layout) several ways:
-``plain`` (no averaging), ``zero`` (``ZeroRedundancyOptimizer`` in a world of
-one, which must cost nothing), ``mpi`` (the host path's reducer: chunked copies into
-pinned host memory, an MPI all-reduce over MPI's world, copies back), ``mpi bf16``
-(the same with ``comm_hooks.bf16_compress_hook``: chunks rounded to bfloat16 on the
-device, copied out, all-gathered, copied back and summed in float32) and, where NCCL
-can run, ``nccl`` (the reducer built before the optimizer, as DDP is: the gradients
-live in CUDA-allocated memory and NCCL averages them in place) and ``nccl copy``
-(the optimizer built first: each bucket is copied into that memory and back). The
-NCCL reducers run over a communicator of this one process, so their overhead is
-the transport itself. The parts table times, for the gradient bytes, the
-device-to-host and host-to-device copies into pinned and into pageable host
-memory, and a bare ``MPI_Allreduce`` of them over MPI's world: the floor of the
-host path; for the bfloat16 path, the copy of half the bytes out, of K halves
-back, and a bare ``MPI_Allgather`` of the halves. The bytes table counts what
+``plain`` (no averaging), ``zero`` (``ZeroRedundancyOptimizer`` over ``init()``'s
+world: alone, a world of one, which must cost nothing; under mpiexec, its reduce-
+scatter and all-gather through the host, or through NCCL where ``init()`` chose it),
+``mpi`` (the host path's reducer: chunked copies into pinned host memory, an MPI
+all-reduce over MPI's world, copies back), ``mpi bf16`` (the same with
+``comm_hooks.bf16_compress_hook``: chunks rounded to bfloat16 on the device, copied
+out, all-gathered, copied back and summed in float32) and, where NCCL can run,
+``nccl`` (the reducer built before the optimizer, as DDP is: the gradients live in
+CUDA-allocated memory and NCCL averages them in place) and ``nccl copy`` (the
+optimizer built first: each bucket is copied into that memory and back). The NCCL
+reducers run over a communicator of this one process, so their overhead is the
+transport itself; where ``init()`` chose NCCL for the job (a GPU a rank), ``nccl
+world`` is the reducer over the job's communicator. The parts table times, for the
+gradient bytes, the device-to-host and host-to-device copies into pinned and into
+pageable host memory, and a bare ``MPI_Allreduce`` of them over MPI's world: the
+floor of the host path; for the bfloat16 path, the copy of half the bytes out, of K
+halves back, and a bare ``MPI_Allgather`` of the halves. The bytes table counts what
 one rank moves a step each way. The last table sets each host path's overhead
-(``mpi`` - ``plain``, ``mpi bf16`` - ``plain``) against the sum of its parts
-(pinned copies out and back, the collective).
+(``mpi`` - ``plain``, ``mpi bf16`` - ``plain``) against the sum of its parts (pinned
+copies out and back, the collective).
 Only rank 0 prints.
 """
 
@@ -76,10 +79,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = from_numpy(rng.standard_normal((args.batch, 784)).astype(np.float32), queue)
     y = from_numpy(rng.integers(0, 10, args.batch), queue)
-    # ZeRO over the ranks mpiexec started would be another job than the others' one process.
     alone = world.size == 1
-    names = ["plain", *(["zero"] if alone else []), "mpi", "mpi bf16",
-             *(["nccl", "nccl copy"] if why_not is None else [])]
+    names = ["plain", "zero", "mpi", "mpi bf16",
+             *(["nccl", "nccl copy"] if why_not is None else []),
+             *(["nccl world"] if the_world.nccl is not None else [])]
     models = {name: mlp(queue, args.hidden) for name in names}
     named = {name: list(model.named_parameters()) for name, model in models.items()}
     optimizers: dict[str, Any] = {"nccl copy": Adam(models["nccl copy"].parameters(), lr=1e-4)
@@ -91,12 +94,13 @@ def main() -> None:
         if name in models:
             reducers.append(NcclReducer(named[name], MPI.COMM_SELF, 25 * 2**20,
                                         nccl.Communicator(MPI.COMM_SELF, device.cl_device)))
+    if the_world.nccl is not None:
+        reducers.append(NcclReducer(named["nccl world"], world, 25 * 2**20, the_world.nccl))
     for name, model in models.items():  # after the reducers, as after DDP's wrapper
         if name not in optimizers and name != "zero":
             optimizers[name] = Adam(model.parameters(), lr=1e-4)
-    if alone:
-        optimizers["zero"] = dist.ZeroRedundancyOptimizer(list(models["zero"].parameters()),
-                                                          Adam, world=the_world, lr=1e-4)
+    optimizers["zero"] = dist.ZeroRedundancyOptimizer(list(models["zero"].parameters()),
+                                                      Adam, world=the_world, lr=1e-4)
 
     def step(name: str) -> None:
         with ag.Tape() as tape:
@@ -113,7 +117,8 @@ def main() -> None:
     gradient_bytes = sum(p.nbytes for p in models["plain"].parameters())
     report.note("gradient bytes", gradient_bytes)
     report.note("buckets", [len(r.buckets) for r in reducers])
-    table = report.table(f"one training step, ms ({world.size} rank(s); NCCL over one)",
+    table = report.table(f"one training step, ms ({world.size} rank(s); zero over "
+                         f"{the_world.backend}; nccl, nccl copy over one)",
                          list(models),
                          ratios=[*((name, "plain") for name in models if name != "plain"),
                                  ("mpi bf16", "mpi")])
