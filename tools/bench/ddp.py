@@ -6,10 +6,10 @@
 
 Each process steps the same MLP (784-H x4-10, Adam, flat layout) several ways:
 ``plain`` (no averaging), ``zero`` (``ZeroRedundancyOptimizer`` over ``init()``'s
-world: alone, a world of one, which must cost nothing; under mpiexec, its reduce-
-scatter and all-gather through the host, or through NCCL where ``init()`` chose it),
-``mpi`` (the host path's reducer: chunked copies into pinned host memory, an MPI
-all-reduce over MPI's world, copies back), ``mpi bf16`` (the same with
+world: alone, a world of one, which must cost nothing; under mpiexec, its
+reduce-scatter and all-gather through the host, or through NCCL where ``init()``
+chose it), ``mpi`` (the host path's reducer: chunked copies into pinned host memory,
+an MPI all-reduce over MPI's world, copies back), ``mpi bf16`` (the same with
 ``comm_hooks.bf16_compress_hook``: chunks rounded to bfloat16 on the device, copied
 out, all-gathered, copied back and summed in float32) and, where NCCL can run,
 ``nccl`` (the reducer built before the optimizer, as DDP is: the gradients live in
