@@ -9,9 +9,9 @@ kind it has (fused, else foreach; below 1.0: faster than torch) and the
 effective bandwidth at the bytes a parameter's step reads and writes. torch has
 no Lion: its peer is a foreach transcription of the paper's update
 (``TorchLion`` below). Nor 8-bit state: Adam8bit's peer is torch's Adam, and its
-row also times netcl's float32-state Adam. Muon and Adafactor step matrix by
-matrix on both sides (netcl's per-parameter row against torch's one form;
-Adafactor's torch foreach too).
+row also times netcl's float32-state Adam. Muon and Adafactor keep no flat layout
+(netcl's per-parameter row against torch's one form; Adafactor's torch foreach too);
+netcl's Muon orthogonalises matrices of one shape as one batch, torch's one by one.
 
     python tools/bench/optim_step.py                 # CPU: PoCL against torch CPU
     NETCL_DEVICE=gpu python tools/bench/optim_step.py --params 100000000   # GPU
@@ -103,8 +103,8 @@ ALGORITHMS: dict[str, tuple[Any, Any, dict[str, Any], dict[str, Any]]] = {
     "muon": (Muon, torch.optim.Muon, {}, {}),
     "adafactor": (Adafactor, torch.optim.Adafactor, {}, {}),
 }
-# Stepped matrix by matrix on both sides (no flat layout in netcl, no foreach Muon in torch):
-# their tensors are matrices of 1000 columns, and netcl has only its per-parameter row.
+# No flat layout in netcl, no foreach Muon in torch: their tensors are matrices of 1000
+# columns, and netcl has only its per-parameter row.
 PER_MATRIX = {"muon", "adafactor"}
 # Bytes one parameter's fp32 step reads and writes: p and g read, state read and written,
 # p written (Adam: p, g, m, v in; p, m, v out). RMSProp and momentum vary with options.
