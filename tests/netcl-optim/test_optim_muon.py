@@ -31,8 +31,10 @@ from optim_cases import KernelNames
 import netcl.optim as no
 from netcl.core.tensor import Parameter, from_numpy
 from netcl.core.tensor.launch import observing
+from netcl.core.tensor.ops.matmul_tiles import MMA_SMALL_TILES
 
 muon_module = importlib.import_module("netcl.optim.functional.muon")
+gemm = importlib.import_module("netcl.core.tensor.ops.gemm")
 
 # The repeated shapes are orthogonalised as stacks (one set of launches for both).
 SHAPES = [(7, 5), (5, 7), (16, 16), (3, 40), (7, 5), (16, 16)]
@@ -83,11 +85,11 @@ def full(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **kwargs}
 
 
-def run(kwargs: dict[str, Any], ns_dtype: str = "float32"
+def run(kwargs: dict[str, Any], ns_dtype: str = "float32", steps: int = STEPS
         ) -> tuple[list[Any], list[np.ndarray[Any, Any]], list[Any]]:
     rng = np.random.default_rng(11)
     start = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    grads = [[rng.standard_normal(s).astype(np.float32) for s in SHAPES] for _ in range(STEPS)]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in SHAPES] for _ in range(steps)]
     params = [Parameter(from_numpy(v)) for v in start]
     optimizer = no.Muon(params, **kwargs, ns_dtype=ns_dtype)
     for step in grads:
@@ -252,3 +254,20 @@ def test_bfloat16_iterations_match_torchs(kwargs: dict[str, Any]) -> None:
         # And closer to torch than the float32 iterations are: the rounding is torch's.
         assert np.abs(ours[i] - theirs).mean() < np.abs(float32_run[i] - theirs).mean()
 
+
+def test_bfloat16_iterations_on_the_tensor_core_kernel_match_torchs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU with tensor cores runs the iterations' bf16 products on matmul_mma.cl (the
+    products into float32 sums through out_dtype): emulated here (its small tiles, as
+    netcl-tensor's tests build them), the steps equal the panel kernel's bit for bit on
+    these shapes (whose agreement with torch test_bfloat16_iterations_match_torchs checks)."""
+    monkeypatch.setattr(gemm, "choose_mma_tile", lambda units, layout, m, n, count, size:
+                        MMA_SMALL_TILES[size, "tn" if layout == "tt" else layout])
+    kwargs: dict[str, Any] = {"lr": 2e-2}
+    with gemm.emulated_tensor_cores():
+        observed = KernelNames()
+        with observing(observed):
+            ours, _, _ = run(kwargs, ns_dtype="bfloat16", steps=3)
+    assert "matmul_mma" in observed.names and "matmul_panel" not in observed.names
+    panel, _, _ = run(kwargs, ns_dtype="bfloat16", steps=3)
+    assert all(np.array_equal(x, y) for x, y in zip(ours, panel, strict=True))

@@ -267,6 +267,24 @@ def test_tensor_core_batches_everywhere(
     check_product(emulated_device, rng, dtypes.bfloat16, "nn", (2, 24, 72), (2, 72, 40))
 
 
+@pytest.mark.parametrize(("layout", "a_shape", "b_shape"),
+                         [("nt", (72, 96), (96, 136)), ("nn", (2, 24, 72), (2, 72, 40))])
+def test_a_float32_out_dtype_is_the_sum_the_16_bit_output_rounds(
+        emulated_device: Device, rng: np.random.Generator, layout: str,
+        a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
+    """bf16 operands into float32 (Muon's products): within the float32 sum's bound of
+    the exact product, and the bf16 result is that sum rounded once."""
+    a = rng.standard_normal(a_shape).astype(dtypes.bfloat16)
+    b = rng.standard_normal(b_shape).astype(dtypes.bfloat16)
+    left, right = place(a, layout, 0, emulated_device), place(b, layout, 1, emulated_device)
+    assert gemm.default_family(emulated_device, left.dtype) == "mma"
+    wide = matmul_with(left, right, out_dtype=np.float32).numpy()
+    assert wide.dtype == np.float32
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    assert np.all(np.abs(wide - exact) <= bound(a, b, np.dtype(np.float32)))
+    assert np.array_equal(wide.astype(dtypes.bfloat16), (left @ right).numpy())
+
+
 def check_product(device: Device, rng: np.random.Generator, dtype: Any, layout: str,
                   a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
     """"strided": an offset and a column stride of 2, so no 16-byte vector of

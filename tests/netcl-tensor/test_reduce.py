@@ -171,6 +171,38 @@ def test_gpu_rows_stack_several_rows_in_a_group(
     assert np.array_equal(ops.argmax(from_numpy(ties), 1).numpy(), np.argmax(ties, axis=1))
 
 
+@pytest.mark.usefixtures("gpu_kernels")
+@pytest.mark.parametrize(("shape", "axis"), [((5000,), None), ((64, 77), None), ((2, 3000), 1)])
+def test_gpu_long_rows_are_summed_in_parts(
+    shape: tuple[int, ...], axis: AxisArg, rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows too few to fill the device's compute units (64 here; a full sum is one row)
+    and longer than ROW_SEGMENT (cut to 256 so small inputs take the path, with a
+    partial last part) are summed in parts, then the parts added by a second launch.
+    Each pass: a work-item's compensated sum (2u), a 256-leaf tree (8u), the store (1u),
+    so 22u * sum(|x|) for both (u = 2^-24). Max is not cut: only sums are."""
+    monkeypatch.setattr(reduce, "ROW_SEGMENT", 256)
+    monkeypatch.setattr(Device, "compute_units", property(lambda _: 64))
+    x = rng.standard_normal(shape).astype(np.float32)
+    t = from_numpy(x)
+    assert launched_kernels(lambda: ops.sum(t, axis)) == ["reduce_rows"] * 2
+    assert launched_kernels(lambda: ops.max(t, axis)) == ["reduce_rows"]
+    want = x.astype(np.float64).sum(axis=axis)
+    bound = 22 * 2.0**-24 * np.abs(x.astype(np.float64)).sum(axis=axis)
+    assert np.all(np.abs(ops.sum(t, axis).numpy() - want) <= bound)
+    count = x.size // np.size(want)
+    assert np.all(np.abs(ops.mean(t, axis).numpy() - want / count) <= bound / count)
+    ints = rng.integers(-1000, 1000, shape).astype(np.int32)
+    assert np.array_equal(ops.sum(from_numpy(ints), axis).numpy(),
+                          ints.sum(axis=axis, dtype=np.int64))
+    halves = rng.uniform(0, 1, shape).astype(np.float16)
+    np.testing.assert_allclose(ops.sum(from_numpy(halves), axis).numpy(),
+                               halves.astype(np.float64).sum(axis=axis), rtol=2.0**-11)
+    x[-1, ...] = np.nan  # in the last part
+    assert np.all(np.isnan(ops.sum(from_numpy(x), axis).numpy().reshape(-1)[-1:]))
+
+
 # (shape, leading axes summed): one segment, a partial last segment, many segments.
 SEGMENT_CASES = [((512, 40), 0), ((1100, 40), 0), ((4, 300, 33), (0, 1)), ((8192, 64), 0)]
 

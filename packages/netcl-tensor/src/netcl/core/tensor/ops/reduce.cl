@@ -15,6 +15,9 @@
 //   OUT_T, STORE(idx, v)  the output's storage type and how to store v
 //   GROUP           the local buffers' length, at least the work-group's size
 //   COLS_WIDTH, COLS_DEPTH  reduce_cols's work-group shape (COLS_DEPTH a power of 2)
+//   SEGMENTS, SEGMENT  reduce_rows, MODE_SUM: each row summed in SEGMENTS parts of
+//                   SEGMENT elements (the last shorter), to partial sums a second
+//                   launch adds (1: whole rows)
 
 // A capture (netcl.jit) may compute the input where it is loaded: it redefines
 // LOAD(i) and adds the parameters that needs here.
@@ -74,8 +77,16 @@ __kernel void reduce_rows(const int rows, const int row_len,
     // last row with nothing to load), so the barriers inside are reached uniformly.
     for (int first = get_group_id(0) * stack; first < rows; first += get_num_groups(0) * stack) {
         const int row = first + get_local_id(1);
+#if SEGMENTS > 1
+        // A long row's sum in SEGMENTS parts, each a row of this launch (rows counts
+        // them all): part p of input row r is elements [p * SEGMENT, (p + 1) * SEGMENT).
+        const int start = (row % SEGMENTS) * SEGMENT;
+        const int len = row < rows ? min(row_len - start, SEGMENT) : 0;
+        const int base = in_offset + (row / SEGMENTS) * row_len + start;
+#else
         const int len = row < rows ? row_len : 0;
         const int base = in_offset + row * row_len;
+#endif
 
 #if MODE == MODE_EXTREMUM || MODE == MODE_ARG || MODE == MODE_LSE
         // The padding index LONG_MAX makes an untouched identity lose every

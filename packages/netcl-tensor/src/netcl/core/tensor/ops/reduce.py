@@ -47,6 +47,12 @@ MAX_GROUPS = 16384
 COLS_WIDTH = 32
 COLS_DEPTH = 32
 COLS_SEGMENT = 512
+# reduce_rows on a GPU, for a sum whose rows alone would fill fewer groups than the
+# device has compute units (a full sum: one group of GROUP work-items reading every
+# element, as netcl-optim's Adafactor and Muon norms of 20M-element matrices did):
+# each row in parts of ROW_SEGMENT elements (64 a work-item of a full group), one group
+# a part, and a second launch adding the parts. Not yet timed on a GPU.
+ROW_SEGMENT = GROUP * 64
 
 _MODES = {"sum": 0, "extremum": 1, "arg": 2, "lse": 3}
 _LOWEST = {"float": "(-INFINITY)", "int": "INT_MIN", "long": "LONG_MIN"}
@@ -230,6 +236,7 @@ def _plan(
         "COLS_DEPTH": depth,
     }
     values: tuple[Any, ...] = ()
+    launched_rows = rows  # rows the first launch reduces (more where rows are cut in parts)
     global_size: tuple[int, ...]
     local_size: tuple[int, ...]
     strips = _strips(a, axes, in_place, rows, row_len) if _for_cpu(device) else None
@@ -253,14 +260,22 @@ def _plan(
         values = (7, pack_int32(COLS_SEGMENT))
         if segments > 1:
             second = _second_stage(device, defines, rows, segments, row_len, local_size)
-            partial = second.dtype
-            defines = {**defines, "OUT_T": dtypes.STORAGE_C_TYPE[partial], "FINISH(x)": "(x)",
-                       "STORE(idx, v)": dtypes.cl_store(partial, "out", "(idx)", "v")}
+            defines = _partial_output(defines, second.dtype)
     else:
         name = "reduce_rows"
         per_row, stack = _row_shape(row_len, device.max_work_group_size)
-        groups = builtins.min(-(-rows // stack), MAX_GROUPS)
+        segments = 1
+        if mode == "sum" and row_len > ROW_SEGMENT and -(-rows // stack) < device.compute_units:
+            # Whole rows would leave most compute units idle (a full sum was one group):
+            # each row is summed in parts, one group a part, and a second launch adds them.
+            segments = -(-row_len // ROW_SEGMENT)
+            per_row, stack = _row_shape(ROW_SEGMENT, device.max_work_group_size)
+            defines["SEGMENTS"], defines["SEGMENT"] = segments, ROW_SEGMENT
+            second = _rows_second_stage(device, defines, rows, segments, row_len)
+            defines = _partial_output(defines, second.dtype)
+        groups = builtins.min(-(-rows * segments // stack), MAX_GROUPS)
         global_size, local_size = (groups * per_row, stack), (per_row, stack)
+        launched_rows = rows * segments
     scale = 1.0 / row_len if row_len else math.nan
     return _Plan(
         axes=axes,
@@ -273,12 +288,44 @@ def _plan(
         kernel=device.kernels.kernel(KERNEL_SOURCES, name, defines) if rows else None,
         global_size=global_size,
         local_size=local_size,
-        values=(0, pack_int32(rows), 1, pack_int32(row_len), 5, pack_int32(0),
+        values=(0, pack_int32(launched_rows), 1, pack_int32(row_len), 5, pack_int32(0),
                 6, np.float32(scale).tobytes(), *values),
         defines=defines,
         elements=rows * row_len,
         load_type=acc,
         second=second,
+    )
+
+
+def _partial_output(defines: dict[str, str | int], partial: np.dtype[Any]
+                    ) -> dict[str, str | int]:
+    """A first launch's ``defines`` storing its partial sums as they are, in ``partial``."""
+    return {**defines, "OUT_T": dtypes.STORAGE_C_TYPE[partial], "FINISH(x)": "(x)",
+            "STORE(idx, v)": dtypes.cl_store(partial, "out", "(idx)", "v")}
+
+
+def _partial_input(defines: dict[str, str | int]) -> tuple[np.dtype[Any], dict[str, str | int]]:
+    """The partial sums' dtype (the accumulator's), and ``defines`` reading them."""
+    partial = dtypes.float32 if defines["ACC_T"] == "float" else dtypes.int64
+    return partial, {**defines, "IN_T": dtypes.STORAGE_C_TYPE[partial],
+                     "LOAD(i)": _load(partial, str(defines["ACC_T"]))}
+
+
+def _rows_second_stage(device: Device, defines: dict[str, str | int], rows: int,
+                       segments: int, row_len: int) -> _Stage:
+    """reduce_rows over the [rows, segments] partial sums of rows of ``row_len``."""
+    partial, own = _partial_input({k: v for k, v in defines.items()
+                                   if k not in ("SEGMENTS", "SEGMENT")})
+    per_row, stack = _row_shape(segments, device.max_work_group_size)
+    groups = builtins.min(-(-rows // stack), MAX_GROUPS)
+    return _Stage(
+        kernel=device.kernels.kernel(KERNEL_SOURCES, "reduce_rows", own),
+        global_size=(groups * per_row, stack),
+        local_size=(per_row, stack),
+        values=(0, pack_int32(rows), 1, pack_int32(segments), 3, pack_int32(0),
+                5, pack_int32(0), 6, np.float32(1.0 / row_len).tobytes()),
+        dtype=partial,
+        partials=rows * segments,
     )
 
 
@@ -288,9 +335,7 @@ def _second_stage(
 ) -> _Stage:
     """reduce_cols over the [segments, cols] partial sums (in the accumulator's type) that
     its first launch, ``defines`` but for its output, stores."""
-    partial = dtypes.float32 if defines["ACC_T"] == "float" else dtypes.int64
-    own = {**defines, "IN_T": dtypes.STORAGE_C_TYPE[partial],
-           "LOAD(i)": _load(partial, str(defines["ACC_T"]))}
+    partial, own = _partial_input(defines)
     return _Stage(
         kernel=device.kernels.kernel(KERNEL_SOURCES, "reduce_cols", own),
         global_size=(launch_size(cols, COLS_WIDTH), local_size[1]),
