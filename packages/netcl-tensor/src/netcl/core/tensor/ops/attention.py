@@ -5,6 +5,8 @@ Three forms of the same three kernels: attention.cl gives each work-item one row
 shape), attention_tiled.cl gives each work-group a block of rows and each work-item a
 register tile of its products (a GPU's, where the head dims divide the tile), and
 attention_cpu.cl one row a work-item without local memory or barriers (a CPU's).
+float16 and bfloat16 run attention_mma.cl's kernels on tensor cores where the device
+has them (gemm.tensor_cores) and their tiles fit its local memory.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from netcl.core.device import Device
 from netcl.core.tensor import dtypes
 from netcl.core.tensor.dispatch import common_device, empty, needs_grad, record
 from netcl.core.tensor.launch import enqueue
+from netcl.core.tensor.ops import gemm
 from netcl.core.tensor.ops.elementwise import broadcast_strides, broadcasts_to, rows_group
 from netcl.core.tensor.tensor import Shape, Tensor
 
@@ -28,6 +31,7 @@ KERNEL_FILE = Path(__file__).with_name("attention.cl")
 MASK_FILE = Path(__file__).with_name("attention_mask.cl")
 TILED_FILE = Path(__file__).with_name("attention_tiled.cl")
 CPU_KERNEL_FILE = Path(__file__).with_name("attention_cpu.cl")
+MMA_FILE = Path(__file__).with_name("attention_mma.cl")
 # What every form's source starts with: bf16's load and store, the mask and strided reads.
 _SHARED = (dtypes.BFLOAT16_CL, MASK_FILE)
 # Rows a work-group (one work-item each) and rows a local-memory tile. 64 rows
@@ -82,6 +86,33 @@ TILES: dict[str, AttentionTile] = {
     "sdpa_backward_q": AttentionTile(32, 32, 8, 16, vec=True),
     "sdpa_backward_kv": AttentionTile(32, 32, 8, 16, vec=True),
 }
+
+
+@dataclass(frozen=True)
+class MmaAttentionTile:
+    """One shape of attention_mma.cl's kernels: ``warps`` warps, each owning 16 rows,
+    stage ``bn`` rows (a multiple of 16) of the other side a step."""
+
+    warps: int
+    bn: int
+
+    def local_bytes(self, kernel: str, dqk: int, dv: int) -> int:
+        """The local memory ``kernel`` declares at this tile (16-bit tiles of rows padded
+        to multiples of 16 plus 8 elements, and the emulation's scratch where it runs)."""
+        pq, pv = -(-dqk // 16) * 16 + 8, -(-dv // 16) * 16 + 8
+        bm = 16 * self.warps
+        elements = {"sdpa_forward": bm * pq + self.bn * (pq + pv)}[kernel]
+        return 2 * elements + 4 * 6 * 32 * self.warps
+
+
+# Each kernel's tensor-core tiles, the first that fits local memory taken: 64 query rows
+# share a step of 64 keys (head dim 64: 27 KiB), or of 32 (head dim 128: 34 KiB, where
+# NVIDIA's OpenCL gives a work-group 48 KiB). Not yet timed on a GPU.
+MMA_TILES: dict[str, list[MmaAttentionTile]] = {
+    "sdpa_forward": [MmaAttentionTile(4, 64), MmaAttentionTile(4, 32)],
+}
+# The 16-bit dtypes attention_mma.cl takes, as mma.cl's MMA_TYPE.
+MMA_TYPES = {dtypes.float16: 1, dtypes.bfloat16: 2}
 # "rows", "tiles" or "cpu" runs that form everywhere it fits; None: tiles on a GPU, cpu
 # (attention_cpu.cl) elsewhere.
 KERNELS: str | None = None
@@ -166,6 +197,16 @@ class _Problem:
             self.mask_args = [mask.buffer, np.int32(mask.offset),
                               np.array(strides, dtype=cltypes.int4)]
         self.defines = _defines(q, self.dqk, self.dv, self.mask_kind, causal)
+        self.dtype = q.dtype
+
+    def mma_tile(self, name: str) -> MmaAttentionTile | None:
+        """The tensor-core tile kernel ``name`` runs at, or None where it has none here."""
+        if (KERNELS is not None or self.dtype not in MMA_TYPES
+                or not gemm.tensor_cores(self.device.cl_device)):
+            return None
+        limit = self.device.cl_device.local_mem_size
+        return next((tile for tile in MMA_TILES.get(name, [])
+                     if tile.local_bytes(name, self.dqk, self.dv) <= limit), None)
 
     def tile(self, name: str) -> AttentionTile | None:
         """The tile kernel ``name`` runs at, or None for the row-a-work-item form."""
@@ -178,12 +219,25 @@ class _Problem:
 
     def launch(self, name: str, rows: int, args: list[Any]) -> None:
         """Kernel ``name`` over ``rows`` rows for every (batch, head), then ``tail``'s
-        sizes and scale: a work-group per ``bm`` rows of its tile, a work-item a row
-        (ROWS a work-group), or attention_cpu.cl's CPU_ROWS a work-item."""
+        sizes and scale: a work-group per ``bm`` rows of its tile (16 a warp on tensor
+        cores), a work-item a row (ROWS a work-group), or attention_cpu.cl's CPU_ROWS a
+        work-item."""
         heads = self.batch * self.heads
         if not rows or not heads:
             return
         kernels = self.device.kernels
+        mma = self.mma_tile(name)
+        if mma is not None:
+            defines = {**self.defines, "MMA_TYPE": MMA_TYPES[self.dtype], "WARPS": mma.warps,
+                       "BN": mma.bn,
+                       "MMA_EMULATED": int(gemm.emulates_tensor_cores(self.device.cl_device))}
+            kernel = kernels.kernel((*_SHARED, gemm.MMA_HELPERS_FILE, MMA_FILE),
+                                    f"{name}_mma", defines)
+            size = 32 * mma.warps
+            groups = -(-rows // (16 * mma.warps))
+            enqueue(self.device, kernel, (groups * size, heads), (size, 1),
+                    [*args, *self.tail()])
+            return
         if _form(self.device) == "cpu":
             kernel = kernels.kernel((*_SHARED, CPU_KERNEL_FILE), f"{name}_cpu", self.defines)
             blocks = -(-rows // CPU_ROWS)

@@ -1,7 +1,7 @@
 // Tensor-core building blocks in inline PTX for OpenCL C on NVIDIA (compute
 // capability 8.0 and up; PTX ISA: "Warp-level matrix multiply-accumulate
 // instructions", "ldmatrix", "cp.async"). Built ahead of the kernels that use
-// them (matmul_mma.cl; attention may too), which define MMA_TYPE first:
+// them (matmul_mma.cl, attention_mma.cl), which define MMA_TYPE first:
 // 0 TF32 (m16n8k8), 1 float16, 2 bfloat16 (m16n8k16).
 //
 // MMA_EMULATED 1 builds the same helpers in plain OpenCL C for a device
@@ -17,6 +17,9 @@
 //   the kernel declares MMA_SCRATCH(THREADS) and the functions that call MMA
 //   take MMA_SCRATCH_PARAM and pass MMA_SCRATCH_ARG. On hardware all three
 //   are empty.
+// - SHFL_XOR(x, m), lane l's float x from lane l ^ m (m < 32), trades through
+//   the same scratch, so it has MMA's rule: every work-item calls it equally
+//   often, through MMA_SCRATCH_PARAM/ARG.
 // - cp.async copies synchronously; its commit and wait steps do nothing.
 
 #if MMA_EMULATED
@@ -130,6 +133,18 @@ inline void mma_emulated(float c[4], const uint a[4], const uint b[2],
 }
 #define MMA(c, a, b) mma_emulated(c, a, b, mma_scratch)
 
+inline float shfl_xor_emulated(const float x, const int m, __local uint *scratch)
+{
+    const int tid = get_local_id(0) + get_local_size(0) *
+                    (get_local_id(1) + get_local_size(1) * get_local_id(2));
+    scratch[tid * 6] = as_uint(x);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float y = as_float(scratch[(tid ^ m) * 6]);  // lane ^ m, in the same warp
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return y;
+}
+#define SHFL_XOR(x, m) shfl_xor_emulated(x, m, mma_scratch)
+
 #else
 // Copies 16 bytes, of which the first `bytes` come from `src` and the rest
 // are zero (cp.async's src-size): an edge vector reads only what exists.
@@ -179,4 +194,13 @@ inline uint to_tf32(const uint x)
         : "=f"(c[0]), "=f"(c[1]), "=f"(c[2]), "=f"(c[3])                        \
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]),     \
           "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]))
+
+inline float shfl_xor(const float x, const int m)
+{
+    uint y;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;"
+                 : "=r"(y) : "r"(as_uint(x)), "r"(m));
+    return as_float(y);
+}
+#define SHFL_XOR(x, m) shfl_xor(x, m)
 #endif  // MMA_EMULATED

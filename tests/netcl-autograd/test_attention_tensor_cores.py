@@ -1,0 +1,114 @@
+"""attention_mma.cl (float16 and bfloat16 SDPA on tensor cores) against float64, on every
+device: emulated (gemm.emulated_tensor_cores) where the device has no tensor cores. The
+cases are test_ag_attention.py's table, inputs rounded to the 16-bit dtype."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+from test_ag_attention import CASES, TOL, _inputs
+
+import netcl.autograd as ag
+from netcl.core.tensor import from_numpy, ops
+from netcl.core.tensor.ops import attention, gemm
+from netcl.core.tensor.ops.attention import MmaAttentionTile
+
+Array = np.ndarray[Any, Any]
+
+# Small tiles (two warps of 16 rows, steps of 16 keys), so the table's shapes span
+# several blocks and end in partial ones; PoCL compiles them in seconds.
+SMALL_MMA_TILES = {name: [MmaAttentionTile(2, 16)] for name in attention.MMA_TILES}
+# Unit roundoff of each dtype: 8 and 11 significant bits.
+UNIT = {"bf16": 2.0**-8, "fp16": 2.0**-11}
+DTYPE = {"bf16": ml_dtypes.bfloat16, "fp16": np.float16}
+
+
+@pytest.fixture
+def launched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The tensor-core kernels at small tiles; yields the names of the kernels launched."""
+    names: list[str] = []
+    enqueue = attention.enqueue
+
+    def spy(device: Any, kernel: Any, *args: Any) -> None:
+        names.append(kernel.function_name)
+        enqueue(device, kernel, *args)
+
+    monkeypatch.setattr(attention, "enqueue", spy)
+    monkeypatch.setattr(attention, "MMA_TILES", SMALL_MMA_TILES)
+    with gemm.emulated_tensor_cores():
+        yield names
+
+
+def _reference(data: dict[str, Array], spec: dict[str, Any], stored_out: Array
+               ) -> tuple[dict[str, Array], dict[str, Array]]:
+    """The float64 attention of the (rounded) inputs and its gradients, with the backward's
+    D = rowsum(dO * O) taken from ``stored_out`` as the kernels take it; and the magnitudes
+    |P||V| (for the output), |P|^T|dO| (dv), |dS||K| (dq) and |dS|^T|Q| (dk) that a
+    16-bit rounding of P or dS before its product scales with."""
+    q, k, v, g = (torch.tensor(data[n].astype(np.float64)) for n in ("q", "k", "v", "grad"))
+    scale = spec.get("scale") or 1 / np.sqrt(q.shape[-1])
+    s = q @ k.transpose(-1, -2) * scale
+    mask = data["mask"]
+    if spec.get("causal"):
+        s = s.masked_fill(torch.ones(s.shape[-2:], dtype=torch.bool).triu(1), -torch.inf)
+    elif mask is not None and mask.dtype == bool:
+        s = s.masked_fill(~torch.tensor(mask), -torch.inf)
+    elif mask is not None:
+        s = s + torch.tensor(mask.astype(np.float64))
+    p = torch.nan_to_num(torch.softmax(s, -1))  # a row with no key left gives 0
+    d = (g * torch.tensor(stored_out)).sum(-1, keepdim=True)
+    ds = p * (g @ v.transpose(-1, -2) - d)
+    dst = ds.transpose(-1, -2)
+    exact = {"out": p @ v, "dq": ds @ k * scale, "dk": dst @ q * scale,
+             "dv": p.transpose(-1, -2) @ g}
+    magnitude = {"out": p @ v.abs(), "dq": ds.abs() @ k.abs() * scale,
+                 "dk": dst.abs() @ q.abs() * scale, "dv": p.transpose(-1, -2) @ g.abs()}
+    return ({n: t.numpy() for n, t in exact.items()},
+            {n: t.numpy() for n, t in magnitude.items()})
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize(("name", "spec"), CASES, ids=[c[0] for c in CASES])
+def test_tensor_cores_match_float64(name: str, spec: dict[str, Any], dtype: str,
+                                    launched: list[str]) -> None:
+    raw = _inputs(np.random.default_rng(len(name)), spec)
+    data = {n: raw[n] if n == "mask" or raw[n] is None else raw[n].astype(DTYPE[dtype])
+            for n in raw}
+    if data["mask"] is not None and data["mask"].dtype != bool:
+        data["mask"] = data["mask"].astype(DTYPE[dtype])
+
+    def load(a: Array) -> Any:
+        if spec.get("transposed"):  # (..., L, E) stored as (..., E, L) and viewed back
+            return ops.transpose(from_numpy(np.ascontiguousarray(np.swapaxes(a, -1, -2))),
+                                 -1, -2).requires_grad_()
+        return from_numpy(a).requires_grad_()
+
+    q, k, v = (load(data[n]) for n in "qkv")
+    mask = None if data["mask"] is None else from_numpy(data["mask"])
+    with ag.Tape() as tape:
+        out = ops.scaled_dot_product_attention(q, k, v, mask, spec.get("causal", False),
+                                               spec.get("scale"))
+    tape.backward(out, from_numpy(data["grad"]))
+    assert "sdpa_forward_mma" in launched
+    ours = {"out": out.numpy(), "dq": q.grad.numpy(), "dk": k.grad.numpy(),
+            "dv": v.grad.numpy()}
+    exact, magnitude = _reference(data, spec, ours["out"].astype(np.float64))
+    u = UNIT[dtype]
+    for label, ref in exact.items():
+        # The float32 kernels' error (test_ag_attention's TOL of the largest entry); P
+        # (dS for dq and dk) rounded to 16 bits before its product: u of each term,
+        # u |P||V| in all; the result rounded once more on store: u of itself.
+        rounded_operand = magnitude[label] if label in _ROUNDED_OPERANDS else 0.0
+        bound = ((u * rounded_operand + TOL * max(np.abs(ref).max(), 1.0)) * (1 + u)
+                 + u * np.abs(ref))
+        error = np.abs(ours[label].astype(np.float64) - ref)
+        assert (error <= bound).all(), (label, float((error - bound).max()))
+
+
+# The products whose 16-bit operand the kernels round: the forward's P V on tensor cores.
+_ROUNDED_OPERANDS = {"out"}
