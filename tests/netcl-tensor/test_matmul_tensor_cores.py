@@ -102,6 +102,20 @@ def test_each_device_and_dtype_gets_its_kernel(
     assert gemm.default_family(cast(Device, device), dtype) == family
 
 
+def test_emulation_moves_only_what_tensor_cores_would_run(device: Device,
+                                                          precision: None) -> None:
+    outside = {dtype: gemm.default_family(device, dtype)
+               for dtype in (dtypes.float32, dtypes.bfloat16, dtypes.float16)}
+    with gemm.emulated_tensor_cores():
+        assert gemm.default_family(device, dtypes.bfloat16) == "mma"
+        assert gemm.default_family(device, dtypes.float16) == "mma"
+        assert gemm.default_family(device, dtypes.float32) == outside[dtypes.float32]
+        backends.matmul.allow_tf32 = True
+        assert gemm.default_family(device, dtypes.float32) == "mma"
+    backends.matmul.allow_tf32 = False
+    assert {dtype: gemm.default_family(device, dtype) for dtype in outside} == outside
+
+
 def test_each_device_is_told_its_matmul_kernels() -> None:
     assert "tensor cores" in gemm.kernels_for("gpu", (9, 0))
     assert "tiled" in gemm.kernels_for("gpu", (7, 5))

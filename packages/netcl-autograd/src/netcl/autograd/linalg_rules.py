@@ -43,6 +43,10 @@ def matmul(g: Tensor, node: Node) -> list[Grad]:
     gradient loses it again.
     """
     a, b = node.inputs
+    if g.dtype != a.dtype:
+        # A float32 product of 16-bit operands (matmul_with's out_dtype): each
+        # gradient is its operand's dtype, as every rule's is.
+        g = g.astype(a.dtype)
     a2 = _insert_unit(a, 0) if a.ndim == 1 else a
     b2 = _insert_unit(b, 1) if b.ndim == 1 else b
     g2 = _insert_unit(g, g.ndim - (b.ndim != 1)) if a.ndim == 1 else g

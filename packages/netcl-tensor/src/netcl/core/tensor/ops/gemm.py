@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,6 +48,8 @@ PARAMS_FILE = Path(__file__).with_name("matmul_params.cl")
 MMA_TYPES = {dtypes.float32: 0, dtypes.float16: 1, dtypes.bfloat16: 2}
 # bf16's store (bfloat16.cl) and the shared scalars come first.
 MMA_SOURCES = (dtypes.BFLOAT16_CL, PARAMS_FILE, MMA_HELPERS_FILE, MMA_FILE)
+# The emulated mma.sync's exchange: six words a work-item (mma.cl's MMA_SCRATCH).
+MMA_SCRATCH_BYTES = 6 * 4
 # mma.sync with f16 and tf32 inputs (and ldmatrix) needs compute capability 8.0.
 MMA_CAPABILITY = (8, 0)
 # The kernels decompose the batch index over at most this many dimensions.
@@ -142,7 +145,6 @@ class Variant(NamedTuple):
     fence: str = ""  # tiled: GLOBAL_FENCE, the device's fence across work-groups
     gather: tuple[tuple[str, int], ...] = ()  # tiled: B is a convolution's input (G_* defines)
     sliced: bool = False  # the batch runs in slices (see _slices)
-    emulated: bool = False  # mma.sync and friends in plain OpenCL C (emulated_tensor_cores)
     edge_slots: bool = False  # tiled: M or N is ragged; edge tiles read inner slots whole
 
     def defines(self) -> dict[str, str | int]:
@@ -221,7 +223,9 @@ class MmaVariant(NamedTuple):
         }
 
 
-_emulating = False
+# Whether an emulated_tensor_cores block is open (a ContextVar, as autocast's
+# state: a block opened on one thread does not leak into another's launches).
+_emulating: ContextVar[bool] = ContextVar("netcl_emulated_tensor_cores", default=False)
 
 
 @contextmanager
@@ -230,29 +234,25 @@ def emulated_tensor_cores() -> Iterator[None]:
     tensor cores would, ``mma.sync``, ``ldmatrix`` and ``cp.async`` emulated in plain
     OpenCL C where the device lacks them (mma.cl's MMA_EMULATED). Far slower than
     the other kernels: it exists so that the tensor-core kernels' tiling, fragment
-    and edge logic is tested where no NVIDIA GPU is (CI's PoCL)."""
-    global _emulating
-    before, _emulating = _emulating, True
+    and edge logic is tested where no NVIDIA GPU is (CI's PoCL). cp.async copies
+    synchronously there, so a wrong wait in a kernel's pipeline shows only on
+    hardware."""
+    token = _emulating.set(True)
     try:
         yield
     finally:
-        _emulating = before
-
-
-def emulating_tensor_cores() -> bool:
-    """Whether an ``emulated_tensor_cores`` block is open (a plan cache keys on it)."""
-    return _emulating
+        _emulating.reset(token)
 
 
 def tensor_cores(cl_device: Any) -> bool:
     """Whether matmul_mma.cl can run on this OpenCL device (emulated within
     ``emulated_tensor_cores``)."""
-    return _emulating or reaches_tensor_cores(compute_capability(cl_device))
+    return _emulating.get() or reaches_tensor_cores(compute_capability(cl_device))
 
 
 def emulates_tensor_cores(cl_device: Any) -> bool:
-    """Whether the tensor-core kernels run here only through the emulation."""
-    return _emulating and not reaches_tensor_cores(compute_capability(cl_device))
+    """Whether the tensor-core kernels run on this device through the emulation."""
+    return _emulating.get() and not reaches_tensor_cores(compute_capability(cl_device))
 
 
 def reaches_tensor_cores(capability: tuple[int, int] | None) -> bool:
@@ -272,12 +272,13 @@ def kernels_for(device_type: str, capability: tuple[int, int] | None) -> str:
 
 def default_family(device: Device, dtype: np.dtype[Any]) -> str:
     """The kernel a product of ``dtype`` operands runs on ``device`` unless one is
-    forced: "panel" on a CPU; "mma" on tensor cores for float16 and bfloat16, and for float32
-    when TF32 is allowed (backends); "tiled" otherwise."""
-    if device.type == "cpu" and not _emulating:
-        return "panel"
+    forced: "mma" on tensor cores (real, or emulated within ``emulated_tensor_cores``)
+    for float16 and bfloat16, and for float32 when TF32 is allowed (backends);
+    otherwise "panel" on a CPU and "tiled" on a GPU."""
     wants_mma = dtype in MMA_TYPES and (dtype != dtypes.float32 or backends.tf32_allowed())
-    return "mma" if wants_mma and tensor_cores(device.cl_device) else "tiled"
+    if wants_mma and tensor_cores(device.cl_device):
+        return "mma"
+    return "panel" if device.type == "cpu" else "tiled"
 
 
 def _is_nvidia(device: Device) -> bool:
@@ -447,7 +448,8 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     if not tensor_cores(device.cl_device):
         raise ValueError(
             f"matmul: kernel 'mma' needs tensor cores (NVIDIA compute capability "
-            f"{MMA_CAPABILITY[0]}.{MMA_CAPABILITY[1]} or more); {device.name} has none"
+            f"{MMA_CAPABILITY[0]}.{MMA_CAPABILITY[1]} or more); {device.name} has none "
+            f"(gemm.emulated_tensor_cores() emulates them, for tests)"
         )
     if a.dtype not in MMA_TYPES:
         raise TypeError(f"matmul: kernel 'mma' takes {sorted(map(str, MMA_TYPES))}, got {a.dtype}")
@@ -462,7 +464,10 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     a_vec = _aligned_slots(a, a_k_major, per_vector)
     b_vec = _aligned_slots(b, not b_k_major, per_vector)
     copy_async = a_vec and b_vec
+    emulated = emulates_tensor_cores(device.cl_device)
     local_bytes = tile.local_bytes(size, a_k_major, b_k_major, tile.stages if copy_async else 2)
+    if emulated:
+        local_bytes += tile.threads * MMA_SCRATCH_BYTES
     if not tile.fits(size) or local_bytes > device.cl_device.local_mem_size:
         raise ValueError(
             f"matmul: {tile.name} cannot run {a.dtype} here: bk must be a multiple of "
@@ -475,7 +480,7 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     variant = MmaVariant(a.dtype, out_dtype, a_k_major, b_k_major, a_vec, b_vec,
                          n % 2 == 0 and out_dtype == dtypes.float32, copy_async, tile,
                          sliced=count > MAX_BATCH_SLICE,
-                         emulated=emulates_tensor_cores(device.cl_device))
+                         emulated=emulated)
     mma = device.kernels.kernel(MMA_SOURCES, "matmul_mma", variant)
     grid = (-(-n // tile.bn) * tile.threads, -(-m // tile.bm))
     steps = tuple(Step(mma, (*grid, entries), (tile.threads, 1, 1), scalars, (A, B, OUT))

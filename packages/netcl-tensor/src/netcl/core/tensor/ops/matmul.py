@@ -77,12 +77,12 @@ def matmul_with(a: Tensor, b: Tensor, kernel: str | None = None,
     _check_operands(a, b)
     out_type = a.dtype if out_dtype is None else dtypes.as_dtype(out_dtype)
     if out_type not in (a.dtype, dtypes.float32):
-        raise TypeError(f"matmul: out_dtype must be the operands' dtype ({a.dtype}) or "
-                        f"float32, got {out_type}")
+        raise TypeError(f"matmul: out_dtype must be float32 or None (the operands' dtype, "
+                        f"{a.dtype}), got {out_type}")
     device = common_device("matmul", [a, b])
     key = ("matmul", a.shape, a.strides, a.offset, a.dtype, b.shape, b.strides, b.offset,
            kernel, tile, backends.get_float32_matmul_precision(), out_type,
-           gemm.emulating_tensor_cores())
+           gemm.emulates_tensor_cores(device.cl_device))
     call = device.kernels.plans.get(key)
     if call is None:
         call = device.kernels.remember(key, _plan(device, a, b, kernel, tile, out_type))
