@@ -13,10 +13,12 @@ written, or if a range or its padding were misplaced.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyopencl as cl
@@ -26,7 +28,7 @@ from mpi4py import MPI
 import netcl.autograd as ag
 import netcl.distributed as dist
 from netcl.core.device import manager
-from netcl.core.tensor import Parameter, Tensor, from_numpy, manual_seed
+from netcl.core.tensor import Parameter, Tensor, float16, from_numpy, manual_seed
 from netcl.core.tensor.launch import transfer
 from netcl.distributed.shards import even_chunk
 from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
@@ -202,3 +204,45 @@ def test_a_parameter_in_memory_netcl_did_not_allocate_is_refused() -> None:
     with pytest.raises(TypeError, match=r"memory NCCL reduces.*backend='mpi'"):
         dist.ZeroRedundancyOptimizer([w1, b1, foreign, b2], Adam, world=world, lr=0.01)
     assert collectives.allocated == [] and w1.grad_home is None
+
+
+def test_a_parameter_that_is_not_float32_is_refused_before_anything_moves() -> None:
+    net = model()
+    w1, b1, w2, b2 = net.parameters()
+    half = Parameter(w2.astype(float16))
+    world, collectives = stand_in_world()
+    with pytest.raises(TypeError, match=r"param_groups\[0\]\[2\] has dtype float16"):
+        dist.ZeroRedundancyOptimizer([w1, b1, half, b2], Adam, world=world, lr=0.01)
+    assert collectives.allocated == []
+    assert all(p.grad_home is None for p in (w1, b1, half, b2))
+
+
+class Disagreeing:
+    """COMM_SELF, but its all-gather shows a second rank whose model lacks the last tensor."""
+
+    def __init__(self) -> None:
+        self.comm = MPI.COMM_SELF
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.comm, name)
+
+    def allgather(self, mine: list[Any]) -> list[list[Any]]:
+        return [mine, mine[:-1]]
+
+
+def test_ranks_that_disagree_leave_the_grad_homes_as_they_were() -> None:
+    net = model()
+    world, _ = stand_in_world()
+    world = dataclasses.replace(world, comm=Disagreeing())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rank 1 has 3 parameters"):
+        dist.ZeroRedundancyOptimizer(net.parameters(), Adam, world=world, lr=0.01)
+    assert all(p.grad_home is None for p in net.parameters())
+
+
+@pytest.mark.parametrize("params", [[], [{"params": []}], [{"params": []}, {"params": []}]],
+                         ids=["no parameters", "an empty group", "two empty groups"])
+def test_no_parameters_is_refused_as_the_optimizer_refuses_it(params: list[Any]) -> None:
+    world, collectives = stand_in_world()
+    with pytest.raises(ValueError, match="empty parameter list"):
+        dist.ZeroRedundancyOptimizer(params, Adam, world=world, lr=0.01)
+    assert collectives.allocated == []

@@ -6,11 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from netcl.core.tensor import Tensor, float32
+from netcl.core.tensor import Tensor
 from netcl.distributed.bf16_reducer import Bf16Reducer
 from netcl.distributed.comm_hooks import BUILT_IN, CommHook, allreduce_hook
 from netcl.distributed.reducer import NcclReducer, Reducer
-from netcl.distributed.replicas import broadcast_from_root, check_same_everywhere
+from netcl.distributed.replicas import (
+    broadcast_from_root,
+    check_same_everywhere,
+    refuse_unless_float32,
+)
 from netcl.distributed.world import World, world_or_default
 from netcl.nn import Module
 
@@ -73,14 +77,11 @@ class DistributedDataParallel(Module):
             )
         the_world = world_or_default(world)
         trained = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
-        for name, p in trained:
-            if p.dtype != float32:
-                raise TypeError(
-                    f"DistributedDataParallel: parameter {name!r} has dtype {p.dtype}; gradients "
-                    "are averaged in float32 only"
-                )
         state = list(module.named_parameters()) + list(module.named_buffers())
+        # The collective check first: a dtype that differs between ranks raises on every rank.
         check_same_everywhere(the_world.comm, state, "DistributedDataParallel")
+        refuse_unless_float32([(f"parameter {name!r}", p) for name, p in trained],
+                              "DistributedDataParallel")
         broadcast_from_root(the_world.comm, [t for _, t in state])
         self.module = module
         object.__setattr__(self, "world", the_world)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from mpi4py import MPI
 
 import netcl.autograd as ag
-from netcl.core.tensor import Tensor, from_numpy
+from netcl.core.tensor import Tensor, float32, from_numpy
 
 Described = tuple[str, tuple[int, ...], str]
+
+
+def refuse_unless_float32(named: Iterable[tuple[str, Tensor]], where: str) -> None:
+    """TypeError naming the first tensor that is not float32: the gradients are averaged in
+    float32 (MPI's sums and NCCL's), as the parameters' own dtype."""
+    for name, t in named:
+        if t.dtype != float32:
+            raise TypeError(
+                f"{where}: {name} has dtype {t.dtype}; gradients are averaged in float32 only"
+            )
 
 
 def check_same_everywhere(

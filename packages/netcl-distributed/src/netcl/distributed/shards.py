@@ -57,6 +57,11 @@ class Shard:
         assert p.grad is not None
         return flat_view(p.grad, 0, p.size)
 
+    def take_own_grads(self) -> None:
+        """This rank's range of the run's grads becomes ``tensor``'s grad (a view, no copy)."""
+        if self.tensor is not None:
+            self.tensor.grad = flat_view(self.grad_flat(), self.lo, self.hi)
+
 
 def even_chunk(total: int, size: int) -> int:
     """Each rank's element count under an even cut of ``total`` over ``size`` ranks."""

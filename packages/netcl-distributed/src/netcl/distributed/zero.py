@@ -13,13 +13,18 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from netcl.core.tensor import Tensor, float32
+from netcl.core.tensor import Tensor
 from netcl.distributed import host_copy
-from netcl.distributed.replicas import broadcast_from_root, check_same_everywhere
-from netcl.distributed.shards import Shard, cut, flat_view
+from netcl.distributed.replicas import (
+    broadcast_from_root,
+    check_same_everywhere,
+    refuse_unless_float32,
+)
+from netcl.distributed.shards import Shard, cut
 from netcl.distributed.world import World, world_or_default
-from netcl.distributed.zero_nccl import NcclShards, listed_groups
+from netcl.distributed.zero_nccl import NcclShards
 from netcl.optim import Optimizer
+from netcl.optim.optimizer import ParamsLike
 from netcl.optim.param_state import ParamState
 from netcl.optim.state_dict import pack_state, unpack_groups, unpack_state
 
@@ -76,7 +81,7 @@ class ZeroRedundancyOptimizer:
 
     def __init__(
         self,
-        params: Any,
+        params: ParamsLike,
         optimizer_class: type[Optimizer],
         *,
         world: World | None = None,
@@ -97,35 +102,38 @@ class ZeroRedundancyOptimizer:
         if "fused" in defaults:
             raise TypeError("ZeroRedundancyOptimizer: takes no 'fused': it always lays out flat")
         self.world = world_or_default(world)
-        comm, rank, size = self.world.comm, self.world.rank, self.world.size
+        size = self.world.size
         self.optimizer_class = optimizer_class
         communicator = self.world.nccl if size > 1 else None
         self._nccl: NcclShards | None = None
-        if communicator is not None:
-            params, groups = listed_groups(params)
-            if groups:  # else the optimizer below says what is wrong with params
-                self._nccl = NcclShards(groups, communicator)
-        # Lays the parameters out and checks every hyperparameter; never stepped.
         try:
-            self._layout_owner = optimizer_class(params, fused=True, **defaults)
+            if communicator is not None:
+                params, groups = _listed_groups(params)
+                if groups:  # else the optimizer below says what is wrong with params
+                    self._nccl = NcclShards(groups, communicator)
+            self._build(params, defaults)
         except BaseException:
             if self._nccl is not None:
-                self._nccl.restore()
+                self._nccl.restore()  # no parameter's gradient stays in the NCCL block
             raise
+        self._consolidated: dict[str, Any] | None = None
+
+    def _build(self, params: ParamsLike, defaults: Mapping[str, Any]) -> None:
+        """The layout owner (it checks every hyperparameter; never stepped), the replicas made
+        equal, the shards cut from the owner's layout, and the optimizer of this rank's."""
+        comm, rank, size = self.world.comm, self.world.rank, self.world.size
+        optimizer_class = self.optimizer_class
+        self._layout_owner = optimizer_class(params, fused=True, **defaults)
         self.param_groups = self._layout_owner.param_groups
         self.defaults = self._layout_owner.defaults
         named = [(f"param_groups[{g}][{i}]", p) for g, group in enumerate(self.param_groups)
                  for i, p in enumerate(group["params"])]
-        for name, p in named:
-            if p.dtype != float32:
-                raise TypeError(
-                    f"ZeroRedundancyOptimizer: {name} has dtype {p.dtype}; gradients are "
-                    "reduced in float32 only"
-                )
+        # The collective check first: a dtype that differs between ranks raises on every rank.
         check_same_everywhere(comm, named, "ZeroRedundancyOptimizer")
+        refuse_unless_float32(named, "ZeroRedundancyOptimizer")
         broadcast_from_root(comm, [p for _, p in named])
         self._shards = [cut(self._layout_owner, group["params"], rank, size,
-                            even=communicator is not None)
+                            even=self._nccl is not None)
                         for group in self.param_groups]
         if self._nccl is not None:
             self._nccl.attach(self._all_shards())
@@ -138,7 +146,6 @@ class ZeroRedundancyOptimizer:
                 inner_groups.append({**_hyperparameters(group), "params": tensors})
         self._inner = optimizer_class(inner_groups, fused=False, **defaults) if (
             inner_groups) else None
-        self._consolidated: dict[str, Any] | None = None
 
     @property
     def state(self) -> Mapping[Tensor, ParamState]:
@@ -173,8 +180,7 @@ class ZeroRedundancyOptimizer:
             # A world of one owns every whole bucket: the averaged grads are the grads, in
             # place, and the parameters its shards step are the model's own. Nothing moves.
             for s in live:
-                if s.tensor is not None:
-                    s.tensor.grad = flat_view(s.grad_flat(), s.lo, s.hi)
+                s.take_own_grads()
         elif self._nccl is not None:
             self._nccl.reduce_scatter(live)
         else:
@@ -246,10 +252,10 @@ class ZeroRedundancyOptimizer:
                 continue
             mine *= scale
             s.host[s.lo:s.hi] = mine
-            grads = flat_view(s.grad_flat(), s.lo, s.hi)
-            host_copy.to_device(grads.queue, [host_copy.Span(grads.buffer, grads.offset, s.lo,
-                                                             s.hi - s.lo)], s.host)
-            s.tensor.grad = grads
+            grads = s.grad_flat()
+            host_copy.to_device(grads.queue, [host_copy.Span(grads.buffer, grads.offset + s.lo,
+                                                             s.lo, s.hi - s.lo)], s.host)
+            s.take_own_grads()
 
     def _all_gather(self, live: list[Shard]) -> None:
         """Every rank's updated range of every live bucket, onto every rank."""
@@ -372,6 +378,37 @@ class ZeroRedundancyOptimizer:
 def _hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in group.items() if k != "params"}
 
+
+def _listed_groups(params: ParamsLike) -> tuple[ParamsLike, list[list[Tensor]]]:
+    """``params`` with every iterable read into a list (it is read twice: by ZeRO over NCCL,
+    then by the optimizer), and each param group's Tensors; no groups where ``params`` is not
+    an iterable of Tensors or of group dicts, or a group is empty (the optimizer then says what
+    is wrong)."""
+    if isinstance(params, Tensor):
+        return params, []
+    try:
+        items: list[Any] = list(params)  # unchecked: what the user passed
+    except TypeError:
+        return params, []
+    if items and all(isinstance(item, Tensor) for item in items):
+        return items, [items]
+    if not items or not all(isinstance(item, Mapping) for item in items):
+        return items, []
+    listed: list[dict[str, Any]] = []
+    groups: list[list[Tensor]] = []
+    for item in items:
+        group = dict(item)
+        members: Any = group.get("params")
+        if not isinstance(members, Tensor):
+            try:
+                group["params"] = members = list(members)
+            except TypeError:
+                return items, []
+        listed.append(group)
+        groups.append([members] if isinstance(members, Tensor) else members)
+    if not all(params and all(isinstance(p, Tensor) for p in params) for params in groups):
+        return listed, []
+    return listed, groups
 
 def _shard_entry(s: Shard, loaded: Mapping[Tensor, HostState], where: str
                  ) -> dict[str, Any] | None:

@@ -27,14 +27,14 @@ gradients is allocated.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
 
 from netcl.core.tensor import Tensor, float32
 from netcl.core.tensor.launch import marker, transfer, wait_for
 from netcl.distributed import nccl
-from netcl.distributed.shards import Shard, even_chunk, flat_view
+from netcl.distributed.replicas import refuse_unless_float32
+from netcl.distributed.shards import Shard, even_chunk
 from netcl.optim.flat_layout import unmovable_reason
 
 
@@ -51,21 +51,28 @@ class NcclShards:
 
     def __init__(self, groups: Sequence[Sequence[Tensor]],
                  communicator: nccl.ShardCollectives) -> None:
-        for params in groups:
-            for p in params:
-                why = unmovable_reason(p)
-                if why is not None:
-                    raise TypeError(
-                        f"ZeroRedundancyOptimizer over NCCL: a parameter of shape {p.shape} "
-                        f"{why}, so its gradient cannot live in the memory NCCL reduces; "
-                        "init(backend='mpi') takes the host path"
-                    )
+        """``groups``: each param group's parameters, none empty; checked before any memory
+        is allocated."""
+        named = [(f"param_groups[{g}][{i}]", p) for g, params in enumerate(groups)
+                 for i, p in enumerate(params)]
+        refuse_unless_float32(named, "ZeroRedundancyOptimizer")
+        for name, p in named:
+            why = unmovable_reason(p)
+            if why is not None:
+                raise TypeError(
+                    f"ZeroRedundancyOptimizer over NCCL: {name} (shape {p.shape}) "
+                    f"{why}, so its gradient cannot live in the memory NCCL reduces; "
+                    "init(backend='mpi') takes the host path"
+                )
         self._communicator = communicator
-        self._groups = [list(params) for params in groups if params]
-        self._base: dict[int, int] = {}  # by id(a group's first parameter), in both blocks
+        self._groups = [list(params) for params in groups]
+        # Where each group's range starts in both blocks, by id of the group's first parameter;
+        # attach() finds each shard's there and keeps it by id of the shard.
+        self._start_by_first_param: dict[int, int] = {}
+        self._start_by_shard: dict[int, int] = {}
         at = 0
         for params in self._groups:
-            self._base[id(params[0])] = at
+            self._start_by_first_param[id(params[0])] = at
             at += even_chunk(sum(p.size for p in params), communicator.size) * communicator.size
         device = self._groups[0][0].device
         # Never freed, as NcclReducer's block (see its docstring): grad homes are views of it.
@@ -76,7 +83,7 @@ class NcclShards:
             Tensor(block.buffer, (max(at, 1),), float32, device).fill_(0.0)
         self._previous = [(p, p.grad_home) for params in self._groups for p in params]
         for params in self._groups:
-            first = self._base[id(params[0])]
+            first = self._start_by_first_param[id(params[0])]
             for p in params:
                 p.set_grad_home(Tensor(self.grads.buffer, p.shape, p.dtype, device,
                                        offset=first))
@@ -91,9 +98,8 @@ class NcclShards:
     def attach(self, shards: Sequence[Shard]) -> None:
         """Check that each shard is one group's run of parameters with its gradients in the
         block (the owner adopted the homes), and make the block's range its gradients."""
-        base: dict[int, int] = {}
         for s in shards:
-            first = self._base.get(id(s.params[0]))
+            first = self._start_by_first_param.get(id(s.params[0]))
             grads = s.grad_flat() if s.bucket_grads is not None else s.params[0].grad_home
             if first is None or grads is None or grads.buffer is not self.grads.buffer or (
                     grads.offset != first):
@@ -102,10 +108,9 @@ class NcclShards:
                     f"group of {len(s.params)} parameter(s) out over the gradient memory NCCL "
                     "reduces; init(backend='mpi') takes the host path"
                 )
-            base[id(s)] = first
+            self._start_by_shard[id(s)] = first
             s.bucket_grads = Tensor(self.grads.buffer, (s.total,), float32, grads.device,
                                     offset=first)
-        self._base = base  # by id(shard) from now on
 
     def reduce_scatter(self, live: Sequence[Shard]) -> None:
         """Each live shard's range of the gradients becomes their mean over the ranks."""
@@ -114,8 +119,7 @@ class NcclShards:
         self._thread.raise_if_failed()
         self._in_place(live, self._communicator.start_reduce_scatter, self.grads)
         for s in live:
-            if s.tensor is not None:
-                s.tensor.grad = flat_view(s.grad_flat(), s.lo, s.hi)
+            s.take_own_grads()
 
     def all_gather(self, live: Sequence[Shard]) -> None:
         """Every rank's stepped range of each live shard, into every rank's parameters."""
@@ -127,11 +131,11 @@ class NcclShards:
                 transfer(queue, self.params.buffer, s.param_flat.buffer,
                          byte_count=(s.hi - s.lo) * 4,
                          src_offset=(s.param_flat.offset + s.lo) * 4,
-                         dst_offset=(self._base[id(s)] + s.lo) * 4)
+                         dst_offset=(self._start_by_shard[id(s)] + s.lo) * 4)
         self._in_place(live, self._communicator.start_all_gather, self.params)
         for s in live:
             transfer(queue, s.param_flat.buffer, self.params.buffer, byte_count=s.total * 4,
-                     src_offset=self._base[id(s)] * 4, dst_offset=s.param_flat.offset * 4)
+                     src_offset=self._start_by_shard[id(s)] * 4, dst_offset=s.param_flat.offset * 4)
 
     def _in_place(self, live: Sequence[Shard], start: Callable[[int, int], None],
                   block: nccl.Memory) -> None:
@@ -143,37 +147,7 @@ class NcclShards:
         queue.flush()  # so that the marker completes without anyone waiting on the queue
         size = self._communicator.size
         for s in live:
-            self._thread.start_after(ready, partial(
-                start, block.pointer + self._base[id(s)] * 4, even_chunk(s.total, size)))
+            address = block.pointer + self._start_by_shard[id(s)] * 4
+            self._thread.start_after(ready, partial(start, address, even_chunk(s.total, size)))
         wait_for(queue, self._thread.done(queue.context))
 
-
-def listed_groups(params: Any) -> tuple[Any, list[list[Tensor]]]:
-    """``params`` with every iterable read into a list (it is read twice: by ZeRO over NCCL,
-    then by the optimizer), and each param group's Tensors; no groups where ``params`` is not
-    an iterable of Tensors or of group dicts (the optimizer then says what is wrong)."""
-    if isinstance(params, Tensor):
-        return params, []
-    try:
-        items = list(params)
-    except TypeError:
-        return params, []
-    if items and all(isinstance(item, Tensor) for item in items):
-        return items, [items]
-    if not items or not all(isinstance(item, Mapping) for item in items):
-        return items, []
-    listed: list[dict[str, Any]] = []
-    for item in items:
-        group = dict(item)
-        members = group.get("params")
-        if not isinstance(members, Tensor):
-            try:
-                group["params"] = members = list(members)  # type: ignore[arg-type]
-            except TypeError:
-                return items, []
-        listed.append(group)
-    groups = [[group["params"]] if isinstance(group["params"], Tensor) else group["params"]
-              for group in listed]
-    if not all(isinstance(p, Tensor) for params in groups for p in params):
-        return listed, []
-    return listed, groups
