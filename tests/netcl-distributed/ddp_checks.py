@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import netcl.autograd as ag
 import netcl.distributed as dist
 from netcl.core.tensor import Tensor, from_numpy, manual_seed
 from netcl.distributed import reducer as reducer_module
+from netcl.distributed.bf16_reducer import Bf16Reducer
 from netcl.nn import Linear, Module, ReLU, Sequential
 from netcl.optim import Adam
 
@@ -160,9 +162,34 @@ def check_a_dropped_wrapper_stops_averaging() -> None:
     assert not any(np.array_equal(a[0], second[0][0]) for a in second[1:])
 
 
+def check_a_bad_hook_on_one_rank_raises_on_every_rank() -> None:
+    """Only the last rank passes each bad argument; every rank raises the same error, and the
+    wrapper keeps averaging as before (a rank that raised alone would leave the others waiting
+    in the collective)."""
+    ddp = dist.DistributedDataParallel(Sequential(Linear(q, 5, 3)))
+    reducer = ddp._reducer
+    bf16, last = dist.comm_hooks.bf16_compress_hook, size - 1
+    cases = [
+        (("group", bf16), TypeError, f"pass None, got str on rank {last}"),
+        ((None, lambda state, bucket: None), TypeError, f"built-ins .* on rank {last}"),
+        ((None, dist.comm_hooks.allreduce_hook), ValueError, "every rank must register the same"),
+    ]
+    for bad, error, match in cases:
+        try:
+            ddp.register_comm_hook(*(bad if rank == last else (None, bf16)))
+        except error as raised:
+            assert re.search(match, str(raised)), (rank, raised)
+        else:
+            raise AssertionError(f"rank {rank}: no {error.__name__} matching {match!r}")
+        assert ddp._comm_hook is None and ddp._reducer is reducer, rank
+    ddp.register_comm_hook(None, bf16)  # agreed on every rank: taken
+    assert isinstance(ddp._reducer, Bf16Reducer)
+
+
 check(optimizer_first=False, chunk_bytes=reducer_module.CHUNK_BYTES)
 check(optimizer_first=True, chunk_bytes=reducer_module.CHUNK_BYTES)
 check(optimizer_first=True, chunk_bytes=40)
 check_unused_parameter_is_reported()
 check_a_dropped_wrapper_stops_averaging()
+check_a_bad_hook_on_one_rank_raises_on_every_rank()
 print(f"rank {rank} of {size}: ddp checks passed")

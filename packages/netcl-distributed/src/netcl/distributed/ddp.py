@@ -115,36 +115,50 @@ class DistributedDataParallel(Module):
         (``allreduce_hook``, the default, or ``bf16_compress_hook``) and
         ``state`` None: netcl runs a hook inside its reducer's pipeline, not
         as a Python call per bucket. Call it once, on every rank, with the
-        same hook (checked: ValueError on every rank otherwise), between
-        backward passes. ``bf16_compress_hook`` runs on the host (MPI) path
+        same hook, between backward passes. Every rank's arguments are
+        gathered before any is checked, so a bad argument on one rank raises
+        the same error on every rank (naming that rank), and nothing changes.
+        ``bf16_compress_hook`` runs on the host (MPI) path
         only: with the NCCL backend it raises RuntimeError. In a world of one
         nothing is sent, so nothing is compressed: the gradients stay those
         of float32.
         """
-        if state is not None:
-            raise TypeError(
-                "DistributedDataParallel.register_comm_hook: netcl's built-in hooks take no "
-                f"state; pass None, got {type(state).__name__}"
-            )
-        if not any(hook is known for known in BUILT_IN):
-            raise TypeError(
-                "DistributedDataParallel.register_comm_hook: hook must be one of netcl's "
-                f"built-ins {[repr(known) for known in BUILT_IN]} (netcl calls no Python "
-                f"function per bucket), got {hook!r}"
-            )
-        if self._comm_hook is not None:
-            raise RuntimeError(
-                "DistributedDataParallel.register_comm_hook can only be called once; "
-                f"{self._comm_hook!r} is registered"
-            )
+        where = "DistributedDataParallel.register_comm_hook"
+        built_in = any(hook is known for known in BUILT_IN)
         the_world = self.world
-        if the_world.size > 1:
-            hooks = the_world.comm.allgather(hook.name)
-            if len(set(hooks)) > 1:
-                raise ValueError(
-                    "DistributedDataParallel.register_comm_hook: every rank must register the "
-                    f"same hook, got {hooks} (rank by rank)"
+        # Strings only: a hook that is not built in may be any object, unpicklable.
+        everyone: list[tuple[str | None, str | None, str | None, str | None]] = (
+            the_world.comm.allgather((
+                None if state is None else type(state).__name__,
+                None if built_in else repr(hook),
+                None if self._comm_hook is None else repr(self._comm_hook),
+                hook.name if built_in else None,
+            )))
+
+        def at(rank: int) -> str:
+            return "" if len(everyone) == 1 else f" on rank {rank}"
+
+        for rank, (state_type, unknown, registered, _) in enumerate(everyone):
+            if state_type is not None:
+                raise TypeError(
+                    f"{where}: netcl's built-in hooks take no state; pass None, got "
+                    f"{state_type}{at(rank)}"
                 )
+            if unknown is not None:
+                raise TypeError(
+                    f"{where}: hook must be one of netcl's built-ins "
+                    f"{[repr(known) for known in BUILT_IN]} (netcl calls no Python function "
+                    f"per bucket), got {unknown}{at(rank)}"
+                )
+            if registered is not None:
+                raise RuntimeError(
+                    f"{where} can only be called once; {registered} is registered{at(rank)}"
+                )
+        names = [name for *_, name in everyone]
+        if len(set(names)) > 1:
+            raise ValueError(
+                f"{where}: every rank must register the same hook, got {names} (rank by rank)"
+            )
         if hook is not allreduce_hook and the_world.nccl is not None:
             raise RuntimeError(
                 f"DistributedDataParallel.register_comm_hook: {hook!r} runs on the host (MPI) "
