@@ -114,13 +114,12 @@ def sum_in_rank_order(out: Tensor, rows: Sequence[Tensor], scale: float) -> None
     if len(rows) == 1:
         elementwise("bf16_average", "a * b", [rows[0], scale], out=out)
         return
-    last = len(rows) == 2
-    elementwise("bf16_average", "(a + b) * c" if last else "a + b",
-                [rows[0], rows[1], *([scale] if last else [])], out=out)
-    for at, row in enumerate(rows[2:], start=3):
-        last = at == len(rows)
+    total = rows[0]
+    for summed, row in enumerate(rows[1:], start=2):
+        last = summed == len(rows)
         elementwise("bf16_average", "(a + b) * c" if last else "a + b",
-                    [out, row, *([scale] if last else [])], out=out)
+                    [total, row, *([scale] if last else [])], out=out)
+        total = out
 
 
 def _at_least(staging: Tensor | None, count: int, like: Tensor) -> Tensor:

@@ -13,26 +13,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from netcl.core.tensor import bfloat16, float32
-
 
 @dataclass(frozen=True, eq=False)
 class CommHook:
-    """A built-in way of averaging: the dtype the gradients travel in between ranks."""
+    """A built-in way of averaging, named as PyTorch's; what crosses between ranks is the
+    business of the reducer it selects (``bf16_reducer`` says how bfloat16 travels)."""
 
     name: str
-    wire_dtype: np.dtype[np.generic]
 
     def __repr__(self) -> str:
         return f"netcl.distributed.comm_hooks.{self.name}"
 
 
-allreduce_hook = CommHook("allreduce_hook", float32)
+allreduce_hook = CommHook("allreduce_hook")
 """The default: a float32 all-reduce of each bucket, then a division by the world size."""
 
-bf16_compress_hook = CommHook("bf16_compress_hook", bfloat16)
+bf16_compress_hook = CommHook("bf16_compress_hook")
 """Gradients cross between ranks as bfloat16, and are summed in float32.
 
 Each bucket is rounded to bfloat16 on the device (to nearest, ties to
