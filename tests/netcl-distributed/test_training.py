@@ -52,11 +52,14 @@ def test_ranks_train_as_one_process(
 def test_bf16_compressed_gradients_still_train(one_process: dict[str, Any]) -> None:
     """Each step's gradients are rounded to bfloat16 (2**-8 relative) before they are summed,
     so the run leaves the float32 one's path: after one epoch its loss differed by 1.9e-4
-    relative (measured). It must still train as that one does: the same loss to 2e-3
-    relative (ten times the measured gap; the start is ln 10 = 2.30, the end 0.86), the
-    same accuracy to two test digits in 357, and not the float32 run's bits (the hook ran)."""
+    relative (measured). It must still train as that one does: the same loss (the start is
+    ln 10 = 2.30, the end 0.86), the same accuracy to two test digits in 357, and not the
+    float32 run's bits (the hook ran)."""
     summary = last_json(run(2, DIGITS, *TRAINING, "--epochs", "1", "--bf16-compress")[0])
     assert summary["loss"] != one_process["loss"]
+    # A training-run allowance, not a bound derived from rounding: ten times the measured
+    # 1.9e-4 (the roundings of 30 steps compound through Adam's path, which no per-operation
+    # bound follows).
     assert summary["loss"] == pytest.approx(one_process["loss"], rel=2e-3)
     assert summary["accuracy"] == pytest.approx(one_process["accuracy"], abs=2 / 357)
 
