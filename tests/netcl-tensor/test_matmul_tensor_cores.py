@@ -189,7 +189,16 @@ def tc_device(device: Device) -> Device:
 
 
 def bound(a: Array, b: Array, out_dtype: np.dtype[Any]) -> Array:
-    """What the kernel may miss the exact product of the stored inputs by.
+    """What the kernel may miss the exact product of the stored inputs by."""
+    magnitude = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    return rounding_bound(magnitude, exact, a.shape[-1], a.dtype, out_dtype)
+
+
+def rounding_bound(magnitude: Array, exact: Array, k: int, in_dtype: np.dtype[Any],
+                   out_dtype: np.dtype[Any]) -> Array:
+    """What a sum of ``k`` products of ``in_dtype`` inputs may miss its exact value by,
+    given ``magnitude``, the sum of the products' magnitudes.
 
     TF32 rounds each float32 input to nearest with 10 mantissa bits (unit
     roundoff 2**-11), so a product is off by at most 2u + u^2 relative; 16-bit
@@ -199,14 +208,11 @@ def bound(a: Array, b: Array, out_dtype: np.dtype[Any]) -> Array:
     output is rounded once more (2**-11 of the value for float16, 2**-8 for
     bfloat16).
     """
-    k = a.shape[-1]
-    magnitude = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
-    u_in = 2.0**-11 if a.dtype == np.float32 else 0.0
+    u_in = 2.0**-11 if in_dtype == np.float32 else 0.0
     u_sum = 2.0**-23
     error: Array = magnitude * (2 * u_in + u_in**2 + k * u_sum / (1 - k * u_sum))
     if out_dtype in (dtypes.float16, dtypes.bfloat16):
         unit = 2.0**-11 if out_dtype == dtypes.float16 else 2.0**-8  # 10 or 7 mantissa bits
-        exact = a.astype(np.float64) @ b.astype(np.float64)
         error = error * (1 + unit) + np.abs(exact) * unit
     return error
 

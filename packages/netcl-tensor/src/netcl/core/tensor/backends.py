@@ -9,6 +9,11 @@ TF32: each input is rounded to a 10-bit mantissa (relative error at most
 the kernels can reach (NVIDIA compute capability 8.0 or more) change their
 results; everywhere else float32 is computed as before, bit for bit.
 
+``cudnn.allow_tf32`` is ``torch.backends.cudnn.allow_tf32``: the same for
+float32 convolutions (conv2d and its gradients), a setting of its own. Unlike
+torch's, it is off by default: netcl's rule is that float32 stays float32
+until asked otherwise, for convolutions as for matmul.
+
 >>> from netcl.core.tensor import backends
 >>> backends.get_float32_matmul_precision()
 'highest'
@@ -22,10 +27,11 @@ False
 
 from __future__ import annotations
 
-__all__ = ["get_float32_matmul_precision", "matmul", "set_float32_matmul_precision"]
+__all__ = ["cudnn", "get_float32_matmul_precision", "matmul", "set_float32_matmul_precision"]
 
 PRECISIONS = ("highest", "high", "medium")
 _precision = "highest"
+_conv_tf32 = False
 
 
 def set_float32_matmul_precision(precision: str) -> None:
@@ -51,6 +57,16 @@ def tf32_allowed() -> bool:
     return _precision != "highest"
 
 
+def conv_tf32_allowed() -> bool:
+    """Whether float32 convolutions may use TF32 tensor cores."""
+    return _conv_tf32
+
+
+def _check_bool(name: str, allowed: object) -> None:
+    if not isinstance(allowed, bool):
+        raise TypeError(f"{name} must be a bool, got {type(allowed).__name__}")
+
+
 class _MatmulFlags:
     """``torch.backends.cuda.matmul``'s ``allow_tf32``, over the precision above."""
 
@@ -60,9 +76,23 @@ class _MatmulFlags:
 
     @allow_tf32.setter
     def allow_tf32(self, allowed: bool) -> None:
-        if not isinstance(allowed, bool):
-            raise TypeError(f"matmul.allow_tf32 must be a bool, got {type(allowed).__name__}")
+        _check_bool("matmul.allow_tf32", allowed)
         set_float32_matmul_precision("high" if allowed else "highest")
 
 
+class _CudnnFlags:
+    """``torch.backends.cudnn``'s ``allow_tf32``, for float32 convolutions."""
+
+    @property
+    def allow_tf32(self) -> bool:
+        return _conv_tf32
+
+    @allow_tf32.setter
+    def allow_tf32(self, allowed: bool) -> None:
+        global _conv_tf32
+        _check_bool("cudnn.allow_tf32", allowed)
+        _conv_tf32 = allowed
+
+
 matmul = _MatmulFlags()
+cudnn = _CudnnFlags()

@@ -1,6 +1,9 @@
 """2-D convolution over NCHW tensors: the convolution itself and its two gradients as
 implicit GEMMs on matmul's tiled kernel (matmul.cl reads the input in place, no
-unfolded copy), unfold/fold (im2col/col2im) and max pooling with its argmax (conv.cl).
+unfolded copy), or on its tensor-core kernel (matmul_mma.cl, the same reads) for
+float16 and bfloat16, and float32 with ``backends.cudnn.allow_tf32``, where the
+device has tensor cores (gemm.conv_on_tensor_cores); unfold/fold (im2col/col2im)
+and max pooling with its argmax (conv.cl).
 A CPU device takes conv_cpu.py's paths instead (the whole batch's im2col into one
 panel matmul, geometry compiled into the kernels)."""
 
@@ -19,7 +22,8 @@ from netcl.core.tensor.dispatch import common_device, empty, record
 from netcl.core.tensor.launch import launch
 from netcl.core.tensor.ops import conv_cpu
 from netcl.core.tensor.ops.elementwise import add, copy_
-from netcl.core.tensor.ops.matmul import TileConfig, implicit_gemm
+from netcl.core.tensor.ops.gemm import conv_on_tensor_cores
+from netcl.core.tensor.ops.matmul import MmaTile, TileConfig, implicit_gemm
 from netcl.core.tensor.ops.reduce import sum as sum_
 from netcl.core.tensor.tensor import Shape, Tensor
 
@@ -93,7 +97,7 @@ def _ints(values: Sequence[int]) -> list[np.int32]:
 
 def conv2d(
     x: Tensor, weight: Tensor, stride: IntPair = 1, padding: IntPair = 0,
-    dilation: IntPair = 1, tile: TileConfig | None = None, bias: Tensor | None = None,
+    dilation: IntPair = 1, tile: TileConfig | MmaTile | None = None, bias: Tensor | None = None,
 ) -> Tensor:
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
@@ -163,7 +167,7 @@ def conv2d_grads(
 
 def conv2d_input_grad(
     grad: Tensor, weight: Tensor, input_shape: Sequence[int], stride: IntPair = 1,
-    padding: IntPair = 0, dilation: IntPair = 1, tile: TileConfig | None = None,
+    padding: IntPair = 0, dilation: IntPair = 1, tile: TileConfig | MmaTile | None = None,
 ) -> Tensor:
     """The gradient of ``conv2d`` for its input: (N, C, H, W) of ``input_shape``.
 
@@ -197,7 +201,7 @@ def conv2d_input_grad(
 
 def conv2d_weight_grad(
     grad: Tensor, x: Tensor, weight_shape: Sequence[int], stride: IntPair = 1,
-    padding: IntPair = 0, dilation: IntPair = 1, tile: TileConfig | None = None,
+    padding: IntPair = 0, dilation: IntPair = 1, tile: TileConfig | MmaTile | None = None,
 ) -> Tensor:
     """The gradient of ``conv2d`` for its weight: (O, C, KH, KW) of ``weight_shape``.
 
@@ -258,9 +262,11 @@ def _check_grad(op: str, grad: Tensor, other: Tensor, shape: Shape) -> None:
     common_device(op, [grad, other])
 
 
-def _unfolds(t: Tensor, tile: TileConfig | None) -> bool:
-    """Whether a convolution takes conv_cpu's path (CPU devices, no tile forced)."""
-    return tile is None and t.device.type == "cpu"
+def _unfolds(t: Tensor, tile: TileConfig | MmaTile | None) -> bool:
+    """Whether a convolution takes conv_cpu's path (CPU devices, no tile forced,
+    tensor cores not emulated)."""
+    return (tile is None and t.device.type == "cpu"
+            and not conv_on_tensor_cores(t.device, t.dtype))
 
 
 def _contiguous(t: Tensor) -> Tensor:

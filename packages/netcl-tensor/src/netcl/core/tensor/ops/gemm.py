@@ -32,10 +32,11 @@ import pyopencl.cltypes as cltypes
 
 from netcl.core.device import Device
 from netcl.core.device.device import compute_capability
-from netcl.core.tensor import backends, dtypes
+from netcl.core.tensor import backends, dtypes, recorder
 from netcl.core.tensor.launch import enqueue_prepared
 from netcl.core.tensor.ops.elementwise import add_, copy_, fill_
 from netcl.core.tensor.ops.matmul_tiles import MmaTile, TileConfig, choose_mma_tile, choose_tile
+from netcl.core.tensor.ops.reduce import sum as sum_
 from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("matmul.cl")
@@ -207,10 +208,13 @@ class MmaVariant(NamedTuple):
     tile: MmaTile
     sliced: bool = False  # the batch runs in slices (see _slices)
     emulated: bool = False  # mma.sync and friends in plain OpenCL C (emulated_tensor_cores)
+    gather: tuple[tuple[str, int], ...] = ()  # B is a convolution's input (G_* defines)
+    sum_images: bool = False  # batch entry z sums a group of images (SUM_IMAGES)
 
     def defines(self) -> dict[str, str | int]:
         tile = self.tile
         return {
+            **dict(self.gather or (("B_GATHER", 0),)), "SUM_IMAGES": int(self.sum_images),
             "MMA_TYPE": MMA_TYPES[self.a_dtype], "BM": tile.bm, "BN": tile.bn, "BK": tile.bk,
             "WARPS_M": tile.warps_m, "WARPS_N": tile.warps_n,
             "A_K_MAJOR": int(self.a_k_major), "B_K_MAJOR": int(self.b_k_major),
@@ -265,8 +269,9 @@ def kernels_for(device_type: str, capability: tuple[int, int] | None) -> str:
     if device_type == "cpu":
         return "matmul: panel kernel (CPU)"
     if reaches_tensor_cores(capability):
-        return ("matmul: tensor cores (mma.sync) for float16 and bfloat16, and float32 when "
-                "TF32 is allowed; tiled kernel otherwise")
+        return ("matmul and conv2d: tensor cores (mma.sync) for float16 and bfloat16, and "
+                "float32 when TF32 is allowed (matmul.allow_tf32, cudnn.allow_tf32); tiled "
+                "kernel otherwise")
     return "matmul: tiled kernel (no tensor cores reachable)"
 
 
@@ -279,6 +284,14 @@ def default_family(device: Device, dtype: np.dtype[Any]) -> str:
     if wants_mma and tensor_cores(device.cl_device):
         return "mma"
     return "panel" if device.type == "cpu" else "tiled"
+
+
+def conv_on_tensor_cores(device: Device, dtype: np.dtype[Any]) -> bool:
+    """Whether a convolution of ``dtype`` runs on tensor cores here: float16 and
+    bfloat16, and float32 when TF32 is allowed for convolutions (backends.cudnn),
+    on a device with tensor cores (or within ``emulated_tensor_cores``)."""
+    wants_mma = dtype in MMA_TYPES and (dtype != dtypes.float32 or backends.conv_tf32_allowed())
+    return wants_mma and tensor_cores(device.cl_device)
 
 
 def _is_nvidia(device: Device) -> bool:
@@ -443,8 +456,11 @@ def _aligned_slots(op: Operand, k_major: bool, width: int) -> bool:
 
 
 def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], dims: Shape,
-              m: int, n: int, k: int, tile: MmaTile | None) -> Plan:
-    """``out[z] = A[z] @ B[z]`` on tensor cores (matmul_mma.cl)."""
+              m: int, n: int, k: int, tile: MmaTile | None,
+              gather: tuple[tuple[str, int], ...] = (), group: int = 0) -> Plan:
+    """``out[z] = A[z] @ B[z]`` on tensor cores (matmul_mma.cl). With ``gather``, B is
+    a convolution's input read in place (see implicit_gemm); with ``group``, entry z
+    of ``out`` is the sum of the products of images z * group .. (z + 1) * group - 1."""
     if not tensor_cores(device.cl_device):
         raise ValueError(
             f"matmul: kernel 'mma' needs tensor cores (NVIDIA compute capability "
@@ -456,13 +472,16 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     size = a.dtype.itemsize
     count = math.prod(dims)
     a_k_major = a.col_stride == 1
-    b_k_major = b.row_stride == 1 and b.col_stride != 1
+    # A weight gradient's gathered B runs along K (output positions) in memory.
+    b_k_major = dict(gather).get("B_GATHER") == 2 if gather else (
+        b.row_stride == 1 and b.col_stride != 1)
+    entries = -(-count // group) if group else count
     if tile is None:
         layout = ("n" if a_k_major else "t") + ("t" if b_k_major else "n")
-        tile = choose_mma_tile(device.compute_units, layout, m, n, count, size)
+        tile = choose_mma_tile(device.compute_units, layout, m, n, entries, size)
     per_vector = 16 // size
     a_vec = _aligned_slots(a, a_k_major, per_vector)
-    b_vec = _aligned_slots(b, not b_k_major, per_vector)
+    b_vec = not gather and _aligned_slots(b, not b_k_major, per_vector)
     copy_async = a_vec and b_vec
     emulated = emulates_tensor_cores(device.cl_device)
     local_bytes = tile.local_bytes(size, a_k_major, b_k_major, tile.stages if copy_async else 2)
@@ -479,12 +498,13 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
         )
     variant = MmaVariant(a.dtype, out_dtype, a_k_major, b_k_major, a_vec, b_vec,
                          n % 2 == 0 and out_dtype == dtypes.float32, copy_async, tile,
-                         sliced=count > MAX_BATCH_SLICE,
-                         emulated=emulated)
+                         sliced=entries > MAX_BATCH_SLICE, emulated=emulated,
+                         gather=gather, sum_images=group > 0)
     mma = device.kernels.kernel(MMA_SOURCES, "matmul_mma", variant)
     grid = (-(-n // tile.bn) * tile.threads, -(-m // tile.bm))
-    steps = tuple(Step(mma, (*grid, entries), (tile.threads, 1, 1), scalars, (A, B, OUT))
-                  for entries, scalars in _slices(count, params(a, b, m, n, k, dims)))
+    scalars = params(a, b, m, n, k, dims, group, count if group else 0)
+    steps = tuple(Step(mma, (*grid, sliced), (tile.threads, 1, 1), packed, (A, B, OUT))
+                  for sliced, packed in _slices(entries, scalars))
     return Plan((), steps)
 
 
@@ -546,7 +566,7 @@ def _tiled_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any]
 
 
 def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
-                  geometry: dict[str, int], tile: TileConfig | None = None) -> None:
+                  geometry: dict[str, int], tile: TileConfig | MmaTile | None = None) -> None:
     """One convolution pass as a GEMM whose B operand is read in place from the NCHW ``x``.
 
     For every image z of ``x``: ``a[z] @ B[z]`` (``a`` is (M, K), or (N, M, K):
@@ -555,7 +575,8 @@ def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
     OH*OW); mode 3: the input gradient's view of the output gradient; both
     write ``out`` (N, M, columns). Mode 2: the unfolded input transposed (the
     weight gradient's B, K = OH*OW), summed over images into ``out`` (M, columns).
-    ``geometry`` holds matmul.cl's G_* values without the prefix.
+    ``geometry`` holds matmul.cl's G_* values without the prefix. Where
+    ``conv_on_tensor_cores`` holds (or an MmaTile is given), matmul_mma.cl runs it.
     """
     device = a.device
     count = x.shape[0]
@@ -567,10 +588,13 @@ def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
     a_op = Operand(a.dtype, a.shape, a.offset, a.strides[-2], a.strides[-1],
                    (a.strides[0],) if a.ndim == 3 else (0,))
     b_op = Operand(x.dtype, x.shape, x.offset, 0, 0, (x.strides[0],))
+    gather = (("B_GATHER", mode), *((f"G_{key}", value) for key, value in geometry.items()))
+    if isinstance(tile, MmaTile) or (tile is None and conv_on_tensor_cores(device, a.dtype)):
+        _mma_conv(a_op, b_op, a, x, out, mode, tuple(sorted(gather)), tile)
+        return
     if tile is None:
         tile = choose_tile(device.name, device.compute_units, f"conv{mode}", m, n_cols, k,
                            count)
-    gather = (("B_GATHER", mode), *((f"G_{key}", value) for key, value in geometry.items()))
     images = max(1, MAX_SLAB_BYTES // (m * n_cols * 4)) if mode == 2 else count
     if count <= images:
         # Mode 2's K runs along the image's columns: consecutive work-items walk K.
@@ -588,6 +612,45 @@ def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
         if first:
             add_(total, part)
     copy_(out, total)
+
+
+def weight_grad_groups(compute_units: int, tiles: int, images: int, slab_bytes: int) -> int:
+    """Groups a tensor-core weight gradient splits its images into: each group's sum
+    goes to a float32 slab of ``slab_bytes`` and the slabs are summed in group
+    order. Enough groups for two work-groups a compute unit, at most one an image,
+    their slabs within MAX_SLAB_BYTES."""
+    wanted = -(-2 * compute_units // tiles)
+    return max(1, min(images, wanted, MAX_SLAB_BYTES // slab_bytes))
+
+
+def _mma_conv(a_op: Operand, b_op: Operand, a: Tensor, x: Tensor, out: Tensor, mode: int,
+              gather: tuple[tuple[str, int], ...], tile: MmaTile | None) -> None:
+    """implicit_gemm on tensor cores. The weight gradient (mode 2) sums its images
+    in the kernel, a group of them a work-group (SUM_IMAGES), then the groups'
+    float32 slabs in group order: a fixed order either way."""
+    device = a.device
+    count = x.shape[0]
+    m, n = out.shape[-2:]
+    k = a.shape[-1]
+    if mode != 2:
+        plan = _mma_plan(device, a_op, b_op, out.dtype, (count,), m, n, k, tile, gather)
+        run(device, plan, a.buffer, x.buffer, out.buffer)
+        return
+    if tile is None:
+        tile = choose_mma_tile(device.compute_units, "nt", m, n, 1, a.dtype.itemsize)
+    tiles = -(-m // tile.bm) * -(-n // tile.bn)
+    group = -(-count // weight_grad_groups(device.compute_units, tiles, count, m * n * 4))
+    groups = -(-count // group)
+    if groups == 1:
+        plan = _mma_plan(device, a_op, b_op, out.dtype, (count,), m, n, k, tile, gather, group)
+        run(device, plan, a.buffer, x.buffer, out.buffer)
+        return
+    slabs = Tensor(device.pool.allocate(groups * m * n * 4), (groups, m, n), dtypes.float32,
+                   device)
+    plan = _mma_plan(device, a_op, b_op, dtypes.float32, (count,), m, n, k, tile, gather, group)
+    run(device, plan, a.buffer, x.buffer, slabs.buffer)
+    with recorder.recording(None):  # a step of the convolution, not an op of its own
+        copy_(out, sum_(slabs, (0,)))
 
 
 def _images(t: Tensor, first: int, size: int) -> Tensor:

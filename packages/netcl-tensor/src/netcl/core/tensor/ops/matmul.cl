@@ -195,7 +195,7 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 //                       counts. Without SUM_Z, gemm.py can write the slabs
 //                       as C and sum them with sum_splits in a second launch.
 //   B_GATHER            0: B is a matrix; 1-3: B is an NCHW tensor read as
-//                       implicit-GEMM columns of a convolution (see gather_b)
+//                       implicit-GEMM columns of a convolution (matmul_params.cl)
 #define THREADS_X (BN / TN)
 #define THREADS_Y (BM / TM)
 #define THREADS (THREADS_X * THREADS_Y * K_SLICES)
@@ -259,43 +259,14 @@ __kernel void matmul_panel(PARAMS, __global const float *A, __global const float
 
 #if B_GATHER
 // A convolution's B operand read straight from its NCHW tensor X (batch
-// entry z = image), so no column matrix is ever written. Geometry is
-// compile-time (G_* defines, one build per convolution shape), which turns
-// every / and % below into multiplies and shifts. X has channel, row and
-// column strides G_S1, G_S2, G_S3 and spatial size G_IH x G_IW; the
-// convolution's output is G_OH x G_OW. Row r = (c * KH + kh) * KW + kw
-// names a channel and kernel tap, column p = oh * OW + ow an output
-// position, as torch.nn.functional.unfold orders them.
-inline float im2col_at(__global const B_T *X, const int r, const int p)
+// entry z = image), so no column matrix is ever written (gather_offset in
+// matmul_params.cl).
+inline float gathered(__global const B_T *X, const int k, const int n)
 {
-    const int c = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
-    const int h = p / G_OW * G_SH - G_PH + kh * G_DH;
-    const int w = p % G_OW * G_SW - G_PW + kw * G_DW;
-    return (h >= 0 && h < G_IH && w >= 0 && w < G_IW)
-        ? LOAD_B(X, c * G_S1 + h * G_S2 + w * G_S3) : 0.0f;
+    const int at = gather_offset(k, n);
+    return at >= 0 ? LOAD_B(X, at) : 0.0f;
 }
-
-// The input gradient's B: row r = (o * KH + kh) * KW + kw, column
-// q = h * IW + w of the input; the output-gradient pixel (oh, ow) that tap
-// (kh, kw) of window (oh, ow) read input pixel (h, w) through, or 0 where no
-// window did. X here is the output gradient (G_OH x G_OW).
-inline float col2im_at(__global const B_T *X, const int r, const int q)
-{
-    const int o = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
-    const int th = q / G_IW + G_PH - kh * G_DH;
-    const int tw = q % G_IW + G_PW - kw * G_DW;
-    const int oh = th / G_SH, ow = tw / G_SW;
-    return (th >= 0 && tw >= 0 && th % G_SH == 0 && tw % G_SW == 0 && oh < G_OH && ow < G_OW)
-        ? LOAD_B(X, o * G_S1 + oh * G_S2 + ow * G_S3) : 0.0f;
-}
-
-#if B_GATHER == 1  // forward: B[k][n] = unfold(X)[k][n]
-#define B_AT(k, n) im2col_at(B, k, n)
-#elif B_GATHER == 2  // weight gradient: B[k][n] = unfold(X)[n][k]
-#define B_AT(k, n) im2col_at(B, n, k)
-#else  // input gradient
-#define B_AT(k, n) col2im_at(B, k, n)
-#endif
+#define B_AT(k, n) gathered(B, k, n)
 #else
 #define B_AT(k, n) LOAD_B(B, (k) * b_sk + (n) * b_sn)
 #endif

@@ -29,6 +29,15 @@
 //   C_VEC2                1: C is float with N even, stored two floats at a time
 //   SWIZZLE               1: local tiles unpadded, vectors XOR-swizzled (below)
 //   RASTER                0: work-groups in row order; R: in bands of R tile rows
+//   B_GATHER              0: B is a matrix; 1-3: B is a convolution's NCHW
+//                         tensor read as its implicit-GEMM columns
+//                         (gather_offset in matmul_params.cl; needs ASYNC 0)
+//   SUM_IMAGES            1: batch entry z is the group of ip.sb images from
+//                         z * ip.sb (of ip.sc), multiplied one after another
+//                         into the same accumulators, each image's K range
+//                         zero-padded to whole BK steps: a weight gradient's
+//                         sum over images in a fixed order, no slabs (needs
+//                         ASYNC 0)
 
 #if MMA_TYPE == 0
 #define E uint  // float bits
@@ -116,13 +125,13 @@
 #define B_VK(e) ((e) / (BN / EPV))
 #endif
 
-// The first `valid` of EPV elements `step` apart, zero after: an edge
-// vector, or one whose strides do not allow a vector read.
-inline uint4 gather(__global const E *p, const int step, const int valid)
+#if ASYNC && (B_GATHER || SUM_IMAGES)
+#error "a gathered B and a sum over images load through registers (ASYNC 0)"
+#endif
+
+// EPV elements as one 16-byte vector, the first in the low bits.
+inline uint4 pack(const E v[EPV])
 {
-    E v[EPV];
-#pragma unroll
-    for (int i = 0; i < EPV; ++i) v[i] = i < valid ? p[i * step] : (E)0;
 #if MMA_TYPE == 0
     return (uint4)(v[0], v[1], v[2], v[3]);
 #else
@@ -130,6 +139,34 @@ inline uint4 gather(__global const E *p, const int step, const int valid)
                    v[4] | (uint)v[5] << 16, v[6] | (uint)v[7] << 16);
 #endif
 }
+
+// The first `valid` of EPV elements `step` apart, zero after: an edge
+// vector, or one whose strides do not allow a vector read.
+inline uint4 gather(__global const E *p, const int step, const int valid)
+{
+    E v[EPV];
+#pragma unroll
+    for (int i = 0; i < EPV; ++i) v[i] = i < valid ? p[i * step] : (E)0;
+    return pack(v);
+}
+
+#if B_GATHER
+// The B vector from (k, n) along B's unit axis, read from the convolution's
+// tensor X: the first `valid` elements, zero in the padding and after.
+inline uint4 gather_conv(__global const E *X, const int k, const int n, const int valid)
+{
+    E v[EPV];
+#pragma unroll
+    for (int i = 0; i < EPV; ++i) {
+        const int at = i < valid ? gather_offset(k + B_K_MAJOR * i, n + (1 - B_K_MAJOR) * i) : -1;
+        v[i] = at >= 0 ? X[at] : (E)0;
+    }
+    return pack(v);
+}
+#define LOAD_B_VECTOR(src, n, k, valid) gather_conv(B, k, n, valid)
+#else
+#define LOAD_B_VECTOR(src, n, k, valid) load_vector(src, B_K_MAJOR ? b_sk : b_sn, valid, B_VEC)
+#endif
 
 inline uint4 load_vector(__global const E *p, const int step, const int valid, const bool vec)
 {
@@ -279,8 +316,20 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     const int m0 = get_group_id(1) * BM;
     const int n0 = get_group_id(0) * BN;
 #endif
+#if SUM_IMAGES
+    __global const E *const a_images = A + a_off;
+    __global const E *const b_images = B + b_off;
+    const int first_image = z * ip.sb;
+    const int k_steps = (K + BK - 1) / BK;
+    const int steps = min(ip.sb, ip.sc - first_image) * k_steps;
+    // The operands of the image step s multiplies.
+#define SELECT_IMAGE(s)                                                         \
+    A = a_images + batch_offset(first_image + (s) / k_steps, batch_shape, a_bs); \
+    B = b_images + batch_offset(first_image + (s) / k_steps, batch_shape, b_bs);
+#else
     A += a_off + batch_offset(z, batch_shape, a_bs);
     B += b_off + batch_offset(z, batch_shape, b_bs);
+#endif
     C += (long)z * M * N;
 
     float acc[MT][NT][4];
@@ -338,7 +387,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
         const int e = tid + i * THREADS;                                        \
         B_VECTOR(e, k0)                                                         \
-        b_next[i] = load_vector(src, B_K_MAJOR ? b_sk : b_sn, valid, B_VEC);    \
+        b_next[i] = LOAD_B_VECTOR(src, n, k, valid);                            \
     }
     // Registers -> local buffer buf.
 #define PUT(buf)                                                                \
@@ -351,13 +400,20 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         *(__local uint4 *)((__local E *)Bs[buf] + B_AT(B_VN(e), B_VK(e))) = ROUND(b_next[i]); \
     }
 
+#if SUM_IMAGES
+    SELECT_IMAGE(0)
+#endif
     FETCH(0)
     PUT(0)
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
 
     int buf = 0;
+#if SUM_IMAGES
+    for (int s = 0; s < steps; ++s) {
+#else
     for (int k0 = 0; k0 < K; k0 += BK) {
+#endif
 #if ASYNC
         // This tile's group has landed once at most STAGES - 2 are pending;
         // after the barrier every work-item's copies are visible and the
@@ -368,6 +424,12 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         {
             const int refill = buf == 0 ? STAGES - 1 : buf - 1;
             COPY(refill, k0 + (STAGES - 1) * BK)
+        }
+#elif SUM_IMAGES
+        const bool more = s + 1 < steps;
+        if (more) {
+            SELECT_IMAGE(s + 1)
+            FETCH((s + 1) % k_steps * BK)
         }
 #else
         const bool more = k0 + BK < K;

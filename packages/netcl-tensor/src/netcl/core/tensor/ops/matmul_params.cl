@@ -36,3 +36,47 @@ inline long batch_offset(int z, const int4 shape, const long4 strides)
 #define BATCH_BASE 0
 #endif
 
+
+#if B_GATHER
+// A convolution's B operand as both matmul kernels read it from an NCHW tensor
+// X: 1 (forward) unfold(X), 2 (weight gradient) unfold(X) transposed, 3 (input
+// gradient) the output gradient X seen through the windows. Geometry is
+// compile-time (G_* defines, one build per convolution shape), which turns
+// every / and % below into multiplies and shifts. X has channel, row and
+// column strides G_S1, G_S2, G_S3 and spatial size G_IH x G_IW; the
+// convolution's output is G_OH x G_OW.
+
+// Row r = (c * KH + kh) * KW + kw names a channel and kernel tap, column
+// p = oh * OW + ow an output position, as torch.nn.functional.unfold orders
+// them: the offset in X of unfold(X)[r][p], or -1 in the zero padding.
+inline int im2col_offset(const int r, const int p)
+{
+    const int c = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
+    const int h = p / G_OW * G_SH - G_PH + kh * G_DH;
+    const int w = p % G_OW * G_SW - G_PW + kw * G_DW;
+    return (h >= 0 && h < G_IH && w >= 0 && w < G_IW) ? c * G_S1 + h * G_S2 + w * G_S3 : -1;
+}
+
+// The input gradient's B: row r = (o * KH + kh) * KW + kw, column
+// q = h * IW + w of the input; the output-gradient pixel (oh, ow) that tap
+// (kh, kw) of window (oh, ow) read input pixel (h, w) through, or -1 where no
+// window did. X here is the output gradient (G_OH x G_OW).
+inline int col2im_offset(const int r, const int q)
+{
+    const int o = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
+    const int th = q / G_IW + G_PH - kh * G_DH;
+    const int tw = q % G_IW + G_PW - kw * G_DW;
+    const int oh = th / G_SH, ow = tw / G_SW;
+    return (th >= 0 && tw >= 0 && th % G_SH == 0 && tw % G_SW == 0 && oh < G_OH && ow < G_OW)
+        ? o * G_S1 + oh * G_S2 + ow * G_S3 : -1;
+}
+
+// The offset in X of B[k][n], or -1 where B holds a zero.
+#if B_GATHER == 1
+#define gather_offset(k, n) im2col_offset(k, n)
+#elif B_GATHER == 2
+#define gather_offset(k, n) im2col_offset(n, k)
+#else
+#define gather_offset(k, n) col2im_offset(k, n)
+#endif
+#endif

@@ -1,0 +1,203 @@
+"""Convolutions on the tensor-core kernel (matmul_mma.cl reading the input in place).
+
+Which path a convolution takes and the TF32 switch for convolutions are plain
+Python and run everywhere. The kernel runs on a device with tensor cores, and on
+any other through ``gemm.emulated_tensor_cores`` (mma.sync, ldmatrix and
+cp.async in plain OpenCL C) with the small tiles, so CI's PoCL checks the
+forward pass, both gradients, their gathers and the weight gradient's sum over
+images. Results are checked against float64 convolutions of the same stored
+inputs within the bound their rounding admits (rounding_bound).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+import pytest
+from test_matmul_tensor_cores import NV, emulated_device, fake_cl_device, rounding_bound
+
+from netcl.core.device import Device
+from netcl.core.tensor import backends, dtypes, from_numpy
+from netcl.core.tensor.ops.conv import (
+    conv2d,
+    conv2d_grads,
+    conv2d_input_grad,
+    conv2d_weight_grad,
+)
+from netcl.core.tensor.ops.matmul import MmaTile
+
+torch = pytest.importorskip("torch")
+functional = torch.nn.functional
+gemm = importlib.import_module("netcl.core.tensor.ops.gemm")
+Array = np.ndarray[Any, Any]
+__all__ = ["emulated_device"]  # the fixture, shared with the matmul tests
+
+
+@pytest.fixture
+def conv_tf32() -> Iterator[None]:
+    """Allows TF32 for convolutions during the test, restoring the setting after."""
+    before = backends.cudnn.allow_tf32
+    backends.cudnn.allow_tf32 = True
+    yield
+    backends.cudnn.allow_tf32 = before
+
+
+def test_conv_tf32_is_off_by_default_and_its_own_setting(conv_tf32: None) -> None:
+    backends.cudnn.allow_tf32 = False
+    backends.set_float32_matmul_precision("high")
+    try:
+        assert backends.cudnn.allow_tf32 is False  # matmul's switch is another
+        backends.cudnn.allow_tf32 = True
+        with pytest.raises(TypeError, match=r"cudnn\.allow_tf32 must be a bool, got int"):
+            backends.cudnn.allow_tf32 = 1  # type: ignore[assignment]
+        assert backends.cudnn.allow_tf32 is True
+    finally:
+        backends.set_float32_matmul_precision("highest")
+
+
+@pytest.mark.parametrize(("capability", "dtype", "tf32", "on_tensor_cores"), [
+    ((9, 0), dtypes.bfloat16, False, True), ((9, 0), dtypes.float16, False, True),
+    ((9, 0), dtypes.float32, False, False), ((9, 0), dtypes.float32, True, True),
+    ((7, 5), dtypes.bfloat16, True, False), ((0, 0), dtypes.float16, True, False),
+])
+def test_each_device_and_dtype_gets_its_convolution(
+        conv_tf32: None, capability: tuple[int, int], dtype: Any, tf32: bool,
+        on_tensor_cores: bool) -> None:
+    backends.cudnn.allow_tf32 = tf32
+    extensions = NV if capability != (0, 0) else "cl_khr_fp16"
+    device = SimpleNamespace(type="gpu", cl_device=fake_cl_device(extensions, *capability))
+    assert gemm.conv_on_tensor_cores(cast(Device, device), dtype) is on_tensor_cores
+
+
+def test_conv_tf32_changes_no_bit_without_tensor_cores(
+        device: Device, rng: np.random.Generator, conv_tf32: None) -> None:
+    if gemm.tensor_cores(device.cl_device):
+        pytest.skip("this device has tensor cores: TF32 does change results here")
+    x = from_numpy(rng.standard_normal((2, 3, 9, 9)).astype(np.float32), device)
+    w = from_numpy(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), device)
+    backends.cudnn.allow_tf32 = False
+    full = conv2d(x, w, padding=1).numpy()
+    backends.cudnn.allow_tf32 = True
+    assert np.array_equal(conv2d(x, w, padding=1).numpy(), full)
+
+
+# (stride, padding, dilation): a ragged OH x OW, stride and dilation unequal by axis.
+GEOMETRY = ((2, 1), (1, 2), (1, 2))
+PLAIN = (1, 1, 1)
+
+
+def stored(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> Array:
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def as64(a: Array) -> Any:
+    return torch.from_numpy(a.astype(np.float64))
+
+
+def check(got: Array, dtype: Any, reference: Callable[[Any, Any], Any], left: Array,
+          right: Array, k: int) -> None:
+    """``got`` within the rounding bound of the float64 ``reference`` of the stored
+    inputs (its magnitude: the same convolution of their absolute values)."""
+    assert got.dtype == dtype
+    exact = reference(as64(left), as64(right)).numpy()
+    magnitude = reference(as64(left).abs(), as64(right).abs()).numpy()
+    error = np.abs(got.astype(np.float64) - exact)
+    assert np.all(error <= rounding_bound(magnitude, exact, k, np.dtype(dtype),
+                                          np.dtype(dtype)))
+
+
+def forward(emulated_device: Device, x: Array, w: Array, geometry: tuple[Any, ...],
+            tile: MmaTile | None = None) -> Array:
+    stride, padding, dilation = geometry
+    return conv2d(from_numpy(x, emulated_device), from_numpy(w, emulated_device), stride,
+                  padding, dilation, tile=tile).numpy()
+
+
+@pytest.mark.parametrize(("dtype", "geometry"), [
+    (dtypes.bfloat16, GEOMETRY), (dtypes.float16, PLAIN), (dtypes.float32, PLAIN)],
+    ids=["bf16", "fp16", "tf32"])
+def test_forward_matches_float64(
+        emulated_device: Device, rng: np.random.Generator, conv_tf32: None, dtype: Any,
+        geometry: tuple[Any, ...]) -> None:
+    x, w = stored(rng, (2, 5, 11, 9), dtype), stored(rng, (7, 5, 3, 3), dtype)
+    got = forward(emulated_device, x, w, geometry)
+    stride, padding, dilation = geometry
+    check(got, dtype, lambda a, b: functional.conv2d(a, b, None, stride, padding, dilation),
+          x, w, 5 * 9)
+    assert np.array_equal(forward(emulated_device, x, w, geometry), got)
+
+
+def test_input_grad_matches_float64(
+        emulated_device: Device, rng: np.random.Generator) -> None:
+    dtype = dtypes.bfloat16
+    stride, padding, dilation = GEOMETRY
+    x_shape, w = (2, 5, 11, 9), stored(rng, (7, 5, 3, 3), dtypes.bfloat16)
+    out_shape = functional.conv2d(torch.zeros(x_shape), torch.zeros(w.shape), None, stride,
+                                  padding, dilation).shape
+    g = stored(rng, tuple(out_shape), dtype)
+    got = conv2d_input_grad(from_numpy(g, emulated_device), from_numpy(w, emulated_device),
+                            x_shape, stride, padding, dilation).numpy()
+    check(got, dtype, lambda a, b: torch.nn.grad.conv2d_input(x_shape, b, a, stride, padding,
+                                                              dilation), g, w, 7 * 9)
+
+
+def weight_grad(device: Device, g: Array, x: Array, w_shape: tuple[int, ...],
+                tile: MmaTile | None = None) -> Array:
+    return conv2d_weight_grad(from_numpy(g, device), from_numpy(x, device), w_shape, 1, 1,
+                              tile=tile).numpy()
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+@pytest.mark.parametrize("dtype", [dtypes.bfloat16, dtypes.float32], ids=["bf16", "tf32"])
+def test_weight_grad_sums_the_images_in_order(
+        emulated_device: Device, rng: np.random.Generator, conv_tf32: None,
+        monkeypatch: pytest.MonkeyPatch, groups: int, dtype: Any) -> None:
+    """Five images of 9 x 8 (72 output positions: ragged against 32-deep steps) in one
+    group, or three (2 + 2 + 1 images, the groups' float32 slabs summed in order)."""
+    monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: groups)
+    x, w_shape = stored(rng, (5, 6, 9, 8), dtype), (8, 6, 3, 3)
+    g = stored(rng, (5, 8, 9, 8), dtype)
+    got = weight_grad(emulated_device, g, x, w_shape)
+    check(got, dtype, lambda a, b: torch.nn.grad.conv2d_weight(b, w_shape, a, 1, 1), g, x,
+          5 * 72 + groups)
+    assert np.array_equal(weight_grad(emulated_device, g, x, w_shape), got)
+
+
+# A tile other than the small default (64 x 64 x 32 on 2 x 2 warps): another depth,
+# height and warp shape, the same K order.
+OTHER_TILE = MmaTile(32, 64, 16, 1, 2)
+
+
+def test_tiles_give_the_same_bits(
+        emulated_device: Device, rng: np.random.Generator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 2)
+    dtype = dtypes.bfloat16
+    x, w = stored(rng, (2, 5, 11, 9), dtype), stored(rng, (7, 5, 3, 3), dtype)
+    assert np.array_equal(forward(emulated_device, x, w, GEOMETRY, OTHER_TILE),
+                          forward(emulated_device, x, w, GEOMETRY))
+    x, g = stored(rng, (3, 6, 9, 8), dtype), stored(rng, (3, 8, 9, 8), dtype)
+    assert np.array_equal(weight_grad(emulated_device, g, x, (8, 6, 3, 3), OTHER_TILE),
+                          weight_grad(emulated_device, g, x, (8, 6, 3, 3)))
+
+
+def test_grads_for_autograd_take_the_same_kernels(
+        emulated_device: Device, rng: np.random.Generator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """conv2d_grads (autograd's) gives conv2d_input_grad's and conv2d_weight_grad's bits."""
+    monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 1)
+    dtype = dtypes.bfloat16
+    x, w = stored(rng, (2, 5, 11, 9), dtype), stored(rng, (7, 5, 3, 3), dtype)
+    g = stored(rng, (2, 7, 6, 9), dtype)
+    stride, padding, dilation = GEOMETRY
+    args = [from_numpy(a, emulated_device) for a in (g, x, w)]
+    gx, gw, _ = conv2d_grads(*args, stride, padding, dilation)
+    assert gx is not None and gw is not None
+    assert np.array_equal(gx.numpy(), conv2d_input_grad(
+        args[0], args[2], x.shape, stride, padding, dilation).numpy())
+    assert np.array_equal(gw.numpy(), conv2d_weight_grad(
+        args[0], args[1], w.shape, stride, padding, dilation).numpy())
