@@ -152,14 +152,24 @@ inline uint4 gather(__global const E *p, const int step, const int valid)
 
 #if B_GATHER
 // The B vector from (k, n) along B's unit axis, read from the convolution's
-// tensor X: the first `valid` elements, zero in the padding and after.
+// tensor X: the first `valid` elements, zero in the padding and after. Along
+// that axis only the position moves (K for the weight gradient, N otherwise),
+// so the row's channel and tap are split out once and the position is
+// stepped, not divided, per element.
 inline uint4 gather_conv(__global const E *X, const int k, const int n, const int valid)
 {
+    const int r = B_K_MAJOR ? n : k, p = B_K_MAJOR ? k : n;
+    const int c = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
+    int y = p / G_POSITIONS_W, x = p % G_POSITIONS_W;
     E v[EPV];
 #pragma unroll
     for (int i = 0; i < EPV; ++i) {
-        const int at = i < valid ? gather_offset(k + B_K_MAJOR * i, n + (1 - B_K_MAJOR) * i) : -1;
+        const int at = i < valid ? position_offset(c, kh, kw, y, x) : -1;
         v[i] = at >= 0 ? X[at] : (E)0;
+        if (++x == G_POSITIONS_W) {
+            x = 0;
+            ++y;
+        }
     }
     return pack(v);
 }

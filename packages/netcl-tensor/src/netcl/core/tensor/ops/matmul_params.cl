@@ -48,35 +48,47 @@ inline long batch_offset(int z, const int4 shape, const long4 strides)
 
 // Row r = (c * KH + kh) * KW + kw names a channel and kernel tap, column
 // p = oh * OW + ow an output position, as torch.nn.functional.unfold orders
-// them: the offset in X of unfold(X)[r][p], or -1 in the zero padding.
-inline int im2col_offset(const int r, const int p)
+// them. The offset in X of tap (kh, kw) of channel c in the window at output
+// (oh, ow), or -1 in the zero padding:
+inline int window_offset(const int c, const int kh, const int kw, const int oh, const int ow)
 {
-    const int c = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
-    const int h = p / G_OW * G_SH - G_PH + kh * G_DH;
-    const int w = p % G_OW * G_SW - G_PW + kw * G_DW;
+    const int h = oh * G_SH - G_PH + kh * G_DH;
+    const int w = ow * G_SW - G_PW + kw * G_DW;
     return (h >= 0 && h < G_IH && w >= 0 && w < G_IW) ? c * G_S1 + h * G_S2 + w * G_S3 : -1;
 }
 
 // The input gradient's B: row r = (o * KH + kh) * KW + kw, column
-// q = h * IW + w of the input; the output-gradient pixel (oh, ow) that tap
-// (kh, kw) of window (oh, ow) read input pixel (h, w) through, or -1 where no
+// q = h * IW + w of the input. The offset of the output-gradient pixel (oh, ow)
+// whose window read input pixel (h, w) through tap (kh, kw), or -1 where no
 // window did. X here is the output gradient (G_OH x G_OW).
-inline int col2im_offset(const int r, const int q)
+inline int source_offset(const int o, const int kh, const int kw, const int h, const int w)
 {
-    const int o = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
-    const int th = q / G_IW + G_PH - kh * G_DH;
-    const int tw = q % G_IW + G_PW - kw * G_DW;
+    const int th = h + G_PH - kh * G_DH;
+    const int tw = w + G_PW - kw * G_DW;
     const int oh = th / G_SH, ow = tw / G_SW;
     return (th >= 0 && tw >= 0 && th % G_SH == 0 && tw % G_SW == 0 && oh < G_OH && ow < G_OW)
         ? o * G_S1 + oh * G_S2 + ow * G_S3 : -1;
 }
 
-// The offset in X of B[k][n], or -1 where B holds a zero.
-#if B_GATHER == 1
-#define gather_offset(k, n) im2col_offset(k, n)
-#elif B_GATHER == 2
-#define gather_offset(k, n) im2col_offset(n, k)
+// B's rows name (channel, tap) and its positions run along an output (1, 2) or
+// input (3) plane of G_POSITIONS_W columns; row r at position p:
+#if B_GATHER == 3
+#define G_POSITIONS_W G_IW
+#define position_offset source_offset
 #else
-#define gather_offset(k, n) col2im_offset(k, n)
+#define G_POSITIONS_W G_OW
+#define position_offset window_offset
+#endif
+inline int row_position_offset(const int r, const int p)
+{
+    return position_offset(r / (G_KH * G_KW), r / G_KW % G_KH, r % G_KW,
+                           p / G_POSITIONS_W, p % G_POSITIONS_W);
+}
+
+// The offset in X of B[k][n], or -1 where B holds a zero.
+#if B_GATHER == 2
+#define gather_offset(k, n) row_position_offset(n, k)
+#else
+#define gather_offset(k, n) row_position_offset(k, n)
 #endif
 #endif
