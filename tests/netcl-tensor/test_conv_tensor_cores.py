@@ -29,6 +29,7 @@ from netcl.core.tensor.ops.conv import (
     conv2d_weight_grad,
 )
 from netcl.core.tensor.ops.matmul import MmaTile
+from netcl.core.tensor.ops.matmul_tiles import MMA_SMALL_TILES, MMA_TILES
 
 torch = pytest.importorskip("torch")
 functional = torch.nn.functional
@@ -71,6 +72,15 @@ def test_each_device_and_dtype_gets_its_convolution(
     extensions = NV if capability != (0, 0) else "cl_khr_fp16"
     device = SimpleNamespace(type="gpu", cl_device=fake_cl_device(extensions, *capability))
     assert gemm.conv_on_tensor_cores(cast(Device, device), dtype) is on_tensor_cores
+
+
+def test_convolutions_of_few_channels_take_tiles_of_few_rows() -> None:
+    """The issue's 64 -> 64 convolution on 132 compute units: half of a 128-row tile
+    would multiply rows past the 64 channels."""
+    assert gemm._conv_tile(132, "nn", 64, 56 * 56, 32, 2) == MMA_SMALL_TILES[2, "nn"]
+    assert gemm._conv_tile(132, "nt", 64, 576, 1, 2) == MMA_SMALL_TILES[2, "nt"]
+    assert gemm._conv_tile(132, "nn", 256, 28 * 28, 32, 2) == MMA_TILES[2, "nn"]
+    assert MMA_TILES[2, "nn"].bm == 128
 
 
 def test_conv_tf32_changes_no_bit_without_tensor_cores(

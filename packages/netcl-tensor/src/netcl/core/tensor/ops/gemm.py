@@ -35,7 +35,13 @@ from netcl.core.device.device import compute_capability
 from netcl.core.tensor import backends, dtypes, recorder
 from netcl.core.tensor.launch import enqueue_prepared
 from netcl.core.tensor.ops.elementwise import add_, copy_, fill_
-from netcl.core.tensor.ops.matmul_tiles import MmaTile, TileConfig, choose_mma_tile, choose_tile
+from netcl.core.tensor.ops.matmul_tiles import (
+    MMA_SMALL_TILES,
+    MmaTile,
+    TileConfig,
+    choose_mma_tile,
+    choose_tile,
+)
 from netcl.core.tensor.ops.reduce import sum as sum_
 from netcl.core.tensor.tensor import Shape, Tensor
 
@@ -623,6 +629,16 @@ def weight_grad_groups(compute_units: int, tiles: int, images: int, slab_bytes: 
     return max(1, min(images, wanted, MAX_SLAB_BYTES // slab_bytes))
 
 
+def _conv_tile(compute_units: int, layout: str, m: int, n: int, count: int,
+               element_bytes: int) -> MmaTile:
+    """choose_mma_tile's tile, or the small one where half the big tile's rows or more
+    would lie past M: a convolution's M is a channel count, often 64 against 128-row
+    tiles, and rows past M cost as many mma.sync as rows inside (reasoned from the
+    kernel, not yet timed)."""
+    tile = choose_mma_tile(compute_units, layout, m, n, count, element_bytes)
+    return MMA_SMALL_TILES[element_bytes, layout] if 2 * m <= tile.bm else tile
+
+
 def _mma_conv(a_op: Operand, b_op: Operand, a: Tensor, x: Tensor, out: Tensor, mode: int,
               gather: tuple[tuple[str, int], ...], tile: MmaTile | None) -> None:
     """implicit_gemm on tensor cores. The weight gradient (mode 2) sums its images
@@ -632,12 +648,14 @@ def _mma_conv(a_op: Operand, b_op: Operand, a: Tensor, x: Tensor, out: Tensor, m
     count = x.shape[0]
     m, n = out.shape[-2:]
     k = a.shape[-1]
+    if tile is None:
+        # The weight gradient's tiles are chosen for one product: its groups follow.
+        tile = _conv_tile(device.compute_units, "nt" if mode == 2 else "nn", m, n,
+                          1 if mode == 2 else count, a.dtype.itemsize)
     if mode != 2:
         plan = _mma_plan(device, a_op, b_op, out.dtype, (count,), m, n, k, tile, gather)
         run(device, plan, a.buffer, x.buffer, out.buffer)
         return
-    if tile is None:
-        tile = choose_mma_tile(device.compute_units, "nt", m, n, 1, a.dtype.itemsize)
     tiles = -(-m // tile.bm) * -(-n // tile.bn)
     group = -(-count // weight_grad_groups(device.compute_units, tiles, count, m * n * 4))
     groups = -(-count // group)
