@@ -211,3 +211,26 @@ def test_grads_for_autograd_take_the_same_kernels(
         args[0], args[2], x.shape, stride, padding, dilation).numpy())
     assert np.array_equal(gw.numpy(), conv2d_weight_grad(
         args[0], args[1], w.shape, stride, padding, dilation).numpy())
+
+
+def test_a_strided_view_is_read_in_place(
+        emulated_device: Device, rng: np.random.Generator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An input that is a view (an offset, channel and row strides of a larger tensor)
+    gives the bits of its contiguous copy: forward and weight gradient gather it."""
+    monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 1)
+    dtype = dtypes.bfloat16
+    stride, padding, dilation = GEOMETRY
+    whole = stored(rng, (2, 5, 12, 10), dtype)
+    w = from_numpy(stored(rng, (7, 5, 3, 3), dtype), emulated_device)
+    view = from_numpy(whole, emulated_device)[:, :, 1:, 1:]
+    copy = from_numpy(np.ascontiguousarray(whole[:, :, 1:, 1:]), emulated_device)
+    assert not view.is_contiguous and view.offset
+    assert np.array_equal(conv2d(view, w, stride, padding, dilation).numpy(),
+                          conv2d(copy, w, stride, padding, dilation).numpy())
+    whole = stored(rng, (5, 6, 10, 9), dtype)
+    g = from_numpy(stored(rng, (5, 8, 9, 8), dtype), emulated_device)
+    view = from_numpy(whole, emulated_device)[:, :, 1:, 1:]
+    copy = from_numpy(np.ascontiguousarray(whole[:, :, 1:, 1:]), emulated_device)
+    assert np.array_equal(conv2d_weight_grad(g, view, (8, 6, 3, 3), 1, 1).numpy(),
+                          conv2d_weight_grad(g, copy, (8, 6, 3, 3), 1, 1).numpy())
