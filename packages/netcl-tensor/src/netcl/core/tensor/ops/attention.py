@@ -101,15 +101,20 @@ class MmaAttentionTile:
         to multiples of 16 plus 8 elements, and the emulation's scratch where it runs)."""
         pq, pv = -(-dqk // 16) * 16 + 8, -(-dv // 16) * 16 + 8
         bm = 16 * self.warps
-        elements = {"sdpa_forward": bm * pq + self.bn * (pq + pv)}[kernel]
-        return 2 * elements + 4 * 6 * 32 * self.warps
+        halves = {"sdpa_forward": bm * pq + self.bn * (pq + pv),
+                  "sdpa_backward_q": (bm + self.bn) * (pq + pv),
+                  "sdpa_backward_kv": (bm + self.bn) * (pq + pv)}[kernel]
+        floats = {"sdpa_forward": 0, "sdpa_backward_q": bm, "sdpa_backward_kv": 2 * self.bn}
+        return 2 * halves + 4 * floats[kernel] + 4 * 6 * 32 * self.warps
 
 
-# Each kernel's tensor-core tiles, the first that fits local memory taken: 64 query rows
-# share a step of 64 keys (head dim 64: 27 KiB), or of 32 (head dim 128: 34 KiB, where
-# NVIDIA's OpenCL gives a work-group 48 KiB). Not yet timed on a GPU.
+# Each kernel's tensor-core tiles, the first that fits local memory taken: 64 rows a
+# group and steps of 64 (head dim 64: 27 KiB forward, 36 KiB backward), of 32, or 32 rows
+# and steps of 32 (head dim 128 backward: 35 KiB; NVIDIA's OpenCL gives a work-group
+# 48 KiB). Not yet timed on a GPU.
+_MMA_CANDIDATES = [MmaAttentionTile(4, 64), MmaAttentionTile(4, 32), MmaAttentionTile(2, 32)]
 MMA_TILES: dict[str, list[MmaAttentionTile]] = {
-    "sdpa_forward": [MmaAttentionTile(4, 64), MmaAttentionTile(4, 32)],
+    name: _MMA_CANDIDATES for name in ("sdpa_forward", "sdpa_backward_q", "sdpa_backward_kv")
 }
 # The 16-bit dtypes attention_mma.cl takes, as mma.cl's MMA_TYPE.
 MMA_TYPES = {dtypes.float16: 1, dtypes.bfloat16: 2}

@@ -1,5 +1,6 @@
-// What both attention kernel files share (attention.cl, one query row a work-item;
-// attention_tiled.cl, register tiles): strided 4-D reads and the mask.
+// What the attention kernel files share (attention.cl, one query row a work-item;
+// attention_tiled.cl, register tiles; attention_cpu.cl; attention_mma.cl, tensor cores):
+// strided 4-D reads and the mask.
 //
 // attention.py supplies, as #defines:
 //   T, LOAD, STORE the storage type of q, k, v, out and grads, and its access
@@ -9,6 +10,12 @@
 // the mask's are 0 along broadcast axes. out, lse and the grads are contiguous.
 
 #pragma OPENCL FP_CONTRACT OFF
+
+// The first row of a group of a tiled form (attention_tiled.cl, attention_mma.cl: BM rows
+// a group): groups with more work under causality (late query blocks, early key blocks)
+// are numbered first so they start first.
+#define LATE_FIRST (((int)get_num_groups(0) - 1 - (int)get_group_id(0)) * BM)
+#define EARLY_FIRST ((int)get_group_id(0) * BM)
 
 #define ARG(x) __global const T *x, const int x##_off, const int4 x##_st
 #define AT(x, b, h, r, c) LOAD(x, x##_off + (b) * x##_st.s0 + (h) * x##_st.s1 \

@@ -12,6 +12,11 @@
 // is an A register of the same rows and keys) and O += P V reads V by ldmatrix .trans.
 // The row sum l adds P unrounded, as FlashAttention does.
 //
+// The backward is attention_tiled.cl's two passes on the same fragments, P recomputed
+// from the saved log-sum-exp: over a group's query rows, dP = dO V^T and dQ += dS K (dS
+// = P (dP - D) rounded to 16 bits as an A fragment, K by .trans); over a group's keys,
+// S^T = K Q^T, dP^T = V dO^T, dV += P^T dO and dK += dS^T Q. No atomics.
+//
 // attention.py supplies, besides attention_mask.cl's and mma.cl's (built ahead of this
 // file): DQK, DV the head dims (any; staged zero-padded to multiples of 16), WARPS, BN (a
 // multiple of 16).
@@ -81,37 +86,84 @@ inline float quad_sum(float x MMA_SCRATCH_PARAM)
     return x + SHFL_XOR(x, 2);
 }
 
-// The group's first row: late query blocks have the most keys under causality, so they
-// are numbered first and start first.
-#define LATE_FIRST (((int)get_num_groups(0) - 1 - (int)get_group_id(0)) * BM)
+// The A fragments of `tile`'s 16 rows from row0 (pitch P), NK slices of 16 columns.
+#define LOAD_A(af, tile, P, row0, NK)                                           \
+    _Pragma("unroll") for (int kk = 0; kk < (NK); ++kk)                         \
+        LDSM_X4(af[kk], (tile) + ((row0) + lane % 16) * (P) + kk * 16 + lane / 16 * 8);
+
+// acc[j] (j < NB / 8) += A (fragments af, NK slices deep) times the transpose of the NB
+// rows of `tile` (pitch P): the tile's rows are B's columns, read by ldmatrix as two n8
+// fragments, each its two K halves.
+#define MMA_ABT(acc, af, tile, P, NB, NK)                                       \
+    _Pragma("unroll") for (int j = 0; j < (NB) / 8; j += 2)                     \
+        _Pragma("unroll") for (int kk = 0; kk < (NK); ++kk) {                   \
+            uint bf[4];                                                         \
+            LDSM_X4(bf, (tile) + (j * 8 + lane % 8 + lane / 16 * 8) * (P)       \
+                            + kk * 16 + lane / 8 % 2 * 8);                      \
+            MMA(acc[j], af[kk], bf);                                            \
+            MMA(acc[j + 1], af[kk], (bf + 2));                                  \
+        }
+
+// acc[j] (j < NN / 8) += the A fragment af (K slice kj) times rows 16 kj .. 16 kj + 15 of
+// `tile` (pitch P): B stored along N, read by ldmatrix .trans.
+#define MMA_AB(acc, af, tile, P, kj, NN)                                        \
+    _Pragma("unroll") for (int j = 0; j < (NN) / 8; j += 2) {                   \
+        uint bf[4];                                                             \
+        LDSM_X4_T(bf, (tile) + ((kj) * 16 + lane % 8 + lane / 8 % 2 * 8) * (P)  \
+                          + j * 8 + lane / 16 * 8);                             \
+        MMA(acc[j], af, bf);                                                    \
+        MMA(acc[j + 1], af, (bf + 2));                                          \
+    }
+
+// Columns 16 kj .. 16 kj + 15 of the accumulators x as an A fragment of 16-bit elements:
+// accumulator fragments 2 kj and 2 kj + 1, their pairs (r 0, 1 and 2, 3) A's registers.
+#define PACK_A(af, x, kj)                                                       \
+    const uint af[4] = {pack16(x[2 * (kj)][0], x[2 * (kj)][1]),                 \
+                        pack16(x[2 * (kj)][2], x[2 * (kj)][3]),                 \
+                        pack16(x[2 * (kj) + 1][0], x[2 * (kj) + 1][1]),         \
+                        pack16(x[2 * (kj) + 1][2], x[2 * (kj) + 1][3])};
+
+#define ZERO_ACC(acc, N)                                                        \
+    _Pragma("unroll") for (int j = 0; j < (N); ++j)                             \
+        _Pragma("unroll") for (int r = 0; r < 4; ++r) acc[j][r] = 0.0f;
+
+// Accumulator r of a fragment is row g + 8 (r / 2), column 2 t + r % 2 of its 16 x 8
+// block (PTX ISA, the m16n8 accumulator layout); per-row values are kept for r / 2.
+#define SETUP                                                                   \
+    const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;          \
+    const int g = lane / 4, t = lane % 4;                                       \
+    const int bh = get_group_id(1), b = bh / H, h = bh % H;
+
+// Columns c of accumulator rows `row`'s result (16 x N accumulators acc, times f) into
+// the contiguous (.., rows, NC) tensor x, but rows past `rows` and columns past NC.
+#define STORE_ROWS(x, acc, N, NC, row0, rows, f)                                \
+    _Pragma("unroll") for (int hh = 0; hh < 2; ++hh) {                          \
+        const int row = (row0) + warp * 16 + g + 8 * hh;                        \
+        if (row >= (rows)) continue;                                            \
+        _Pragma("unroll") for (int j = 0; j < (N); ++j)                         \
+            _Pragma("unroll") for (int c = 0; c < 2; ++c) {                     \
+                const int col = j * 8 + 2 * t + c;                              \
+                if (col < (NC))                                                 \
+                    STORE(x, (bh * (rows) + row) * (NC) + col, acc[j][2 * hh + c] * (f)); \
+            }                                                                   \
+    }
 
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
                       __global T *out, __global float *lse,
                       const int H, const int Lq, const int Lk, const float scale)
 {
-    const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, t = lane % 4;
-    const int bh = get_group_id(1), b = bh / H, h = bh % H;
+    SETUP
     const int i0 = LATE_FIRST;
     __local ushort qs[BM * PQ] ALIGNED, ks[BN * PQ] ALIGNED, vs[BN * PV] ALIGNED;
     MMA_SCRATCH(THREADS)
 
     STAGE16(qs, PQ, q, DQK, DQ16, BM, i0, Lq)
     barrier(CLK_LOCAL_MEM_FENCE);
-    // The warp's 16 query rows as A fragments, one per 16 columns of the head dim.
-    uint qf[DQ16 / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < DQ16 / 16; ++kk)
-        LDSM_X4(qf[kk], qs + (warp * 16 + lane % 16) * PQ + kk * 16 + lane / 16 * 8);
-
-    // Accumulator r of a fragment is row g + 8 (r / 2), column 2 t + r % 2: index 0 of
-    // m and l is row g, 1 row g + 8.
+    uint qf[DQ16 / 16][4];  // the warp's query rows, for the whole walk
+    LOAD_A(qf, qs, PQ, warp * 16, DQ16 / 16)
     float o[DV16 / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int j = 0; j < DV16 / 8; ++j)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) o[j][r] = 0.0f;
+    ZERO_ACC(o, DV16 / 8)
     int rows[2];
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh)
@@ -127,23 +179,8 @@ void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
         STAGE16(vs, PV, v, DV, DV16, BN, j0, Lk)
         barrier(CLK_LOCAL_MEM_FENCE);
         float s[BN / 8][4];
-#pragma unroll
-        for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) s[j][r] = 0.0f;
-#pragma unroll
-        for (int j = 0; j < BN / 8; j += 2) {
-#pragma unroll
-            for (int kk = 0; kk < DQ16 / 16; ++kk) {
-                // Two n8 fragments of keys, each its two K halves (K's rows along the head
-                // dim are B's columns).
-                uint kf[4];
-                LDSM_X4(kf, ks + (j * 8 + lane % 8 + lane / 16 * 8) * PQ
-                                + kk * 16 + lane / 8 % 2 * 8);
-                MMA(s[j], qf[kk], kf);
-                MMA(s[j + 1], qf[kk], (kf + 2));
-            }
-        }
+        ZERO_ACC(s, BN / 8)
+        MMA_ABT(s, qf, ks, PQ, BN, DQ16 / 16)
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
         for (int j = 0; j < BN / 8; ++j)
@@ -176,35 +213,165 @@ void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
             }
 #pragma unroll
         for (int kj = 0; kj < BN / 16; ++kj) {
-            // Keys 16 kj .. 16 kj + 15 of P: fragments 2 kj and 2 kj + 1 of S.
-            const uint pf[4] = {pack16(s[2 * kj][0], s[2 * kj][1]),
-                                pack16(s[2 * kj][2], s[2 * kj][3]),
-                                pack16(s[2 * kj + 1][0], s[2 * kj + 1][1]),
-                                pack16(s[2 * kj + 1][2], s[2 * kj + 1][3])};
-#pragma unroll
-            for (int j = 0; j < DV16 / 8; j += 2) {
-                uint vf[4];
-                LDSM_X4_T(vf, vs + (kj * 16 + lane % 8 + lane / 8 % 2 * 8) * PV
-                                 + j * 8 + lane / 16 * 8);
-                MMA(o[j], pf, vf);
-                MMA(o[j + 1], pf, (vf + 2));
-            }
+            PACK_A(pf, s, kj)
+            MMA_AB(o, pf, vs, PV, kj, DV16)
         }
     }
+    float inv[2];
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
         const float sum = quad_sum(l[hh] MMA_SCRATCH_ARG);
-        const int row = i0 + warp * 16 + g + 8 * hh;
-        if (row >= Lq) continue;
         // A row every key is masked out of gives 0, as PyTorch's math path does.
-        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-#pragma unroll
-        for (int j = 0; j < DV16 / 8; ++j)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const int col = j * 8 + 2 * t + c;
-                if (col < DV) STORE(out, (bh * Lq + row) * DV + col, o[j][2 * hh + c] * inv);
-            }
-        if (t == 0) lse[bh * Lq + row] = sum > 0.0f ? m[hh] + log(sum) : -INFINITY;
+        inv[hh] = sum > 0.0f ? 1.0f / sum : 0.0f;
+        const int row = i0 + warp * 16 + g + 8 * hh;
+        if (t == 0 && row < Lq) lse[bh * Lq + row] = sum > 0.0f ? m[hh] + log(sum) : -INFINITY;
     }
+#pragma unroll
+    for (int j = 0; j < DV16 / 8; ++j)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) o[j][r] *= inv[r / 2];
+    STORE_ROWS(out, o, DV16 / 8, DV, i0, Lq, 1.0f)
+}
+
+// dQ = scale * sum_j dS_ij k_j with dS = P * (dO v^T - D); also D = rowsum(dO * O).
+__kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
+void sdpa_backward_q_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
+                         __global const T *out, __global const float *lse,
+                         __global T *dq, __global float *delta,
+                         const int H, const int Lq, const int Lk, const float scale)
+{
+    SETUP
+    const int i0 = LATE_FIRST;
+    __local ushort qs[BM * PQ] ALIGNED, dos[BM * PV] ALIGNED;
+    __local ushort ks[BN * PQ] ALIGNED, vs[BN * PV] ALIGNED;
+    __local float row_delta[BM];
+    MMA_SCRATCH(THREADS)
+
+    STAGE16(qs, PQ, q, DQK, DQ16, BM, i0, Lq)
+    STAGE16(dos, PV, dout, DV, DV16, BM, i0, Lq)
+    for (int r = tid; r < BM; r += THREADS) {
+        const int row = i0 + r;
+        float d = 0.0f;
+        if (row < Lq) {
+            for (int c = 0; c < DV; ++c)
+                d += AT(dout, b, h, row, c) * LOAD(out, (bh * Lq + row) * DV + c);
+            delta[bh * Lq + row] = d;
+        }
+        row_delta[r] = d;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    uint qf[DQ16 / 16][4], dof[DV16 / 16][4];
+    LOAD_A(qf, qs, PQ, warp * 16, DQ16 / 16)
+    LOAD_A(dof, dos, PV, warp * 16, DV16 / 16)
+    int rows[2];
+    float row_lse[2], row_d[2];
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+        const int r = warp * 16 + g + 8 * hh, row = i0 + r;
+        rows[hh] = min(row, Lq - 1);
+        // +inf past the last row: its P is 0 (exp(s - inf)).
+        row_lse[hh] = row < Lq ? lse[bh * Lq + row] : INFINITY;
+        row_d[hh] = row_delta[r];
+    }
+    float acc[DQ16 / 8][4];
+    ZERO_ACC(acc, DQ16 / 8)
+    int end = Lk;
+#if CAUSAL
+    end = min(Lk, min(Lq, i0 + BM));
+#endif
+    for (int j0 = 0; j0 < end; j0 += BN) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        STAGE16(ks, PQ, k, DQK, DQ16, BN, j0, Lk)
+        STAGE16(vs, PV, v, DV, DV16, BN, j0, Lk)
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float s[BN / 8][4], dp[BN / 8][4];
+        ZERO_ACC(s, BN / 8)
+        ZERO_ACC(dp, BN / 8)
+        MMA_ABT(s, qf, ks, PQ, BN, DQ16 / 16)
+        MMA_ABT(dp, dof, vs, PV, BN, DV16 / 16)
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                const int col = j0 + j * 8 + 2 * t + r % 2;
+                const float sc = col < Lk ? MASKED(s[j][r] * scale, rows[r / 2], col)
+                                          : -INFINITY;
+                const float p = sc == -INFINITY ? 0.0f : exp(sc - row_lse[r / 2]);
+                s[j][r] = p * (dp[j][r] - row_d[r / 2]);  // dS
+            }
+#pragma unroll
+        for (int kj = 0; kj < BN / 16; ++kj) {
+            PACK_A(dsf, s, kj)
+            MMA_AB(acc, dsf, ks, PQ, kj, DQ16)
+        }
+    }
+    STORE_ROWS(dq, acc, DQ16 / 8, DQK, i0, Lq, scale)
+}
+
+// dV = sum_i P_ij dO_i and dK = scale * sum_i dS_ij q_i, the group owning BM keys.
+__kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
+void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
+                          __global const float *lse, __global const float *delta,
+                          __global T *dk, __global T *dv,
+                          const int H, const int Lq, const int Lk, const float scale)
+{
+    SETUP
+    const int j0 = EARLY_FIRST;
+    __local ushort ks[BM * PQ] ALIGNED, vs[BM * PV] ALIGNED;
+    __local ushort qs[BN * PQ] ALIGNED, dos[BN * PV] ALIGNED;
+    __local float row_lse[BN], row_delta[BN];
+    MMA_SCRATCH(THREADS)
+
+    STAGE16(ks, PQ, k, DQK, DQ16, BM, j0, Lk)
+    STAGE16(vs, PV, v, DV, DV16, BM, j0, Lk)
+    barrier(CLK_LOCAL_MEM_FENCE);
+    uint kf[DQ16 / 16][4], vf[DV16 / 16][4];  // the warp's keys, for the whole walk
+    LOAD_A(kf, ks, PQ, warp * 16, DQ16 / 16)
+    LOAD_A(vf, vs, PV, warp * 16, DV16 / 16)
+    int keys[2];
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) keys[hh] = j0 + warp * 16 + g + 8 * hh;
+    float dka[DQ16 / 8][4], dva[DV16 / 8][4];
+    ZERO_ACC(dka, DQ16 / 8)
+    ZERO_ACC(dva, DV16 / 8)
+    int start = 0;
+#if CAUSAL
+    start = j0 / BN * BN;  // queries before the group's first key see none of its keys
+#endif
+    for (int i0 = start; i0 < Lq; i0 += BN) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        STAGE16(qs, PQ, q, DQK, DQ16, BN, i0, Lq)
+        STAGE16(dos, PV, dout, DV, DV16, BN, i0, Lq)
+        for (int r = tid; r < BN; r += THREADS) {
+            row_lse[r] = i0 + r < Lq ? lse[bh * Lq + i0 + r] : INFINITY;
+            row_delta[r] = i0 + r < Lq ? delta[bh * Lq + i0 + r] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        // S^T and dP^T: rows the warp's keys, columns the step's queries.
+        float s[BN / 8][4], dp[BN / 8][4];
+        ZERO_ACC(s, BN / 8)
+        ZERO_ACC(dp, BN / 8)
+        MMA_ABT(s, kf, qs, PQ, BN, DQ16 / 16)
+        MMA_ABT(dp, vf, dos, PV, BN, DV16 / 16)
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                const int c = j * 8 + 2 * t + r % 2, row = i0 + c, key = keys[r / 2];
+                const float sc = row < Lq && key < Lk
+                    ? MASKED(s[j][r] * scale, row, key) : -INFINITY;
+                const float p = sc == -INFINITY ? 0.0f : exp(sc - row_lse[c]);
+                s[j][r] = p;
+                dp[j][r] = p * (dp[j][r] - row_delta[c]);  // dS^T
+            }
+#pragma unroll
+        for (int kj = 0; kj < BN / 16; ++kj) {
+            PACK_A(pf, s, kj)
+            MMA_AB(dva, pf, dos, PV, kj, DV16)
+            PACK_A(dsf, dp, kj)
+            MMA_AB(dka, dsf, qs, PQ, kj, DQ16)
+        }
+    }
+    STORE_ROWS(dk, dka, DQ16 / 8, DQK, j0, Lk, scale)
+    STORE_ROWS(dv, dva, DV16 / 8, DV, j0, Lk, 1.0f)
 }

@@ -64,11 +64,6 @@
     _Pragma("unroll") for (int i = 0; i < (NI); ++i)                            \
         _Pragma("unroll") for (int j = 0; j < (NJ); ++j) acc[i][j] = 0.0f;
 
-// The group's first row: groups with more work under causality (late query blocks, early
-// key blocks) are numbered first so they start first.
-#define LATE_FIRST (((int)get_num_groups(0) - 1 - (int)get_group_id(0)) * BM)
-#define EARLY_FIRST ((int)get_group_id(0) * BM)
-
 #define SETUP                                                                   \
     const int lid = get_local_id(0), tx = lid % RX, ty = lid / RX;              \
     const int bh = get_group_id(1), b = bh / H, h = bh % H;
