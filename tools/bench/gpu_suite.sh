@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Everything CI cannot run, in one go on an NVIDIA GPU: the tests that skip without
+# tensor cores or NCCL, then the benches whose figures RESULTS.md waits for. CI's PoCL
+# runs the tensor-core kernels only emulated (gemm.emulated_tensor_cores), so a change
+# to them is done once this has run on the real thing.
+#
+#   NETCL_DEVICE=gpu bash tools/bench/gpu_suite.sh            # every stage; one stage fits a 10-minute call
+#   NETCL_DEVICE=gpu bash tools/bench/gpu_suite.sh tests conv  # named stages only
+#
+# Each stage prints its own ratios against torch, timed in the same run; a stage that
+# fails or runs past its limit is reported and the next one starts.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export NETCL_DEVICE="${NETCL_DEVICE:-gpu}"
+
+tests() {
+    python -m pytest -q -rs tests/netcl-tensor/test_matmul_tensor_cores.py \
+        tests/netcl-tensor/test_conv_tensor_cores.py tests/netcl-tensor/test_reduce.py \
+        tests/netcl-autograd/test_ag_attention.py tests/netcl-distributed/test_nccl.py \
+        tests/netcl-distributed/test_nccl_ordering.py tests/netcl-optim/test_optim_muon.py \
+        tests/netcl-optim/test_optim_adam8bit.py
+}
+reduce() { python tools/bench/reduce_gpt.py --profile; }
+steps() {
+    python tools/bench/train_step.py --device gpu --steps-only --only "GPT 6" --rounds 5 \
+        --step-sample 0.2
+    python tools/bench/train_step.py --device gpu --steps-only --only ResNet-18 --rounds 5 \
+        --step-sample 0.2
+}
+optim() { python tools/bench/optim_step.py --algorithms adam,adam8bit,muon,adafactor --repeats 5 --steps 20; }
+conv() { python tools/bench/conv_tensor_cores.py; }
+attention() { python tools/bench/attention_sweep.py; }
+matmul() { python tools/bench/matmul_mma_sweep.py --dtype float16 bfloat16 float32; }
+amp() {
+    python tools/bench/amp_step.py --device gpu --widths 784 8192 8192 8192 8192 10 --batch 4096 \
+        --sample 0.1 --rounds 2
+}
+ddp() { python tools/bench/ddp.py --hidden 4096 --batch 2048 --rounds 5; }
+
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps optim conv attention matmul amp ddp)
+failed=()
+for name in "${stages[@]}"; do
+    echo "== $name ($(date -u +%H:%M:%S) UTC)"
+    started=$SECONDS
+    if ! timeout 540 bash -c "$(declare -f "$name"); $name"; then failed+=("$name"); fi
+    echo "== $name: $((SECONDS - started)) s"
+done
+[ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}"; exit 1; }
