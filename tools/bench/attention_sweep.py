@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pyopencl as cl
 from harness import Contender, Report, add_json_flag, no_sync, time_contenders
@@ -61,23 +62,34 @@ def _name(tile: AttentionTile) -> str:
     return f"{tile.bm}x{tile.bn} {tile.ry}x{tile.rx}{' vec' if tile.vec else ''}"
 
 
-class Problem:
-    """One attention problem on both sides: netcl's tensors and torch's CUDA tensors."""
+# netcl's and torch's dtype of each name a bench takes.
+DTYPES = {"fp32": (np.dtype(np.float32), torch.float32),
+          "bf16": (np.dtype(ml_dtypes.bfloat16), torch.bfloat16),
+          "fp16": (np.dtype(np.float16), torch.float16)}
 
-    def __init__(self, device: Device, causal: bool) -> None:
+
+class Problem:
+    """One attention problem on both sides: netcl's tensors and torch's CUDA tensors, of
+    ``dtype`` (a DTYPES name), the same values on both. ``tiles`` names the attention.py
+    table ``ours`` sets (TILES, or MMA_TILES for the tensor-core kernels)."""
+
+    def __init__(self, device: Device, causal: bool, dtype: str = "fp32",
+                 tiles: str = "TILES") -> None:
         rng = np.random.default_rng(0)
-        arrays = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(4)]
-        self.device, self.causal = device, causal
+        ours, theirs = DTYPES[dtype]
+        arrays = [rng.standard_normal(SHAPE).astype(ours) for _ in range(4)]
+        self.device, self.causal, self.tiles = device, causal, tiles
         self.q, self.k, self.v = (from_numpy(a, device).requires_grad_() for a in arrays[:3])
         self.grad = from_numpy(arrays[3], device)
         self.on = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tq, self.tk, self.tv = (torch.tensor(a, device=self.on, requires_grad=True)
-                                     for a in arrays[:3])
-        self.tgrad = torch.tensor(arrays[3], device=self.on)
+        self.tq, self.tk, self.tv = (
+            torch.tensor(a.astype(np.float32), device=self.on).to(theirs).requires_grad_()
+            for a in arrays[:3])
+        self.tgrad = torch.tensor(arrays[3].astype(np.float32), device=self.on).to(theirs)
 
-    def ours(self, tiles: dict[str, AttentionTile], backward: bool) -> Contender:
+    def ours(self, tiles: Mapping[str, object], backward: bool) -> Contender:
         def call() -> None:
-            attention.TILES = tiles
+            setattr(attention, self.tiles, tiles)
             if not backward:
                 ops.scaled_dot_product_attention(self.q, self.k, self.v, is_causal=self.causal)
                 return
@@ -117,34 +129,44 @@ def error(device: Device, tiles: dict[str, AttentionTile], shape: tuple[int, ...
     return max(float(np.abs(a - r).max() / np.abs(r).max()) for a, r in pairs)
 
 
-def sweep(report: Report, problem: Problem, best: dict[str, AttentionTile], kernel: str,
-          backward: bool) -> None:
-    """Times ``kernel``'s candidates (the others at ``best``) and keeps the fastest."""
-    local = problem.device.cl_device.local_mem_size
+def time_tiles(report: Report, problem: Problem, kernel: str, backward: bool,
+               settings: Mapping[str, Mapping[str, object]], rounds: int = 5) -> str:
+    """Times ``problem`` at each of ``settings`` (a name, then the tile table ``ours`` sets)
+    in turns with torch fused, prints the table, and returns the fastest's name."""
     contenders: dict[str, Contender] = {"torch fused": problem.torch_fused(backward)}
-    tiles: dict[str, AttentionTile] = {}
-    dim = SHAPE[3]
-    for tile in CANDIDATES[kernel]:
-        if not tile.fits(dim, dim) or tile.local_bytes(kernel, dim, dim) > local:
-            report.note(f"{kernel} {_name(tile)}", "skipped: does not fit")
-            continue
-        call, sync = problem.ours({**best, kernel: tile}, backward)
+    for name, tiles in settings.items():
+        call, sync = problem.ours(tiles, backward)
         try:  # builds it: a tile the compiler refuses is reported, not fatal
             call()
             sync()
         except cl.Error as error:
-            report.note(f"{kernel} {_name(tile)}", f"failed: {str(error)[:300]}")
+            report.note(f"{kernel} {name}", f"failed: {str(error)[:300]}")
             continue
-        tiles[_name(tile)] = tile
-        contenders[_name(tile)] = (call, sync)
-    times = time_contenders(contenders, rounds=5, sample_s=0.12)
+        contenders[name] = (call, sync)
+    times = time_contenders(contenders, rounds=rounds, sample_s=0.12)
     torch_ms = times["torch fused"].median * 1e3
     what = "forward+backward" if backward else "forward"
     table = report.table(f"{kernel} tiles, causal {'x'.join(map(str, SHAPE))}, ms per {what}",
                          ["netcl", "torch fused"], ratios=[("netcl", "torch fused")])
-    for name in tiles:
+    ours = [name for name in contenders if name != "torch fused"]
+    for name in ours:
         table.row(name, {"netcl": times[name].median * 1e3, "torch fused": torch_ms})
-    best[kernel] = tiles[min(tiles, key=lambda n: times[n].median)]
+    return min(ours, key=lambda n: times[n].median)
+
+
+def sweep(report: Report, problem: Problem, best: dict[str, AttentionTile], kernel: str,
+          backward: bool) -> None:
+    """Times ``kernel``'s candidates (the others at ``best``) and keeps the fastest."""
+    local = problem.device.cl_device.local_mem_size
+    dim = SHAPE[3]
+    tiles: dict[str, AttentionTile] = {}
+    for tile in CANDIDATES[kernel]:
+        if not tile.fits(dim, dim) or tile.local_bytes(kernel, dim, dim) > local:
+            report.note(f"{kernel} {_name(tile)}", "skipped: does not fit")
+            continue
+        tiles[_name(tile)] = tile
+    settings = {name: {**best, kernel: tile} for name, tile in tiles.items()}
+    best[kernel] = tiles[time_tiles(report, problem, kernel, backward, settings)]
 
 
 def main() -> None:

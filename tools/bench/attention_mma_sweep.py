@@ -1,0 +1,130 @@
+"""bfloat16/float16 SDPA on tensor cores (attention_mma.cl) against torch's flash attention.
+
+Issue 29's shape (causal, batch 8, 12 heads, L 1024, head dim 64) in bf16 (or --dtype
+fp16): each kernel's candidate tiles timed in turns with torch's fused SDPA (flash
+attention, efficient attention where flash does not take the shape) in the same run, the
+forward's by forward time, the dQ and dK/dV passes' by forward+backward time (the others
+at their best); then the best of each, causal and not, forward+backward, with the ratio
+netcl / torch fused (the issue's target: at most 2.0 in bf16), and the error against
+float64 of the same 16-bit inputs. The winners go into attention.py's MMA_TILES.
+
+    NETCL_DEVICE=gpu python tools/bench/attention_mma_sweep.py
+    NETCL_DEVICE=gpu python tools/bench/attention_mma_sweep.py --dtype fp16
+    python tools/bench/attention_mma_sweep.py --shape 1 1 64 16 --rounds 1   # a CPU dry
+        run: the kernels' mma.sync emulated in OpenCL C (gemm.emulated_tensor_cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from attention_sweep import DTYPES, SHAPE, Problem, time_tiles
+from harness import Contender, Report, Table, add_json_flag, time_contenders
+
+import netcl.autograd as ag
+from netcl.core.device import Device, manager
+from netcl.core.tensor import from_numpy, ops
+from netcl.core.tensor.ops import attention, gemm
+from netcl.core.tensor.ops.attention import MmaAttentionTile
+
+KERNELS = ("sdpa_forward", "sdpa_backward_q", "sdpa_backward_kv")
+# (warps, bn): attention.py's defaults, then wider and narrower groups and steps.
+CANDIDATES = [MmaAttentionTile(w, bn) for w, bn in
+              ((4, 64), (4, 32), (2, 64), (2, 32), (8, 32), (8, 64), (4, 128))]
+Tiles = dict[str, list[MmaAttentionTile]]
+
+
+def _name(tile: MmaAttentionTile) -> str:
+    return f"{tile.warps} warps x {tile.bn}"
+
+
+def error(device: Device, tiles: Tiles, dtype: str, shape: tuple[int, ...],
+          causal: bool) -> float:
+    """The largest |netcl - float64| of the output and the three gradients at ``tiles``,
+    over that tensor's largest |float64| entry, from the same 16-bit inputs."""
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(shape).astype(DTYPES[dtype][0]) for _ in range(4)]
+    attention.MMA_TILES = tiles
+    q, k, v = (from_numpy(a, device).requires_grad_() for a in arrays[:3])
+    with ag.Tape() as tape:
+        out = ops.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    tape.backward(out, from_numpy(arrays[3], device))
+    ours = [t.numpy().astype(np.float64) for t in (out, q.grad, k.grad, v.grad)]
+    tq, tk, tv = (torch.tensor(a.astype(np.float64), requires_grad=True) for a in arrays[:3])
+    ref = F.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
+    ref.backward(torch.tensor(arrays[3].astype(np.float64)))
+    refs = [t.detach().numpy() for t in (ref, tq.grad, tk.grad, tv.grad)]
+    pairs = zip(ours, refs, strict=True)
+    return max(float(np.abs(a - r).max() / np.abs(r).max()) for a, r in pairs)
+
+
+def sweep(report: Report, problem: Problem, best: Tiles, kernel: str, rounds: int,
+          candidates: list[MmaAttentionTile]) -> None:
+    """Times ``kernel``'s candidates (the others at ``best``) and keeps the fastest."""
+    local = problem.device.cl_device.local_mem_size
+    tiles: dict[str, MmaAttentionTile] = {}
+    for tile in candidates:
+        if tile.local_bytes(kernel, SHAPE[3], SHAPE[3]) > local:
+            report.note(f"{kernel} {_name(tile)}", "skipped: does not fit")
+            continue
+        tiles[_name(tile)] = tile
+    settings = {name: {**best, kernel: [tile]} for name, tile in tiles.items()}
+    fastest = time_tiles(report, problem, kernel, kernel != "sdpa_forward", settings, rounds)
+    best[kernel] = [tiles[fastest]]
+
+
+def compare(table: Table, problems: list[Problem], best: Tiles, rounds: int) -> None:
+    for problem in problems:
+        runs: dict[str, Callable[[], Contender]] = {
+            "netcl": lambda p=problem: p.ours(best, True),
+            "torch fused": lambda p=problem: p.torch_fused(True)}
+        times = time_contenders({k: make() for k, make in runs.items()}, rounds=rounds,
+                                sample_s=0.3)
+        name = f"{'causal' if problem.causal else 'full'} {'x'.join(map(str, SHAPE))}"
+        table.row(name, {k: t.median * 1e3 for k, t in times.items()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shape", type=int, nargs=4, default=SHAPE,
+                        metavar=("BATCH", "HEADS", "L", "E"))
+    parser.add_argument("--dtype", choices=("bf16", "fp16"), default="bf16")
+    parser.add_argument("--rounds", type=int, default=5)
+    add_json_flag(parser)
+    args = parser.parse_args()
+    SHAPE[:] = args.shape
+    device = manager.default("auto")
+    with contextlib.ExitStack() as stack:
+        if not gemm.tensor_cores(device.cl_device):
+            stack.enter_context(gemm.emulated_tensor_cores())
+        emulated = gemm.emulates_tensor_cores(device.cl_device)
+        title = f"sdpa on tensor cores, {args.dtype}{' (emulated)' if emulated else ''}"
+        report = Report(title, device=device.name, json_line=args.json)
+        best: Tiles = {name: list(attention.MMA_TILES[name]) for name in KERNELS}
+        causal = Problem(device, True, args.dtype, "MMA_TILES")
+        # Emulated, PoCL compiles each tile for seconds to minutes: two show the table.
+        candidates = CANDIDATES[:2] if emulated else CANDIDATES
+        for kernel in KERNELS:
+            sweep(report, causal, best, kernel, args.rounds, candidates)
+        report.note("best", ", ".join(f"{k}: {_name(v[0])}" for k, v in best.items()))
+        checks = ((1, 2, 1000, SHAPE[3]), (2, 1, 333, SHAPE[3]))
+        if emulated:
+            checks = ((1, 1, 100, SHAPE[3]), (1, 1, 33, SHAPE[3]))
+        for shape, is_causal in zip(checks, (True, False), strict=True):
+            report.note(f"max error against float64, {'causal' if is_causal else 'full'} {shape}",
+                        f"{error(device, best, args.dtype, shape, is_causal):.2e} of the "
+                        "largest entry")
+        table = report.table("best tiles, ms per forward+backward", ["netcl", "torch fused"],
+                             ratios=[("netcl", "torch fused")])
+        compare(table, [causal, Problem(device, False, args.dtype, "MMA_TILES")], best,
+                args.rounds + 2)
+        report.finish()
+
+
+if __name__ == "__main__":
+    main()
