@@ -16,7 +16,8 @@ export NETCL_DEVICE="${NETCL_DEVICE:-gpu}"
 tests() {
     python -m pytest -q -rs tests/netcl-tensor/test_matmul_tensor_cores.py \
         tests/netcl-tensor/test_conv_tensor_cores.py tests/netcl-tensor/test_reduce.py \
-        tests/netcl-autograd/test_ag_attention.py tests/netcl-distributed/test_nccl.py \
+        tests/netcl-autograd/test_ag_attention.py \
+        tests/netcl-autograd/test_attention_tensor_cores.py tests/netcl-distributed/test_nccl.py \
         tests/netcl-distributed/test_nccl_ordering.py tests/netcl-optim/test_optim_muon.py \
         tests/netcl-optim/test_optim_adam8bit.py
 }
@@ -30,6 +31,10 @@ steps() {
 optim() { python tools/bench/optim_step.py --algorithms adam,adam8bit,muon,adafactor --repeats 5 --steps 20; }
 conv() { python tools/bench/conv_tensor_cores.py; }
 attention() { python tools/bench/attention_sweep.py; }
+attention16() {
+    python tools/bench/attention_mma_sweep.py
+    python tools/bench/attention_mma_sweep.py --dtype fp16
+}
 matmul() { python tools/bench/matmul_mma_sweep.py --dtype float16 bfloat16 float32; }
 amp() {
     python tools/bench/amp_step.py --device gpu --widths 784 8192 8192 8192 8192 10 --batch 4096 \
@@ -38,7 +43,7 @@ amp() {
 ddp() { python tools/bench/ddp.py --hidden 4096 --batch 2048 --rounds 5; }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps optim conv attention matmul amp ddp)
+[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps optim conv attention attention16 matmul amp ddp)
 failed=()
 for name in "${stages[@]}"; do
     echo "== $name ($(date -u +%H:%M:%S) UTC)"
