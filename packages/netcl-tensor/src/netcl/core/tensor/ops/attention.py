@@ -203,6 +203,10 @@ class _Problem:
                               np.array(strides, dtype=cltypes.int4)]
         self.defines = _defines(q, self.dqk, self.dv, self.mask_kind, causal)
         self.dtype = q.dtype
+        # attention_mma.cl's `vecs`: the operands whose rows it reads 16 bytes at a time.
+        self.vecs = sum(bit for bit, (t, st) in zip(
+            (1, 2, 4), ((q, self.q_st), (k, self.k_st), (v, self.v_st)), strict=True)
+            if _vector_rows(t, st))
 
     def mma_tile(self, name: str) -> MmaAttentionTile | None:
         """The tensor-core tile kernel ``name`` runs at, or None where it has none here."""
@@ -241,7 +245,7 @@ class _Problem:
             size = 32 * mma.warps
             groups = -(-rows // (16 * mma.warps))
             enqueue(self.device, kernel, (groups * size, heads), (size, 1),
-                    [*args, *self.tail()])
+                    [*args, *self.tail(), np.int32(self.vecs)])
             return
         if _form(self.device) == "cpu":
             kernel = kernels.kernel((*_SHARED, CPU_KERNEL_FILE), f"{name}_cpu", self.defines)
@@ -263,6 +267,14 @@ class _Problem:
     def tail(self) -> list[Any]:
         return [np.int32(self.heads), np.int32(self.lq), np.int32(self.lk),
                 np.float32(self.scale)]
+
+
+def _vector_rows(t: Tensor, strides: np.ndarray[Any, Any]) -> bool:
+    """Whether every row of the 16-bit ``t`` (4-D ``strides``) is contiguous and starts
+    16 bytes into its buffer's alignment with a multiple of 8 elements: read 8 at a time."""
+    batch, head, row, column = (int(s) for s in strides.tolist())
+    return (t.itemsize == 2 and column == 1 and t.shape[-1] % 8 == 0
+            and all(s % 8 == 0 for s in (batch, head, row, t.offset)))
 
 
 def _operand(t: Tensor, strides: np.ndarray[Any, Any]) -> list[Any]:
@@ -322,6 +334,7 @@ def scaled_dot_product_attention_backward(
     dv = empty(v.shape, v.dtype, device)
     delta = empty((rows * problem.lq,), dtypes.float32, device)
     _, g_st = _as4(op, "grad", grad)
+    problem.vecs |= 8 if _vector_rows(grad, g_st) else 0
     inputs = [*_operand(q, problem.q_st), *_operand(k, problem.k_st),
               *_operand(v, problem.v_st), *problem.mask_args, *_operand(grad, g_st)]
     problem.launch("sdpa_backward_q", problem.lq,

@@ -19,7 +19,8 @@
 //
 // attention.py supplies, besides attention_mask.cl's and mma.cl's (built ahead of this
 // file): DQK, DV the head dims (any; staged zero-padded to multiples of 16), WARPS, BN (a
-// multiple of 16).
+// multiple of 16); and as the last argument `vecs`, the operands STAGE16 reads a vector
+// at a time.
 
 #define THREADS (32 * WARPS)
 #define BM (16 * WARPS)
@@ -36,12 +37,27 @@
                            + (h) * x##_st.s1 + (r) * x##_st.s2 + (c) * x##_st.s3]
 
 // Rows r0 .. r0+R-1 of x (NC columns) into xs[r * P + c], zero past `rows` and past NC
-// up to NP columns.
+// up to NP columns. Where the kernel's `vecs` has x's bit (attention.py: x's rows are
+// contiguous, 16-byte aligned and NC a multiple of 8), 8 elements a read.
+#define q_BIT 1
+#define k_BIT 2
+#define v_BIT 4
+#define dout_BIT 8
 #define STAGE16(xs, P, x, NC, NP, R, r0, rows)                                  \
-    for (int e = tid; e < (R) * (NP); e += THREADS) {                           \
-        const int r = e / (NP), c = e % (NP);                                   \
-        xs[r * (P) + c] = (r0) + r < (rows) && c < (NC)                         \
-                          ? RAW(x, b, h, (r0) + r, c) : (ushort)0;              \
+    if (vecs & x##_BIT) {                                                       \
+        for (int e = tid; e < (R) * ((NP) / 8); e += THREADS) {                 \
+            const int r = e / ((NP) / 8), c = e % ((NP) / 8) * 8;               \
+            uint4 w = (uint4)(0);                                               \
+            if ((r0) + r < (rows) && c < (NC))                                  \
+                w = *(__global const uint4 *)&RAW(x, b, h, (r0) + r, c);        \
+            *(__local uint4 *)&xs[r * (P) + c] = w;                             \
+        }                                                                       \
+    } else {                                                                    \
+        for (int e = tid; e < (R) * (NP); e += THREADS) {                       \
+            const int r = e / (NP), c = e % (NP);                               \
+            xs[r * (P) + c] = (r0) + r < (rows) && c < (NC)                     \
+                              ? RAW(x, b, h, (r0) + r, c) : (ushort)0;          \
+        }                                                                       \
     }
 
 // Two floats as one register of 16-bit elements, rounded to nearest even (lo first).
@@ -151,7 +167,8 @@ inline float quad_sum(float x MMA_SCRATCH_PARAM)
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
                       __global T *out, __global float *lse,
-                      const int H, const int Lq, const int Lk, const float scale)
+                      const int H, const int Lq, const int Lk, const float scale,
+                      const int vecs)
 {
     SETUP
     const int i0 = LATE_FIRST;
@@ -238,7 +255,8 @@ __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void sdpa_backward_q_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                          __global const T *out, __global const float *lse,
                          __global T *dq, __global float *delta,
-                         const int H, const int Lq, const int Lk, const float scale)
+                         const int H, const int Lq, const int Lk, const float scale,
+                         const int vecs)
 {
     SETUP
     const int i0 = LATE_FIRST;
@@ -313,7 +331,8 @@ __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                           __global const float *lse, __global const float *delta,
                           __global T *dk, __global T *dv,
-                          const int H, const int Lq, const int Lk, const float scale)
+                          const int H, const int Lq, const int Lk, const float scale,
+                         const int vecs)
 {
     SETUP
     const int j0 = EARLY_FIRST;
