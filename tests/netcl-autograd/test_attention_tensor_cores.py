@@ -32,8 +32,8 @@ DTYPE = {"bf16": ml_dtypes.bfloat16, "fp16": np.float16}
 
 
 @pytest.fixture
-def launched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The tensor-core kernels at small tiles; yields the names of the kernels launched."""
+def kernel_names(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the attention kernels launched, in order."""
     names: list[str] = []
     enqueue = attention.enqueue
 
@@ -42,9 +42,34 @@ def launched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         enqueue(device, kernel, *args)
 
     monkeypatch.setattr(attention, "enqueue", spy)
+    return names
+
+
+@pytest.fixture
+def launched(kernel_names: list[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The tensor-core kernels at small tiles; yields the names of the kernels launched."""
     monkeypatch.setattr(attention, "MMA_TILES", SMALL_MMA_TILES)
     with gemm.emulated_tensor_cores():
-        yield names
+        yield kernel_names
+
+
+def test_without_tensor_cores_or_with_a_form_forced_the_kernels_stay(
+        kernel_names: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    q = from_numpy(np.ones((1, 20, 16), ml_dtypes.bfloat16))
+    if gemm.tensor_cores(q.device.cl_device):
+        pytest.skip(f"{q.device.name} has tensor cores")
+    ops.scaled_dot_product_attention(q, q, q)
+    monkeypatch.setattr(attention, "KERNELS", "rows")
+    with gemm.emulated_tensor_cores():
+        ops.scaled_dot_product_attention(q, q, q)
+    assert len(kernel_names) == 2 and not any(n.endswith("_mma") for n in kernel_names)
+    assert kernel_names[1] == "sdpa_forward"
+
+
+@pytest.mark.parametrize(("warps", "bn"), [(0, 32), (2, 8), (2, 24)])
+def test_a_tile_of_partial_slices_is_refused(warps: int, bn: int) -> None:
+    with pytest.raises(ValueError, match="multiple of 16"):
+        MmaAttentionTile(warps, bn)
 
 
 def _reference(data: dict[str, Array], spec: dict[str, Any], stored_out: Array

@@ -96,6 +96,13 @@ class MmaAttentionTile:
     warps: int
     bn: int
 
+    def __post_init__(self) -> None:
+        if self.warps < 1 or self.bn < 16 or self.bn % 16:
+            raise ValueError(
+                f"MmaAttentionTile: warps must be at least 1 and bn a positive multiple of 16 "
+                f"(a step is whole 16-key slices), got warps={self.warps}, bn={self.bn}"
+            )
+
     def local_bytes(self, kernel: str, dqk: int, dv: int) -> int:
         """The local memory ``kernel`` declares at this tile (16-bit tiles of rows padded
         to multiples of 16 plus 8 elements, and the emulation's scratch where it runs)."""
