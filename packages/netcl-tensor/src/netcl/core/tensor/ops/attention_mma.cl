@@ -62,9 +62,9 @@
 
 // Two floats as one register of 16-bit elements, rounded to nearest even (lo first).
 #if MMA_TYPE == 1
-// float16's bits, to nearest even (IEEE 754 binary16) without the cl_khr_fp16 types:
-// vstore_half into a private ushort reads back stale on PoCL (the store and the read
-// are of different types).
+// float16's bits, to nearest even (IEEE 754 binary16), in integer arithmetic: without
+// cl_khr_fp16 a private half exists only behind a pointer, and vstore_half through a
+// half pointer onto a private ushort gave wrong P on PoCL.
 inline uint half_bits(const float x)
 {
     const uint bits = as_uint(x), sign = bits >> 16 & 0x8000u, a = bits & 0x7FFFFFFFu;
