@@ -104,8 +104,9 @@ class MmaAttentionTile:
             )
 
     def local_bytes(self, kernel: str, dqk: int, dv: int) -> int:
-        """The local memory ``kernel`` declares at this tile (16-bit tiles of rows padded
-        to multiples of 16 plus 8 elements, and the emulation's scratch where it runs)."""
+        """The local memory ``kernel`` declares at this tile: 16-bit tiles of rows padded
+        to multiples of 16 plus 8 elements, and mma.cl's emulation scratch (counted on
+        every device, 3 KiB at 4 warps, so one figure serves both)."""
         pq, pv = -(-dqk // 16) * 16 + 8, -(-dv // 16) * 16 + 8
         bm = 16 * self.warps
         halves = {"sdpa_forward": bm * pq + self.bn * (pq + pv),
@@ -116,9 +117,9 @@ class MmaAttentionTile:
 
 
 # Each kernel's tensor-core tiles, the first that fits local memory taken: 64 rows a
-# group and steps of 64 (head dim 64: 27 KiB forward, 36 KiB backward), of 32, or 32 rows
-# and steps of 32 (head dim 128 backward: 35 KiB; NVIDIA's OpenCL gives a work-group
-# 48 KiB). Not yet timed on a GPU.
+# group and steps of 64 (head dim 64: 30 KiB forward, 39 KiB backward), of 32 (head dim
+# 128 forward: 37 KiB), or 32 rows and steps of 32 (head dim 128 backward: 36 KiB);
+# NVIDIA's OpenCL gives a work-group 48 KiB. Not yet timed on a GPU.
 _MMA_CANDIDATES = [MmaAttentionTile(4, 64), MmaAttentionTile(4, 32), MmaAttentionTile(2, 32)]
 MMA_TILES: dict[str, list[MmaAttentionTile]] = {
     name: _MMA_CANDIDATES for name in ("sdpa_forward", "sdpa_backward_q", "sdpa_backward_kv")
