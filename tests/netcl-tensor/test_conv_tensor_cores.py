@@ -6,12 +6,16 @@ any other through ``gemm.emulated_tensor_cores`` (mma.sync, ldmatrix and
 cp.async in plain OpenCL C) with the small tiles, so CI's PoCL checks the
 forward pass, both gradients, their gathers and the weight gradient's sum over
 images. Results are checked against float64 convolutions of the same stored
-inputs within the bound their rounding admits (rounding_bound).
+inputs within the bound their rounding admits (rounding_bound), and the kernels
+gemm launched are checked to be matmul_mma built for that pass (gemm_launches): the
+tiled kernel would meet the same bounds.
 """
 
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -21,6 +25,7 @@ import pytest
 from test_matmul_tensor_cores import NV, emulated_device, fake_cl_device, rounding_bound
 
 from netcl.core.device import Device
+from netcl.core.device.kernels import KernelCache
 from netcl.core.tensor import backends, dtypes, from_numpy
 from netcl.core.tensor.ops.conv import (
     conv2d,
@@ -47,7 +52,46 @@ def conv_tf32() -> Iterator[None]:
     backends.cudnn.allow_tf32 = before
 
 
-def test_conv_tf32_is_off_by_default_and_its_own_setting(conv_tf32: None) -> None:
+@pytest.fixture
+def gemm_launches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
+    """Each kernel gemm launches during the test, in order: its name and the B_GATHER
+    (the convolution pass: 1 forward, 2 weight gradient, 3 input gradient) and
+    SUM_IMAGES it was built with."""
+    built: dict[int, dict[str, Any]] = {}
+    fetch = KernelCache.kernel
+
+    def spy_fetch(cache: KernelCache, sources: Any, name: str, defines: Any = None,
+                  options: tuple[str, ...] = ()) -> Any:
+        kernel = fetch(cache, sources, name, defines, options)
+        built[id(kernel)] = dict(defines.defines() if hasattr(defines, "defines")
+                                 else defines or {})
+        return kernel
+
+    launches: list[tuple[str, int, int]] = []
+    enqueue = gemm.enqueue_prepared
+
+    def spy_enqueue(device: Device, kernel: Any, *args: Any) -> None:
+        defines = built.get(id(kernel), {})
+        launches.append((kernel.function_name, defines.get("B_GATHER", 0),
+                         defines.get("SUM_IMAGES", 0)))
+        enqueue(device, kernel, *args)
+
+    monkeypatch.setattr(KernelCache, "kernel", spy_fetch)
+    monkeypatch.setattr(gemm, "enqueue_prepared", spy_enqueue)
+    return launches
+
+
+def test_conv_tf32_is_off_by_default() -> None:
+    """Unlike torch's True: float32 stays float32 until asked otherwise. Read in a fresh
+    interpreter, before any test's setting."""
+    fresh = subprocess.run(
+        [sys.executable, "-c", "from netcl.core.tensor import backends; "
+         "print(backends.cudnn.allow_tf32, backends.get_float32_matmul_precision())"],
+        capture_output=True, text=True, check=True)
+    assert fresh.stdout.split() == ["False", "highest"]
+
+
+def test_conv_tf32_is_its_own_setting(conv_tf32: None) -> None:
     backends.cudnn.allow_tf32 = False
     backends.set_float32_matmul_precision("high")
     try:
@@ -132,17 +176,19 @@ def forward(emulated_device: Device, x: Array, w: Array, geometry: tuple[Any, ..
     ids=["bf16", "fp16", "tf32"])
 def test_forward_matches_float64(
         emulated_device: Device, rng: np.random.Generator, conv_tf32: None, dtype: Any,
-        geometry: tuple[Any, ...]) -> None:
+        geometry: tuple[Any, ...], gemm_launches: list[tuple[str, int, int]]) -> None:
     x, w = stored(rng, (2, 5, 11, 9), dtype), stored(rng, (7, 5, 3, 3), dtype)
     got = forward(emulated_device, x, w, geometry)
     stride, padding, dilation = geometry
     check(got, dtype, lambda a, b: functional.conv2d(a, b, None, stride, padding, dilation),
           x, w, 5 * 9)
     assert np.array_equal(forward(emulated_device, x, w, geometry), got)
+    assert gemm_launches == [("matmul_mma", 1, 0)] * 2
 
 
 def test_input_grad_matches_float64(
-        emulated_device: Device, rng: np.random.Generator) -> None:
+        emulated_device: Device, rng: np.random.Generator,
+        gemm_launches: list[tuple[str, int, int]]) -> None:
     dtype = dtypes.bfloat16
     stride, padding, dilation = GEOMETRY
     x_shape, w = (2, 5, 11, 9), stored(rng, (7, 5, 3, 3), dtypes.bfloat16)
@@ -153,6 +199,7 @@ def test_input_grad_matches_float64(
                             x_shape, stride, padding, dilation).numpy()
     check(got, dtype, lambda a, b: torch.nn.grad.conv2d_input(x_shape, b, a, stride, padding,
                                                               dilation), g, w, 7 * 9)
+    assert gemm_launches == [("matmul_mma", 3, 0)]
 
 
 def weight_grad(device: Device, g: Array, x: Array, w_shape: tuple[int, ...],
@@ -165,9 +212,11 @@ def weight_grad(device: Device, g: Array, x: Array, w_shape: tuple[int, ...],
 @pytest.mark.parametrize("dtype", [dtypes.bfloat16, dtypes.float32], ids=["bf16", "tf32"])
 def test_weight_grad_sums_the_images_in_order(
         emulated_device: Device, rng: np.random.Generator, conv_tf32: None,
-        monkeypatch: pytest.MonkeyPatch, groups: int, dtype: Any) -> None:
+        monkeypatch: pytest.MonkeyPatch, groups: int, dtype: Any,
+        gemm_launches: list[tuple[str, int, int]]) -> None:
     """Five images of 9 x 8 (72 output positions: ragged against 32-deep steps) in one
-    group, or three (2 + 2 + 1 images, the groups' float32 slabs summed in order)."""
+    group, or three (2 + 2 + 1 images, the groups' float32 slabs then summed by ``sum``:
+    a fixed order)."""
     monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: groups)
     x, w_shape = stored(rng, (5, 6, 9, 8), dtype), (8, 6, 3, 3)
     g = stored(rng, (5, 8, 9, 8), dtype)
@@ -175,6 +224,7 @@ def test_weight_grad_sums_the_images_in_order(
     check(got, dtype, lambda a, b: torch.nn.grad.conv2d_weight(b, w_shape, a, 1, 1), g, x,
           5 * 72 + groups)
     assert np.array_equal(weight_grad(emulated_device, g, x, w_shape), got)
+    assert gemm_launches == [("matmul_mma", 2, 1)] * 2
 
 
 # A tile other than the small default (64 x 64 x 32 on 2 x 2 warps): another depth,
@@ -184,7 +234,7 @@ OTHER_TILE = MmaTile(32, 64, 16, 1, 2)
 
 def test_tiles_give_the_same_bits(
         emulated_device: Device, rng: np.random.Generator,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, gemm_launches: list[tuple[str, int, int]]) -> None:
     monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 2)
     dtype = dtypes.bfloat16
     x, w = stored(rng, (2, 5, 11, 9), dtype), stored(rng, (7, 5, 3, 3), dtype)
@@ -193,6 +243,7 @@ def test_tiles_give_the_same_bits(
     x, g = stored(rng, (3, 6, 9, 8), dtype), stored(rng, (3, 8, 9, 8), dtype)
     assert np.array_equal(weight_grad(emulated_device, g, x, (8, 6, 3, 3), OTHER_TILE),
                           weight_grad(emulated_device, g, x, (8, 6, 3, 3)))
+    assert gemm_launches == [("matmul_mma", 1, 0)] * 2 + [("matmul_mma", 2, 1)] * 2
 
 
 def test_grads_for_autograd_take_the_same_kernels(
