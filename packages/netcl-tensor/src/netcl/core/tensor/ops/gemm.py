@@ -622,8 +622,8 @@ def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
 
 def weight_grad_groups(compute_units: int, tiles: int, images: int, slab_bytes: int) -> int:
     """Groups a tensor-core weight gradient splits its images into: each group's sum
-    goes to a float32 slab of ``slab_bytes`` and the slabs are summed in group
-    order. Enough groups for two work-groups a compute unit, at most one an image,
+    goes to a float32 slab of ``slab_bytes`` and the slabs are then summed (see
+    _mma_conv). Enough groups for two work-groups a compute unit, at most one an image,
     their slabs within MAX_SLAB_BYTES."""
     wanted = -(-2 * compute_units // tiles)
     return max(1, min(images, wanted, MAX_SLAB_BYTES // slab_bytes))
@@ -642,8 +642,9 @@ def _conv_tile(compute_units: int, layout: str, m: int, n: int, count: int,
 def _mma_conv(a_op: Operand, b_op: Operand, a: Tensor, x: Tensor, out: Tensor, mode: int,
               gather: tuple[tuple[str, int], ...], tile: MmaTile | None) -> None:
     """implicit_gemm on tensor cores. The weight gradient (mode 2) sums its images
-    in the kernel, a group of them a work-group (SUM_IMAGES), then the groups'
-    float32 slabs in group order: a fixed order either way."""
+    in the kernel, a group of them a work-group (SUM_IMAGES); more than one group,
+    and their float32 slabs are then summed by ``sum`` over the slabs' axis (its
+    reduction's order on this device, not group order): a fixed order either way."""
     device = a.device
     count = x.shape[0]
     m, n = out.shape[-2:]
@@ -652,21 +653,25 @@ def _mma_conv(a_op: Operand, b_op: Operand, a: Tensor, x: Tensor, out: Tensor, m
         # The weight gradient's tiles are chosen for one product: its groups follow.
         tile = _conv_tile(device.compute_units, "nt" if mode == 2 else "nn", m, n,
                           1 if mode == 2 else count, a.dtype.itemsize)
+    mma_tile = tile
+
+    def launch(target: Tensor, group: int = 0) -> None:
+        plan = _mma_plan(device, a_op, b_op, target.dtype, (count,), m, n, k, mma_tile,
+                         gather, group)
+        run(device, plan, a.buffer, x.buffer, target.buffer)
+
     if mode != 2:
-        plan = _mma_plan(device, a_op, b_op, out.dtype, (count,), m, n, k, tile, gather)
-        run(device, plan, a.buffer, x.buffer, out.buffer)
+        launch(out)
         return
     tiles = -(-m // tile.bm) * -(-n // tile.bn)
     group = -(-count // weight_grad_groups(device.compute_units, tiles, count, m * n * 4))
     groups = -(-count // group)
     if groups == 1:
-        plan = _mma_plan(device, a_op, b_op, out.dtype, (count,), m, n, k, tile, gather, group)
-        run(device, plan, a.buffer, x.buffer, out.buffer)
+        launch(out, group)
         return
     slabs = Tensor(device.pool.allocate(groups * m * n * 4), (groups, m, n), dtypes.float32,
                    device)
-    plan = _mma_plan(device, a_op, b_op, dtypes.float32, (count,), m, n, k, tile, gather, group)
-    run(device, plan, a.buffer, x.buffer, slabs.buffer)
+    launch(slabs, group)
     with recorder.recording(None):  # a step of the convolution, not an op of its own
         copy_(out, sum_(slabs, (0,)))
 
