@@ -62,7 +62,7 @@ __kernel void adafactor_update(const long n, STATE_ARG(u), STATE_ARG(g), STATE_A
         const long row_start = factored ? e - e % cols : begin;
         const long stop = factored ? min(end, row_start + cols) : end;
         const float r = factored ? variance[matrix * rows + (e / cols) % rows] : 0.0f;
-        const float floor = max_of(mean_r[matrix], eps1);
+        const float floor = factored ? max_of(mean_r[matrix], eps1) : 1.0f;
         __global const float *c = col_var + matrix * cols;
 #if VEC > 1
         for (; e + VEC <= stop; e += VEC) {
