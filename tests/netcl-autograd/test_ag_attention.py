@@ -15,6 +15,7 @@ import netcl.autograd as ag
 from netcl.core.tensor import from_numpy, ops
 from netcl.core.tensor.ops import attention
 from netcl.core.tensor.ops.attention import AttentionTile
+from netcl.core.tensor.tensor import Shape
 
 # Small tiles, so the test shapes span several blocks and end in partial ones; each
 # kernel a different shape (blocks of 8 and 16, work-groups of 16 and 32, 2 or 4 columns).
@@ -201,3 +202,47 @@ def test_bad_input_raises_naming_it(kwargs: dict[str, Any], error: type[Exceptio
         mask = from_numpy(np.zeros((4, 5), kwargs["mask_dtype"]))
     with pytest.raises(error, match=match):
         ops.scaled_dot_product_attention(q, k, v, mask, kwargs.get("causal", False))
+
+
+@pytest.mark.parametrize("limit", [2, 4])
+def test_heads_launched_in_slices_match_one_launch_bit_for_bit(
+        limit: int, kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2 x 3 (batch, head) pairs: slices of 2 (even) and of 4 then 2 (uneven).
+    name, spec = CASES[0]
+    data = _inputs(np.random.default_rng(len(name)), spec)
+    whole = _ours(data, spec)
+    monkeypatch.setattr(attention, "MAX_HEAD_SLICE", limit)
+    for label, ours, theirs in zip(("out", "dq", "dk", "dv"), _ours(data, spec), whole,
+                                   strict=True):
+        np.testing.assert_array_equal(ours, theirs, err_msg=label)
+
+
+def test_a_view_past_32_bit_offsets_raises_naming_it() -> None:
+    # Two rows 2^31 elements apart: two elements, but the second past int32.
+    with pytest.raises(ValueError, match=r"query of shape \(1, 1, 2, 8\).* reaches element "
+                                         r"2147483654.*at most 2147483647"):
+        attention.check_reach("op", "query", 0, (1, 1, 2, 8), (0, 0, 2**31 - 1, 1))
+    attention.check_reach("op", "attn_mask", 2**31 - 8, (1, 1, 2, 8), (0, 0, 0, 1))
+    with pytest.raises(ValueError, match="attn_mask"):
+        attention.check_reach("op", "attn_mask", 2**31 - 7, (1, 1, 2, 8), (0, 0, 0, 1))
+    attention.check_reach("op", "key", 2**40, (1, 0, 2, 8), (0, 0, 8, 1))  # empty: nothing
+
+
+@pytest.mark.parametrize(("limit", "name", "shapes"), [
+    # Reaches: query (4, 8) 31, key (5, 8) 39, value (5, 16) 79, out (4, 16) 63.
+    (30, "query", ((4, 8), (5, 8), (5, 16))),
+    (35, "key", ((4, 8), (5, 8), (5, 16))),
+    (70, "value", ((4, 8), (5, 8), (5, 16))),
+    # The inputs within the limit (15, 3, 15), the output (8, 8) past it (63).
+    (62, "out", ((8, 2), (2, 2), (2, 8))),
+])
+def test_each_operand_past_the_offset_limit_raises_before_any_launch(
+        limit: int, name: str, shapes: tuple[Shape, ...],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    launches: list[Any] = []
+    monkeypatch.setattr(attention, "enqueue", lambda *args: launches.append(args))
+    monkeypatch.setattr(attention, "_INT32_MAX", limit)
+    q, k, v = (from_numpy(np.zeros(shape, np.float32)) for shape in shapes)
+    with pytest.raises(ValueError, match=f"{name} of shape"):
+        ops.scaled_dot_product_attention(q, k, v)
+    assert not launches

@@ -6,7 +6,8 @@ attention, efficient attention where flash does not take the shape) in the same 
 forward's by forward time, the dQ and dK/dV passes' by forward+backward time (the others
 at their best); then the best of each, causal and not, forward+backward, with the ratio
 netcl / torch fused (the issue's target: at most 2.0 in bf16), and the error against
-float64 of the same 16-bit inputs. The winners go into attention.py's MMA_TILES.
+float64 of the same 16-bit inputs, held to test_attention_tensor_cores.py's bound: past
+it the script exits non-zero. The winners go into attention.py's MMA_TILES.
 
     NETCL_DEVICE=gpu python tools/bench/attention_mma_sweep.py
     NETCL_DEVICE=gpu python tools/bench/attention_mma_sweep.py --dtype fp16
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +35,10 @@ from netcl.core.tensor import from_numpy, ops
 from netcl.core.tensor.ops import attention, gemm
 from netcl.core.tensor.ops.attention import MmaAttentionTile
 
+# The tests' bound on the error (a test module, not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "netcl-autograd"))
+from test_attention_tensor_cores import excesses
+
 KERNELS = ("sdpa_forward", "sdpa_backward_q", "sdpa_backward_kv")
 # (warps, bn): attention.py's defaults, then wider and narrower groups and steps.
 CANDIDATES = [MmaAttentionTile(w, bn) for w, bn in
@@ -44,9 +51,10 @@ def _name(tile: MmaAttentionTile) -> str:
 
 
 def error(device: Device, tiles: Tiles, dtype: str, shape: tuple[int, ...],
-          causal: bool) -> float:
+          causal: bool) -> tuple[float, dict[str, float]]:
     """The largest |netcl - float64| of the output and the three gradients at ``tiles``,
-    over that tensor's largest |float64| entry, from the same 16-bit inputs."""
+    over that tensor's largest |float64| entry, from the same 16-bit inputs; and by how
+    much each misses test_attention_tensor_cores.py's bound (not positive: within it)."""
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal(shape).astype(DTYPES[dtype][0]) for _ in range(4)]
     attention.MMA_TILES = tiles
@@ -60,7 +68,11 @@ def error(device: Device, tiles: Tiles, dtype: str, shape: tuple[int, ...],
     ref.backward(torch.tensor(arrays[3].astype(np.float64)))
     refs = [t.detach().numpy() for t in (ref, tq.grad, tk.grad, tv.grad)]
     pairs = zip(ours, refs, strict=True)
-    return max(float(np.abs(a - r).max() / np.abs(r).max()) for a, r in pairs)
+    relative = max(float(np.abs(a - r).max() / np.abs(r).max()) for a, r in pairs)
+    data = dict(zip(("q", "k", "v", "grad"), arrays, strict=True)) | {"mask": None}
+    labels = ("out", "dq", "dk", "dv")
+    return relative, excesses(dict(zip(labels, ours, strict=True)), data,
+                              {"causal": causal}, dtype)
 
 
 def sweep(report: Report, problem: Problem, best: Tiles, kernel: str, rounds: int,
@@ -69,7 +81,8 @@ def sweep(report: Report, problem: Problem, best: Tiles, kernel: str, rounds: in
     local = problem.device.cl_device.local_mem_size
     tiles: dict[str, MmaAttentionTile] = {}
     for tile in candidates:
-        if tile.local_bytes(kernel, SHAPE[3], SHAPE[3]) > local:
+        emulated = gemm.emulates_tensor_cores(problem.device.cl_device)
+        if tile.local_bytes(kernel, SHAPE[3], SHAPE[3], emulated) > local:
             report.note(f"{kernel} {_name(tile)}", "skipped: does not fit")
             continue
         tiles[_name(tile)] = tile
@@ -115,15 +128,21 @@ def main() -> None:
         checks = ((1, 2, 1000, SHAPE[3]), (2, 1, 333, SHAPE[3]))
         if emulated:
             checks = ((1, 1, 100, SHAPE[3]), (1, 1, 33, SHAPE[3]))
+        missed: list[str] = []
         for shape, is_causal in zip(checks, (True, False), strict=True):
-            report.note(f"max error against float64, {'causal' if is_causal else 'full'} {shape}",
-                        f"{error(device, best, args.dtype, shape, is_causal):.2e} of the "
-                        "largest entry")
+            relative, excess = error(device, best, args.dtype, shape, is_causal)
+            name = f"{'causal' if is_causal else 'full'} {shape}"
+            report.note(f"max error against float64, {name}",
+                        f"{relative:.2e} of the largest entry")
+            missed += [f"{name} {label}: {e:.2e} past" for label, e in excess.items() if e > 0]
         table = report.table("best tiles, ms per forward+backward", ["netcl", "torch fused"],
                              ratios=[("netcl", "torch fused")])
         compare(table, [causal, Problem(device, False, args.dtype, "MMA_TILES")], best,
                 args.rounds + 2)
         report.finish()
+    if missed:
+        sys.exit("error against float64 past test_attention_tensor_cores.py's bound: "
+                 + "; ".join(missed))
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@
 __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
 void sdpa_forward(ARG(q), ARG(k), ARG(v) MASK_ARG,
                   __global T *out, __global float *lse,
-                  const int H, const int Lq, const int Lk, const float scale)
+                  const int H, const int Lq, const int Lk, const float scale, const int bh0)
 {
-    const int lid = get_local_id(0), bh = get_group_id(1), b = bh / H, h = bh % H;
+    const int lid = get_local_id(0), bh = bh0 + get_group_id(1), b = bh / H, h = bh % H;
     const int i = get_group_id(0) * BQ + lid;
     const int row = min(i, Lq - 1);  // rows past Lq compute row Lq-1 and store nothing
     __local float kt[BK][DQK], vt[BK][DV];
@@ -75,9 +75,9 @@ __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
 void sdpa_backward_q(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                      __global const T *out, __global const float *lse,
                      __global T *dq, __global float *delta,
-                     const int H, const int Lq, const int Lk, const float scale)
+                     const int H, const int Lq, const int Lk, const float scale, const int bh0)
 {
-    const int lid = get_local_id(0), bh = get_group_id(1), b = bh / H, h = bh % H;
+    const int lid = get_local_id(0), bh = bh0 + get_group_id(1), b = bh / H, h = bh % H;
     const int i = get_group_id(0) * BQ + lid;
     const int row = min(i, Lq - 1);
     __local float kt[BK][DQK], vt[BK][DV];
@@ -125,9 +125,9 @@ __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
 void sdpa_backward_kv(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                       __global const float *lse, __global const float *delta,
                       __global T *dk, __global T *dv,
-                      const int H, const int Lq, const int Lk, const float scale)
+                      const int H, const int Lq, const int Lk, const float scale, const int bh0)
 {
-    const int lid = get_local_id(0), bh = get_group_id(1), b = bh / H, h = bh % H;
+    const int lid = get_local_id(0), bh = bh0 + get_group_id(1), b = bh / H, h = bh % H;
     const int j = get_group_id(0) * BQ + lid;
     const int col = min(j, Lk - 1);
     __local float qt[BK][DQK], dot_t[BK][DV], lse_t[BK], delta_t[BK];

@@ -25,6 +25,7 @@ from netcl.core.tensor.dispatch import common_device, empty, needs_grad, record
 from netcl.core.tensor.launch import enqueue
 from netcl.core.tensor.ops import gemm
 from netcl.core.tensor.ops.elementwise import broadcast_strides, broadcasts_to, rows_group
+from netcl.core.tensor.strides import contiguous_strides
 from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("attention.cl")
@@ -47,6 +48,9 @@ DTYPES = dtypes.FLOATING
 # Head dims the kernels keep in private arrays; past this they would spill.
 MAX_HEAD_DIM = 256
 _INT32_MAX = 2**31 - 1
+# (batch, head) pairs one launch puts on grid dimension 1: NVIDIA allows 65,535 work-groups
+# there, so more go in slices, each told its first pair.
+MAX_HEAD_SLICE = 65535
 
 
 @dataclass(frozen=True)
@@ -103,22 +107,22 @@ class MmaAttentionTile:
                 f"(a step is whole 16-key slices), got warps={self.warps}, bn={self.bn}"
             )
 
-    def local_bytes(self, kernel: str, dqk: int, dv: int) -> int:
+    def local_bytes(self, kernel: str, dqk: int, dv: int, emulated: bool) -> int:
         """The local memory ``kernel`` declares at this tile: 16-bit tiles of rows padded
-        to multiples of 16 plus 8 elements, and mma.cl's emulation scratch (counted on
-        every device, 3 KiB at 4 warps, so one figure serves both)."""
+        to multiples of 16 plus 8 elements, and where ``emulated`` mma.cl's scratch."""
         pq, pv = -(-dqk // 16) * 16 + 8, -(-dv // 16) * 16 + 8
         bm = 16 * self.warps
         halves = {"sdpa_forward": bm * pq + self.bn * (pq + pv),
                   "sdpa_backward_q": (bm + self.bn) * (pq + pv),
                   "sdpa_backward_kv": (bm + self.bn) * (pq + pv)}[kernel]
         floats = {"sdpa_forward": 0, "sdpa_backward_q": bm, "sdpa_backward_kv": 2 * self.bn}
-        return 2 * halves + 4 * floats[kernel] + 4 * 6 * 32 * self.warps
+        scratch = 32 * self.warps * gemm.MMA_SCRATCH_BYTES if emulated else 0
+        return 2 * halves + 4 * floats[kernel] + scratch
 
 
 # Each kernel's tensor-core tiles, the first that fits local memory taken: 64 rows a
-# group and steps of 64 (head dim 64: 30 KiB forward, 39 KiB backward), of 32 (head dim
-# 128 forward: 37 KiB), or 32 rows and steps of 32 (head dim 128 backward: 36 KiB);
+# group and steps of 64 (head dim 64: 27 KiB forward, 36.5 KiB backward), of 32 (head dim
+# 128 forward: 34 KiB), or 32 rows and steps of 32 (head dim 128 backward: 34.25 KiB);
 # NVIDIA's OpenCL gives a work-group 48 KiB. Not yet timed on a GPU.
 _MMA_CANDIDATES = [MmaAttentionTile(4, 64), MmaAttentionTile(4, 32), MmaAttentionTile(2, 32)]
 MMA_TILES: dict[str, list[MmaAttentionTile]] = {
@@ -183,9 +187,11 @@ class _Problem:
                 f"{op}: head dims up to {MAX_HEAD_DIM} are supported, got {self.dqk} "
                 f"(query/key) and {self.dv} (value)"
             )
-        if max(q.size, k.size, v.size) > _INT32_MAX:
-            raise ValueError(f"{op}: tensors of more than {_INT32_MAX} elements are not supported")
         self.out_shape = (*q.shape[:-1], self.dv)
+        for name, t in (("query", q), ("key", k), ("value", v)):
+            check_reach(op, name, t.offset, t.shape, t.strides)
+        # out and the backward's grads are contiguous, of q's, k's and v's sizes.
+        check_reach(op, "out", 0, self.out_shape, contiguous_strides(self.out_shape))
         self.scale = 1.0 / math.sqrt(self.dqk) if scale is None else float(scale)
         if causal and mask is not None:
             raise ValueError(f"{op}: give attn_mask or is_causal=True, not both (as PyTorch)")
@@ -207,6 +213,7 @@ class _Problem:
                     f"{op}: attn_mask must be bool or the query's dtype {q.dtype}, got {mask.dtype}"
                 )
             strides = broadcast_strides(mask, full)
+            check_reach(op, "attn_mask", mask.offset, full, strides)
             self.mask_args = [mask.buffer, np.int32(mask.offset),
                               np.array(strides, dtype=cltypes.int4)]
         self.defines = _defines(q, self.dqk, self.dv, self.mask_kind, causal)
@@ -222,8 +229,9 @@ class _Problem:
                 or not gemm.tensor_cores(self.device.cl_device)):
             return None
         limit = self.device.cl_device.local_mem_size
+        emulated = gemm.emulates_tensor_cores(self.device.cl_device)
         return next((tile for tile in MMA_TILES.get(name, [])
-                     if tile.local_bytes(name, self.dqk, self.dv) <= limit), None)
+                     if tile.local_bytes(name, self.dqk, self.dv, emulated) <= limit), None)
 
     def tile(self, name: str) -> AttentionTile | None:
         """The tile kernel ``name`` runs at, or None for the row-a-work-item form."""
@@ -242,6 +250,11 @@ class _Problem:
         heads = self.batch * self.heads
         if not rows or not heads:
             return
+        for first in range(0, heads, MAX_HEAD_SLICE):
+            self._launch(name, rows, min(MAX_HEAD_SLICE, heads - first), first, args)
+
+    def _launch(self, name: str, rows: int, heads: int, first: int, args: list[Any]) -> None:
+        """:meth:`launch` for the ``heads`` (batch, head) pairs from ``first``."""
         kernels = self.device.kernels
         mma = self.mma_tile(name)
         if mma is not None:
@@ -253,13 +266,13 @@ class _Problem:
             size = 32 * mma.warps
             groups = -(-rows // (16 * mma.warps))
             enqueue(self.device, kernel, (groups * size, heads), (size, 1),
-                    [*args, *self.tail(), np.int32(self.vecs)])
+                    [*args, *self.tail(first), np.int32(self.vecs)])
             return
         if _form(self.device) == "cpu":
             kernel = kernels.kernel((*_SHARED, CPU_KERNEL_FILE), f"{name}_cpu", self.defines)
             blocks = -(-rows // CPU_ROWS)
             enqueue(self.device, kernel, (blocks, heads), rows_group(blocks, heads),
-                    [*args, *self.tail()])
+                    [*args, *self.tail(first)])
             return
         tile = self.tile(name)
         if tile is None:
@@ -270,11 +283,27 @@ class _Problem:
                        "RX": tile.rx, "VEC": int(tile.vec)}
             kernel = kernels.kernel((*_SHARED, TILED_FILE), f"{name}_tiled", defines)
             groups, size = -(-rows // tile.bm), tile.ry * tile.rx
-        enqueue(self.device, kernel, (groups * size, heads), (size, 1), [*args, *self.tail()])
+        enqueue(self.device, kernel, (groups * size, heads), (size, 1),
+                [*args, *self.tail(first)])
 
-    def tail(self) -> list[Any]:
+    def tail(self, first: int) -> list[Any]:
+        """The sizes, the scale and the launch's first (batch, head) pair."""
         return [np.int32(self.heads), np.int32(self.lq), np.int32(self.lk),
-                np.float32(self.scale)]
+                np.float32(self.scale), np.int32(first)]
+
+
+def check_reach(op: str, name: str, offset: int, shape: Shape, strides: Shape) -> None:
+    """Raises where an element of the view (``offset``, ``shape``, ``strides``) lies past
+    the kernels' 32-bit indices."""
+    if not all(shape):
+        return
+    reach = offset + sum((n - 1) * abs(s) for n, s in zip(shape, strides, strict=True))
+    if reach > _INT32_MAX:
+        raise ValueError(
+            f"{op}: {name} of shape {tuple(shape)} (strides {tuple(strides)}, offset {offset}) "
+            f"reaches element {reach}; the kernels index with 32-bit offsets (at most "
+            f"{_INT32_MAX})"
+        )
 
 
 def _vector_rows(t: Tensor, strides: np.ndarray[Any, Any]) -> bool:
@@ -342,6 +371,7 @@ def scaled_dot_product_attention_backward(
     dv = empty(v.shape, v.dtype, device)
     delta = empty((rows * problem.lq,), dtypes.float32, device)
     _, g_st = _as4(op, "grad", grad)
+    check_reach(op, "grad", grad.offset, grad.shape, grad.strides)
     problem.vecs |= 8 if _vector_rows(grad, g_st) else 0
     inputs = [*_operand(q, problem.q_st), *_operand(k, problem.k_st),
               *_operand(v, problem.v_st), *problem.mask_args, *_operand(grad, g_st)]

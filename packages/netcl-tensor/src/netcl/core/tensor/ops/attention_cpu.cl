@@ -36,7 +36,7 @@
 #define KEYS_END Lk
 #endif
 #define QUERY_ROWS                                                              \
-    const int i0 = get_global_id(0) * R, bh = get_global_id(1), b = bh / H, h = bh % H; \
+    const int i0 = get_global_id(0) * R, bh = bh0 + get_global_id(1), b = bh / H, h = bh % H; \
     const int8 rows = min(i0 + LANES, Lq - 1);                                  \
     const int count = min(R, Lq - i0);                                          \
     const int end = KEYS_END;
@@ -65,7 +65,7 @@ inline float8 weight8(const float8 s, const float8 shift) {
 // softmax: one exp a key instead of two, and no rescaling of the accumulators.
 __kernel void sdpa_forward_cpu(ARG(q), ARG(k), ARG(v) MASK_ARG,
                                __global T *out, __global float *lse,
-                               const int H, const int Lq, const int Lk, const float scale)
+                               const int H, const int Lq, const int Lk, const float scale, const int bh0)
 {
     QUERY_ROWS
     float8 qr[DQK], acc[DV];
@@ -97,7 +97,7 @@ __kernel void sdpa_forward_cpu(ARG(q), ARG(k), ARG(v) MASK_ARG,
 __kernel void sdpa_backward_q_cpu(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                                   __global const T *out, __global const float *lse,
                                   __global T *dq, __global float *delta,
-                                  const int H, const int Lq, const int Lk, const float scale)
+                                  const int H, const int Lq, const int Lk, const float scale, const int bh0)
 {
     QUERY_ROWS
     const int8 at = (bh * Lq + rows) * DV;
@@ -134,9 +134,9 @@ __kernel void sdpa_backward_q_cpu(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
 __kernel void sdpa_backward_kv_cpu(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                                    __global const float *lse, __global const float *delta,
                                    __global T *dk, __global T *dv,
-                                   const int H, const int Lq, const int Lk, const float scale)
+                                   const int H, const int Lq, const int Lk, const float scale, const int bh0)
 {
-    const int j0 = get_global_id(0) * R, bh = get_global_id(1), b = bh / H, h = bh % H;
+    const int j0 = get_global_id(0) * R, bh = bh0 + get_global_id(1), b = bh / H, h = bh % H;
     const int8 keys = min(j0 + LANES, Lk - 1);
     const int count = min(R, Lk - j0);
     float8 kr[DQK], vr[DV], dk_acc[DQK], dv_acc[DV];

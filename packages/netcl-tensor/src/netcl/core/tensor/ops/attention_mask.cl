@@ -8,6 +8,8 @@
 //   CAUSAL         1: key j takes part in query i only where j <= i
 // Tensors are read through 4-D element strides (batch, head, row, column);
 // the mask's are 0 along broadcast axes. out, lse and the grads are contiguous.
+// Every kernel's bh0: the launch's first (batch, head) pair on grid dimension 1
+// (attention.py launches more than NVIDIA's 65,535 there in slices).
 
 #pragma OPENCL FP_CONTRACT OFF
 

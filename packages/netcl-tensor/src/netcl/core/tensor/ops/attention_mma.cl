@@ -43,13 +43,18 @@
 #define k_BIT 2
 #define v_BIT 4
 #define dout_BIT 8
+#if MMA_EMULATED  // NaNs where the hardware would fault (mma.cl's MMA_MISALIGNED)
+#define VLOAD16(p) (MMA_MISALIGNED(p) ? (uint4)(MMA_NAN_WORD) : *(__global const uint4 *)(p))
+#else
+#define VLOAD16(p) (*(__global const uint4 *)(p))
+#endif
 #define STAGE16(xs, P, x, NC, NP, R, r0, rows)                                  \
     if (vecs & x##_BIT) {                                                       \
         for (int e = tid; e < (R) * ((NP) / 8); e += THREADS) {                 \
             const int r = e / ((NP) / 8), c = e % ((NP) / 8) * 8;               \
             uint4 w = (uint4)(0);                                               \
             if ((r0) + r < (rows) && c < (NC))                                  \
-                w = *(__global const uint4 *)&RAW(x, b, h, (r0) + r, c);        \
+                w = VLOAD16(&RAW(x, b, h, (r0) + r, c));                        \
             *(__local uint4 *)&xs[r * (P) + c] = w;                             \
         }                                                                       \
     } else {                                                                    \
@@ -148,7 +153,7 @@ inline float quad_sum(float x MMA_SCRATCH_PARAM)
 #define SETUP                                                                   \
     const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;          \
     const int g = lane / 4, t = lane % 4;                                       \
-    const int bh = get_group_id(1), b = bh / H, h = bh % H;
+    const int bh = bh0 + get_group_id(1), b = bh / H, h = bh % H;
 
 // Columns c of accumulator rows `row`'s result (16 x N accumulators acc, times f) into
 // the contiguous (.., rows, NC) tensor x, but rows past `rows` and columns past NC.
@@ -167,7 +172,7 @@ inline float quad_sum(float x MMA_SCRATCH_PARAM)
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
                       __global T *out, __global float *lse,
-                      const int H, const int Lq, const int Lk, const float scale,
+                      const int H, const int Lq, const int Lk, const float scale, const int bh0,
                       const int vecs)
 {
     SETUP
@@ -255,7 +260,7 @@ __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void sdpa_backward_q_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                          __global const T *out, __global const float *lse,
                          __global T *dq, __global float *delta,
-                         const int H, const int Lq, const int Lk, const float scale,
+                         const int H, const int Lq, const int Lk, const float scale, const int bh0,
                          const int vecs)
 {
     SETUP
@@ -331,7 +336,7 @@ __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                           __global const float *lse, __global const float *delta,
                           __global T *dk, __global T *dv,
-                          const int H, const int Lq, const int Lk, const float scale,
+                          const int H, const int Lq, const int Lk, const float scale, const int bh0,
                          const int vecs)
 {
     SETUP

@@ -66,12 +66,12 @@
 
 #define SETUP                                                                   \
     const int lid = get_local_id(0), tx = lid % RX, ty = lid / RX;              \
-    const int bh = get_group_id(1), b = bh / H, h = bh % H;
+    const int bh = bh0 + get_group_id(1), b = bh / H, h = bh % H;
 
 __kernel __attribute__((reqd_work_group_size(NT, 1, 1)))
 void sdpa_forward_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG,
                         __global T *out, __global float *lse,
-                        const int H, const int Lq, const int Lk, const float scale)
+                        const int H, const int Lq, const int Lk, const float scale, const int bh0)
 {
     SETUP
     const int i0 = LATE_FIRST;
@@ -165,7 +165,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1)))
 void sdpa_backward_q_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                            __global const T *out, __global const float *lse,
                            __global T *dq, __global float *delta,
-                           const int H, const int Lq, const int Lk, const float scale)
+                           const int H, const int Lq, const int Lk, const float scale, const int bh0)
 {
     SETUP
     const int i0 = LATE_FIRST;
@@ -242,7 +242,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1)))
 void sdpa_backward_kv_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                             __global const float *lse, __global const float *delta,
                             __global T *dk, __global T *dv,
-                            const int H, const int Lq, const int Lk, const float scale)
+                            const int H, const int Lq, const int Lk, const float scale, const int bh0)
 {
     SETUP
     const int j0 = EARLY_FIRST;

@@ -23,13 +23,24 @@
 // - cp.async copies synchronously; its commit and wait steps do nothing.
 
 #if MMA_EMULATED
+// Where hardware would fault, the emulation gives NaNs, so a test against a
+// reference fails instead of passing: ldmatrix's row addresses, cp.async's
+// addresses and the kernels' 16-byte global vector reads must be 16-byte
+// aligned. MMA_NAN_WORD is a NaN as one float, two float16s or two bfloat16s.
+#define MMA_NAN_WORD 0x7FC07FC0u
+#define MMA_MISALIGNED(p) (((ulong)(p)) % 16 != 0)
+
 inline void copy_async(__local void *dst, __global const void *src, const int bytes)
 {
+    __local uchar *d = (__local uchar *)dst;
+    if (MMA_MISALIGNED(dst) || MMA_MISALIGNED(src)) {
+        for (int i = 0; i < 16; ++i) d[i] = (uchar)(MMA_NAN_WORD >> 8 * (i % 4));
+        return;
+    }
     if (bytes == 16) {
         *(__local uint4 *)dst = *(__global const uint4 *)src;
         return;
     }
-    __local uchar *d = (__local uchar *)dst;
     __global const uchar *s = (__global const uchar *)src;
     for (int i = 0; i < 16; ++i) d[i] = i < bytes ? s[i] : 0;
 }
@@ -55,7 +66,8 @@ inline uint to_tf32(const uint x)
         const int mma_self_ = lane;                                             \
         for (int mma_m_ = 0; mma_m_ < 4; ++mma_m_) {                            \
             const int lane = mma_m_ * 8 + mma_self_ / 4;                        \
-            (r)[mma_m_] = ((__local const uint *)(p))[mma_self_ % 4];           \
+            (r)[mma_m_] = MMA_MISALIGNED(p) ? MMA_NAN_WORD                      \
+                          : ((__local const uint *)(p))[mma_self_ % 4];         \
         }                                                                       \
     } while (0)
 // .trans: lane l holds elements l / 4 of rows 2 (l % 4) and 2 (l % 4) + 1.
@@ -66,7 +78,8 @@ inline uint to_tf32(const uint x)
             uint mma_half_[2];                                                  \
             for (int mma_h_ = 0; mma_h_ < 2; ++mma_h_) {                        \
                 const int lane = mma_m_ * 8 + 2 * (mma_self_ % 4) + mma_h_;     \
-                mma_half_[mma_h_] = ((__local const ushort *)(p))[mma_self_ / 4]; \
+                mma_half_[mma_h_] = MMA_MISALIGNED(p) ? MMA_NAN_WORD & 0xFFFFu  \
+                    : ((__local const ushort *)(p))[mma_self_ / 4];             \
             }                                                                   \
             (r)[mma_m_] = mma_half_[0] | mma_half_[1] << 16;                    \
         }                                                                       \
