@@ -246,3 +246,20 @@ def test_each_operand_past_the_offset_limit_raises_before_any_launch(
     with pytest.raises(ValueError, match=f"{name} of shape"):
         ops.scaled_dot_product_attention(q, k, v)
     assert not launches
+
+
+def test_a_gradient_past_the_offset_limit_raises_before_any_launch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A query broadcast over 8 rows (stride 0) reaches 15, key 31, value 3, out (8, 2) 15;
+    # the query's gradient, 8 x 16 contiguous, 127.
+    q = ops.expand(from_numpy(np.ones((1, 16), np.float32)), (8, 16))
+    k = from_numpy(np.ones((2, 16), np.float32))
+    v = from_numpy(np.ones((2, 2), np.float32))
+    out = ops.scaled_dot_product_attention(q, k, v)
+    launches: list[Any] = []
+    monkeypatch.setattr(attention, "enqueue", lambda *args: launches.append(args))
+    monkeypatch.setattr(attention, "_INT32_MAX", 100)
+    with pytest.raises(ValueError, match=r"dq of shape \(8, 16\)"):
+        ops.scaled_dot_product_attention_backward(out, q, k, v, out,
+                                                  from_numpy(np.zeros(8, np.float32)))
+    assert not launches

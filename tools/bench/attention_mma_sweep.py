@@ -79,9 +79,9 @@ def sweep(report: Report, problem: Problem, best: Tiles, kernel: str, rounds: in
           candidates: list[MmaAttentionTile]) -> None:
     """Times ``kernel``'s candidates (the others at ``best``) and keeps the fastest."""
     local = problem.device.cl_device.local_mem_size
+    emulated = gemm.emulates_tensor_cores(problem.device.cl_device)
     tiles: dict[str, MmaAttentionTile] = {}
     for tile in candidates:
-        emulated = gemm.emulates_tensor_cores(problem.device.cl_device)
         if tile.local_bytes(kernel, SHAPE[3], SHAPE[3], emulated) > local:
             report.note(f"{kernel} {_name(tile)}", "skipped: does not fit")
             continue

@@ -364,6 +364,9 @@ def scaled_dot_product_attention_backward(
         )
     if not out.is_contiguous or out.offset or grad.dtype != q.dtype:
         raise ValueError(f"{op}: out must be the contiguous tensor the forward returned")
+    # The gradients are contiguous: a broadcast (stride 0) input reaches less than its own.
+    for name, t in (("dq", q), ("dk", k), ("dv", v)):
+        check_reach(op, name, 0, t.shape, contiguous_strides(t.shape))
     device = problem.device
     rows = problem.batch * problem.heads
     dq = empty(q.shape, q.dtype, device)
