@@ -14,12 +14,18 @@ cd "$(dirname "$0")/../.."
 export NETCL_DEVICE="${NETCL_DEVICE:-gpu}"
 
 tests() {
+    # One pytest per package directory: each has its own conftest.py, which its tests
+    # import by name.
+    local failed=0
     python -m pytest -q -rs tests/netcl-tensor/test_matmul_tensor_cores.py \
-        tests/netcl-tensor/test_conv_tensor_cores.py tests/netcl-tensor/test_reduce.py \
-        tests/netcl-autograd/test_ag_attention.py \
-        tests/netcl-autograd/test_attention_tensor_cores.py tests/netcl-distributed/test_nccl.py \
-        tests/netcl-distributed/test_nccl_ordering.py tests/netcl-optim/test_optim_muon.py \
-        tests/netcl-optim/test_optim_adam8bit.py
+        tests/netcl-tensor/test_conv_tensor_cores.py tests/netcl-tensor/test_reduce.py || failed=1
+    python -m pytest -q -rs tests/netcl-autograd/test_ag_attention.py \
+        tests/netcl-autograd/test_attention_tensor_cores.py || failed=1
+    python -m pytest -q -rs tests/netcl-distributed/test_nccl.py \
+        tests/netcl-distributed/test_nccl_ordering.py || failed=1
+    python -m pytest -q -rs tests/netcl-optim/test_optim_muon.py \
+        tests/netcl-optim/test_optim_adam8bit.py || failed=1
+    return $failed
 }
 reduce() { python tools/bench/reduce_gpt.py --profile; }
 steps() {
