@@ -33,10 +33,7 @@ void sdpa_forward(ARG(q), ARG(k), ARG(v) MASK_ARG,
     for (int d = 0; d < DQK; ++d) qr[d] = AT(q, b, h, row, d);
     for (int d = 0; d < DV; ++d) acc[d] = 0.0f;
     float m = -INFINITY, l = 0.0f;
-    int end = Lk;
-#if CAUSAL
-    end = min(Lk, min(Lq, (int)(get_group_id(0) + 1) * BQ));
-#endif
+    const int end = keys_seen(Lk, Lq, (int)(get_group_id(0) + 1) * BQ);
     for (int j0 = 0; j0 < end; j0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
         LOAD_TILE(kt, k, DQK, j0, Lk)
@@ -93,10 +90,7 @@ void sdpa_backward_q(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
         acc[d] = 0.0f;
     }
     const float li = lse[bh * Lq + row];
-    int end = Lk;
-#if CAUSAL
-    end = min(Lk, min(Lq, (int)(get_group_id(0) + 1) * BQ));
-#endif
+    const int end = keys_seen(Lk, Lq, (int)(get_group_id(0) + 1) * BQ);
     for (int j0 = 0; j0 < end; j0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
         LOAD_TILE(kt, k, DQK, j0, Lk)
@@ -140,12 +134,7 @@ void sdpa_backward_kv(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
         vr[d] = AT(v, b, h, col, d);
         dv_acc[d] = 0.0f;
     }
-    int start = 0;
-#if CAUSAL
-    // Queries before the group's first key see none of its keys.
-    start = (int)get_group_id(0) * BQ / BK * BK;
-#endif
-    for (int i0 = start; i0 < Lq; i0 += BK) {
+    for (int i0 = first_query_seen((int)get_group_id(0) * BQ, BK); i0 < Lq; i0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
         LOAD_TILE(qt, q, DQK, i0, Lq)
         LOAD_TILE(dot_t, dout, DV, i0, Lq)

@@ -30,16 +30,11 @@
 
 // The query-side kernels' work-item: R query rows from i0 (lanes past Lq repeat
 // the last row), count of them real, head bh, and the keys before end they see.
-#if CAUSAL
-#define KEYS_END min(Lk, min(Lq, i0 + R))
-#else
-#define KEYS_END Lk
-#endif
 #define QUERY_ROWS                                                              \
     const int i0 = get_global_id(0) * R, bh = bh0 + get_global_id(1), b = bh / H, h = bh % H; \
     const int8 rows = min(i0 + LANES, Lq - 1);                                  \
     const int count = min(R, Lq - i0);                                          \
-    const int end = KEYS_END;
+    const int end = keys_seen(Lk, Lq, i0 + R);
 
 // s = the masked, scaled scores of the query rows held in qr against key j.
 #define QUERY_SCORES8(s, j)                                                     \
@@ -148,13 +143,7 @@ __kernel void sdpa_backward_kv_cpu(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
         vr[d] = ROWS8(v, keys, d);
         dv_acc[d] = 0.0f;
     }
-#if CAUSAL
-    // Queries before the first of these keys see none of them.
-    const int start = min(Lq, j0);
-#else
-    const int start = 0;
-#endif
-    for (int i = start; i < Lq; ++i) {
+    for (int i = first_query_seen(j0, 1); i < Lq; ++i) {
         float8 dot = 0.0f, dp = 0.0f;
         for (int d = 0; d < DQK; ++d) dot += AT(q, b, h, i, d) * kr[d];
         for (int d = 0; d < DV; ++d) dp += AT(dout, b, h, i, d) * vr[d];

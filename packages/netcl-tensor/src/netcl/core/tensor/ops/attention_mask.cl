@@ -19,6 +19,26 @@
 #define LATE_FIRST (((int)get_num_groups(0) - 1 - (int)get_group_id(0)) * BM)
 #define EARLY_FIRST ((int)get_group_id(0) * BM)
 
+// Under CAUSAL a block of queries ending before query `queries_end` sees no key past
+// its last query, and a block of keys starting at `keys_start` is seen by no query
+// before it: the key bound a query block walks to, and the first query (a multiple of
+// `step`) a key block walks from.
+inline int keys_seen(const int Lk, const int Lq, const int queries_end) {
+#if CAUSAL
+    return min(Lk, min(Lq, queries_end));
+#else
+    return Lk;
+#endif
+}
+
+inline int first_query_seen(const int keys_start, const int step) {
+#if CAUSAL
+    return keys_start / step * step;
+#else
+    return 0;
+#endif
+}
+
 #define ARG(x) __global const T *x, const int x##_off, const int4 x##_st
 #define AT(x, b, h, r, c) LOAD(x, x##_off + (b) * x##_st.s0 + (h) * x##_st.s1 \
                                    + (r) * x##_st.s2 + (c) * x##_st.s3)

@@ -191,10 +191,7 @@ void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
     for (int hh = 0; hh < 2; ++hh)
         rows[hh] = min(i0 + warp * 16 + g + 8 * hh, Lq - 1);  // masks read in bounds
 
-    int end = Lk;
-#if CAUSAL
-    end = min(Lk, min(Lq, i0 + BM));
-#endif
+    const int end = keys_seen(Lk, Lq, i0 + BM);
     for (int j0 = 0; j0 < end; j0 += BN) {
         barrier(CLK_LOCAL_MEM_FENCE);  // the last step's tiles are read
         STAGE16(ks, PQ, k, DQK, DQ16, BN, j0, Lk)
@@ -298,10 +295,7 @@ void sdpa_backward_q_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     }
     float acc[DQ16 / 8][4];
     ZERO_ACC(acc, DQ16 / 8)
-    int end = Lk;
-#if CAUSAL
-    end = min(Lk, min(Lq, i0 + BM));
-#endif
+    const int end = keys_seen(Lk, Lq, i0 + BM);
     for (int j0 = 0; j0 < end; j0 += BN) {
         barrier(CLK_LOCAL_MEM_FENCE);
         STAGE16(ks, PQ, k, DQK, DQ16, BN, j0, Lk)
@@ -358,11 +352,7 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     float dka[DQ16 / 8][4], dva[DV16 / 8][4];
     ZERO_ACC(dka, DQ16 / 8)
     ZERO_ACC(dva, DV16 / 8)
-    int start = 0;
-#if CAUSAL
-    start = j0 / BN * BN;  // queries before the group's first key see none of its keys
-#endif
-    for (int i0 = start; i0 < Lq; i0 += BN) {
+    for (int i0 = first_query_seen(j0, BN); i0 < Lq; i0 += BN) {
         barrier(CLK_LOCAL_MEM_FENCE);
         STAGE16(qs, PQ, q, DQK, DQ16, BN, i0, Lq)
         STAGE16(dos, PV, dout, DV, DV16, BN, i0, Lq)

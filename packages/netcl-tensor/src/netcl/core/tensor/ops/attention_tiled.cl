@@ -90,10 +90,7 @@ void sdpa_forward_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG,
         m[i] = -INFINITY;
         l[i] = 0.0f;  // this work-item's columns' share of the row sum
     }
-    int end = Lk;
-#if CAUSAL
-    end = min(Lk, min(Lq, i0 + BM));
-#endif
+    const int end = keys_seen(Lk, Lq, i0 + BM);
     for (int j0 = 0; j0 < end; j0 += BN) {
         barrier(CLK_LOCAL_MEM_FENCE);
         STAGE(kp, PN, k, DQK, BN, j0, Lk)
@@ -193,10 +190,7 @@ void sdpa_backward_q_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     }
     float acc[TM][DQK / RX];
     ZERO(acc, TM, DQK / RX)
-    int end = Lk;
-#if CAUSAL
-    end = min(Lk, min(Lq, i0 + BM));
-#endif
+    const int end = keys_seen(Lk, Lq, i0 + BM);
     for (int j0 = 0; j0 < end; j0 += BN) {
         barrier(CLK_LOCAL_MEM_FENCE);
         STAGE(kt, PN, k, DQK, BN, j0, Lk)
@@ -262,11 +256,7 @@ void sdpa_backward_kv_tiled(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     float dka[TM][DQK / RX], dva[TM][DV / RX];
     ZERO(dka, TM, DQK / RX)
     ZERO(dva, TM, DV / RX)
-    int start = 0;
-#if CAUSAL
-    start = j0 / BN * BN;  // queries before the group's first key see none of its keys
-#endif
-    for (int i0 = start; i0 < Lq; i0 += BN) {
+    for (int i0 = first_query_seen(j0, BN); i0 < Lq; i0 += BN) {
         barrier(CLK_LOCAL_MEM_FENCE);
         STAGE(qt, PN, q, DQK, BN, i0, Lq)
         STAGE(dot, PN, dout, DV, BN, i0, Lq)
