@@ -219,23 +219,7 @@ POOLS = [(2, None, 0, 1), (2, 3, 1, 1), ((1, 2), None, 0, 1), (3, 2, 1, 1), (2, 
 
 @pytest.mark.parametrize("geometry", POOLS, ids=str)
 def test_max_pool2d_and_its_indices_match_pytorch(geometry: tuple) -> None:
-    kernel, stride, padding, dilation = geometry
-    x = image((2, 3, 7, 6), seed=1)
-    out, indices = ops.max_pool2d(nt.tensor(x), kernel, stride, padding, dilation)
-    expected, expected_indices = TF.max_pool2d(
-        torch.from_numpy(x), kernel, stride, padding, dilation, return_indices=True
-    )
-    np.testing.assert_array_equal(out.numpy(), expected.numpy())
-    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
-    assert indices.dtype == nt.int64
-    g = image(tuple(expected.shape), seed=2)
-    grad = ops.max_pool2d_backward(
-        nt.tensor(g), indices, x.shape, kernel, stride, padding, dilation
-    )
-    xt = torch.from_numpy(x).requires_grad_()
-    TF.max_pool2d(xt, kernel, stride, padding, dilation).backward(torch.from_numpy(g))
-    assert xt.grad is not None
-    np.testing.assert_allclose(grad.numpy(), xt.grad.numpy(), rtol=1e-6)
+    check_max_pool2d_against_torch(image((2, 3, 7, 6), seed=1), geometry, grad_seed=2)
 
 
 # No padding: the CPU kernel's windows-inside form (the first tap starts the max, no
@@ -243,19 +227,26 @@ def test_max_pool2d_and_its_indices_match_pytorch(geometry: tuple) -> None:
 # window here: torch keeps the last of several), a window of -inf gives its first pixel.
 @pytest.mark.parametrize("geometry", [(2, None, 0, 1), (3, 2, 1, 1)], ids=str)
 def test_max_pool2d_ties_nan_and_minus_infinity_match_pytorch(geometry: tuple) -> None:
-    kernel, stride, padding, dilation = geometry
     x = np.round(image((2, 2, 6, 6), seed=3))  # many equal values: ties
     x[0, 0, :2, :2] = -np.inf
     x[0, 1, 1, 1] = np.nan
     x[1, 0, 4, 5] = np.nan
     x[1, 1, 2:4, 2:4] = 0.0
+    check_max_pool2d_against_torch(x, geometry, grad_seed=4)
+
+
+def check_max_pool2d_against_torch(x: np.ndarray, geometry: tuple, grad_seed: int) -> None:
+    """Output and int64 indices equal torch's; the gradient of a random upstream
+    gradient matches torch's."""
+    kernel, stride, padding, dilation = geometry
     out, indices = ops.max_pool2d(nt.tensor(x), kernel, stride, padding, dilation)
     expected, expected_indices = TF.max_pool2d(
         torch.from_numpy(x), kernel, stride, padding, dilation, return_indices=True
     )
     np.testing.assert_array_equal(out.numpy(), expected.numpy())
     np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
-    g = image(tuple(expected.shape), seed=4)
+    assert indices.dtype == nt.int64
+    g = image(tuple(expected.shape), seed=grad_seed)
     grad = ops.max_pool2d_backward(
         nt.tensor(g), indices, x.shape, kernel, stride, padding, dilation
     )
