@@ -24,14 +24,14 @@ import numpy as np
 import pyopencl as cl
 import pytest
 from mpi4py import MPI
+from test_nccl_ordering import backward, backward_averaged
 
-import netcl.autograd as ag
 import netcl.distributed as dist
 from netcl.core.device import manager
-from netcl.core.tensor import Parameter, Tensor, float16, from_numpy, manual_seed
+from netcl.core.tensor import Parameter, Tensor, float16, manual_seed
 from netcl.core.tensor.launch import transfer
 from netcl.distributed.shards import even_chunk
-from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
+from netcl.nn import Linear, Module, ReLU, Sequential
 from netcl.optim import Adam
 
 device = manager.default("auto")
@@ -107,15 +107,6 @@ def groups(net: Module) -> list[dict[str, object]]:
     return [{"params": [w1, b1]}, {"params": [w2], "lr": 0.02}, {"params": [b2], "lr": 0.03}]
 
 
-def backward(net: Module, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    x = from_numpy(rng.standard_normal((9, 7)).astype(np.float32), device.queue)
-    y = from_numpy(rng.integers(0, 5, 9), device.queue)
-    with ag.Tape() as tape:
-        loss = cross_entropy(net(x), y)
-    tape.backward(loss)
-
-
 def padded(net: Module) -> np.ndarray:
     """The reference's parameters laid out as the stand-in's blocks: each group padded to a
     multiple of the ranks."""
@@ -140,10 +131,7 @@ def test_two_steps_equal_one_process_with_the_average_of_three_ranks(rank: int) 
            for n in (248, 155, 5)]
     for seed in (1, 2):
         backward(sharded, seed)
-        backward(alone, seed)
-        for p in alone.parameters():
-            assert p.grad is not None
-            p.grad.mul_(2.0)
+        backward_averaged(alone, seed)
         reference.step()
         expected.append(padded(alone))
         zero.step()
