@@ -6,6 +6,8 @@
 #
 #   NETCL_DEVICE=gpu bash tools/bench/gpu_suite.sh            # every stage; one stage fits a 10-minute call
 #   NETCL_DEVICE=gpu bash tools/bench/gpu_suite.sh tests conv  # named stages only
+#   STAGE_LIMIT=200 LOG_DIR=$OUT bash tools/bench/gpu_suite.sh tests optim  # several in one call,
+#       each stage's output also written to LOG_DIR/NAME.log
 #
 # Each stage prints its own ratios against torch, timed in the same run; a stage that
 # fails or runs past its limit is reported and the next one starts.
@@ -54,7 +56,8 @@ failed=()
 for name in "${stages[@]}"; do
     echo "== $name ($(date -u +%H:%M:%S) UTC)"
     started=$SECONDS
-    if ! timeout 540 bash -c "$(declare -f "$name"); $name"; then failed+=("$name"); fi
+    if ! timeout "${STAGE_LIMIT:-540}" bash -c "$(declare -f "$name"); $name" 2>&1 \
+        | tee "${LOG_DIR:-/tmp}/$name.log"; then failed+=("$name"); fi
     echo "== $name: $((SECONDS - started)) s"
 done
 [ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}"; exit 1; }
