@@ -36,6 +36,10 @@ steps() {
     python tools/bench/train_step.py --device gpu --steps-only --only ResNet-18 --rounds 5 \
         --step-sample 0.2
 }
+profile() {
+    python tools/bench/kernel_profile.py --device gpu --model gpt6 --jit --steps 3 --by-size | head -40
+    python tools/bench/kernel_profile.py --device gpu --model resnet18 --jit --steps 3 --by-size | head -40
+}
 optim() { python tools/bench/optim_step.py --algorithms adam,adam8bit,muon,adafactor --repeats 5 --steps 20; }
 conv() { python tools/bench/conv_tensor_cores.py; }
 attention() { python tools/bench/attention_sweep.py; }
@@ -51,7 +55,7 @@ amp() {
 ddp() { python tools/bench/ddp.py --hidden 4096 --batch 2048 --rounds 5; }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps optim conv attention attention16 matmul amp ddp)
+[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps profile optim conv attention attention16 matmul amp ddp)
 failed=()
 for name in "${stages[@]}"; do
     echo "== $name ($(date -u +%H:%M:%S) UTC)"

@@ -10,6 +10,8 @@ descheduled: compare shares within a run, not times across runs.
 
     POCL_MAX_PTHREAD_COUNT=2 python tools/bench/kernel_profile.py --model cnn --steps 5
     POCL_MAX_PTHREAD_COUNT=1 python tools/bench/kernel_profile.py --model resnet --jit
+    NETCL_DEVICE=gpu python tools/bench/kernel_profile.py --device gpu --model resnet18 --jit \
+        --by-size   # each kernel split by its launch's global and local sizes
 """
 
 from __future__ import annotations
@@ -53,14 +55,21 @@ MODELS: dict[str, Spec] = {"cnn": DigitsCNN((32, 64), 64), "resnet": SmallResNet
                            "gpt6": TinyGPT(6, 512, 8, 256, 65, 32), "resnet18": ResNet18(128)}
 
 
-def profile(step: Callable[[], None], device: Device, steps: int) -> list[tuple[str, int, float]]:
-    """(kernel name, launches, summed device seconds) over ``steps`` calls, largest first."""
+def profile(step: Callable[[], None], device: Device, steps: int,
+            by_size: bool = False) -> list[tuple[str, int, float]]:
+    """(kernel name, launches, summed device seconds) over ``steps`` calls, largest first;
+    ``by_size``: a row per kernel and launch size (global / local), which tells apart the
+    shapes one kernel runs at."""
     events: list[tuple[str, Any]] = []
     plain = launch._ENQUEUE
 
-    def recording(queue: Any, kernel: Any, *rest: Any) -> Any:
-        event = plain(queue, kernel, *rest)
-        events.append((kernel.function_name, event))
+    def recording(queue: Any, kernel: Any, global_size: Any, local_size: Any,
+                  *rest: Any) -> Any:
+        event = plain(queue, kernel, global_size, local_size, *rest)
+        name = kernel.function_name
+        if by_size:
+            name += f" {tuple(global_size)} / {tuple(local_size or ())}"
+        events.append((name, event))
         return event
 
     launch._ENQUEUE = recording
@@ -84,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", choices=tuple(MODELS), default="cnn")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--jit", action="store_true", help="profile the jitted step's replays")
+    parser.add_argument("--by-size", action="store_true",
+                        help="a row per kernel and launch size (global / local)")
     add_json_flag(parser)
     args = parser.parse_args(argv)
     plain = manager.default(args.device)
@@ -93,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for _ in range(3):  # builds, pool, plans
         step()
     device.synchronize()
-    rows = profile(step, device, args.steps)
+    rows = profile(step, device, args.steps, args.by_size)
     total = sum(t for _, _, t in rows)
     report = Report("kernel profile", device.name, args.json, model=args.model, jit=args.jit,
                     steps=args.steps, kernel_ms_per_step=round(total / args.steps * 1e3, 3))
