@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyopencl as cl
@@ -38,15 +39,22 @@ from netcl.core.tensor import from_numpy, launch, manual_seed
 from netcl.jit import jit
 
 
-def model_step(spec: Spec, device: Device, jitted: bool = False) -> Callable[[], None]:
+def model_step(spec: Spec, device: Device, jitted: bool = False,
+               tiles: Path | None = None) -> Callable[[], None]:
     """One training step of a train_step.py model on its data, with its optimizer: eager,
-    or replayed by ``netcl.jit.jit`` (its fused kernels are then what the profile sees)."""
+    or replayed by ``netcl.jit.jit`` (its fused kernels are then what the profile sees);
+    ``tiles``: with matmul_tune.py's rows from that JSON file in front of MEASURED."""
     manual_seed(0)
     model = spec.netcl_model(device)
     optimizer = netcl_optimizer(spec, model)
     x_host, y_host = spec.data()
     step = adam_step(model, optimizer, from_numpy(x_host, device), from_numpy(y_host, device))
-    return jit(step) if jitted else step
+    step = jit(step) if jitted else step
+    if tiles is None:
+        return step
+    from matmul_tune import TileRows  # tools/bench/matmul_tune.py
+
+    return TileRows.read(tiles).wrap(step, device)
 
 
 # The models of train_step.py's tables, by a short name.
@@ -95,19 +103,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--jit", action="store_true", help="profile the jitted step's replays")
     parser.add_argument("--by-size", action="store_true",
                         help="a row per kernel and launch size (global / local)")
+    parser.add_argument("--tiles", type=Path,
+                        help="matmul tile rows (JSON from matmul_tune.py --rows-out) in front "
+                        "of matmul_tiles.MEASURED")
     add_json_flag(parser)
     args = parser.parse_args(argv)
     plain = manager.default(args.device)
     queue = cl.CommandQueue(plain.context, properties=cl.command_queue_properties.PROFILING_ENABLE)
     device = manager.for_queue(queue)
-    step = model_step(MODELS[args.model], device, args.jit)
+    step = model_step(MODELS[args.model], device, args.jit, args.tiles)
     for _ in range(3):  # builds, pool, plans
         step()
     device.synchronize()
     rows = profile(step, device, args.steps, args.by_size)
     total = sum(t for _, _, t in rows)
     report = Report("kernel profile", device.name, args.json, model=args.model, jit=args.jit,
-                    steps=args.steps, kernel_ms_per_step=round(total / args.steps * 1e3, 3))
+                    steps=args.steps, tiles=args.tiles and str(args.tiles),
+                    kernel_ms_per_step=round(total / args.steps * 1e3, 3))
     table = report.table("each kernel's device time, largest first",
                          ["launches / step", "ms / step", "share of the step's kernel time"])
     for name, n, t in rows:

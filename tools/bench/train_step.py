@@ -41,6 +41,7 @@ import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import harness
@@ -492,6 +493,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps-only", action="store_true",
                         help="the training-step table alone (a big model's guard-cost "
                         "table replays its step hundreds of times)")
+    parser.add_argument("--tiles", type=Path,
+                        help="matmul tile rows (JSON from matmul_tune.py --rows-out): the "
+                        "step table times the jitted step with them in front of "
+                        "matmul_tiles.MEASURED ('netcl jit tiles') beside today's ('netcl "
+                        "jit') and torch; eager netcl is left out")
     add_json_flag(parser)
     args = parser.parse_args(argv)
     threads = harness.set_threads(args.threads)
@@ -530,15 +536,33 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def time_steps(report: Report, device: Device, args: argparse.Namespace) -> list[Spec]:
     """The training-step table of the models ``--only`` picks; returns those models."""
-    others = [n for n in CONTENDERS if n != PEER]
+    contenders = CONTENDERS if args.tiles is None else tiled_contenders(args.tiles, report)
+    others = [n for n in contenders if n != PEER]
+    ratios = [(n, PEER) for n in others] + [("netcl jit tiles", "netcl jit")] * (
+        args.tiles is not None)
     table = report.table("training step (forward, backward, optimizer, zero_grad), ms",
-                         list(CONTENDERS), ratios=[(n, PEER) for n in others])
+                         list(contenders), ratios=ratios)
     specs = [m for m in MODELS[args.device] if args.only in str(m)]
     for spec in specs:
-        timers = {name: build(spec, device) for name, build in CONTENDERS.items()}
+        timers = {name: build(spec, device) for name, build in contenders.items()}
         times = time_contenders(timers, sample_s=args.step_sample, rounds=args.rounds)
         table.row(str(spec), {name: timing.median * 1e3 for name, timing in times.items()})
     return specs
+
+
+def tiled_contenders(path: Path, report: Report) -> dict[str, Callable[[Spec, Device], Step]]:
+    """Today's jitted step, the same with ``path``'s tile rows in front of MEASURED (its
+    capture, which picks the tiles, runs with them), and torch."""
+    from matmul_tune import TileRows  # tools/bench/matmul_tune.py
+
+    rows = TileRows.read(path)
+    report.note("tiles", f"{len(rows.rows)} rows from {path} in front of MEASURED[{rows.key!r}]")
+
+    def netcl_jit_tiles(spec: Spec, device: Device) -> Step:
+        step, sync = netcl_jit(spec, device)
+        return rows.wrap(step, device), sync
+
+    return {"netcl jit": netcl_jit, "netcl jit tiles": netcl_jit_tiles, PEER: torch_eager}
 
 
 def small_cnn(device: Device) -> Step:
