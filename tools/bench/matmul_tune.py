@@ -463,7 +463,7 @@ def _conv_case(problem: ConvPass, device: Device, rng: np.random.Generator, wher
 
 @dataclass(frozen=True)
 class Result:
-    case: Case
+    problem: Problem  # not its Case: the operands and references are let go once tuned
     tiles: list[TileConfig]
     seconds: list[float]  # each tile's median
     peer_seconds: float
@@ -482,12 +482,12 @@ def tune(case: Case, tiles: list[TileConfig], device: Device) -> Result:
     peer, *seconds = _seconds(sides)
     best = tiles[int(np.argmin(seconds))]
     checked = tiles if case.want.size <= CHECK_ALL else [best]
-    return Result(case, tiles, seconds, peer, max(case.error(tile) for tile in checked))
+    return Result(case.problem, tiles, seconds, peer, max(case.error(tile) for tile in checked))
 
 
 def _row(table: Table, result: Result) -> None:
     """One problem: the peer's rate, the best candidate's, every one's."""
-    problem = result.case.problem
+    problem = result.problem
     flops = (problem if isinstance(problem, Gemm) else problem.gemm).flops
     best = int(np.argmin(result.seconds))
     every = " ".join(f"{t.name}:{flops / s / 1e9:.0f}" for t, s in zip(result.tiles,
@@ -642,12 +642,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         result = tune(make_case(problem, device, rng), tiles, device)
         _row(table, result)
         results.append(result)
-    wrong = [f"{r.case.problem.name}: error {r.error:.3g} of the bound" for r in results
+    wrong = [f"{r.problem.name}: error {r.error:.3g} of the bound" for r in results
              if not r.error <= 1]
     good = [r for r in results if r.error <= 1]
     if launches:
         _step_table(report, good, launches)
-    winners = [(r.case.problem, r.best) for r in good]
+    winners = [(r.problem, r.best) for r in good]
     rows: list[tuple[str, int, int, int, TileConfig]] = []
     for problem, tile in winners:
         if (row := measured_row(problem, tile)) not in rows:
@@ -676,11 +676,11 @@ def _step_table(report: Report, results: Sequence[Result],
     sums = collections.Counter[str]()
     for r in results:
         times = {"torch": r.peer_seconds, "today": r.seconds[0], "best": min(r.seconds)}
-        cells = {name: launches[r.case.problem] * s * 1e3 for name, s in times.items()}
+        cells = {name: launches[r.problem] * s * 1e3 for name, s in times.items()}
         sums.update(cells)
-        table.row(r.case.problem.name, {**cells, "launches": launches[r.case.problem],
+        table.row(r.problem.name, {**cells, "launches": launches[r.problem],
                                         "today's tile": r.tiles[0].name})
-    table.row("sum", {**sums, "launches": sum(launches[r.case.problem] for r in results)})
+    table.row("sum", {**sums, "launches": sum(launches[r.problem] for r in results)})
 
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
