@@ -12,6 +12,7 @@ rounding the kernel admits, and against torch.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from test_matmul import place
 
 from netcl.core.device import Device
 from netcl.core.device.device import compute_capability
+from netcl.core.device.kernels import KernelCache
 from netcl.core.tensor import backends, dtypes, from_numpy
 from netcl.core.tensor.ops.matmul import MmaTile, matmul_with
 from netcl.core.tensor.ops.matmul_tiles import MMA_SMALL_TILES, choose_mma_tile
@@ -404,3 +406,71 @@ def check_tile(device: Device, rng: np.random.Generator, dtype: Any, layout: str
     assert np.array_equal(got, (left @ right).numpy())
     exact = a.astype(np.float64) @ b.astype(np.float64)
     assert np.all(np.abs(got.astype(np.float64) - exact) <= bound(a, b, np.dtype(dtype)))
+
+
+# The cp.async path's options (pipelined fragment reads; the edge-free build of
+# whole tiles), on small tiles: two, three and four stages, swizzled and padded.
+PIPELINED_TILES = [
+    (dtypes.bfloat16, MmaTile(64, 64, 32, 2, 2, stages=3, pipelined=True)),
+    (dtypes.bfloat16, MmaTile(64, 64, 32, 2, 2, swizzle=True, pipelined=True, even_tiles=True)),
+    (dtypes.float32, MmaTile(64, 64, 16, 2, 2, stages=4, pipelined=True, even_tiles=True)),
+    (dtypes.float16, MmaTile(64, 64, 32, 2, 2, stages=3, even_tiles=True)),
+]
+
+
+@pytest.fixture
+def mma_builds(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The defines of each matmul_mma build the test asks the kernel cache for."""
+    builds: list[dict[str, Any]] = []
+    fetch = KernelCache.kernel
+
+    def spy(cache: KernelCache, sources: Any, name: str, defines: Any = None,
+            options: tuple[str, ...] = ()) -> Any:
+        if name == "matmul_mma":
+            builds.append(dict(defines.defines()))
+        return fetch(cache, sources, name, defines, options)
+
+    monkeypatch.setattr(KernelCache, "kernel", spy)
+    return builds
+
+
+@pytest.mark.parametrize("layout", ["nn", "nt", "tn"])
+@pytest.mark.parametrize(("dtype", "tile"), PIPELINED_TILES,
+                         ids=[f"{dtype}-{tile.name}" for dtype, tile in PIPELINED_TILES])
+def test_pipelined_and_even_tiles_give_the_same_bits_everywhere(
+        emulated_device: Device, rng: np.random.Generator, precision: None,
+        mma_builds: list[dict[str, Any]], dtype: Any, layout: str, tile: MmaTile) -> None:
+    """Ragged against the tile (edge checks kept; K short of a whole step) and whole
+    tiles (the edge-free build where the tile asks for it: a batch of two, K of three
+    steps and of one): the plain tile's bits, within the float64 bound. Every size is
+    a multiple of 8, so each row is whole 16-byte vectors: the cp.async path."""
+    backends.matmul.allow_tf32 = True
+    plain = dataclasses.replace(tile, pipelined=False, even_tiles=False)
+    problems = [((136, 72), (72, 88)), ((2, 128, 96), (2, 96, 64)),
+                ((64, tile.bk), (tile.bk, 128))]
+    for a_shape, b_shape in problems:
+        a = rng.standard_normal(a_shape).astype(dtype)
+        b = rng.standard_normal(b_shape).astype(dtype)
+        left, right = place(a, layout, 0, emulated_device), place(b, layout, 1, emulated_device)
+        mma_builds.clear()
+        got = matmul_with(left, right, kernel="mma", tile=tile).numpy()
+        whole = a_shape[-2] % tile.bm == 0 and b_shape[-1] % tile.bn == 0 and (
+            a_shape[-1] % tile.bk == 0)
+        assert [(build["EVEN_TILES"], build["FRAG_PIPELINE"]) for build in mma_builds] == [
+            (int(tile.even_tiles and whole), int(tile.pipelined))]
+        assert np.array_equal(got, matmul_with(left, right, kernel="mma", tile=plain).numpy())
+        exact = a.astype(np.float64) @ b.astype(np.float64)
+        assert np.all(np.abs(got.astype(np.float64) - exact) <= bound(a, b, np.dtype(dtype)))
+
+
+def test_a_pipelined_tile_needs_an_even_number_of_mma_steps(emulated_device: Device) -> None:
+    a = from_numpy(np.ones((64, 64), dtypes.bfloat16), emulated_device)
+    with pytest.raises(ValueError, match=r"64x64x16/2x2w/s2/pipe cannot run bfloat16.*"
+                                         r"multiple of 16 \(32 pipelined\)"):
+        matmul_with(a, a, kernel="mma", tile=MmaTile(64, 64, 16, 2, 2, pipelined=True))
+    assert MmaTile(64, 64, 32, 2, 2, pipelined=True).fits(2)
+    assert not MmaTile(64, 64, 16, 2, 2, pipelined=True).fits(2)  # one 16-deep step
+    assert MmaTile(64, 64, 16, 2, 2, pipelined=True).fits(4)  # two 8-deep steps
+    assert not MmaTile(64, 64, 48, 2, 2, pipelined=True).fits(2)
+    assert MmaTile(128, 128, 32, pipelined=True, even_tiles=True).name == (
+        "mma 128x128x32/2x4w/s2/pipe/even")

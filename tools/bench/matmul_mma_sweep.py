@@ -4,13 +4,14 @@ For each input dtype (float16; float32 as TF32), layout and square size, runs
 every candidate ``MmaTile`` through ``matmul_with(kernel="mma")``, checks the
 result once against float64 (max error over the bound the kernel admits, as
 tests/netcl-tensor/test_matmul_tensor_cores.py derives it; must be <= 1), and
-prints TFLOP/s beside torch's with the same dtype (TF32 allowed for float32).
-The winners go into matmul_tiles.MMA_TILES.
+prints TFLOP/s beside torch's with the same dtype (TF32 allowed for float32),
+then the fastest tile of each case: the winners go into matmul_tiles.MMA_TILES.
 
     NETCL_DEVICE=gpu python tools/bench/matmul_mma_sweep.py --sizes 1024 2048 4096
 
-Each tile is first checked on ragged shapes (a tile over its bound is not timed); the
-"mma.sync peak" column is tools/bench/mma_peak.py's register-only loop in that dtype.
+Each tile the sizes' classes use is first checked on a ragged shape and on whole
+tiles (a tile over its bound is not timed); the "mma.sync peak" column is
+tools/bench/mma_peak.py's register-only loop in that dtype.
 
 Timing and table are tools/bench/harness.py's: wall time around many calls
 ended by queue.finish() / torch.cuda.synchronize(), median of 7 samples, each
@@ -40,31 +41,42 @@ from netcl.core.tensor.ops.matmul import MmaTile, matmul_with  # noqa: E402
 T = MmaTile
 # Square sizes where 128 x 128 tiles give every compute unit a work-group (2048 up),
 # and the small-tile class below it (1024: 64 work-groups of 128 x 128 for 132 units).
+# BIG: today's MMA_TILES (bf16 nn / nt, tn) and the cp.async options beside them:
+# "even" (no edge checks, copy pointers advanced by a constant: the sizes here are
+# whole tiles), "pipe" (two fragment sets, the next slice read while this one
+# multiplies; needs 32-deep 16-bit steps). The pipelined ones hold a 64 x 64 block
+# a warp (CUTLASS's mainloop shape; 2 x 4 warps of 64 x 32 with a second fragment
+# set ran past 128 registers and lost half its speed, fourth pass). All fit 48 KiB:
+# 128 x 128 x 32 two padded stages or three swizzled, 128 x 256 x 32 two swizzled.
 BIG = [T(128, 128, 32), T(128, 128, 16, 2, 2, stages=4),
-       T(128, 128, 32, swizzle=True), T(128, 128, 32, stages=3, swizzle=True),
-       T(128, 128, 32, stages=3, swizzle=True, raster=8),
-       T(128, 128, 32, 2, 2, stages=3, swizzle=True),
-       T(128, 128, 16, 2, 2, stages=4, swizzle=True),
-       T(128, 256, 32, 2, 4, swizzle=True),
-       T(128, 256, 16, 2, 4, stages=4, swizzle=True)]
+       T(128, 128, 32, even_tiles=True), T(128, 128, 16, 2, 2, stages=4, even_tiles=True),
+       T(128, 128, 32, 2, 2, stages=3, swizzle=True, even_tiles=True),
+       T(128, 128, 32, 2, 2, pipelined=True, even_tiles=True),
+       T(128, 128, 32, 2, 2, stages=3, swizzle=True, pipelined=True, even_tiles=True),
+       T(128, 256, 32, 2, 4, swizzle=True, pipelined=True, even_tiles=True),
+       T(256, 128, 32, 4, 2, swizzle=True, pipelined=True, even_tiles=True)]
 SMALL = [T(64, 64, 32, 2, 2, stages=3), T(64, 64, 32, 2, 2, stages=4, swizzle=True),
          T(128, 64, 32, 2, 2, stages=4, swizzle=True),
-         T(64, 128, 32, 2, 2, stages=4, swizzle=True)]
-TF32_BIG = [T(128, 128, 16, ldmatrix=False), T(128, 128, 16, 2, 2),
-            T(128, 128, 16, 2, 2, stages=3, swizzle=True),
-            T(128, 128, 16, stages=3, swizzle=True),
-            T(128, 128, 16, stages=3, ldmatrix=False, swizzle=True),
+         T(64, 128, 32, 2, 2, stages=4, swizzle=True),
+         T(64, 128, 32, 2, 2, stages=4, swizzle=True, pipelined=True, even_tiles=True)]
+# TF32: today's tiles (nn, nt, tn), then the options; 16 deep is two 8-deep steps.
+TF32_BIG = [T(128, 128, 16, 2, 2), T(128, 128, 16, ldmatrix=False),
             T(128, 128, 8, 2, 2, stages=4, swizzle=True),
-            T(128, 256, 16, 2, 4, swizzle=True)]
+            T(128, 128, 16, 2, 2, even_tiles=True),
+            T(128, 128, 16, 2, 2, pipelined=True, even_tiles=True),
+            T(128, 128, 16, 2, 2, stages=3, swizzle=True, pipelined=True, even_tiles=True),
+            T(128, 256, 16, 2, 4, swizzle=True, pipelined=True, even_tiles=True)]
 TF32_SMALL = [T(64, 64, 16, 2, 2), T(64, 64, 16, 2, 2, stages=4, swizzle=True),
-              T(128, 64, 16, 2, 2, stages=3, swizzle=True)]
+              T(128, 64, 16, 2, 2, stages=3, swizzle=True),
+              T(128, 64, 16, 2, 2, stages=3, swizzle=True, pipelined=True, even_tiles=True)]
 CANDIDATES = {"float16": (BIG, SMALL), "bfloat16": (BIG, SMALL),
               "float32": (TF32_BIG, TF32_SMALL)}
 # Shapes checked against float64 once per tile and layout besides the squares up to
 # 1024 (a float64 product at 4096^3 takes the host seconds): ragged edges of every
-# tile and a K past a whole step, read by cp.async (16-byte aligned rows); the
-# register path's edges are test_matmul_tensor_cores.py's.
-RAGGED = [(200, 72, 136)]
+# tile and a K past a whole step, read by cp.async (16-byte aligned rows), and whole
+# tiles of every candidate (the "even" build the squares run); the register path's
+# edges are test_matmul_tensor_cores.py's.
+RAGGED = [(200, 72, 136), (256, 256, 256)]
 CHECKED_UP_TO = 1024
 
 
@@ -101,14 +113,17 @@ def main() -> None:
                          ["err/bound", "netcl TFLOP/s", "torch TFLOP/s", "mma.sync peak"],
                          ratios=[("netcl TFLOP/s", "torch TFLOP/s"),
                                  ("netcl TFLOP/s", "mma.sync peak")])
+    best: dict[str, tuple[str, float, float]] = {}  # case -> (tile, TFLOP/s, torch's)
     rng = np.random.default_rng(0)
     for dtype_name in args.dtype:
         dtype = np.dtype(dtype_name)
         peak = peak_tflops(device, dtype_name)
         big, small = CANDIDATES[dtype_name]
+        small_sizes = [is_small(device, size) for size in args.sizes]
+        swept = (big if not all(small_sizes) else []) + (small if any(small_sizes) else [])
         for layout in args.layout:
             failed: set[MmaTile] = set()
-            for tile in big + small:
+            for tile in swept:
                 for m, k, n in RAGGED:
                     try:
                         ratio = checked(device, tile, layout, m, k, n, dtype, rng)
@@ -129,7 +144,7 @@ def main() -> None:
                 flops = 2.0 * size**3
                 torch_s = seconds_per_call((partial(torch.matmul, left, right),
                                             torch.cuda.synchronize))
-                tiles = small if size * size < 128 * 128 * device.compute_units else big
+                tiles = small if is_small(device, size) else big
                 for tile in tiles:
                     if tile in failed:
                         continue
@@ -138,10 +153,25 @@ def main() -> None:
                                               used(b_host, layout[1] == "t"))
                              if size <= CHECKED_UP_TO else None)
                     seconds = seconds_per_call((call, device.queue.finish))
+                    tflops, torch_tflops = flops / seconds / 1e12, flops / torch_s / 1e12
                     table.row(f"{dtype_name} {layout} {size}^3 {tile.name}", {
-                        "err/bound": ratio, "netcl TFLOP/s": flops / seconds / 1e12,
-                        "torch TFLOP/s": flops / torch_s / 1e12, "mma.sync peak": peak})
+                        "err/bound": ratio, "netcl TFLOP/s": tflops,
+                        "torch TFLOP/s": torch_tflops, "mma.sync peak": peak})
+                    case = f"{dtype_name} {layout} {size}^3"
+                    if tflops > best.get(case, ("", 0.0, 0.0))[1]:
+                        best[case] = tile.name, tflops, torch_tflops
+    winners = report.table("the fastest tile of each case (MMA_TILES' candidates)",
+                           ["tile", "netcl TFLOP/s", "torch TFLOP/s"],
+                           ratios=[("netcl TFLOP/s", "torch TFLOP/s")])
+    for case, (name, tflops, torch_tflops) in best.items():
+        winners.row(case, {"tile": name, "netcl TFLOP/s": tflops, "torch TFLOP/s": torch_tflops})
     report.finish()
+
+
+def is_small(device: Any, size: int) -> bool:
+    """Whether a size^3 product takes the small tiles: too few 128 x 128 tiles to give
+    every compute unit one (as matmul_tiles.choose_mma_tile decides)."""
+    return size * size < 128 * 128 * device.compute_units
 
 
 def placed(device: Any, a_host: Any, b_host: Any, layout: str) -> tuple[Any, Any]:

@@ -216,6 +216,7 @@ class MmaVariant(NamedTuple):
     emulated: bool = False  # mma.sync and friends in plain OpenCL C (emulated_tensor_cores)
     gather: tuple[tuple[str, int], ...] = ()  # B is a convolution's input (G_* defines)
     sum_images: bool = False  # batch entry z sums a group of images (SUM_IMAGES)
+    even: bool = False  # cp.async, M, N and K whole tiles, tile.even_tiles (EVEN_TILES)
 
     def defines(self) -> dict[str, str | int]:
         tile = self.tile
@@ -229,7 +230,8 @@ class MmaVariant(NamedTuple):
             "C_T": dtypes.STORAGE_C_TYPE[self.c_dtype], "STORE_C(p, i, v)": _store(self.c_dtype),
             "C_VEC2": int(self.c_vec), "BATCH_SLICED": int(self.sliced),
             "SWIZZLE": int(tile.swizzle), "RASTER": tile.raster,
-            "MMA_EMULATED": int(self.emulated),
+            "MMA_EMULATED": int(self.emulated), "EVEN_TILES": int(self.even),
+            "FRAG_PIPELINE": int(tile.pipelined and self.copy_async),
         }
 
 
@@ -496,7 +498,8 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     if not tile.fits(size) or local_bytes > device.cl_device.local_mem_size:
         raise ValueError(
             f"matmul: {tile.name} cannot run {a.dtype} here: bk must be a multiple of "
-            f"{32 // size}, bm * bk and bn * bk of {per_vector} elements per work-item "
+            f"{32 // size} ({64 // size} pipelined), bm * bk and bn * bk of {per_vector} "
+            f"elements per work-item "
             f"(swizzled: bm and bn multiples of {8 * per_vector}, bk {2 * per_vector}, "
             f"{4 * per_vector} or a multiple of {8 * per_vector}), "
             f"and its {local_bytes} bytes of tiles must fit the device's "
@@ -505,7 +508,9 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     variant = MmaVariant(a.dtype, out_dtype, a_k_major, b_k_major, a_vec, b_vec,
                          n % 2 == 0 and out_dtype == dtypes.float32, copy_async, tile,
                          sliced=entries > MAX_BATCH_SLICE, emulated=emulated,
-                         gather=gather, sum_images=group > 0)
+                         gather=gather, sum_images=group > 0,
+                         even=tile.even_tiles and copy_async and not group
+                         and m % tile.bm == 0 and n % tile.bn == 0 and k % tile.bk == 0)
     mma = device.kernels.kernel(MMA_SOURCES, "matmul_mma", variant)
     grid = (-(-n // tile.bn) * tile.threads, -(-m // tile.bm))
     scalars = params(a, b, m, n, k, dims, group, count if group else 0)

@@ -38,6 +38,14 @@
 //                         zero-padded to whole BK steps: a weight gradient's
 //                         sum over images in a fixed order, no slabs (needs
 //                         ASYNC 0)
+//   EVEN_TILES            1: M, N and K are whole tiles (gemm.py checks; needs
+//                         ASYNC): no edge checks, and each copy's source is a
+//                         pointer set once and advanced BK along K a step
+//   FRAG_PIPELINE         1 (needs ASYNC, an even number of MMA_K slices a
+//                         step): two fragment sets, slice kk + 1's read from
+//                         local memory before slice kk's products issue, and
+//                         the next stage's first slice read right after the
+//                         stage barrier, before this stage's last products
 
 #if MMA_TYPE == 0
 #define E uint  // float bits
@@ -127,6 +135,12 @@
 
 #if ASYNC && (B_GATHER || SUM_IMAGES)
 #error "a gathered B and a sum over images load through registers (ASYNC 0)"
+#endif
+#if (EVEN_TILES || FRAG_PIPELINE) && !ASYNC
+#error "EVEN_TILES and FRAG_PIPELINE are cp.async paths (ASYNC 1)"
+#endif
+#if FRAG_PIPELINE && BK / MMA_K % 2
+#error "FRAG_PIPELINE alternates two fragment sets by slice: BK / MMA_K must be even"
 #endif
 
 // EPV elements as one 16-byte vector, the first in the low bits.
@@ -363,7 +377,40 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
                                 : (k < K ? clamp(N - n, 0, EPV) : 0);           \
     __global const E *src = valid ? B + k * b_sk + n * b_sn : B;
 
-#if ASYNC
+#if ASYNC && EVEN_TILES
+    // Every vector lies inside the matrices, so each copy's addresses are set
+    // once: local offsets fixed, sources advanced one step at a time (copies
+    // are issued in K order). Groups past K are committed empty (their stages
+    // are never read), so the wait counts stay those of the checked path.
+    __global const E *a_src[A_LOADS];
+    __global const E *b_src[B_LOADS];
+    int a_dst[A_LOADS], b_dst[B_LOADS];
+#pragma unroll
+    for (int i = 0; i < A_LOADS; ++i) {
+        const int e = tid + i * THREADS;
+        a_src[i] = A + (m0 + A_VM(e)) * a_sm + A_VK(e) * a_sk;
+        a_dst[i] = A_AT(A_VM(e), A_VK(e));
+    }
+#pragma unroll
+    for (int i = 0; i < B_LOADS; ++i) {
+        const int e = tid + i * THREADS;
+        b_src[i] = B + B_VK(e) * b_sk + (n0 + B_VN(e)) * b_sn;
+        b_dst[i] = B_AT(B_VN(e), B_VK(e));
+    }
+    const int a_step = BK * a_sk, b_step = BK * b_sk;
+#define COPY(stage, k0)                                                         \
+    if ((k0) < K) {                                                             \
+        _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                   \
+            copy_async((__local E *)As[stage] + a_dst[i], a_src[i], 16);        \
+            a_src[i] += a_step;                                                 \
+        }                                                                       \
+        _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                   \
+            copy_async((__local E *)Bs[stage] + b_dst[i], b_src[i], 16);        \
+            b_src[i] += b_step;                                                 \
+        }                                                                       \
+    }                                                                           \
+    CP_ASYNC_COMMIT();
+#elif ASYNC
     // Global -> local buffer `stage` for the tile at depth k0, as one group.
 #define COPY(stage, k0)                                                         \
     _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
@@ -379,7 +426,8 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
                    valid * (int)sizeof(E));                                     \
     }                                                                           \
     CP_ASYNC_COMMIT();
-
+#endif
+#if ASYNC
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
         COPY(s, s * BK)
@@ -419,6 +467,42 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
 #endif
 
     int buf = 0;
+#if FRAG_PIPELINE
+    // Set kk / MMA_K % 2 holds slice kk's fragments; a step starts with its
+    // first slice's in set 0 (BK / MMA_K is even).
+    uint af[2][MT][4];
+    uint bf[2][NT][2];
+    CP_ASYNC_WAIT(PENDING);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    load_fragments(af[0], bf[0], (__local const E *)As[0], (__local const E *)Bs[0], 0, wm, wn,
+                   lane);
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        const int next = buf == STAGES - 1 ? 0 : buf + 1;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += MMA_K) {
+            const int set = kk / MMA_K % 2;
+            if (kk == 0) {
+                // The buffer read in the last step: every work-item passed the
+                // barrier after its last fragment read.
+                const int refill = buf == 0 ? STAGES - 1 : buf - 1;
+                COPY(refill, k0 + (STAGES - 1) * BK)
+            }
+            if (kk + MMA_K < BK) {
+                load_fragments(af[set ^ 1], bf[set ^ 1], (__local const E *)As[buf],
+                               (__local const E *)Bs[buf], kk + MMA_K, wm, wn, lane);
+            } else {
+                // As the checked loop's wait, one step early: the next stage
+                // has landed once at most STAGES - 2 groups are pending.
+                CP_ASYNC_WAIT(PENDING);
+                barrier(CLK_LOCAL_MEM_FENCE);
+                load_fragments(af[set ^ 1], bf[set ^ 1], (__local const E *)As[next],
+                               (__local const E *)Bs[next], 0, wm, wn, lane);
+            }
+            mma_slice(acc, af[set], bf[set] MMA_SCRATCH_ARG);
+        }
+        buf = next;
+    }
+#else
 #if SUM_IMAGES
     for (int s = 0; s < steps; ++s) {
 #else
@@ -467,6 +551,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         buf ^= 1;
 #endif
     }
+#endif  // FRAG_PIPELINE
 #if ASYNC
     CP_ASYNC_WAIT_ALL();  // the zero-filled groups past K
 #endif
@@ -478,7 +563,9 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
 #pragma unroll
         for (int row_half = 0; row_half < 2; ++row_half) {
             const int m = m0 + wm + i * 16 + g + row_half * 8;
+#if !EVEN_TILES
             if (m >= M) continue;
+#endif
             __global C_T *row = C + (long)m * N;
 #pragma unroll
             for (int j = 0; j < NT; ++j) {

@@ -233,7 +233,15 @@ class MmaTile:
     single loads (16-bit fragments always are). ``swizzle``: local tiles unpadded,
     their 16-byte vectors XOR-swizzled against bank conflicts (a third stage of
     128 x 128 x 32 halves fits). ``raster``: work-groups in bands of that many
-    tile rows for L2 reuse (0: row order)."""
+    tile rows for L2 reuse (0: row order).
+
+    Two options of the cp.async path (both operands' vectors aligned; elsewhere
+    they change nothing): ``pipelined``, two fragment sets, each slice's read
+    from local memory while the slice before multiplies and the next stage's
+    first slice read right after the stage barrier (needs an even number of mma
+    steps per ``bk``; the registers of a second set); ``even_tiles``, where M, N
+    and K are whole tiles, a build without edge checks whose copies advance
+    pointers set once. Neither changes a sum: the same bits as without."""
 
     bm: int
     bn: int
@@ -244,6 +252,8 @@ class MmaTile:
     ldmatrix: bool = True
     swizzle: bool = False
     raster: int = 0
+    pipelined: bool = False
+    even_tiles: bool = False
 
     def __post_init__(self) -> None:
         if (min(self.bm, self.bn, self.bk, self.warps_m, self.warps_n) < 1
@@ -262,9 +272,12 @@ class MmaTile:
     def fits(self, element_bytes: int) -> bool:
         """Whether this tile runs inputs of ``element_bytes``: bk a whole number of
         mma steps (16 deep for 16-bit inputs, 8 for TF32), every work-item loading
-        whole 16-byte vectors of both tiles."""
+        whole 16-byte vectors of both tiles; pipelined, an even number of mma steps."""
         per_vector = 16 // element_bytes
-        return self.bk % (32 // element_bytes) == 0 and all(
+        steps, ragged = divmod(self.bk, 32 // element_bytes)
+        if self.pipelined and steps % 2:
+            return False
+        return not ragged and all(
             (rows * self.bk) % (per_vector * self.threads) == 0
             for rows in (self.bm, self.bn)) and (not self.swizzle or self._swizzles(per_vector))
 
@@ -291,8 +304,10 @@ class MmaTile:
         lds = "" if self.ldmatrix else "/lds"
         swizzle = "/swz" if self.swizzle else ""
         raster = f"/r{self.raster}" if self.raster else ""
+        pipe = "/pipe" if self.pipelined else ""
+        even = "/even" if self.even_tiles else ""
         return (f"mma {self.bm}x{self.bn}x{self.bk}/{self.warps_m}x{self.warps_n}w"
-                f"/s{self.stages}{lds}{swizzle}{raster}")
+                f"/s{self.stages}{lds}{swizzle}{raster}{pipe}{even}")
 
 
 # The tensor-core kernel's tile per (input element bytes, layout) where there
