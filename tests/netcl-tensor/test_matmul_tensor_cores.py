@@ -409,12 +409,16 @@ def check_tile(device: Device, rng: np.random.Generator, dtype: Any, layout: str
 
 
 # The cp.async path's options (pipelined fragment reads; the edge-free build of
-# whole tiles), on small tiles: two, three and four stages, swizzled and padded.
+# whole tiles; TF32 rounded once a stage lands), on small tiles: two, three and
+# four stages, swizzled and padded, fragments by ldmatrix and by plain loads.
 PIPELINED_TILES = [
     (dtypes.bfloat16, MmaTile(64, 64, 32, 2, 2, stages=3, pipelined=True)),
     (dtypes.bfloat16, MmaTile(64, 64, 32, 2, 2, swizzle=True, pipelined=True, even_tiles=True)),
     (dtypes.float32, MmaTile(64, 64, 16, 2, 2, stages=4, pipelined=True, even_tiles=True)),
     (dtypes.float16, MmaTile(64, 64, 32, 2, 2, stages=3, even_tiles=True)),
+    (dtypes.float32, MmaTile(64, 64, 16, 2, 2, stages=3, round_staged=True)),
+    (dtypes.float32, MmaTile(64, 64, 16, 2, 2, ldmatrix=False, pipelined=True, even_tiles=True,
+                             round_staged=True)),
 ]
 
 
@@ -445,7 +449,7 @@ def test_pipelined_and_even_tiles_give_the_same_bits_everywhere(
     steps and of one): the plain tile's bits, within the float64 bound. Every size is
     a multiple of 8, so each row is whole 16-byte vectors: the cp.async path."""
     backends.matmul.allow_tf32 = True
-    plain = dataclasses.replace(tile, pipelined=False, even_tiles=False)
+    plain = dataclasses.replace(tile, pipelined=False, even_tiles=False, round_staged=False)
     problems = [((136, 72), (72, 88)), ((2, 128, 96), (2, 96, 64)),
                 ((64, tile.bk), (tile.bk, 128))]
     for a_shape, b_shape in problems:
@@ -456,8 +460,9 @@ def test_pipelined_and_even_tiles_give_the_same_bits_everywhere(
         got = matmul_with(left, right, kernel="mma", tile=tile).numpy()
         whole = a_shape[-2] % tile.bm == 0 and b_shape[-1] % tile.bn == 0 and (
             a_shape[-1] % tile.bk == 0)
-        assert [(build["EVEN_TILES"], build["FRAG_PIPELINE"]) for build in mma_builds] == [
-            (int(tile.even_tiles and whole), int(tile.pipelined))]
+        assert [(build["EVEN_TILES"], build["FRAG_PIPELINE"], build["ROUND_STAGED"])
+                for build in mma_builds] == [
+            (int(tile.even_tiles and whole), int(tile.pipelined), int(tile.round_staged))]
         assert np.array_equal(got, matmul_with(left, right, kernel="mma", tile=plain).numpy())
         exact = a.astype(np.float64) @ b.astype(np.float64)
         assert np.all(np.abs(got.astype(np.float64) - exact) <= bound(a, b, np.dtype(dtype)))
@@ -472,5 +477,5 @@ def test_a_pipelined_tile_needs_an_even_number_of_mma_steps(emulated_device: Dev
     assert not MmaTile(64, 64, 16, 2, 2, pipelined=True).fits(2)  # one 16-deep step
     assert MmaTile(64, 64, 16, 2, 2, pipelined=True).fits(4)  # two 8-deep steps
     assert not MmaTile(64, 64, 48, 2, 2, pipelined=True).fits(2)
-    assert MmaTile(128, 128, 32, pipelined=True, even_tiles=True).name == (
-        "mma 128x128x32/2x4w/s2/pipe/even")
+    assert MmaTile(128, 128, 16, pipelined=True, even_tiles=True, round_staged=True).name == (
+        "mma 128x128x16/2x4w/s2/pipe/even/rs")

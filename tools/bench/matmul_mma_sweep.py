@@ -59,16 +59,24 @@ SMALL = [T(64, 64, 32, 2, 2, stages=3), T(64, 64, 32, 2, 2, stages=4, swizzle=Tr
          T(128, 64, 32, 2, 2, stages=4, swizzle=True),
          T(64, 128, 32, 2, 2, stages=4, swizzle=True),
          T(64, 128, 32, 2, 2, stages=4, swizzle=True, pipelined=True, even_tiles=True)]
-# TF32: today's tiles (nn, nt, tn), then the options; 16 deep is two 8-deep steps.
+# TF32: today's tiles (nn, nt, tn), each again built for whole tiles with its
+# fragments' cvt.rna moved to one per copied vector as a stage lands ("rs": each
+# vector feeds several warps' fragments), then pipelined ones; 16 deep is two
+# 8-deep steps.
 TF32_BIG = [T(128, 128, 16, 2, 2), T(128, 128, 16, ldmatrix=False),
             T(128, 128, 8, 2, 2, stages=4, swizzle=True),
-            T(128, 128, 16, 2, 2, even_tiles=True),
+            T(128, 128, 16, 2, 2, even_tiles=True, round_staged=True),
+            T(128, 128, 16, ldmatrix=False, even_tiles=True, round_staged=True),
+            T(128, 128, 8, 2, 2, stages=4, swizzle=True, even_tiles=True, round_staged=True),
             T(128, 128, 16, 2, 2, pipelined=True, even_tiles=True),
-            T(128, 128, 16, 2, 2, stages=3, swizzle=True, pipelined=True, even_tiles=True),
-            T(128, 256, 16, 2, 4, swizzle=True, pipelined=True, even_tiles=True)]
+            T(128, 128, 16, 2, 2, stages=3, swizzle=True, pipelined=True, even_tiles=True,
+              round_staged=True),
+            T(128, 256, 16, 2, 4, swizzle=True, pipelined=True, even_tiles=True,
+              round_staged=True)]
 TF32_SMALL = [T(64, 64, 16, 2, 2), T(64, 64, 16, 2, 2, stages=4, swizzle=True),
               T(128, 64, 16, 2, 2, stages=3, swizzle=True),
-              T(128, 64, 16, 2, 2, stages=3, swizzle=True, pipelined=True, even_tiles=True)]
+              T(128, 64, 16, 2, 2, stages=3, swizzle=True, pipelined=True, even_tiles=True,
+                round_staged=True)]
 CANDIDATES = {"float16": (BIG, SMALL), "bfloat16": (BIG, SMALL),
               "float32": (TF32_BIG, TF32_SMALL)}
 # Shapes checked against float64 once per tile and layout besides the squares up to

@@ -232,6 +232,8 @@ class MmaVariant(NamedTuple):
             "SWIZZLE": int(tile.swizzle), "RASTER": tile.raster,
             "MMA_EMULATED": int(self.emulated), "EVEN_TILES": int(self.even),
             "FRAG_PIPELINE": int(tile.pipelined and self.copy_async),
+            "ROUND_STAGED": int(tile.round_staged and self.copy_async
+                                and self.a_dtype == dtypes.float32),
         }
 
 

@@ -46,6 +46,10 @@
 //                         local memory before slice kk's products issue, and
 //                         the next stage's first slice read right after the
 //                         stage barrier, before this stage's last products
+//   ROUND_STAGED          1 (TF32, needs ASYNC): each work-item rounds the
+//                         vectors it copied, in local memory, once its copies
+//                         have landed (before the stage barrier), instead of
+//                         each fragment register as it is read
 
 #if MMA_TYPE == 0
 #define E uint  // float bits
@@ -139,6 +143,9 @@
 #if (EVEN_TILES || FRAG_PIPELINE) && !ASYNC
 #error "EVEN_TILES and FRAG_PIPELINE are cp.async paths (ASYNC 1)"
 #endif
+#if ROUND_STAGED && (MMA_TYPE != 0 || !ASYNC)
+#error "ROUND_STAGED rounds TF32 tiles copied by cp.async (MMA_TYPE 0, ASYNC 1)"
+#endif
 #if FRAG_PIPELINE && BK / MMA_K % 2
 #error "FRAG_PIPELINE alternates two fragment sets by slice: BK / MMA_K must be even"
 #endif
@@ -211,8 +218,10 @@ inline uint4 load_vector(__global const E *p, const int step, const int valid, c
 #else
 #define ROUND(v) (v)
 #endif
-// cp.async copies float32 as it is, so TF32 fragments are rounded as read.
-#if MMA_TYPE == 0 && ASYNC
+// cp.async copies float32 as it is, so TF32 fragments are rounded as read,
+// or the tiles once they land (ROUND_STAGED: a vector is read by several
+// warps' fragments, so rounding it once costs fewer conversions).
+#if MMA_TYPE == 0 && ASYNC && !ROUND_STAGED
 #define FRAG(x) to_tf32(x)
 #else
 #define FRAG(x) (x)
@@ -466,6 +475,26 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
 
+#if ROUND_STAGED
+    // Only this work-item's copies are known to have landed before the barrier:
+    // it rounds the vectors it copied into buffer `stage`.
+#define ROUND_STAGE(stage)                                                      \
+    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        __local uint4 *v = (__local uint4 *)((__local E *)As[stage] + A_AT(A_VM(e), A_VK(e))); \
+        const uint4 landed = *v;                                                \
+        *v = ROUND(landed);                                                     \
+    }                                                                           \
+    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
+        const int e = tid + i * THREADS;                                        \
+        __local uint4 *v = (__local uint4 *)((__local E *)Bs[stage] + B_AT(B_VN(e), B_VK(e))); \
+        const uint4 landed = *v;                                                \
+        *v = ROUND(landed);                                                     \
+    }
+#else
+#define ROUND_STAGE(stage)
+#endif
+
     int buf = 0;
 #if FRAG_PIPELINE
     // Set kk / MMA_K % 2 holds slice kk's fragments; a step starts with its
@@ -473,6 +502,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     uint af[2][MT][4];
     uint bf[2][NT][2];
     CP_ASYNC_WAIT(PENDING);
+    ROUND_STAGE(0)
     barrier(CLK_LOCAL_MEM_FENCE);
     load_fragments(af[0], bf[0], (__local const E *)As[0], (__local const E *)Bs[0], 0, wm, wn,
                    lane);
@@ -494,6 +524,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
                 // As the checked loop's wait, one step early: the next stage
                 // has landed once at most STAGES - 2 groups are pending.
                 CP_ASYNC_WAIT(PENDING);
+                ROUND_STAGE(next)
                 barrier(CLK_LOCAL_MEM_FENCE);
                 load_fragments(af[set ^ 1], bf[set ^ 1], (__local const E *)As[next],
                                (__local const E *)Bs[next], 0, wm, wn, lane);
@@ -514,6 +545,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         // buffer read in the last step is free for the tile STAGES - 1 ahead
         // (zeros past K: every step commits one group).
         CP_ASYNC_WAIT(PENDING);
+        ROUND_STAGE(buf)
         barrier(CLK_LOCAL_MEM_FENCE);
         {
             const int refill = buf == 0 ? STAGES - 1 : buf - 1;

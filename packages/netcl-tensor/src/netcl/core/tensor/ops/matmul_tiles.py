@@ -241,7 +241,10 @@ class MmaTile:
     first slice read right after the stage barrier (needs an even number of mma
     steps per ``bk``; the registers of a second set); ``even_tiles``, where M, N
     and K are whole tiles, a build without edge checks whose copies advance
-    pointers set once. Neither changes a sum: the same bits as without."""
+    pointers set once. ``round_staged`` (TF32 only): each work-item rounds the
+    vectors it copied once they land, rather than every fragment register as it
+    is read (a vector feeds several warps' fragments). None of the three changes
+    a sum: the same bits as without."""
 
     bm: int
     bn: int
@@ -254,6 +257,7 @@ class MmaTile:
     raster: int = 0
     pipelined: bool = False
     even_tiles: bool = False
+    round_staged: bool = False
 
     def __post_init__(self) -> None:
         if (min(self.bm, self.bn, self.bk, self.warps_m, self.warps_n) < 1
@@ -306,8 +310,9 @@ class MmaTile:
         raster = f"/r{self.raster}" if self.raster else ""
         pipe = "/pipe" if self.pipelined else ""
         even = "/even" if self.even_tiles else ""
+        staged = "/rs" if self.round_staged else ""
         return (f"mma {self.bm}x{self.bn}x{self.bk}/{self.warps_m}x{self.warps_n}w"
-                f"/s{self.stages}{lds}{swizzle}{raster}{pipe}{even}")
+                f"/s{self.stages}{lds}{swizzle}{raster}{pipe}{even}{staged}")
 
 
 # The tensor-core kernel's tile per (input element bytes, layout) where there
