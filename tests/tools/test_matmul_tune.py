@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "bench"))
 import matmul_tune as tune  # a script under tools/bench/, not a package
 
 from netcl.core.device import manager
-from netcl.core.tensor import from_numpy, ops
+from netcl.core.tensor import Tensor, from_numpy, ops
 from netcl.core.tensor.ops import conv, gemm, matmul_tiles
 from netcl.core.tensor.ops.matmul_tiles import TileConfig as T
 
@@ -37,8 +37,9 @@ def _conv_step() -> None:
         out = ops.conv2d(x, w, stride, padding)
         ops.conv2d_grads(out, x, w, stride, padding, needs=(True, True, False))
     a = from_numpy(rng.standard_normal((8, 16), np.float32), device)
-    b = from_numpy(rng.standard_normal((4, 16), np.float32), device)
-    ops.matmul(a, ops.transpose(b, 0, 1))
+    for _ in range(2):  # two layers of one shape: two launches, one plan key
+        b = from_numpy(rng.standard_normal((4, 16), np.float32), device)
+        ops.matmul(a, ops.transpose(b, 0, 1))
 
 
 def test_a_step_records_its_products_and_each_conv_pass_with_the_key_choose_tile_gets(
@@ -50,7 +51,7 @@ def test_a_step_records_its_products_and_each_conv_pass_with_the_key_choose_tile
                for mode in (1, 3, 2)]
     pointwise = [tune.ConvPass(mode, (2, 3, 7, 7), (4, 3, 1, 1), (2, 2), (0, 0))
                  for mode in (1, 3, 2)]
-    assert found == {p: 1 for p in [*strided, *pointwise, tune.Gemm("nt", 8, 4, 16)]}
+    assert found == {**{p: 1 for p in [*strided, *pointwise]}, tune.Gemm("nt", 8, 4, 16): 2}
     # implicit_gemm's own sizes for the 3x3 stride-2 forward: O x (C*9) @ (C*9) x (4*4)
     assert strided[0].gemm == tune.Gemm("conv1", 4, 16, 27, 2)
     assert gemm.choose_tile is matmul_tiles.choose_tile and ops.conv2d is conv.conv2d  # put back
@@ -130,3 +131,47 @@ def test_on_a_cpu_a_convolution_counts_as_its_passes_not_the_products_it_runs(
     assert sorted(p.name for p in found) == sorted(
         p.name for p in [*(tune.ConvPass(mode, (2, 3, 7, 7), (4, 3, k, k), (2, 2), (k // 2,) * 2)
                            for mode in (1, 3, 2) for k in (3, 1)), tune.Gemm("nt", 8, 4, 16)])
+
+
+def _case(outputs: dict[T, float], size: int) -> tune.Case:
+    """A problem of ``size`` outputs, all 1, whose run at a tile gives ``outputs[tile]``
+    everywhere; the bound is 0.5 a term."""
+    device = manager.default("auto")
+    want = np.ones(size)
+
+    def run(tile: T) -> Tensor:
+        return from_numpy(np.full(size, outputs[tile], np.float32), device)
+    return tune.Case(tune.Gemm("nn", size, 1, 1), run, lambda: None, lambda: None, want,
+                     np.full(size, 0.5))
+
+
+def _tuned(outputs: dict[T, float], seconds: list[float], size: int,
+           monkeypatch: pytest.MonkeyPatch) -> tune.Result:
+    monkeypatch.setattr(tune, "_seconds", lambda sides: [1.0, *seconds])
+    return tune.tune(_case(outputs, size), list(outputs), manager.default("auto"))
+
+
+FAST, MIDDLE, SLOW = T(64, 64, 16, 4, 4), T(32, 32, 16, 4, 4), T(64, 32, 16, 4, 4)
+
+
+def test_a_nan_from_any_checked_tile_fails_its_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    # today's tile (first) is right, the second returns NaN: max() over Python floats
+    # would have swallowed it
+    result = _tuned({SLOW: 1.0, FAST: float("nan")}, [2.0, 1.0], 4, monkeypatch)
+    assert result.failed == [FAST] and result.errors[FAST] == float("inf")
+    assert result.best == SLOW
+
+
+def test_the_fastest_tile_that_passes_wins_and_a_failing_one_keeps_its_problem(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs = {SLOW: 1.0, MIDDLE: 1.25, FAST: 3.0}  # FAST is wrong (error 4 bounds)
+    small = _tuned(outputs, [3.0, 2.0, 1.0], 4, monkeypatch)
+    assert small.best == MIDDLE and small.failed == [FAST]
+    assert set(small.errors) == set(outputs)  # every tile checked at up to CHECK_ALL outputs
+    # a big problem checks in speed order until one passes: SLOW is never run
+    big = _tuned(outputs, [3.0, 2.0, 1.0], tune.CHECK_ALL + 1, monkeypatch)
+    assert big.best == MIDDLE and list(big.errors) == [FAST, MIDDLE]
+    none = _tuned({FAST: 3.0}, [1.0], 4, monkeypatch)
+    assert none.winner is None
+    with pytest.raises(ValueError, match="no tile passed"):
+        none.best  # noqa: B018
