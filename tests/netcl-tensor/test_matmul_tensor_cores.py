@@ -12,7 +12,6 @@ rounding the kernel admits, and against torch.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -446,12 +445,13 @@ def test_pipelined_and_even_tiles_give_the_same_bits_everywhere(
         mma_builds: list[dict[str, Any]], dtype: Any, layout: str, tile: MmaTile) -> None:
     """Ragged against the tile (edge checks kept; K short of a whole step) and whole
     tiles (the edge-free build where the tile asks for it: a batch of two, K of three
-    steps and of one): the plain tile's bits, within the float64 bound. Every size is
+    steps, of one and of eight): the plain tile's bits, within the float64 bound. Every size is
     a multiple of 8, so each row is whole 16-byte vectors: the cp.async path."""
     backends.matmul.allow_tf32 = True
-    plain = dataclasses.replace(tile, pipelined=False, even_tiles=False, round_staged=False)
+    plain = tile.plain
+    # K of 8 steps: every stage's buffer refilled with real data after it was read
     problems = [((136, 72), (72, 88)), ((2, 128, 96), (2, 96, 64)),
-                ((64, tile.bk), (tile.bk, 128))]
+                ((64, tile.bk), (tile.bk, 128)), ((64, 8 * tile.bk), (8 * tile.bk, 64))]
     for a_shape, b_shape in problems:
         a = rng.standard_normal(a_shape).astype(dtype)
         b = rng.standard_normal(b_shape).astype(dtype)

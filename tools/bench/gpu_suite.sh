@@ -48,21 +48,19 @@ attention16() {
     python tools/bench/attention_mma_sweep.py --dtype fp16
 }
 matmul() { python tools/bench/matmul_mma_sweep.py --dtype float16 bfloat16 float32; }
-tune() {
-    # Issue 29's steps: sweep the tiles of every GEMM one training step launches (today's
-    # tile first), write the winners as MEASURED rows (JSON in LOG_DIR), then time the
-    # jitted step with them beside today's and torch. About 7 minutes (estimate: 50
-    # problems x 6 tiles, a kernel build each).
-    local rows="${LOG_DIR:-/tmp}" failed=0
-    python tools/bench/matmul_tune.py --model gpt6 --rows-out "$rows/tiles-gpt6.json" || failed=1
-    python tools/bench/train_step.py --device gpu --steps-only --only "GPT 6" --rounds 5 \
-        --step-sample 0.2 --tiles "$rows/tiles-gpt6.json" || failed=1
-    python tools/bench/matmul_tune.py --model resnet18 --rows-out "$rows/tiles-resnet18.json" \
-        || failed=1
-    python tools/bench/train_step.py --device gpu --steps-only --only ResNet-18 --rounds 5 \
-        --step-sample 0.2 --tiles "$rows/tiles-resnet18.json" || failed=1
+# Issue 29's steps, a stage a model: sweep the tiles of every GEMM one training step
+# launches (today's tile first), write the winners as MEASURED rows (JSON in LOG_DIR),
+# then time the jitted step with them beside today's and torch.
+tune_model() {
+    local model="$1" name="$2" rows="${LOG_DIR:-/tmp}/tiles-$1.json" failed=0
+    python tools/bench/matmul_tune.py --model "$model" --rows-out "$rows" || failed=1
+    [ -f "$rows" ] || return 1
+    python tools/bench/train_step.py --device gpu --steps-only --only "$name" --rounds 5 \
+        --step-sample 0.2 --tiles "$rows" || failed=1
     return $failed
 }
+tune_gpt6() { tune_model gpt6 "GPT 6"; }
+tune_resnet18() { tune_model resnet18 ResNet-18; }
 amp() {
     python tools/bench/amp_step.py --device gpu --widths 784 8192 8192 8192 8192 10 --batch 4096 \
         --sample 0.1 --rounds 2
@@ -70,12 +68,12 @@ amp() {
 ddp() { python tools/bench/ddp.py --hidden 4096 --batch 2048 --rounds 5; }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps profile optim conv attention attention16 matmul tune amp ddp)
+[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps profile optim conv attention attention16 matmul tune_gpt6 tune_resnet18 amp ddp)
 failed=()
 for name in "${stages[@]}"; do
     echo "== $name ($(date -u +%H:%M:%S) UTC)"
     started=$SECONDS
-    if ! timeout "${STAGE_LIMIT:-540}" bash -c "$(declare -f "$name"); $name" 2>&1 \
+    if ! timeout "${STAGE_LIMIT:-540}" bash -c "$(declare -f tune_model "$name"); $name" 2>&1 \
         | tee "${LOG_DIR:-/tmp}/$name.log"; then failed+=("$name"); fi
     echo "== $name: $((SECONDS - started)) s"
 done

@@ -273,6 +273,11 @@ class MmaTile:
     def threads(self) -> int:
         return 32 * self.warps_m * self.warps_n
 
+    @property
+    def plain(self) -> MmaTile:
+        """This tile with pipelined, even_tiles and round_staged off: the bits it must give."""
+        return dataclasses.replace(self, pipelined=False, even_tiles=False, round_staged=False)
+
     def fits(self, element_bytes: int) -> bool:
         """Whether this tile runs inputs of ``element_bytes``: bk a whole number of
         mma steps (16 deep for 16-bit inputs, 8 for TF32), every work-item loading
