@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "bench"))
 import matmul_tune as tune  # a script under tools/bench/, not a package
+import tile_rows
 
 from netcl.core.device import manager
 from netcl.core.tensor import Tensor, from_numpy, ops
@@ -85,11 +86,11 @@ def test_rows_survive_json_and_a_bad_row_is_named(tmp_path: Path) -> None:
             ("conv2", 65536, 4608, 16, T(128, 64, 32, 8, 8, swizzle=True, k_slices=2)),
             ("tn", 512, 512, 8192, T(32, 32, 16, 4, 4, 8)))
     path = tmp_path / "rows.json"
-    tune.write_rows(path, "H200", rows)
-    assert tune.read_rows(path) == ("H200", rows)
+    tile_rows.write_rows(path, "H200", rows)
+    assert tile_rows.read_rows(path) == ("H200", rows)
     path.write_text('{"device": "H200", "rows": [["nt", 1, 2, 3, {"bm": 7}]]}')
     with pytest.raises(ValueError, match="row 0"):
-        tune.read_rows(path)
+        tile_rows.read_rows(path)
 
 
 def test_rows_in_front_are_chosen_while_applied_and_everything_is_put_back() -> None:
@@ -97,14 +98,14 @@ def test_rows_in_front_are_chosen_while_applied_and_everything_is_put_back() -> 
     tile = T(64, 16, 16, 4, 4)
     before = matmul_tiles.MEASURED["H200"]
     plans = device.kernels.plans
-    rows = tune.TileRows("H200", (("nt", 8192, 65, 512, tile),))
+    rows = tile_rows.TileRows("H200", (("nt", 8192, 65, 512, tile),))
     assert matmul_tiles.choose_tile(H200, 132, "nt", 8192, 65, 512, 1) != tile
     with rows.applied(device):
         assert matmul_tiles.choose_tile(H200, 132, "nt", 8192, 65, 512, 1) == tile
         assert matmul_tiles.MEASURED["H200"][1:] == before
         assert device.kernels.plans is not plans  # matmul plans of the rows' own
     assert matmul_tiles.MEASURED["H200"] is before and device.kernels.plans is plans
-    other = tune.TileRows("some GPU", (("nn", 1, 1, 1, tile),))
+    other = tile_rows.TileRows("some GPU", (("nn", 1, 1, 1, tile),))
     with other.applied(device):
         assert matmul_tiles.choose_tile("some GPU", 8, "tn", 99, 99, 99, 1) == tile
     assert "some GPU" not in matmul_tiles.MEASURED

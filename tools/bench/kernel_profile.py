@@ -52,7 +52,7 @@ def model_step(spec: Spec, device: Device, jitted: bool = False,
     step = jit(step) if jitted else step
     if tiles is None:
         return step
-    from matmul_tune import TileRows  # tools/bench/matmul_tune.py
+    from tile_rows import TileRows  # tools/bench/tile_rows.py
 
     return TileRows.read(tiles).wrap(step, device)
 

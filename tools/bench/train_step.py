@@ -553,7 +553,7 @@ def time_steps(report: Report, device: Device, args: argparse.Namespace) -> list
 def tiled_contenders(path: Path, report: Report) -> dict[str, Callable[[Spec, Device], Step]]:
     """Today's jitted step, the same with ``path``'s tile rows in front of MEASURED (its
     capture, which picks the tiles, runs with them), and torch."""
-    from matmul_tune import TileRows  # tools/bench/matmul_tune.py
+    from tile_rows import TileRows  # tools/bench/tile_rows.py
 
     rows = TileRows.read(path)
     report.note("tiles", f"{len(rows.rows)} rows from {path} in front of MEASURED[{rows.key!r}]")
