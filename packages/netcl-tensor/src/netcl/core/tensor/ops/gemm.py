@@ -497,7 +497,10 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     local_bytes = tile.local_bytes(size, a_k_major, b_k_major, tile.stages if copy_async else 2)
     if emulated:
         local_bytes += tile.threads * MMA_SCRATCH_BYTES
-    if not tile.fits(size) or local_bytes > device.cl_device.local_mem_size:
+    # The options of the cp.async path (pipelined, even_tiles, round_staged) are hints
+    # that change no bits: where it is not taken they are ignored, checks included.
+    if not (tile if copy_async else tile.plain).fits(size) or (
+            local_bytes > device.cl_device.local_mem_size):
         raise ValueError(
             f"matmul: {tile.name} cannot run {a.dtype} here: bk must be a multiple of "
             f"{32 // size} ({64 // size} pipelined), bm * bk and bn * bk of {per_vector} "

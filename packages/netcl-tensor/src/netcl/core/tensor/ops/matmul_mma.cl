@@ -136,6 +136,10 @@
 #define B_VN(e) ((e) % (BN / EPV) * EPV)
 #define B_VK(e) ((e) / (BN / EPV))
 #endif
+// Where copy vector e lands in a stage's local tile (every copy, store and
+// in-place rounding of a vector goes through these).
+#define A_SLOT(e) A_AT(A_VM(e), A_VK(e))
+#define B_SLOT(e) B_AT(B_VN(e), B_VK(e))
 
 #if ASYNC && (B_GATHER || SUM_IMAGES)
 #error "a gathered B and a sum over images load through registers (ASYNC 0)"
@@ -398,13 +402,13 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     for (int i = 0; i < A_LOADS; ++i) {
         const int e = tid + i * THREADS;
         a_src[i] = A + (m0 + A_VM(e)) * a_sm + A_VK(e) * a_sk;
-        a_dst[i] = A_AT(A_VM(e), A_VK(e));
+        a_dst[i] = A_SLOT(e);
     }
 #pragma unroll
     for (int i = 0; i < B_LOADS; ++i) {
         const int e = tid + i * THREADS;
         b_src[i] = B + B_VK(e) * b_sk + (n0 + B_VN(e)) * b_sn;
-        b_dst[i] = B_AT(B_VN(e), B_VK(e));
+        b_dst[i] = B_SLOT(e);
     }
     const int a_step = BK * a_sk, b_step = BK * b_sk;
 #define COPY(stage, k0)                                                         \
@@ -425,13 +429,13 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
         const int e = tid + i * THREADS;                                        \
         A_VECTOR(e, k0)                                                         \
-        copy_async((__local E *)As[stage] + A_AT(A_VM(e), A_VK(e)), src,        \
+        copy_async((__local E *)As[stage] + A_SLOT(e), src,                     \
                    valid * (int)sizeof(E));                                     \
     }                                                                           \
     _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
         const int e = tid + i * THREADS;                                        \
         B_VECTOR(e, k0)                                                         \
-        copy_async((__local E *)Bs[stage] + B_AT(B_VN(e), B_VK(e)), src,        \
+        copy_async((__local E *)Bs[stage] + B_SLOT(e), src,                     \
                    valid * (int)sizeof(E));                                     \
     }                                                                           \
     CP_ASYNC_COMMIT();
@@ -460,11 +464,11 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
 #define PUT(buf)                                                                \
     _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
         const int e = tid + i * THREADS;                                        \
-        *(__local uint4 *)((__local E *)As[buf] + A_AT(A_VM(e), A_VK(e))) = ROUND(a_next[i]); \
+        *(__local uint4 *)((__local E *)As[buf] + A_SLOT(e)) = ROUND(a_next[i]); \
     }                                                                           \
     _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
         const int e = tid + i * THREADS;                                        \
-        *(__local uint4 *)((__local E *)Bs[buf] + B_AT(B_VN(e), B_VK(e))) = ROUND(b_next[i]); \
+        *(__local uint4 *)((__local E *)Bs[buf] + B_SLOT(e)) = ROUND(b_next[i]); \
     }
 
 #if SUM_IMAGES
@@ -481,13 +485,13 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
 #define ROUND_STAGE(stage)                                                      \
     _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {                       \
         const int e = tid + i * THREADS;                                        \
-        __local uint4 *v = (__local uint4 *)((__local E *)As[stage] + A_AT(A_VM(e), A_VK(e))); \
+        __local uint4 *v = (__local uint4 *)((__local E *)As[stage] + A_SLOT(e)); \
         const uint4 landed = *v;                                                \
         *v = ROUND(landed);                                                     \
     }                                                                           \
     _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {                       \
         const int e = tid + i * THREADS;                                        \
-        __local uint4 *v = (__local uint4 *)((__local E *)Bs[stage] + B_AT(B_VN(e), B_VK(e))); \
+        __local uint4 *v = (__local uint4 *)((__local E *)Bs[stage] + B_SLOT(e)); \
         const uint4 landed = *v;                                                \
         *v = ROUND(landed);                                                     \
     }
