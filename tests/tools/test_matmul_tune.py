@@ -176,3 +176,25 @@ def test_the_fastest_tile_that_passes_wins_and_a_failing_one_keeps_its_problem(
     assert none.winner is None
     with pytest.raises(ValueError, match="no tile passed"):
         none.best  # noqa: B018
+
+
+def test_the_step_figures_are_retimed_side_by_side_not_the_winners_selection_sample(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _tuned({SLOW: 1.0, FAST: 1.0}, [2.0, 1.0], 4, monkeypatch)
+    case = _case({SLOW: 1.0, FAST: 1.0}, 4)
+    ran: list[T] = []
+    plain_run = case.run
+    case.run = lambda tile: (ran.append(tile), plain_run(tile))[1]
+    timed: list[tuple[int, bool]] = []
+
+    def seconds(sides: list[tune.Contender], rounds: int = 3,
+                interleave: bool = False) -> list[float]:
+        timed.append((rounds, interleave))
+        for call, _ in sides[1:]:
+            call()
+        return [3.0, 2.5, 1.5]
+    monkeypatch.setattr(tune, "_seconds", seconds)
+    again = tune.retimed(case, result, manager.default("auto"))
+    # torch, today's tile (the first), the winner: in interleaved rounds
+    assert timed == [(5, True)] and ran == [SLOW, FAST]
+    assert again.step_seconds == (3.0, 2.5, 1.5) and again.best == FAST

@@ -481,6 +481,9 @@ class Result:
     seconds: list[float]  # each tile's median
     peer_seconds: float
     errors: dict[TileConfig, float]  # each checked tile's error as a share of the bound
+    # torch's, today's tile's and the winner's medians, re-timed in interleaved rounds
+    # (``retimed``): the winner's own sample above was picked as the least of several
+    step_seconds: tuple[float, float, float] | None = None
 
     @property
     def winner(self) -> int | None:
@@ -514,6 +517,16 @@ def tune(case: Case, tiles: list[TileConfig], device: Device) -> Result:
         if errors[tiles[i]] <= 1 and case.want.size > CHECK_ALL:
             break
     return Result(case.problem, tiles, seconds, peer, errors)
+
+
+def retimed(case: Case, result: Result, device: Device, rounds: int = 5) -> Result:
+    """``result`` with torch, today's tile and the winner timed again, side by side in
+    interleaved rounds."""
+    sides = [(case.peer, case.peer_sync),
+             *((_bind(case.run, tile), device.queue.finish)
+               for tile in (result.tiles[0], result.best))]
+    torch_s, today_s, best_s = _seconds(sides, rounds=rounds, interleave=True)
+    return dataclasses.replace(result, step_seconds=(torch_s, today_s, best_s))
 
 
 def _row(table: Table, result: Result) -> None:
@@ -604,7 +617,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     results = []
     for problem, tiles in work:
-        result = tune(make_case(problem, device, rng), tiles, device)
+        case = make_case(problem, device, rng)
+        result = tune(case, tiles, device)
+        if launches and result.winner is not None:
+            result = retimed(case, result, device)
+        del case  # its operands and float64 references: GPT's are 270 MB each
         _row(table, result)
         results.append(result)
     wrong = [f"{r.problem.name}: {t.name} error {r.errors[t]:.3g} of the bound"
@@ -635,18 +652,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _step_table(report: Report, results: Sequence[Result],
                 launches: collections.Counter[Problem]) -> None:
     """Each problem's time in one step (launches x median) at torch's op, today's tile
-    and the winner, and their sums."""
-    # The winner's time is the sample it was picked from among the candidates (the
-    # winner's curse leans it fast); train_step.py --tiles times the step itself.
-    best = "best (selection sample)"
-    table = report.table("GEMM time per training step, ms (launches x median)",
-                         ["launches", "torch", "today", best, "today's tile"],
-                         ratios=[("today", "torch"), (best, "torch"), (best, "today")])
+    and the winner, re-timed side by side (``retimed``), and their sums."""
+    table = report.table("GEMM time per training step, ms (launches x median, interleaved)",
+                         ["launches", "torch", "today", "best", "today's tile"],
+                         ratios=[("today", "torch"), ("best", "torch"), ("best", "today")])
     sums = collections.Counter[str]()
     for r in results:
-        times = {"torch": r.peer_seconds, "today": r.seconds[0],
-                 best: r.seconds[r.tiles.index(r.best)]}
-        cells = {name: launches[r.problem] * s * 1e3 for name, s in times.items()}
+        assert r.step_seconds is not None, "main re-times every winner of a model's step"
+        cells = {name: launches[r.problem] * s * 1e3
+                 for name, s in zip(("torch", "today", "best"), r.step_seconds, strict=True)}
         sums.update(cells)
         table.row(r.problem.name, {**cells, "launches": launches[r.problem],
                                         "today's tile": r.tiles[0].name})
@@ -670,10 +684,11 @@ def _torch_place(t: Any, transpose: bool) -> Any:
     return t.transpose(-1, -2).contiguous().transpose(-1, -2) if transpose else t
 
 
-def _seconds(sides: list[Contender]) -> list[float]:
-    """Median seconds per call of each side, each in a whole turn of three samples."""
+def _seconds(sides: list[Contender], rounds: int = 3, interleave: bool = False) -> list[float]:
+    """Median seconds per call of each side over ``rounds`` samples (by default each
+    side in a whole turn: one kernel build warm at a time)."""
     timings = time_contenders({str(i): side for i, side in enumerate(sides)},
-                              rounds=3, warmup=1, interleave=False)
+                              rounds=rounds, warmup=1, interleave=interleave)
     return [timing.median for timing in timings.values()]
 
 
