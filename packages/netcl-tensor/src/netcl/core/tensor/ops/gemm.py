@@ -248,9 +248,10 @@ def emulated_tensor_cores() -> Iterator[None]:
     tensor cores would, ``mma.sync``, ``ldmatrix`` and ``cp.async`` emulated in plain
     OpenCL C where the device lacks them (mma.cl's MMA_EMULATED). Far slower than
     the other kernels: it exists so that the tensor-core kernels' tiling, fragment
-    and edge logic is tested where no NVIDIA GPU is (CI's PoCL). cp.async copies
-    synchronously there, so a wrong wait in a kernel's pipeline shows only on
-    hardware."""
+    and edge logic is tested where no NVIDIA GPU is (CI's PoCL). cp.async is
+    deferred there to the wait that covers it, its destination NaN till then, so a
+    wait count one short or a stage read before its wait fails a test; a race
+    between work-items (a missing barrier) shows only on hardware."""
     token = _emulating.set(True)
     try:
         yield

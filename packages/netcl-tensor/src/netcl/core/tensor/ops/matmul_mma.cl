@@ -330,6 +330,8 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     __local uint4 As[BUFFERS][A_WORDS];
     __local uint4 Bs[BUFFERS][B_WORDS];
     MMA_SCRATCH(THREADS)
+    // Room for every group in flight: the copies of STAGES tiles.
+    CP_ASYNC_QUEUE(STAGES * (A_LOADS + B_LOADS))
 
     const int tid = get_local_id(0);
     const int lane = tid % 32;

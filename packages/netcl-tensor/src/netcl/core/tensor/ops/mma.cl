@@ -20,7 +20,9 @@
 // - SHFL_XOR(x, m), lane l's float x from lane l ^ m (m < 32), trades through
 //   the same scratch, so it has MMA's rule: every work-item calls it equally
 //   often, through MMA_SCRATCH_PARAM/ARG.
-// - cp.async copies synchronously; its commit and wait steps do nothing.
+// - cp.async is deferred to the wait that covers it (its destination NaN till
+//   then), so a kernel that copies declares CP_ASYNC_QUEUE(entries) (empty on
+//   hardware), and PENDING-style wait counts are one-digit string literals.
 
 #if MMA_EMULATED
 // Where hardware would fault, the emulation gives NaNs, so a test against a
@@ -30,7 +32,7 @@
 #define MMA_NAN_WORD 0x7FC07FC0u
 #define MMA_MISALIGNED(p) (((ulong)(p)) % 16 != 0)
 
-inline void copy_async(__local void *dst, __global const void *src, const int bytes)
+inline void mma_copy_now(__local void *dst, __global const void *src, const int bytes)
 {
     __local uchar *d = (__local uchar *)dst;
     if (MMA_MISALIGNED(dst) || MMA_MISALIGNED(src)) {
@@ -44,9 +46,41 @@ inline void copy_async(__local void *dst, __global const void *src, const int by
     __global const uchar *s = (__global const uchar *)src;
     for (int i = 0; i < 16; ++i) d[i] = i < bytes ? s[i] : 0;
 }
-#define CP_ASYNC_COMMIT()
-#define CP_ASYNC_WAIT(pending)
-#define CP_ASYNC_WAIT_ALL()
+
+// cp.async is deferred, as the hardware may defer it: an issued copy fills its
+// destination with NaNs and lands only at a wait that covers its group (or,
+// queue full, when the oldest has to make room: a copy may land early). A
+// stage read before its wait, or a wait count one short, reads NaNs.
+#define CP_ASYNC_QUEUE(entries)                                                 \
+    __local uchar *mma_cp_dst[entries];                                         \
+    __global const uchar *mma_cp_src[entries];                                  \
+    int mma_cp_bytes[entries], mma_cp_group[entries];                           \
+    int mma_cp_head = 0, mma_cp_tail = 0, mma_cp_committed = 0;                 \
+    const int mma_cp_entries = (entries);
+#define MMA_CP_LAND_OLDEST()                                                    \
+    do {                                                                        \
+        const int mma_at_ = mma_cp_head++ % mma_cp_entries;                     \
+        mma_copy_now(mma_cp_dst[mma_at_], mma_cp_src[mma_at_], mma_cp_bytes[mma_at_]); \
+    } while (0)
+#define copy_async(dst, src, bytes)                                             \
+    do {                                                                        \
+        if (mma_cp_tail - mma_cp_head == mma_cp_entries) MMA_CP_LAND_OLDEST();  \
+        const int mma_at_ = mma_cp_tail++ % mma_cp_entries;                     \
+        mma_cp_dst[mma_at_] = (__local uchar *)(dst);                           \
+        mma_cp_src[mma_at_] = (__global const uchar *)(src);                    \
+        mma_cp_bytes[mma_at_] = (bytes);                                        \
+        mma_cp_group[mma_at_] = mma_cp_committed;                               \
+        for (int mma_i_ = 0; mma_i_ < 16; ++mma_i_)                             \
+            mma_cp_dst[mma_at_][mma_i_] = (uchar)(MMA_NAN_WORD >> 8 * (mma_i_ % 4)); \
+    } while (0)
+#define CP_ASYNC_COMMIT() (++mma_cp_committed)
+// wait_group N: every committed group but the newest N has landed.
+#define CP_ASYNC_WAIT(pending)                                                  \
+    while (mma_cp_head < mma_cp_tail && mma_cp_group[mma_cp_head % mma_cp_entries] \
+           < mma_cp_committed - ((pending)[0] - '0'))                           \
+        MMA_CP_LAND_OLDEST()
+#define CP_ASYNC_WAIT_ALL()                                                     \
+    while (mma_cp_head < mma_cp_tail) MMA_CP_LAND_OLDEST()
 
 #if MMA_TYPE == 0
 // cvt.rna: to nearest with ten mantissa bits, ties away from zero (the sign
@@ -169,6 +203,7 @@ inline void copy_async(__local void *dst, __global const void *src, const int by
 #define CP_ASYNC_COMMIT() asm volatile("cp.async.commit_group;" ::: "memory")
 #define CP_ASYNC_WAIT(pending) asm volatile("cp.async.wait_group " pending ";" ::: "memory")
 #define CP_ASYNC_WAIT_ALL() asm volatile("cp.async.wait_all;" ::: "memory")
+#define CP_ASYNC_QUEUE(entries)
 #define MMA_SCRATCH(threads)
 #define MMA_SCRATCH_PARAM
 #define MMA_SCRATCH_ARG
