@@ -125,9 +125,9 @@ WIDE = ("wide_heads", dict(shape=(1, 2, 40, 50, 32, 24), causal=True))
 ROWS = [(*case, "bf16") for case in CASES] + [(*WIDE, "fp16")]
 
 
-@pytest.mark.parametrize(("name", "spec", "dtype"), ROWS, ids=[f"{r[0]}-{r[2]}" for r in ROWS])
-def test_tensor_cores_match_float64(name: str, spec: dict[str, Any], dtype: str,
-                                    launched: list[str]) -> None:
+def _run_table_row(name: str, spec: dict[str, Any], dtype: str
+                   ) -> tuple[dict[str, Array], dict[str, Array]]:
+    """One table row's inputs rounded to ``dtype`` and netcl's out, dq, dk and dv."""
     raw = _inputs(np.random.default_rng(len(name)), spec)
     data = {n: raw[n] if n == "mask" or raw[n] is None else raw[n].astype(DTYPE[dtype])
             for n in raw}
@@ -146,9 +146,15 @@ def test_tensor_cores_match_float64(name: str, spec: dict[str, Any], dtype: str,
         out = ops.scaled_dot_product_attention(q, k, v, mask, spec.get("causal", False),
                                                spec.get("scale"))
     tape.backward(out, from_numpy(data["grad"]))
+    return data, {"out": out.numpy(), "dq": q.grad.numpy(), "dk": k.grad.numpy(),
+                  "dv": v.grad.numpy()}
+
+
+@pytest.mark.parametrize(("name", "spec", "dtype"), ROWS, ids=[f"{r[0]}-{r[2]}" for r in ROWS])
+def test_tensor_cores_match_float64(name: str, spec: dict[str, Any], dtype: str,
+                                    launched: list[str]) -> None:
+    data, ours = _run_table_row(name, spec, dtype)
     assert {"sdpa_forward_mma", "sdpa_backward_q_mma", "sdpa_backward_kv_mma"} <= set(launched)
-    ours = {"out": out.numpy(), "dq": q.grad.numpy(), "dk": k.grad.numpy(),
-            "dv": v.grad.numpy()}
     for label, excess in excesses(ours, data, spec, dtype).items():
         assert excess <= 0, (label, excess)
 
@@ -205,3 +211,60 @@ def test_the_emulation_scratch_counts_only_where_emulated(
     monkeypatch.setattr(gemm, "tensor_cores", lambda cl_device: True)
     monkeypatch.setattr(gemm, "emulates_tensor_cores", lambda cl_device: emulated)
     assert problem.mma_tile("sdpa_backward_q") == MmaAttentionTile(warps, 32)
+
+
+# The one-pass backward (attention.MMA_BACKWARD) on rows of the table that reach each of
+# its edges: causal with L != S (which key blocks reach a query row), masks and rows with
+# no key, head dims of two slices (24 padded to 32), float16. Its groups own 3 warps' keys
+# and step 32 queries (3 warps share 2 dQ slices: emulated, one computes a slice again
+# unstored), or 2 warps' keys and 64 queries (2 slices a warp). Each new program is about
+# 10 s of PoCL compiling, so the atomic form, which differs in one store, runs one row.
+# dK and dV come from the same code on the same dS as the two-pass kernel's, so they
+# must match it bit for bit; dQ, a sum in another order, is held to the float64 bound.
+_FUSED_CASES = dict([*CASES, WIDE])
+FUSED_ROWS = [
+    *(("partials", MmaAttentionTile(3, 32), name, _FUSED_CASES[name], "bf16") for name in
+      ("causal_rectangular", "bool_mask_broadcast", "fully_masked_rows", "wide_heads")),
+    ("partials", MmaAttentionTile(2, 64), "causal_square", _FUSED_CASES["causal_square"],
+     "bf16"),
+    ("atomic", MmaAttentionTile(2, 64), "wide_heads", _FUSED_CASES["wide_heads"], "fp16"),
+]
+
+
+@pytest.mark.parametrize(("mode", "tile", "name", "spec", "dtype"), FUSED_ROWS,
+                         ids=[f"{r[0]}-{r[1].warps}x{r[1].bn}-{r[2]}-{r[4]}" for r in FUSED_ROWS])
+def test_the_one_pass_backward_matches_float64_and_the_two_passes(
+        mode: str, tile: MmaAttentionTile, name: str, spec: dict[str, Any], dtype: str,
+        kernel_names: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attention, "MMA_TILES", {**SMALL_MMA_TILES, "sdpa_backward": [tile]})
+    with gemm.emulated_tensor_cores():
+        _, two_passes = _run_table_row(name, spec, dtype)
+        monkeypatch.setattr(attention, "MMA_BACKWARD", mode)
+        data, ours = _run_table_row(name, spec, dtype)
+    assert kernel_names[-3:] == ["sdpa_backward_delta_mma", "sdpa_backward_kv_mma",
+                                 "sdpa_backward_dq_mma"]
+    for label in ("out", "dk", "dv"):
+        np.testing.assert_array_equal(ours[label], two_passes[label], err_msg=label)
+    for label, excess in excesses(ours, data, spec, dtype).items():
+        assert excess <= 0, (label, excess)
+
+
+def test_the_one_pass_backward_is_asked_for_by_name_and_gives_way_past_its_memory(
+        kernel_names: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    q = from_numpy(np.ones((1, 20, 16), ml_dtypes.bfloat16)).requires_grad_()
+    monkeypatch.setattr(attention, "MMA_TILES",
+                        {**SMALL_MMA_TILES, "sdpa_backward": [MmaAttentionTile(2, 32)]})
+    monkeypatch.setattr(attention, "MMA_BACKWARD", "partial")
+    with gemm.emulated_tensor_cores():
+        with ag.Tape() as tape:
+            out = ops.scaled_dot_product_attention(q, q, q)
+        with pytest.raises(ValueError, match="MMA_BACKWARD must be one of"):
+            tape.backward(out, from_numpy(np.ones((1, 20, 16), ml_dtypes.bfloat16)))
+        # One key block of 32: 20 x 16 floats of dQ terms; one fewer and the two passes run.
+        monkeypatch.setattr(attention, "MMA_BACKWARD", "partials")
+        monkeypatch.setattr(attention, "MAX_DQ_PARTIALS", 20 * 16 - 1)
+        del kernel_names[:]
+        with ag.Tape() as tape:
+            out = ops.scaled_dot_product_attention(q, q, q)
+        tape.backward(out, from_numpy(np.ones((1, 20, 16), ml_dtypes.bfloat16)))
+    assert kernel_names == ["sdpa_forward_mma", "sdpa_backward_q_mma", "sdpa_backward_kv_mma"]

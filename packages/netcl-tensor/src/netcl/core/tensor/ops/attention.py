@@ -33,6 +33,7 @@ MASK_FILE = Path(__file__).with_name("attention_mask.cl")
 TILED_FILE = Path(__file__).with_name("attention_tiled.cl")
 CPU_KERNEL_FILE = Path(__file__).with_name("attention_cpu.cl")
 MMA_FILE = Path(__file__).with_name("attention_mma.cl")
+FUSED_FILE = Path(__file__).with_name("attention_mma_fused.cl")
 # What every form's source starts with: bf16's load and store, the mask and strided reads.
 _SHARED = (dtypes.BFLOAT16_CL, MASK_FILE)
 # Rows a work-group (one work-item each) and rows a local-memory tile. 64 rows
@@ -114,8 +115,10 @@ class MmaAttentionTile:
         bm = 16 * self.warps
         halves = {"sdpa_forward": bm * pq + self.bn * (pq + pv),
                   "sdpa_backward_q": (bm + self.bn) * (pq + pv),
-                  "sdpa_backward_kv": (bm + self.bn) * (pq + pv)}[kernel]
-        floats = {"sdpa_forward": 0, "sdpa_backward_q": bm, "sdpa_backward_kv": 2 * self.bn}
+                  "sdpa_backward_kv": (bm + self.bn) * (pq + pv),
+                  "sdpa_backward": (bm + self.bn) * (pq + pv) + self.bn * (bm + 8)}[kernel]
+        floats = {"sdpa_forward": 0, "sdpa_backward_q": bm, "sdpa_backward_kv": 2 * self.bn,
+                  "sdpa_backward": 2 * self.bn}
         scratch = 32 * self.warps * gemm.MMA_SCRATCH_BYTES if emulated else 0
         return 2 * halves + 4 * floats[kernel] + scratch
 
@@ -126,8 +129,25 @@ class MmaAttentionTile:
 # NVIDIA's OpenCL gives a work-group 48 KiB. Not yet timed on a GPU.
 _MMA_CANDIDATES = [MmaAttentionTile(4, 64), MmaAttentionTile(4, 32), MmaAttentionTile(2, 32)]
 MMA_TILES: dict[str, list[MmaAttentionTile]] = {
-    name: _MMA_CANDIDATES for name in ("sdpa_forward", "sdpa_backward_q", "sdpa_backward_kv")
+    name: _MMA_CANDIDATES for name in ("sdpa_forward", "sdpa_backward_q", "sdpa_backward_kv",
+                                       "sdpa_backward")
 }
+# The tensor-core backward: None, two passes (dQ over query blocks, then dK/dV over key
+# blocks; S and dP computed in both: 7 products a block pair); "partials" or "atomic",
+# one pass over key blocks that computes dS once for dK and dQ (5 products; MMA_TILES'
+# "sdpa_backward" tile). "partials" writes each key block's dQ terms to a float32 plane of
+# its own, summed in order after (the same bits every run; batch x heads x Lq x DQK x 4
+# bytes a key block: 402 MB at 8x12x1024x64 in blocks of 64 keys, under MAX_DQ_PARTIALS
+# or the two passes run); "atomic" adds them into one float32 plane (FlashAttention-2's
+# way: the order of the additions, so the last bits of dQ, vary between runs).
+# Opt-in until the H200 shows which is faster (tools/bench/attention_mma_sweep.py).
+MMA_BACKWARD: str | None = None
+MMA_BACKWARDS = (None, "partials", "atomic")
+# The most float32 elements "partials" takes for its planes (1 GiB).
+MAX_DQ_PARTIALS = 2**28
+# The fused backward's kernels: the tile of MMA_TILES["sdpa_backward"]; D = rowsum(dO * O)
+# and the dQ sum a work-item a row or an element.
+_FUSED = {"sdpa_backward_delta": True, "sdpa_backward_kv": False, "sdpa_backward_dq": True}
 # The 16-bit dtypes attention_mma.cl takes, as mma.cl's MMA_TYPE.
 MMA_TYPES = {dtypes.float16: 1, dtypes.bfloat16: 2}
 # "rows", "tiles" or "cpu" runs that form everywhere it fits; None: tiles on a GPU, cpu
@@ -233,6 +253,19 @@ class _Problem:
         return next((tile for tile in MMA_TILES.get(name, [])
                      if tile.local_bytes(name, self.dqk, self.dv, emulated) <= limit), None)
 
+    def fused_backward(self) -> tuple[MmaAttentionTile, int] | None:
+        """Where MMA_BACKWARD asks for the one-pass backward and it runs here: its tile and
+        the float32 elements of its dQ planes."""
+        if MMA_BACKWARD not in MMA_BACKWARDS:
+            raise ValueError(f"attention.MMA_BACKWARD must be one of {MMA_BACKWARDS}, got "
+                             f"{MMA_BACKWARD!r}")
+        tile = self.mma_tile("sdpa_backward") if MMA_BACKWARD else None
+        if tile is None:
+            return None
+        planes = 1 if MMA_BACKWARD == "atomic" else -(-self.lk // (16 * tile.warps))
+        elements = self.batch * self.heads * planes * self.lq * self.dqk
+        return (tile, elements) if elements <= MAX_DQ_PARTIALS else None
+
     def tile(self, name: str) -> AttentionTile | None:
         """The tile kernel ``name`` runs at, or None for the row-a-work-item form."""
         tile = TILES[name]
@@ -242,29 +275,35 @@ class _Problem:
             return None
         return tile
 
-    def launch(self, name: str, rows: int, args: list[Any]) -> None:
+    def launch(self, name: str, rows: int, args: list[Any],
+               fused: MmaAttentionTile | None = None) -> None:
         """Kernel ``name`` over ``rows`` rows for every (batch, head), then ``tail``'s
         sizes and scale: a work-group per ``bm`` rows of its tile (16 a warp on tensor
         cores), a work-item a row (ROWS a work-group), or attention_cpu.cl's CPU_ROWS a
-        work-item."""
+        work-item. ``fused``: one of the fused backward's kernels (_FUSED) at that tile."""
         heads = self.batch * self.heads
         if not rows or not heads:
             return
         for first in range(0, heads, MAX_HEAD_SLICE):
-            self._launch(name, rows, min(MAX_HEAD_SLICE, heads - first), first, args)
+            self._launch(name, rows, min(MAX_HEAD_SLICE, heads - first), first, args, fused)
 
-    def _launch(self, name: str, rows: int, heads: int, first: int, args: list[Any]) -> None:
+    def _launch(self, name: str, rows: int, heads: int, first: int, args: list[Any],
+                fused: MmaAttentionTile | None) -> None:
         """:meth:`launch` for the ``heads`` (batch, head) pairs from ``first``."""
         kernels = self.device.kernels
-        mma = self.mma_tile(name)
+        mma = fused or self.mma_tile(name)
         if mma is not None:
             defines = {**self.defines, "MMA_TYPE": MMA_TYPES[self.dtype], "WARPS": mma.warps,
                        "BN": mma.bn,
                        "MMA_EMULATED": int(gemm.emulates_tensor_cores(self.device.cl_device))}
-            kernel = kernels.kernel((*_SHARED, gemm.MMA_HELPERS_FILE, MMA_FILE),
-                                    f"{name}_mma", defines)
+            sources: tuple[Path, ...] = (*_SHARED, gemm.MMA_HELPERS_FILE, MMA_FILE)
+            if fused is not None:
+                defines |= {"FUSED_BACKWARD": 1, "DQ_ATOMIC": int(MMA_BACKWARD == "atomic")}
+                sources = (*_SHARED, gemm.MMA_HELPERS_FILE, FUSED_FILE, MMA_FILE)
+            kernel = kernels.kernel(sources, f"{name}_mma", defines)
             size = 32 * mma.warps
-            groups = -(-rows // (16 * mma.warps))
+            per_group = size if fused is not None and _FUSED[name] else 16 * mma.warps
+            groups = -(-rows // per_group)
             enqueue(self.device, kernel, (groups * size, heads), (size, 1),
                     [*args, *self.tail(first), np.int32(self.vecs)])
             return
@@ -378,6 +417,20 @@ def scaled_dot_product_attention_backward(
     problem.vecs |= 8 if _vector_rows(grad, g_st) else 0
     inputs = [*_operand(q, problem.q_st), *_operand(k, problem.k_st),
               *_operand(v, problem.v_st), *problem.mask_args, *_operand(grad, g_st)]
+    fused = problem.fused_backward()
+    if fused is not None:
+        tile, elements = fused
+        planes = empty((elements,), dtypes.float32, device)
+        if MMA_BACKWARD == "atomic":
+            planes.zero_()
+        problem.launch("sdpa_backward_delta", problem.lq,
+                       [*_operand(grad, g_st), out.buffer, delta.buffer], tile)
+        problem.launch("sdpa_backward_kv", problem.lk,
+                       [*inputs, lse.buffer, delta.buffer, planes.buffer, dk.buffer, dv.buffer],
+                       tile)
+        problem.launch("sdpa_backward_dq", problem.lq * problem.dqk,
+                       [planes.buffer, dq.buffer], tile)
+        return dq, dk, dv
     problem.launch("sdpa_backward_q", problem.lq,
                    [*inputs, out.buffer, lse.buffer, dq.buffer, delta.buffer])
     problem.launch("sdpa_backward_kv", problem.lk,

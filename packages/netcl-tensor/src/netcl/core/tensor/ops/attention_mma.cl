@@ -30,6 +30,7 @@
 // whose eight consecutive rows start in distinct 16-byte bank groups.
 #define PQ (DQ16 + 8)
 #define PV (DV16 + 8)
+#define PS (BM + 8)
 #define ALIGNED __attribute__((aligned(16)))
 
 // Element (r, c) of a strided 16-bit operand as its bits.
@@ -65,7 +66,8 @@
         }                                                                       \
     }
 
-// Two floats as one register of 16-bit elements, rounded to nearest even (lo first).
+// A float as 16-bit bits (BITS16), and two as one register of 16-bit elements (lo
+// first), rounded to nearest even.
 #if MMA_TYPE == 1
 // float16's bits, to nearest even (IEEE 754 binary16), in integer arithmetic: without
 // cl_khr_fp16 a private half exists only behind a pointer, and vstore_half through a
@@ -83,16 +85,15 @@ inline uint half_bits(const float x)
     return sign | (r + 0xFFFu + (r >> 13 & 1u)) >> 13;
 }
 
-inline uint pack16(const float lo, const float hi)
-{
-    return half_bits(lo) | half_bits(hi) << 16;
-}
+#define BITS16(x) half_bits(x)
 #else
+#define BITS16(x) ((uint)bf16_bits(x))
+#endif
+
 inline uint pack16(const float lo, const float hi)
 {
-    return bf16_bits(lo) | (uint)bf16_bits(hi) << 16;
+    return BITS16(lo) | BITS16(hi) << 16;
 }
-#endif
 
 // The maximum and the sum over a row's quad (the 4 lanes holding its columns).
 inline float quad_max(float x MMA_SCRATCH_PARAM)
@@ -169,6 +170,9 @@ inline float quad_sum(float x MMA_SCRATCH_PARAM)
             }                                                                   \
     }
 
+// attention_mma_fused.cl's build (FUSED_BACKWARD 1) compiles its kernels alone: PoCL's
+// compile time grows with every kernel of a program.
+#if !FUSED_BACKWARD
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
                       __global T *out, __global float *lse,
@@ -324,11 +328,23 @@ void sdpa_backward_q_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     }
     STORE_ROWS(dq, acc, DQ16 / 8, DQK, i0, Lq, scale)
 }
+#endif  // !FUSED_BACKWARD
 
 // dV = sum_i P_ij dO_i and dK = scale * sum_i dS_ij q_i, the group owning BM keys.
+// FUSED_BACKWARD 1 (FlashAttention-2's backward, Dao 2023, algorithm 2, without its
+// atomics): each step's dS, computed here once, also gives the step's queries their dQ
+// from these keys, dS K, where the two-pass backward's dQ pass computes S and dP again
+// (5 products a block pair, not 7). Each key block writes its dQ terms to a plane of its
+// own in dq_part, (batch x heads, key blocks, Lq, DQK) float32, which
+// sdpa_backward_dq_mma sums in key-block order: the same bits every run. DQ_ATOMIC 1
+// adds them into one plane (Lq, DQK) a (batch, head) instead (red.global.add.f32, as
+// FlashAttention-2): less memory and traffic, an order of additions that varies.
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                           __global const float *lse, __global const float *delta,
+#if FUSED_BACKWARD
+                          __global float *dq_part,
+#endif
                           __global T *dk, __global T *dv,
                           const int H, const int Lq, const int Lk, const float scale, const int bh0,
                          const int vecs)
@@ -339,6 +355,16 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     __local ushort qs[BN * PQ] ALIGNED, dos[BN * PV] ALIGNED;
     __local float row_lse[BN], row_delta[BN];
     MMA_SCRATCH(THREADS)
+#if FUSED_BACKWARD
+    // dS of a step, rows its queries, columns the group's keys, as 16-bit A operands.
+    __local ushort dss[BN * PS] ALIGNED;
+#if DQ_ATOMIC
+    __global float *dq_plane = dq_part + bh * Lq * DQK;
+#else
+    __global float *dq_plane = dq_part + (bh * (int)get_num_groups(0) + (int)get_group_id(0))
+                                         * Lq * DQK;
+#endif
+#endif
 
     STAGE16(ks, PQ, k, DQK, DQ16, BM, j0, Lk)
     STAGE16(vs, PV, v, DV, DV16, BM, j0, Lk)
@@ -377,6 +403,10 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                 const float p = sc == -INFINITY ? 0.0f : exp(sc - row_lse[c]);
                 s[j][r] = p;
                 dp[j][r] = p * (dp[j][r] - row_delta[c]);  // dS^T
+#if FUSED_BACKWARD
+                // Rounded as PACK_A rounds it for dK.
+                dss[c * PS + warp * 16 + g + 8 * (r / 2)] = (ushort)BITS16(dp[j][r]);
+#endif
             }
 #pragma unroll
         for (int kj = 0; kj < BN / 16; ++kj) {
@@ -385,7 +415,12 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
             PACK_A(dsf, dp, kj)
             MMA_AB(dka, dsf, qs, PQ, kj, DQ16)
         }
+#if FUSED_BACKWARD
+        barrier(CLK_LOCAL_MEM_FENCE);  // every warp's dS is in dss
+        DQ_FROM_KEYS(i0)
+#endif
     }
     STORE_ROWS(dk, dka, DQ16 / 8, DQK, j0, Lk, scale)
     STORE_ROWS(dv, dva, DV16 / 8, DV, j0, Lk, 1.0f)
 }
+
