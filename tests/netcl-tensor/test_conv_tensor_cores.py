@@ -27,12 +27,19 @@ from test_matmul_tensor_cores import NV, emulated_device, fake_cl_device, roundi
 from netcl.core.device import Device
 from netcl.core.device.kernels import KernelCache
 from netcl.core.tensor import backends, dtypes, from_numpy
+from netcl.core.tensor.ops import conv_options as conv_options_module
+from netcl.core.tensor.ops.conv import (
+    _gather as conv_gather,
+)
 from netcl.core.tensor.ops.conv import (
     conv2d,
     conv2d_grads,
     conv2d_input_grad,
     conv2d_weight_grad,
+    output_size,
 )
+from netcl.core.tensor.ops.conv_options import ConvOptions, conv_options
+from netcl.core.tensor.ops.gemm import Operand
 from netcl.core.tensor.ops.matmul import MmaTile
 from netcl.core.tensor.ops.matmul_tiles import MMA_SMALL_TILES, MMA_TILES
 
@@ -53,10 +60,10 @@ def conv_tf32() -> Iterator[None]:
 
 
 @pytest.fixture
-def gemm_launches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
+def gemm_launches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int, int]]:
     """Each kernel gemm launches during the test, in order: its name and the B_GATHER
-    (the convolution pass: 1 forward, 2 weight gradient, 3 input gradient) and
-    SUM_IMAGES it was built with."""
+    (the convolution pass: 1 forward, 2 weight gradient, 3 input gradient),
+    SUM_IMAGES and WIDE_GATHER it was built with."""
     built: dict[int, dict[str, Any]] = {}
     fetch = KernelCache.kernel
 
@@ -67,13 +74,13 @@ def gemm_launches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]
                                  else defines or {})
         return kernel
 
-    launches: list[tuple[str, int, int]] = []
+    launches: list[tuple[str, int, int, int]] = []
     enqueue = gemm.enqueue_prepared
 
     def spy_enqueue(device: Device, kernel: Any, *args: Any) -> None:
         defines = built.get(id(kernel), {})
         launches.append((kernel.function_name, defines.get("B_GATHER", 0),
-                         defines.get("SUM_IMAGES", 0)))
+                         defines.get("SUM_IMAGES", 0), defines.get("WIDE_GATHER", 0)))
         enqueue(device, kernel, *args)
 
     monkeypatch.setattr(KernelCache, "kernel", spy_fetch)
@@ -176,19 +183,19 @@ def forward(emulated_device: Device, x: Array, w: Array, geometry: tuple[Any, ..
     ids=["bf16", "fp16", "tf32"])
 def test_forward_matches_float64(
         emulated_device: Device, rng: np.random.Generator, conv_tf32: None, dtype: Any,
-        geometry: tuple[Any, ...], gemm_launches: list[tuple[str, int, int]]) -> None:
+        geometry: tuple[Any, ...], gemm_launches: list[tuple[str, int, int, int]]) -> None:
     x, w = stored(rng, (2, 5, 11, 9), dtype), stored(rng, (7, 5, 3, 3), dtype)
     got = forward(emulated_device, x, w, geometry)
     stride, padding, dilation = geometry
     check(got, dtype, lambda a, b: functional.conv2d(a, b, None, stride, padding, dilation),
           x, w, 5 * 9)
     assert np.array_equal(forward(emulated_device, x, w, geometry), got)
-    assert gemm_launches == [("matmul_mma", 1, 0)] * 2
+    assert gemm_launches == [("matmul_mma", 1, 0, 0)] * 2
 
 
 def test_input_grad_matches_float64(
         emulated_device: Device, rng: np.random.Generator,
-        gemm_launches: list[tuple[str, int, int]]) -> None:
+        gemm_launches: list[tuple[str, int, int, int]]) -> None:
     dtype = dtypes.bfloat16
     stride, padding, dilation = GEOMETRY
     x_shape, w = (2, 5, 11, 9), stored(rng, (7, 5, 3, 3), dtypes.bfloat16)
@@ -199,7 +206,7 @@ def test_input_grad_matches_float64(
                             x_shape, stride, padding, dilation).numpy()
     check(got, dtype, lambda a, b: torch.nn.grad.conv2d_input(x_shape, b, a, stride, padding,
                                                               dilation), g, w, 7 * 9)
-    assert gemm_launches == [("matmul_mma", 3, 0)]
+    assert gemm_launches == [("matmul_mma", 3, 0, 0)]
 
 
 def weight_grad(device: Device, g: Array, x: Array, w_shape: tuple[int, ...],
@@ -213,7 +220,7 @@ def weight_grad(device: Device, g: Array, x: Array, w_shape: tuple[int, ...],
 def test_weight_grad_sums_the_images_in_order(
         emulated_device: Device, rng: np.random.Generator, conv_tf32: None,
         monkeypatch: pytest.MonkeyPatch, groups: int, dtype: Any,
-        gemm_launches: list[tuple[str, int, int]]) -> None:
+        gemm_launches: list[tuple[str, int, int, int]]) -> None:
     """Five images of 9 x 8 (72 output positions: ragged against 32-deep steps) in one
     group, or three (2 + 2 + 1 images, the groups' float32 slabs then summed by ``sum``:
     a fixed order)."""
@@ -224,7 +231,7 @@ def test_weight_grad_sums_the_images_in_order(
     check(got, dtype, lambda a, b: torch.nn.grad.conv2d_weight(b, w_shape, a, 1, 1), g, x,
           5 * 72 + groups)
     assert np.array_equal(weight_grad(emulated_device, g, x, w_shape), got)
-    assert gemm_launches == [("matmul_mma", 2, 1)] * 2
+    assert gemm_launches == [("matmul_mma", 2, 1, 0)] * 2
 
 
 # A tile other than the small default (64 x 64 x 32 on 2 x 2 warps): another depth,
@@ -234,7 +241,7 @@ OTHER_TILE = MmaTile(32, 64, 16, 1, 2)
 
 def test_tiles_give_the_same_bits(
         emulated_device: Device, rng: np.random.Generator,
-        monkeypatch: pytest.MonkeyPatch, gemm_launches: list[tuple[str, int, int]]) -> None:
+        monkeypatch: pytest.MonkeyPatch, gemm_launches: list[tuple[str, int, int, int]]) -> None:
     monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 2)
     dtype = dtypes.bfloat16
     x, w = stored(rng, (2, 5, 11, 9), dtype), stored(rng, (7, 5, 3, 3), dtype)
@@ -243,7 +250,7 @@ def test_tiles_give_the_same_bits(
     x, g = stored(rng, (3, 6, 9, 8), dtype), stored(rng, (3, 8, 9, 8), dtype)
     assert np.array_equal(weight_grad(emulated_device, g, x, (8, 6, 3, 3), OTHER_TILE),
                           weight_grad(emulated_device, g, x, (8, 6, 3, 3)))
-    assert gemm_launches == [("matmul_mma", 1, 0)] * 2 + [("matmul_mma", 2, 1)] * 2
+    assert gemm_launches == [("matmul_mma", 1, 0, 0)] * 2 + [("matmul_mma", 2, 1, 0)] * 2
 
 
 def test_grads_for_autograd_take_the_same_kernels(
@@ -285,3 +292,163 @@ def test_a_strided_view_is_read_in_place(
     copy = from_numpy(np.ascontiguousarray(whole[:, :, 1:, 1:]), emulated_device)
     assert np.array_equal(conv2d_weight_grad(g, view, (8, 6, 3, 3), 1, 1).numpy(),
                           conv2d_weight_grad(g, copy, (8, 6, 3, 3), 1, 1).numpy())
+
+
+# Rows of 16 positions and 16 input columns (whole 16-byte vectors of bf16 and of
+# float32) under geometries whose column shifts against the vectors cover every
+# selection of the wide gather: (stride, padding, dilation) with column offsets
+# -3, 0, +3 (bf16 shifts 5, 0, 3: odd, crossing into the next vector), and for the
+# input gradient +1, 0, -1 (shifts 1, 0, 7); both stride 2 along the height, which
+# the input gradient must skip.
+WIDE = ((2, 1), (1, 3), (1, 3))
+WIDE_NEAR = ((2, 1), (0, 1), (1, 1))
+
+
+def wide_pass(device: Device, rng: np.random.Generator, which: str, dtype: Any,
+              geometry: tuple[Any, ...]) -> tuple[Callable[[], Array], Callable[[Any, Any], Any],
+                                                  Array, Array, int]:
+    """One pass on a (2, 5, 7, 16) input and a 3x3 weight of 6 outputs: the call, its
+    float64 reference, the two stored operands it multiplies and its K."""
+    stride, padding, dilation = geometry
+    x, w = stored(rng, (2, 5, 7, 16), dtype), stored(rng, (6, 5, 3, 3), dtype)
+    out_shape = tuple(functional.conv2d(torch.zeros(x.shape), torch.zeros(w.shape), None,
+                                        stride, padding, dilation).shape)
+    g = stored(rng, out_shape, dtype)
+    xd, wd, gd = (from_numpy(a, device) for a in (x, w, g))
+    if which == "forward":
+        return (lambda: conv2d(xd, wd, stride, padding, dilation).numpy(),
+                lambda a, b: functional.conv2d(a, b, None, stride, padding, dilation),
+                x, w, 5 * 9)
+    if which == "input grad":
+        return (lambda: conv2d_input_grad(gd, wd, x.shape, stride, padding, dilation).numpy(),
+                lambda a, b: torch.nn.grad.conv2d_input(x.shape, b, a, stride, padding,
+                                                        dilation), g, w, 6 * 9)
+    positions = out_shape[2] * out_shape[3]
+    return (lambda: conv2d_weight_grad(gd, xd, w.shape, stride, padding, dilation).numpy(),
+            lambda a, b: torch.nn.grad.conv2d_weight(b, w.shape, a, stride, padding,
+                                                     dilation), g, x, 2 * positions + 1)
+
+
+@pytest.mark.parametrize(("which", "dtype", "geometry", "mode"), [
+    ("forward", dtypes.bfloat16, WIDE, 1), ("input grad", dtypes.bfloat16, WIDE_NEAR, 3),
+    ("weight grad", dtypes.bfloat16, WIDE, 2), ("weight grad", dtypes.float32, WIDE, 2)],
+    ids=["forward", "input-grad", "weight-grad", "weight-grad-tf32"])
+def test_the_wide_gather_reads_the_same_elements(
+        emulated_device: Device, rng: np.random.Generator, conv_tf32: None,
+        monkeypatch: pytest.MonkeyPatch, gemm_launches: list[tuple[str, int, int, int]],
+        which: str, dtype: Any, geometry: tuple[Any, ...], mode: int) -> None:
+    """Read 16 bytes at a time and shifted into place, each pass gives the element
+    gather's bits (the same products in the same order), within float64's bound."""
+    monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 1)
+    call, reference, left, right, k = wide_pass(emulated_device, rng, which, dtype, geometry)
+    with conv_options(ConvOptions(wide_gather=True)):
+        wide = call()
+    check(wide, dtype, reference, left, right, k)
+    assert np.array_equal(wide, call())
+    summed = int(mode == 2)
+    assert gemm_launches == [("matmul_mma", mode, summed, 1), ("matmul_mma", mode, summed, 0)]
+
+
+def gather_of(mode: int, h: int, w: int, geometry: tuple[Any, ...]) -> dict[str, int]:
+    """gemm's G_* defines of pass ``mode`` of a 3x3 convolution of an (h, w) input: the
+    tensor it reads (the input, or for the input gradient the output gradient) has five
+    contiguous channels."""
+    stride, padding, dilation = ((v, v) if isinstance(v, int) else v for v in geometry)
+    oh, ow = (output_size(size, 3, s, p, d)
+              for size, s, p, d in zip((h, w), stride, padding, dilation, strict=True))
+    rows, cols = (oh, ow) if mode == 3 else (h, w)
+    values = conv_gather([3, 3, *stride, *padding, *dilation], (h, w), (oh, ow),
+                         (5 * rows * cols, rows * cols, cols, 1))
+    return {f"G_{key}": value for key, value in values.items()}
+
+
+def operand(offset: int, image_stride: int) -> Operand:
+    return Operand(np.dtype(np.float32), (1,), offset, 0, 0, (image_stride,))
+
+
+@pytest.mark.parametrize(("mode", "h", "w", "geometry", "offset", "per_vector", "wide"), [
+    (1, 7, 16, WIDE, 0, 8, True), (3, 7, 16, WIDE, 0, 8, True),
+    (2, 56, 56, PLAIN, 0, 8, True),  # the issue's convolution
+    (2, 9, 12, PLAIN, 0, 4, True),  # TF32: 4-element vectors
+    (2, 9, 12, PLAIN, 0, 8, False),  # rows of 12: not whole bf16 vectors
+    (1, 7, 16, ((1, 2), (1, 1), (1, 1)), 0, 8, False),  # stride 2 along rows
+    (1, 7, 16, PLAIN, 1, 8, False),  # rows start off a vector
+    (1, 7, 16, ((1, 1), (1, 2), (1, 1)), 0, 8, False),  # 18 output columns
+    (3, 7, 16, ((1, 1), (1, 2), (1, 1)), 0, 8, False),  # the input grad reads rows of 18
+])
+def test_the_wide_gather_only_where_rows_are_whole_aligned_vectors(
+        mode: int, h: int, w: int, geometry: tuple[Any, ...], offset: int, per_vector: int,
+        wide: bool) -> None:
+    gather = gather_of(mode, h, w, geometry)
+    image = 5 * gather["G_S1"]
+    assert gemm._reads_rows_whole(gather, mode, operand(offset, image), per_vector) is wide
+
+
+def test_the_wide_gather_needs_unit_column_stride_and_aligned_images() -> None:
+    gather = gather_of(1, 7, 16, PLAIN)
+    assert gemm._reads_rows_whole(gather, 1, operand(0, 560), 8)
+    assert not gemm._reads_rows_whole(gather, 1, operand(0, 561), 8)
+    assert not gemm._reads_rows_whole({**gather, "G_S3": 2}, 1, operand(0, 560), 8)
+    assert not gemm._reads_rows_whole({**gather, "G_S2": 20}, 1, operand(0, 560), 8)
+
+
+def test_a_weight_grad_split_inside_images_sums_every_step_once(
+        emulated_device: Device, rng: np.random.Generator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three images of 72 output positions: three 32-deep steps each (the last padded),
+    nine in all. Five shares of two steps cross images (steps 2-3, 6-7 and 8); three
+    shares of three steps are the images, as three groups of whole images are."""
+    dtype = dtypes.bfloat16
+    x, w_shape = stored(rng, (3, 6, 9, 8), dtype), (8, 6, 3, 3)
+    g = stored(rng, (3, 8, 9, 8), dtype)
+    split = ConvOptions(dw_split_images=True)
+    monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 5)
+    with conv_options(split):
+        got = weight_grad(emulated_device, g, x, w_shape)
+        assert np.array_equal(weight_grad(emulated_device, g, x, w_shape), got)
+    check(got, dtype, lambda a, b: torch.nn.grad.conv2d_weight(b, w_shape, a, 1, 1), g, x,
+          3 * 72 + 5)
+    monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 3)
+    with conv_options(split):
+        by_steps = weight_grad(emulated_device, g, x, w_shape)
+    assert np.array_equal(by_steps, weight_grad(emulated_device, g, x, w_shape))
+
+
+@pytest.mark.parametrize(("per_unit", "parts", "groups"), [
+    (2, 32, 30), (2, 8, 8), (8, 32 * 98, 118), (1, 1, 1)])
+def test_weight_grad_groups_aim_at_work_groups_per_compute_unit(
+        per_unit: int, parts: int, groups: int) -> None:
+    """132 compute units, 9 tiles (the issue's 64 x 576 on 64 x 64 tiles), slabs of 147 KiB."""
+    assert gemm.weight_grad_groups(132, 9, parts, 64 * 576 * 4, per_unit) == groups
+
+
+def test_options_pick_the_weight_grad_tile_and_a_forced_tile_wins(
+        emulated_device: Device, rng: np.random.Generator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    tiles: list[MmaTile] = []
+    plan = gemm._mma_plan
+
+    def spy_plan(*args: Any) -> Any:
+        tiles.append(args[8])
+        return plan(*args)
+
+    monkeypatch.setattr(gemm, "_mma_plan", spy_plan)
+    monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 1)
+    x, g = stored(rng, (1, 6, 9, 8), dtypes.bfloat16), stored(rng, (1, 8, 9, 8), dtypes.bfloat16)
+    with conv_options(ConvOptions(dw_tile=OTHER_TILE)):
+        weight_grad(emulated_device, g, x, (8, 6, 3, 3))
+        weight_grad(emulated_device, g, x, (8, 6, 3, 3), MMA_SMALL_TILES[2, "nt"])
+    assert tiles == [OTHER_TILE, MMA_SMALL_TILES[2, "nt"]]
+
+
+def test_conv_options_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"dw_per_unit must be an int >= 1 .*got 0"):
+        ConvOptions(dw_per_unit=0)
+    with (pytest.raises(TypeError, match="conv_options takes a ConvOptions, got dict"),
+          conv_options({})):  # type: ignore[arg-type]
+        pass
+    assert ConvOptions(True, 8, True, OTHER_TILE).name == f"8/cu split wide {OTHER_TILE.name}"
+    assert conv_options_module.current() is conv_options_module.CONV_OPTIONS
+    with conv_options(ConvOptions(wide_gather=True)):
+        assert conv_options_module.current() == ConvOptions(wide_gather=True)
+    assert conv_options_module.current() is conv_options_module.CONV_OPTIONS

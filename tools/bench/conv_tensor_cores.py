@@ -2,6 +2,7 @@
 float16 and TF32: netcl against torch (cuDNN on a GPU) in the same dtype, in one run.
 
     NETCL_DEVICE=gpu python tools/bench/conv_tensor_cores.py          # the issue's row
+    NETCL_DEVICE=gpu python tools/bench/conv_tensor_cores.py --dtype bfloat16 --variants
     python tools/bench/conv_tensor_cores.py --batch 2 --size 14       # CPU: PoCL vs torch
 
 The default is issue 32's row: 3x3, 64 -> 64 channels, 56 x 56, batch 32, padding 1.
@@ -12,13 +13,22 @@ backends.cudnn.allow_tf32, torch's). netcl takes its tensor-core kernel
 CUDA-core or CPU kernels elsewhere (the path is printed). Before timing, each dtype's
 forward pass is compared with torch's (the largest difference over the largest
 magnitude, printed). Timing is harness.py's: samples in rounds, medians.
+
+``--variants`` (tensor cores only) then sweeps gemm's opt-in choices
+(conv_options.ConvOptions: DW_VARIANTS): each weight gradient is first checked
+against float64 (err/bound, the bound of its rounding; a variant over it is not
+timed), then all of them, today's and torch's are timed in one interleaved run;
+the wide gather's forward and input gradient beside today's (same bits required);
+and forward + backward with the fastest weight gradient, the wide gather on and off.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +42,55 @@ from netcl.core.device import Device, manager  # noqa: E402
 from netcl.core.tensor import backends, from_numpy  # noqa: E402
 from netcl.core.tensor.ops import gemm  # noqa: E402
 from netcl.core.tensor.ops.conv import conv2d, conv2d_grads  # noqa: E402
+from netcl.core.tensor.ops.conv_options import ConvOptions, conv_options  # noqa: E402
+from netcl.core.tensor.ops.matmul_tiles import MmaTile  # noqa: E402
 
 DTYPES = ("bfloat16", "float16", "float32")
+# The weight gradient's candidates (today's first). The issue's 64 x 576 product on
+# 64 x 64 tiles is 9 tiles; today it runs 16 groups of 2 images (144 work-groups on
+# 132 SMs). More groups (split inside images: 4, 8, 16 work-groups an SM), the wide
+# gather, and tiles with fewer re-reads of the output gradient (64 x 192, 64 x 96)
+# or fewer barriers (64 deep).
+_WIDE_SPLIT = {"wide_gather": True, "dw_split_images": True}
+DW_VARIANTS = [
+    ConvOptions(), ConvOptions(wide_gather=True), ConvOptions(dw_per_unit=4),
+    ConvOptions(dw_per_unit=4, dw_split_images=True),
+    ConvOptions(dw_per_unit=8, dw_split_images=True),
+    ConvOptions(dw_per_unit=16, dw_split_images=True),
+    ConvOptions(dw_per_unit=4, **_WIDE_SPLIT), ConvOptions(dw_per_unit=8, **_WIDE_SPLIT),
+    ConvOptions(dw_per_unit=16, **_WIDE_SPLIT),
+    ConvOptions(dw_per_unit=8, dw_tile=MmaTile(64, 192, 32, 2, 4), **_WIDE_SPLIT),
+    ConvOptions(dw_per_unit=8, dw_tile=MmaTile(64, 96, 32, 2, 2), **_WIDE_SPLIT),
+    ConvOptions(dw_per_unit=8, dw_tile=MmaTile(64, 64, 64, 2, 2), **_WIDE_SPLIT),
+    ConvOptions(dw_per_unit=16, dw_tile=MmaTile(64, 192, 32, 2, 4), **_WIDE_SPLIT),
+]
 
 
-def netcl_calls(device: Device, x_host: Any, w_host: Any, g_host: Any
-                ) -> dict[str, Callable[[], object]]:
+def under(options: ConvOptions | None) -> AbstractContextManager[None]:
+    return nullcontext() if options is None else conv_options(options)
+
+
+def netcl_calls(device: Device, x_host: Any, w_host: Any, g_host: Any,
+                options: ConvOptions | None = None) -> dict[str, Callable[[], Any]]:
+    """The four timed calls, each under ``options`` (None: today's CONV_OPTIONS)."""
     x, w, g = (from_numpy(a, device) for a in (x_host, w_host, g_host))
 
-    def forward() -> object:
-        return conv2d(x, w, padding=1)
+    def forward() -> Any:
+        with under(options):
+            return conv2d(x, w, padding=1)
 
-    def input_grad() -> object:
-        return conv2d_grads(g, x, w, padding=1, needs=(True, False, False))
+    def input_grad() -> Any:
+        with under(options):
+            return conv2d_grads(g, x, w, padding=1, needs=(True, False, False))[0]
 
-    def weight_grad() -> object:
-        return conv2d_grads(g, x, w, padding=1, needs=(False, True, False))
+    def weight_grad() -> Any:
+        with under(options):
+            return conv2d_grads(g, x, w, padding=1, needs=(False, True, False))[1]
 
-    def both() -> object:
+    def both() -> Any:
         forward()
-        return conv2d_grads(g, x, w, padding=1, needs=(True, True, False))
+        with under(options):
+            return conv2d_grads(g, x, w, padding=1, needs=(True, True, False))
 
     return {"forward": forward, "input grad": input_grad, "weight grad": weight_grad,
             "forward + backward": both}
@@ -88,6 +127,8 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--size", type=int, default=56)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--variants", action="store_true",
+                        help="sweep the opt-in convolution choices (DW_VARIANTS) too")
     add_json_flag(parser)
     args = parser.parse_args()
     import ml_dtypes
@@ -124,7 +165,98 @@ def main() -> None:
             work = flops * (3 if case == "forward + backward" else 1)
             table.row(f"{name} {case}", {key: work / t.median / 1e12
                                          for key, t in times.items()})
+        if args.variants and path == "tensor cores":
+            sweep(report, device, torch, where, name, (x_host, w_host, g_host), theirs, flops,
+                  args.rounds)
     report.finish()
+
+
+def weight_grad_error(torch: Any, where: str, got: Any, x_host: Any, w_shape: Any,
+                      g_host: Any) -> float:
+    """Max |got - exact| over the bound of its rounding (test_matmul_tensor_cores'
+    rounding_bound): float32 sums of K = N*OH*OW products plus one a group (at most one
+    group a step: K counted twice), TF32 inputs for float32, a 16-bit output rounded."""
+    x64, g64 = (torch.from_numpy(a.astype(np.float64)).to(where) for a in (x_host, g_host))
+    exact = torch.nn.grad.conv2d_weight(x64, w_shape, g64, padding=1).cpu().numpy()
+    magnitude = torch.nn.grad.conv2d_weight(x64.abs(), w_shape, g64.abs(),
+                                            padding=1).cpu().numpy()
+    k = 2 * g_host.shape[0] * g_host.shape[2] * g_host.shape[3]
+    u_in = 2.0**-11 if x_host.dtype == np.float32 else 0.0
+    allowed = magnitude * (2 * u_in + u_in**2 + k * 2.0**-23 / (1 - k * 2.0**-23))
+    if x_host.dtype != np.float32:
+        unit = 2.0**-11 if x_host.dtype == np.float16 else 2.0**-8
+        allowed = allowed * (1 + unit) + np.abs(exact) * unit
+    error = np.abs(np.asarray(got.numpy(), np.float64) - exact) / allowed
+    return float(np.nan_to_num(error, nan=np.inf).max())
+
+
+def sweep(report: Report, device: Device, torch: Any, where: str, name: str,
+          hosts: tuple[Any, Any, Any], theirs: dict[str, Callable[[], object]], flops: float,
+          rounds: int) -> None:
+    """DW_VARIANTS' weight gradients checked, then timed with torch's in one run; the wide
+    gather's forward and input gradient; forward + backward with the fastest."""
+    x_host, w_host, g_host = hosts
+    sync = torch.cuda.synchronize if where == "cuda" else (lambda: None)
+    table = report.table(f"{name} weight grad variants, TFLOP/s; err/bound must be <= 1",
+                         ["err/bound", "netcl", "torch"], ratios=[("netcl", "torch")])
+    passed: dict[str, Callable[[], object]] = {}
+    options_of: dict[str, ConvOptions] = {}
+    errors: dict[str, float] = {}
+    for options in DW_VARIANTS:
+        call = netcl_calls(device, x_host, w_host, g_host, options)["weight grad"]
+        try:
+            ratio = weight_grad_error(torch, where, call(), x_host, w_host.shape, g_host)
+        except Exception as error:  # a variant that does not build: the rest run
+            print(f"{name} weight grad {options.name}: {error}"[:2000])
+            ratio = float("inf")
+        errors[options.name] = ratio
+        if ratio <= 1:
+            passed[options.name], options_of[options.name] = call, options
+        else:
+            table.row(f"{name} weight grad {options.name} (failed)", {"err/bound": ratio})
+    times = time_contenders({**{key: (call, device.synchronize) for key, call in passed.items()},
+                             "torch": (theirs["weight grad"], sync)}, rounds=rounds)
+    for key in passed:
+        table.row(f"{name} weight grad {key}", {
+            "err/bound": errors[key], "netcl": flops / times[key].median / 1e12,
+            "torch": flops / times["torch"].median / 1e12})
+    if not passed:
+        return
+    best = options_of[min(passed, key=lambda key: times[key].median)]
+    report.note(f"{name} fastest weight grad", best.name)
+
+    # The wide gather in the other two passes: the element gather's bits, then timed.
+    today = netcl_calls(device, x_host, w_host, g_host)
+    wide = netcl_calls(device, x_host, w_host, g_host, ConvOptions(wide_gather=True))
+    passes = report.table(f"{name} wide gather, TFLOP/s", ["same bits", "netcl", "torch"],
+                          ratios=[("netcl", "torch")])
+    for case in ("forward", "input grad"):
+        same = bool(np.array_equal(today[case]().numpy(), wide[case]().numpy()))
+        times = time_contenders({"today": (today[case], device.synchronize),
+                                 "wide": (wide[case], device.synchronize),
+                                 "torch": (theirs[case], sync)}, rounds=rounds)
+        for key in ("today", "wide"):
+            passes.row(f"{name} {case} {key}", {
+                "same bits": "yes" if same or key == "today" else "NO",
+                "netcl": flops / times[key].median / 1e12,
+                "torch": flops / times["torch"].median / 1e12})
+
+    # Forward + backward: today's, and the fastest weight gradient's choices with the
+    # wide gather on and off (it applies to all three passes).
+    contenders = {"today": today["forward + backward"]}
+    for wide_gather in (False, True):
+        options = dataclasses.replace(best, wide_gather=wide_gather)
+        contenders[f"best, {options.name}"] = netcl_calls(
+            device, x_host, w_host, g_host, options)["forward + backward"]
+    times = time_contenders({**{key: (call, device.synchronize)
+                                for key, call in contenders.items()},
+                             "torch": (theirs["forward + backward"], sync)}, rounds=rounds)
+    steps = report.table(f"{name} forward + backward, TFLOP/s", ["netcl", "torch"],
+                         ratios=[("netcl", "torch")])
+    for key in contenders:
+        steps.row(f"{name} forward + backward {key}", {
+            "netcl": 3 * flops / times[key].median / 1e12,
+            "torch": 3 * flops / times["torch"].median / 1e12})
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ profile() {
 }
 optim() { python tools/bench/optim_step.py --algorithms adam,adam8bit,muon,adafactor --repeats 5 --steps 20; }
 conv() { python tools/bench/conv_tensor_cores.py; }
+# The opt-in convolution choices (conv_options.ConvOptions) against today's and cuDNN.
+conv_variants() { python tools/bench/conv_tensor_cores.py --dtype bfloat16 --variants; }
 attention() { python tools/bench/attention_sweep.py; }
 attention16() {
     python tools/bench/attention_mma_sweep.py
@@ -68,7 +70,7 @@ amp() {
 ddp() { python tools/bench/ddp.py --hidden 4096 --batch 2048 --rounds 5; }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps profile optim conv attention attention16 matmul tune_gpt6 tune_resnet18 amp ddp)
+[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps profile optim conv conv_variants attention attention16 matmul tune_gpt6 tune_resnet18 amp ddp)
 failed=()
 for name in "${stages[@]}"; do
     echo "== $name ($(date -u +%H:%M:%S) UTC)"

@@ -44,11 +44,6 @@
 #define k_BIT 2
 #define v_BIT 4
 #define dout_BIT 8
-#if MMA_EMULATED  // NaNs where the hardware would fault (mma.cl's MMA_MISALIGNED)
-#define VLOAD16(p) (MMA_MISALIGNED(p) ? (uint4)(MMA_NAN_WORD) : *(__global const uint4 *)(p))
-#else
-#define VLOAD16(p) (*(__global const uint4 *)(p))
-#endif
 #define STAGE16(xs, P, x, NC, NP, R, r0, rows)                                  \
     if (vecs & x##_BIT) {                                                       \
         for (int e = tid; e < (R) * ((NP) / 8); e += THREADS) {                 \

@@ -34,6 +34,7 @@ from netcl.core.device import Device
 from netcl.core.device.device import compute_capability
 from netcl.core.tensor import backends, dtypes, recorder
 from netcl.core.tensor.launch import enqueue_prepared
+from netcl.core.tensor.ops import conv_options
 from netcl.core.tensor.ops.elementwise import add_, copy_, fill_
 from netcl.core.tensor.ops.matmul_tiles import (
     MMA_SMALL_TILES,
@@ -215,8 +216,9 @@ class MmaVariant(NamedTuple):
     sliced: bool = False  # the batch runs in slices (see _slices)
     emulated: bool = False  # mma.sync and friends in plain OpenCL C (emulated_tensor_cores)
     gather: tuple[tuple[str, int], ...] = ()  # B is a convolution's input (G_* defines)
-    sum_images: bool = False  # batch entry z sums a group of images (SUM_IMAGES)
+    sum_images: bool = False  # batch entry z sums a run of the images' K steps (SUM_IMAGES)
     even: bool = False  # cp.async, M, N and K whole tiles, tile.even_tiles (EVEN_TILES)
+    wide_gather: bool = False  # the gathered B read 16 bytes at a time (WIDE_GATHER)
 
     def defines(self) -> dict[str, str | int]:
         tile = self.tile
@@ -231,6 +233,7 @@ class MmaVariant(NamedTuple):
             "C_VEC2": int(self.c_vec), "BATCH_SLICED": int(self.sliced),
             "SWIZZLE": int(tile.swizzle), "RASTER": tile.raster,
             "MMA_EMULATED": int(self.emulated), "EVEN_TILES": int(self.even),
+            "WIDE_GATHER": int(self.wide_gather),
             "FRAG_PIPELINE": int(tile.pipelined and self.copy_async),
             "ROUND_STAGED": int(tile.round_staged and self.copy_async
                                 and self.a_dtype == dtypes.float32),
@@ -468,10 +471,13 @@ def _aligned_slots(op: Operand, k_major: bool, width: int) -> bool:
 
 def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], dims: Shape,
               m: int, n: int, k: int, tile: MmaTile | None,
-              gather: tuple[tuple[str, int], ...] = (), group: int = 0) -> Plan:
+              gather: tuple[tuple[str, int], ...] = (), group: int = 0,
+              wide_gather: bool = False) -> Plan:
     """``out[z] = A[z] @ B[z]`` on tensor cores (matmul_mma.cl). With ``gather``, B is
-    a convolution's input read in place (see implicit_gemm); with ``group``, entry z
-    of ``out`` is the sum of the products of images z * group .. (z + 1) * group - 1."""
+    a convolution's input read in place (see implicit_gemm), 16 bytes at a time with
+    ``wide_gather`` (_reads_rows_whole must hold); with ``group`` (and a ``tile``), the
+    images' K ranges, each padded to whole ``tile.bk`` steps, are one sequence of
+    steps, and entry z of ``out`` sums steps z * group .. (z + 1) * group - 1 of it."""
     if not tensor_cores(device.cl_device):
         raise ValueError(
             f"matmul: kernel 'mma' needs tensor cores (NVIDIA compute capability "
@@ -486,7 +492,11 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     # A weight gradient's gathered B runs along K (output positions) in memory.
     b_k_major = dict(gather).get("B_GATHER") == 2 if gather else (
         b.row_stride == 1 and b.col_stride != 1)
-    entries = -(-count // group) if group else count
+    if group:
+        assert tile is not None, "a sum over images steps through its tile's depth"
+        entries = -(-count * -(-k // tile.bk) // group)
+    else:
+        entries = count
     if tile is None:
         layout = ("n" if a_k_major else "t") + ("t" if b_k_major else "n")
         tile = choose_mma_tile(device.compute_units, layout, m, n, entries, size)
@@ -514,7 +524,7 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     variant = MmaVariant(a.dtype, out_dtype, a_k_major, b_k_major, a_vec, b_vec,
                          n % 2 == 0 and out_dtype == dtypes.float32, copy_async, tile,
                          sliced=entries > MAX_BATCH_SLICE, emulated=emulated,
-                         gather=gather, sum_images=group > 0,
+                         gather=gather, sum_images=group > 0, wide_gather=wide_gather,
                          even=tile.even_tiles and copy_async and not group
                          and m % tile.bm == 0 and n % tile.bn == 0 and k % tile.bk == 0)
     mma = device.kernels.kernel(MMA_SOURCES, "matmul_mma", variant)
@@ -631,13 +641,27 @@ def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
     copy_(out, total)
 
 
-def weight_grad_groups(compute_units: int, tiles: int, images: int, slab_bytes: int) -> int:
-    """Groups a tensor-core weight gradient splits its images into: each group's sum
-    goes to a float32 slab of ``slab_bytes`` and the slabs are then summed (see
-    _mma_conv). Enough groups for two work-groups a compute unit, at most one an image,
-    their slabs within MAX_SLAB_BYTES."""
-    wanted = -(-2 * compute_units // tiles)
-    return max(1, min(images, wanted, MAX_SLAB_BYTES // slab_bytes))
+def weight_grad_groups(compute_units: int, tiles: int, parts: int, slab_bytes: int,
+                       per_unit: int = 2) -> int:
+    """Groups a tensor-core weight gradient splits its ``parts`` (images, or K steps
+    with ConvOptions.dw_split_images) into: each group's sum goes to a float32 slab
+    of ``slab_bytes`` and the slabs are then summed (see _mma_conv). Enough groups
+    for ``per_unit`` work-groups a compute unit, at most one a part, their slabs
+    within MAX_SLAB_BYTES."""
+    wanted = -(-per_unit * compute_units // tiles)
+    return max(1, min(parts, wanted, MAX_SLAB_BYTES // slab_bytes))
+
+
+def _reads_rows_whole(gather: dict[str, int], mode: int, x: Operand, per_vector: int) -> bool:
+    """Whether matmul_mma.cl's WIDE_GATHER may read pass ``mode``'s tensor ``x``: unit
+    stride along rows both in the tensor and from one output position to the next, rows
+    of positions and rows of ``x`` of whole vectors of ``per_vector`` elements, and every
+    row of ``x`` starting on a vector (its offset, image, channel and row strides)."""
+    positions_w, width = (gather["G_IW"], gather["G_OW"]) if mode == 3 else (
+        gather["G_OW"], gather["G_IW"])
+    starts = (gather["G_S1"], gather["G_S2"], x.offset, *x.batch_strides)
+    return (gather["G_SW"] == 1 and gather["G_S3"] == 1 and positions_w % per_vector == 0
+            and width % per_vector == 0 and all(s % per_vector == 0 for s in starts))
 
 
 def _conv_tile(compute_units: int, layout: str, m: int, n: int, count: int,
@@ -652,31 +676,42 @@ def _conv_tile(compute_units: int, layout: str, m: int, n: int, count: int,
 
 def _mma_conv(a_op: Operand, b_op: Operand, a: Tensor, x: Tensor, out: Tensor, mode: int,
               gather: tuple[tuple[str, int], ...], tile: MmaTile | None) -> None:
-    """implicit_gemm on tensor cores. The weight gradient (mode 2) sums its images
-    in the kernel, a group of them a work-group (SUM_IMAGES); more than one group,
-    and their float32 slabs are then summed by ``sum`` over the slabs' axis (its
-    reduction's order on this device, not group order): a fixed order either way."""
+    """implicit_gemm on tensor cores, with conv_options' choices. The weight gradient
+    (mode 2) sums its images in the kernel, a run of their K steps a work-group
+    (SUM_IMAGES: whole images, or split at any step); more than one group, and their
+    float32 slabs are then summed by ``sum`` over the slabs' axis (its reduction's
+    order on this device, not group order): a fixed order either way."""
     device = a.device
+    options = conv_options.current()
     count = x.shape[0]
     m, n = out.shape[-2:]
     k = a.shape[-1]
+    if tile is None and mode == 2:
+        tile = options.dw_tile
     if tile is None:
         # The weight gradient's tiles are chosen for one product: its groups follow.
         tile = _conv_tile(device.compute_units, "nt" if mode == 2 else "nn", m, n,
                           1 if mode == 2 else count, a.dtype.itemsize)
     mma_tile = tile
+    wide = options.wide_gather and _reads_rows_whole(dict(gather), mode, b_op,
+                                                      16 // a.dtype.itemsize)
 
     def launch(target: Tensor, group: int = 0) -> None:
         plan = _mma_plan(device, a_op, b_op, target.dtype, (count,), m, n, k, mma_tile,
-                         gather, group)
+                         gather, group, wide)
         run(device, plan, a.buffer, x.buffer, target.buffer)
 
     if mode != 2:
         launch(out)
         return
     tiles = -(-m // tile.bm) * -(-n // tile.bn)
-    group = -(-count // weight_grad_groups(device.compute_units, tiles, count, m * n * 4))
-    groups = -(-count // group)
+    k_steps = -(-k // tile.bk)
+    # A group's steps: a share of all steps, or of the images in whole steps each.
+    step, parts = (1, count * k_steps) if options.dw_split_images else (k_steps, count)
+    shares = weight_grad_groups(device.compute_units, tiles, parts, m * n * 4,
+                                options.dw_per_unit)
+    group = -(-parts // shares) * step
+    groups = -(-count * k_steps // group)
     if groups == 1:
         launch(out, group)
         return

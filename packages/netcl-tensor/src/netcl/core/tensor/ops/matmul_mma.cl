@@ -32,12 +32,16 @@
 //   B_GATHER              0: B is a matrix; 1-3: B is a convolution's NCHW
 //                         tensor read as its implicit-GEMM columns
 //                         (gather_offset in matmul_params.cl; needs ASYNC 0)
-//   SUM_IMAGES            1: batch entry z is the group of ip.sb images from
-//                         z * ip.sb (of ip.sc), multiplied one after another
-//                         into the same accumulators, each image's K range
-//                         zero-padded to whole BK steps: a weight gradient's
-//                         sum over images in a fixed order, no slabs (needs
-//                         ASYNC 0)
+//   WIDE_GATHER           1 (with B_GATHER; gemm.py checks the geometry and
+//                         alignment): a gathered B vector is read as the one
+//                         or two aligned 16-byte vectors of X that hold it
+//                         (gather_conv_wide), not element by element
+//   SUM_IMAGES            1: the images' K ranges, each zero-padded to whole
+//                         BK steps, form one sequence of ip.sc * ceil(K / BK)
+//                         steps; batch entry z multiplies steps z * ip.sb to
+//                         z * ip.sb + ip.sb - 1 of it, in order, into the same
+//                         accumulators: a weight gradient's sum over images
+//                         (or its share of it) in a fixed order (needs ASYNC 0)
 //   EVEN_TILES            1: M, N and K are whole tiles (gemm.py checks; needs
 //                         ASYNC): no edge checks, and each copy's source is a
 //                         pointer set once and advanced BK along K a step
@@ -198,14 +202,73 @@ inline uint4 gather_conv(__global const E *X, const int k, const int n, const in
     }
     return pack(v);
 }
+
+#if WIDE_GATHER
+// Elements shift .. shift + EPV - 1 of the 2 EPV elements lo, hi (shift < EPV):
+// word j + shift / 2 of the pair picked by two selects on shift's bits, and for
+// an odd shift (16-bit elements) each word's halves taken across two words.
+inline uint4 shifted(const uint4 lo, const uint4 hi, const int shift)
+{
+    const uint w[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#if MMA_TYPE == 0
+    const int words = shift, odd = 0;
+#else
+    const int words = shift / 2, odd = shift % 2;
+#endif
+    uint picked[5];
+#pragma unroll
+    for (int j = 0; j < 5; ++j) {
+        const uint low = words & 1 ? w[j + 1] : w[j];
+        const uint high = words & 1 ? w[j + 3] : w[j + 2];
+        picked[j] = words & 2 ? high : low;
+    }
+    uint out[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) out[j] = odd ? picked[j] >> 16 | picked[j + 1] << 16 : picked[j];
+    return (uint4)(out[0], out[1], out[2], out[3]);
+}
+
+// gather_conv's vector of EPV positions, whole (valid == EPV), where gemm.py
+// found: unit stride along the plane's rows both ways (G_SW 1, G_S3 1), rows of
+// positions and of X of whole vectors (so a vector's positions lie in one row
+// and read consecutive columns of one row of X, and an aligned vector of X lies
+// wholly inside its row or wholly in the padding), X's rows 16-byte aligned.
+// The row and the first column are window_offset's (source_offset's for the
+// input gradient) with the column split off.
+inline uint4 gather_conv_wide(__global const E *X, const int k, const int n)
+{
+    const int r = B_K_MAJOR ? n : k, p = B_K_MAJOR ? k : n;
+    const int c = r / (G_KH * G_KW), kh = r / G_KW % G_KH, kw = r % G_KW;
+    const int y = p / G_POSITIONS_W, x = p % G_POSITIONS_W;
+#if B_GATHER == 3
+    const int th = y + G_PH - kh * G_DH, row = th / G_SH;
+    const bool inside = th >= 0 && th % G_SH == 0 && row < G_OH;
+    const int col = x + G_PW - kw * G_DW, width = G_OW;
+#else
+    const int row = y * G_SH - G_PH + kh * G_DH;
+    const bool inside = row >= 0 && row < G_IH;
+    const int col = x - G_PW + kw * G_DW, width = G_IW;
+#endif
+    if (!inside) return (uint4)(0);
+    __global const E *line = X + c * G_S1 + row * G_S2;
+    const int first = col & -EPV, shift = col - first;  // first: col rounded down
+    const uint4 lo = first >= 0 && first < width ? VLOAD16(line + first) : (uint4)(0);
+    const uint4 hi = shift && first + EPV >= 0 && first + EPV < width
+        ? VLOAD16(line + first + EPV) : (uint4)(0);
+    return shifted(lo, hi, shift);
+}
+#define LOAD_B_VECTOR(src, n, k, valid)                                         \
+    (valid == EPV ? gather_conv_wide(B, k, n) : gather_conv(B, k, n, valid))
+#else
 #define LOAD_B_VECTOR(src, n, k, valid) gather_conv(B, k, n, valid)
+#endif
 #else
 #define LOAD_B_VECTOR(src, n, k, valid) load_vector(src, B_K_MAJOR ? b_sk : b_sn, valid, B_VEC)
 #endif
 
 inline uint4 load_vector(__global const E *p, const int step, const int valid, const bool vec)
 {
-    if (vec && valid == EPV) return *(__global const uint4 *)p;
+    if (vec && valid == EPV) return VLOAD16(p);
     return gather(p, step, valid);
 }
 
@@ -358,13 +421,13 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
 #if SUM_IMAGES
     __global const E *const a_images = A + a_off;
     __global const E *const b_images = B + b_off;
-    const int first_image = z * ip.sb;
     const int k_steps = (K + BK - 1) / BK;
-    const int steps = min(ip.sb, ip.sc - first_image) * k_steps;
+    const int first_step = z * ip.sb;
+    const int end_step = min(first_step + ip.sb, ip.sc * k_steps);
     // The operands of the image step s multiplies.
 #define SELECT_IMAGE(s)                                                         \
-    A = a_images + batch_offset(first_image + (s) / k_steps, batch_shape, a_bs); \
-    B = b_images + batch_offset(first_image + (s) / k_steps, batch_shape, b_bs);
+    A = a_images + batch_offset((s) / k_steps, batch_shape, a_bs);              \
+    B = b_images + batch_offset((s) / k_steps, batch_shape, b_bs);
 #else
     A += a_off + batch_offset(z, batch_shape, a_bs);
     B += b_off + batch_offset(z, batch_shape, b_bs);
@@ -474,9 +537,11 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     }
 
 #if SUM_IMAGES
-    SELECT_IMAGE(0)
-#endif
+    SELECT_IMAGE(first_step)
+    FETCH(first_step % k_steps * BK)
+#else
     FETCH(0)
+#endif
     PUT(0)
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
@@ -541,7 +606,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     }
 #else
 #if SUM_IMAGES
-    for (int s = 0; s < steps; ++s) {
+    for (int s = first_step; s < end_step; ++s) {
 #else
     for (int k0 = 0; k0 < K; k0 += BK) {
 #endif
@@ -558,7 +623,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
             COPY(refill, k0 + (STAGES - 1) * BK)
         }
 #elif SUM_IMAGES
-        const bool more = s + 1 < steps;
+        const bool more = s + 1 < end_step;
         if (more) {
             SELECT_IMAGE(s + 1)
             FETCH((s + 1) % k_steps * BK)

@@ -31,6 +31,8 @@
 // aligned. MMA_NAN_WORD is a NaN as one float, two float16s or two bfloat16s.
 #define MMA_NAN_WORD 0x7FC07FC0u
 #define MMA_MISALIGNED(p) (((ulong)(p)) % 16 != 0)
+// A 16-byte global read, as the kernels' vector reads of their operands.
+#define VLOAD16(p) (MMA_MISALIGNED(p) ? (uint4)(MMA_NAN_WORD) : *(__global const uint4 *)(p))
 
 inline void mma_copy_now(__local void *dst, __global const void *src, const int bytes)
 {
@@ -251,4 +253,5 @@ inline float shfl_xor(const float x, const int m)
     return as_float(y);
 }
 #define SHFL_XOR(x, m) shfl_xor(x, m)
+#define VLOAD16(p) (*(__global const uint4 *)(p))
 #endif  // MMA_EMULATED
