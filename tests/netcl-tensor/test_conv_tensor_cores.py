@@ -452,3 +452,21 @@ def test_conv_options_are_checked() -> None:
     with conv_options(ConvOptions(wide_gather=True)):
         assert conv_options_module.current() == ConvOptions(wide_gather=True)
     assert conv_options_module.current() is conv_options_module.CONV_OPTIONS
+
+
+@pytest.mark.parametrize("tile", [MmaTile(64, 192, 32, 2, 4), MmaTile(64, 96, 32, 2, 2),
+                                  MmaTile(64, 64, 64, 2, 2)], ids=lambda tile: tile.name)
+def test_the_bench_weight_grad_tiles_give_the_same_bits(
+        emulated_device: Device, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch,
+        tile: MmaTile) -> None:
+    """The tiles conv_tensor_cores.py --variants sweeps for the weight gradient, read by the
+    wide gather, in one group: the default tile's sums in the same K order, so its bits
+    (72 positions an image: ragged against 32- and 64-deep steps)."""
+    monkeypatch.setattr(gemm, "weight_grad_groups", lambda *args: 1)
+    dtype = dtypes.bfloat16
+    x, g = stored(rng, (2, 6, 9, 8), dtype), stored(rng, (2, 8, 9, 8), dtype)
+    want = weight_grad(emulated_device, g, x, (8, 6, 3, 3))
+    check(want, dtype, lambda a, b: torch.nn.grad.conv2d_weight(b, (8, 6, 3, 3), a, 1, 1),
+          g, x, 2 * 72 + 1)
+    with conv_options(ConvOptions(wide_gather=True, dw_tile=tile)):
+        assert np.array_equal(weight_grad(emulated_device, g, x, (8, 6, 3, 3)), want)
