@@ -13,11 +13,13 @@ it the script exits non-zero. The winners go into attention.py's MMA_TILES.
     NETCL_DEVICE=gpu python tools/bench/attention_mma_sweep.py --dtype fp16
     NETCL_DEVICE=gpu python tools/bench/attention_mma_sweep.py --one-pass
 
---one-pass skips the two-pass sweep: today's backward (MMA_TILES' tiles, two passes) and
-the one-pass backward (attention.MMA_BACKWARD "partials" and "atomic") at each of its
-candidate tiles, all in one set of interleaved rounds with torch fused, forward+backward;
-then both forms' error against float64 (the same bound) and, causal and full, the best of
-each form beside today's with the ratios to torch and to today's.
+--one-pass skips the tile sweep and times what is opt-in beside today's kernels (MMA_TILES'
+tiles, two backward passes), each table in one set of interleaved rounds with torch fused:
+pipelined forwards (cp.async into a second buffer), forward only; then, at the fastest
+forward, today's two passes, two passes with a pipelined dK/dV pass, and the one-pass
+backward (attention.MMA_BACKWARD "partials" and "atomic") at each of its tiles; then each
+form's fastest checked against float64 (the same bound) and, causal and full, timed beside
+today's with the ratios to torch fused and to today's (about 2 minutes on an H200).
     python tools/bench/attention_mma_sweep.py --shape 1 1 64 16 --rounds 1   # a CPU dry
         run: the kernels' mma.sync emulated in OpenCL C (gemm.emulated_tensor_cores)
 """
@@ -54,7 +56,7 @@ Tiles = dict[str, list[MmaAttentionTile]]
 
 
 def _name(tile: MmaAttentionTile) -> str:
-    return f"{tile.warps} warps x {tile.bn}"
+    return f"{tile.warps} warps x {tile.bn}{' pipelined' if tile.pipelined else ''}"
 
 
 @contextlib.contextmanager
@@ -129,61 +131,94 @@ def compare(table: Table, problems: list[Problem], best: Tiles, rounds: int) -> 
         table.row(name, {k: t.median * 1e3 for k, t in times.items()})
 
 
-# The one-pass backward's forms (attention.MMA_BACKWARD) and its candidate tiles: groups
-# of 64 keys (2 warps' dQ slices each at steps of 128 would not fit 48 KiB) or 32.
+# --one-pass's candidates. The forward's walk pipelined (cp.async into a second buffer):
+# today's tile, a narrower step, a smaller group. The one-pass backward: groups of 64 or
+# 32 keys, steps of 64 or 32 queries (pipelined only at steps of 32: 64 would pass NVIDIA's
+# 48 KiB). Today's dK/dV pass pipelined.
+FORWARD_CANDIDATES = [MmaAttentionTile(w, bn, pipelined=True) for w, bn in ((4, 64), (4, 32),
+                                                                              (2, 64))]
 ONE_PASS_MODES = ("partials", "atomic")
-ONE_PASS_CANDIDATES = [MmaAttentionTile(w, bn) for w, bn in ((4, 64), (4, 32), (2, 64), (2, 32))]
+ONE_PASS_CANDIDATES = [MmaAttentionTile(w, bn, pipelined=p) for w, bn, p in (
+    (4, 64, False), (4, 32, False), (4, 32, True), (2, 64, False), (2, 32, False),
+    (2, 32, True))]
+KV_CANDIDATES = [MmaAttentionTile(w, 32, pipelined=True) for w in (4, 2)]
+# A variant: attention.MMA_BACKWARD and the MMA_TILES it runs at; "today" first.
+Variant = tuple[str | None, Tiles]
+
+
+def time_variants(report: Report, problem: Problem, title: str, variants: dict[str, Variant],
+                  backward_too: bool, rounds: int) -> dict[str, float]:
+    """Times ``variants`` in interleaved rounds with torch fused and tables each against
+    torch and against the first; returns each one's median ms."""
+    contenders = {"torch fused": problem.torch_fused(backward_too)}
+    for name, (mode, tiles) in variants.items():
+        contenders[name] = in_mode(mode, problem.ours(tiles, backward_too))
+    ms = {name: t.median * 1e3
+          for name, t in time_contenders(contenders, rounds=rounds, sample_s=0.12).items()}
+    table = report.table(title, ["netcl", "torch fused", "today"],
+                         ratios=[("netcl", "torch fused"), ("netcl", "today")])
+    first = next(iter(variants))
+    for name in variants:
+        table.row(name, {"netcl": ms[name], "torch fused": ms["torch fused"],
+                         "today": ms[first]})
+    return ms
 
 
 def one_pass(report: Report, problems: list[Problem], dtype: str, rounds: int,
-             candidates: list[MmaAttentionTile]) -> list[str]:
-    """Today's backward beside the one-pass one (each form at each tile), then the best of
-    each form, causal and full, with the ratios to torch fused and to today's; returns
-    the errors past the tests' bound."""
-    today: Tiles = {name: list(attention.MMA_TILES[name]) for name in KERNELS}
+             emulated: bool) -> list[str]:
+    """Today's kernels beside pipelined forwards, then at the fastest forward today's
+    backward beside pipelined dK/dV passes and the one-pass backward (each form at each
+    tile); then the best of each form, causal and full, with the ratios to torch fused
+    and to today's. Returns the errors past the tests' bound."""
     causal = problems[0]
     local = causal.device.cl_device.local_mem_size
-    emulated = gemm.emulates_tensor_cores(causal.device.cl_device)
-    tiles = [t for t in candidates
-             if t.local_bytes("sdpa_backward", SHAPE[3], SHAPE[3], emulated) <= local]
-    settings = {(mode, _name(t)): {**today, "sdpa_backward": [t]}
-                for mode in ONE_PASS_MODES for t in tiles}
-    contenders: dict[str, Contender] = {"torch fused": causal.torch_fused(True),
-                                        "two passes": in_mode(None, causal.ours(today, True))}
-    for (mode, name), tile_set in settings.items():
-        contenders[f"{mode} {name}"] = in_mode(mode, causal.ours(tile_set, True))
-    times = time_contenders(contenders, rounds=rounds, sample_s=0.12)
-    torch_ms = times["torch fused"].median * 1e3
-    table = report.table(f"backward forms, causal {'x'.join(map(str, SHAPE))}, ms per "
-                         "forward+backward", ["netcl", "torch fused", "two passes"],
-                         ratios=[("netcl", "torch fused"), ("netcl", "two passes")])
-    for name in contenders:
-        if name != "torch fused":
-            table.row(name, {"netcl": times[name].median * 1e3, "torch fused": torch_ms,
-                             "two passes": times["two passes"].median * 1e3})
-    best = {mode: min(((m, n) for m, n in settings if m == mode),
-                      key=lambda key: times[f"{key[0]} {key[1]}"].median)
-            for mode in ONE_PASS_MODES}
-    report.note("best one-pass tiles", ", ".join(f"{m}: {n}" for m, n in best.values()))
-    planes = -(-SHAPE[2] // (16 * next(t for t in tiles if _name(t) == best["partials"][1]).warps))
+    shape = "x".join(map(str, SHAPE))
+
+    def fitting(kernel: str, tiles: list[MmaAttentionTile]) -> list[MmaAttentionTile]:
+        # Emulated, PoCL compiles each tile for minutes: the first shows the tables.
+        fit = [t for t in tiles if t.local_bytes(kernel, SHAPE[3], SHAPE[3], emulated) <= local]
+        return fit[:1] if emulated else fit
+
+    today: Tiles = {name: list(attention.MMA_TILES[name]) for name in (*KERNELS, "sdpa_backward")}
+    forwards: dict[str, Variant] = {"today": (None, today)} | {
+        f"forward {_name(t)}": (None, {**today, "sdpa_forward": [t]})
+        for t in fitting("sdpa_forward", FORWARD_CANDIDATES)}
+    ms = time_variants(report, causal, f"forward walks, causal {shape}, ms per forward",
+                       forwards, False, rounds)
+    base = forwards[min(forwards, key=ms.__getitem__)][1]
+    variants: dict[str, Variant] = {"today": (None, today), "two passes": (None, base)}
+    variants |= {f"two passes, dK/dV {_name(t)}": (None, {**base, "sdpa_backward_kv": [t]})
+                 for t in fitting("sdpa_backward_kv", KV_CANDIDATES)}
+    variants |= {f"{mode} {_name(t)}": (mode, {**base, "sdpa_backward": [t]})
+                 for mode in ONE_PASS_MODES for t in fitting("sdpa_backward", ONE_PASS_CANDIDATES)}
+    ms = time_variants(report, causal, f"backward forms at the fastest forward, causal {shape}, "
+                       "ms per forward+backward", variants, True, rounds)
+    forms = ("two passes", *ONE_PASS_MODES)
+    best = {form: min((n for n in variants if n.startswith(form)), key=ms.__getitem__)
+            for form in forms}
+    report.note("fastest of each form", "; ".join(best.values()))
+    tile = variants[best["partials"]][1]["sdpa_backward"][0]
+    planes = -(-SHAPE[2] // (16 * tile.warps))
     report.note("partials' dQ planes", f"{SHAPE[0] * SHAPE[1] * planes * SHAPE[2] * SHAPE[3] * 4:,}"
                 f" bytes ({planes} key blocks of float32 (L, E) per (batch, head))")
     missed: list[str] = []
-    for mode, key in best.items():
+    for form, name in best.items():
+        mode, tiles = variants[name]
         with backward(mode):
-            missed += checked(report, causal.device, settings[key], dtype, f"{mode} ")
-    final = report.table("today's backward and the best one-pass forms, ms per "
-                         "forward+backward", ["two passes", *ONE_PASS_MODES, "torch fused"],
-                         ratios=[*((c, "torch fused") for c in ("two passes", *ONE_PASS_MODES)),
-                                 *((m, "two passes") for m in ONE_PASS_MODES)])
+            missed += checked(report, causal.device, tiles, dtype, f"{form} ")
+    final = report.table("today's kernels and the fastest of each form, ms per forward+backward",
+                         ["today", *forms, "torch fused"],
+                         ratios=[*((c, "torch fused") for c in ("today", *forms)),
+                                 *((f, "today") for f in forms)])
     for problem in problems:
-        runs = {"two passes": in_mode(None, problem.ours(today, True)),
-                **{mode: in_mode(mode, problem.ours(settings[best[mode]], True))
-                   for mode in ONE_PASS_MODES},
-                "torch fused": problem.torch_fused(True)}
-        ms = time_contenders(runs, rounds=rounds + 2, sample_s=0.3)
-        name = f"{'causal' if problem.causal else 'full'} {'x'.join(map(str, SHAPE))}"
-        final.row(name, {k: t.median * 1e3 for k, t in ms.items()})
+        runs = {"today": in_mode(None, problem.ours(today, True))}
+        for form, name in best.items():
+            mode, tiles = variants[name]
+            runs[form] = in_mode(mode, problem.ours(tiles, True))
+        runs["torch fused"] = problem.torch_fused(True)
+        times = time_contenders(runs, rounds=rounds + 2, sample_s=0.3)
+        name = f"{'causal' if problem.causal else 'full'} {shape}"
+        final.row(name, {k: t.median * 1e3 for k, t in times.items()})
     return missed
 
 
@@ -225,9 +260,7 @@ def main() -> None:
         causal = Problem(device, True, args.dtype, "MMA_TILES")
         full = Problem(device, False, args.dtype, "MMA_TILES")
         if args.one_pass:
-            # Emulated, PoCL compiles each tile for seconds to minutes: one shows the table.
-            tiles = ONE_PASS_CANDIDATES[:1] if emulated else ONE_PASS_CANDIDATES
-            missed = one_pass(report, [causal, full], args.dtype, args.rounds, tiles)
+            missed = one_pass(report, [causal, full], args.dtype, args.rounds, emulated)
             report.finish()
         else:
             # Emulated, PoCL compiles each tile for seconds to minutes: two show the table.

@@ -96,10 +96,13 @@ TILES: dict[str, AttentionTile] = {
 @dataclass(frozen=True)
 class MmaAttentionTile:
     """One shape of attention_mma.cl's kernels: ``warps`` warps, each owning 16 rows,
-    stage ``bn`` rows (a multiple of 16) of the other side a step."""
+    stage ``bn`` rows (a multiple of 16) of the other side a step. ``pipelined``: the
+    forward's and the dK/dV pass's walks copy the next step's tiles by cp.async while a
+    step computes (two buffers of each; the dQ pass ignores it)."""
 
     warps: int
     bn: int
+    pipelined: bool = False
 
     def __post_init__(self) -> None:
         if self.warps < 1 or self.bn < 16 or self.bn % 16:
@@ -113,12 +116,13 @@ class MmaAttentionTile:
         to multiples of 16 plus 8 elements, and where ``emulated`` mma.cl's scratch."""
         pq, pv = -(-dqk // 16) * 16 + 8, -(-dv // 16) * 16 + 8
         bm = 16 * self.warps
-        halves = {"sdpa_forward": bm * pq + self.bn * (pq + pv),
+        walked = (2 if self.pipelined else 1) * self.bn  # rows of the walk's buffers
+        halves = {"sdpa_forward": bm * pq + walked * (pq + pv),
                   "sdpa_backward_q": (bm + self.bn) * (pq + pv),
-                  "sdpa_backward_kv": (bm + self.bn) * (pq + pv),
-                  "sdpa_backward": (bm + self.bn) * (pq + pv) + self.bn * (bm + 8)}[kernel]
-        floats = {"sdpa_forward": 0, "sdpa_backward_q": bm, "sdpa_backward_kv": 2 * self.bn,
-                  "sdpa_backward": 2 * self.bn}
+                  "sdpa_backward_kv": (bm + walked) * (pq + pv),
+                  "sdpa_backward": (bm + walked) * (pq + pv) + self.bn * (bm + 8)}[kernel]
+        floats = {"sdpa_forward": 0, "sdpa_backward_q": bm, "sdpa_backward_kv": 2 * walked,
+                  "sdpa_backward": 2 * walked}
         scratch = 32 * self.warps * gemm.MMA_SCRATCH_BYTES if emulated else 0
         return 2 * halves + 4 * floats[kernel] + scratch
 
@@ -294,7 +298,7 @@ class _Problem:
         mma = fused or self.mma_tile(name)
         if mma is not None:
             defines = {**self.defines, "MMA_TYPE": MMA_TYPES[self.dtype], "WARPS": mma.warps,
-                       "BN": mma.bn,
+                       "BN": mma.bn, "PIPELINED": int(mma.pipelined),
                        "MMA_EMULATED": int(gemm.emulates_tensor_cores(self.device.cl_device))}
             sources: tuple[Path, ...] = (*_SHARED, gemm.MMA_HELPERS_FILE, MMA_FILE)
             if fused is not None:

@@ -44,22 +44,64 @@
 #define k_BIT 2
 #define v_BIT 4
 #define dout_BIT 8
-#define STAGE16(xs, P, x, NC, NP, R, r0, rows)                                  \
+// STAGE16_BY(PUT, ...) puts each vector by PUT(local destination, global source, whether
+// it lies in x; else zeros, its source then x's first element): PUT_NOW loads and stores
+// it, PUT_ASYNC copies it by cp.async, landing at the wait that covers its group (a
+// PIPELINED tile's next step). An operand read element by element is staged at once.
+#define PUT_NOW(dst, src, in) (*(__local uint4 *)(dst) = (in) ? VLOAD16(src) : (uint4)(0))
+#define PUT_ASYNC(dst, src, in) copy_async(dst, src, (in) ? 16 : 0)
+#define STAGE16_BY(PUT, xs, P, x, NC, NP, R, r0, rows)                          \
     if (vecs & x##_BIT) {                                                       \
         for (int e = tid; e < (R) * ((NP) / 8); e += THREADS) {                 \
             const int r = e / ((NP) / 8), c = e % ((NP) / 8) * 8;               \
-            uint4 w = (uint4)(0);                                               \
-            if ((r0) + r < (rows) && c < (NC))                                  \
-                w = VLOAD16(&RAW(x, b, h, (r0) + r, c));                        \
-            *(__local uint4 *)&xs[r * (P) + c] = w;                             \
+            const bool in = (r0) + r < (rows) && c < (NC);                      \
+            PUT(&(xs)[r * (P) + c], &RAW(x, b, h, in ? (r0) + r : 0, in ? c : 0), in); \
         }                                                                       \
     } else {                                                                    \
         for (int e = tid; e < (R) * (NP); e += THREADS) {                       \
             const int r = e / (NP), c = e % (NP);                               \
-            xs[r * (P) + c] = (r0) + r < (rows) && c < (NC)                     \
-                              ? RAW(x, b, h, (r0) + r, c) : (ushort)0;          \
+            (xs)[r * (P) + c] = (r0) + r < (rows) && c < (NC)                   \
+                                ? RAW(x, b, h, (r0) + r, c) : (ushort)0;        \
         }                                                                       \
     }
+#define STAGE16(...) STAGE16_BY(PUT_NOW, __VA_ARGS__)
+
+// PIPELINED 1: a walk's tiles in STAGES = 2 buffers, the next step's copied (STAGE16_BY
+// PUT_ASYNC) while this step computes; its copies a work-item issues (COPIES of an R x NP
+// tile), twice over, are the emulation's queue.
+#if PIPELINED
+#define STAGES 2
+#else
+#define STAGES 1
+#endif
+#define COPIES(R, NP) (((R) * ((NP) / 8) + THREADS - 1) / THREADS)
+// The top of step n of a walk whose tiles STAGE_STEP(PUT, buffer, first row) stages:
+// pipelined, step n + 1's copies issued (none past `end`), step n's landed and seen by
+// all; else step n's staged now, after the last step's reads.
+#if PIPELINED
+#define STEP_TOP(n, first, step, end)                                           \
+    if ((first) + (step) < (end)) {                                             \
+        STAGE_STEP(PUT_ASYNC, ((n) + 1) % 2, (first) + (step))                  \
+    }                                                                           \
+    CP_ASYNC_COMMIT();                                                          \
+    CP_ASYNC_WAIT("1");                                                         \
+    barrier(CLK_LOCAL_MEM_FENCE);
+// Step 0's copies, ahead of the walk.
+#define WALK_START(first, end)                                                  \
+    if ((first) < (end)) {                                                      \
+        STAGE_STEP(PUT_ASYNC, 0, first)                                         \
+    }                                                                           \
+    CP_ASYNC_COMMIT();
+// This step's buffers read, before the next step's top refills them.
+#define STEP_END() barrier(CLK_LOCAL_MEM_FENCE);
+#else
+#define STEP_TOP(n, first, step, end)                                           \
+    barrier(CLK_LOCAL_MEM_FENCE);                                               \
+    STAGE_STEP(PUT_NOW, 0, first)                                               \
+    barrier(CLK_LOCAL_MEM_FENCE);
+#define WALK_START(first, end)
+#define STEP_END()
+#endif
 
 // A float as 16-bit bits (BITS16), and two as one register of 16-bit elements (lo
 // first), rounded to nearest even.
@@ -176,8 +218,15 @@ void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
 {
     SETUP
     const int i0 = LATE_FIRST;
-    __local ushort qs[BM * PQ] ALIGNED, ks[BN * PQ] ALIGNED, vs[BN * PV] ALIGNED;
+    __local ushort qs[BM * PQ] ALIGNED, ks[STAGES * BN * PQ] ALIGNED,
+                   vs[STAGES * BN * PV] ALIGNED;
     MMA_SCRATCH(THREADS)
+#if PIPELINED
+    CP_ASYNC_QUEUE(2 * (COPIES(BN, DQ16) + COPIES(BN, DV16)))
+#endif
+#define STAGE_STEP(PUT, buf, j0)                                                \
+    STAGE16_BY(PUT, ks + (buf) * BN * PQ, PQ, k, DQK, DQ16, BN, j0, Lk)         \
+    STAGE16_BY(PUT, vs + (buf) * BN * PV, PV, v, DV, DV16, BN, j0, Lk)
 
     STAGE16(qs, PQ, q, DQK, DQ16, BM, i0, Lq)
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -191,14 +240,13 @@ void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
         rows[hh] = min(i0 + warp * 16 + g + 8 * hh, Lq - 1);  // masks read in bounds
 
     const int end = keys_seen(Lk, Lq, i0 + BM);
-    for (int j0 = 0; j0 < end; j0 += BN) {
-        barrier(CLK_LOCAL_MEM_FENCE);  // the last step's tiles are read
-        STAGE16(ks, PQ, k, DQK, DQ16, BN, j0, Lk)
-        STAGE16(vs, PV, v, DV, DV16, BN, j0, Lk)
-        barrier(CLK_LOCAL_MEM_FENCE);
+    WALK_START(0, end)
+    for (int j0 = 0, n = 0; j0 < end; j0 += BN, ++n) {
+        STEP_TOP(n, j0, BN, end)
+        __local const ushort *kt = ks + n % STAGES * BN * PQ, *vt = vs + n % STAGES * BN * PV;
         float s[BN / 8][4];
         ZERO_ACC(s, BN / 8)
-        MMA_ABT(s, qf, ks, PQ, BN, DQ16 / 16)
+        MMA_ABT(s, qf, kt, PQ, BN, DQ16 / 16)
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
         for (int j = 0; j < BN / 8; ++j)
@@ -232,9 +280,11 @@ void sdpa_forward_mma(ARG(q), ARG(k), ARG(v) MASK_ARG,
 #pragma unroll
         for (int kj = 0; kj < BN / 16; ++kj) {
             PACK_A(pf, s, kj)
-            MMA_AB(o, pf, vs, PV, kj, DV16)
+            MMA_AB(o, pf, vt, PV, kj, DV16)
         }
+        STEP_END()
     }
+#undef STAGE_STEP
     float inv[2];
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
@@ -347,9 +397,19 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     SETUP
     const int j0 = EARLY_FIRST;
     __local ushort ks[BM * PQ] ALIGNED, vs[BM * PV] ALIGNED;
-    __local ushort qs[BN * PQ] ALIGNED, dos[BN * PV] ALIGNED;
-    __local float row_lse[BN], row_delta[BN];
+    __local ushort qs[STAGES * BN * PQ] ALIGNED, dos[STAGES * BN * PV] ALIGNED;
+    __local float row_lse[STAGES * BN], row_delta[STAGES * BN];
     MMA_SCRATCH(THREADS)
+#if PIPELINED
+    CP_ASYNC_QUEUE(2 * (COPIES(BN, DQ16) + COPIES(BN, DV16)))
+#endif
+#define STAGE_STEP(PUT, buf, i0)                                                \
+    STAGE16_BY(PUT, qs + (buf) * BN * PQ, PQ, q, DQK, DQ16, BN, i0, Lq)         \
+    STAGE16_BY(PUT, dos + (buf) * BN * PV, PV, dout, DV, DV16, BN, i0, Lq)      \
+    for (int r = tid; r < BN; r += THREADS) {                                   \
+        row_lse[(buf) * BN + r] = (i0) + r < Lq ? lse[bh * Lq + (i0) + r] : INFINITY; \
+        row_delta[(buf) * BN + r] = (i0) + r < Lq ? delta[bh * Lq + (i0) + r] : 0.0f; \
+    }
 #if FUSED_BACKWARD
     // dS of a step, rows its queries, columns the group's keys, as 16-bit A operands.
     __local ushort dss[BN * PS] ALIGNED;
@@ -373,21 +433,18 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     float dka[DQ16 / 8][4], dva[DV16 / 8][4];
     ZERO_ACC(dka, DQ16 / 8)
     ZERO_ACC(dva, DV16 / 8)
-    for (int i0 = first_query_seen(j0, BN); i0 < Lq; i0 += BN) {
-        barrier(CLK_LOCAL_MEM_FENCE);
-        STAGE16(qs, PQ, q, DQK, DQ16, BN, i0, Lq)
-        STAGE16(dos, PV, dout, DV, DV16, BN, i0, Lq)
-        for (int r = tid; r < BN; r += THREADS) {
-            row_lse[r] = i0 + r < Lq ? lse[bh * Lq + i0 + r] : INFINITY;
-            row_delta[r] = i0 + r < Lq ? delta[bh * Lq + i0 + r] : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
+    WALK_START(first_query_seen(j0, BN), Lq)
+    for (int i0 = first_query_seen(j0, BN), n = 0; i0 < Lq; i0 += BN, ++n) {
+        STEP_TOP(n, i0, BN, Lq)
+        __local const ushort *qt = qs + n % STAGES * BN * PQ, *dot = dos + n % STAGES * BN * PV;
+        __local const float *step_lse = row_lse + n % STAGES * BN;
+        __local const float *step_delta = row_delta + n % STAGES * BN;
         // S^T and dP^T: rows the warp's keys, columns the step's queries.
         float s[BN / 8][4], dp[BN / 8][4];
         ZERO_ACC(s, BN / 8)
         ZERO_ACC(dp, BN / 8)
-        MMA_ABT(s, kf, qs, PQ, BN, DQ16 / 16)
-        MMA_ABT(dp, vf, dos, PV, BN, DV16 / 16)
+        MMA_ABT(s, kf, qt, PQ, BN, DQ16 / 16)
+        MMA_ABT(dp, vf, dot, PV, BN, DV16 / 16)
 #pragma unroll
         for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
@@ -395,9 +452,9 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
                 const int c = j * 8 + 2 * t + r % 2, row = i0 + c, key = keys[r / 2];
                 const float sc = row < Lq && key < Lk
                     ? MASKED(s[j][r] * scale, row, key) : -INFINITY;
-                const float p = sc == -INFINITY ? 0.0f : exp(sc - row_lse[c]);
+                const float p = sc == -INFINITY ? 0.0f : exp(sc - step_lse[c]);
                 s[j][r] = p;
-                dp[j][r] = p * (dp[j][r] - row_delta[c]);  // dS^T
+                dp[j][r] = p * (dp[j][r] - step_delta[c]);  // dS^T
 #if FUSED_BACKWARD
                 // Rounded as PACK_A rounds it for dK.
                 dss[c * PS + warp * 16 + g + 8 * (r / 2)] = (ushort)BITS16(dp[j][r]);
@@ -406,15 +463,17 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
 #pragma unroll
         for (int kj = 0; kj < BN / 16; ++kj) {
             PACK_A(pf, s, kj)
-            MMA_AB(dva, pf, dos, PV, kj, DV16)
+            MMA_AB(dva, pf, dot, PV, kj, DV16)
             PACK_A(dsf, dp, kj)
-            MMA_AB(dka, dsf, qs, PQ, kj, DQ16)
+            MMA_AB(dka, dsf, qt, PQ, kj, DQ16)
         }
 #if FUSED_BACKWARD
         barrier(CLK_LOCAL_MEM_FENCE);  // every warp's dS is in dss
         DQ_FROM_KEYS(i0)
 #endif
+        STEP_END()
     }
+#undef STAGE_STEP
     STORE_ROWS(dk, dka, DQ16 / 8, DQK, j0, Lk, scale)
     STORE_ROWS(dv, dva, DV16 / 8, DV, j0, Lk, 1.0f)
 }
