@@ -49,6 +49,15 @@ attention16() {
     python tools/bench/attention_mma_sweep.py
     python tools/bench/attention_mma_sweep.py --dtype fp16
 }
+# The opt-in bf16 SDPA paths (one-pass backward, pipelined walks) on the hardware, then
+# timed beside today's (issue 29).
+attention16_one_pass() {
+    local failed=0
+    python -m pytest -q -rs tests/netcl-autograd/test_attention_tensor_cores.py \
+        -k "one_pass or pipelined" || failed=1
+    python tools/bench/attention_mma_sweep.py --one-pass || failed=1
+    return $failed
+}
 matmul() { python tools/bench/matmul_mma_sweep.py --dtype float16 bfloat16 float32; }
 # Issue 29's steps, a stage a model: sweep the tiles of every GEMM one training step
 # launches (today's tile first), write the winners as MEASURED rows (JSON in LOG_DIR),
@@ -70,7 +79,7 @@ amp() {
 ddp() { python tools/bench/ddp.py --hidden 4096 --batch 2048 --rounds 5; }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps profile optim conv conv_variants attention attention16 matmul tune_gpt6 tune_resnet18 amp ddp)
+[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps profile optim conv conv_variants attention attention16 attention16_one_pass matmul tune_gpt6 tune_resnet18 amp ddp)
 failed=()
 for name in "${stages[@]}"; do
     echo "== $name ($(date -u +%H:%M:%S) UTC)"
