@@ -454,8 +454,9 @@ def test_conv_options_are_checked() -> None:
     assert conv_options_module.current() is conv_options_module.CONV_OPTIONS
 
 
-@pytest.mark.parametrize("tile", [MmaTile(64, 192, 32, 2, 4), MmaTile(64, 96, 32, 2, 2),
-                                  MmaTile(64, 64, 64, 2, 2)], ids=lambda tile: tile.name)
+@pytest.mark.parametrize("tile", [MmaTile(64, 192, 32, 2, 4), MmaTile(64, 128, 32, 2, 2),
+                                  MmaTile(64, 64, 32, 1, 2), MmaTile(64, 64, 64, 2, 2)],
+                         ids=lambda tile: tile.name)
 def test_the_bench_weight_grad_tiles_give_the_same_bits(
         emulated_device: Device, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch,
         tile: MmaTile) -> None:

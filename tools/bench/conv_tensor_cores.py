@@ -49,8 +49,9 @@ DTYPES = ("bfloat16", "float16", "float32")
 # The weight gradient's candidates (today's first). The 64 x 576 product on
 # 64 x 64 tiles is 9 tiles; today it runs 16 groups of 2 images (144 work-groups on
 # 132 SMs). More groups (split inside images: 4, 8, 16 work-groups an SM), the wide
-# gather, and tiles with fewer re-reads of the output gradient (64 x 192, 64 x 96)
-# or fewer barriers (64 deep). Every group adds a float32 slab of the whole 64 x 576
+# gather, tiles with fewer re-reads of the output gradient (64 x 192, 64 x 128),
+# warps with more products a fragment read (32 x 64 and 64 x 32 against today's
+# 32 x 32) or fewer barriers (64 deep). Every group adds a float32 slab of the whole 64 x 576
 # (147 KiB) to sum after, and fewer tiles take more groups for as many work-groups:
 # the wide tiles aim at fewer work-groups an SM (64 x 192 at 4: 176 slabs, 26 MB).
 _WIDE_SPLIT = {"wide_gather": True, "dw_split_images": True}
@@ -63,7 +64,8 @@ DW_VARIANTS = [
     ConvOptions(dw_per_unit=16, **_WIDE_SPLIT),
     ConvOptions(dw_per_unit=2, dw_tile=MmaTile(64, 192, 32, 2, 4), **_WIDE_SPLIT),
     ConvOptions(dw_per_unit=4, dw_tile=MmaTile(64, 192, 32, 2, 4), **_WIDE_SPLIT),
-    ConvOptions(dw_per_unit=4, dw_tile=MmaTile(64, 96, 32, 2, 2), **_WIDE_SPLIT),
+    ConvOptions(dw_per_unit=4, dw_tile=MmaTile(64, 128, 32, 2, 2), **_WIDE_SPLIT),
+    ConvOptions(dw_per_unit=8, dw_tile=MmaTile(64, 64, 32, 1, 2), **_WIDE_SPLIT),
     ConvOptions(dw_per_unit=8, dw_tile=MmaTile(64, 64, 64, 2, 2), **_WIDE_SPLIT),
 ]
 
