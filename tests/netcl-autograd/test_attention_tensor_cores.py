@@ -270,25 +270,33 @@ def test_the_one_pass_backward_is_asked_for_by_name_and_gives_way_past_its_memor
     assert kernel_names == ["sdpa_forward_mma", "sdpa_backward_q_mma", "sdpa_backward_kv_mma"]
 
 
-# Pipelined walks (cp.async into a second buffer while a step computes): the forward and
-# the dK/dV pass at one tile (so one program), the one-pass backward at the same.
-PIPELINED_TILES = {"sdpa_forward": [MmaAttentionTile(2, 32, pipelined=True)],
-                   "sdpa_backward_q": [MmaAttentionTile(2, 32)],
-                   "sdpa_backward_kv": [MmaAttentionTile(2, 32, pipelined=True)],
-                   "sdpa_backward": [MmaAttentionTile(2, 32, pipelined=True)]}
+# Pipelined walks (cp.async into a second buffer while a step computes), each row a set
+# of tiles: the forward at 2 warps x 32 each time; the dK/dV pass and the one-pass
+# backward once with their keys staged in the walk's buffers (two steps hold the group's
+# keys: 2 x 32 >= 32) and once in buffers of their own (2 x 16 < 48 keys).
+_PIPELINED = MmaAttentionTile(2, 32, pipelined=True)
+_PIPELINED_APART = MmaAttentionTile(3, 16, pipelined=True)
+PIPELINED_ROWS = [
+    ("causal_rectangular", {"sdpa_backward_kv": [_PIPELINED],
+                            "sdpa_backward": [_PIPELINED_APART]}),
+    ("wide_heads", {"sdpa_backward_kv": [_PIPELINED_APART], "sdpa_backward": [_PIPELINED]}),
+]
 
 
-@pytest.mark.parametrize("name", ["causal_rectangular", "wide_heads"])
+@pytest.mark.parametrize(("name", "tiles"), PIPELINED_ROWS, ids=[r[0] for r in PIPELINED_ROWS])
 def test_pipelined_walks_give_the_bits_of_the_staged_ones(
-        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Emulated, a copy lands only at the wait that covers it (mma.cl), so a step read
-    # before its copies land reads NaNs. The head dims 8 and 32/24 are read a vector at a
-    # time; 24 zero-fills the padding columns through cp.async's size 0.
+        name: str, tiles: dict[str, list[MmaAttentionTile]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Emulated, a copy lands only at the wait that covers it (mma.cl): a step read before
+    # its copies land reads NaNs. (A missing barrier shows only on hardware: PoCL runs a
+    # group's work-items in step.) The head dims 8 and 32/24 are read a vector at a time;
+    # 24 zero-fills the padding through cp.async's size 0.
     spec = _FUSED_CASES[name]
     monkeypatch.setattr(attention, "MMA_TILES", SMALL_MMA_TILES)
     with gemm.emulated_tensor_cores():
         _, staged = _run_table_row(name, spec, "bf16")
-        monkeypatch.setattr(attention, "MMA_TILES", PIPELINED_TILES)
+        monkeypatch.setattr(attention, "MMA_TILES",
+                            {**SMALL_MMA_TILES, "sdpa_forward": [_PIPELINED], **tiles})
         _, pipelined = _run_table_row(name, spec, "bf16")
         monkeypatch.setattr(attention, "MMA_BACKWARD", "partials")
         data, one_pass = _run_table_row(name, spec, "bf16")

@@ -117,10 +117,14 @@ class MmaAttentionTile:
         pq, pv = -(-dqk // 16) * 16 + 8, -(-dv // 16) * 16 + 8
         bm = 16 * self.warps
         walked = (2 if self.pipelined else 1) * self.bn  # rows of the walk's buffers
+        # Pipelined, the dK/dV walk's keys (V, and K but in the one-pass form) are staged
+        # in its buffers where they fit.
+        aliased = self.pipelined and walked >= bm
         halves = {"sdpa_forward": bm * pq + walked * (pq + pv),
                   "sdpa_backward_q": (bm + self.bn) * (pq + pv),
-                  "sdpa_backward_kv": (bm + walked) * (pq + pv),
-                  "sdpa_backward": (bm + walked) * (pq + pv) + self.bn * (bm + 8)}[kernel]
+                  "sdpa_backward_kv": (0 if aliased else bm) * (pq + pv) + walked * (pq + pv),
+                  "sdpa_backward": bm * pq + (0 if aliased else bm * pv) + walked * (pq + pv)
+                  + self.bn * (bm + 8)}[kernel]
         floats = {"sdpa_forward": 0, "sdpa_backward_q": bm, "sdpa_backward_kv": 2 * walked,
                   "sdpa_backward": 2 * walked}
         scratch = 32 * self.warps * gemm.MMA_SCRATCH_BYTES if emulated else 0

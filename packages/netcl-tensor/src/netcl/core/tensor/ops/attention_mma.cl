@@ -396,9 +396,22 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
 {
     SETUP
     const int j0 = EARLY_FIRST;
-    __local ushort ks[BM * PQ] ALIGNED, vs[BM * PV] ALIGNED;
     __local ushort qs[STAGES * BN * PQ] ALIGNED, dos[STAGES * BN * PV] ALIGNED;
     __local float row_lse[STAGES * BN], row_delta[STAGES * BN];
+    // Pipelined, the group's V rows, and its K rows but in the fused build (whose dQ step
+    // reads K again), are staged in the walk's buffers where they fit (two steps hold BM
+    // rows) and read into fragments before the walk's first copies: 18 KiB less at 64
+    // keys and head dim 64.
+#if PIPELINED && STAGES * BN >= BM
+    __local ushort *vs = dos;
+#if FUSED_BACKWARD
+    __local ushort ks[BM * PQ] ALIGNED;
+#else
+    __local ushort *ks = qs;
+#endif
+#else
+    __local ushort ks[BM * PQ] ALIGNED, vs[BM * PV] ALIGNED;
+#endif
     MMA_SCRATCH(THREADS)
 #if PIPELINED
     CP_ASYNC_QUEUE(2 * (COPIES(BN, DQ16) + COPIES(BN, DV16)))
@@ -427,6 +440,9 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     uint kf[DQ16 / 16][4], vf[DV16 / 16][4];  // the warp's keys, for the whole walk
     LOAD_A(kf, ks, PQ, warp * 16, DQ16 / 16)
     LOAD_A(vf, vs, PV, warp * 16, DV16 / 16)
+#if PIPELINED && STAGES * BN >= BM
+    barrier(CLK_LOCAL_MEM_FENCE);  // every warp's fragments read before the walk's copies
+#endif
     int keys[2];
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) keys[hh] = j0 + warp * 16 + g + 8 * hh;
