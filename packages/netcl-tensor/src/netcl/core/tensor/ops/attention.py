@@ -34,6 +34,7 @@ TILED_FILE = Path(__file__).with_name("attention_tiled.cl")
 CPU_KERNEL_FILE = Path(__file__).with_name("attention_cpu.cl")
 MMA_FILE = Path(__file__).with_name("attention_mma.cl")
 FUSED_FILE = Path(__file__).with_name("attention_mma_fused.cl")
+STAGE_FILE = Path(__file__).with_name("attention_mma_stage.cl")
 # What every form's source starts with: bf16's load and store, the mask and strided reads.
 _SHARED = (dtypes.BFLOAT16_CL, MASK_FILE)
 # Rows a work-group (one work-item each) and rows a local-memory tile. 64 rows
@@ -304,10 +305,10 @@ class _Problem:
             defines = {**self.defines, "MMA_TYPE": MMA_TYPES[self.dtype], "WARPS": mma.warps,
                        "BN": mma.bn, "PIPELINED": int(mma.pipelined),
                        "MMA_EMULATED": int(gemm.emulates_tensor_cores(self.device.cl_device))}
-            sources: tuple[Path, ...] = (*_SHARED, gemm.MMA_HELPERS_FILE, MMA_FILE)
+            sources: tuple[Path, ...] = (*_SHARED, gemm.MMA_HELPERS_FILE, STAGE_FILE, MMA_FILE)
             if fused is not None:
                 defines |= {"FUSED_BACKWARD": 1, "DQ_ATOMIC": int(MMA_BACKWARD == "atomic")}
-                sources = (*_SHARED, gemm.MMA_HELPERS_FILE, FUSED_FILE, MMA_FILE)
+                sources = (*_SHARED, gemm.MMA_HELPERS_FILE, FUSED_FILE, STAGE_FILE, MMA_FILE)
             kernel = kernels.kernel(sources, f"{name}_mma", defines)
             size = 32 * mma.warps
             per_group = size if fused is not None and _FUSED[name] else 16 * mma.warps
