@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pyopencl as cl
 import torch
 import torch.nn.functional as F
 from attention_sweep import DTYPES, SHAPE, Problem, time_tiles
@@ -152,15 +153,23 @@ def time_variants(report: Report, problem: Problem, title: str, variants: dict[s
     torch and against the first; returns each one's median ms."""
     contenders = {"torch fused": problem.torch_fused(backward_too)}
     for name, (mode, tiles) in variants.items():
-        contenders[name] = in_mode(mode, problem.ours(tiles, backward_too))
+        call, sync = in_mode(mode, problem.ours(tiles, backward_too))
+        try:  # builds it: a variant the compiler or the device refuses is reported, not fatal
+            call()
+            sync()
+        except cl.Error as failure:
+            report.note(name, f"failed: {str(failure)[:300]}")
+            continue
+        contenders[name] = (call, sync)
     ms = {name: t.median * 1e3
           for name, t in time_contenders(contenders, rounds=rounds, sample_s=0.12).items()}
     table = report.table(title, ["netcl", "torch fused", "today"],
                          ratios=[("netcl", "torch fused"), ("netcl", "today")])
     first = next(iter(variants))
     for name in variants:
-        table.row(name, {"netcl": ms[name], "torch fused": ms["torch fused"],
-                         "today": ms[first]})
+        if name in ms:
+            table.row(name, {"netcl": ms[name], "torch fused": ms["torch fused"],
+                             "today": ms[first]})
     return ms
 
 
@@ -185,7 +194,7 @@ def one_pass(report: Report, problems: list[Problem], dtype: str, rounds: int,
         for t in fitting("sdpa_forward", FORWARD_CANDIDATES)}
     ms = time_variants(report, causal, f"forward walks, causal {shape}, ms per forward",
                        forwards, False, rounds)
-    base = forwards[min(forwards, key=ms.__getitem__)][1]
+    base = forwards[min((n for n in forwards if n in ms), key=ms.__getitem__)][1]
     variants: dict[str, Variant] = {"today": (None, today), "two passes": (None, base)}
     variants |= {f"two passes, dK/dV {_name(t)}": (None, {**base, "sdpa_backward_kv": [t]})
                  for t in fitting("sdpa_backward_kv", KV_CANDIDATES)}
@@ -194,13 +203,15 @@ def one_pass(report: Report, problems: list[Problem], dtype: str, rounds: int,
     ms = time_variants(report, causal, f"backward forms at the fastest forward, causal {shape}, "
                        "ms per forward+backward", variants, True, rounds)
     forms = ("two passes", *ONE_PASS_MODES)
-    best = {form: min((n for n in variants if n.startswith(form)), key=ms.__getitem__)
-            for form in forms}
+    timed = {form: [n for n in variants if n.startswith(form) and n in ms] for form in forms}
+    best = {form: min(names, key=ms.__getitem__) for form, names in timed.items() if names}
     report.note("fastest of each form", "; ".join(best.values()))
-    tile = variants[best["partials"]][1]["sdpa_backward"][0]
-    planes = -(-SHAPE[2] // (16 * tile.warps))
-    report.note("partials' dQ planes", f"{SHAPE[0] * SHAPE[1] * planes * SHAPE[2] * SHAPE[3] * 4:,}"
-                f" bytes ({planes} key blocks of float32 (L, E) per (batch, head))")
+    if "partials" in best:
+        tile = variants[best["partials"]][1]["sdpa_backward"][0]
+        planes = -(-SHAPE[2] // (16 * tile.warps))
+        size = SHAPE[0] * SHAPE[1] * planes * SHAPE[2] * SHAPE[3] * 4
+        report.note("partials' dQ planes", f"{size:,} bytes ({planes} key blocks of float32 "
+                    "(L, E) per (batch, head))")
     missed: list[str] = []
     for form, name in best.items():
         mode, tiles = variants[name]
