@@ -16,7 +16,13 @@ from netcl.amp import GradScaler
 from netcl.core.tensor import Parameter, bfloat16, from_numpy, uint8
 from netcl.core.tensor.launch import observing
 from netcl.optim import Adam, Adam8bit, AdamW8bit
-from netcl.optim.functional.adam8bit import BLOCK, dequantize, dynamic_code, quantize
+from netcl.optim.functional.adam8bit import (
+    BLOCK,
+    code_lookup,
+    dequantize,
+    dynamic_code,
+    quantize,
+)
 
 # The module (the package exports a function of the same name).
 adam8bit = importlib.import_module("netcl.optim.functional.adam8bit")
@@ -83,10 +89,14 @@ def _nearest(codes: np.ndarray[Any, Any], absmax: np.ndarray[Any, Any],
     assert np.all(np.abs(code[codes] - normed) <= best + slack)
 
 
-@pytest.fixture(params=[2, 1, 4], ids=lambda n: f"{n}-a-work-item")
+@pytest.fixture(params=[("work-group", 2), ("work-group", 1), ("work-group", 4),
+                        ("work-item", 2)], ids=lambda form: f"{form[0]}-{form[1]}")
 def kernel_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel with its default elements a work-item (2), and with 1 and 4."""
-    monkeypatch.setattr(adam8bit, "PER_ITEM", request.param)
+    """Both kernel forms whatever the device: a block by a work-group (a GPU's) with its
+    default elements a work-item (2), and with 1 and 4; a block by one work-item (a CPU's)."""
+    stepper, per_item = request.param
+    monkeypatch.setattr(adam8bit, "BLOCK_STEPPER", stepper)
+    monkeypatch.setattr(adam8bit, "PER_ITEM", per_item)
 
 
 @pytest.mark.parametrize("kwargs", CASES, ids=lambda k: "-".join(map(str, k)))
@@ -123,6 +133,56 @@ def test_each_step_is_adams_update_of_the_dequantised_state(kwargs: dict[str, An
                 scale = quantize(value, signed)[1]
                 np.testing.assert_allclose(new["absmax" + name], scale, rtol=1e-6)
                 _nearest(new["state" + name], new["absmax" + name], value, signed)
+
+
+def _probes(signed: bool) -> np.ndarray[Any, Any]:
+    """Every value of the code, every midpoint of two neighbours and every run edge of its
+    lookup, each also one and two float32 steps either side: where a wrong run, decade
+    or step shows."""
+    code = dynamic_code(signed).astype(np.float64)
+    points = np.concatenate([code, (code[1:] + code[:-1]) / 2, code_lookup(signed)[:8]])
+    points = points.astype(np.float32)
+    near = [points]
+    for direction in (-1.0, 1.0):
+        step = points
+        for _ in range(2):
+            step = np.nextafter(step, np.float32(direction))
+            near.append(step)
+    probes = np.concatenate(near)
+    return probes[(np.abs(probes) <= 1) & ((probes >= 0) | signed)]
+
+
+@pytest.mark.usefixtures("kernel_form")
+def test_each_moment_gets_its_nearest_code_at_every_edge_of_the_code() -> None:
+    """With both betas 0 the first step's moments are the gradient and its square, so a
+    gradient of probes (blocks holding a 1, so absmax is 1 and the moments are quantised
+    as they are) checks the lookup at every boundary: no code nearer than the chosen one,
+    beyond the rounding of the step the kernel finds."""
+    for signed in (True, False):
+        probes = _probes(signed)
+        # v = g * g: take square roots for v's probes (rounding moves each by an ulp or so).
+        g = probes if signed else np.sqrt(probes).astype(np.float32)
+        body = np.zeros(-(-g.size // (BLOCK - 1)) * (BLOCK - 1), np.float32)
+        body[:g.size] = g
+        grad = np.concatenate([np.ones((body.size // (BLOCK - 1), 1), np.float32),
+                               body.reshape(-1, BLOCK - 1)], axis=1)
+        p = Parameter(from_numpy(np.zeros(grad.size, np.float32)))
+        p.grad = from_numpy(grad.reshape(-1))
+        optimizer = Adam8bit([p], lr=1e-3, betas=(0.0, 0.0))
+        optimizer.step()
+        state = optimizer.state_dict()["state"][0]
+        name, moment = ("1", grad) if signed else ("2", grad * grad)
+        np.testing.assert_array_equal(state["absmax" + name], 1.0)
+        code = dynamic_code(signed).astype(np.float64)
+        x = moment.reshape(-1).astype(np.float64)
+        best = np.abs(code[None, :] - x[:, None]).min(axis=1)
+        chosen = np.abs(code[state["state" + name].astype(np.intp)] - x)
+        # The kernel's step u = (|x| - start) * reciprocal rounds three times (the
+        # difference, the reciprocal, the product), each by at most 2^-24 of its value, so
+        # the midpoint it decides by is off by at most 3 * 2^-24 * |x|; a value that near
+        # a midpoint may take either neighbour, whose distances differ by twice that.
+        slack = 6 * 2.0**-24 * np.abs(x)
+        assert np.all(chosen <= best + slack), x[chosen > best + slack][:5]
 
 
 def test_fused_and_per_parameter_steps_are_bit_identical() -> None:

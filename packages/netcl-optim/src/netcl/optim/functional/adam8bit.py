@@ -55,6 +55,13 @@ BLOCK = 256
 # maximum by warp shuffles (inline PTX) instead of the tree gained nothing at 2 and 8.
 BLOCKS_PER_GROUP = 8
 PER_ITEM = 2
+#: How the kernel steps a block: "work-group" (PER_ITEM elements a work-item, the block's
+#: maxima by a reduction in local memory; GPUs) or "work-item" (all of it in one, no
+#: barrier; CPUs, where PoCL runs a work-group as a loop between barriers); None: by device.
+BLOCK_STEPPER: str | None = None
+# Work-items a work-group when one steps a block: each keeps a block's new moments in
+# private memory (2 KiB), and PoCL's own choice of group size overflowed its stack.
+SERIAL_GROUP = 8
 # The decades of the dynamic code: magnitudes from 10^-(DECADES - 1) to 1.
 DECADES = 7
 # Block tables kept per device (only entries of several parameters, a flat bucket's,
@@ -83,6 +90,32 @@ def dynamic_code(signed: bool) -> np.ndarray[Any, np.dtype[np.float32]]:
         if signed:
             values += (-magnitudes).tolist()
     return np.array(sorted(values), np.float32)
+
+
+def code_lookup(signed: bool) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """What the kernel finds a magnitude's nearest code by (float32, 8 + 2 * DECADES):
+
+    - the 8 edges between the code's runs of non-negative values (0, decade 0, ...,
+      decade 6, 1): each the midpoint of the last value of one run and the first of
+      the next, so that a magnitude's run is the count of edges at or below it;
+    - each decade's start (10^(k - 6) / 10: its first step's lower end);
+    - the reciprocal of each decade's step width (its fractions over 0.9 * 10^(k - 6)).
+
+    Inside its run, a magnitude's nearest value is then the midpoint of the step it
+    falls in, clamped to the run: no table search and no neighbour comparison.
+
+    >>> lookup = code_lookup(signed=True)
+    >>> code = dynamic_code(signed=True)
+    >>> bool(lookup[0] == code[128] / 2), bool(lookup[7] == (code[254] + 1) / 2)
+    (True, True)
+    """
+    code = dynamic_code(signed).astype(np.float64)
+    counts = 2 ** (np.arange(DECADES + 1) + (0 if signed else 1))  # values a decade
+    # The first index of each decade, then of 1 (255): 0 is at 127 signed, 0 unsigned.
+    starts = (127 if signed else -1) + counts
+    edges = (code[starts - 1] + code[starts]) / 2
+    scales = 10.0 ** (np.arange(DECADES) - DECADES + 1)
+    return np.concatenate([edges, scales / 10, counts[:-1] / (0.9 * scales)]).astype(np.float32)
 
 
 def blocks(size: int) -> int:
@@ -180,14 +213,17 @@ _tables: weakref.WeakKeyDictionary[Device, dict[tuple[int, ...], Tensor]] = (
 
 
 def _device_codes(device: Device) -> tuple[Tensor, Tensor]:
-    """The signed and unsigned codes on ``device``, uploaded once."""
+    """The signed and unsigned codes on ``device``, each followed by its
+    :func:`code_lookup`, uploaded once."""
     found = _codes.get(device)
     if found is None:
         # Constants: the same buffers serve every later step, and every replay of a
         # captured one (netcl.jit), so their upload is no part of the step it is made in.
         with observing(None):
-            found = _codes[device] = (from_numpy(dynamic_code(signed=True), device),
-                                      from_numpy(dynamic_code(signed=False), device))
+            signed, unsigned = (
+                from_numpy(np.concatenate([dynamic_code(s), code_lookup(s)]), device)
+                for s in (True, False))
+            found = _codes[device] = (signed, unsigned)
     return found
 
 
@@ -282,27 +318,41 @@ def adam8bit_step(
         if not steps[i] >= 1:
             raise ValueError(f"steps[{i}] is {steps[i]!r}; a step count is >= 1")
     flags, extra = scaling_flags({"DECOUPLED": int(decoupled), "AMSGRAD": 0, "BLOCK": BLOCK,
-                                  "PER_ITEM": PER_ITEM}, grad_scaling)
+                                  "DECADES": DECADES}, grad_scaling)
     compute = scaled_scalars(lambda h, t, j: h.kernel_scalars(t[j], decoupled), grad_scaling)
     for i in range(n):
         param = p[i]
         operands = [param, *((param.master,) if param.master is not None else ()), g[i],
                     *(arrays[i] for arrays in named.values())]
         table = _block_starts(param.device, tuple(sizes[i]))
+        n_blocks = sum(map(blocks, sizes[i]))
+        form: dict[str, int]
+        if _steps_by_item(param.device):
+            form, local_size, work_items = {"SERIAL": 1}, SERIAL_GROUP, n_blocks
+        else:  # a work-group for every BLOCKS_PER_GROUP blocks
+            local_size = BLOCK // PER_ITEM
+            form = {"SERIAL": 0, "PER_ITEM": PER_ITEM}
+            work_items = -(-n_blocks // BLOCKS_PER_GROUP) * local_size
         kernel, _ = optimizer_kernel(
             param.device, ("adam.cl", "adam8bit.cl"), "adam8bit_step", param.dtype,
-            {**flags, "MASTER_WEIGHTS": int(param.master is not None),
+            {**flags, **form, "MASTER_WEIGHTS": int(param.master is not None),
              "BLOCK_TABLE": int(table is not None)})
         signed, unsigned = _device_codes(param.device)
-        n_blocks = sum(map(blocks, sizes[i]))
-        # A work-group for every BLOCKS_PER_GROUP blocks.
-        local_size = BLOCK // PER_ITEM
-        work_items = -(-n_blocks // BLOCKS_PER_GROUP) * local_size
         launch(param.device, kernel, work_items, np.int64(n_blocks), np.int64(param.count),
                *(arg for x in operands for arg in (x.buffer, np.int64(x.offset))),
                *((None, np.int64(0)) if table is None else (table.buffer, np.int64(table.offset))),
                signed.buffer, unsigned.buffer, *extra,
                *step_scalars(hyper, steps, i, compute, live), local_size=local_size)
+
+
+def _steps_by_item(device: Device) -> bool:
+    """Whether ``device`` steps a block in one work-item (see :data:`BLOCK_STEPPER`)."""
+    if BLOCK_STEPPER is None:
+        return device.type == "cpu"
+    if BLOCK_STEPPER not in ("work-item", "work-group"):
+        raise ValueError(f"BLOCK_STEPPER is {BLOCK_STEPPER!r}; expected 'work-item', "
+                         "'work-group' or None")
+    return BLOCK_STEPPER == "work-item"
 
 
 def _check_entry(i: int, param: Span, grad: Span, state: dict[str, Span],
