@@ -41,6 +41,8 @@ profile() {
     python tools/bench/kernel_profile.py --device gpu --model resnet18 --jit --steps 3 --by-size | head -40
 }
 optim() { python tools/bench/optim_step.py --algorithms adam,adam8bit,muon,adafactor --repeats 5 --steps 20; }
+# Issue 35's 8-bit step: every kernel form beside fp32 Adam, then host cost and flushing.
+adam8bit() { python tools/bench/adam8bit_forms.py; }
 conv() { python tools/bench/conv_tensor_cores.py; }
 # The opt-in convolution choices (conv_options.ConvOptions) against today's and cuDNN.
 conv_variants() { python tools/bench/conv_tensor_cores.py --dtype bfloat16 --variants; }
@@ -79,7 +81,7 @@ amp() {
 ddp() { python tools/bench/ddp.py --hidden 4096 --batch 2048 --rounds 5; }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps profile optim conv conv_variants attention attention16 attention16_one_pass matmul tune_gpt6 tune_resnet18 amp ddp)
+[ ${#stages[@]} -gt 0 ] || stages=(tests reduce steps profile optim adam8bit conv conv_variants attention attention16 attention16_one_pass matmul tune_gpt6 tune_resnet18 amp ddp)
 failed=()
 for name in "${stages[@]}"; do
     echo "== $name ($(date -u +%H:%M:%S) UTC)"

@@ -1,0 +1,121 @@
+"""8-bit Adam's kernel forms against netcl's fp32 Adam, in one run: which form to keep.
+
+Issue 35 asks the 8-bit step (20M parameters in 200 tensors) to be faster than fp32 Adam's
+on the GPU, as it moves 16 bytes a parameter against 28. This times, interleaved, fp32
+Adam and 8-bit Adam in each kernel form: a work-group a block with PER_ITEM elements a
+work-item and BLOCKS_PER_GROUP blocks a work-group (a GPU's form; the default first), and
+on a CPU also a work-item a block. Each row: ms per step, its ratio to fp32 Adam's, and
+the share of a device-to-device copy's bandwidth its bytes reach. Then each step's host
+cost (main-thread CPU per step), and both steps again with the queue flushed after each:
+whether a step's host work overlaps the device's, or waits for it.
+
+    NETCL_DEVICE=gpu python tools/bench/adam8bit_forms.py               # the issue's case
+    python tools/bench/adam8bit_forms.py --params 200000 --rounds 3     # a PoCL dry run
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+
+import numpy as np
+from harness import Contender, Report, add_json_flag, host_cost, time_contenders
+from optim_step import copy_bandwidth
+
+from netcl.core.device import Device, manager
+from netcl.core.tensor import Parameter, from_numpy
+from netcl.optim import Adam, Adam8bit
+from netcl.optim.optimizer import Optimizer
+
+adam8bit = importlib.import_module("netcl.optim.functional.adam8bit")  # not the function
+
+# Bytes a parameter's step reads and writes: p, g and the two moments' codes (the
+# absmax, 8 bytes a block of 256, left out), against fp32 Adam's p, g, m and v.
+BYTES_8BIT, BYTES_FP32 = 4 + 4 + 2 * 2, 4 + 4 + 2 * 4 * 2
+Form = tuple[str, int, int]  # (BLOCK_STEPPER, PER_ITEM, BLOCKS_PER_GROUP)
+
+
+def forms(device: Device) -> list[Form]:
+    default = ("work-group", adam8bit.PER_ITEM, adam8bit.BLOCKS_PER_GROUP)
+    grid = [("work-group", p, b) for p in (1, 2, 4) for b in (2, 8, 32)]
+    cpu = [("work-item", 1, 1)] if device.type == "cpu" else []
+    return [default, *cpu, *(f for f in grid if f != default)]
+
+
+def stepping(optimizer: Optimizer, form: Form | None, flush: Callable[[], None] | None
+             ) -> Callable[[], None]:
+    """One step of ``optimizer`` in kernel ``form`` (set before each step: the contenders
+    alternate), then ``flush`` if given."""
+    def step() -> None:
+        if form is not None:
+            adam8bit.BLOCK_STEPPER, adam8bit.PER_ITEM, adam8bit.BLOCKS_PER_GROUP = form
+        optimizer.step()
+        if flush is not None:
+            flush()
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=int, default=20_000_000)
+    parser.add_argument("--tensors", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=20, help="steps a sample")
+    parser.add_argument("--rounds", type=int, default=5)
+    add_json_flag(parser)
+    args = parser.parse_args()
+    device = manager.default("auto")
+    report = Report("8-bit Adam kernel forms", f"{device.name} ({device.type})", args.json,
+                    params=args.params, tensors=args.tensors)
+    copy_rate = copy_bandwidth(device, args.params, args.steps, args.rounds)
+    report.note("device-to-device copy GB/s (read + written)", round(copy_rate / 1e9))
+    rng = np.random.default_rng(0)
+    size = args.params // args.tensors
+
+    def optimizer(kind: type[Optimizer]) -> Optimizer:
+        params = []
+        for _ in range(args.tensors):
+            p = Parameter(from_numpy(rng.standard_normal(size, dtype=np.float32), device))
+            p.grad = from_numpy(rng.standard_normal(size, dtype=np.float32) * 1e-2, device)
+            params.append(p)
+        return kind(params, lr=1e-3)
+
+    fp32 = optimizer(Adam)
+    contenders: dict[str, Contender] = {"fp32 Adam": (stepping(fp32, None, None),
+                                                       device.synchronize)}
+    steppers: dict[str, Callable[[], None]] = {}
+    for form in forms(device):
+        label = f"8-bit {form[0]}" + (f", {form[1]} a work-item, {form[2]} blocks a group"
+                                      if form[0] == "work-group" else "")
+        steppers[label] = stepping(optimizer(Adam8bit), form, None)
+        contenders[label] = (steppers[label], device.synchronize)
+    times = time_contenders(contenders, rounds=args.rounds, calls=args.steps)
+    base = times["fp32 Adam"].median
+    table = report.table(f"ms per step, {args.tensors} tensors", ["ms", "/ fp32 Adam", "% copy"])
+    count = size * args.tensors
+    for label, timing in times.items():
+        moved = (BYTES_FP32 if label == "fp32 Adam" else BYTES_8BIT) * count
+        table.row(label, {"ms": timing.median * 1e3, "/ fp32 Adam": timing.median / base,
+                          "% copy": 100 * moved / timing.median / copy_rate})
+
+    default = next(iter(steppers))
+    flushed = {
+        "fp32 Adam": stepping(fp32, None, device.queue.flush),
+        default: stepping(optimizer(Adam8bit), forms(device)[0], device.queue.flush),
+    }
+    plain = {"fp32 Adam": contenders["fp32 Adam"][0], default: steppers[default]}
+    again = time_contenders({**{k: (v, device.synchronize) for k, v in plain.items()},
+                             **{f"{k}, flushed": (v, device.synchronize)
+                                for k, v in flushed.items()}},
+                            rounds=args.rounds, calls=args.steps)
+    overlap = report.table("host and device", ["ms", "ms flushed", "host CPU ms"])
+    for label, step in plain.items():
+        overlap.row(label, {"ms": again[label].median * 1e3,
+                            "ms flushed": again[f"{label}, flushed"].median * 1e3,
+                            "host CPU ms": host_cost((step, device.synchronize),
+                                                     args.steps, args.rounds) * 1e3})
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()
