@@ -312,9 +312,12 @@ def adam8bit_step(
     if len(steps) != n or len(sizes) != n:
         raise ValueError(f"steps and sizes have {len(steps)} and {len(sizes)} entries, "
                          f"expected {n} (one per entry)")
+    # Each entry's blocks, counted once: a bucket of hundreds of parameters is hundreds of
+    # sizes, summed on every step.
+    block_counts = [sum(map(blocks, entry_sizes)) for entry_sizes in sizes]
     for i in range(n):
         _check_entry(i, p[i], g[i], {name: arrays[i] for name, arrays in named.items()},
-                     sizes[i])
+                     sizes[i], block_counts[i])
         if not steps[i] >= 1:
             raise ValueError(f"steps[{i}] is {steps[i]!r}; a step count is >= 1")
     flags, extra = scaling_flags({"DECOUPLED": int(decoupled), "AMSGRAD": 0, "BLOCK": BLOCK,
@@ -325,7 +328,7 @@ def adam8bit_step(
         operands = [param, *((param.master,) if param.master is not None else ()), g[i],
                     *(arrays[i] for arrays in named.values())]
         table = _block_starts(param.device, tuple(sizes[i]))
-        n_blocks = sum(map(blocks, sizes[i]))
+        n_blocks = block_counts[i]
         form: dict[str, int]
         if _steps_by_item(param.device):
             form, local_size, work_items = {"SERIAL": 1}, SERIAL_GROUP, n_blocks
@@ -356,8 +359,9 @@ def _steps_by_item(device: Device) -> bool:
 
 
 def _check_entry(i: int, param: Span, grad: Span, state: dict[str, Span],
-                 sizes: Sequence[int]) -> None:
-    """Entry ``i``'s operands agree with each other and with its parameters' ``sizes``."""
+                 sizes: Sequence[int], block_count: int) -> None:
+    """Entry ``i``'s operands agree with each other and with its parameters' ``sizes``
+    (``block_count`` blocks)."""
     if param.dtype not in PARAM_DTYPES or grad.dtype != param.dtype:
         raise ValueError(
             f"params[{i}] and grads[{i}] have dtypes {param.dtype} and {grad.dtype}; expected "
@@ -368,8 +372,7 @@ def _check_entry(i: int, param: Span, grad: Span, state: dict[str, Span],
             f"of params[{i}]")
     expected = {"grads": (param.count, param.dtype),
                 "state1": (param.count, uint8), "state2": (param.count, uint8),
-                "absmax1": (sum(map(blocks, sizes)), float32),
-                "absmax2": (sum(map(blocks, sizes)), float32)}
+                "absmax1": (block_count, float32), "absmax2": (block_count, float32)}
     for name, operand in (("grads", grad), *state.items()):
         count, dtype = expected[name]
         if operand.count != count or operand.dtype != dtype:
