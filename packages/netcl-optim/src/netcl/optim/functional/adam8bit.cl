@@ -125,7 +125,7 @@
 #if SERIAL
 // A CPU steps each block in one work-item, with no barrier: PoCL runs a work-group's
 // work-items as a loop between barriers, saving each one's live values at every barrier
-// (the work-group form took 1.4x this one's time on PoCL, 2 cores, 2026-12-05). The
+// (the work-group form took 1.5x this one's time on PoCL, 2 cores: adam8bit_forms.py). The
 // codes stay in global memory (a CPU caches them).
 __kernel void adam8bit_step(ADAM8BIT_ARGS)
 {
