@@ -217,7 +217,7 @@ class MmaVariant(NamedTuple):
     emulated: bool = False  # mma.sync and friends in plain OpenCL C (emulated_tensor_cores)
     gather: tuple[tuple[str, int], ...] = ()  # B is a convolution's input (G_* defines)
     sum_images: bool = False  # batch entry z sums a run of the images' K steps (SUM_IMAGES)
-    even: bool = False  # cp.async, M, N and K whole tiles, tile.even_tiles (EVEN_TILES)
+    even: bool = False  # M, N and K whole tiles, tile.even_tiles (EVEN_TILES)
     wide_gather: bool = False  # the gathered B read 16 bytes at a time (WIDE_GATHER)
 
     def defines(self) -> dict[str, str | int]:
@@ -234,9 +234,8 @@ class MmaVariant(NamedTuple):
             "SWIZZLE": int(tile.swizzle), "RASTER": tile.raster,
             "MMA_EMULATED": int(self.emulated), "EVEN_TILES": int(self.even),
             "WIDE_GATHER": int(self.wide_gather),
-            "FRAG_PIPELINE": int(tile.pipelined and self.copy_async),
-            "ROUND_STAGED": int(tile.round_staged and self.copy_async
-                                and self.a_dtype == dtypes.float32),
+            "FRAG_PIPELINE": int(tile.pipelined),
+            "ROUND_STAGED": int(tile.round_staged and self.a_dtype == dtypes.float32),
         }
 
 
@@ -504,13 +503,16 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     a_vec = _aligned_slots(a, a_k_major, per_vector)
     b_vec = not gather and _aligned_slots(b, not b_k_major, per_vector)
     copy_async = a_vec and b_vec
+    # The options of the cp.async path (pipelined, even_tiles, round_staged) are hints
+    # that change no bits: where it is not taken the plain tile runs, checks included.
+    # Decided here only: the variant's defines follow the tile.
+    if not copy_async:
+        tile = tile.plain
     emulated = emulates_tensor_cores(device.cl_device)
     local_bytes = tile.local_bytes(size, a_k_major, b_k_major, tile.stages if copy_async else 2)
     if emulated:
         local_bytes += tile.threads * MMA_SCRATCH_BYTES
-    # The options of the cp.async path (pipelined, even_tiles, round_staged) are hints
-    # that change no bits: where it is not taken they are ignored, checks included.
-    if not (tile if copy_async else tile.plain).fits(size) or (
+    if not tile.fits(size) or (
             local_bytes > device.cl_device.local_mem_size):
         raise ValueError(
             f"matmul: {tile.name} cannot run {a.dtype} here: bk must be a multiple of "
@@ -525,7 +527,7 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
                          n % 2 == 0 and out_dtype == dtypes.float32, copy_async, tile,
                          sliced=entries > MAX_BATCH_SLICE, emulated=emulated,
                          gather=gather, sum_images=group > 0, wide_gather=wide_gather,
-                         even=tile.even_tiles and copy_async and not group
+                         even=tile.even_tiles and not group
                          and m % tile.bm == 0 and n % tile.bn == 0 and k % tile.bk == 0)
     mma = device.kernels.kernel(MMA_SOURCES, "matmul_mma", variant)
     grid = (-(-n // tile.bn) * tile.threads, -(-m // tile.bm))
