@@ -19,7 +19,8 @@ pipelined forwards (cp.async into a second buffer), forward only; then, at the f
 forward, today's two passes, two passes with a pipelined dK/dV pass, and the one-pass
 backward (attention.MMA_BACKWARD "partials" and "atomic") at each of its tiles; then each
 form's fastest checked against float64 (the same bound) and, causal and full, timed beside
-today's with the ratios to torch fused and to today's (about 2 minutes on an H200).
+today's with the ratios to torch fused and to today's (not yet run on a GPU; estimated,
+not measured, at about 2 minutes on an H200).
     python tools/bench/attention_mma_sweep.py --shape 1 1 64 16 --rounds 1   # a CPU dry
         run: the kernels' mma.sync emulated in OpenCL C (gemm.emulated_tensor_cores)
 """
@@ -40,7 +41,7 @@ from attention_sweep import DTYPES, SHAPE, Problem, time_tiles
 from harness import Contender, Report, Table, add_json_flag, time_contenders
 
 import netcl.autograd as ag
-from netcl.core.device import Device, manager
+from netcl.core.device import Device, KernelBuildError, manager
 from netcl.core.tensor import from_numpy, ops
 from netcl.core.tensor.ops import attention, gemm
 from netcl.core.tensor.ops.attention import MmaAttentionTile
@@ -157,7 +158,7 @@ def time_variants(report: Report, problem: Problem, title: str, variants: dict[s
         try:  # builds it: a variant the compiler or the device refuses is reported, not fatal
             call()
             sync()
-        except cl.Error as failure:
+        except (cl.Error, KernelBuildError) as failure:  # KernelBuildError is no cl.Error
             report.note(name, f"failed: {str(failure)[:300]}")
             continue
         contenders[name] = (call, sync)

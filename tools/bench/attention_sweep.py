@@ -35,7 +35,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 import netcl.autograd as ag  # noqa: E402
-from netcl.core.device import Device, manager  # noqa: E402
+from netcl.core.device import Device, KernelBuildError, manager  # noqa: E402
 from netcl.core.tensor import from_numpy, ops  # noqa: E402
 from netcl.core.tensor.ops import attention  # noqa: E402
 from netcl.core.tensor.ops.attention import AttentionTile  # noqa: E402
@@ -139,7 +139,7 @@ def time_tiles(report: Report, problem: Problem, kernel: str, backward: bool,
         try:  # builds it: a tile the compiler refuses is reported, not fatal
             call()
             sync()
-        except cl.Error as error:
+        except (cl.Error, KernelBuildError) as error:  # KernelBuildError is no cl.Error
             report.note(f"{kernel} {name}", f"failed: {str(error)[:300]}")
             continue
         contenders[name] = (call, sync)
