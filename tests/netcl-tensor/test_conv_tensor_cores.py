@@ -444,6 +444,14 @@ def test_options_pick_the_weight_grad_tile_and_a_forced_tile_wins(
 def test_conv_options_are_checked() -> None:
     with pytest.raises(ValueError, match=r"dw_per_unit must be an int >= 1 .*got 0"):
         ConvOptions(dw_per_unit=0)
+    with pytest.raises(TypeError, match="wide_gather must be a bool, got str 'no'"):
+        ConvOptions(wide_gather="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"dw_split_images must be a bool, got float 1\.0"):
+        ConvOptions(dw_split_images=1.0)  # type: ignore[arg-type]
+    for tile in ((64, 128, 32, 2, 2), "64x128"):
+        with pytest.raises(TypeError, match=r"dw_tile must be an MmaTile or None .*got "
+                           f"{type(tile).__name__}"):
+            ConvOptions(dw_tile=tile)  # type: ignore[arg-type]
     with (pytest.raises(TypeError, match="conv_options takes a ConvOptions, got dict"),
           conv_options({})):  # type: ignore[arg-type]
         pass

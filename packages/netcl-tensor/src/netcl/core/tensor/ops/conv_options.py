@@ -34,6 +34,17 @@ class ConvOptions:
     dw_tile: MmaTile | None = None
 
     def __post_init__(self) -> None:
+        for field in ("wide_gather", "dw_split_images"):
+            value = getattr(self, field)
+            if type(value) is not bool:  # "no" or 1.0 would turn it on
+                raise TypeError(
+                    f"ConvOptions: {field} must be a bool, got {type(value).__name__} {value!r}"
+                )
+        if self.dw_tile is not None and not isinstance(self.dw_tile, MmaTile):
+            raise TypeError(
+                f"ConvOptions: dw_tile must be an MmaTile or None (the weight gradient's "
+                f"tile), got {type(self.dw_tile).__name__} {self.dw_tile!r}"
+            )
         if isinstance(self.dw_per_unit, bool) or not isinstance(self.dw_per_unit, int) or (
                 self.dw_per_unit < 1):
             raise ValueError(
