@@ -154,9 +154,11 @@ MMA_BACKWARD: str | None = None
 MMA_BACKWARDS = (None, "partials", "atomic")
 # The most float32 elements "partials" takes for its planes (1 GiB).
 MAX_DQ_PARTIALS = 2**28
-# The fused backward's kernels: the tile of MMA_TILES["sdpa_backward"]; D = rowsum(dO * O)
-# and the dQ sum a work-item a row or an element.
-_FUSED = {"sdpa_backward_delta": True, "sdpa_backward_kv": False, "sdpa_backward_dq": True}
+# The fused backward's kernels (all at the tile of MMA_TILES["sdpa_backward"]), and whether
+# each runs a work-item a row or element (D = rowsum(dO * O), the dQ sum) rather than a
+# warp per 16 rows (the dK/dV walk).
+_ITEM_PER_ROW = {"sdpa_backward_delta": True, "sdpa_backward_kv": False,
+                 "sdpa_backward_dq": True}
 # The 16-bit dtypes attention_mma.cl takes, as mma.cl's MMA_TYPE.
 MMA_TYPES = {dtypes.float16: 1, dtypes.bfloat16: 2}
 # "rows", "tiles" or "cpu" runs that form everywhere it fits; None: tiles on a GPU, cpu
@@ -289,7 +291,7 @@ class _Problem:
         """Kernel ``name`` over ``rows`` rows for every (batch, head), then ``tail``'s
         sizes and scale: a work-group per ``bm`` rows of its tile (16 a warp on tensor
         cores), a work-item a row (ROWS a work-group), or attention_cpu.cl's CPU_ROWS a
-        work-item. ``fused``: one of the fused backward's kernels (_FUSED) at that tile."""
+        work-item. ``fused``: one of the fused backward's kernels (_ITEM_PER_ROW) at that tile."""
         heads = self.batch * self.heads
         if not rows or not heads:
             return
@@ -311,7 +313,7 @@ class _Problem:
                 sources = (*_SHARED, gemm.MMA_HELPERS_FILE, FUSED_FILE, STAGE_FILE, MMA_FILE)
             kernel = kernels.kernel(sources, f"{name}_mma", defines)
             size = 32 * mma.warps
-            per_group = size if fused is not None and _FUSED[name] else 16 * mma.warps
+            per_group = size if fused is not None and _ITEM_PER_ROW[name] else 16 * mma.warps
             groups = -(-rows // per_group)
             enqueue(self.device, kernel, (groups * size, heads), (size, 1),
                     [*args, *self.tail(first), np.int32(self.vecs)])

@@ -493,7 +493,8 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
         b.row_stride == 1 and b.col_stride != 1)
     if group:
         assert tile is not None, "a sum over images steps through its tile's depth"
-        entries = -(-count * -(-k // tile.bk) // group)
+        k_steps = -(-k // tile.bk)
+        entries = -(-(count * k_steps) // group)
     else:
         entries = count
     if tile is None:
@@ -644,7 +645,7 @@ def implicit_gemm(a: Tensor, x: Tensor, out: Tensor, mode: int,
 
 
 def weight_grad_groups(compute_units: int, tiles: int, parts: int, slab_bytes: int,
-                       per_unit: int = 2) -> int:
+                       per_unit: int) -> int:
     """Groups a tensor-core weight gradient splits its ``parts`` (images, or K steps
     with ConvOptions.dw_split_images) into: each group's sum goes to a float32 slab
     of ``slab_bytes`` and the slabs are then summed (see _mma_conv). Enough groups
@@ -713,7 +714,7 @@ def _mma_conv(a_op: Operand, b_op: Operand, a: Tensor, x: Tensor, out: Tensor, m
     shares = weight_grad_groups(device.compute_units, tiles, parts, m * n * 4,
                                 options.dw_per_unit)
     group = -(-parts // shares) * step
-    groups = -(-count * k_steps // group)
+    groups = -(-(count * k_steps) // group)
     if groups == 1:
         launch(out, group)
         return
