@@ -12,10 +12,15 @@
 // is an A register of the same rows and keys) and O += P V reads V by ldmatrix .trans.
 // The row sum l adds P unrounded, as FlashAttention does.
 //
-// The backward is attention_tiled.cl's two passes on the same fragments, P recomputed
-// from the saved log-sum-exp: over a group's query rows, dP = dO V^T and dQ += dS K (dS
-// = P (dP - D) rounded to 16 bits as an A fragment, K by .trans); over a group's keys,
-// S^T = K Q^T, dP^T = V dO^T, dV += P^T dO and dK += dS^T Q. No atomics.
+// The backward is by default attention_tiled.cl's two passes on the same fragments, P
+// recomputed from the saved log-sum-exp: over a group's query rows, dP = dO V^T and dQ +=
+// dS K (dS = P (dP - D) rounded to 16 bits as an A fragment, K by .trans); over a group's
+// keys, S^T = K Q^T, dP^T = V dO^T, dV += P^T dO and dK += dS^T Q. No atomics. Built with
+// FUSED_BACKWARD 1 (attention.MMA_BACKWARD; with attention_mma_fused.cl), the backward
+// is one pass, over keys: each step's dS also gives the step's dQ terms (see
+// sdpa_backward_kv_mma), between sdpa_backward_delta_mma (D, ahead) and
+// sdpa_backward_dq_mma (the dQ sum, after). Its "partials" form has no atomics either;
+// its "atomic" form (DQ_ATOMIC 1) adds dQ with red.global.add.f32.
 //
 // attention.py supplies, besides attention_mask.cl's, mma.cl's and attention_mma_stage.cl's
 // (built ahead of this file): DQK, DV the head dims (any; staged zero-padded to multiples
@@ -137,6 +142,18 @@ inline float quad_sum(float x MMA_SCRATCH_PARAM)
             }                                                                   \
     }
 
+// D = rowsum(dO * O) of a query row, for the dQ pass and for the one-pass backward's
+// sdpa_backward_delta_mma: one sum in one order, on which the one-pass dK and dV
+// matching the two passes' bit for bit rests.
+inline float row_delta_of(ARG(dout), __global const T *out, const int b, const int h,
+                          const int bh, const int Lq, const int row)
+{
+    float d = 0.0f;
+    for (int c = 0; c < DV; ++c)
+        d += AT(dout, b, h, row, c) * LOAD(out, (bh * Lq + row) * DV + c);
+    return d;
+}
+
 // attention_mma_fused.cl's build (FUSED_BACKWARD 1) compiles its kernels alone: PoCL's
 // compile time grows with every kernel of a program.
 #if !FUSED_BACKWARD
@@ -250,12 +267,9 @@ void sdpa_backward_q_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     STAGE16(dos, PV, dout, DV, DV16, BM, i0, Lq)
     for (int r = tid; r < BM; r += THREADS) {
         const int row = i0 + r;
-        float d = 0.0f;
-        if (row < Lq) {
-            for (int c = 0; c < DV; ++c)
-                d += AT(dout, b, h, row, c) * LOAD(out, (bh * Lq + row) * DV + c);
-            delta[bh * Lq + row] = d;
-        }
+        const float d = row < Lq ? row_delta_of(dout, dout_off, dout_st, out, b, h, bh, Lq, row)
+                                 : 0.0f;
+        if (row < Lq) delta[bh * Lq + row] = d;
         row_delta[r] = d;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -424,3 +438,15 @@ void sdpa_backward_kv_mma(ARG(q), ARG(k), ARG(v) MASK_ARG, ARG(dout),
     STORE_ROWS(dv, dva, DV16 / 8, DV, j0, Lk, 1.0f)
 }
 
+#if FUSED_BACKWARD
+// D = rowsum(dO * O) of each query row ahead of the one-pass walk, a work-item a row.
+__kernel void sdpa_backward_delta_mma(ARG(dout), __global const T *out,
+                                      __global float *delta,
+                                      const int H, const int Lq, const int Lk, const float scale,
+                                      const int bh0, const int vecs)
+{
+    const int row = get_global_id(0), bh = bh0 + get_group_id(1), b = bh / H, h = bh % H;
+    if (row < Lq)
+        delta[bh * Lq + row] = row_delta_of(dout, dout_off, dout_st, out, b, h, bh, Lq, row);
+}
+#endif

@@ -1,6 +1,7 @@
 // The fused backward's pieces (attention_mma.cl's sdpa_backward_kv_mma built with
-// FUSED_BACKWARD 1 computes dQ too): its dQ step, D = rowsum(dO * O) ahead of it, and the
-// sum of its dQ terms after it. attention.py builds this file between mma.cl and
+// FUSED_BACKWARD 1 computes dQ too): its dQ step and the sum of its dQ terms after it
+// (D = rowsum(dO * O) ahead of it is attention_mma.cl's sdpa_backward_delta_mma, sharing
+// the dQ pass's row_delta_of). attention.py builds this file between mma.cl and
 // attention_mma.cl, whose macros the dQ step expands to where it is used; DQ_ATOMIC
 // picks how the terms are accumulated (attention_mma.cl's kv kernel says how).
 
@@ -67,21 +68,6 @@ inline void add_float(__global float *p, const float x)
         if ((col) + 1 < DQK) (p)[1] = (x1);                                     \
     } while (0)
 #endif
-
-// D = rowsum(dO * O) of each query row, a work-item a row (the two-pass backward's dQ
-// pass computes it on the way).
-__kernel void sdpa_backward_delta_mma(ARG(dout), __global const T *out,
-                                      __global float *delta,
-                                      const int H, const int Lq, const int Lk, const float scale,
-                                      const int bh0, const int vecs)
-{
-    const int row = get_global_id(0), bh = bh0 + get_group_id(1), b = bh / H, h = bh % H;
-    if (row >= Lq) return;
-    float d = 0.0f;
-    for (int c = 0; c < DV; ++c)
-        d += AT(dout, b, h, row, c) * LOAD(out, (bh * Lq + row) * DV + c);
-    delta[bh * Lq + row] = d;
-}
 
 // dQ = scale times the sum of dq_part's planes, in key-block order, of the key blocks
 // whose walk reached the row (first_query_seen); a work-item an element.
