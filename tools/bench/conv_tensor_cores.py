@@ -16,8 +16,12 @@ magnitude, printed). Timing is harness.py's: samples in rounds, medians.
 
 ``--variants`` (tensor cores only) then sweeps gemm's opt-in choices
 (conv_options.ConvOptions: DW_VARIANTS): each weight gradient is first checked
-against float64 (err/bound, the bound of its rounding; a variant over it is not
-timed), then all of them, today's and torch's are timed in one interleaved run;
+against float64 (err/bound, the bound of its rounding) and on whole-number inputs in
+-2..2, whose every product and float32 partial sum is exact (|sum| <= 4 N OH OW <
+2^24), so that it must give float64's result rounded once, bit for bit (a group
+boundary that drops or repeats a step fails it; it hides under the bound); a variant
+that fails either is not timed. Then all of them, today's and torch's are timed in one
+interleaved run;
 the wide gather's forward and input gradient beside today's (same bits required);
 and forward + backward with the fastest weight gradient, the wide gather on and off.
 """
@@ -194,6 +198,15 @@ def weight_grad_error(torch: Any, where: str, got: Any, x_host: Any, w_shape: An
     return float(np.nan_to_num(error, nan=np.inf).max())
 
 
+def exact_weight_grad(torch: Any, where: str, x_host: Any, w_shape: Any, g_host: Any) -> Any:
+    """The float64 weight gradient rounded once to the inputs' dtype: what every variant
+    gives bit for bit on whole-number inputs small enough that no float32 sum rounds."""
+    x64, g64 = (torch.from_numpy(a.astype(np.float64)).to(where) for a in (x_host, g_host))
+    exact = torch.nn.grad.conv2d_weight(x64, w_shape, g64, padding=1).cpu().numpy()
+    assert np.abs(exact).max() < 2**24, "whole-number inputs too large for exact sums"
+    return exact.astype(x_host.dtype)
+
+
 def sweep(report: Report, device: Device, torch: Any, where: str, name: str,
           hosts: tuple[Any, Any, Any], theirs: dict[str, Callable[[], object]], flops: float,
           rounds: int) -> None:
@@ -201,28 +214,37 @@ def sweep(report: Report, device: Device, torch: Any, where: str, name: str,
     gather's forward and input gradient; forward + backward with the fastest."""
     x_host, w_host, g_host = hosts
     sync = torch.cuda.synchronize if where == "cuda" else (lambda: None)
-    table = report.table(f"{name} weight grad variants, TFLOP/s; err/bound must be <= 1",
-                         ["err/bound", "netcl", "torch"], ratios=[("netcl", "torch")])
+    whole = np.random.default_rng(1)
+    x_int, g_int = (whole.integers(-2, 3, a.shape).astype(a.dtype) for a in (x_host, g_host))
+    want_int = exact_weight_grad(torch, where, x_int, w_host.shape, g_int)
+    table = report.table(f"{name} weight grad variants, TFLOP/s; err/bound must be <= 1 "
+                         "and whole-number inputs give exact sums",
+                         ["err/bound", "exact", "netcl", "torch"],
+                         ratios=[("netcl", "torch")])
     passed: dict[str, Callable[[], object]] = {}
     options_of: dict[str, ConvOptions] = {}
     errors: dict[str, float] = {}
     for options in DW_VARIANTS:
         call = netcl_calls(device, x_host, w_host, g_host, options)["weight grad"]
+        call_int = netcl_calls(device, x_int, w_host, g_int, options)["weight grad"]
         try:
             ratio = weight_grad_error(torch, where, call(), x_host, w_host.shape, g_host)
+            got_int = np.asarray(call_int().numpy(), np.float64)
+            exact = bool(np.array_equal(got_int, want_int.astype(np.float64)))
         except Exception as error:  # a variant that does not build: the rest run
             print(f"{name} weight grad {options.name}: {error}"[:2000])
-            ratio = float("inf")
+            ratio, exact = float("inf"), False
         errors[options.name] = ratio
-        if ratio <= 1:
+        if ratio <= 1 and exact:
             passed[options.name], options_of[options.name] = call, options
         else:
-            table.row(f"{name} weight grad {options.name} (failed)", {"err/bound": ratio})
+            table.row(f"{name} weight grad {options.name} (failed)",
+                      {"err/bound": ratio, "exact": "yes" if exact else "NO"})
     times = time_contenders({**{key: (call, device.synchronize) for key, call in passed.items()},
                              "torch": (theirs["weight grad"], sync)}, rounds=rounds)
     for key in passed:
         table.row(f"{name} weight grad {key}", {
-            "err/bound": errors[key], "netcl": flops / times[key].median / 1e12,
+            "err/bound": errors[key], "exact": "yes", "netcl": flops / times[key].median / 1e12,
             "torch": flops / times["torch"].median / 1e12})
     if not passed:
         return
