@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 from harness import Contender, Report, add_json_flag, host_cost, time_contenders
-from optim_step import copy_bandwidth
+from optim_step import BYTES_PER_PARAM, copy_bandwidth
 
 from netcl.core.device import Device, manager
 from netcl.core.tensor import Parameter, from_numpy
@@ -30,9 +30,6 @@ from netcl.optim.optimizer import Optimizer
 
 adam8bit = importlib.import_module("netcl.optim.functional.adam8bit")  # not the function
 
-# Bytes a parameter's step reads and writes: p, g and the two moments' codes (the
-# absmax, 8 bytes a block of 256, left out), against fp32 Adam's p, g, m and v.
-BYTES_8BIT, BYTES_FP32 = 4 + 4 + 2 * 2, 4 + 4 + 2 * 4 * 2
 Form = tuple[str, int, int]  # (BLOCK_STEPPER, PER_ITEM, BLOCKS_PER_GROUP)
 
 
@@ -84,7 +81,8 @@ def main() -> None:
     contenders: dict[str, Contender] = {"fp32 Adam": (stepping(fp32, None, None),
                                                        device.synchronize)}
     steppers: dict[str, Callable[[], None]] = {}
-    for form in forms(device):
+    all_forms = forms(device)
+    for form in all_forms:
         label = f"8-bit {form[0]}" + (f", {form[1]} a work-item, {form[2]} blocks a group"
                                       if form[0] == "work-group" else "")
         steppers[label] = stepping(optimizer(Adam8bit), form, None)
@@ -94,14 +92,14 @@ def main() -> None:
     table = report.table(f"ms per step, {args.tensors} tensors", ["ms", "/ fp32 Adam", "% copy"])
     count = size * args.tensors
     for label, timing in times.items():
-        moved = (BYTES_FP32 if label == "fp32 Adam" else BYTES_8BIT) * count
+        moved = BYTES_PER_PARAM["adam" if label == "fp32 Adam" else "adam8bit"] * count
         table.row(label, {"ms": timing.median * 1e3, "/ fp32 Adam": timing.median / base,
                           "% copy": 100 * moved / timing.median / copy_rate})
 
-    default = next(iter(steppers))
+    default = next(iter(steppers))  # all_forms[0]'s
     flushed = {
         "fp32 Adam": stepping(fp32, None, device.queue.flush),
-        default: stepping(optimizer(Adam8bit), forms(device)[0], device.queue.flush),
+        default: stepping(optimizer(Adam8bit), all_forms[0], device.queue.flush),
     }
     plain = {"fp32 Adam": contenders["fp32 Adam"][0], default: steppers[default]}
     again = time_contenders({**{k: (v, device.synchronize) for k, v in plain.items()},
