@@ -177,11 +177,15 @@ def test_each_moment_gets_its_nearest_code_at_every_edge_of_the_code() -> None:
         x = moment.reshape(-1).astype(np.float64)
         best = np.abs(code[None, :] - x[:, None]).min(axis=1)
         chosen = np.abs(code[state["state" + name].astype(np.intp)] - x)
-        # The kernel's step u = (|x| - start) * reciprocal rounds three times (the
-        # difference, the reciprocal, the product), each by at most 2^-24 of its value, so
-        # the midpoint it decides by is off by at most 3 * 2^-24 * |x|; a value that near
-        # a midpoint may take either neighbour, whose distances differ by twice that.
-        slack = 6 * 2.0**-24 * np.abs(x)
+        # The kernel moves from step j - 1 to j at E = start + j / reciprocal, found as
+        # u = (|x| - start) * reciprocal: start is a float32, and the difference, the
+        # reciprocal and the product each round, every one by at most 2^-24 of its value,
+        # which moves that edge by at most 2^-24 * (start + 3 * (E - start)) < 3 * 2^-24 * E.
+        # The nearest code changes at the midpoint of two float32 codes, each rounded
+        # from its exact value: at most 2^-24 * E from E. A value within 4 * 2^-24 * |x|
+        # of a midpoint may so take either neighbour, whose distances differ by at most
+        # twice that. (A run edge, one rounding, is off by at most 2^-24 of it.)
+        slack = 8 * 2.0**-24 * np.abs(x)
         assert np.all(chosen <= best + slack), x[chosen > best + slack][:5]
 
 
