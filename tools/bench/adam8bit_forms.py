@@ -40,6 +40,12 @@ def forms(device: Device) -> list[Form]:
     return [default, *cpu, *(f for f in grid if f != default)]
 
 
+def form_label(form: Form) -> str:
+    stepper, per_item, blocks_per_group = form
+    return f"8-bit {stepper}" + (f", {per_item} a work-item, {blocks_per_group} blocks a group"
+                                 if stepper == "work-group" else "")
+
+
 def stepping(optimizer: Optimizer, form: Form | None, flush: Callable[[], None] | None
              ) -> Callable[[], None]:
     """One step of ``optimizer`` in kernel ``form`` (set before each step: the contenders
@@ -78,15 +84,11 @@ def main() -> None:
         return kind(params, lr=1e-3)
 
     fp32 = optimizer(Adam)
+    eight_bit = {form: optimizer(Adam8bit) for form in forms(device)}
     contenders: dict[str, Contender] = {"fp32 Adam": (stepping(fp32, None, None),
                                                        device.synchronize)}
-    steppers: dict[str, Callable[[], None]] = {}
-    all_forms = forms(device)
-    for form in all_forms:
-        label = f"8-bit {form[0]}" + (f", {form[1]} a work-item, {form[2]} blocks a group"
-                                      if form[0] == "work-group" else "")
-        steppers[label] = stepping(optimizer(Adam8bit), form, None)
-        contenders[label] = (steppers[label], device.synchronize)
+    for form, stepped in eight_bit.items():
+        contenders[form_label(form)] = (stepping(stepped, form, None), device.synchronize)
     times = time_contenders(contenders, rounds=args.rounds, calls=args.steps)
     base = times["fp32 Adam"].median
     table = report.table(f"ms per step, {args.tensors} tensors", ["ms", "/ fp32 Adam", "% copy"])
@@ -96,12 +98,12 @@ def main() -> None:
         table.row(label, {"ms": timing.median * 1e3, "/ fp32 Adam": timing.median / base,
                           "% copy": 100 * moved / timing.median / copy_rate})
 
-    default = next(iter(steppers))  # all_forms[0]'s
+    default = next(iter(eight_bit))  # the GPU's form (forms() puts it first), same optimizer
     flushed = {
         "fp32 Adam": stepping(fp32, None, device.queue.flush),
-        default: stepping(optimizer(Adam8bit), all_forms[0], device.queue.flush),
+        form_label(default): stepping(eight_bit[default], default, device.queue.flush),
     }
-    plain = {"fp32 Adam": contenders["fp32 Adam"][0], default: steppers[default]}
+    plain = {name: contenders[name][0] for name in flushed}
     again = time_contenders({**{k: (v, device.synchronize) for k, v in plain.items()},
                              **{f"{k}, flushed": (v, device.synchronize)
                                 for k, v in flushed.items()}},
