@@ -143,7 +143,9 @@ def quantize(values: np.ndarray[Any, Any], signed: bool) -> tuple[np.ndarray[Any
     normed = flat * np.repeat(inverse, BLOCK)[:flat.size]
     low = np.clip(np.searchsorted(code, normed, side="right") - 1, 0, len(code) - 1)
     high = np.minimum(low + 1, len(code) - 1)
-    # As the kernel: the nearer neighbour, ties going up; below code[0], code[0].
+    # The nearer neighbour, ties going up; below code[0], code[0]. The kernel's choice but
+    # within a few float32 roundings of a midpoint, which its arithmetic step (no
+    # comparison of neighbours) may send either way.
     up = (code[high] - normed <= normed - code[low]) & (normed >= code[0])
     codes = np.where(up, high, low).astype(np.uint8)
     return codes.reshape(np.shape(values)), absmax.astype(np.float32)
