@@ -16,9 +16,9 @@
 // NULL): block b starts at b * BLOCK, and the last ends at n_elements.
 //
 // Defines from Python, besides those of vector_io.cl and adam.cl: BLOCK (elements a block),
-// SERIAL (1: a work-item a block), PER_ITEM (SERIAL 0: elements a work-item steps of each
-// block; the work-group is BLOCK / PER_ITEM), BLOCK_TABLE (1: the blocks are
-// block_starts'; 0: one parameter's).
+// DECADES (the dynamic code's decades), SERIAL (1: a work-item a block), PER_ITEM (SERIAL
+// 0: elements a work-item steps of each block; the work-group is BLOCK / PER_ITEM),
+// BLOCK_TABLE (1: the blocks are block_starts'; 0: one parameter's).
 // AMSGRAD is 0: 8-bit Adam keeps no v_max.
 
 #define CODES 256
