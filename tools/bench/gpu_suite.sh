@@ -67,7 +67,10 @@ matmul() { python tools/bench/matmul_mma_sweep.py --dtype float16 bfloat16 float
 tune_model() {
     local model="$1" name="$2" rows="${LOG_DIR:-/tmp}/tiles-$1.json" failed=0
     python tools/bench/matmul_tune.py --model "$model" --rows-out "$rows" || failed=1
-    [ -f "$rows" ] || return 1
+    if [ ! -f "$rows" ]; then
+        echo "tune_model $model: matmul_tune.py wrote no $rows, so the step is not timed" >&2
+        return 1
+    fi
     python tools/bench/train_step.py --device gpu --steps-only --only "$name" --rounds 5 \
         --step-sample 0.2 --tiles "$rows" || failed=1
     return $failed
