@@ -3,8 +3,9 @@
 Issue 35 asks the 8-bit step (20M parameters in 200 tensors) to be faster than fp32 Adam's
 on the GPU, as it moves 16 bytes a parameter against 28. This times, interleaved, fp32
 Adam and 8-bit Adam in each kernel form: a work-group a block with PER_ITEM elements a
-work-item and BLOCKS_PER_GROUP blocks a work-group (a GPU's form; the default first), and
-on a CPU also a work-item a block. Each row: ms per step, its ratio to fp32 Adam's, and
+work-item and BLOCKS_PER_GROUP blocks a work-group, each block's reads issued before or
+while the block before it is stepped (PREFETCH) (a GPU's form; the default first), and on
+a CPU also a work-item a block. Each row: ms per step, its ratio to fp32 Adam's, and
 the share of a device-to-device copy's bandwidth its bytes reach. Then each step's host
 cost (main-thread CPU per step), and both steps again with the queue flushed after each:
 whether a step's host work overlaps the device's, or waits for it.
@@ -30,19 +31,22 @@ from netcl.optim.optimizer import Optimizer
 
 adam8bit = importlib.import_module("netcl.optim.functional.adam8bit")  # not the function
 
-Form = tuple[str, int, int]  # (BLOCK_STEPPER, PER_ITEM, BLOCKS_PER_GROUP)
+Form = tuple[str, int, int, bool]  # (BLOCK_STEPPER, PER_ITEM, BLOCKS_PER_GROUP, PREFETCH)
 
 
 def forms(device: Device) -> list[Form]:
-    default = ("work-group", adam8bit.PER_ITEM, adam8bit.BLOCKS_PER_GROUP)
-    grid = [("work-group", p, b) for p in (1, 2, 4) for b in (2, 8, 32)]
-    cpu = [("work-item", 1, 1)] if device.type == "cpu" else []
+    default = ("work-group", adam8bit.PER_ITEM, adam8bit.BLOCKS_PER_GROUP, adam8bit.PREFETCH)
+    grid = [("work-group", p, b, False) for p in (1, 2, 4) for b in (2, 8, 32)]
+    # Reading ahead matters where a group steps several blocks.
+    grid += [("work-group", p, b, True) for p in (1, 2, 4) for b in (8, 32)]
+    cpu = [("work-item", 1, 1, False)] if device.type == "cpu" else []
     return [default, *cpu, *(f for f in grid if f != default)]
 
 
 def form_label(form: Form) -> str:
-    stepper, per_item, blocks_per_group = form
+    stepper, per_item, blocks_per_group, prefetch = form
     return f"8-bit {stepper}" + (f", {per_item} a work-item, {blocks_per_group} blocks a group"
+                                 + (", read ahead" if prefetch else "")
                                  if stepper == "work-group" else "")
 
 
@@ -52,7 +56,8 @@ def stepping(optimizer: Optimizer, form: Form | None, flush: Callable[[], None] 
     alternate), then ``flush`` if given."""
     def step() -> None:
         if form is not None:
-            adam8bit.BLOCK_STEPPER, adam8bit.PER_ITEM, adam8bit.BLOCKS_PER_GROUP = form
+            (adam8bit.BLOCK_STEPPER, adam8bit.PER_ITEM, adam8bit.BLOCKS_PER_GROUP,
+             adam8bit.PREFETCH) = form
         optimizer.step()
         if flush is not None:
             flush()

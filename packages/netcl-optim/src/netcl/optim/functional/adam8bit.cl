@@ -17,8 +17,9 @@
 //
 // Defines from Python, besides those of vector_io.cl and adam.cl: BLOCK (elements a block),
 // DECADES (the dynamic code's decades), SERIAL (1: a work-item a block), PER_ITEM (SERIAL
-// 0: elements a work-item steps of each block; the work-group is BLOCK / PER_ITEM),
-// BLOCK_TABLE (1: the blocks are block_starts'; 0: one parameter's).
+// 0: elements a work-item steps of each block; the work-group is BLOCK / PER_ITEM;
+// PREFETCH: 1 to read each block while the one before it is stepped), BLOCK_TABLE (1:
+// the blocks are block_starts'; 0: one parameter's).
 // AMSGRAD is 0: 8-bit Adam keeps no v_max.
 
 #define CODES 256
@@ -105,13 +106,14 @@
     const long first = (block) * BLOCK + (lid), end = min(((block) + 1) * BLOCK, n_elements)
 #endif
 
-// Element i's step: its moments dequantised (codes ``m_code``, ``v_code``, times the
-// block's m_scale, v_scale), Adam's update of the parameter, the new moments left in
+// Element i's step from what was loaded for it: the parameter p_in and gradient g_in
+// (float), and the codes of its moments (m_in, v_in; in tables m_code, v_code, times the
+// block's m_scale, v_scale). Adam's update of the parameter; the new moments left in
 // ``m_out``, ``v_out`` and folded into the block's running maxima m_top, v_top.
-#define STEP_ELEMENT(i, m_code, v_code, m_out, v_out)                             \
+#define STEP_ELEMENT(i, p_in, g_in, m_in, v_in, m_code, v_code, m_out, v_out)    \
     do {                                                                          \
-        float p_i = LOAD_PARAM(i, LOAD1_P, LOAD1_F), g_i = LOAD1_P(g, i);         \
-        float m_i = (m_code)[m_codes[i]] * m_scale, v_i = (v_code)[v_codes[i]] * v_scale; \
+        float p_i = (p_in), g_i = (g_in);                                         \
+        float m_i = (m_code)[m_in] * m_scale, v_i = (v_code)[v_in] * v_scale;     \
         float vmax_i = 0.0f;                                                      \
         UNSCALE(g_i);                                                             \
         ADAM_UPDATE(p_i, g_i, m_i, v_i, vmax_i);                                  \
@@ -138,8 +140,10 @@ __kernel void adam8bit_step(ADAM8BIT_ARGS)
     const float m_scale = m_absmax[block], v_scale = v_absmax[block];
     float m_new[BLOCK], v_new[BLOCK];
     float m_top = 0.0f, v_top = 0.0f;
-    for (long i = first; i < end; ++i) STEP_ELEMENT(i, signed_code, unsigned_code,
-                                                    m_new[i - first], v_new[i - first]);
+    for (long i = first; i < end; ++i) {
+        STEP_ELEMENT(i, LOAD_PARAM(i, LOAD1_P, LOAD1_F), LOAD1_P(g, i), m_codes[i], v_codes[i],
+                     signed_code, unsigned_code, m_new[i - first], v_new[i - first]);
+    }
     QUANTIZE_SCALES(m_top, v_top);
     // In private memory: were they read from global memory, the compiler would read them
     // again after each byte stored below, which may alias them.
@@ -176,8 +180,36 @@ inline void block_max2(__local float *a, __local float *b, const int lid)
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
+// What a work-item reads of one block before stepping it: its elements' parameters,
+// gradients and codes (PER_ITEM of each; past the block's end, unset), and the scales.
+typedef struct {
+    float p[PER_ITEM], g[PER_ITEM];
+    uchar m[PER_ITEM], v[PER_ITEM];
+    float m_scale, v_scale;
+} BlockInput;
+
+// Work-item lid's reads of ``block`` into BlockInput ``in``.
+#define LOAD_BLOCK(block, lid, in)                                               \
+    do {                                                                          \
+        BLOCK_RANGE(block, lid);                                                  \
+        (in).m_scale = m_absmax[block];                                           \
+        (in).v_scale = v_absmax[block];                                           \
+        for (int k = 0; k < PER_ITEM; ++k) {                                      \
+            const long i = first + k * ITEMS;                                     \
+            if (i < end) {                                                        \
+                (in).p[k] = LOAD_PARAM(i, LOAD1_P, LOAD1_F);                      \
+                (in).g[k] = LOAD1_P(g, i);                                        \
+                (in).m[k] = m_codes[i];                                           \
+                (in).v[k] = v_codes[i];                                           \
+            }                                                                     \
+        }                                                                         \
+    } while (0)
+
 // Work-group g steps blocks g, g + groups, ...: the host launches fewer groups than blocks
-// so that each loads the two code tables into local memory once for several blocks.
+// so that each loads the two code tables into local memory once for several blocks. With
+// PREFETCH, a block's reads are issued before the previous block is stepped, so that they
+// are in flight through its reduction and quantisation (without it, a work-item has only
+// PER_ITEM elements' reads in flight, and none between its blocks' reads and writes).
 __kernel __attribute__((reqd_work_group_size(ITEMS, 1, 1)))
 void adam8bit_step(ADAM8BIT_ARGS)
 {
@@ -192,9 +224,21 @@ void adam8bit_step(ADAM8BIT_ARGS)
     OPERAND_POINTERS;
     LOAD_EDGES(m_edges, signed_code);
     LOAD_EDGES(v_edges, unsigned_code);
-    for (long block = get_group_id(0); block < n_blocks; block += get_num_groups(0)) {
+    const long start = get_group_id(0), groups = get_num_groups(0);
+    BlockInput current;
+#if PREFETCH
+    BlockInput next;
+    if (start < n_blocks) LOAD_BLOCK(start, lid, next);
+#endif
+    for (long block = start; block < n_blocks; block += groups) {
+#if PREFETCH
+        current = next;
+        if (block + groups < n_blocks) LOAD_BLOCK(block + groups, lid, next);
+#else
+        LOAD_BLOCK(block, lid, current);
+#endif
         BLOCK_RANGE(block, lid);
-        const float m_scale = m_absmax[block], v_scale = v_absmax[block];
+        const float m_scale = current.m_scale, v_scale = current.v_scale;
         // The codes are in local memory (first block), and the last block's maxima read.
         barrier(CLK_LOCAL_MEM_FENCE);
         float m_new[PER_ITEM], v_new[PER_ITEM];
@@ -204,7 +248,8 @@ void adam8bit_step(ADAM8BIT_ARGS)
             m_new[k] = 0.0f;
             v_new[k] = 0.0f;
             if (i < end) {
-                STEP_ELEMENT(i, m_code, v_code, m_new[k], v_new[k]);
+                STEP_ELEMENT(i, current.p[k], current.g[k], current.m[k], current.v[k], m_code, v_code,
+                             m_new[k], v_new[k]);
             }
         }
         m_max[lid] = m_top;

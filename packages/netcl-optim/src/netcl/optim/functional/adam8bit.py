@@ -55,6 +55,10 @@ BLOCK = 256
 # maximum by warp shuffles (inline PTX) instead of the tree gained nothing at 2 and 8.
 BLOCKS_PER_GROUP = 8
 PER_ITEM = 2
+# Whether a work-group reads each block's operands while it steps the block before
+# (adam8bit.cl's PREFETCH): more reads in flight a work-item, as fp32 Adam's float4 has.
+# Off until the H200 times it (tools/bench/adam8bit_forms.py).
+PREFETCH = False
 #: How the kernel steps a block: "work-group" (PER_ITEM elements a work-item, the block's
 #: maxima by a reduction in local memory; GPUs) or "work-item" (all of it in one, no
 #: barrier; CPUs, where PoCL runs a work-group as a loop between barriers); None: by device.
@@ -336,7 +340,7 @@ def adam8bit_step(
             form, local_size, work_items = {"SERIAL": 1}, SERIAL_GROUP, n_blocks
         else:  # a work-group for every BLOCKS_PER_GROUP blocks
             local_size = BLOCK // PER_ITEM
-            form = {"SERIAL": 0, "PER_ITEM": PER_ITEM}
+            form = {"SERIAL": 0, "PER_ITEM": PER_ITEM, "PREFETCH": int(PREFETCH)}
             work_items = -(-n_blocks // BLOCKS_PER_GROUP) * local_size
         kernel, _ = optimizer_kernel(
             param.device, ("adam.cl", "adam8bit.cl"), "adam8bit_step", param.dtype,
