@@ -19,6 +19,7 @@ a transposed view (``x @ W.T``, ``a.T @ g`` in a backward pass) costs no copy.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -235,7 +236,7 @@ class MmaVariant(NamedTuple):
             "MMA_EMULATED": int(self.emulated), "EVEN_TILES": int(self.even),
             "WIDE_GATHER": int(self.wide_gather),
             "FRAG_PIPELINE": int(tile.pipelined),
-            "ROUND_STAGED": int(tile.round_staged and self.a_dtype == dtypes.float32),
+            "ROUND_STAGED": int(tile.round_staged),
         }
 
 
@@ -505,10 +506,13 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     b_vec = not gather and _aligned_slots(b, not b_k_major, per_vector)
     copy_async = a_vec and b_vec
     # The options of the cp.async path (pipelined, even_tiles, round_staged) are hints
-    # that change no bits: where it is not taken the plain tile runs, checks included.
-    # Decided here only: the variant's defines follow the tile.
+    # that change no bits: where it is not taken the plain tile runs, checks included,
+    # and round_staged rounds TF32 only (16-bit inputs need no rounding). Decided here
+    # only: the variant's defines follow the tile.
     if not copy_async:
         tile = tile.plain
+    elif a.dtype != dtypes.float32:
+        tile = dataclasses.replace(tile, round_staged=False)
     emulated = emulates_tensor_cores(device.cl_device)
     local_bytes = tile.local_bytes(size, a_k_major, b_k_major, tile.stages if copy_async else 2)
     if emulated:
