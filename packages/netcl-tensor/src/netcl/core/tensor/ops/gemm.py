@@ -532,7 +532,7 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
                          n % 2 == 0 and out_dtype == dtypes.float32, copy_async, tile,
                          sliced=entries > MAX_BATCH_SLICE, emulated=emulated,
                          gather=gather, sum_images=group > 0, wide_gather=wide_gather,
-                         even=tile.even_tiles and not group
+                         even=tile.even_tiles
                          and m % tile.bm == 0 and n % tile.bn == 0 and k % tile.bk == 0)
     mma = device.kernels.kernel(MMA_SOURCES, "matmul_mma", variant)
     grid = (-(-n // tile.bn) * tile.threads, -(-m // tile.bm))
