@@ -517,14 +517,12 @@ def _mma_plan(device: Device, a: Operand, b: Operand, out_dtype: np.dtype[Any], 
     local_bytes = tile.local_bytes(size, a_k_major, b_k_major, tile.stages if copy_async else 2)
     if emulated:
         local_bytes += tile.threads * MMA_SCRATCH_BYTES
-    if not tile.fits(size) or (
-            local_bytes > device.cl_device.local_mem_size):
+    if not tile.fits(size) or local_bytes > device.cl_device.local_mem_size:
         raise ValueError(
             f"matmul: {tile.name} cannot run {a.dtype} here: bk must be a multiple of "
             f"{32 // size} ({64 // size} pipelined), bm * bk and bn * bk of {per_vector} "
-            f"elements per work-item "
-            f"(swizzled: bm and bn multiples of {8 * per_vector}, bk {2 * per_vector}, "
-            f"{4 * per_vector} or a multiple of {8 * per_vector}), "
+            f"elements per work-item (swizzled: bm and bn multiples of {8 * per_vector}, "
+            f"bk {2 * per_vector}, {4 * per_vector} or a multiple of {8 * per_vector}), "
             f"and its {local_bytes} bytes of tiles must fit the device's "
             f"{device.cl_device.local_mem_size} of local memory"
         )
