@@ -235,13 +235,13 @@ class MmaTile:
     128 x 128 x 32 halves fits). ``raster``: work-groups in bands of that many
     tile rows for L2 reuse (0: row order).
 
-    Two options of the cp.async path (both operands' vectors aligned; elsewhere
+    Three options of the cp.async path (both operands' vectors aligned; elsewhere
     they change nothing): ``pipelined``, two fragment sets, each slice's read
     from local memory while the slice before multiplies and the next stage's
     first slice read right after the stage barrier (needs an even number of mma
     steps per ``bk``; the registers of a second set); ``even_tiles``, where M, N
     and K are whole tiles, a build without edge checks whose copies advance
-    pointers set once. ``round_staged`` (TF32 only): each work-item rounds the
+    pointers set once; ``round_staged`` (TF32 only), each work-item rounds the
     vectors it copied once they land, rather than every fragment register as it
     is read (a vector feeds several warps' fragments). None of the three changes
     a sum: the same bits as without."""
