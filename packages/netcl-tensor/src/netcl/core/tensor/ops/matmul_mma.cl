@@ -6,8 +6,8 @@
 // which needs sm_90a, is out of reach). gemm.py picks this kernel where
 // tensor_cores(device) holds, and the tiled kernel of matmul.cl elsewhere.
 //
-// MMA_TYPE 0: float32 inputs rounded to TF32 (10-bit mantissa, cvt.rna) as
-//             they enter local memory, m16n8k8 products;
+// MMA_TYPE 0: float32 inputs rounded to TF32 (10-bit mantissa, cvt.rna)
+//             before they multiply (ROUND and FRAG below), m16n8k8 products;
 //          1: float16 inputs, 2: bfloat16 inputs, m16n8k16 products.
 // Products are accumulated in float32 in a fixed order (K ascending, one
 // accumulator per output), so results are deterministic.
@@ -614,7 +614,8 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
         // This tile's group has landed once at most STAGES - 2 are pending;
         // after the barrier every work-item's copies are visible and the
         // buffer read in the last step is free for the tile STAGES - 1 ahead
-        // (zeros past K: every step commits one group).
+        // (past K zeros, or nothing with EVEN_TILES: every step commits one
+        // group).
         CP_ASYNC_WAIT(PENDING);
         ROUND_STAGE(buf)
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -656,7 +657,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     }
 #endif  // FRAG_PIPELINE
 #if ASYNC
-    CP_ASYNC_WAIT_ALL();  // the zero-filled groups past K
+    CP_ASYNC_WAIT_ALL();  // the groups committed past K
 #endif
 
     // Accumulator r of fragment (i, j) is C row g (+ 8 for r >= 2), column
