@@ -565,6 +565,13 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
 #else
 #define ROUND_STAGE(stage)
 #endif
+    // Buffer `stage` ready for every warp's fragment reads: its group has
+    // landed once at most STAGES - 2 are pending, and after the barrier every
+    // work-item's copies (rounded, with ROUND_STAGED) are visible.
+#define STAGE_READY(stage)                                                      \
+    CP_ASYNC_WAIT(PENDING);                                                     \
+    ROUND_STAGE(stage)                                                          \
+    barrier(CLK_LOCAL_MEM_FENCE);
 
     int buf = 0;
 #if FRAG_PIPELINE
@@ -572,9 +579,7 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     // first slice's in set 0 (BK / MMA_K is even).
     uint af[2][MT][4];
     uint bf[2][NT][2];
-    CP_ASYNC_WAIT(PENDING);
-    ROUND_STAGE(0)
-    barrier(CLK_LOCAL_MEM_FENCE);
+    STAGE_READY(0)
     load_fragments(af[0], bf[0], (__local const E *)As[0], (__local const E *)Bs[0], 0, wm, wn,
                    lane);
     for (int k0 = 0; k0 < K; k0 += BK) {
@@ -592,11 +597,8 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
                 load_fragments(af[set ^ 1], bf[set ^ 1], (__local const E *)As[buf],
                                (__local const E *)Bs[buf], kk + MMA_K, wm, wn, lane);
             } else {
-                // As the checked loop's wait, one step early: the next stage
-                // has landed once at most STAGES - 2 groups are pending.
-                CP_ASYNC_WAIT(PENDING);
-                ROUND_STAGE(next)
-                barrier(CLK_LOCAL_MEM_FENCE);
+                // The checked loop's wait for the next stage, one step early.
+                STAGE_READY(next)
                 load_fragments(af[set ^ 1], bf[set ^ 1], (__local const E *)As[next],
                                (__local const E *)Bs[next], 0, wm, wn, lane);
             }
@@ -611,14 +613,10 @@ void matmul_mma(PARAMS, __global const E *A, __global const E *B, __global C_T *
     for (int k0 = 0; k0 < K; k0 += BK) {
 #endif
 #if ASYNC
-        // This tile's group has landed once at most STAGES - 2 are pending;
-        // after the barrier every work-item's copies are visible and the
-        // buffer read in the last step is free for the tile STAGES - 1 ahead
-        // (past K zeros, or nothing with EVEN_TILES: every step commits one
-        // group).
-        CP_ASYNC_WAIT(PENDING);
-        ROUND_STAGE(buf)
-        barrier(CLK_LOCAL_MEM_FENCE);
+        // After the barrier the buffer read in the last step is free for the
+        // tile STAGES - 1 ahead (past K zeros, or nothing with EVEN_TILES:
+        // every step commits one group).
+        STAGE_READY(buf)
         {
             const int refill = buf == 0 ? STAGES - 1 : buf - 1;
             COPY(refill, k0 + (STAGES - 1) * BK)
