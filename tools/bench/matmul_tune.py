@@ -99,7 +99,8 @@ SMALL = [T(64, 64, 16, 4, 4), T(32, 32, 16, 4, 4), T(64, 32, 16, 4, 4),
          T(32, 32, 16, 4, 4, 2), T(32, 32, 16, 4, 4, 4), T(32, 32, 16, 4, 4, 8),
          T(64, 32, 16, 4, 4, 2), T(64, 32, 16, 4, 4, 4), T(64, 64, 16, 4, 4, 4),
          T(64, 64, 16, 4, 4, 8), T(128, 64, 8, 8, 8, 4)]
-# Problems up to this many outputs check every candidate's result, not just the winner's.
+# Problems up to this many outputs check every candidate's result; larger ones check
+# in speed order until one passes (``tune``).
 CHECK_ALL = 1 << 22
 CONV = [T(64, 128, 8, 8, 8), T(64, 128, 16, 8, 8), T(64, 64, 16, 8, 8), T(64, 64, 16, 4, 4),
         T(128, 128, 8, 8, 8)]
