@@ -534,8 +534,8 @@ def _row(table: Table, result: Result) -> None:
     """One problem: the peer's rate, the winner's, every one's (a failing tile marked)."""
     problem = result.problem
     flops = (problem if isinstance(problem, Gemm) else problem.gemm).flops
-    winner = result.winner
-    every = " ".join(f"{t.name}:{flops / s / 1e9:.0f}" + ("(failed)" if t in result.failed else "")
+    winner, failed = result.winner, result.failed
+    every = " ".join(f"{t.name}:{flops / s / 1e9:.0f}" + ("(failed)" if t in failed else "")
                      for t, s in zip(result.tiles, result.seconds, strict=True))
     best = {} if winner is None else {
         "best tile": result.tiles[winner].name,
