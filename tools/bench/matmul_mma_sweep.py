@@ -88,7 +88,7 @@ CANDIDATES = {"float16": (BIG, SMALL), "bfloat16": (BIG, SMALL),
 # tile and a K past a whole step, read by cp.async (16-byte aligned rows), and whole
 # tiles of every candidate (the "even" build the squares run); the register path's
 # edges are test_matmul_tensor_cores.py's.
-RAGGED = [(200, 72, 136), (256, 256, 256)]
+CHECK_SHAPES = [(200, 72, 136), (256, 256, 256)]
 CHECKED_UP_TO = 1024
 
 
@@ -136,7 +136,7 @@ def main() -> None:
         for layout in args.layout:
             failed: set[MmaTile] = set()
             for tile in swept:
-                for m, k, n in RAGGED:
+                for m, k, n in CHECK_SHAPES:
                     try:
                         ratio = checked(device, tile, layout, m, k, n, dtype, rng)
                     except Exception as error:  # a variant that does not build: the rest run
