@@ -34,11 +34,17 @@
 // A 16-byte global read, as the kernels' vector reads of their operands.
 #define VLOAD16(p) (MMA_MISALIGNED(p) ? (uint4)(MMA_NAN_WORD) : *(__global const uint4 *)(p))
 
+// The 16 bytes at d as NaNs: a faulting copy's, or an issued one's till it lands.
+inline void mma_fill_nan(__local uchar *d)
+{
+    for (int i = 0; i < 16; ++i) d[i] = (uchar)(MMA_NAN_WORD >> 8 * (i % 4));
+}
+
 inline void mma_copy_now(__local void *dst, __global const void *src, const int bytes)
 {
     __local uchar *d = (__local uchar *)dst;
     if (MMA_MISALIGNED(dst) || MMA_MISALIGNED(src)) {
-        for (int i = 0; i < 16; ++i) d[i] = (uchar)(MMA_NAN_WORD >> 8 * (i % 4));
+        mma_fill_nan(d);
         return;
     }
     if (bytes == 16) {
@@ -72,8 +78,7 @@ inline void mma_copy_now(__local void *dst, __global const void *src, const int 
         mma_cp_src[mma_at_] = (__global const uchar *)(src);                    \
         mma_cp_bytes[mma_at_] = (bytes);                                        \
         mma_cp_group[mma_at_] = mma_cp_committed;                               \
-        for (int mma_i_ = 0; mma_i_ < 16; ++mma_i_)                             \
-            mma_cp_dst[mma_at_][mma_i_] = (uchar)(MMA_NAN_WORD >> 8 * (mma_i_ % 4)); \
+        mma_fill_nan(mma_cp_dst[mma_at_]);                                      \
     } while (0)
 #define CP_ASYNC_COMMIT() (++mma_cp_committed)
 // wait_group N: every committed group but the newest N has landed.
