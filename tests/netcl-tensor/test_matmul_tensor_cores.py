@@ -448,14 +448,16 @@ def test_pipelined_and_even_tiles_give_the_same_bits_everywhere(
         emulated_device: Device, rng: np.random.Generator, precision: None,
         mma_builds: list[dict[str, Any]], dtype: Any, layout: str, tile: MmaTile) -> None:
     """Ragged against the tile (edge checks kept; K short of a whole step) and whole
-    tiles (the edge-free build where the tile asks for it: a batch of two, K of three
-    steps, of one and of eight): the plain tile's bits, within the float64 bound. Every size is
-    a multiple of 8, so each row is whole 16-byte vectors: the cp.async path."""
+    tiles (the edge-free build where the tile asks for it: a batch of two with K of 96,
+    three or six steps; K of one step and of eight): the plain tile's bits, within the
+    float64 bound. Every size is a multiple of 8, so each row is whole 16-byte vectors:
+    the cp.async path (each build asserts ASYNC)."""
     if gemm.emulates_tensor_cores(emulated_device.cl_device) and layout != _EMULATED_LAYOUT[tile]:
         pytest.skip("emulated: one layout a tile (PoCL compiles each build for seconds); "
                     "every layout on tensor cores")
     backends.matmul.allow_tf32 = True
     plain = tile.plain
+    options = ("ASYNC", "EVEN_TILES", "FRAG_PIPELINE", "ROUND_STAGED")
     # K of 8 steps: every stage's buffer refilled with real data after it was read
     problems = [((136, 72), (72, 88)), ((2, 128, 96), (2, 96, 64)),
                 ((64, tile.bk), (tile.bk, 128)), ((64, 8 * tile.bk), (8 * tile.bk, 64))]
@@ -467,9 +469,8 @@ def test_pipelined_and_even_tiles_give_the_same_bits_everywhere(
         got = matmul_with(left, right, kernel="mma", tile=tile).numpy()
         whole = a_shape[-2] % tile.bm == 0 and b_shape[-1] % tile.bn == 0 and (
             a_shape[-1] % tile.bk == 0)
-        assert [(build["EVEN_TILES"], build["FRAG_PIPELINE"], build["ROUND_STAGED"])
-                for build in mma_builds] == [
-            (int(tile.even_tiles and whole), int(tile.pipelined),
+        assert [tuple(build[name] for name in options) for build in mma_builds] == [
+            (1, int(tile.even_tiles and whole), int(tile.pipelined),
              int(tile.round_staged and dtype == dtypes.float32))]
         assert np.array_equal(got, matmul_with(left, right, kernel="mma", tile=plain).numpy())
         exact = a.astype(np.float64) @ b.astype(np.float64)
