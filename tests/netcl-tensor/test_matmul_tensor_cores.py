@@ -177,6 +177,8 @@ def test_mma_tiles_by_problem_size() -> None:
     # Swizzled tiles are unpadded: three stages of 128 x 128 x 32 halves in 48 KiB.
     assert MmaTile(128, 128, 32, stages=3, swizzle=True).local_bytes(2, True, False, 3) == 49152
     assert MmaTile(128, 128, 32, swizzle=True, raster=8).name == "mma 128x128x32/2x4w/s2/swz/r8"
+    assert MmaTile(128, 128, 16, pipelined=True, even_tiles=True, round_staged=True).name == (
+        "mma 128x128x16/2x4w/s2/pipe/even/rs")
 
 
 # --- the kernel, on tensor cores only -------------------------------------------------
@@ -493,5 +495,3 @@ def test_a_pipelined_tile_needs_an_even_number_of_mma_steps(emulated_device: Dev
     assert not MmaTile(64, 64, 16, 2, 2, pipelined=True).fits(2)  # one 16-deep step
     assert MmaTile(64, 64, 16, 2, 2, pipelined=True).fits(4)  # two 8-deep steps
     assert not MmaTile(64, 64, 48, 2, 2, pipelined=True).fits(2)
-    assert MmaTile(128, 128, 16, pipelined=True, even_tiles=True, round_staged=True).name == (
-        "mma 128x128x16/2x4w/s2/pipe/even/rs")
