@@ -88,6 +88,7 @@ def run_both(
     theirs: Callable[..., torch.Tensor],
     *arrays: np.ndarray[Any, Any],
     seed: int = 0,
+    rtol: float = RTOL,
 ) -> None:
     """Apply both to the same float inputs, seed both backward passes with the same
     random gradient, and compare outputs and every input's gradient."""
@@ -99,10 +100,10 @@ def run_both(
     seed_np = np.random.default_rng(seed).standard_normal(expected.shape).astype(np.float32)
     tape.backward(out, nt.tensor(seed_np))
     expected.backward(torch.from_numpy(seed_np))
-    assert_close(out.numpy(), expected)
+    assert_close(out.numpy(), expected, rtol)
     for x, t in zip(xs, ts, strict=True):
         assert x.grad is not None and t.grad is not None
-        assert_close(x.grad.numpy(), t.grad)
+        assert_close(x.grad.numpy(), t.grad, rtol)
 
 
 def test_layer_norm_matches_pytorch() -> None:
@@ -146,6 +147,7 @@ PROBS = (np.exp(OTHER) / np.exp(OTHER).sum(1, keepdims=True)).astype(np.float32)
 BINARY = (LOGITS > 0).astype(np.float32)
 SOFT = (1 / (1 + np.exp(-OTHER))).astype(np.float32)
 POS_WEIGHT = np.array([1.0, 2.0, 0.5, 3.0], np.float32)
+CLASS_WEIGHT = np.array([0.5, 2.0, 1.0, 3.0], np.float32)
 TF = torch.nn.functional
 n, t = nt.tensor, torch.from_numpy
 
@@ -176,6 +178,19 @@ LOSS_CASES: list[tuple[str, Ours, Theirs]] = [
     ("ce_huge_logits",
      lambda x: F.cross_entropy(ops.mul(x, 1e4), CLASSES),
      lambda x: TF.cross_entropy(x * 1e4, t(CLASSES))),
+    ("ce_weight_ignore_smoothing",
+     lambda x: F.cross_entropy(x, CLASSES, label_smoothing=0.1, ignore_index=1,
+                               weight=n(CLASS_WEIGHT)),
+     lambda x: TF.cross_entropy(x, t(CLASSES), weight=t(CLASS_WEIGHT), ignore_index=1,
+                                label_smoothing=0.1)),
+    ("ce_weight_probabilities",
+     lambda x: F.cross_entropy(x, n(PROBS), label_smoothing=0.2, weight=n(CLASS_WEIGHT)),
+     lambda x: TF.cross_entropy(x, t(PROBS), weight=t(CLASS_WEIGHT), label_smoothing=0.2)),
+    ("nll_weight_spatial",
+     lambda x: F.nll_loss(ops.reshape(x, (2, 4, 3)), CLASSES.reshape(2, 3),
+                          weight=n(CLASS_WEIGHT)),
+     lambda x: TF.nll_loss(x.reshape(2, 4, 3), t(CLASSES.reshape(2, 3)),
+                           weight=t(CLASS_WEIGHT))),
     ("nll",
      lambda x: F.nll_loss(F.log_softmax(x), CLASSES),
      lambda x: TF.nll_loss(TF.log_softmax(x, 1), t(CLASSES))),
@@ -191,6 +206,9 @@ LOSS_CASES: list[tuple[str, Ours, Theirs]] = [
     ("bce_logits_soft_targets_pos_weight",
      lambda x: F.binary_cross_entropy_with_logits(x, n(SOFT), pos_weight=n(POS_WEIGHT)),
      lambda x: TF.binary_cross_entropy_with_logits(x, t(SOFT), pos_weight=t(POS_WEIGHT))),
+    ("bce_logits_weight",
+     lambda x: F.binary_cross_entropy_with_logits(x, n(SOFT), weight=n(CLASS_WEIGHT)),
+     lambda x: TF.binary_cross_entropy_with_logits(x, t(SOFT), weight=t(CLASS_WEIGHT))),
     ("bce_logits_at_zero",
      lambda x: F.binary_cross_entropy_with_logits(ops.mul(x, 0.0), n(SOFT), reduction="sum"),
      lambda x: TF.binary_cross_entropy_with_logits(x * 0.0, t(SOFT), reduction="sum")),

@@ -6,7 +6,7 @@ losses, "sum" adds them, "none" returns them unreduced.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,7 +30,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
-def _check_reduction(op: str, reduction: str) -> None:
+def check_reduction(op: str, reduction: str) -> None:
+    """ValueError naming ``op``, the ``reduction`` given and the ones there are."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
@@ -43,10 +44,29 @@ def _classes_last(x: Tensor) -> Tensor:
     return ops.reshape(ops.permute(x, order), (-1, x.shape[1]))
 
 
+def _class_weight(op: str, weight: Tensor | None, classes: int) -> Tensor | None:
+    """``weight`` checked to be one float per class, as float32 (autocast's float32 list)."""
+    if weight is None:
+        return None
+    if weight.shape != (classes,) or not dtypes.is_floating(weight.dtype):
+        raise ValueError(
+            f"{op}: weight must be a float tensor of shape ({classes},), one per class, got "
+            f"{weight.dtype} of shape {weight.shape}"
+        )
+    (weight,) = to_float32(weight)
+    return weight
+
+
+class _ClassTargets(NamedTuple):
+    loss: Tensor  # -w[y_i] logp[i, y_i] per row (w = 1 without weights); junk where not counted
+    counted: Tensor  # bool: the row's target is a class, not ignore_index
+    share: Tensor  # what the row adds to a mean's divisor: w[y_i] (or 1) where counted, else 0
+
+
 def _class_targets(
-    op: str, logp: Tensor, targets: Tensor, ignore_index: int
-) -> tuple[Tensor, Tensor]:
-    """-logp[i, y_i] for each row i of ``logp`` (M, C), and a bool mask of the rows counted.
+    op: str, logp: Tensor, targets: Tensor, ignore_index: int, weight: Tensor | None
+) -> _ClassTargets:
+    """Each row i of ``logp`` (M, C) against its class target ``y_i``, weighted by ``weight``.
 
     A row whose target is ``ignore_index`` is not counted. Targets are checked
     on the device, not read back (no wait for the queue in the training loop):
@@ -66,19 +86,26 @@ def _class_targets(
         )
 
     safe = ops.checked_indices(op, column, classes, describe, allowed=ignore_index)
-    counted = elementwise(op, "(a >= 0 && a < b && a != c)", [column, classes, ignore_index],
-                          out_dtype=dtypes.bool_)
-    picked = ops.take_along_axis(logp, safe, 1)
-    return ops.neg(ops.reshape(picked, (-1,))), ops.reshape(counted, (-1,))
+    counted = ops.reshape(
+        elementwise(op, "(a >= 0 && a < b && a != c)", [column, classes, ignore_index],
+                    out_dtype=dtypes.bool_),
+        (-1,),
+    )
+    loss = ops.neg(ops.reshape(ops.take_along_axis(logp, safe, 1), (-1,)))
+    if weight is None:
+        return _ClassTargets(loss, counted, ops.cast(counted, logp.dtype))
+    # torch's nll_loss: w[y_i] scales row i's loss, and a mean divides by the sum of them.
+    row_weight = ops.index_select(weight, 0, ops.reshape(safe, (-1,)))
+    return _ClassTargets(ops.mul(loss, row_weight), counted, ops.where(counted, row_weight, 0.0))
 
 
-def _reduce_counted(loss: Tensor, counted: Tensor, reduction: str, shape: Shape) -> Tensor:
-    """Zero where not counted, then reduced; "mean" divides by the rows counted, as torch."""
-    loss = ops.where(counted, loss, 0.0)
+def _reduce_counted(loss: Tensor, rows: _ClassTargets, reduction: str, shape: Shape) -> Tensor:
+    """Zero where not counted, then reduced; "mean" divides by the rows' shares, as torch."""
+    loss = ops.where(rows.counted, loss, 0.0)
     if reduction == "none":
         return ops.reshape(loss, shape)
     total = ops.sum(loss)
-    return ops.div(total, ops.sum(ops.cast(counted, loss.dtype))) if reduction == "mean" else total
+    return ops.div(total, ops.sum(rows.share)) if reduction == "mean" else total
 
 
 def cross_entropy(
@@ -87,23 +114,27 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     ignore_index: int = -100,
+    weight: Tensor | None = None,
 ) -> Tensor:
     """Cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against ``targets``.
 
     With integer class ``targets`` (N) or (N, d1, ...) (int64 or int32, a
     Tensor or a numpy array), the loss of sample i is
-    ``-(1 - s) * logp[i, y_i] - s * mean_c logp[i, c]``, ``s`` the
-    ``label_smoothing``; samples whose target is ``ignore_index`` count zero
+    ``-(1 - s) * w[y_i] logp[i, y_i] - s * mean_c w[c] logp[i, c]``, ``s`` the
+    ``label_smoothing``, ``w`` the class ``weight`` (C,) (all 1 by default);
+    "mean" divides the sum by ``sum_i w[y_i]`` over the samples counted, as
+    torch. Samples whose target is ``ignore_index`` count zero
     and are left out of the mean (which is NaN if every one is ignored, as in
     torch). A target outside ``[0, C)`` otherwise is an error, found on the
     device and raised as ValueError at the next read from it (the loss's
     ``item()``, say): checking on the host would wait for the queue each step.
     With float ``targets`` of ``logits``' shape (class probabilities) it is
-    ``-sum_c q[i, c] logp[i, c]`` with ``q = (1 - s) * targets + s / C``.
+    ``-sum_c w[c] q[i, c] logp[i, c]`` with ``q = (1 - s) * targets + s / C``,
+    and "mean" divides by the number of samples.
     ``logp = log_softmax(logits)`` over the class axis, through logsumexp, so
     large logits do not overflow.
     """
-    _check_reduction("cross_entropy", reduction)
+    check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if logits.ndim < 2:
@@ -111,6 +142,7 @@ def cross_entropy(
     if not isinstance(targets, Tensor):
         targets = from_numpy(np.asarray(targets), logits.device)
     classes = logits.shape[1]
+    weight = _class_weight("cross_entropy", weight, classes)
     (logits,) = to_float32(logits)  # PyTorch's autocast float32 list
     if dtypes.is_floating(targets.dtype):
         (targets,) = to_float32(targets)
@@ -126,6 +158,8 @@ def cross_entropy(
         q = _classes_last(targets)
         if label_smoothing:
             q = ops.add(ops.mul(q, 1.0 - label_smoothing), label_smoothing / classes)
+        if weight is not None:
+            q = ops.mul(q, weight)
         loss = ops.neg(ops.sum(ops.mul(q, logp), -1))
         if reduction == "none":
             return ops.reshape(loss, sample_shape)
@@ -135,38 +169,47 @@ def cross_entropy(
             f"cross_entropy: class targets for logits of shape {logits.shape} must have "
             f"shape {sample_shape}, got {targets.shape}"
         )
-    loss, counted = _class_targets("cross_entropy", logp, targets, ignore_index)
+    rows = _class_targets("cross_entropy", logp, targets, ignore_index, weight)
+    loss = rows.loss
     if label_smoothing:
-        smooth = ops.neg(ops.mean(logp, -1))
+        smooth = ops.neg(ops.mean(logp if weight is None else ops.mul(logp, weight), -1))
         loss = ops.add(ops.mul(loss, 1.0 - label_smoothing), ops.mul(smooth, label_smoothing))
-    return _reduce_counted(loss, counted, reduction, sample_shape)
+    return _reduce_counted(loss, rows, reduction, sample_shape)
 
 
 def nll_loss(
-    log_probs: Tensor, targets: TargetLike, reduction: str = "mean", ignore_index: int = -100
+    log_probs: Tensor,
+    targets: TargetLike,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+    weight: Tensor | None = None,
 ) -> Tensor:
-    """-log_probs[i, y_i] for log-probabilities (N, C) and class targets (N).
+    """-w[y_i] log_probs[i, y_i] for log-probabilities (N, C) or (N, C, d1, ...) and class
+    targets (N) or (N, d1, ...), ``w`` the class ``weight`` (C,) (all 1 by default).
 
-    Targets equal to ``ignore_index`` count zero and are left out of the mean;
-    one outside ``[0, C)`` otherwise raises ValueError at the next read from the
-    device, as in ``cross_entropy``.
+    "mean" divides the sum by ``sum_i w[y_i]`` over the samples counted, as
+    torch. Targets equal to ``ignore_index`` count zero and are left out of the
+    mean; one outside ``[0, C)`` otherwise raises ValueError at the next read
+    from the device, as in ``cross_entropy``.
     """
-    _check_reduction("nll_loss", reduction)
+    check_reduction("nll_loss", reduction)
     (log_probs,) = to_float32(log_probs)
     if not isinstance(targets, Tensor):
         targets = from_numpy(np.asarray(targets), log_probs.device)
-    if log_probs.ndim != 2 or targets.shape != log_probs.shape[:1]:
+    sample_shape = (log_probs.shape[0], *log_probs.shape[2:]) if log_probs.ndim >= 2 else None
+    if targets.shape != sample_shape:
         raise ValueError(
-            f"nll_loss: expected log_probs (N, C) and targets (N,), got {log_probs.shape} "
-            f"and {targets.shape}"
+            f"nll_loss: expected log_probs (N, C, ...) and targets (N, ...), got "
+            f"{log_probs.shape} and {targets.shape}"
         )
-    loss, counted = _class_targets("nll_loss", log_probs, targets, ignore_index)
-    return _reduce_counted(loss, counted, reduction, targets.shape)
+    weight = _class_weight("nll_loss", weight, log_probs.shape[1])
+    rows = _class_targets("nll_loss", _classes_last(log_probs), targets, ignore_index, weight)
+    return _reduce_counted(rows.loss, rows, reduction, targets.shape)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """(input - target)^2 elementwise (broadcast), then reduced."""
-    _check_reduction("mse_loss", reduction)
+    check_reduction("mse_loss", reduction)
     input, target = to_float32(input, target)
     diff = ops.sub(input, target)
     return _reduce(ops.mul(diff, diff), reduction)
@@ -177,8 +220,13 @@ def binary_cross_entropy_with_logits(
     targets: Tensor,
     reduction: str = "mean",
     pos_weight: Tensor | float | None = None,
+    weight: Tensor | None = None,
 ) -> Tensor:
-    """-[p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] for logits x and targets y in [0, 1].
+    """-w [p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] for logits x and targets y in [0, 1].
+
+    ``weight`` (w, 1 by default) scales each element's loss and broadcasts
+    against the logits; ``pos_weight`` (p) scales the positive term, one per
+    class on the last axis, as torch's.
 
     Written as ``(1 - y) x + (1 + (p - 1) y) softplus(-x)``, ``p`` the
     ``pos_weight`` (1 by default), with softplus(-x) = log(1 + exp(-x)) taken
@@ -187,7 +235,7 @@ def binary_cross_entropy_with_logits(
     constant (computed under no_grad) and the gradient is exactly
     ``sigmoid(x) - y`` everywhere, x = 0 included.
     """
-    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    check_reduction("binary_cross_entropy_with_logits", reduction)
     if targets.shape != logits.shape:
         raise ValueError(
             f"binary_cross_entropy_with_logits: targets {targets.shape} must have the logits' "
@@ -199,9 +247,11 @@ def binary_cross_entropy_with_logits(
     softplus = ops.add(
         m, ops.log(ops.add(ops.exp(ops.neg(m)), ops.exp(ops.sub(ops.neg(logits), m))))
     )
-    weight: Tensor | float = 1.0
+    positive: Tensor | float = 1.0
     if pos_weight is not None:
         excess = ops.sub(pos_weight, 1.0) if isinstance(pos_weight, Tensor) else pos_weight - 1.0
-        weight = ops.add(ops.mul(targets, excess), 1.0)
-    loss = ops.add(ops.mul(ops.sub(1.0, targets), logits), ops.mul(softplus, weight))
+        positive = ops.add(ops.mul(targets, excess), 1.0)
+    loss = ops.add(ops.mul(ops.sub(1.0, targets), logits), ops.mul(softplus, positive))
+    if weight is not None:
+        loss = ops.mul(loss, weight)
     return _reduce(loss, reduction)
