@@ -3,13 +3,25 @@
 Layers that own parameters take the queue first, as in
 ``Linear(q, 784, 256)``: a pyopencl CommandQueue, a netcl Device, or None
 for the default device. Losses and the functional forms of the layers are
-in ``netcl.nn.functional``; the losses are re-exported here.
+in ``netcl.nn.functional``; the losses are re-exported here. Activations
+and the loss modules (``CrossEntropyLoss(weight=None, ...)``, torch's
+arguments) take no queue.
 """
 
 from netcl.core.tensor import Parameter
 from netcl.nn import functional, init
 from netcl.nn._version import __version__
-from netcl.nn.activation import GELU, ReLU, Sigmoid, Tanh
+from netcl.nn.activation import (
+    GELU,
+    Identity,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+)
 from netcl.nn.attention import MultiheadAttention
 from netcl.nn.batchnorm import BatchNorm1d, BatchNorm2d, GroupNorm, RMSNorm
 from netcl.nn.container import ModuleList, Sequential
@@ -26,6 +38,7 @@ from netcl.nn.functional import (
     softmax,
 )
 from netcl.nn.linear import Linear
+from netcl.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from netcl.nn.module import LoadResult, Module, StateDictError
 from netcl.nn.normalization import LayerNorm
 from netcl.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -35,25 +48,34 @@ __all__ = [
     "GELU",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
+    "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv2d",
+    "CrossEntropyLoss",
     "Dropout",
     "Embedding",
     "Flatten",
     "GroupNorm",
+    "Identity",
     "LayerNorm",
+    "LeakyReLU",
     "Linear",
     "LoadResult",
+    "LogSoftmax",
+    "MSELoss",
     "MaxPool2d",
     "Module",
     "ModuleList",
     "MultiheadAttention",
+    "NLLLoss",
     "Parameter",
     "RMSNorm",
     "ReLU",
     "Sequential",
+    "SiLU",
     "Sigmoid",
+    "Softmax",
     "StateDictError",
     "Tanh",
     "TransformerDecoderLayer",

@@ -1,6 +1,9 @@
-"""Activation layers: ReLU, GELU, Tanh, Sigmoid (no parameters, no queue)."""
+"""Activation layers (no parameters, no queue): ReLU, GELU, SiLU, LeakyReLU, Tanh, Sigmoid,
+Softmax, LogSoftmax, and Identity."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from netcl.core.tensor import Tensor
 from netcl.nn.functional import activations as F
@@ -38,3 +41,68 @@ class Tanh(Module):
 class Sigmoid(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.sigmoid(x)
+
+
+class SiLU(Module):
+    """x * sigmoid(x). ``inplace=True`` is refused (see ``functional.silu``)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        F.refuse_inplace("SiLU", inplace)
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x)
+
+
+class LeakyReLU(Module):
+    """x where x > 0, else ``negative_slope`` * x. ``inplace=True`` is refused."""
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
+        super().__init__()
+        F.refuse_inplace("LeakyReLU", inplace)
+        self.negative_slope = negative_slope
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class _AlongDim(Module):
+    """An activation along one axis. ``dim`` is required: torch's ``dim=None`` picks an
+    axis from the input's rank, with a deprecation warning; a guess netcl does not copy."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax(_AlongDim):
+    """exp(x) / sum(exp(x)) along ``dim`` (required)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, self.dim)
+
+
+class LogSoftmax(_AlongDim):
+    """log_softmax along ``dim`` (required)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, self.dim)
+
+
+class Identity(Module):
+    """Returns its input; takes and ignores any constructor arguments, as torch's does (so a
+    layer can be swapped for it without editing the call)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x

@@ -1,6 +1,15 @@
 """netcl.nn.functional: losses, activations and the layers as functions."""
 
-from netcl.nn.functional.activations import gelu, log_softmax, relu, sigmoid, softmax, tanh
+from netcl.nn.functional.activations import (
+    gelu,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    silu,
+    softmax,
+    tanh,
+)
 from netcl.nn.functional.attention import scaled_dot_product_attention
 from netcl.nn.functional.layers import (
     conv2d,
@@ -33,6 +42,7 @@ __all__ = [
     "gelu",
     "group_norm",
     "layer_norm",
+    "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
@@ -42,6 +52,7 @@ __all__ = [
     "rms_norm",
     "scaled_dot_product_attention",
     "sigmoid",
+    "silu",
     "softmax",
     "tanh",
 ]

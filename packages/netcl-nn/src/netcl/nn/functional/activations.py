@@ -26,6 +26,29 @@ def tanh(x: Tensor) -> Tensor:
     return ops.tanh(x)
 
 
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x) (SiLU, or swish; Elfwing et al., 2017)."""
+    refuse_inplace("silu", inplace)
+    return ops.mul(x, ops.sigmoid(x))
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x where x > 0, else ``negative_slope`` * x; its gradient at 0 is ``negative_slope``,
+    as PyTorch's."""
+    refuse_inplace("leaky_relu", inplace)
+    return ops.where(ops.gt(x, 0.0), x, ops.mul(x, negative_slope))
+
+
+def refuse_inplace(op: str, inplace: bool) -> None:
+    """PyTorch's ``inplace=True`` overwrites the input; netcl's autograd records only ops that
+    make a new tensor, so it is refused rather than quietly computed out of place."""
+    if inplace:
+        raise NotImplementedError(
+            f"{op}: inplace=True is not supported (netcl's autograd records out-of-place ops "
+            "only); leave it out: the result is the same, the input is left unchanged"
+        )
+
+
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """GELU(x) = x * Phi(x), Phi the standard normal CDF (Hendrycks and Gimpel, 2016).
 

@@ -1,0 +1,121 @@
+"""The names PyTorch users type from habit: SiLU, LeakyReLU, Softmax, LogSoftmax, Identity
+and the loss modules, each against torch's forward, backward and state_dict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from test_nn_torch_parity import run_both
+
+import netcl.core.tensor as nt
+import netcl.nn as nn
+from netcl.nn import functional as F
+
+# Both sides compute in float32: each add, multiply or divide within half a unit in the last
+# place (2^-24 relative), each exp or log within 3 (OpenCL's full profile; torch's are
+# closer). The longest chain here, a weighted, smoothed cross-entropy and its backward, is
+# about 24 of those units a side: log_softmax (4 exps, 3 adds, a log, a subtraction), the
+# weights' product, smoothing's mean and mix, a sum over 6 rows and the division, retraced
+# by the backward. Two sides within 24 each differ by at most 48; 64 units, judged against
+# the tensor's largest entry (assert_close's atol: a sum rounds relative to its terms, not
+# to its result), is that rounded up. A wrong formula misses by orders more.
+RTOL = 64 * 2.0**-24
+
+rng = np.random.default_rng(7)
+X = (rng.standard_normal((6, 4)) * 3).astype(np.float32)
+X[0, :2] = 0.0  # leaky_relu's gradient at 0 is torch's negative_slope
+SPATIAL = (rng.standard_normal((2, 4, 3)) * 3).astype(np.float32)  # (N, C, d)
+CLASSES = np.array([0, 3, 2, 1, 2, 3])
+SPATIAL_CLASSES = np.array([[0, 3, 2], [2, 1, 2]])
+SOFT = rng.uniform(size=(6, 4)).astype(np.float32)
+W = np.array([0.5, 2.0, 1.0, 3.0], np.float32)  # one weight a class
+POS_W = np.array([1.0, 2.0, 0.5, 3.0], np.float32)
+ELEMENT_W = rng.uniform(0.5, 2.0, (6, 1)).astype(np.float32)  # per row, broadcast
+n, t = nt.tensor, torch.from_numpy
+TNN = torch.nn
+
+# (id, netcl module, torch module, input, target or None). The functional forms' own rows
+# (weights with probability targets, spatial nll_loss) are in test_nn_torch_parity.py.
+MODULE_CASES: list[tuple[str, nn.Module, TNN.Module, Any, Any]] = [
+    ("silu", nn.SiLU(), TNN.SiLU(), X, None),
+    ("leaky_relu", nn.LeakyReLU(), TNN.LeakyReLU(), X, None),
+    ("leaky_relu_0.2", nn.LeakyReLU(0.2), TNN.LeakyReLU(0.2), X, None),
+    ("softmax", nn.Softmax(1), TNN.Softmax(1), X, None),
+    ("log_softmax_dim0", nn.LogSoftmax(dim=0), TNN.LogSoftmax(dim=0), X, None),
+    ("identity", nn.Identity(3, bias=False), TNN.Identity(3, bias=False), X, None),
+    ("ce", nn.CrossEntropyLoss(), TNN.CrossEntropyLoss(), X, CLASSES),
+    ("ce_weight_ignore_smoothing",
+     nn.CrossEntropyLoss(n(W), ignore_index=2, label_smoothing=0.1),
+     TNN.CrossEntropyLoss(t(W), ignore_index=2, label_smoothing=0.1), X, CLASSES),
+    ("ce_weight_none", nn.CrossEntropyLoss(n(W), reduction="none"),
+     TNN.CrossEntropyLoss(t(W), reduction="none"), X, CLASSES),
+    ("ce_weight_spatial_sum", nn.CrossEntropyLoss(n(W), reduction="sum"),
+     TNN.CrossEntropyLoss(t(W), reduction="sum"), SPATIAL, SPATIAL_CLASSES),
+    ("nll", nn.NLLLoss(), TNN.NLLLoss(), X, CLASSES),
+    ("nll_weight_ignore", nn.NLLLoss(n(W), ignore_index=3),
+     TNN.NLLLoss(t(W), ignore_index=3), X, CLASSES),
+    ("mse", nn.MSELoss(), TNN.MSELoss(), X, SOFT),
+    ("mse_sum", nn.MSELoss(reduction="sum"), TNN.MSELoss(reduction="sum"), X, SOFT),
+    ("bce_logits", nn.BCEWithLogitsLoss(), TNN.BCEWithLogitsLoss(), X, SOFT),
+    ("bce_logits_weights",
+     nn.BCEWithLogitsLoss(n(ELEMENT_W), pos_weight=n(POS_W)),
+     TNN.BCEWithLogitsLoss(t(ELEMENT_W), pos_weight=t(POS_W)), X, SOFT),
+]
+
+
+@pytest.mark.parametrize(("ours", "theirs", "x", "target"), [c[1:] for c in MODULE_CASES],
+                         ids=[c[0] for c in MODULE_CASES])
+def test_module_matches_torch(ours: nn.Module, theirs: TNN.Module, x: Any, target: Any) -> None:
+    if target is None:
+        run_both(ours, theirs, x, rtol=RTOL)
+    else:
+        run_both(lambda a: ours(a, n(target)), lambda a: theirs(a, t(target)), x, rtol=RTOL)
+
+
+def test_functional_activations_match_torch() -> None:
+    run_both(F.silu, torch.nn.functional.silu, X, rtol=RTOL)
+    run_both(lambda a: F.leaky_relu(a, 0.3), lambda a: torch.nn.functional.leaky_relu(a, 0.3),
+             X, rtol=RTOL)
+
+
+def test_loss_buffers_are_saved_under_torch_names() -> None:
+    pairs = [
+        (nn.CrossEntropyLoss(n(W)), TNN.CrossEntropyLoss(t(W))),
+        (nn.NLLLoss(), TNN.NLLLoss()),
+        (nn.BCEWithLogitsLoss(n(ELEMENT_W), pos_weight=n(POS_W)),
+         TNN.BCEWithLogitsLoss(t(ELEMENT_W), pos_weight=t(POS_W))),
+    ]
+    for ours, theirs in pairs:
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+        ours.load_state_dict(theirs.state_dict())
+
+
+@pytest.mark.parametrize("make", [nn.CrossEntropyLoss, nn.NLLLoss, nn.MSELoss,
+                                  nn.BCEWithLogitsLoss])
+def test_a_bad_reduction_fails_when_the_loss_is_made(make: Callable[..., nn.Module]) -> None:
+    expected = r"\('mean', 'sum', 'none'\)"
+    with pytest.raises(ValueError, match=rf"{make.__name__}: reduction .*{expected}.* 'avg'"):
+        make(reduction="avg")
+    with pytest.raises(NotImplementedError, match=r"size_average=False .*reduction="):
+        make(size_average=False)
+    with pytest.raises(NotImplementedError, match=r"reduce=True .*reduction="):
+        make(reduce=True)
+
+
+def test_what_netcl_refuses_is_named() -> None:
+    with pytest.raises(NotImplementedError, match="SiLU: inplace=True"):
+        nn.SiLU(inplace=True)
+    with pytest.raises(NotImplementedError, match="LeakyReLU: inplace=True"):
+        nn.LeakyReLU(0.1, True)
+    with pytest.raises(NotImplementedError, match="leaky_relu: inplace=True"):
+        F.leaky_relu(n(X), inplace=True)
+    with pytest.raises(TypeError, match="dim"):
+        nn.Softmax()  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"weight must be a float tensor of shape \(4,\)"):
+        nn.CrossEntropyLoss(n(W[:3]))(n(X), n(CLASSES))
+    with pytest.raises(ValueError, match=r"nll_loss: weight .* got int64"):
+        F.nll_loss(n(X), n(CLASSES), weight=n(CLASSES[:4]))
