@@ -1,5 +1,5 @@
-"""The names PyTorch users type from habit: SiLU, LeakyReLU, Softmax, LogSoftmax, Identity
-and the loss modules, each against torch's forward, backward and state_dict."""
+"""The names PyTorch users type from habit: SiLU, LeakyReLU, Softmax, LogSoftmax, Identity,
+the loss modules and ModuleDict, each against torch's forward, backward and state_dict."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from test_nn_torch_parity import run_both
 
 import netcl.core.tensor as nt
 import netcl.nn as nn
+from netcl.core.tensor import Tensor
 from netcl.nn import functional as F
 
 # Both sides compute in float32: each add, multiply or divide within half a unit in the last
@@ -119,3 +120,68 @@ def test_what_netcl_refuses_is_named() -> None:
         nn.CrossEntropyLoss(n(W[:3]))(n(X), n(CLASSES))
     with pytest.raises(ValueError, match=r"nll_loss: weight .* got int64"):
         F.nll_loss(n(X), n(CLASSES), weight=n(CLASSES[:4]))
+
+
+def test_module_dict_is_a_dict_of_registered_modules() -> None:
+    a, b, c = nn.Linear(None, 2, 2), nn.ReLU(), nn.Identity()
+    heads = nn.ModuleDict({"a": a, "b": b})
+    heads.update([("c", c)])
+    heads["a"] = a  # replacing keeps the key's place, as a dict does
+    assert list(heads) == list(heads.keys()) == ["a", "b", "c"]
+    assert list(heads.values()) == [a, b, c] and dict(heads.items()) == {"a": a, "b": b, "c": c}
+    assert len(heads) == 3 and "b" in heads and "z" not in heads
+    assert heads["a"] is heads.a is a  # type: ignore[attr-defined]  # torch's attribute access
+    assert [name for name, _ in heads.named_parameters()] == ["a.weight", "a.bias"]
+    del heads["a"]
+    assert list(heads) == ["b", "c"] and not list(heads.parameters())
+    assert heads.pop("b") is b and list(heads) == ["c"]
+    heads.update(nn.ModuleDict({"d": a}))
+    assert list(heads) == ["c", "d"]
+    heads.clear()
+    assert len(heads) == 0 and not hasattr(heads, "d")
+    with pytest.raises(KeyError):
+        del heads["d"]
+    with pytest.raises(KeyError, match="'train' already exists"):
+        heads["train"] = a
+    with pytest.raises(KeyError, match=r"without '\.'"):
+        heads["x.y"] = a
+    with pytest.raises(TypeError, match="int is not a Module"):
+        heads["x"] = 3  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="element #0 has length 3"):
+        heads.update([("x", a, b)])  # type: ignore[list-item]
+
+
+class Ours(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(None, 3, 4)
+        self.heads = nn.ModuleDict({
+            "cls": nn.Sequential(nn.SiLU(), nn.Linear(None, 4, 2)),
+            "box": nn.ModuleDict({"xy": nn.Linear(None, 4, 2), "wh": nn.Linear(None, 4, 2)}),
+        })
+
+    def forward(self, x: Tensor) -> Any:
+        return self.heads["box"]["wh"](self.heads["cls"][0](self.stem(x)))  # type: ignore[index]
+
+
+class Theirs(TNN.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = TNN.Linear(3, 4)
+        self.heads = TNN.ModuleDict({
+            "cls": TNN.Sequential(TNN.SiLU(), TNN.Linear(4, 2)),
+            "box": TNN.ModuleDict({"xy": TNN.Linear(4, 2), "wh": TNN.Linear(4, 2)}),
+        })
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.heads["box"]["wh"](self.heads["cls"][0](self.stem(x)))  # type: ignore[index]
+
+
+def test_module_dict_state_dict_is_torch_s() -> None:
+    ours, theirs = Ours(), Theirs()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert "heads.box.wh.weight" in ours.state_dict()
+    ours.load_state_dict(theirs.state_dict())  # torch tensors, as torch.save would hold them
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(n(x)).numpy(), theirs(t(x)).detach().numpy(), rtol=RTOL,
+                               atol=RTOL)

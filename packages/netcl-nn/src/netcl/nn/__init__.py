@@ -24,7 +24,7 @@ from netcl.nn.activation import (
 )
 from netcl.nn.attention import MultiheadAttention
 from netcl.nn.batchnorm import BatchNorm1d, BatchNorm2d, GroupNorm, RMSNorm
-from netcl.nn.container import ModuleList, Sequential
+from netcl.nn.container import ModuleDict, ModuleList, Sequential
 from netcl.nn.conv import Conv2d
 from netcl.nn.dropout import Dropout
 from netcl.nn.embedding import Embedding
@@ -66,6 +66,7 @@ __all__ = [
     "MSELoss",
     "MaxPool2d",
     "Module",
+    "ModuleDict",
     "ModuleList",
     "MultiheadAttention",
     "NLLLoss",

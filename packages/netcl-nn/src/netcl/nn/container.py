@@ -1,11 +1,15 @@
-"""Containers: Sequential chains modules; ModuleList holds them for a custom forward."""
+"""Containers: Sequential chains modules; ModuleList and ModuleDict hold them for a custom
+forward."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import Any, TypeAlias
 
 from netcl.nn.module import Module
+
+# What ModuleDict takes: a mapping (another ModuleDict too) or (key, module) pairs.
+NamedModules: TypeAlias = "Mapping[str, Module] | ModuleDict | Iterable[tuple[str, Module]]"
 
 
 class Sequential(Module):
@@ -64,3 +68,74 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(list(self._modules.values()))
+
+
+class ModuleDict(Module):
+    """Modules by name, registered under it: in ``state_dict`` a parameter is
+    ``"key.weight"`` (``"prefix.key.weight"`` inside a model), as in PyTorch. No forward.
+
+    A dict's API, in insertion order: ``d[key]``, ``d[key] = module``, ``del d[key]``,
+    ``len``, ``iter`` (the keys), ``in``, ``keys()``, ``items()``, ``values()``,
+    ``update()``, ``pop()``, ``clear()``; ``d.key`` reads a module too. A key must be a
+    name ``add_module`` takes (no ".", not a Module attribute such as "train").
+
+    >>> from netcl.nn import Identity
+    >>> heads = ModuleDict({"cls": Identity()})
+    >>> heads["box"] = Identity()
+    >>> list(heads), "cls" in heads
+    (['cls', 'box'], True)
+    """
+
+    def __init__(self, modules: NamedModules | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._modules:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self) -> KeysView[str]:
+        return self._modules.keys()
+
+    def items(self) -> ItemsView[str, Module]:
+        return self._modules.items()
+
+    def values(self) -> ValuesView[Module]:
+        return self._modules.values()
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        for key in list(self._modules):
+            del self[key]
+
+    def update(self, modules: NamedModules) -> None:
+        """Add or replace each (key, module) of a mapping (a ModuleDict too), or of an
+        iterable of pairs, in its order."""
+        pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
+        for i, pair in enumerate(pairs):
+            if len(pair) != 2:
+                raise ValueError(
+                    f"ModuleDict.update: element #{i} has length {len(pair)}; 2 is required"
+                )
+            self[pair[0]] = pair[1]

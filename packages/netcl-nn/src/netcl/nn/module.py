@@ -121,6 +121,20 @@ class Module:
             self._persistent.add(name)
         object.__setattr__(self, name, tensor)
 
+    def add_module(self, name: str, module: Module) -> None:
+        """Register ``module`` as ``name`` (torch's checks: a non-empty string without ".",
+        not an attribute of another kind); a submodule already there keeps its place."""
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        if not isinstance(name, str):
+            raise TypeError(f"module name should be a string, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"module name must be non-empty and without '.', got {name!r}")
+        if hasattr(self, name) and name not in self._modules:
+            raise KeyError(f"attribute {name!r} already exists in {type(self).__name__}")
+        self._modules[name] = module
+        object.__setattr__(self, name, module)
+
     # -- traversal -----------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:
         yield from self._modules.items()
