@@ -60,7 +60,7 @@ def _class_weight(op: str, weight: Tensor | None, classes: int) -> Tensor | None
 class _ClassTargets(NamedTuple):
     loss: Tensor  # -w[y_i] logp[i, y_i] per row (w = 1 without weights); junk where not counted
     counted: Tensor  # bool: the row's target is a class, not ignore_index
-    share: Tensor  # what the row adds to a mean's divisor: w[y_i] (or 1) where counted, else 0
+    weight: Tensor | None  # w[y_i] per row, None without weights
 
 
 def _class_targets(
@@ -93,19 +93,24 @@ def _class_targets(
     )
     loss = ops.neg(ops.reshape(ops.take_along_axis(logp, safe, 1), (-1,)))
     if weight is None:
-        return _ClassTargets(loss, counted, ops.cast(counted, logp.dtype))
+        return _ClassTargets(loss, counted, None)
     # torch's nll_loss: w[y_i] scales row i's loss, and a mean divides by the sum of them.
     row_weight = ops.index_select(weight, 0, ops.reshape(safe, (-1,)))
-    return _ClassTargets(ops.mul(loss, row_weight), counted, ops.where(counted, row_weight, 0.0))
+    return _ClassTargets(ops.mul(loss, row_weight), counted, row_weight)
 
 
 def _reduce_counted(loss: Tensor, rows: _ClassTargets, reduction: str, shape: Shape) -> Tensor:
-    """Zero where not counted, then reduced; "mean" divides by the rows' shares, as torch."""
+    """Zero where not counted, then reduced; "mean" divides by the rows counted, or by their
+    weights' sum, as torch."""
     loss = ops.where(rows.counted, loss, 0.0)
     if reduction == "none":
         return ops.reshape(loss, shape)
     total = ops.sum(loss)
-    return ops.div(total, ops.sum(rows.share)) if reduction == "mean" else total
+    if reduction == "sum":
+        return total
+    if rows.weight is None:
+        return ops.div(total, ops.sum(ops.cast(rows.counted, loss.dtype)))
+    return ops.div(total, ops.sum(ops.where(rows.counted, rows.weight, 0.0)))
 
 
 def cross_entropy(
