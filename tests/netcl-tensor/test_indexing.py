@@ -38,6 +38,30 @@ def test_index_select_takes_tensor_indices_and_strided_input(rng: np.random.Gene
     assert np.array_equal(got.numpy(), x.T[::2][:, [0, 1, 2]])
 
 
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("view", [(), (slice(None, None, 2),), (slice(None), slice(None, None, 2))],
+                         ids=["contiguous", "step-along-0", "step-along-1"])
+def test_index_select_and_index_add_whether_or_not_the_other_axes_merge(
+        axis: int, view: tuple[slice, ...], rng: np.random.Generator) -> None:
+    """A CPU gathers and scatters whole slices (outer, axis, inner) where the axes before
+    ``axis`` walk one stride and those after it another, else element by element: views
+    and sources whose axes do and do not merge, around every axis."""
+    x = rng.standard_normal((4, 5, 6)).astype(np.float32)
+    idx = [1, 0, 1]
+    got = ops.index_select(from_numpy(x)[view], axis, idx)
+    assert np.array_equal(got.numpy(), np.take(x[view], idx, axis=axis))
+    source = rng.standard_normal(got.shape).astype(np.float32)
+    # The source with its strides reversed: its axes around ``axis`` merge or not in
+    # another way than the view's.
+    reversed_strides = from_numpy(np.ascontiguousarray(source.transpose(2, 1, 0))).transpose(0, 2)
+    summed = ops.index_add(x[view].shape, axis, idx, reversed_strides)
+    want = np.zeros(x[view].shape, np.float64)
+    for j, k in enumerate(idx):
+        np.moveaxis(want, axis, 0)[k] += np.moveaxis(source, axis, 0)[j]
+    # At most two terms a sum: one float32 rounding, within 2^-24 of it.
+    np.testing.assert_allclose(summed.numpy(), want, rtol=2.0**-24, atol=0)
+
+
 def test_take_along_axis_matches_torch_gather(rng: np.random.Generator) -> None:
     x = rng.standard_normal((3, 5, 4)).astype(np.float32)
     idx = rng.integers(0, 5, (2, 6, 4))  # smaller off the axis, larger along it

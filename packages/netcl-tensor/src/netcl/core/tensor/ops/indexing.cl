@@ -46,6 +46,24 @@ __kernel void gather(const int n, const int ndim, const int axis, const int axis
     }
     out[i] = src[src_offset + offset_of(i, ndim, axis, shape, src_strides) + (int)k * src_strides[axis]];
 }
+
+// index_select where src is (outer, axis_size, inner) with one stride each (any
+// contiguous tensor is): out (outer, indices, inner, contiguous) [o, j, i] =
+// src[o, idx[j], i], over an exact 3-D grid (inner, indices, outer). No division an
+// element (gather's walk costs two a dimension: index_select of 1024 rows of 64 floats
+// took ~1.2 ms on a CPU core), no early return (PoCL then vectorizes along inner).
+__kernel void gather_slices(__global WORD_T *out, __global const WORD_T *src,
+                            const int src_offset, const int outer_stride, const int axis_stride,
+                            const int inner_stride, const int axis_size,
+                            __global const long *idx, const int idx_offset, const int idx_stride)
+{
+    const int i = get_global_id(0), j = get_global_id(1), o = get_global_id(2);
+    const long k = idx[idx_offset + j * idx_stride];
+    const bool inside = k >= 0 && k < axis_size;
+    const WORD_T v = src[src_offset + o * outer_stride + (inside ? (int)k : 0) * axis_stride
+                         + i * inner_stride];
+    out[((long)o * get_global_size(1) + j) * get_global_size(0) + i] = inside ? v : 0;
+}
 #endif
 
 #ifdef ACC_T
@@ -82,5 +100,21 @@ __kernel void scatter_add(const int n, const int ndim, const int axis, const int
     if (k < 0 || k >= axis_size) return;
     const int out_pos = offset_of(i, ndim, axis, shape, out_strides) + (int)k * out_strides[axis];
     ATOMIC_ADD(out + out_pos, LOAD(src_offset + offset_of(i, ndim, -1, shape, src_strides)));
+}
+
+// index_add, the adjoint of gather_slices: out (outer, axis_size, inner, contiguous)
+// [o, idx[j], i] += src[o, j, i], src (outer, indices, inner) with one stride each; grid
+// (inner, indices, outer).
+__kernel void scatter_slices(__global ACC_T *out, const int axis_size,
+                             __global const SRC_T *src, const int src_offset,
+                             const int outer_stride, const int axis_stride,
+                             const int inner_stride,
+                             __global const long *idx, const int idx_offset, const int idx_stride)
+{
+    const int i = get_global_id(0), j = get_global_id(1), o = get_global_id(2);
+    const long k = idx[idx_offset + j * idx_stride];
+    if (k < 0 || k >= axis_size) return;
+    ATOMIC_ADD(out + ((long)o * axis_size + k) * get_global_size(0) + i,
+               LOAD(src_offset + o * outer_stride + j * axis_stride + i * inner_stride));
 }
 #endif

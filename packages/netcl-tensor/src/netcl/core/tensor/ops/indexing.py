@@ -11,6 +11,7 @@ every replay too.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,10 +23,10 @@ from netcl.core.device import Device
 from netcl.core.tensor import deferred, dtypes
 from netcl.core.tensor.creation import from_numpy
 from netcl.core.tensor.dispatch import empty, record
-from netcl.core.tensor.launch import MAX_DIMS, int8_vector, launch
-from netcl.core.tensor.ops.elementwise import elementwise
+from netcl.core.tensor.launch import MAX_DIMS, enqueue, int8_vector, launch
+from netcl.core.tensor.ops.elementwise import elementwise, rows_group
 from netcl.core.tensor.ops.reduce import max as reduce_max
-from netcl.core.tensor.strides import contiguous_strides
+from netcl.core.tensor.strides import contiguous_strides, merge
 from netcl.core.tensor.tensor import Shape, Tensor
 
 KERNEL_FILE = Path(__file__).with_name("indexing.cl")
@@ -135,6 +136,30 @@ def _checked_indices(indices: Tensor, size: int) -> Tensor:
     return indices
 
 
+def _slice_strides(device: Device, shape: Shape, strides: Shape,
+                   axis: int) -> tuple[int, int, int] | None:
+    """The strides of a tensor of ``shape`` and ``strides`` seen as (outer, shape[axis],
+    inner), the dimensions before ``axis`` merged into one and those after it into
+    another, for gather_slices and scatter_slices; None where either does not merge.
+    Those kernels run on a CPU, where they replaced the walk over every dimension
+    (tools/bench/indexing.py); a GPU keeps the kernels it was measured with: None there."""
+    if device.type != "cpu":
+        return None
+    before, after = merge(shape[:axis], strides[:axis]), merge(shape[axis + 1:], strides[axis + 1:])
+    if before is None or after is None:
+        return None
+    return before[1], strides[axis], after[1]
+
+
+def _launch_slices(device: Device, kernel: Any, shape: Shape, axis: int, count: int,
+                   *args: Any) -> None:
+    """``kernel`` over the exact grid (inner, count, outer) around ``axis`` of ``shape``,
+    a work-group of whole rows along inner (which PoCL vectorizes along)."""
+    inner, outer = math.prod(shape[axis + 1:]), math.prod(shape[:axis])
+    if inner * count * outer:
+        enqueue(device, kernel, (inner, count, outer), (*rows_group(inner, count), 1), args)
+
+
 def _gather(a: Tensor, axis: int, indices: Tensor, shape: Shape, idx_strides: Shape) -> Tensor:
     out = empty(shape, a.dtype, a.device)
     word = _WORDS[a.dtype.itemsize]
@@ -167,7 +192,17 @@ def index_select(a: Tensor, axis: int, indices: IndexLike) -> Tensor:
         )
     idx = as_indices("index_select", indices, axis, a.shape[axis], a.device)
     shape = (*a.shape[:axis], idx.shape[0], *a.shape[axis + 1 :])
-    out = _gather(a, axis, idx, shape, _one_axis_strides(a.ndim, axis, idx))
+    slices = _slice_strides(a.device, a.shape, a.strides, axis)
+    if slices is None:
+        out = _gather(a, axis, idx, shape, _one_axis_strides(a.ndim, axis, idx))
+    else:
+        out = empty(shape, a.dtype, a.device)
+        kernel = a.device.kernels.kernel(KERNEL_FILE, "gather_slices",
+                                         {"WORD_T": _WORDS[a.dtype.itemsize]})
+        _launch_slices(a.device, kernel, shape, axis, idx.shape[0],
+                       out.buffer, a.buffer, np.int32(a.offset), *map(np.int32, slices),
+                       np.int32(a.shape[axis]), idx.buffer, np.int32(idx.offset),
+                       np.int32(idx.strides[0]))
     return record("index_select", [a], out, axis=axis, indices=idx)
 
 
@@ -202,8 +237,11 @@ def _check_source(op: str, source: Tensor) -> None:
 
 
 def _scatter(
-    op: str, shape: Shape, axis: int, idx: Tensor, source: Tensor, idx_strides: Shape
+    op: str, shape: Shape, axis: int, idx: Tensor, source: Tensor, idx_strides: Shape,
+    per_slice: bool = False,
 ) -> Tensor:
+    """``out`` of ``shape`` += ``source`` at ``idx`` along ``axis``; ``per_slice``: one
+    index a slice of ``source`` (index_add), which scatter_slices may take."""
     device = source.device
     # 16-bit floats accumulate in a float32 buffer: there is no 16-bit atomic, and
     # the sum of many rows is better rounded once at the end.
@@ -217,15 +255,23 @@ def _scatter(
         "LOAD(i)": dtypes.cl_load(source.dtype, "src", "(i)"),
         "ATOMIC_ADD(p, v)": "atomic_add(p, v)" if is_int else "atomic_add_float(p, v)",
     }
-    kernel = device.kernels.kernel((dtypes.BFLOAT16_CL, KERNEL_FILE), "scatter_add", defines)
-    launch(
-        device, kernel, source.size,
-        np.int32(source.size), np.int32(source.ndim), np.int32(axis), np.int32(shape[axis]),
-        int8_vector(source.shape),
-        out.buffer, int8_vector(contiguous_strides(shape)),
-        source.buffer, np.int32(source.offset), int8_vector(source.strides),
-        idx.buffer, np.int32(idx.offset), int8_vector(idx_strides),
-    )
+    slices = _slice_strides(device, source.shape, source.strides, axis) if per_slice else None
+    name = "scatter_add" if slices is None else "scatter_slices"
+    kernel = device.kernels.kernel((dtypes.BFLOAT16_CL, KERNEL_FILE), name, defines)
+    if slices is None:
+        launch(
+            device, kernel, source.size,
+            np.int32(source.size), np.int32(source.ndim), np.int32(axis), np.int32(shape[axis]),
+            int8_vector(source.shape),
+            out.buffer, int8_vector(contiguous_strides(shape)),
+            source.buffer, np.int32(source.offset), int8_vector(source.strides),
+            idx.buffer, np.int32(idx.offset), int8_vector(idx_strides),
+        )
+    else:
+        _launch_slices(device, kernel, source.shape, axis, source.shape[axis],
+                       out.buffer, np.int32(shape[axis]), source.buffer, np.int32(source.offset),
+                       *map(np.int32, slices), idx.buffer, np.int32(idx.offset),
+                       np.int32(idx_strides[axis]))
     return out if acc == source.dtype else elementwise(op, "a", [out], out_dtype=source.dtype)
 
 
@@ -248,7 +294,8 @@ def index_add(shape: Sequence[int], axis: int, indices: IndexLike, source: Tenso
             f"shape {shape} along axis {axis} need {expected}"
         )
     idx = as_indices("index_add", indices, axis, shape[axis], source.device)
-    return _scatter("index_add", shape, axis, idx, source, _one_axis_strides(len(shape), axis, idx))
+    return _scatter("index_add", shape, axis, idx, source,
+                    _one_axis_strides(len(shape), axis, idx), per_slice=True)
 
 
 def scatter_add(shape: Sequence[int], axis: int, indices: IndexLike, source: Tensor) -> Tensor:
