@@ -171,6 +171,8 @@ class Variant(NamedTuple):
         if self.family == "panel":
             defines["A_PACKED"] = int(self.a_packed)
             defines["VECTOR_STORE"] = int(self.c_dtype == dtypes.float32)
+            defines["A_FLOAT"] = int(self.a_dtype == dtypes.float32)
+            defines["B_FLOAT"] = int(self.b_dtype == dtypes.float32)
         else:
             assert self.tile is not None
             tile = self.tile

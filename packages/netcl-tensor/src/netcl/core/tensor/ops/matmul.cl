@@ -44,6 +44,8 @@
 // in registers; C rows are only 4-byte aligned, hence the aligned(4) type.
 // This is a clang vector extension, which is fine: only PoCL builds PANEL.
 typedef float float8_unaligned __attribute__((ext_vector_type(8), aligned(4)));
+typedef float float4_unaligned __attribute__((ext_vector_type(4), aligned(4)));
+typedef float float2_unaligned __attribute__((ext_vector_type(2), aligned(4)));
 
 // Bp[z][panel][k][0..15] = B[z][k][panel * 16 + c], zero past column N, so the
 // multiply kernel reads one contiguous, 64-byte aligned stream per panel and
@@ -59,6 +61,16 @@ __kernel void pack_b(PARAMS, __global const B_T *B, __global float *Bp)
     const int panels = (N + NR - 1) / NR;
     B += b_off + batch_offset(z, batch_shape, b_bs);
     __global float *out = Bp + (((long)z * panels + panel) * K + k) * NR;
+#if B_FLOAT
+    // A whole panel of a float B stored along N: two vector copies, where the loop's
+    // strided loads and bound tests ran at ~3 GB/s (PoCL).
+    if (b_sn == 1 && (panel + 1) * NR <= N) {
+        __global const float *row = B + k * b_sk + panel * NR;
+        *(__global float8_unaligned *)out = *(__global const float8_unaligned *)row;
+        *(__global float8_unaligned *)(out + 8) = *(__global const float8_unaligned *)(row + 8);
+        return;
+    }
+#endif
     for (int c = 0; c < NR; ++c) {
         const int n = panel * NR + c;
         out[c] = n < N ? LOAD_B(B, k * b_sk + n * b_sn) : 0.0f;
@@ -80,6 +92,16 @@ __kernel void pack_a(PARAMS, __global const A_T *A, __global float *Ap)
     const int blocks = (M + MR - 1) / MR;
     A += a_off + batch_offset(z, batch_shape, a_bs);
     __global float *out = Ap + (((long)z * blocks + block) * K + k) * MR;
+#if A_FLOAT
+    // A whole block of a float A stored along M (a transposed view, the weight
+    // gradient's x.T): its six rows at depth k are six consecutive floats.
+    if (a_sm == 1 && (block + 1) * MR <= M) {
+        __global const float *column = A + block * MR + k * a_sk;
+        *(__global float4_unaligned *)out = *(__global const float4_unaligned *)column;
+        *(__global float2_unaligned *)(out + 4) = *(__global const float2_unaligned *)(column + 4);
+        return;
+    }
+#endif
     for (int r = 0; r < MR; ++r) {
         const int m = block * MR + r;
         out[r] = m < M ? LOAD_A(A, m * a_sm + k * a_sk) : 0.0f;
