@@ -36,6 +36,7 @@ SOFT = rng.uniform(size=(6, 4)).astype(np.float32)
 W = np.array([0.5, 2.0, 1.0, 3.0], np.float32)  # one weight a class
 POS_W = np.array([1.0, 2.0, 0.5, 3.0], np.float32)
 ELEMENT_W = rng.uniform(0.5, 2.0, (6, 1)).astype(np.float32)  # per row, broadcast
+MSE_W = rng.uniform(0.5, 2.0, (6, 4)).astype(np.float32)  # mse_loss's: the input's shape
 n, t = nt.tensor, torch.from_numpy
 TNN = torch.nn
 
@@ -81,6 +82,38 @@ def test_functional_activations_match_torch() -> None:
     run_both(F.silu, torch.nn.functional.silu, X, rtol=RTOL)
     run_both(lambda a: F.leaky_relu(a, 0.3), lambda a: torch.nn.functional.leaky_relu(a, 0.3),
              X, rtol=RTOL)
+
+
+# torch-style positional calls: (function, the arguments after the input), the same values
+# in the same places on both sides, so each argument's place is checked against torch's.
+POSITIONAL_CASES: list[tuple[str, tuple[Any, ...]]] = [
+    ("cross_entropy", (CLASSES, W)),  # F.cross_entropy(x, y, w): weight third, as torch's
+    ("cross_entropy", (CLASSES, W, None, 2, None, "sum", 0.1)),
+    ("nll_loss", (CLASSES, W, None, 3, None, "none")),
+    ("mse_loss", (SOFT, None, None, "mean", MSE_W)),
+    ("mse_loss", (SOFT, None, None, "sum")),
+    ("binary_cross_entropy_with_logits", (SOFT, ELEMENT_W, None, None, "sum", POS_W)),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), POSITIONAL_CASES,
+                         ids=[f"{c[0]}_{len(c[1])}" for c in POSITIONAL_CASES])
+def test_functional_losses_take_torch_s_positional_arguments(name: str, args: Any) -> None:
+    def convert(to: Callable[[Any], Any]) -> list[Any]:
+        return [to(a) if isinstance(a, np.ndarray) else a for a in args]
+
+    ours, theirs = getattr(F, name), getattr(torch.nn.functional, name)
+    run_both(lambda a: ours(a, *convert(n)), lambda a: theirs(a, *convert(t)), X, rtol=RTOL)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss", "mse_loss",
+                                  "binary_cross_entropy_with_logits"])
+def test_functional_losses_refuse_torch_s_deprecated_reduction(name: str) -> None:
+    target = n(CLASSES) if name in ("cross_entropy", "nll_loss") else n(SOFT)
+    with pytest.raises(NotImplementedError, match=rf"{name}: size_average=False .*reduction="):
+        getattr(F, name)(n(X), target, size_average=False)
+    with pytest.raises(NotImplementedError, match=rf"{name}: reduce=True .*reduction="):
+        getattr(F, name)(n(X), target, reduce=True)
 
 
 def test_loss_buffers_are_saved_under_torch_names() -> None:

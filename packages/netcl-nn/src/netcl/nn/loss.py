@@ -27,14 +27,7 @@ class _Loss(Module):
 
     def __init__(self, size_average: bool | None, reduce: bool | None, reduction: str) -> None:
         super().__init__()
-        name = type(self).__name__
-        for argument, value in (("size_average", size_average), ("reduce", reduce)):
-            if value is not None:
-                raise NotImplementedError(
-                    f"{name}: {argument}={value!r} is torch's deprecated form of reduction and "
-                    "is not supported; pass reduction='mean', 'sum' or 'none'"
-                )
-        check_reduction(name, reduction)
+        check_reduction(type(self).__name__, reduction, size_average, reduce)
         self.reduction = reduction
 
     def extra_repr(self) -> str:
@@ -63,7 +56,8 @@ class NLLLoss(_ClassLoss):
     """``functional.nll_loss`` as a module: log-probabilities against class indices."""
 
     def forward(self, input: Tensor, target: TargetLike) -> Tensor:
-        return nll_loss(input, target, self.reduction, self.ignore_index, weight=self.weight)
+        return nll_loss(input, target, self.weight, ignore_index=self.ignore_index,
+                        reduction=self.reduction)
 
 
 class CrossEntropyLoss(_ClassLoss):
@@ -88,8 +82,8 @@ class CrossEntropyLoss(_ClassLoss):
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target: TargetLike) -> Tensor:
-        return cross_entropy(input, target, self.reduction, self.label_smoothing,
-                             self.ignore_index, weight=self.weight)
+        return cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
+                             reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
 class MSELoss(_Loss):
@@ -102,7 +96,7 @@ class MSELoss(_Loss):
         super().__init__(size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return mse_loss(input, target, self.reduction)
+        return mse_loss(input, target, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -125,5 +119,6 @@ class BCEWithLogitsLoss(_Loss):
         self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return binary_cross_entropy_with_logits(input, target, self.reduction, self.pos_weight,
-                                                weight=self.weight)
+        return binary_cross_entropy_with_logits(input, target, self.weight,
+                                                reduction=self.reduction,
+                                                pos_weight=self.pos_weight)

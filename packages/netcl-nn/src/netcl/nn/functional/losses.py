@@ -1,7 +1,10 @@
 """Losses: cross-entropy, mean squared error, binary cross-entropy on logits.
 
-Each takes ``reduction``: "mean" (the default) averages the per-element
-losses, "sum" adds them, "none" returns them unreduced.
+Each takes torch's arguments in torch's order, with torch's defaults, so a
+positional call means what it means in torch. ``reduction``: "mean" (the
+default) averages the per-element losses, "sum" adds them, "none" returns
+them unreduced. torch's deprecated ``size_average`` and ``reduce`` keep their
+places, but only None is taken: ``reduction`` says the same.
 """
 
 from __future__ import annotations
@@ -30,8 +33,18 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
-def check_reduction(op: str, reduction: str) -> None:
-    """ValueError naming ``op``, the ``reduction`` given and the ones there are."""
+def check_reduction(
+    op: str, reduction: str, size_average: bool | None = None, reduce: bool | None = None
+) -> None:
+    """ValueError naming ``op``, the ``reduction`` given and the ones there are;
+    NotImplementedError naming torch's deprecated ``size_average`` or ``reduce`` if either is
+    given (not None), pointing to ``reduction``."""
+    for argument, value in (("size_average", size_average), ("reduce", reduce)):
+        if value is not None:
+            raise NotImplementedError(
+                f"{op}: {argument}={value!r} is torch's deprecated form of reduction and is not "
+                "supported; pass reduction='mean', 'sum' or 'none'"
+            )
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
@@ -114,16 +127,18 @@ def _reduce_counted(loss: Tensor, rows: _ClassTargets, reduction: str, shape: Sh
 
 
 def cross_entropy(
-    logits: Tensor,
-    targets: TargetLike,
+    input: Tensor,
+    target: TargetLike,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
-    ignore_index: int = -100,
-    weight: Tensor | None = None,
 ) -> Tensor:
-    """Cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against ``targets``.
+    """Cross-entropy of logits ``input`` (N, C) or (N, C, d1, ...) against ``target``.
 
-    With integer class ``targets`` (N) or (N, d1, ...) (int64 or int32, a
+    With integer class targets (N) or (N, d1, ...) (int64 or int32, a
     Tensor or a numpy array), the loss of sample i is
     ``-(1 - s) * w[y_i] logp[i, y_i] - s * mean_c w[c] logp[i, c]``, ``s`` the
     ``label_smoothing``, ``w`` the class ``weight`` (C,) (all 1 by default);
@@ -133,34 +148,34 @@ def cross_entropy(
     torch). A target outside ``[0, C)`` otherwise is an error, found on the
     device and raised as ValueError at the next read from it (the loss's
     ``item()``, say): checking on the host would wait for the queue each step.
-    With float ``targets`` of ``logits``' shape (class probabilities) it is
-    ``-sum_c w[c] q[i, c] logp[i, c]`` with ``q = (1 - s) * targets + s / C``,
+    With float targets of the input's shape (class probabilities) it is
+    ``-sum_c w[c] q[i, c] logp[i, c]`` with ``q = (1 - s) * target + s / C``,
     and "mean" divides by the number of samples.
-    ``logp = log_softmax(logits)`` over the class axis, through logsumexp, so
+    ``logp = log_softmax(input)`` over the class axis, through logsumexp, so
     large logits do not overflow.
     """
-    check_reduction("cross_entropy", reduction)
+    check_reduction("cross_entropy", reduction, size_average, reduce)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    if logits.ndim < 2:
-        raise ValueError(f"cross_entropy: logits must be (N, C, ...), got shape {logits.shape}")
-    if not isinstance(targets, Tensor):
-        targets = from_numpy(np.asarray(targets), logits.device)
-    classes = logits.shape[1]
+    if input.ndim < 2:
+        raise ValueError(f"cross_entropy: input must be (N, C, ...), got shape {input.shape}")
+    if not isinstance(target, Tensor):
+        target = from_numpy(np.asarray(target), input.device)
+    classes = input.shape[1]
     weight = _class_weight("cross_entropy", weight, classes)
-    (logits,) = to_float32(logits)  # PyTorch's autocast float32 list
-    if dtypes.is_floating(targets.dtype):
-        (targets,) = to_float32(targets)
-    logp = log_softmax(_classes_last(logits), axis=-1)  # (M, C)
-    sample_shape = (logits.shape[0], *logits.shape[2:])
+    (input,) = to_float32(input)  # PyTorch's autocast float32 list
+    if dtypes.is_floating(target.dtype):
+        (target,) = to_float32(target)
+    logp = log_softmax(_classes_last(input), axis=-1)  # (M, C)
+    sample_shape = (input.shape[0], *input.shape[2:])
 
-    if dtypes.is_floating(targets.dtype):
-        if targets.shape != logits.shape:
+    if dtypes.is_floating(target.dtype):
+        if target.shape != input.shape:
             raise ValueError(
-                f"cross_entropy: probability targets must have the logits' shape {logits.shape}, "
-                f"got {targets.shape}"
+                f"cross_entropy: probability targets must have the input's shape {input.shape}, "
+                f"got {target.shape}"
             )
-        q = _classes_last(targets)
+        q = _classes_last(target)
         if label_smoothing:
             q = ops.add(ops.mul(q, 1.0 - label_smoothing), label_smoothing / classes)
         if weight is not None:
@@ -169,12 +184,12 @@ def cross_entropy(
         if reduction == "none":
             return ops.reshape(loss, sample_shape)
         return _reduce(loss, reduction)
-    if targets.shape != sample_shape:
+    if target.shape != sample_shape:
         raise ValueError(
-            f"cross_entropy: class targets for logits of shape {logits.shape} must have "
-            f"shape {sample_shape}, got {targets.shape}"
+            f"cross_entropy: class targets for an input of shape {input.shape} must have "
+            f"shape {sample_shape}, got {target.shape}"
         )
-    rows = _class_targets("cross_entropy", logp, targets, ignore_index, weight)
+    rows = _class_targets("cross_entropy", logp, target, ignore_index, weight)
     loss = rows.loss
     if label_smoothing:
         smooth = ops.neg(ops.mean(logp if weight is None else ops.mul(logp, weight), -1))
@@ -183,51 +198,75 @@ def cross_entropy(
 
 
 def nll_loss(
-    log_probs: Tensor,
-    targets: TargetLike,
-    reduction: str = "mean",
-    ignore_index: int = -100,
+    input: Tensor,
+    target: TargetLike,
     weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
 ) -> Tensor:
-    """-w[y_i] log_probs[i, y_i] for log-probabilities (N, C) or (N, C, d1, ...) and class
-    targets (N) or (N, d1, ...), ``w`` the class ``weight`` (C,) (all 1 by default).
+    """-w[y_i] input[i, y_i] for log-probabilities ``input`` (N, C) or (N, C, d1, ...) and
+    class targets (N) or (N, d1, ...), ``w`` the class ``weight`` (C,) (all 1 by default).
 
     "mean" divides the sum by ``sum_i w[y_i]`` over the samples counted, as
     torch. Targets equal to ``ignore_index`` count zero and are left out of the
     mean; one outside ``[0, C)`` otherwise raises ValueError at the next read
     from the device, as in ``cross_entropy``.
     """
-    check_reduction("nll_loss", reduction)
-    (log_probs,) = to_float32(log_probs)
-    if not isinstance(targets, Tensor):
-        targets = from_numpy(np.asarray(targets), log_probs.device)
-    sample_shape = (log_probs.shape[0], *log_probs.shape[2:]) if log_probs.ndim >= 2 else None
-    if targets.shape != sample_shape:
+    check_reduction("nll_loss", reduction, size_average, reduce)
+    (input,) = to_float32(input)
+    if not isinstance(target, Tensor):
+        target = from_numpy(np.asarray(target), input.device)
+    sample_shape = (input.shape[0], *input.shape[2:]) if input.ndim >= 2 else None
+    if target.shape != sample_shape:
         raise ValueError(
-            f"nll_loss: expected log_probs (N, C, ...) and targets (N, ...), got "
-            f"{log_probs.shape} and {targets.shape}"
+            f"nll_loss: expected log-probabilities (N, C, ...) and targets (N, ...), got "
+            f"{input.shape} and {target.shape}"
         )
-    weight = _class_weight("nll_loss", weight, log_probs.shape[1])
-    rows = _class_targets("nll_loss", _classes_last(log_probs), targets, ignore_index, weight)
-    return _reduce_counted(rows.loss, rows, reduction, targets.shape)
+    weight = _class_weight("nll_loss", weight, input.shape[1])
+    rows = _class_targets("nll_loss", _classes_last(input), target, ignore_index, weight)
+    return _reduce_counted(rows.loss, rows, reduction, target.shape)
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """(input - target)^2 elementwise (broadcast), then reduced."""
-    check_reduction("mse_loss", reduction)
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
+    """w (input - target)^2 elementwise (broadcast), then reduced; ``weight`` (w, 1 by
+    default) has the input's shape, and with it "mean" divides by ``sum(w)``, as torch."""
+    check_reduction("mse_loss", reduction, size_average, reduce)
     input, target = to_float32(input, target)
     diff = ops.sub(input, target)
-    return _reduce(ops.mul(diff, diff), reduction)
+    loss = ops.mul(diff, diff)
+    if weight is None:
+        return _reduce(loss, reduction)
+    if weight.shape != input.shape:
+        raise ValueError(
+            f"mse_loss: weight must have the input's shape {input.shape}, got {weight.shape}"
+        )
+    (weight,) = to_float32(weight)
+    loss = ops.mul(loss, weight)
+    if reduction == "mean":
+        return ops.div(ops.sum(loss), ops.sum(weight))
+    return _reduce(loss, reduction)
 
 
 def binary_cross_entropy_with_logits(
-    logits: Tensor,
-    targets: Tensor,
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
     reduction: str = "mean",
     pos_weight: Tensor | float | None = None,
-    weight: Tensor | None = None,
 ) -> Tensor:
-    """-w [p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] for logits x and targets y in [0, 1].
+    """-w [p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] for logits x (``input``) and
+    targets y in [0, 1].
 
     ``weight`` (w, 1 by default) scales each element's loss and broadcasts
     against the logits; ``pos_weight`` (p) scales the positive term, one per
@@ -240,13 +279,13 @@ def binary_cross_entropy_with_logits(
     constant (computed under no_grad) and the gradient is exactly
     ``sigmoid(x) - y`` everywhere, x = 0 included.
     """
-    check_reduction("binary_cross_entropy_with_logits", reduction)
-    if targets.shape != logits.shape:
+    check_reduction("binary_cross_entropy_with_logits", reduction, size_average, reduce)
+    if target.shape != input.shape:
         raise ValueError(
-            f"binary_cross_entropy_with_logits: targets {targets.shape} must have the logits' "
-            f"shape {logits.shape}"
+            f"binary_cross_entropy_with_logits: target {target.shape} must have the input's "
+            f"shape {input.shape}"
         )
-    logits, targets = to_float32(logits, targets)
+    logits, target = to_float32(input, target)
     with no_grad():
         m = ops.maximum(ops.neg(logits), 0.0)
     softplus = ops.add(
@@ -255,8 +294,8 @@ def binary_cross_entropy_with_logits(
     positive: Tensor | float = 1.0
     if pos_weight is not None:
         excess = ops.sub(pos_weight, 1.0) if isinstance(pos_weight, Tensor) else pos_weight - 1.0
-        positive = ops.add(ops.mul(targets, excess), 1.0)
-    loss = ops.add(ops.mul(ops.sub(1.0, targets), logits), ops.mul(softplus, positive))
+        positive = ops.add(ops.mul(target, excess), 1.0)
+    loss = ops.add(ops.mul(ops.sub(1.0, target), logits), ops.mul(softplus, positive))
     if weight is not None:
         loss = ops.mul(loss, weight)
     return _reduce(loss, reduction)
