@@ -10,11 +10,29 @@ from netcl.nn.functional import activations as F
 from netcl.nn.module import Module
 
 
-class ReLU(Module):
-    """max(x, 0)."""
+class _Inplace(Module):
+    """An activation that takes PyTorch's ``inplace`` and computes out of place: the value is
+    the same, the input is left unchanged (see ``functional.relu``)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_Inplace):
+    """max(x, 0). ``inplace=True`` (PyTorch's) gives the same value, computed out of place:
+    netcl's autograd records out-of-place ops only, so the input is left unchanged (see
+    ``functional.relu``).
+
+    >>> ReLU(inplace=True)
+    ReLU(inplace=True)
+    """
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x)
+        return F.relu(x, self.inplace)
 
 
 class GELU(Module):
@@ -43,32 +61,28 @@ class Sigmoid(Module):
         return F.sigmoid(x)
 
 
-class SiLU(Module):
-    """x * sigmoid(x). ``inplace=True`` is refused (see ``functional.silu``)."""
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        F.refuse_inplace("SiLU", inplace)
-        self.inplace = inplace
+class SiLU(_Inplace):
+    """x * sigmoid(x). ``inplace=True`` gives the same value, computed out of place, the
+    input left unchanged (see ``ReLU``)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.silu(x)
+        return F.silu(x, self.inplace)
 
 
-class LeakyReLU(Module):
-    """x where x > 0, else ``negative_slope`` * x. ``inplace=True`` is refused."""
+class LeakyReLU(_Inplace):
+    """x where x > 0, else ``negative_slope`` * x. ``inplace=True`` gives the same value,
+    computed out of place, the input left unchanged (see ``ReLU``)."""
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
-        super().__init__()
-        F.refuse_inplace("LeakyReLU", inplace)
+        super().__init__(inplace)
         self.negative_slope = negative_slope
-        self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(x, self.negative_slope)
+        return F.leaky_relu(x, self.negative_slope, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"negative_slope={self.negative_slope}{inplace}"
 
 
 class _AlongDim(Module):

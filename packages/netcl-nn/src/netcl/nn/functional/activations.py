@@ -12,8 +12,16 @@ _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
-def relu(x: Tensor) -> Tensor:
-    """max(x, 0); its gradient at 0 is 0."""
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0); its gradient at 0 is 0.
+
+    ``inplace`` is taken for PyTorch's code (``nn.ReLU(inplace=True)`` in every
+    torchvision ResNet) and computed out of place: the value returned is the
+    same, but netcl's autograd records out-of-place ops only, so ``x`` is left
+    unchanged. Use the returned tensor, as such code does; code that relies on
+    ``x`` being overwritten does not carry over. The same holds for ``silu``'s
+    and ``leaky_relu``'s ``inplace``.
+    """
     return ops.relu(x)
 
 
@@ -27,26 +35,15 @@ def tanh(x: Tensor) -> Tensor:
 
 
 def silu(x: Tensor, inplace: bool = False) -> Tensor:
-    """x * sigmoid(x) (SiLU, or swish; Elfwing et al., 2017)."""
-    refuse_inplace("silu", inplace)
+    """x * sigmoid(x) (SiLU, or swish; Elfwing et al., 2017); ``inplace`` computes out of
+    place, leaving ``x`` unchanged (see ``relu``)."""
     return ops.mul(x, ops.sigmoid(x))
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, else ``negative_slope`` * x; its gradient at 0 is ``negative_slope``,
-    as PyTorch's."""
-    refuse_inplace("leaky_relu", inplace)
+    as PyTorch's. ``inplace`` computes out of place, leaving ``x`` unchanged (see ``relu``)."""
     return ops.where(ops.gt(x, 0.0), x, ops.mul(x, negative_slope))
-
-
-def refuse_inplace(op: str, inplace: bool) -> None:
-    """PyTorch's ``inplace=True`` overwrites the input; netcl's autograd records only ops that
-    make a new tensor, so it is refused rather than quietly computed out of place."""
-    if inplace:
-        raise NotImplementedError(
-            f"{op}: inplace=True is not supported (netcl's autograd records out-of-place ops "
-            "only); leave it out: the result is the same, the input is left unchanged"
-        )
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
