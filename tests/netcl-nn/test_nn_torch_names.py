@@ -240,3 +240,20 @@ def test_module_dict_state_dict_is_torch_s() -> None:
     x = rng.standard_normal((5, 3)).astype(np.float32)
     np.testing.assert_allclose(ours(n(x)).numpy(), theirs(t(x)).detach().numpy(), rtol=RTOL,
                                atol=RTOL)
+
+
+def test_reassigned_modules_parameters_and_buffers_keep_their_place_as_in_torch() -> None:
+    # Fine-tuning's idiom: replace a built model's layer (here the first, as for grayscale
+    # input); torch's registries are dicts, so the new one takes the old one's place.
+    ours = nn.Sequential(nn.Linear(None, 3, 4), nn.BatchNorm1d(None, 4), nn.Linear(None, 4, 2))
+    theirs = TNN.Sequential(TNN.Linear(3, 4), TNN.BatchNorm1d(4), TNN.Linear(4, 2))
+    setattr(ours, "0", nn.Linear(None, 1, 4))
+    setattr(theirs, "0", TNN.Linear(1, 4))
+    ours[0].weight = nt.Parameter(nt.zeros((4, 1)))
+    theirs[0].weight = TNN.Parameter(torch.zeros(4, 1))
+    ours[1].register_buffer("running_mean", nt.ones(4))
+    theirs[1].register_buffer("running_mean", torch.ones(4))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [name for name, _ in ours.named_parameters()] == [
+        name for name, _ in theirs.named_parameters()]
+    assert ours[0].in_features == 1  # type: ignore[attr-defined]  # indexing finds the new one

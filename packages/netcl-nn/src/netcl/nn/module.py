@@ -39,9 +39,10 @@ class Module:
     """A piece of a model: parameters, buffers and submodules, and a ``forward``.
 
     Assigning a ``Parameter`` or a ``Module`` to an attribute registers it
-    (in assignment order), so ``parameters()``, ``named_parameters()``,
-    ``state_dict()`` and ``train()``/``eval()`` reach it; ``register_buffer``
-    adds state that is saved but not trained. Registered objects are plain
+    (in assignment order; one assigned again keeps its place, as in PyTorch),
+    so ``parameters()``, ``named_parameters()``, ``state_dict()`` and
+    ``train()``/``eval()`` reach it; ``register_buffer`` adds state that is
+    saved but not trained. Registered objects are plain
     attributes too, so ``self.weight`` reads as it looks. Calling a module
     calls its ``forward``.
 
@@ -75,10 +76,10 @@ class Module:
                 f"first in {type(self).__name__}.__init__"
             )
         if isinstance(value, Parameter):
-            self._unregister(name)
+            self._unregister(name, keep=self._parameters)
             self._parameters[name] = value
         elif isinstance(value, Module):
-            self._unregister(name)
+            self._unregister(name, keep=self._modules)
             self._modules[name] = value
         elif name in self._parameters:
             if value is not None:
@@ -101,21 +102,25 @@ class Module:
         self._unregister(name)
         object.__delattr__(self, name)
 
-    def _unregister(self, name: str) -> None:
-        self._parameters.pop(name, None)
-        self._buffers.pop(name, None)
+    def _unregister(self, name: str, keep: dict[str, Any] | None = None) -> None:
+        """Forget ``name`` in every registry but ``keep``, the one it is about to be set in:
+        there a replaced entry keeps its place, as in torch's, so ``model.fc = Linear(...)``
+        leaves the order of ``parameters()`` and ``state_dict()`` as torch's."""
+        registries: tuple[dict[str, Any], ...] = (self._parameters, self._buffers, self._modules)
+        for registry in registries:
+            if registry is not keep:
+                registry.pop(name, None)
         self._persistent.discard(name)
-        self._modules.pop(name, None)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` (None: a slot that holds no parameter, like a missing bias)."""
-        self._unregister(name)
+        self._unregister(name, keep=self._parameters)
         self._parameters[name] = param
         object.__setattr__(self, name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register state that is not trained; ``persistent`` ones go into ``state_dict``."""
-        self._unregister(name)
+        self._unregister(name, keep=self._buffers)
         self._buffers[name] = tensor
         if persistent:
             self._persistent.add(name)
