@@ -24,6 +24,7 @@ GEOMETRIES = [  # kernel, stride, padding, dilation
     (3, 2, 1, 1),
     ((2, 3), (1, 2), (1, 0), (2, 1)),
     (1, 1, 0, 1),
+    (3, 1, 2, 2),  # stride 1, padded, dilated: a CPU folds its inner planes by AFFINE_FOLD
 ]
 
 
