@@ -65,7 +65,7 @@ class Module:
     _parameters: dict[str, Parameter | None]
     _buffers: dict[str, Tensor | None]
     _persistent: set[str]
-    _modules: dict[str, Module]
+    _modules: dict[str, Module | None]
     training: bool
 
     # -- registration --------------------------------------------------------------------------
@@ -82,21 +82,28 @@ class Module:
             self._unregister(name, keep=self._modules)
             self._modules[name] = value
         elif name in self._parameters:
-            if value is not None:
-                raise TypeError(
-                    f"cannot assign {type(value).__name__} to parameter {name!r} of "
-                    f"{type(self).__name__}: expected a Parameter or None"
-                )
-            self._parameters[name] = None
+            self._keep_slot(self._parameters, name, value, "parameter", "a Parameter")
+        elif name in self._modules:
+            self._keep_slot(self._modules, name, value, "submodule", "a Module")
         elif name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(
                     f"cannot assign {type(value).__name__} to buffer {name!r}: expected a Tensor"
                 )
             self._buffers[name] = value
-        else:
-            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
+
+    def _keep_slot(self, registry: dict[str, Any], name: str, value: Any, kind: str,
+                   expected: str) -> None:
+        """A registered parameter or submodule's name takes None (the slot stays, empty, as
+        a missing bias's) but no other kind of value: torch raises TypeError, where
+        dropping the entry would silently take it out of ``state_dict()`` and training."""
+        if value is not None:
+            raise TypeError(
+                f"cannot assign {type(value).__name__} to {kind} {name!r} of "
+                f"{type(self).__name__}: expected {expected} or None"
+            )
+        registry[name] = None
 
     def __delattr__(self, name: str) -> None:
         self._unregister(name)
@@ -126,10 +133,11 @@ class Module:
             self._persistent.add(name)
         object.__setattr__(self, name, tensor)
 
-    def add_module(self, name: str, module: Module) -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         """Register ``module`` as ``name`` (torch's checks: a non-empty string without ".",
-        not an attribute of another kind); a submodule already there keeps its place."""
-        if not isinstance(module, Module):
+        not an attribute of another kind); a submodule already there keeps its place. None
+        registers an empty slot, as torch's."""
+        if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         if not isinstance(name, str):
             raise TypeError(f"module name should be a string, got {type(name).__name__}")
@@ -142,7 +150,13 @@ class Module:
 
     # -- traversal -----------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        yield from self._modules.items()
+        """Each direct submodule once (one registered twice under its first name); empty
+        slots skipped."""
+        seen: set[int] = set()
+        for name, module in self._modules.items():
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
 
     def children(self) -> Iterator[Module]:
         for _, module in self.named_children():
@@ -161,6 +175,7 @@ class Module:
             children = [
                 (f"{name}.{child_name}" if name else child_name, child)
                 for child_name, child in module._modules.items()
+                if child is not None
             ]
             stack.extend(reversed(children))
 
@@ -232,7 +247,7 @@ class Module:
             seen.add(id(module))
             parts += (module.training, tuple(map(tensor_guard, module._parameters.values())),
                       tuple(map(tensor_guard, module._buffers.values())))
-            stack += module._modules.values()
+            stack += (child for child in module._modules.values() if child is not None)
         return tuple(parts)
 
     def jit_exit(self, entry: Hashable) -> Callable[[], None]:
