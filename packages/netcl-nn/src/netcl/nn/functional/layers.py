@@ -33,13 +33,14 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return ops.add(out, bias)
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout).
 
     The mask is drawn on the device (``netcl.core.tensor.philox``, seeded by
     ``netcl.core.tensor.manual_seed``), fresh on every call, also in every
     replay of a captured step (netcl.jit). Identity when not ``training`` or
-    ``p == 0``.
+    ``p == 0``. ``inplace`` (PyTorch's) computes out of place, leaving ``x``
+    unchanged, as ``relu``'s does.
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
