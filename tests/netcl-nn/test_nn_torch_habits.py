@@ -1,16 +1,69 @@
-"""What a PyTorch training script calls on a model, beside the layers, each against
-torch 2.13: Dropout's inplace."""
+"""What a PyTorch training script calls on a model, beside the layers: Module.apply,
+requires_grad_, zero_grad(set_to_none=...), buffers(), and Dropout's inplace, each against
+torch 2.13."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
 
+import netcl.autograd as ag
 import netcl.core.tensor as nt
 import netcl.nn as nn
+from netcl.core.tensor import ops
 from netcl.nn import functional as F
 
 TNN = torch.nn
+
+
+def cnn(lib: Any, *q: None) -> Any:
+    """A torchvision-style block: conv, batch norm, ReLU(inplace=True), pooling, a head."""
+    return lib.Sequential(lib.Conv2d(*q, 1, 4, 3, padding=1), lib.BatchNorm2d(*q, 4),
+                          lib.ReLU(inplace=True), lib.AdaptiveAvgPool2d(1), lib.Flatten(),
+                          lib.Dropout(0.1, inplace=True), lib.Linear(*q, 4, 2))
+
+
+def test_apply_visits_children_first_then_the_module_and_returns_it() -> None:
+    ours, theirs = cnn(nn, None), cnn(TNN)
+    seen: list[list[str]] = [[], []]
+    assert ours.apply(lambda m: seen[0].append(type(m).__name__)) is ours
+    assert theirs.apply(lambda m: seen[1].append(type(m).__name__)) is theirs
+    assert seen[0] == seen[1] and seen[0][-1] == "Sequential"
+
+
+def test_requires_grad_freezes_a_submodule_and_returns_it() -> None:
+    ours, theirs = cnn(nn, None), cnn(TNN)
+    assert ours[0].requires_grad_(False) is ours[0]
+    theirs[0].requires_grad_(False)
+    assert [(n, p.requires_grad) for n, p in ours.named_parameters()] == [
+        (n, p.requires_grad) for n, p in theirs.named_parameters()]
+    ours.requires_grad_()
+    assert all(p.requires_grad for p in ours.parameters())
+
+
+def test_zero_grad_sets_to_none_or_zeros_and_leaves_a_missing_grad_none() -> None:
+    model = nn.Sequential(nn.Linear(None, 3, 2), nn.Linear(None, 2, 2))
+    with ag.Tape() as tape:
+        loss = ops.sum(model[0](nt.ones((1, 3))))
+    tape.backward(loss)  # the second layer gets no gradient
+    grad = model[0].weight.grad
+    model.zero_grad(set_to_none=False)
+    assert model[0].weight.grad is grad  # the same tensor, zeroed in place, as torch's
+    np.testing.assert_array_equal(grad.numpy() if grad is not None else None, np.zeros((2, 3)))
+    assert model[1].weight.grad is None
+    model.zero_grad()  # torch's default: set_to_none=True
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_buffers_and_named_buffers_as_torch_s() -> None:
+    ours, theirs = cnn(nn, None), cnn(TNN)
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+    assert len(list(ours.buffers())) == len(list(theirs.buffers())) == 3
+    assert list(ours.buffers(recurse=False)) == list(theirs.buffers(recurse=False)) == []
+    assert [n for n, _ in ours[1].named_buffers("bn", recurse=False)] == [
+        n for n, _ in theirs[1].named_buffers("bn", recurse=False)]
 
 
 def test_dropout_takes_torch_s_inplace_and_computes_out_of_place() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self, TypeVar
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from netcl.autograd import no_grad
 from netcl.core.tensor import Parameter, Tensor, from_numpy
 from netcl.core.tensor.replay_state import grads_restorer, tensor_guard
 from netcl.core.tensor.tensor import type_name
+
+# What a registry walked by ``_named_members`` holds: parameters or buffers.
+_Member = TypeVar("_Member", bound=Tensor)
 
 
 class StateDictError(ValueError):
@@ -183,44 +186,75 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
+    def _named_members(self, registry: Callable[[Module], dict[str, _Member | None]],
+                       prefix: str, recurse: bool) -> Iterator[tuple[str, _Member]]:
+        """Every entry of each module's ``registry`` once (a shared one under its first
+        name), with dotted names; empty slots skipped."""
+        seen: set[int] = set()
+        owners = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for owner_name, module in owners:
+            for name, member in registry(module).items():
+                if member is None or id(member) in seen:
+                    continue
+                seen.add(id(member))
+                yield (f"{owner_name}.{name}" if owner_name else name), member
+
     def named_parameters(
         self, prefix: str = "", recurse: bool = True
     ) -> Iterator[tuple[str, Parameter]]:
         """Every parameter once (a shared one under its first name), with dotted names."""
-        seen: set[int] = set()
-        owners = self.named_modules(prefix) if recurse else iter([(prefix, self)])
-        for owner_name, module in owners:
-            for name, param in module._parameters.items():
-                if param is None or id(param) in seen:
-                    continue
-                seen.add(id(param))
-                yield (f"{owner_name}.{name}" if owner_name else name), param
+        return self._named_members(lambda module: module._parameters, prefix, recurse)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        for owner_name, module in self.named_modules(prefix):
-            for name, buffer in module._buffers.items():
-                if buffer is not None:
-                    yield (f"{owner_name}.{name}" if owner_name else name), buffer
+    def named_buffers(self, prefix: str = "", recurse: bool = True
+                      ) -> Iterator[tuple[str, Tensor]]:
+        """Every buffer once (a shared one under its first name), with dotted names."""
+        return self._named_members(lambda module: module._buffers, prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
+    def apply(self, fn: Callable[[Module], object]) -> Self:
+        """Call ``fn`` on every submodule, children before their parent, then on this module
+        (torch's order: ``model.apply(init_weights)``); returns this module."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     # -- modes and calls -----------------------------------------------------------------------
-    def train(self, mode: bool = True) -> Module:
+    def train(self, mode: bool = True) -> Self:
         """Set training mode (Dropout drops) on this module and every submodule."""
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
         return self
 
-    def eval(self) -> Module:
+    def eval(self) -> Self:
         """Evaluation mode: ``train(False)``."""
         return self.train(False)
 
-    def zero_grad(self) -> None:
-        """Set every parameter's ``.grad`` to None (an optimizer's zero_grad may keep them)."""
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
+        """Set ``requires_grad`` on every parameter (``False`` freezes them); returns this
+        module."""
         for param in self.parameters():
-            param.grad = None
+            param.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's ``.grad`` (``set_to_none``, torch's default) or fill it with
+        zeros; a parameter without one keeps None either way, as torch's."""
+        for param in self.parameters():
+            if param.grad is None:
+                continue
+            if set_to_none:
+                param.grad = None
+            else:
+                with no_grad():
+                    param.grad.zero_()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         for i, arg in enumerate(args):
