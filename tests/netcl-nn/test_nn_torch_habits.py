@@ -1,12 +1,14 @@
 """What a PyTorch training script calls on a model, beside the layers: Module.apply,
-requires_grad_, zero_grad(set_to_none=...), buffers(), and Dropout's inplace, each against
-torch 2.13."""
+requires_grad_, zero_grad(set_to_none=...), buffers(), nn.init with torch's names and
+formulas, and Dropout's inplace, each against torch 2.13."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 import netcl.autograd as ag
@@ -14,6 +16,7 @@ import netcl.core.tensor as nt
 import netcl.nn as nn
 from netcl.core.tensor import ops
 from netcl.nn import functional as F
+from netcl.nn import init
 
 TNN = torch.nn
 
@@ -64,6 +67,52 @@ def test_buffers_and_named_buffers_as_torch_s() -> None:
     assert list(ours.buffers(recurse=False)) == list(theirs.buffers(recurse=False)) == []
     assert [n for n, _ in ours[1].named_buffers("bn", recurse=False)] == [
         n for n, _ in theirs[1].named_buffers("bn", recurse=False)]
+
+
+NONLINEARITIES = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                  "conv_transpose2d", "conv_transpose3d", "sigmoid", "tanh", "relu",
+                  "leaky_relu", "selu"]
+
+
+def test_calculate_gain_is_torch_s_table() -> None:
+    for name in NONLINEARITIES:
+        assert init.calculate_gain(name) == TNN.init.calculate_gain(name), name
+    assert init.calculate_gain("leaky_relu", 0.2) == TNN.init.calculate_gain("leaky_relu", 0.2)
+    with pytest.raises(ValueError, match="unsupported nonlinearity 'swish'"):
+        init.calculate_gain("swish")
+
+
+# (shape, a, mode, nonlinearity): Conv2d's and Linear's weights, torchvision's ResNet call.
+KAIMING = [((8, 3, 3, 3), 0.0, "fan_out", "relu"), ((5, 7), math.sqrt(5), "fan_in",
+                                                     "leaky_relu"), ((6, 4), 0.1, "fan_in", "tanh")]
+
+
+@pytest.mark.parametrize(("shape", "a", "mode", "nonlinearity"), KAIMING)
+def test_kaiming_draws_with_torch_s_std_and_bound(shape: tuple[int, ...], a: float, mode: str,
+                                                  nonlinearity: str) -> None:
+    # torch's own arithmetic, in double, then the same seeded draw of normal_/uniform_: the
+    # results are equal bit for bit exactly when the std and the bound are torch's.
+    fan_in, fan_out = TNN.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+    std = TNN.init.calculate_gain(nonlinearity, a) / math.sqrt(
+        fan_in if mode == "fan_in" else fan_out)
+    for ours, reference in [(init.kaiming_normal_, lambda t: init.normal_(t, 0.0, std)),
+                            (init.kaiming_uniform_,
+                             lambda t: init.uniform_(t, -math.sqrt(3.0) * std,
+                                                     math.sqrt(3.0) * std))]:
+        nt.manual_seed(3)
+        drawn = ours(nt.empty(shape), a=a, mode=mode, nonlinearity=nonlinearity).numpy()
+        nt.manual_seed(3)
+        np.testing.assert_array_equal(drawn, reference(nt.empty(shape)).numpy())
+    with pytest.raises(ValueError, match="kaiming_normal_: mode must be 'fan_in' or "
+                       "'fan_out', got 'fan'"):
+        init.kaiming_normal_(nt.empty(shape), mode="fan")
+
+
+def test_init_takes_torch_s_keyword_names() -> None:
+    t = nt.empty((64, 64))
+    draw = init.uniform_(t, a=2.0, b=3.0).numpy()
+    assert draw.min() >= 2.0 and draw.max() < 3.0 and draw.std() > 0.2
+    np.testing.assert_array_equal(init.constant_(t, val=0.5).numpy(), np.full((64, 64), 0.5))
 
 
 def test_dropout_takes_torch_s_inplace_and_computes_out_of_place() -> None:

@@ -25,9 +25,16 @@ def fans(tensor: Tensor) -> tuple[int, int]:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
+# Nonlinearities whose gain is 1 (torch's table: the linear maps and sigmoid).
+_UNIT_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "sigmoid")
+
+
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
-    """The standard deviation gain of ``nonlinearity`` (PyTorch's table)."""
-    if nonlinearity in ("linear", "conv2d", "sigmoid"):
+    """The standard deviation gain of ``nonlinearity`` (PyTorch's table): 1 for the linear
+    and convolution maps and sigmoid, 5/3 tanh, sqrt(2) relu, sqrt(2 / (1 + slope^2))
+    leaky_relu (slope ``param``, 0.01 by default), 3/4 selu."""
+    if nonlinearity in _UNIT_GAIN:
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
@@ -36,14 +43,16 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         return math.sqrt(2.0 / (1 + slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
-def uniform_(tensor: Tensor, low: float = 0.0, high: float = 1.0) -> Tensor:
-    """Fill ``tensor`` with U(low, high)."""
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    """Fill ``tensor`` with U(a, b) (PyTorch's names)."""
     with no_grad():
         draw = rand(tensor.shape, tensor.dtype, tensor.device)
-        return tensor.copy_(ops.add(ops.mul(draw, high - low), low))
+        return tensor.copy_(ops.add(ops.mul(draw, b - a), a))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
@@ -51,6 +60,15 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     with no_grad():
         draw = randn(tensor.shape, tensor.dtype, tensor.device)
         return tensor.copy_(ops.add(ops.mul(draw, std), mean))
+
+
+def _kaiming_std(who: str, tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float:
+    """He et al.'s std, gain / sqrt(fan), the fan by ``mode`` (0 for an empty tensor)."""
+    fan_in, fan_out = fans(tensor)
+    fan = {"fan_in": fan_in, "fan_out": fan_out}.get(mode)
+    if fan is None:
+        raise ValueError(f"{who}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0
 
 
 def kaiming_uniform_(
@@ -61,12 +79,16 @@ def kaiming_uniform_(
     ``a=sqrt(5)`` with the leaky-ReLU gain gives b = 1/sqrt(fan_in), the
     default of PyTorch's Linear and Conv2d weights.
     """
-    fan_in, fan_out = fans(tensor)
-    fan = {"fan_in": fan_in, "fan_out": fan_out}.get(mode)
-    if fan is None:
-        raise ValueError(f"kaiming_uniform_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan) if fan else 0.0
+    bound = math.sqrt(3.0) * _kaiming_std("kaiming_uniform_", tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound)
+
+
+def kaiming_normal_(
+    tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
+) -> Tensor:
+    """He init: N(0, std^2) with std = gain / sqrt(fan), gain for ``nonlinearity`` (slope
+    ``a``); torchvision's ResNets use ``mode="fan_out", nonlinearity="relu"``."""
+    return normal_(tensor, 0.0, _kaiming_std("kaiming_normal_", tensor, a, mode, nonlinearity))
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
@@ -95,7 +117,7 @@ def ones_(tensor: Tensor) -> Tensor:
         return tensor.fill_(1)
 
 
-def constant_(tensor: Tensor, value: float) -> Tensor:
-    """Fill ``tensor`` with ``value``."""
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill ``tensor`` with ``val`` (PyTorch's name)."""
     with no_grad():
-        return tensor.fill_(value)
+        return tensor.fill_(val)
