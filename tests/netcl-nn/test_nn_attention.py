@@ -40,6 +40,14 @@ def backward_both(ours: Tensor, theirs: torch.Tensor, rng: np.random.Generator,
     theirs.backward(torch.tensor(grad))
 
 
+def assert_param_grads_close(ours: nn.Module, theirs: torch.nn.Module) -> None:
+    """Every parameter's gradient against torch's of the same name."""
+    reference = dict(theirs.named_parameters())
+    for name, param in ours.named_parameters():
+        assert param.grad is not None, name
+        assert_close(param.grad.numpy(), reference[name].grad, name)
+
+
 MHA_CASES: list[tuple[str, dict[str, Any]]] = [
     ("batch_first_weights", dict(batch_first=True, need_weights=True)),
     ("seq_first_fused", dict(batch_first=False, need_weights=False)),
@@ -116,10 +124,7 @@ def test_multihead_attention_matches_torch(name: str, case: dict[str, Any]) -> N
     backward_both(out, expected, rng, tape)
     for t_ours, t_theirs, what in ((q_ours, q_t, "dq"), (k_ours, k_t, "dk"), (v_ours, v_t, "dv")):
         assert_close(t_ours.grad.numpy(), t_theirs.grad, what)
-    reference = dict(theirs.named_parameters())
-    for param_name, param in ours.named_parameters():
-        assert param.grad is not None
-        assert_close(param.grad.numpy(), reference[param_name].grad, param_name)
+    assert_param_grads_close(ours, theirs)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -140,10 +145,7 @@ def test_encoder_layer_with_torch_weights_matches_torch(norm_first: bool) -> Non
     assert_close(out.numpy(), expected)
     backward_both(out, expected, rng, tape)
     assert_close(x_ours.grad.numpy(), x_t.grad, "dx")
-    reference = dict(theirs.named_parameters())
-    for name, param in ours.named_parameters():
-        assert param.grad is not None
-        assert_close(param.grad.numpy(), reference[name].grad, name)
+    assert_param_grads_close(ours, theirs)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -170,10 +172,46 @@ def test_decoder_layer_with_torch_weights_matches_torch(norm_first: bool) -> Non
     backward_both(out, expected, rng, tape)
     for t_ours, t_theirs, what in zip(ours_in, theirs_in, ("dtgt", "dmemory"), strict=True):
         assert_close(t_ours.grad.numpy(), t_theirs.grad, what)
-    reference = dict(theirs.named_parameters())
-    for name, param in ours.named_parameters():
-        assert param.grad is not None
-        assert_close(param.grad.numpy(), reference[name].grad, name)
+    assert_param_grads_close(ours, theirs)
+
+
+def test_encoder_and_decoder_stacks_load_torch_s_state_and_match_it() -> None:
+    # Two layers each and a final norm: the same sums as the single layers' tests, twice
+    # over, within TOL (a layer shared instead of copied, or a norm skipped, is 1e-1 off).
+    rng = np.random.default_rng(9)
+    torch.manual_seed(4)
+    layer_args = dict(d_model=16, nhead=2, dim_feedforward=24, dropout=0.0, batch_first=True)
+    theirs_encoder = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(**layer_args), 2, torch.nn.LayerNorm(16),
+        enable_nested_tensor=False)
+    theirs_decoder = torch.nn.TransformerDecoder(
+        torch.nn.TransformerDecoderLayer(**layer_args), 2, torch.nn.LayerNorm(16))
+    template = nn.TransformerEncoderLayer(None, **layer_args)
+    ours_encoder = nn.TransformerEncoder(template, 2, nn.LayerNorm(None, 16),
+                                         enable_nested_tensor=False)
+    ours_decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(None, **layer_args), 2,
+                                         nn.LayerNorm(None, 16))
+    assert template.linear1 not in list(ours_encoder.modules())  # copies, not the template
+    load_torch_state(ours_encoder, theirs_encoder)  # also each layer's own keys
+    load_torch_state(ours_decoder, theirs_decoder)
+    src, tgt = (rng.standard_normal((2, n, 16)).astype(np.float32) for n in (6, 4))
+    padding = np.zeros((2, 6), bool)
+    padding[1, -2:] = True
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(4)
+    src_ours, src_t = from_numpy(src).requires_grad_(), torch.tensor(src, requires_grad=True)
+    with ag.Tape() as tape:
+        memory = ours_encoder(src_ours, src_key_padding_mask=from_numpy(padding))
+        out = ours_decoder(from_numpy(tgt), memory, tgt_is_causal=True,
+                           memory_key_padding_mask=from_numpy(padding))
+    theirs_memory = theirs_encoder(src_t, src_key_padding_mask=torch.tensor(padding))
+    expected = theirs_decoder(torch.tensor(tgt), theirs_memory, tgt_mask=causal,
+                              tgt_is_causal=True, memory_key_padding_mask=torch.tensor(padding))
+    assert_close(memory.numpy(), theirs_memory, "memory")
+    assert_close(out.numpy(), expected, "output")
+    backward_both(out, expected, rng, tape)
+    assert_close(src_ours.grad.numpy(), src_t.grad, "dsrc")
+    assert_param_grads_close(ours_encoder, theirs_encoder)
+    assert_param_grads_close(ours_decoder, theirs_decoder)
 
 
 def test_sdpa_dropout_drops_the_weights_with_the_device_generator() -> None:

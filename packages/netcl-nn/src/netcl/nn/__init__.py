@@ -42,7 +42,12 @@ from netcl.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from netcl.nn.module import LoadResult, Module, StateDictError
 from netcl.nn.normalization import LayerNorm
 from netcl.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-from netcl.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer
+from netcl.nn.transformer import (
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 
 __all__ = [
     "GELU",
@@ -79,7 +84,9 @@ __all__ = [
     "Softmax",
     "StateDictError",
     "Tanh",
+    "TransformerDecoder",
     "TransformerDecoderLayer",
+    "TransformerEncoder",
     "TransformerEncoderLayer",
     "__version__",
     "binary_cross_entropy_with_logits",

@@ -1,12 +1,15 @@
-"""TransformerEncoderLayer and TransformerDecoderLayer, with PyTorch's submodule names."""
+"""TransformerEncoderLayer and TransformerDecoderLayer, and the stacks of them
+TransformerEncoder and TransformerDecoder, with PyTorch's submodule names."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from netcl.core.tensor import Tensor, dtypes, ops
 from netcl.core.tensor.dispatch import DeviceLike, resolve_device
 from netcl.nn.attention import MultiheadAttention
+from netcl.nn.container import ModuleList
 from netcl.nn.dropout import Dropout
 from netcl.nn.functional.activations import gelu, relu
 from netcl.nn.linear import Linear
@@ -137,3 +140,59 @@ class TransformerDecoderLayer(_Layer):
         x = self.norm2(ops.add(x, attend_memory(x)))
         out: Tensor = self.norm3(ops.add(x, self._feed_forward(x, self.dropout3)))
         return out
+
+
+def _clones(layer: Module, num_layers: int) -> ModuleList:
+    """``num_layers`` deep copies of ``layer``, each with its own weights (torch's
+    ``_get_clones``: the layer passed in is a template, not one of them)."""
+    return ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
+
+
+class TransformerEncoder(Module):
+    """``num_layers`` copies of ``encoder_layer`` applied in turn, then ``norm`` if given, as
+    ``torch.nn.TransformerEncoder`` (its names: ``layers.0.self_attn...``, ``norm``; a torch
+    state dict loads as is). torch's fast-path switches ``enable_nested_tensor`` and
+    ``mask_check`` are taken and change nothing: netcl computes what torch computes with
+    ``enable_nested_tensor=False`` (torch's nested path zeroes padded positions' outputs in
+    inference).
+    """
+
+    def __init__(self, encoder_layer: TransformerEncoderLayer, num_layers: int,
+                 norm: Module | None = None, enable_nested_tensor: bool = True,
+                 mask_check: bool = True) -> None:
+        super().__init__()
+        self.layers = _clones(encoder_layer, num_layers)
+        self.num_layers = num_layers
+        self.norm = norm
+
+    def forward(self, src: Tensor, mask: Tensor | None = None,
+                src_key_padding_mask: Tensor | None = None,
+                is_causal: bool | None = None) -> Tensor:
+        x = src
+        for layer in self.layers:
+            x = layer(x, mask, src_key_padding_mask, bool(is_causal))
+        return x if self.norm is None else self.norm(x)
+
+
+class TransformerDecoder(Module):
+    """``num_layers`` copies of ``decoder_layer`` applied in turn, each attending over
+    ``memory``, then ``norm`` if given, as ``torch.nn.TransformerDecoder`` (its names)."""
+
+    def __init__(self, decoder_layer: TransformerDecoderLayer, num_layers: int,
+                 norm: Module | None = None) -> None:
+        super().__init__()
+        self.layers = _clones(decoder_layer, num_layers)
+        self.num_layers = num_layers
+        self.norm = norm
+
+    def forward(
+        self, tgt: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
+        memory_mask: Tensor | None = None, tgt_key_padding_mask: Tensor | None = None,
+        memory_key_padding_mask: Tensor | None = None, tgt_is_causal: bool | None = None,
+        memory_is_causal: bool = False,
+    ) -> Tensor:
+        x = tgt
+        for layer in self.layers:
+            x = layer(x, memory, tgt_mask, memory_mask, tgt_key_padding_mask,
+                      memory_key_padding_mask, bool(tgt_is_causal), memory_is_causal)
+        return x if self.norm is None else self.norm(x)
