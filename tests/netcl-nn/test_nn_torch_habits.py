@@ -1,10 +1,11 @@
 """What a PyTorch training script calls on a model, beside the layers: Module.apply,
-requires_grad_, zero_grad(set_to_none=...), buffers(), nn.init with torch's names and
-formulas, and Dropout's inplace, each against torch 2.13."""
+requires_grad_, zero_grad(set_to_none=...), buffers(), get_submodule, train's check, nn.init
+with torch's names and formulas, and Dropout's inplace, each against torch 2.13."""
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,29 @@ def test_buffers_and_named_buffers_as_torch_s() -> None:
     assert list(ours.buffers(recurse=False)) == list(theirs.buffers(recurse=False)) == []
     assert [n for n, _ in ours[1].named_buffers("bn", recurse=False)] == [
         n for n, _ in theirs[1].named_buffers("bn", recurse=False)]
+
+
+def test_get_submodule_and_get_parameter_follow_dotted_paths_as_torch_s() -> None:
+    ours, theirs = cnn(nn, None), cnn(TNN)
+    assert ours.get_submodule("") is ours and ours.get_submodule("1") is ours[1]
+    assert ours.get_parameter("6.bias") is ours[6].bias
+    assert ours.get_parameter("6.bias").shape == tuple(theirs.get_parameter("6.bias").shape)
+    # (call, target, what the message names: the failing step's call and path)
+    for call, target, named in [("get_submodule", "9", "get_submodule('9')"),
+                                ("get_submodule", "1.weight", "get_submodule('1.weight')"),
+                                ("get_parameter", "1.running_mean",
+                                 "get_parameter('1.running_mean')"),
+                                ("get_parameter", "9.bias", "get_submodule('9')")]:
+        with pytest.raises(AttributeError, match=re.escape(named)):
+            getattr(ours, call)(target)
+        with pytest.raises(AttributeError):
+            getattr(theirs, call)(target)
+    with pytest.raises(AttributeError, match=r"Sequential has no submodule '9' .*does not exist"):
+        ours.get_submodule("9")
+    with pytest.raises(ValueError, match="mode must be a bool, got 'no'"):
+        ours.train("no")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        theirs.train("no")
 
 
 NONLINEARITIES = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",

@@ -186,6 +186,31 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at dotted path ``target`` ("" is this module), as torch's:
+        AttributeError naming the module that lacks a step, or the step that is not a
+        Module."""
+        module = self
+        for step in target.split(".") if target else []:
+            child = getattr(module, step, None)
+            if not isinstance(child, Module):
+                what = "is not a Module" if hasattr(module, step) else "does not exist"
+                raise AttributeError(
+                    f"get_submodule({target!r}): {type(module).__name__} has no submodule "
+                    f"{step!r} (the attribute {what})"
+                )
+            module = child
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path ``target`` (``"0.weight"``), as torch's."""
+        owner, _, name = target.rpartition(".")
+        param = getattr(self.get_submodule(owner), name, None)
+        if not isinstance(param, Parameter):
+            raise AttributeError(f"get_parameter({target!r}): {name!r} is not a Parameter of "
+                                 f"{type(self.get_submodule(owner)).__name__}")
+        return param
+
     def _named_members(self, registry: Callable[[Module], dict[str, _Member | None]],
                        prefix: str, recurse: bool) -> Iterator[tuple[str, _Member]]:
         """Every entry of each module's ``registry`` once (a shared one under its first
@@ -229,8 +254,10 @@ class Module:
     # -- modes and calls -----------------------------------------------------------------------
     def train(self, mode: bool = True) -> Self:
         """Set training mode (Dropout drops) on this module and every submodule."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"train(mode): mode must be a bool, got {mode!r}")
         for module in self.modules():
-            object.__setattr__(module, "training", bool(mode))
+            object.__setattr__(module, "training", mode)
         return self
 
     def eval(self) -> Self:
