@@ -114,6 +114,7 @@ def test_list_api_refuses_as_torch_does(kind: str) -> None:
         ours.append("relu")  # type: ignore[arg-type]
     assert [name for name, _ in ours.named_parameters()] == ["0.weight", "0.bias", "1.weight",
                                                              "1.bias"]  # all unchanged
+    assert len(nn.ModuleList(None)) == len(TNN.ModuleList(None)) == 0
 
 
 class Net(nn.Module):

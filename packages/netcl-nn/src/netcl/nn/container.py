@@ -155,9 +155,10 @@ class ModuleList(_ModuleSequence):
     """A list of modules whose parameters are registered ("0", "1", ...); no forward.
     A list's API, as torch's (see ``_ModuleSequence``); a slice is renumbered from "0"."""
 
-    def __init__(self, modules: Iterable[Module] = ()) -> None:
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
-        self.extend(modules)
+        if modules is not None:
+            self.extend(modules)
 
     def _of(self, modules: list[tuple[str, Module]]) -> Self:
         return type(self)(module for _, module in modules)
