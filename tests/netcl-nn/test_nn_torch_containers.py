@@ -158,7 +158,9 @@ def test_none_keeps_the_slot_and_the_next_value_takes_its_place() -> None:
     assert [n for n, _ in ours.named_children()] == [n for n, _ in theirs.named_children()]
     assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
     assert ours.body is None and "(body): None" in repr(ours)
-    ours.train(False)  # every walk skips the empty slot
+    ours.train(False)  # every walk skips the empty slot: modes, netcl.jit's guard, apply
+    hash(ours.jit_guard())
+    ours.apply(lambda module: module.extra_repr())
     ours.body = nn.Linear(None, 2, 3)
     ours.scale = nt.Parameter(nt.ones(3))
     theirs.body = TNN.Linear(2, 3)
