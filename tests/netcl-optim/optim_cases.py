@@ -8,7 +8,6 @@ configuration is a new row.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,17 +87,25 @@ CASES: tuple[Case, ...] = (
     _case("sgd-maximize", "SGD", lr=1e-2, maximize=True, weight_decay=0.01),
     _case("sgd-groups", "SGD", lr=1e-2, groups=({}, {"lr": 1e-1, "weight_decay": 0.1})),
     _case("sgd-fp16", "SGD", lr=1e-2, dtype="float16"),
-    _case("momentum", "Momentum", lr=1e-2),
-    _case("momentum-nesterov", "Momentum", lr=1e-2, nesterov=True),
-    _case("momentum-dampening", "Momentum", lr=1e-2, momentum=0.5, dampening=0.5),
-    _case("momentum-wd", "Momentum", lr=1e-2, weight_decay=0.1),
-    _case("momentum-maximize-nesterov-wd", "Momentum", lr=1e-2, maximize=True, nesterov=True,
-          weight_decay=0.05),
-    _case("momentum-zero", "Momentum", lr=1e-2, momentum=0.0),
-    _case("momentum-groups", "Momentum", lr=1e-2,
-          groups=({}, {"lr": 1e-3, "momentum": 0.5, "nesterov": True})),
-    _case("momentum-late", "Momentum", lr=1e-2, late=True),
-    _case("momentum-fp16", "Momentum", lr=1e-2, dtype="float16"),
+    # SGD with momentum, by both names: Momentum (momentum 0.9 by default) and SGD.
+    *(
+        _case(f"{prefix}{id}", algorithm,
+              **{**({"momentum": 0.9} if algorithm == "SGD" else {}), **kwargs})
+        for prefix, algorithm in (("momentum", "Momentum"), ("sgd-momentum", "SGD"))
+        for id, kwargs in (
+            ("", {"lr": 1e-2}),
+            ("-nesterov", {"lr": 1e-2, "nesterov": True}),
+            ("-dampening", {"lr": 1e-2, "momentum": 0.5, "dampening": 0.5}),
+            ("-wd", {"lr": 1e-2, "weight_decay": 0.1}),
+            ("-maximize-nesterov-wd", {"lr": 1e-2, "maximize": True, "nesterov": True,
+                                       "weight_decay": 0.05}),
+            ("-zero", {"lr": 1e-2, "momentum": 0.0}),
+            ("-groups", {"lr": 1e-2,
+                         "groups": ({}, {"lr": 1e-3, "momentum": 0.5, "nesterov": True})}),
+            ("-late", {"lr": 1e-2, "late": True}),
+            ("-fp16", {"lr": 1e-2, "dtype": "float16"}),
+        )
+    ),
     _case("rmsprop", "RMSProp"),
     _case("rmsprop-centered", "RMSProp", lr=1e-3, centered=True),
     _case("rmsprop-momentum", "RMSProp", lr=1e-3, momentum=0.9),
@@ -155,13 +162,6 @@ CASES: tuple[Case, ...] = (
 BY_ID = {case.id: case for case in CASES}
 
 
-# Which netcl algorithm a saved param group's keys belong to.
-CLASSES_BY_KEYS = {
-    frozenset(f.name for f in dataclasses.fields(cls.hyperparameters)): name
-    for name, cls in CLASSES.items()
-}
-
-
 def netcl_kwargs(case: Case) -> dict[str, Any]:
     """The case's kwargs with every netcl default filled in (torch gets the same values)."""
     signature = inspect.signature(CLASSES[case.algorithm])
@@ -183,7 +183,6 @@ def torch_optimizer(case: Case, groups: list[dict[str, Any]]) -> torch.optim.Opt
     if case.algorithm == "AdamW":
         return torch.optim.AdamW(groups, **kwargs, foreach=False)
     if case.algorithm in ("SGD", "Momentum"):
-        kwargs.setdefault("momentum", 0.0)
         return torch.optim.SGD(groups, **kwargs, foreach=False)
     return torch.optim.RMSprop(groups, **kwargs, foreach=False)
 
@@ -305,7 +304,7 @@ def to_torch_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
 
     (torch's loader copies any iterable it meets element by element, which numpy
     arrays do not survive; group keys netcl does not have take torch's defaults in
-    its ``__setstate__``, except SGD's momentum and dampening, filled here.)
+    its ``__setstate__``.)
     """
     state = {
         index: {
@@ -315,13 +314,7 @@ def to_torch_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
         }
         for index, entry in state_dict["state"].items()
     }
-    groups = [
-        {"momentum": 0.0, "dampening": 0.0, "nesterov": False, **group}
-        if CLASSES_BY_KEYS.get(frozenset(group) - {"params"}) in ("SGD", "Momentum")
-        else dict(group)
-        for group in state_dict["param_groups"]
-    ]
-    return {"state": state, "param_groups": groups}
+    return {"state": state, "param_groups": [dict(group) for group in state_dict["param_groups"]]}
 
 
 def assert_state_matches_torch(netcl_sd: Mapping[str, Any], torch_sd: Mapping[str, Any],

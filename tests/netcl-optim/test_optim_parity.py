@@ -42,7 +42,7 @@ def gpu_layout() -> Iterator[None]:
 @pytest.mark.parametrize(
     "case_id",
     ["adam-amsgrad-wd", "adamw-fp16", "momentum-maximize-nesterov-wd",
-     "rmsprop-centered-momentum", "sgd-fp16"],
+     "sgd-momentum-dampening", "rmsprop-centered-momentum", "sgd-fp16"],
 )
 @pytest.mark.usefixtures("gpu_layout")
 def test_gpu_layout_matches_torch(case_id: str) -> None:

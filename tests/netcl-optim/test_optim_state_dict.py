@@ -32,7 +32,8 @@ from netcl.core.tensor import Parameter, from_numpy
 # (saved before its first grad, so it has no state yet when saved).
 STATE_CASES = [
     "adam-amsgrad-wd", "adamw-groups", "adam-late", "sgd-wd", "momentum-maximize-nesterov-wd",
-    "momentum-late", "rmsprop-centered-momentum", "rmsprop-groups", "adam-fp16-amsgrad-wd",
+    "momentum-late", "sgd-momentum-maximize-nesterov-wd", "sgd-momentum-late",
+    "rmsprop-centered-momentum", "rmsprop-groups", "adam-fp16-amsgrad-wd",
     "nadam-groups", "nadam-late", "radam-decoupled", "adamax-groups", "adagrad-late",
     "adafactor-late", "adafactor-groups",
 ]
@@ -302,14 +303,21 @@ def test_another_algorithms_state_dict_is_refused_and_changes_nothing(
     assert optimizer.param_groups[0]["lr"] == 1e-3 and len(optimizer.state) == 2
 
 
-def test_sgd_takes_torch_sgd_without_momentum_and_refuses_it_with_momentum() -> None:
+def test_sgd_and_momentum_take_torch_sgds_state_dicts_and_each_others() -> None:
     params = [Parameter(from_numpy(np.ones(3, np.float32))) for _ in range(2)]
     sgd = no.SGD(params, lr=0.5)
     sgd.load_state_dict(_torch_state(torch.optim.SGD, lr=0.1))  # momentum 0: plain SGD
-    assert sgd.param_groups[0]["lr"] == 0.1
-    with pytest.raises(ValueError, match=r"has \['momentum=0.9'\]"):
-        sgd.load_state_dict(_torch_state(torch.optim.SGD, lr=0.2, momentum=0.9))
-    assert sgd.param_groups[0]["lr"] == 0.1
+    assert sgd.param_groups[0]["lr"] == 0.1 and not sgd.state_dict()["state"]
+    torch_momentum = _torch_state(torch.optim.SGD, lr=0.2, momentum=0.9, nesterov=True)
+    sgd.load_state_dict(torch_momentum)
+    assert sgd.param_groups[0]["momentum"] == 0.9 and sgd.param_groups[0]["nesterov"]
+    np.testing.assert_array_equal(sgd.state_dict()["state"][1]["momentum_buffer"],
+                                  torch_momentum["state"][1]["momentum_buffer"].numpy())
+    momentum = no.Momentum(params, lr=0.5, allow_shared=True)
+    momentum.load_state_dict(sgd.state_dict())
+    assert_state_dicts_equal(momentum.state_dict(), sgd.state_dict())
+    sgd.load_state_dict(momentum.state_dict())
     adam, _ = _stepped_adam()
     with pytest.raises(ValueError, match=r"has \['amsgrad=False', 'betas=\(0.9, 0.999\)'"):
         sgd.load_state_dict(adam.state_dict())
+    assert sgd.param_groups[0]["lr"] == 0.2

@@ -32,10 +32,14 @@ BAD_HYPERPARAMETERS: list[tuple[type[no.Optimizer], dict[str, Any], str]] = [
     (no.AdamW, {"maximize": "yes"}, "invalid maximize: 'yes'"),
     (no.SGD, {"lr": -0.1}, "invalid lr: -0.1"),
     (no.SGD, {"weight_decay": float("inf")}, "invalid weight_decay: inf"),
-    (no.Momentum, {"momentum": -0.5}, "invalid momentum: -0.5"),
-    (no.Momentum, {"nesterov": True, "momentum": 0.0}, "invalid nesterov: True"),
-    (no.Momentum, {"nesterov": True, "dampening": 0.1}, "Nesterov needs momentum > 0"),
-    (no.Momentum, {"dampening": float("nan")}, "invalid dampening: nan"),
+    # torch.optim.SGD's conditions, by both names (SGD's momentum defaults to 0, Momentum's 0.9).
+    *((cls, kwargs, fragment) for cls in (no.SGD, no.Momentum) for kwargs, fragment in (
+        ({"momentum": -0.5}, "invalid momentum: -0.5"),
+        ({"nesterov": True, "momentum": 0.0}, "invalid nesterov: True"),
+        ({"nesterov": True, "momentum": 0.9, "dampening": 0.1}, "Nesterov needs momentum > 0"),
+        ({"dampening": float("nan")}, "invalid dampening: nan"),
+    )),
+    (no.SGD, {"nesterov": True}, "invalid nesterov: True with momentum=0.0"),
     (no.RMSProp, {"alpha": 1.5}, "invalid alpha: 1.5"),
     (no.RMSProp, {"alpha": -0.1}, "invalid alpha: -0.1"),
     (no.RMSProp, {"eps": -1.0}, "invalid eps: -1.0"),
@@ -45,14 +49,18 @@ BAD_HYPERPARAMETERS: list[tuple[type[no.Optimizer], dict[str, Any], str]] = [
 
 
 @pytest.mark.parametrize(("cls", "kwargs", "fragment"), BAD_HYPERPARAMETERS,
-                         ids=[f"{c.__name__}-{next(iter(k))}" for c, k, _ in BAD_HYPERPARAMETERS])
+                         ids=[f"{c.__name__}-{'-'.join(k)}" for c, k, _ in BAD_HYPERPARAMETERS])
 def test_bad_hyperparameter_raises_naming_argument_and_value(
     cls: type[no.Optimizer], kwargs: dict[str, Any], fragment: str
 ) -> None:
+    p = param()
+    owner = no.SGD([p], lr=0.1)
     with pytest.raises(ValueError) as error:
-        cls([param()], **kwargs)
+        cls([p], **kwargs)
     assert fragment in str(error.value)
     assert cls.__name__ in str(error.value)
+    p.grad = zeros((4,))
+    owner.step()  # the refused optimizer took nothing: p is still owner's to step
 
 
 def test_bad_hyperparameter_in_a_group_names_the_group() -> None:
@@ -140,3 +148,15 @@ def test_defaults_match_pytorch(ours: type, theirs: type, extra: dict[str, Any])
             continue
         assert name in theirs_defaults, f"{ours.__name__}({name}) is not a torch argument"
         assert p.default == extra.get(name, theirs_defaults[name]), name
+
+
+def test_sgd_takes_torch_sgds_arguments_in_torchs_order() -> None:
+    """``SGD(params, 0.1, 0.9, 0, 5e-4, True)`` means what it means to torch."""
+    ours = list(inspect.signature(no.SGD).parameters.values())
+    theirs = list(inspect.signature(torch.optim.SGD).parameters.values())
+    positional = [p.name for p in theirs if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    assert [p.name for p in ours[:len(positional)]] == positional
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in ours[len(positional):])
+    group = no.SGD([param()], 0.1, 0.9, 0, 5e-4, True).param_groups[0]
+    assert (group["lr"], group["momentum"], group["dampening"], group["weight_decay"],
+            group["nesterov"]) == (0.1, 0.9, 0, 5e-4, True)

@@ -34,7 +34,8 @@ class Hyperparameters:
     #: Whether a parameter's state counts its steps (``"step"`` in the state dict).
     counts_steps: ClassVar[bool] = True
     #: Another algorithm's hyperparameters that PyTorch's twin of this one keeps in its
-    #: groups, each with the one value that means this algorithm (torch's SGD has momentum).
+    #: groups, each with the one value that means this algorithm (torch's Adam has
+    #: AdamW's decoupled_weight_decay).
     torch_keys: ClassVar[Mapping[str, object]] = {}
     #: Numbers a parameter keeps besides its step, with their values on its first step
     #: (PyTorch keeps them as 0-d tensors: NAdam's ``mu_product``).

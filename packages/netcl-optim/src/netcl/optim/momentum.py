@@ -1,50 +1,36 @@
-"""Momentum: SGD with (heavy-ball or Nesterov) momentum, PyTorch's SGD(momentum > 0)."""
+"""Momentum: :class:`~netcl.optim.SGD` with netcl's older signature and momentum 0.9."""
 
 from __future__ import annotations
 
-from netcl.optim.flat_layout import StepBatch
-from netcl.optim.functional.sgd import (
-    MOMENTUM_MATH,
-    MomentumHyperparameters,
-    MomentumState,
-    sgd_step,
-)
-from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC, Optimizer, ParamsLike
+from netcl.optim.functional.sgd import MomentumHyperparameters
+from netcl.optim.optimizer import COMMON_ARGS_DOC, PARAMS_DOC, ParamsLike
+from netcl.optim.sgd import SGD
 
 _DEFAULT = MomentumHyperparameters()
 
 
-class Momentum(Optimizer):
-    """SGD with momentum, with PyTorch's semantics.
-    {MOMENTUM_MATH}
-    The buffer b (``momentum_buffer``, float32) is created on a parameter's
-    first step. ``momentum=0`` is plain SGD and keeps no buffer.
+class Momentum(SGD):
+    """SGD with momentum: :class:`SGD` (same update, state and state dicts, which load
+    into either class) whose momentum defaults to 0.9 and whose positional order is
+    ``(params, lr, momentum, dampening, nesterov, weight_decay)``.
 
     Args:
         {PARAMS_DOC}
-        lr: learning rate, >= 0.
-        momentum: momentum factor, >= 0.
-        dampening: dampening of the gradient's contribution to b.
-        nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
-        weight_decay: L2 coefficient, >= 0.
-        maximize: ascend instead of descend.
+        lr, momentum, dampening, nesterov, weight_decay, maximize: as :class:`SGD`.
         {COMMON_ARGS_DOC}
 
     >>> import numpy as np
     >>> from netcl.core.tensor import Parameter, from_numpy
     >>> w = Parameter(from_numpy(np.zeros(1, np.float32)))
-    >>> optimizer = Momentum([w], lr=1.0, momentum=0.5)
-    >>> for _ in range(2):  # b = 1, then b = 0.5 * 1 + 1
-    ...     w.grad = from_numpy(np.ones(1, np.float32))
-    ...     optimizer.step()
-    >>> w.numpy()
-    array([-2.5], dtype=float32)
+    >>> group = Momentum([w], 0.1).param_groups[0]
+    >>> group["momentum"], group["nesterov"]
+    (0.9, False)
+    >>> group = Momentum([w], 0.1, 0.9, 0, True).param_groups[0]  # SGD(..., 0.1, 0.9, 0, 0, True)
+    >>> group["nesterov"], group["weight_decay"]
+    (True, 0.0)
     """
 
-    __doc__ = str(__doc__).format(
-        MOMENTUM_MATH=MOMENTUM_MATH, PARAMS_DOC=PARAMS_DOC, COMMON_ARGS_DOC=COMMON_ARGS_DOC
-    )
-    hyperparameters = MomentumHyperparameters
+    __doc__ = str(__doc__).format(PARAMS_DOC=PARAMS_DOC, COMMON_ARGS_DOC=COMMON_ARGS_DOC)
 
     def __init__(
         self,
@@ -60,14 +46,6 @@ class Momentum(Optimizer):
         fused: bool | None = None,
         master_weights: bool = True,
     ) -> None:
-        defaults = {
-            "lr": lr, "momentum": momentum, "dampening": dampening, "nesterov": nesterov,
-            "weight_decay": weight_decay, "maximize": maximize,
-        }
-        super().__init__(params, defaults, allow_shared=allow_shared, fused=fused,
+        super().__init__(params, lr, momentum, dampening, weight_decay, nesterov,
+                         maximize=maximize, allow_shared=allow_shared, fused=fused,
                          master_weights=master_weights)
-
-    def _update(self, hyper: MomentumHyperparameters, batch: StepBatch) -> None:
-        # With momentum 0 a step is plain SGD: no buffer (PyTorch keeps none either).
-        buffers = batch.named(MomentumState).momentum_buffer if hyper.momentum != 0 else None
-        sgd_step(hyper, batch.params, batch.grads, buffers, batch.first_steps, batch.live)

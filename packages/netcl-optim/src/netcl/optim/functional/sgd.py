@@ -1,16 +1,16 @@
 """SGD and SGD with momentum: the hyperparameters, the host half, the functional forms.
 
 The element-wise half is ``sgd.cl`` beside this file (one kernel, ``sgd_step``;
-momentum is its ``MOMENTUM`` define). :class:`netcl.optim.SGD` and
-:class:`netcl.optim.Momentum` call :func:`sgd_step` with a group's checked
+momentum is its ``MOMENTUM`` define). :class:`netcl.optim.SGD` (and its subclass
+:class:`netcl.optim.Momentum`) calls :func:`sgd_step` with a group's checked
 hyperparameters; another framework calls :func:`sgd` or :func:`momentum`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,7 +47,8 @@ class MomentumState(NamedTuple):
 
 @dataclass(frozen=True)
 class SGDHyperparameters(Hyperparameters):
-    """Plain SGD's hyperparameters (PyTorch's ``SGD`` with momentum 0).
+    """Plain SGD's hyperparameters, for :func:`sgd` (the classes use
+    :class:`MomentumHyperparameters`, momentum 0 meaning plain SGD).
 
     >>> SGDHyperparameters.checked("SGD", {"lr": -1, "weight_decay": 0, "maximize": False})
     Traceback (most recent call last):
@@ -56,9 +57,6 @@ class SGDHyperparameters(Hyperparameters):
     """
 
     counts_steps = False
-    torch_keys: ClassVar[Mapping[str, object]] = {
-        "momentum": 0, "dampening": 0, "nesterov": False,
-    }
 
     lr: float = hyperparameter(1e-3, check.non_negative)
     weight_decay: float = hyperparameter(0.0, check.non_negative)
@@ -73,8 +71,9 @@ class SGDHyperparameters(Hyperparameters):
 
 @dataclass(frozen=True)
 class MomentumHyperparameters(Hyperparameters):
-    """SGD with momentum's hyperparameters (PyTorch's ``SGD``; netcl's momentum defaults
-    to 0.9). With momentum 0 a step is plain SGD and keeps no buffer, as in PyTorch.
+    """SGD's hyperparameters, PyTorch's ``SGD``'s (the field defaults are
+    :class:`~netcl.optim.Momentum`'s, momentum 0.9; :class:`~netcl.optim.SGD`'s momentum
+    defaults to 0, as torch's). With momentum 0 a step is plain SGD and keeps no buffer.
 
     >>> MomentumHyperparameters().state_names(), MomentumHyperparameters(momentum=0).state_names()
     (('momentum_buffer',), ())
