@@ -13,7 +13,7 @@ import netcl.distributed as dist
 from netcl.core.tensor import from_numpy, manual_seed
 from netcl.distributed import host_copy
 from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
-from netcl.optim import Adam, Momentum, Optimizer
+from netcl.optim import SGD, Adam, Optimizer
 
 
 @pytest.fixture
@@ -33,7 +33,8 @@ def _never(*args: Any, **kwargs: Any) -> None:
 
 
 @pytest.mark.parametrize(("optimizer_class", "defaults"),
-                         [(Adam, {"lr": 0.01, "weight_decay": 0.1}), (Momentum, {"lr": 0.05})])
+                         [(Adam, {"lr": 0.01, "weight_decay": 0.1}),
+                          (SGD, {"lr": 0.05, "momentum": 0.9})])
 def test_zero_in_a_world_of_one_is_the_plain_optimizer(
     world: dist.World, monkeypatch: pytest.MonkeyPatch, optimizer_class: type[Optimizer],
     defaults: dict[str, Any],

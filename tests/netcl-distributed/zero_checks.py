@@ -14,7 +14,7 @@ import netcl.autograd as ag
 import netcl.distributed as dist
 from netcl.core.tensor import Parameter, Tensor, from_numpy, manual_seed
 from netcl.nn import Linear, Module, ReLU, Sequential, cross_entropy
-from netcl.optim import SGD, Adagrad, Adam, Lion, Momentum, NAdam, Optimizer
+from netcl.optim import SGD, Adagrad, Adam, Lion, NAdam, Optimizer
 
 world = dist.init()
 rank, size, q = world.rank, world.size, world.device.queue
@@ -119,8 +119,8 @@ def check(optimizer_class: type[Optimizer], **defaults: Any) -> None:
         else:
             raise AssertionError("a state dict of wrong shapes loaded")
         assert_unchanged(zero, before)
-    # Another algorithm's state dict (Adam's betas, Momentum's momentum) is refused by
-    # the call that was given it, before anything changes.
+    # Another algorithm's state dict (Adam's betas in SGD's groups, SGD's momentum in
+    # Adam's) is refused by the call that was given it, before anything changes.
     foreign = {**saved, "param_groups": [{**group, "momentum": 0.9, "betas": (0.8, 0.9)}
                                          for group in saved["param_groups"]]}
     try:
@@ -179,7 +179,7 @@ def check_a_bucket_steps_as_one() -> None:
 
 
 check(Adam, lr=0.01)
-check(Momentum, lr=0.05, momentum=0.9)
+check(SGD, lr=0.05, momentum=0.9)
 check(SGD, lr=0.1)
 check(NAdam, lr=0.01)  # mu_product: a number per parameter, equal across a bucket
 check(Adagrad, initial_accumulator_value=0.1)  # state that does not start at zero

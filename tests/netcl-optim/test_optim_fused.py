@@ -33,12 +33,12 @@ FAMILIES = [
 
 ALL = [
     (no.Adam, {}), (no.AdamW, {"weight_decay": 0.1}), (no.SGD, {"lr": 0.1}),
-    (no.Momentum, {"lr": 0.1, "nesterov": True}),
+    (no.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
     (no.RMSProp, {"momentum": 0.5, "centered": True}),
     (no.NAdam, {"weight_decay": 0.1}), (no.RAdam, {"decoupled_weight_decay": True}),
     (no.Adamax, {}), (no.Adagrad, {"initial_accumulator_value": 0.5}), (no.Lion, {}),
 ]
-IDS = [cls.__name__ for cls, _ in ALL]
+IDS = [f"{cls.__name__}{'-momentum' * (cls is no.SGD and 'momentum' in kw)}" for cls, kw in ALL]
 
 
 def build(case: Case, fused: bool | None) -> tuple[list[Tensor], no.Optimizer]:

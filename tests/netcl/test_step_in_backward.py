@@ -42,7 +42,7 @@ def backward(model: nn.Module, x: nt.Tensor, y: nt.Tensor) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), [(no.Adam, {"lr": 1e-2}), (no.NAdam, {}),
-                                             (no.Momentum, {"lr": 0.1})])
+                                             (no.SGD, {"lr": 0.1, "momentum": 0.9})])
 def test_same_parameters_as_a_step_after_backward_and_less_memory(
     cls: type[no.Optimizer], kwargs: dict[str, float]
 ) -> None:

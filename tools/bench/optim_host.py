@@ -33,6 +33,8 @@ def main() -> None:
     table = report.table("main-thread CPU us per step", ["fused", "per-parameter"],
                          ratios=[("per-parameter", "fused")])
     rng = np.random.default_rng(0)
+    # Momentum, not SGD(momentum=0.9): the same optimizer, and it runs on trees from
+    # before SGD took momentum too, which this script is for comparing.
     for cls, kwargs in ((Adam, {"lr": 1e-3}), (Momentum, {"lr": 1e-2})):
         cells: dict[str, float] = {}
         for path, fused in (("fused", None), ("per-parameter", False)):

@@ -71,7 +71,7 @@ from netcl.nn import (
     TransformerEncoderLayer,
     cross_entropy,
 )
-from netcl.optim import Adam, Momentum, Optimizer
+from netcl.optim import SGD, Adam, Optimizer
 
 Step = Contender  # (one step, wait for the device)
 
@@ -359,7 +359,7 @@ MODELS: dict[str, list[Spec]] = {
 def netcl_optimizer(spec: Spec, model: Module) -> Optimizer:
     """The spec's optimizer: SGD with momentum for ResNet-18 (how it is trained), else Adam."""
     if isinstance(spec, ResNet18):
-        return Momentum(model.parameters(), lr=0.01, momentum=0.9)
+        return SGD(model.parameters(), lr=0.01, momentum=0.9)
     return Adam(model.parameters(), lr=1e-3)
 
 

@@ -20,7 +20,6 @@ from netcl.optim import (
     AdamW,
     CosineAnnealingLR,
     ExponentialLR,
-    Momentum,
     Optimizer,
     RMSProp,
     StepLR,
@@ -44,7 +43,7 @@ def make_optimizer(name: str, model: Module, lr: float) -> Optimizer:
     if name == "sgd":
         return SGD(params, lr=lr)
     if name == "momentum":
-        return Momentum(params, lr=lr, momentum=0.9)
+        return SGD(params, lr=lr, momentum=0.9)
     if name == "rmsprop":
         return RMSProp(params, lr=lr)
     raise ValueError(f"unknown optimizer {name!r}")
