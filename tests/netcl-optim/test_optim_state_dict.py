@@ -321,3 +321,12 @@ def test_sgd_and_momentum_take_torch_sgds_state_dicts_and_each_others() -> None:
     with pytest.raises(ValueError, match=r"has \['amsgrad=False', 'betas=\(0.9, 0.999\)'"):
         sgd.load_state_dict(adam.state_dict())
     assert sgd.param_groups[0]["lr"] == 0.2
+    # An SGD saved before SGD took momentum (netcl-optim 0.4.0: no momentum, dampening or
+    # nesterov in its groups) loads as the plain SGD it was.
+    saved = no.SGD(params, lr=0.3, allow_shared=True).state_dict()
+    for key in ("momentum", "dampening", "nesterov"):
+        del saved["param_groups"][0][key]
+    sgd.load_state_dict(saved)
+    assert {k: sgd.param_groups[0][k] for k in ("lr", "momentum", "dampening", "nesterov")} == {
+        "lr": 0.3, "momentum": 0.0, "dampening": 0.0, "nesterov": False}
+    assert not sgd.state_dict()["state"]

@@ -37,6 +37,9 @@ class Hyperparameters:
     #: groups, each with the one value that means this algorithm (torch's Adam has
     #: AdamW's decoupled_weight_decay).
     torch_keys: ClassVar[Mapping[str, object]] = {}
+    #: Values a saved param group takes for fields it lacks because it was saved before
+    #: they existed (as torch's ``__setstate__`` fills in later hyperparameters).
+    absent_defaults: ClassVar[Mapping[str, object]] = {}
     #: Numbers a parameter keeps besides its step, with their values on its first step
     #: (PyTorch keeps them as 0-d tensors: NAdam's ``mu_product``).
     scalar_state: ClassVar[Mapping[str, float]] = {}

@@ -76,6 +76,8 @@ def unpack_groups(
     for g, (group, saved) in enumerate(zip(param_groups, saved_groups, strict=True)):
         if not isinstance(saved, Mapping) or not _is_list(saved.get("params")):
             raise ValueError(f"{where}: param group {g} must be a dict with a 'params' list")
+        if hyperparameters is not None:
+            saved = {**hyperparameters.absent_defaults, **saved}
         alien = None if hyperparameters is None else hyperparameters.foreign(saved)
         if alien is not None:
             raise ValueError(

@@ -8,9 +8,9 @@ hyperparameters; another framework calls :func:`sgd` or :func:`momentum`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -80,6 +80,9 @@ class MomentumHyperparameters(Hyperparameters):
     """
 
     counts_steps = False  # PyTorch's SGD keeps no step count
+    # SGD's groups before it took momentum (netcl-optim 0.4.0 and earlier) were plain SGD's.
+    absent_defaults: ClassVar[Mapping[str, object]] = {
+        "momentum": 0.0, "dampening": 0.0, "nesterov": False}
 
     lr: float = hyperparameter(1e-3, check.non_negative)
     momentum: float = hyperparameter(0.9, check.non_negative)
