@@ -160,17 +160,28 @@ def _launch_slices(device: Device, kernel: Any, shape: Shape, axis: int, count: 
         enqueue(device, kernel, (inner, count, outer), (*rows_group(inner, count), 1), args)
 
 
-def _gather(a: Tensor, axis: int, indices: Tensor, shape: Shape, idx_strides: Shape) -> Tensor:
+def _gather(a: Tensor, axis: int, indices: Tensor, shape: Shape, idx_strides: Shape,
+            per_slice: bool = False) -> Tensor:
+    """``a``'s elements at ``indices`` along ``axis``, of ``shape``; ``per_slice``: one
+    index a slice of ``a`` (index_select), which gather_slices may take."""
     out = empty(shape, a.dtype, a.device)
-    word = _WORDS[a.dtype.itemsize]
-    kernel = a.device.kernels.kernel(KERNEL_FILE, "gather", {"WORD_T": word})
-    launch(
-        a.device, kernel, out.size,
-        np.int32(out.size), np.int32(len(shape)), np.int32(axis), np.int32(a.shape[axis]),
-        int8_vector(shape),
-        out.buffer, a.buffer, np.int32(a.offset), int8_vector(a.strides),
-        indices.buffer, np.int32(indices.offset), int8_vector(idx_strides),
-    )
+    slices = _slice_strides(a.device, a.shape, a.strides, axis) if per_slice else None
+    word = {"WORD_T": _WORDS[a.dtype.itemsize]}
+    if slices is None:
+        kernel = a.device.kernels.kernel(KERNEL_FILE, "gather", word)
+        launch(
+            a.device, kernel, out.size,
+            np.int32(out.size), np.int32(len(shape)), np.int32(axis), np.int32(a.shape[axis]),
+            int8_vector(shape),
+            out.buffer, a.buffer, np.int32(a.offset), int8_vector(a.strides),
+            indices.buffer, np.int32(indices.offset), int8_vector(idx_strides),
+        )
+    else:
+        kernel = a.device.kernels.kernel(KERNEL_FILE, "gather_slices", word)
+        _launch_slices(a.device, kernel, shape, axis, shape[axis],
+                       out.buffer, a.buffer, np.int32(a.offset), *map(np.int32, slices),
+                       np.int32(a.shape[axis]), indices.buffer, np.int32(indices.offset),
+                       np.int32(idx_strides[axis]))
     return out
 
 
@@ -192,17 +203,7 @@ def index_select(a: Tensor, axis: int, indices: IndexLike) -> Tensor:
         )
     idx = as_indices("index_select", indices, axis, a.shape[axis], a.device)
     shape = (*a.shape[:axis], idx.shape[0], *a.shape[axis + 1 :])
-    slices = _slice_strides(a.device, a.shape, a.strides, axis)
-    if slices is None:
-        out = _gather(a, axis, idx, shape, _one_axis_strides(a.ndim, axis, idx))
-    else:
-        out = empty(shape, a.dtype, a.device)
-        kernel = a.device.kernels.kernel(KERNEL_FILE, "gather_slices",
-                                         {"WORD_T": _WORDS[a.dtype.itemsize]})
-        _launch_slices(a.device, kernel, shape, axis, idx.shape[0],
-                       out.buffer, a.buffer, np.int32(a.offset), *map(np.int32, slices),
-                       np.int32(a.shape[axis]), idx.buffer, np.int32(idx.offset),
-                       np.int32(idx.strides[0]))
+    out = _gather(a, axis, idx, shape, _one_axis_strides(a.ndim, axis, idx), per_slice=True)
     return record("index_select", [a], out, axis=axis, indices=idx)
 
 
