@@ -180,9 +180,11 @@ inline void block_max2(__local float *a, __local float *b, const int lid)
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-// What a work-item reads of one block before stepping it: its elements' parameters,
-// gradients and codes (PER_ITEM of each; past the block's end, unset), and the scales.
+// What a work-item reads of one block before stepping it: its first element and the
+// block's end, its elements' parameters, gradients and codes (PER_ITEM of each; past the
+// block's end, unset), and the scales.
 typedef struct {
+    long first, end;
     float p[PER_ITEM], g[PER_ITEM];
     uchar m[PER_ITEM], v[PER_ITEM];
     float m_scale, v_scale;
@@ -192,6 +194,8 @@ typedef struct {
 #define LOAD_BLOCK(block, lid, in)                                               \
     do {                                                                          \
         BLOCK_RANGE(block, lid);                                                  \
+        (in).first = first;                                                       \
+        (in).end = end;                                                           \
         (in).m_scale = m_absmax[block];                                           \
         (in).v_scale = v_absmax[block];                                           \
         for (int k = 0; k < PER_ITEM; ++k) {                                      \
@@ -237,7 +241,7 @@ void adam8bit_step(ADAM8BIT_ARGS)
 #else
         LOAD_BLOCK(block, lid, current);
 #endif
-        BLOCK_RANGE(block, lid);
+        const long first = current.first, end = current.end;
         const float m_scale = current.m_scale, v_scale = current.v_scale;
         // The codes are in local memory (first block), and the last block's maxima read.
         barrier(CLK_LOCAL_MEM_FENCE);
